@@ -1,0 +1,1 @@
+//! Benchmarks live in `core.rs`; see BENCHMARKS.md.

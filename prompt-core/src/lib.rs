@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod model;
+pub mod page;
+pub mod provider;
+pub mod registry;
+pub mod run;
+pub mod store;
+pub mod template;
+pub mod validate;
+
+pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
+pub use model::{
+    ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
+    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,
+};
+pub use page::{Page, PageRequest};
+pub use provider::{ChatRequest, ChatResponse, Provider, Usage};
+pub use registry::Registry;
+pub use run::{
+    GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate, StatsQuery,
+};
+pub use store::{PromptFilter, PromptStore, RunLog};
+pub use template::{RenderOptions, TemplateFormat, Variables};
+
+/// Re-exported so users name the same decimal type as the API.
+pub use rust_decimal::Decimal;

@@ -1,0 +1,311 @@
+//! The [`Registry`] facade: the one type an embedding program uses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    DEFAULT_PROJECT, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
+    PromptVersion, Rendered, Selector,
+};
+use crate::page::{Page, PageRequest};
+use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+use crate::store::{PromptFilter, PromptStore, RunLog};
+use crate::template::{RenderOptions, Variables};
+
+/// Prompts, versions, labels, rendering and runs of one project, over any store and
+/// run log. Cheap to clone; [`Registry::for_project`] gives a view of another project
+/// sharing the same backends.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: Arc<dyn PromptStore>,
+    runs: Arc<dyn RunLog>,
+    project: Project,
+}
+
+impl Registry {
+    /// A registry on the `default` project (created if missing).
+    pub async fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>) -> Result<Self> {
+        let project = store.ensure_project(DEFAULT_PROJECT).await?;
+        Ok(Registry {
+            store,
+            runs,
+            project,
+        })
+    }
+
+    /// A registry on the named project (created if missing).
+    pub async fn with_project(
+        store: Arc<dyn PromptStore>,
+        runs: Arc<dyn RunLog>,
+        project: &str,
+    ) -> Result<Self> {
+        crate::validate::project_name(project)?;
+        let project = store.ensure_project(project).await?;
+        Ok(Registry {
+            store,
+            runs,
+            project,
+        })
+    }
+
+    /// The same backends, another project (which must exist; no lookup is made).
+    pub fn for_project(&self, project: Project) -> Self {
+        Registry {
+            store: self.store.clone(),
+            runs: self.runs.clone(),
+            project,
+        }
+    }
+
+    /// The project this registry works in.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    fn pid(&self) -> Uuid {
+        self.project.id
+    }
+
+    /// The prompt store.
+    pub fn store(&self) -> &Arc<dyn PromptStore> {
+        &self.store
+    }
+
+    /// The run log.
+    pub fn run_log(&self) -> &Arc<dyn RunLog> {
+        &self.runs
+    }
+
+    /// Create a prompt. `AlreadyExists` if the name is taken.
+    pub async fn create_prompt(&self, new: NewPrompt) -> Result<Prompt> {
+        self.store.create_prompt(self.pid(), new.validated()?).await
+    }
+
+    /// A prompt by name with its labels.
+    pub async fn get_prompt(&self, name: &str) -> Result<Prompt> {
+        crate::validate::prompt_name(name)?;
+        self.store.get_prompt(self.pid(), name).await
+    }
+
+    /// List live prompts.
+    pub async fn list_prompts(
+        &self,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>> {
+        page.limit()?;
+        self.store.list_prompts(self.pid(), filter, page).await
+    }
+
+    /// Update description/tags, optionally only if the etag still matches.
+    pub async fn update_prompt(
+        &self,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt> {
+        crate::validate::prompt_name(name)?;
+        self.store
+            .update_prompt(self.pid(), name, update.validated()?, if_match)
+            .await
+    }
+
+    /// Archive a prompt.
+    pub async fn archive_prompt(&self, name: &str) -> Result<()> {
+        crate::validate::prompt_name(name)?;
+        self.store.archive_prompt(self.pid(), name).await
+    }
+
+    /// Create the next version (and the prompt, if missing); `latest` moves to it and so
+    /// do the labels of `new`, atomically.
+    pub async fn create_version(&self, name: &str, new: NewVersion) -> Result<PromptVersion> {
+        crate::validate::prompt_name(name)?;
+        self.store.create_version(self.pid(), name, new).await
+    }
+
+    /// Versions, newest first.
+    pub async fn list_versions(
+        &self,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        crate::validate::prompt_name(name)?;
+        page.limit()?;
+        self.store.list_versions(self.pid(), name, page).await
+    }
+
+    /// One version by number.
+    pub async fn get_version(&self, name: &str, version: u32) -> Result<PromptVersion> {
+        self.resolve(name, &Selector::Version(version)).await
+    }
+
+    /// Resolve by label (default `production`) or version number.
+    pub async fn resolve(&self, name: &str, selector: &Selector) -> Result<PromptVersion> {
+        crate::validate::prompt_name(name)?;
+        selector.validate()?;
+        self.store.resolve(self.pid(), name, selector).await
+    }
+
+    /// Point a label at a version (audited). `latest` is refused.
+    pub async fn set_label(
+        &self,
+        name: &str,
+        label: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        crate::validate::prompt_name(name)?;
+        crate::validate::settable_label(label)?;
+        crate::validate::version_number(version)?;
+        self.store
+            .set_label(self.pid(), name, label, version, actor)
+            .await
+    }
+
+    /// Remove a label (audited).
+    pub async fn delete_label(
+        &self,
+        name: &str,
+        label: &str,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        crate::validate::prompt_name(name)?;
+        crate::validate::settable_label(label)?;
+        self.store
+            .delete_label(self.pid(), name, label, actor)
+            .await
+    }
+
+    /// Who moved a label, from which version to which, newest first.
+    pub async fn label_history(
+        &self,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>> {
+        crate::validate::prompt_name(name)?;
+        crate::validate::label(label)?;
+        page.limit()?;
+        self.store
+            .label_history(self.pid(), name, label, page)
+            .await
+    }
+
+    /// Resolve and render. Missing variables are all named in one error.
+    pub async fn render(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+    ) -> Result<(PromptVersion, Rendered)> {
+        self.render_with(name, selector, variables, RenderOptions::default())
+            .await
+    }
+
+    /// Resolve and render with options (e.g. rejecting extra variables).
+    pub async fn render_with(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: RenderOptions,
+    ) -> Result<(PromptVersion, Rendered)> {
+        let v = self.resolve(name, selector).await?;
+        let r = v.render_with(variables, options)?;
+        Ok((v, r))
+    }
+
+    async fn check_run_refs(
+        &self,
+        run: &Run,
+        seen: &mut HashMap<(String, Option<u32>), ()>,
+    ) -> Result<()> {
+        let Some(prompt) = &run.prompt else {
+            return Ok(());
+        };
+        let key = (prompt.clone(), run.version);
+        if seen.contains_key(&key) {
+            return Ok(());
+        }
+        match run.version {
+            Some(v) => {
+                self.store
+                    .resolve(self.pid(), prompt, &Selector::Version(v))
+                    .await?;
+            }
+            None => {
+                self.store.get_prompt(self.pid(), prompt).await?;
+            }
+        }
+        seen.insert(key, ());
+        Ok(())
+    }
+
+    /// Record a run executed elsewhere (or by the executor). The prompt and version, if
+    /// named, must exist.
+    pub async fn log_run(&self, new: NewRun) -> Result<Run> {
+        let run = new.into_run(self.pid())?;
+        self.check_run_refs(&run, &mut HashMap::new()).await?;
+        self.runs.insert_runs(std::slice::from_ref(&run)).await?;
+        Ok(run)
+    }
+
+    /// Record many runs: each is validated alone (its error says which field), the valid
+    /// ones are stored in one transaction. The result has one entry per input, in order.
+    pub async fn log_runs(&self, runs: Vec<NewRun>) -> Result<Vec<Result<Run>>> {
+        let mut seen = HashMap::new();
+        let mut results = Vec::with_capacity(runs.len());
+        let mut valid = Vec::with_capacity(runs.len());
+        for new in runs {
+            let r = match new.into_run(self.pid()) {
+                Ok(run) => self.check_run_refs(&run, &mut seen).await.map(|()| run),
+                Err(e) => Err(e),
+            };
+            if let Ok(run) = &r {
+                valid.push(run.clone());
+            }
+            results.push(r);
+        }
+        if !valid.is_empty() {
+            self.runs.insert_runs(&valid).await?;
+        }
+        Ok(results)
+    }
+
+    /// Update a run's status and figures.
+    pub async fn update_run(&self, id: Uuid, update: RunUpdate) -> Result<Run> {
+        self.runs.update_run(self.pid(), id, update).await
+    }
+
+    /// One run.
+    pub async fn get_run(&self, id: Uuid) -> Result<Run> {
+        self.runs.get_run(self.pid(), id).await
+    }
+
+    /// Runs matching a query.
+    pub async fn runs(&self, query: &RunQuery) -> Result<Page<Run>> {
+        query.validate()?;
+        self.runs.query_runs(self.pid(), query).await
+    }
+
+    /// Aggregates of a prompt's runs. `NotFound` if the prompt does not exist.
+    pub async fn stats(&self, query: &StatsQuery) -> Result<Vec<RunStats>> {
+        query.validate()?;
+        self.store.get_prompt(self.pid(), &query.prompt).await?;
+        self.runs.stats(self.pid(), query).await
+    }
+
+    /// Check that `name` exists, as a convenience for callers that need a clean
+    /// `NotFound` before doing work.
+    pub async fn require_prompt(&self, name: &str) -> Result<()> {
+        self.get_prompt(name).await.map(|_| ())
+    }
+
+    /// Map a `NotFound` of the prompt store into one naming the prompt.
+    pub fn prompt_not_found(name: &str) -> Error {
+        Error::not_found(format!("prompt '{name}'"))
+    }
+}

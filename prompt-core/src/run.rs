@@ -1,0 +1,818 @@
+//! Runs: one execution of a prompt (or an ad-hoc request) and its outcome.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{new_id, now};
+use crate::page::PageRequest;
+use crate::validate;
+
+/// Where a run is in its life: `pending → running → completed | failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Accepted, not started (background runs wait here).
+    Pending,
+    /// The provider call is under way.
+    Running,
+    /// Finished with an answer.
+    Completed,
+    /// Finished with an error.
+    Failed,
+}
+
+impl RunStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// Parse the wire name.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "pending" => Ok(RunStatus::Pending),
+            "running" => Ok(RunStatus::Running),
+            "completed" => Ok(RunStatus::Completed),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(Error::invalid(
+                "status",
+                format!("unknown status '{other}'; expected pending, running, completed or failed"),
+            )),
+        }
+    }
+
+    /// Completed or failed.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed)
+    }
+
+    /// Whether a run may go from `self` to `next`.
+    pub fn can_become(self, next: RunStatus) -> bool {
+        use RunStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Running)
+                | (Pending, Failed)
+                | (Running, Completed)
+                | (Running, Failed)
+                | (Pending, Completed)
+        )
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunError {
+    /// A stable snake_case kind (`rate_limited`, `timeout`, `template`, …).
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// One execution and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Id (UUID v7, so ids sort by creation time).
+    pub id: Uuid,
+    /// The project.
+    #[serde(skip)]
+    pub project_id: Uuid,
+    /// The prompt's name, if the run used a stored prompt.
+    pub prompt: Option<String>,
+    /// The version number used.
+    pub version: Option<u32>,
+    /// The label it was resolved through.
+    pub label: Option<String>,
+    /// The provider (`openai`, `mock`, …).
+    pub provider: Option<String>,
+    /// The model.
+    pub model: Option<String>,
+    /// The variables given.
+    pub variables: Value,
+    /// The rendered input: a string or a list of messages.
+    pub input: Value,
+    /// The model's answer.
+    pub output: Option<String>,
+    /// Where it is.
+    pub status: RunStatus,
+    /// Why it failed.
+    pub error: Option<RunError>,
+    /// Wall time of the provider call, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Time to the first streamed token, in milliseconds.
+    pub time_to_first_token_ms: Option<u64>,
+    /// Input tokens, cached ones included.
+    pub input_tokens: Option<u64>,
+    /// Output tokens, reasoning ones included.
+    pub output_tokens: Option<u64>,
+    /// Input tokens read from the provider's cache.
+    pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: Option<u64>,
+    /// Cost in USD, exact; `None` when the price is unknown.
+    pub cost_usd: Option<Decimal>,
+    /// Free-form: user id, session, tags, …
+    pub metadata: Value,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When the provider call started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Largest `output` accepted, in bytes.
+pub const MAX_OUTPUT_BYTES: usize = 4_000_000;
+/// Largest `variables`, `input` or `metadata` accepted, in bytes of JSON.
+pub const MAX_JSON_BYTES: usize = 4_000_000;
+
+/// A run to record: what a client logs, or what the executor starts with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRun {
+    /// The prompt's name; if given it must exist.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The version number; needs `prompt`, and must exist.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The label it was resolved through.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The provider.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The variables.
+    #[serde(default)]
+    pub variables: Value,
+    /// The rendered input.
+    #[serde(default)]
+    pub input: Value,
+    /// The answer.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Status; a logged run is usually `completed` or `failed`.
+    pub status: RunStatus,
+    /// Required when `status` is `failed`, refused otherwise.
+    #[serde(default)]
+    pub error: Option<RunError>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub time_to_first_token_ms: Option<u64>,
+    /// Tokens.
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    /// Tokens.
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    /// Tokens.
+    #[serde(default)]
+    pub cache_read_tokens: Option<u64>,
+    /// Tokens.
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
+    /// Exact USD (a string like `"0.00042"` or a number).
+    #[serde(default)]
+    pub cost_usd: Option<Decimal>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    pub metadata: Value,
+    /// When the call started (defaults for finished runs: now minus latency).
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished (defaults to now for finished runs).
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl NewRun {
+    /// A run with the given status and nothing else.
+    pub fn with_status(status: RunStatus) -> Self {
+        NewRun {
+            prompt: None,
+            version: None,
+            label: None,
+            provider: None,
+            model: None,
+            variables: Value::Null,
+            input: Value::Null,
+            output: None,
+            status,
+            error: None,
+            latency_ms: None,
+            time_to_first_token_ms: None,
+            input_tokens: None,
+            output_tokens: None,
+            cache_read_tokens: None,
+            cache_write_tokens: None,
+            cost_usd: None,
+            metadata: Value::Null,
+            started_at: None,
+            completed_at: None,
+        }
+    }
+
+    /// Validate and turn into a [`Run`] of `project` with a fresh id and `created_at`.
+    /// Whether `prompt`/`version` exist is checked by the caller that has a store.
+    pub fn into_run(self, project_id: Uuid) -> Result<Run> {
+        if let Some(p) = &self.prompt {
+            validate::prompt_name(p).map_err(|e| rename(e, "prompt"))?;
+        }
+        if let Some(v) = self.version {
+            validate::version_number(v)?;
+            if self.prompt.is_none() {
+                return Err(Error::invalid("version", "needs a prompt"));
+            }
+        }
+        if let Some(l) = &self.label {
+            validate::label(l)?;
+            if self.prompt.is_none() {
+                return Err(Error::invalid("label", "needs a prompt"));
+            }
+        }
+        for (field, v) in [("provider", &self.provider), ("model", &self.model)] {
+            if let Some(v) = v {
+                if v.is_empty() {
+                    return Err(Error::invalid(field, "must not be empty"));
+                }
+                validate::max_len(field, v, 200)?;
+            }
+        }
+        match (self.status, &self.error) {
+            (RunStatus::Failed, None) => {
+                return Err(Error::invalid(
+                    "error",
+                    "is required when status is 'failed'",
+                ));
+            }
+            (s, Some(_)) if s != RunStatus::Failed => {
+                return Err(Error::invalid(
+                    "error",
+                    format!(
+                        "is only allowed when status is 'failed', not '{}'",
+                        s.as_str()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(e) = &self.error {
+            if e.kind.is_empty() {
+                return Err(Error::invalid("error.kind", "must not be empty"));
+            }
+            validate::max_len("error.kind", &e.kind, 100)?;
+            validate::max_len("error.message", &e.message, 100_000)?;
+        }
+        if let Some(c) = self.cost_usd
+            && c.is_sign_negative()
+        {
+            return Err(Error::invalid("cost_usd", "must not be negative"));
+        }
+        if let Some(o) = &self.output
+            && o.len() > MAX_OUTPUT_BYTES
+        {
+            return Err(Error::invalid(
+                "output",
+                format!("is {} bytes; the maximum is {MAX_OUTPUT_BYTES}", o.len()),
+            ));
+        }
+        validate::json_object("variables", &self.variables)?;
+        validate::json_object("metadata", &self.metadata)?;
+        if !(self.input.is_null() || self.input.is_string() || self.input.is_array()) {
+            return Err(Error::invalid(
+                "input",
+                "must be a string or a list of messages",
+            ));
+        }
+        for (field, v) in [
+            ("variables", &self.variables),
+            ("input", &self.input),
+            ("metadata", &self.metadata),
+        ] {
+            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+            if size > MAX_JSON_BYTES {
+                return Err(Error::invalid(
+                    field,
+                    format!("is {size} bytes of JSON; the maximum is {MAX_JSON_BYTES}"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("latency_ms", self.latency_ms),
+            ("time_to_first_token_ms", self.time_to_first_token_ms),
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+        ] {
+            if let Some(v) = v
+                && v > i64::MAX as u64
+            {
+                return Err(Error::invalid(field, "is too large"));
+            }
+        }
+        let created_at = now();
+        let terminal = self.status.is_terminal();
+        let completed_at = match self.completed_at {
+            Some(t) => Some(t),
+            None if terminal => Some(created_at),
+            None => None,
+        };
+        let started_at = match (self.started_at, completed_at, self.latency_ms) {
+            (Some(t), _, _) => Some(t),
+            (None, Some(c), Some(l)) if self.status != RunStatus::Pending => {
+                Some(c - chrono::Duration::milliseconds(l.min(i64::MAX as u64) as i64))
+            }
+            (None, _, _) if self.status == RunStatus::Running => Some(created_at),
+            _ => None,
+        };
+        if let (Some(s), Some(c)) = (started_at, completed_at)
+            && c < s
+        {
+            return Err(Error::invalid("completed_at", "is before started_at"));
+        }
+        Ok(Run {
+            id: new_id(),
+            project_id,
+            prompt: self.prompt,
+            version: self.version,
+            label: self.label,
+            provider: self.provider,
+            model: self.model,
+            variables: object_or_empty(self.variables),
+            input: self.input,
+            output: self.output,
+            status: self.status,
+            error: self.error,
+            latency_ms: self.latency_ms,
+            time_to_first_token_ms: self.time_to_first_token_ms,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            cost_usd: self.cost_usd,
+            metadata: object_or_empty(self.metadata),
+            created_at,
+            started_at,
+            completed_at,
+        })
+    }
+}
+
+fn rename(e: Error, field: &str) -> Error {
+    match e {
+        Error::InvalidInput { message, .. } => Error::invalid(field, message),
+        other => other,
+    }
+}
+
+fn object_or_empty(v: Value) -> Value {
+    if v.is_null() {
+        Value::Object(Default::default())
+    } else {
+        v
+    }
+}
+
+/// A change of a run's status, with what the new status brings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUpdate {
+    /// The new status; must be a legal transition.
+    pub status: Option<RunStatus>,
+    /// Set when the run fails.
+    pub error: Option<RunError>,
+    /// The rendered input (set when the executor has rendered it).
+    pub input: Option<Value>,
+    /// The provider used.
+    pub provider: Option<String>,
+    /// The model used.
+    pub model: Option<String>,
+    /// The answer.
+    pub output: Option<String>,
+    /// Milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Milliseconds.
+    pub time_to_first_token_ms: Option<u64>,
+    /// Tokens.
+    pub input_tokens: Option<u64>,
+    /// Tokens.
+    pub output_tokens: Option<u64>,
+    /// Tokens.
+    pub cache_read_tokens: Option<u64>,
+    /// Tokens.
+    pub cache_write_tokens: Option<u64>,
+    /// Cost.
+    pub cost_usd: Option<Decimal>,
+    /// When the call started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl RunUpdate {
+    /// Apply to `run`, checking the status transition. Every backend uses this, so the
+    /// rules are the same everywhere.
+    pub fn apply(self, run: &mut Run) -> Result<()> {
+        if let Some(next) = self.status {
+            if !run.status.can_become(next) {
+                return Err(Error::conflict(format!(
+                    "run {} is {} and cannot become {}",
+                    run.id,
+                    run.status.as_str(),
+                    next.as_str()
+                )));
+            }
+            if next == RunStatus::Failed && self.error.is_none() {
+                return Err(Error::invalid(
+                    "error",
+                    "is required when status is 'failed'",
+                ));
+            }
+            run.status = next;
+            if next == RunStatus::Running && self.started_at.is_none() && run.started_at.is_none() {
+                run.started_at = Some(now());
+            }
+            if next.is_terminal() && self.completed_at.is_none() {
+                run.completed_at = Some(now());
+            }
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { run.$f = Some(v); } )* };
+        }
+        set!(
+            error,
+            provider,
+            model,
+            output,
+            latency_ms,
+            time_to_first_token_ms,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            cost_usd,
+            started_at,
+            completed_at
+        );
+        if let Some(i) = self.input {
+            run.input = i;
+        }
+        Ok(())
+    }
+}
+
+/// Oldest or newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Newest first (the default).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// Filters and page of a run listing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunQuery {
+    /// Only runs of this prompt.
+    pub prompt: Option<String>,
+    /// Only runs of this version (needs `prompt`).
+    pub version: Option<u32>,
+    /// Only runs resolved through this label.
+    pub label: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this provider.
+    pub provider: Option<String>,
+    /// Only runs of this model.
+    pub model: Option<String>,
+    /// Only runs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// By creation time.
+    #[serde(default)]
+    pub order: Order,
+    /// Which page.
+    #[serde(default)]
+    pub page: PageRequest,
+}
+
+impl RunQuery {
+    /// Validate the filters.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(p) = &self.prompt {
+            validate::prompt_name(p).map_err(|e| rename(e, "prompt"))?;
+        }
+        if let Some(v) = self.version {
+            validate::version_number(v)?;
+            if self.prompt.is_none() {
+                return Err(Error::invalid(
+                    "version",
+                    "filtering by version needs a prompt",
+                ));
+            }
+        }
+        if let Some(l) = &self.label {
+            validate::label(l)?;
+        }
+        if let (Some(s), Some(u)) = (self.since, self.until)
+            && u < s
+        {
+            return Err(Error::invalid("until", "is before since"));
+        }
+        self.page.limit()?;
+        Ok(())
+    }
+
+    /// Whether `run` passes the filters (for backends that filter in memory).
+    pub fn matches(&self, run: &Run) -> bool {
+        self.prompt
+            .as_ref()
+            .is_none_or(|p| run.prompt.as_ref() == Some(p))
+            && self.version.is_none_or(|v| run.version == Some(v))
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|l| run.label.as_ref() == Some(l))
+            && self.status.is_none_or(|s| run.status == s)
+            && self
+                .provider
+                .as_ref()
+                .is_none_or(|p| run.provider.as_ref() == Some(p))
+            && self
+                .model
+                .as_ref()
+                .is_none_or(|m| run.model.as_ref() == Some(m))
+            && self.since.is_none_or(|s| run.created_at >= s)
+            && self.until.is_none_or(|u| run.created_at < u)
+    }
+}
+
+/// The keyset position of a run in a listing: `(created_at, id)`.
+pub type RunPosition = (DateTime<Utc>, Uuid);
+
+/// How to group statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// By version number.
+    Version,
+    /// By label.
+    Label,
+    /// By model.
+    Model,
+}
+
+/// What to aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    /// The prompt.
+    pub prompt: String,
+    /// Runs created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Grouping; `None` for one total.
+    pub group_by: Option<GroupBy>,
+}
+
+impl StatsQuery {
+    /// Totals of one prompt over all time.
+    pub fn prompt(name: impl Into<String>) -> Self {
+        StatsQuery {
+            prompt: name.into(),
+            since: None,
+            until: None,
+            group_by: None,
+        }
+    }
+
+    /// Validate.
+    pub fn validate(&self) -> Result<()> {
+        validate::prompt_name(&self.prompt).map_err(|e| rename(e, "prompt"))?;
+        if let (Some(s), Some(u)) = (self.since, self.until)
+            && u < s
+        {
+            return Err(Error::invalid("until", "is before since"));
+        }
+        Ok(())
+    }
+
+    /// The grouping key of `run` under this query.
+    pub fn group_of(&self, run: &Run) -> Option<String> {
+        match self.group_by? {
+            GroupBy::Version => run.version.map(|v| v.to_string()),
+            GroupBy::Label => run.label.clone(),
+            GroupBy::Model => run.model.clone(),
+        }
+    }
+}
+
+/// Aggregates over a set of runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// The group's key (version number, label or model), `None` for the total or
+    /// for runs without that field.
+    pub group: Option<String>,
+    /// Runs.
+    pub count: u64,
+    /// Failed runs.
+    pub failed: u64,
+    /// `failed / count`, 0 when there are none.
+    pub error_rate: f64,
+    /// Median latency (linear interpolation between ranks), ms.
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile latency, ms.
+    pub latency_p95_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Sum of input tokens.
+    pub input_tokens: u64,
+    /// Sum of output tokens.
+    pub output_tokens: u64,
+    /// Sum of known costs.
+    pub cost_usd: Decimal,
+}
+
+/// Percentile `p` (0–1) of sorted values with linear interpolation between closest
+/// ranks — what Postgres' `percentile_cont` computes, so every backend agrees.
+pub fn percentile_cont(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = p * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let frac = rank - lo as f64;
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
+}
+
+/// Accumulates [`RunStats`] from runs, for backends that aggregate in Rust.
+#[derive(Debug, Default, Clone)]
+pub struct StatsAccumulator {
+    count: u64,
+    failed: u64,
+    latencies: Vec<f64>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost: Decimal,
+}
+
+impl StatsAccumulator {
+    /// Add one run's figures.
+    pub fn add(
+        &mut self,
+        status: RunStatus,
+        latency_ms: Option<u64>,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        cost: Option<Decimal>,
+    ) {
+        self.count += 1;
+        if status == RunStatus::Failed {
+            self.failed += 1;
+        }
+        if let Some(l) = latency_ms {
+            self.latencies.push(l as f64);
+        }
+        self.input_tokens = self.input_tokens.saturating_add(input_tokens.unwrap_or(0));
+        self.output_tokens = self
+            .output_tokens
+            .saturating_add(output_tokens.unwrap_or(0));
+        if let Some(c) = cost {
+            self.cost = self.cost.saturating_add(c);
+        }
+    }
+
+    /// Add a run.
+    pub fn add_run(&mut self, run: &Run) {
+        self.add(
+            run.status,
+            run.latency_ms,
+            run.input_tokens,
+            run.output_tokens,
+            run.cost_usd,
+        );
+    }
+
+    /// The figures.
+    pub fn finish(mut self, group: Option<String>) -> RunStats {
+        self.latencies.sort_by(f64::total_cmp);
+        let l = &self.latencies;
+        RunStats {
+            group,
+            count: self.count,
+            failed: self.failed,
+            error_rate: if self.count == 0 {
+                0.0
+            } else {
+                self.failed as f64 / self.count as f64
+            },
+            latency_p50_ms: percentile_cont(l, 0.5),
+            latency_p95_ms: percentile_cont(l, 0.95),
+            latency_p99_ms: percentile_cont(l, 0.99),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: self.cost.normalize(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_match_postgres() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile_cont(&v, 0.5), Some(2.5));
+        assert_eq!(percentile_cont(&v, 0.0), Some(1.0));
+        assert_eq!(percentile_cont(&v, 1.0), Some(4.0));
+        assert_eq!(percentile_cont(&[], 0.5), None);
+        assert!((percentile_cont(&v, 0.95).unwrap() - 3.85).abs() < 1e-9);
+    }
+
+    #[test]
+    fn new_run_rules() {
+        let p = Uuid::nil();
+        assert!(NewRun::with_status(RunStatus::Failed).into_run(p).is_err());
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.error = Some(RunError {
+            kind: "x".into(),
+            message: "y".into(),
+        });
+        assert!(r.into_run(p).is_err());
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.version = Some(1);
+        assert!(
+            matches!(r.into_run(p), Err(Error::InvalidInput { field, .. }) if field == "version")
+        );
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.cost_usd = Some(Decimal::new(-1, 2));
+        assert!(r.into_run(p).is_err());
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.latency_ms = Some(120);
+        let run = r.into_run(p).unwrap();
+        assert_eq!(
+            (run.completed_at.unwrap() - run.started_at.unwrap()).num_milliseconds(),
+            120
+        );
+    }
+
+    #[test]
+    fn transitions() {
+        let mut run = NewRun::with_status(RunStatus::Pending)
+            .into_run(Uuid::nil())
+            .unwrap();
+        RunUpdate {
+            status: Some(RunStatus::Running),
+            ..Default::default()
+        }
+        .apply(&mut run)
+        .unwrap();
+        assert!(run.started_at.is_some());
+        RunUpdate {
+            status: Some(RunStatus::Completed),
+            ..Default::default()
+        }
+        .apply(&mut run)
+        .unwrap();
+        let e = RunUpdate {
+            status: Some(RunStatus::Running),
+            ..Default::default()
+        }
+        .apply(&mut run);
+        assert!(matches!(e, Err(Error::Conflict { .. })));
+    }
+
+    #[test]
+    fn cost_serializes_as_string() {
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.cost_usd = Some("0.000420".parse().unwrap());
+        let run = r.into_run(Uuid::nil()).unwrap();
+        let j = serde_json::to_value(&run).unwrap();
+        assert_eq!(j["cost_usd"], serde_json::json!("0.000420"));
+        let back: NewRun =
+            serde_json::from_value(serde_json::json!({"status": "completed", "cost_usd": "0.1"}))
+                .unwrap();
+        assert_eq!(back.cost_usd, Some("0.1".parse().unwrap()));
+    }
+}

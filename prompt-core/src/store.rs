@@ -1,0 +1,213 @@
+//! The storage traits: [`PromptStore`] and [`RunLog`].
+//!
+//! Every method takes the project first and never sees another project's data: an
+//! object of another project answers `NotFound` exactly like a missing one. Inputs are
+//! validated by the backend too (with the same core functions), so a store used
+//! directly is as strict as the `Registry` in front of it.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
+    Selector,
+};
+use crate::page::{Page, PageRequest};
+use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+
+/// Filters of a prompt listing. Archived prompts are never listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromptFilter {
+    /// Only prompts with this tag.
+    pub tag: Option<String>,
+    /// Only prompts whose name starts with this.
+    pub name_prefix: Option<String>,
+    /// Only prompts created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only prompts created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl PromptFilter {
+    /// Whether `p` passes (for backends that filter in memory).
+    pub fn matches(&self, p: &Prompt) -> bool {
+        !p.archived
+            && self.tag.as_ref().is_none_or(|t| p.tags.contains(t))
+            && self
+                .name_prefix
+                .as_ref()
+                .is_none_or(|q| p.name.starts_with(q.as_str()))
+            && self.created_after.is_none_or(|t| p.created_at >= t)
+            && self.created_before.is_none_or(|t| p.created_at < t)
+    }
+}
+
+/// Prompts, versions, labels, projects and API key records. Transactional: each
+/// method is all or nothing.
+#[async_trait]
+pub trait PromptStore: Send + Sync + Debug {
+    /// Create a project. `AlreadyExists` if the name is taken.
+    async fn create_project(&self, name: &str) -> Result<Project>;
+
+    /// The project of that name, or `NotFound`.
+    async fn project_by_name(&self, name: &str) -> Result<Project>;
+
+    /// The project of that name, created if missing. Safe under concurrent calls: all
+    /// callers get the same project.
+    async fn ensure_project(&self, name: &str) -> Result<Project> {
+        match self.project_by_name(name).await {
+            Ok(p) => Ok(p),
+            Err(Error::NotFound { .. }) => match self.create_project(name).await {
+                Ok(p) => Ok(p),
+                Err(Error::AlreadyExists { .. }) => self.project_by_name(name).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create a prompt without versions. `AlreadyExists` if a live prompt has the name.
+    async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt>;
+
+    /// A live (not archived) prompt by name, with its labels, or `NotFound`.
+    async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt>;
+
+    /// Live prompts matching `filter`, by name ascending, keyset-paginated: a page never
+    /// skips or repeats a prompt that existed when the listing began.
+    async fn list_prompts(
+        &self,
+        project: Uuid,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>>;
+
+    /// Update description and/or tags. With `if_match`, `PreconditionFailed` unless it
+    /// equals the current etag (checked and written atomically).
+    async fn update_prompt(
+        &self,
+        project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt>;
+
+    /// Archive a live prompt: hidden from lists and name lookups, its versions still
+    /// readable by id (for old runs); the name may be reused. `NotFound` if missing.
+    async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()>;
+
+    /// Create the next version of a prompt, creating the prompt if it does not exist
+    /// (also when several callers race). Version numbers are gapless and unique per
+    /// prompt under any concurrency; the labels of `new` move to it in the same
+    /// transaction, with history rows.
+    async fn create_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        new: NewVersion,
+    ) -> Result<PromptVersion>;
+
+    /// Versions of a live prompt, newest first, keyset-paginated. `NotFound` if the
+    /// prompt does not exist.
+    async fn list_versions(
+        &self,
+        project: Uuid,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>>;
+
+    /// Resolve a version of a live prompt by label or number. `NotFound` names what was
+    /// missing: the prompt, the label, or the version.
+    async fn resolve(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<PromptVersion>;
+
+    /// A version by id, also of an archived prompt. `NotFound` if missing.
+    async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion>;
+
+    /// Point `label` at `version` atomically, recording the move. `latest` is refused
+    /// (`InvalidInput`); `NotFound` if the prompt or version is missing.
+    async fn set_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<LabelMove>;
+
+    /// Remove a label, recording the move. `NotFound` if the label is not set.
+    async fn delete_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        actor: Option<&str>,
+    ) -> Result<LabelMove>;
+
+    /// Moves of one label, newest first, keyset-paginated. `NotFound` if the prompt is
+    /// missing; an empty page if the label never existed.
+    async fn label_history(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>>;
+
+    /// Store an API key record (the hash, never the key). `AlreadyExists` on a hash
+    /// collision.
+    async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord>;
+
+    /// The unrevoked key with that hash, in any project, or `NotFound`.
+    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord>;
+
+    /// The keys of a project, revoked ones included, oldest first.
+    async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>>;
+
+    /// Revoke a key at once. `NotFound` if missing or of another project.
+    async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()>;
+
+    /// A cheap round trip to the backend (for readiness checks).
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The run log: append runs, update their status, query and aggregate them.
+#[async_trait]
+pub trait RunLog: Send + Sync + Debug {
+    /// Append runs in one transaction: all are stored or none. The runs are already
+    /// validated (built by [`crate::NewRun::into_run`]). Once this returns `Ok`, they
+    /// are durable.
+    async fn insert_runs(&self, runs: &[Run]) -> Result<()>;
+
+    /// Apply an update to a run of `project` atomically (the status transition is
+    /// checked against the stored status). `NotFound` if missing, `Conflict` on an
+    /// illegal transition.
+    async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run>;
+
+    /// One run, or `NotFound`.
+    async fn get_run(&self, project: Uuid, id: Uuid) -> Result<Run>;
+
+    /// Runs matching `query`, ordered by `(created_at, id)`, keyset-paginated.
+    async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>>;
+
+    /// Aggregates of a prompt's runs, one row per group (one row in all without
+    /// grouping, with zero counts if there are no runs).
+    async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>>;
+
+    /// Claim up to `limit` pending runs for execution by `worker`, oldest first, so
+    /// that no two workers (in any process) claim the same run; claimed runs become
+    /// `running`. Backends without job support answer `Unsupported`.
+    async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
+        let _ = limit;
+        Err(Error::unsupported("claim_pending"))
+    }
+}

@@ -1,0 +1,168 @@
+//! Validation of names, labels and other identifiers, exactly as `API.md` states.
+
+use crate::error::{Error, Result};
+
+/// Longest prompt name accepted.
+pub const MAX_PROMPT_NAME_LEN: usize = 200;
+/// Longest label accepted.
+pub const MAX_LABEL_LEN: usize = 36;
+/// Longest project name accepted.
+pub const MAX_PROJECT_NAME_LEN: usize = 100;
+/// The label maintained by the registry itself; it always points at the newest version.
+pub const LATEST_LABEL: &str = "latest";
+/// The label resolved when none is given.
+pub const DEFAULT_LABEL: &str = "production";
+
+/// Check a prompt name: 1–200 characters of `[A-Za-z0-9_.-/]`, no leading,
+/// trailing or double `/`.
+pub fn prompt_name(name: &str) -> Result<()> {
+    let field = "name";
+    if name.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    let len = name.chars().count();
+    if len > MAX_PROMPT_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("is {len} characters long; the maximum is {MAX_PROMPT_NAME_LEN}"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("contains {c:?}; allowed are letters, digits and _ . - /"),
+        ));
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err(Error::invalid(field, "must not start or end with '/'"));
+    }
+    if name.contains("//") {
+        return Err(Error::invalid(field, "must not contain '//'"));
+    }
+    Ok(())
+}
+
+/// Check a label: 1–36 characters of `[a-z0-9_.-]`.
+pub fn label(label: &str) -> Result<()> {
+    let field = "label";
+    if label.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if label.len() > MAX_LABEL_LEN {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} characters long; the maximum is {MAX_LABEL_LEN}",
+                label.chars().count()
+            ),
+        ));
+    }
+    if let Some(c) = label
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("contains {c:?}; allowed are lowercase letters, digits and _ . -"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a label that a caller wants to set or delete: a valid label that is not `latest`.
+pub fn settable_label(l: &str) -> Result<()> {
+    label(l)?;
+    if l == LATEST_LABEL {
+        return Err(Error::invalid(
+            "label",
+            "'latest' is maintained by the registry and cannot be set or deleted",
+        ));
+    }
+    Ok(())
+}
+
+/// Check a project name: the same character rules as a label, up to 100 characters.
+pub fn project_name(name: &str) -> Result<()> {
+    let field = "project";
+    if name.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if name.len() > MAX_PROJECT_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {MAX_PROJECT_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("contains {c:?}; allowed are letters, digits and _ . -"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a version number: versions start at 1.
+pub fn version_number(v: u32) -> Result<()> {
+    if v == 0 {
+        return Err(Error::invalid("version", "versions start at 1"));
+    }
+    Ok(())
+}
+
+/// Check a free-text field against a maximum length in characters.
+pub fn max_len(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max && value.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check that a JSON value is an object (or null, which counts as empty).
+pub fn json_object(field: &str, value: &serde_json::Value) -> Result<()> {
+    if value.is_object() || value.is_null() {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be a JSON object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_names() {
+        for ok in ["a", "support/triage", "A-b_c.d/e/f", &"x".repeat(200)] {
+            assert!(prompt_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/a", "a/", "a//b", "a b", "é", &"x".repeat(201), "a?b"] {
+            let e = prompt_name(bad).unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidInput { ref field, .. } if field == "name"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels() {
+        for ok in ["production", "a", "v1.2-rc_3", &"x".repeat(36)] {
+            assert!(label(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Prod", "a/b", "a b", &"x".repeat(37)] {
+            assert!(label(bad).is_err(), "{bad}");
+        }
+        assert!(label("latest").is_ok());
+        assert!(settable_label("latest").is_err());
+    }
+}

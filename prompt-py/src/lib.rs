@@ -1,0 +1,1 @@
+//! Placeholder: the Python module lands with its own issue.

@@ -1,0 +1,690 @@
+//! The in-memory backend: for tests and embedding. Everything lives behind one
+//! `RwLock`, so every method is atomic and version numbers are gapless by
+//! construction. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prompt_core::model::{etag_of, new_id, now};
+use prompt_core::page::{Page, PageRequest};
+use prompt_core::run::{RunPosition, StatsAccumulator};
+use prompt_core::store::PromptFilter;
+use prompt_core::{
+    ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore,
+    PromptUpdate, PromptVersion, Result, Run, RunLog, RunQuery, RunStats, RunStatus, RunUpdate,
+    Selector, StatsQuery, validate,
+};
+use uuid::Uuid;
+
+/// Configuration of the memory backend (it has none yet; kept for the uniform shape of
+/// backends).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryConfig {}
+
+#[derive(Debug, Clone)]
+struct PromptRow {
+    id: Uuid,
+    project: Uuid,
+    name: String,
+    description: Option<String>,
+    tags: Vec<String>,
+    archived: bool,
+    revision: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Versions in order; `versions[i].version == i + 1`.
+    versions: Vec<Arc<PromptVersion>>,
+    /// label → (version, updated_at); `latest` is not stored, it is computed.
+    labels: BTreeMap<String, (u32, DateTime<Utc>)>,
+    /// label → moves, oldest first.
+    history: HashMap<String, Vec<LabelMove>>,
+}
+
+impl PromptRow {
+    fn label_map(&self) -> BTreeMap<String, u32> {
+        let mut m: BTreeMap<String, u32> = self
+            .labels
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), *v))
+            .collect();
+        if let Some(latest) = self.versions.last() {
+            m.insert(validate::LATEST_LABEL.to_owned(), latest.version);
+        }
+        m
+    }
+
+    fn to_prompt(&self) -> Prompt {
+        Prompt {
+            id: self.id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            archived: self.archived,
+            labels: self.label_map(),
+            latest_version: self.versions.last().map(|v| v.version),
+            etag: etag_of(self.id, self.revision),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The version with its current labels filled in.
+    fn version_with_labels(&self, n: u32) -> Option<PromptVersion> {
+        let v = self.versions.get((n as usize).checked_sub(1)?)?;
+        let mut out = PromptVersion::clone(v);
+        out.labels = self
+            .labels
+            .iter()
+            .filter(|(_, (ver, _))| *ver == n)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if self.versions.len() == n as usize {
+            out.labels.push(validate::LATEST_LABEL.to_owned());
+            out.labels.sort();
+        }
+        out.prompt.clone_from(&self.name);
+        Some(out)
+    }
+
+    fn touch(&mut self, at: DateTime<Utc>) {
+        self.revision += 1;
+        self.updated_at = at;
+    }
+
+    fn move_label(
+        &mut self,
+        label: &str,
+        to: Option<u32>,
+        actor: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> LabelMove {
+        let from = match to {
+            Some(v) => self
+                .labels
+                .insert(label.to_owned(), (v, at))
+                .map(|(v, _)| v),
+            None => self.labels.remove(label).map(|(v, _)| v),
+        };
+        let m = LabelMove {
+            id: new_id(),
+            prompt: self.name.clone(),
+            label: label.to_owned(),
+            from_version: from,
+            to_version: to,
+            moved_by: actor.map(str::to_owned),
+            moved_at: at,
+        };
+        self.history
+            .entry(label.to_owned())
+            .or_default()
+            .push(m.clone());
+        self.touch(at);
+        m
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    projects: HashMap<Uuid, Project>,
+    project_names: HashMap<String, Uuid>,
+    prompts: HashMap<Uuid, PromptRow>,
+    /// (project, name) → live prompt id, ordered for listing.
+    live: BTreeMap<(Uuid, String), Uuid>,
+    /// version id → prompt id.
+    version_ids: HashMap<Uuid, Uuid>,
+    keys: HashMap<Uuid, ApiKeyRecord>,
+    key_hashes: HashMap<String, Uuid>,
+}
+
+impl State {
+    fn live_prompt(&self, project: Uuid, name: &str) -> Result<&PromptRow> {
+        self.live
+            .get(&(project, name.to_owned()))
+            .and_then(|id| self.prompts.get(id))
+            .ok_or_else(|| prompt_not_found(name))
+    }
+
+    fn live_prompt_mut(&mut self, project: Uuid, name: &str) -> Result<&mut PromptRow> {
+        let id = *self
+            .live
+            .get(&(project, name.to_owned()))
+            .ok_or_else(|| prompt_not_found(name))?;
+        self.prompts
+            .get_mut(&id)
+            .ok_or_else(|| prompt_not_found(name))
+    }
+
+    fn insert_prompt(&mut self, project: Uuid, new: NewPrompt) -> Result<&mut PromptRow> {
+        let key = (project, new.name.clone());
+        if self.live.contains_key(&key) {
+            return Err(Error::already_exists(format!("prompt '{}'", new.name)));
+        }
+        if !self.projects.contains_key(&project) {
+            return Err(Error::not_found(format!("project {project}")));
+        }
+        let at = now();
+        let row = PromptRow {
+            id: new_id(),
+            project,
+            name: new.name,
+            description: new.description,
+            tags: new.tags,
+            archived: false,
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+            versions: Vec::new(),
+            labels: BTreeMap::new(),
+            history: HashMap::new(),
+        };
+        let id = row.id;
+        self.live.insert(key, id);
+        Ok(self.prompts.entry(id).or_insert(row))
+    }
+}
+
+fn prompt_not_found(name: &str) -> Error {
+    Error::not_found(format!("prompt '{name}'"))
+}
+
+/// Prompt store and run log in memory. Clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<RwLock<State>>,
+    runs: Arc<RwLock<RunState>>,
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    /// (project, created_at, id) → run: the keyset order of listings.
+    ordered: BTreeMap<(Uuid, DateTime<Utc>, Uuid), Run>,
+    /// id → created_at.
+    by_id: HashMap<Uuid, DateTime<Utc>>,
+}
+
+/// Turn a poisoned lock into an error rather than a panic: a panic while holding the
+/// lock cannot leave half-written state (every write builds first, then inserts), but
+/// we still refuse to go on silently.
+fn poisoned<T>(_: T) -> Error {
+    Error::internal("memory store lock poisoned by an earlier panic")
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(_config: MemoryConfig) -> Self {
+        MemoryStore::default()
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.state.read().map_err(poisoned)
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.state.write().map_err(poisoned)
+    }
+
+    fn runs_read(&self) -> Result<RwLockReadGuard<'_, RunState>> {
+        self.runs.read().map_err(poisoned)
+    }
+
+    fn runs_write(&self) -> Result<RwLockWriteGuard<'_, RunState>> {
+        self.runs.write().map_err(poisoned)
+    }
+}
+
+#[async_trait]
+impl PromptStore for MemoryStore {
+    async fn create_project(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        let mut s = self.write()?;
+        if s.project_names.contains_key(name) {
+            return Err(Error::already_exists(format!("project '{name}'")));
+        }
+        let p = Project {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        s.project_names.insert(name.to_owned(), p.id);
+        s.projects.insert(p.id, p.clone());
+        Ok(p)
+    }
+
+    async fn project_by_name(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        let s = self.read()?;
+        s.project_names
+            .get(name)
+            .and_then(|id| s.projects.get(id))
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("project '{name}'")))
+    }
+
+    async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
+        let new = new.validated()?;
+        let mut s = self.write()?;
+        Ok(s.insert_prompt(project, new)?.to_prompt())
+    }
+
+    async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
+        validate::prompt_name(name)?;
+        Ok(self.read()?.live_prompt(project, name)?.to_prompt())
+    }
+
+    async fn list_prompts(
+        &self,
+        project: Uuid,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>> {
+        let limit = page.limit()?;
+        let after: Option<String> = page.position()?;
+        let s = self.read()?;
+        let lower = match &after {
+            Some(name) => Bound::Excluded((project, name.clone())),
+            None => Bound::Included((project, String::new())),
+        };
+        let mut items = Vec::new();
+        for ((p, _), id) in s.live.range((lower, Bound::Unbounded)) {
+            if *p != project || items.len() > limit as usize {
+                break;
+            }
+            if let Some(row) = s.prompts.get(id) {
+                let prompt = row.to_prompt();
+                if filter.matches(&prompt) {
+                    items.push(prompt);
+                }
+            }
+        }
+        Page::from_overfetch(items, limit, |p| p.name.clone())
+    }
+
+    async fn update_prompt(
+        &self,
+        project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt> {
+        validate::prompt_name(name)?;
+        let update = update.validated()?;
+        let mut s = self.write()?;
+        let row = s.live_prompt_mut(project, name)?;
+        let etag = etag_of(row.id, row.revision);
+        if let Some(expected) = if_match
+            && expected != etag
+            && expected != "*"
+        {
+            return Err(Error::PreconditionFailed {
+                message: format!("prompt '{name}' has changed; its etag is now {etag}"),
+            });
+        }
+        if let Some(d) = update.description {
+            row.description = d;
+        }
+        if let Some(t) = update.tags {
+            row.tags = t;
+        }
+        row.touch(now());
+        Ok(row.to_prompt())
+    }
+
+    async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
+        validate::prompt_name(name)?;
+        let mut s = self.write()?;
+        let id = s
+            .live
+            .remove(&(project, name.to_owned()))
+            .ok_or_else(|| prompt_not_found(name))?;
+        if let Some(row) = s.prompts.get_mut(&id) {
+            row.archived = true;
+            row.touch(now());
+        }
+        Ok(())
+    }
+
+    async fn create_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        new: NewVersion,
+    ) -> Result<PromptVersion> {
+        validate::prompt_name(name)?;
+        let (new, variables) = new.prepare()?;
+        let mut s = self.write()?;
+        let row = match s.live_prompt(project, name) {
+            Ok(_) => s.live_prompt_mut(project, name)?,
+            Err(Error::NotFound { .. }) => s.insert_prompt(project, NewPrompt::named(name))?,
+            Err(e) => return Err(e),
+        };
+        let at = now();
+        let number = u32::try_from(row.versions.len() + 1)
+            .map_err(|_| Error::conflict("too many versions"))?;
+        let version = PromptVersion {
+            id: new_id(),
+            prompt: row.name.clone(),
+            prompt_id: row.id,
+            version: number,
+            kind: new.template.kind(),
+            template: new.template,
+            template_format: new.template_format,
+            variables,
+            config: new.config,
+            labels: Vec::new(),
+            commit_message: new.commit_message,
+            created_by: new.created_by.clone(),
+            created_at: at,
+        };
+        let (vid, pid) = (version.id, row.id);
+        row.versions.push(Arc::new(version));
+        for l in &new.labels {
+            row.move_label(l, Some(number), new.created_by.as_deref(), at);
+        }
+        row.touch(at);
+        let out = row
+            .version_with_labels(number)
+            .ok_or_else(|| Error::internal("version vanished"))?;
+        s.version_ids.insert(vid, pid);
+        Ok(out)
+    }
+
+    async fn list_versions(
+        &self,
+        project: Uuid,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        validate::prompt_name(name)?;
+        let limit = page.limit()?;
+        let before: Option<u32> = page.position()?;
+        let s = self.read()?;
+        let row = s.live_prompt(project, name)?;
+        let top = before.map_or(row.versions.len() as u32, |b| b.saturating_sub(1));
+        let items: Vec<PromptVersion> = (1..=top)
+            .rev()
+            .take(limit as usize + 1)
+            .filter_map(|n| row.version_with_labels(n))
+            .collect();
+        Page::from_overfetch(items, limit, |v| v.version)
+    }
+
+    async fn resolve(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<PromptVersion> {
+        validate::prompt_name(name)?;
+        selector.validate()?;
+        let s = self.read()?;
+        let row = s.live_prompt(project, name)?;
+        let n = match selector {
+            Selector::Version(n) => *n,
+            Selector::Label(l) if l == validate::LATEST_LABEL => match row.versions.last() {
+                Some(v) => v.version,
+                None => {
+                    return Err(Error::not_found(format!(
+                        "label 'latest' of prompt '{name}' (it has no versions)"
+                    )));
+                }
+            },
+            Selector::Label(l) => match row.labels.get(l) {
+                Some((v, _)) => *v,
+                None => {
+                    return Err(Error::not_found(format!("label '{l}' of prompt '{name}'")));
+                }
+            },
+        };
+        row.version_with_labels(n)
+            .ok_or_else(|| Error::not_found(format!("version {n} of prompt '{name}'")))
+    }
+
+    async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
+        let s = self.read()?;
+        let missing = || Error::not_found(format!("version {id}"));
+        let row = s
+            .version_ids
+            .get(&id)
+            .and_then(|pid| s.prompts.get(pid))
+            .filter(|row| row.project == project)
+            .ok_or_else(missing)?;
+        let n = row
+            .versions
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| v.version)
+            .ok_or_else(missing)?;
+        row.version_with_labels(n).ok_or_else(missing)
+    }
+
+    async fn set_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        validate::prompt_name(name)?;
+        validate::settable_label(label)?;
+        validate::version_number(version)?;
+        let mut s = self.write()?;
+        let row = s.live_prompt_mut(project, name)?;
+        if version as usize > row.versions.len() {
+            return Err(Error::not_found(format!(
+                "version {version} of prompt '{name}'"
+            )));
+        }
+        Ok(row.move_label(label, Some(version), actor, now()))
+    }
+
+    async fn delete_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        validate::prompt_name(name)?;
+        validate::settable_label(label)?;
+        let mut s = self.write()?;
+        let row = s.live_prompt_mut(project, name)?;
+        if !row.labels.contains_key(label) {
+            return Err(Error::not_found(format!(
+                "label '{label}' of prompt '{name}'"
+            )));
+        }
+        Ok(row.move_label(label, None, actor, now()))
+    }
+
+    async fn label_history(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>> {
+        validate::prompt_name(name)?;
+        validate::label(label)?;
+        let limit = page.limit()?;
+        let before: Option<(DateTime<Utc>, Uuid)> = page.position()?;
+        let s = self.read()?;
+        let row = s.live_prompt(project, name)?;
+        let items: Vec<LabelMove> = row
+            .history
+            .get(label)
+            .map(|moves| {
+                moves
+                    .iter()
+                    .rev()
+                    .filter(|m| before.is_none_or(|b| (m.moved_at, m.id) < b))
+                    .take(limit as usize + 1)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Page::from_overfetch(items, limit, |m| (m.moved_at, m.id))
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        let mut s = self.write()?;
+        if !s.projects.contains_key(&record.project_id) {
+            return Err(Error::not_found(format!("project {}", record.project_id)));
+        }
+        if s.key_hashes.contains_key(&record.hash) || s.keys.contains_key(&record.id) {
+            return Err(Error::already_exists("api key"));
+        }
+        s.key_hashes.insert(record.hash.clone(), record.id);
+        s.keys.insert(record.id, record.clone());
+        Ok(record)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
+        let s = self.read()?;
+        s.key_hashes
+            .get(hash)
+            .and_then(|id| s.keys.get(id))
+            .filter(|k| k.revoked_at.is_none())
+            .cloned()
+            .ok_or_else(|| Error::not_found("api key"))
+    }
+
+    async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
+        let s = self.read()?;
+        let mut keys: Vec<ApiKeyRecord> = s
+            .keys
+            .values()
+            .filter(|k| k.project_id == project)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
+        let mut s = self.write()?;
+        match s.keys.get_mut(&id) {
+            Some(k) if k.project_id == project => {
+                if k.revoked_at.is_none() {
+                    k.revoked_at = Some(now());
+                }
+                Ok(())
+            }
+            _ => Err(Error::not_found(format!("api key {id}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl RunLog for MemoryStore {
+    async fn insert_runs(&self, runs: &[Run]) -> Result<()> {
+        let mut s = self.runs_write()?;
+        if let Some(dup) = runs.iter().find(|r| s.by_id.contains_key(&r.id)) {
+            return Err(Error::already_exists(format!("run {}", dup.id)));
+        }
+        for r in runs {
+            s.by_id.insert(r.id, r.created_at);
+            s.ordered
+                .insert((r.project_id, r.created_at, r.id), r.clone());
+        }
+        Ok(())
+    }
+
+    async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run> {
+        let mut s = self.runs_write()?;
+        let missing = || Error::not_found(format!("run {id}"));
+        let created = *s.by_id.get(&id).ok_or_else(missing)?;
+        let run = s
+            .ordered
+            .get_mut(&(project, created, id))
+            .ok_or_else(missing)?;
+        let mut next = run.clone();
+        update.apply(&mut next)?;
+        *run = next.clone();
+        Ok(next)
+    }
+
+    async fn get_run(&self, project: Uuid, id: Uuid) -> Result<Run> {
+        let s = self.runs_read()?;
+        s.by_id
+            .get(&id)
+            .and_then(|c| s.ordered.get(&(project, *c, id)))
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("run {id}")))
+    }
+
+    async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>> {
+        query.validate()?;
+        let limit = query.page.limit()?;
+        let pos: Option<RunPosition> = query.page.position()?;
+        let s = self.runs_read()?;
+        let lo = (project, DateTime::<Utc>::MIN_UTC, Uuid::nil());
+        let hi = (project, DateTime::<Utc>::MAX_UTC, Uuid::max());
+        let range = match (query.order, pos) {
+            (Order::Desc, Some((t, id))) => {
+                (Bound::Included(lo), Bound::Excluded((project, t, id)))
+            }
+            (Order::Asc, Some((t, id))) => (Bound::Excluded((project, t, id)), Bound::Included(hi)),
+            (_, None) => (Bound::Included(lo), Bound::Included(hi)),
+        };
+        let iter = s.ordered.range(range).map(|(_, r)| r);
+        let take = limit as usize + 1;
+        let items: Vec<Run> = match query.order {
+            Order::Desc => iter
+                .rev()
+                .filter(|r| query.matches(r))
+                .take(take)
+                .cloned()
+                .collect(),
+            Order::Asc => iter
+                .filter(|r| query.matches(r))
+                .take(take)
+                .cloned()
+                .collect(),
+        };
+        Page::from_overfetch(items, limit, |r| (r.created_at, r.id))
+    }
+
+    async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
+        query.validate()?;
+        let s = self.runs_read()?;
+        let mut groups: BTreeMap<Option<String>, StatsAccumulator> = BTreeMap::new();
+        let lo = (
+            project,
+            query.since.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            Uuid::nil(),
+        );
+        let hi = (project, DateTime::<Utc>::MAX_UTC, Uuid::max());
+        for r in s.ordered.range(lo..=hi).map(|(_, r)| r) {
+            if r.prompt.as_deref() != Some(query.prompt.as_str())
+                || query.until.is_some_and(|u| r.created_at >= u)
+            {
+                continue;
+            }
+            groups.entry(query.group_of(r)).or_default().add_run(r);
+        }
+        if groups.is_empty() && query.group_by.is_none() {
+            groups.insert(None, StatsAccumulator::default());
+        }
+        Ok(groups.into_iter().map(|(g, acc)| acc.finish(g)).collect())
+    }
+
+    async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
+        let mut s = self.runs_write()?;
+        let mut claimed = Vec::new();
+        for run in s.ordered.values_mut() {
+            if claimed.len() >= limit as usize {
+                break;
+            }
+            if run.status == RunStatus::Pending {
+                run.status = RunStatus::Running;
+                run.started_at = Some(now());
+                claimed.push(run.clone());
+            }
+        }
+        Ok(claimed)
+    }
+}

@@ -1,0 +1,129 @@
+//! The behaviour suite: one set of test bodies, written against the traits, that every
+//! backend must pass unchanged.
+//!
+//! A backend's test file adds the whole suite with one line:
+//!
+//! ```rust,ignore
+//! prompt_store::behaviour_suite!(memory_backend);
+//! ```
+//!
+//! where `memory_backend` is an `async fn() -> Option<TestBackend>` (return `None`,
+//! after printing why, to skip: the Postgres tests do so when no server URL is given).
+#![allow(
+    clippy::field_reassign_with_default,
+    reason = "test bodies build queries field by field for readability"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test bodies: a failed unwrap is a failed test"
+)]
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use prompt_core::{PromptStore, Registry, RunLog};
+
+mod prompts;
+mod runs;
+
+pub use prompts::*;
+pub use runs::*;
+
+/// A backend under test: the two trait objects and whatever must live as long as they
+/// (a temp dir, a throwaway database), dropped at the end of the test.
+pub struct TestBackend {
+    /// The prompt store.
+    pub store: Arc<dyn PromptStore>,
+    /// The run log.
+    pub runs: Arc<dyn RunLog>,
+    /// Kept alive for the test; dropped (cleaned up) after it.
+    pub guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TestBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBackend")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl TestBackend {
+    /// A backend from a store and run log that need no cleanup.
+    pub fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>) -> Self {
+        TestBackend {
+            store,
+            runs,
+            guard: None,
+        }
+    }
+
+    /// A registry on a fresh project with a unique name.
+    pub async fn registry(&self, project: &str) -> Registry {
+        Registry::with_project(self.store.clone(), self.runs.clone(), project)
+            .await
+            .unwrap()
+    }
+}
+
+/// The in-memory backend, for the suite.
+pub async fn memory_backend() -> Option<TestBackend> {
+    let (store, runs) = crate::memory();
+    Some(TestBackend::new(store, runs))
+}
+
+pub(crate) fn names<T, F: Fn(&T) -> String>(items: &[T], f: F) -> Vec<String> {
+    items.iter().map(f).collect()
+}
+
+pub(crate) fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Generates one `#[tokio::test]` per behaviour test, each on a fresh backend from
+/// `$factory` (an `async fn() -> Option<TestBackend>`; `None` skips).
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($factory:path) => {
+        $crate::behaviour_suite!(@tests $factory;
+            prompt_create_get_and_conflict,
+            prompt_bad_input_everywhere,
+            version_numbers_gapless_under_concurrency,
+            version_creation_creates_prompt_once_under_race,
+            latest_follows_newest_version,
+            labels_at_creation_move_atomically,
+            label_moves_and_history,
+            label_delete_and_errors,
+            resolve_errors_name_what_is_missing,
+            archive_hides_prompt_and_frees_name,
+            update_prompt_with_etag,
+            list_prompts_filters,
+            list_prompts_pagination_while_inserting,
+            list_versions_newest_first,
+            chat_templates_roundtrip,
+            project_isolation,
+            api_keys_lifecycle,
+            runs_roundtrip_all_fields,
+            runs_filters_and_ordering,
+            runs_pagination_while_inserting,
+            run_status_transitions,
+            runs_batch_partial_failure,
+            runs_bad_input,
+            stats_counts_percentiles_and_sums,
+            stats_grouping,
+            claim_pending_never_twice,
+        );
+    };
+    (@tests $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(backend) = $factory().await else { return };
+                $crate::testkit::$name(&backend).await;
+                drop(backend);
+            }
+        )*
+    };
+}

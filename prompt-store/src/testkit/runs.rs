@@ -1,0 +1,474 @@
+//! Behaviour tests of the run log.
+
+use std::collections::BTreeSet;
+
+use prompt_core::{
+    Decimal, Error, GroupBy, NewRun, NewVersion, Order, PageRequest, Registry, RunError, RunQuery,
+    RunStatus, RunUpdate, StatsQuery,
+};
+use serde_json::json;
+
+use super::TestBackend;
+
+async fn reg(b: &TestBackend) -> Registry {
+    b.registry(&format!("r-{}", uuid::Uuid::new_v4().simple()))
+        .await
+}
+
+fn completed(prompt: &str, version: u32, latency: u64) -> NewRun {
+    let mut r = NewRun::with_status(RunStatus::Completed);
+    r.prompt = Some(prompt.into());
+    r.version = Some(version);
+    r.provider = Some("openai".into());
+    r.model = Some("gpt-4o-mini".into());
+    r.latency_ms = Some(latency);
+    r.input_tokens = Some(10);
+    r.output_tokens = Some(5);
+    r.cost_usd = Some("0.0001".parse().unwrap());
+    r
+}
+
+fn failed(prompt: &str, version: u32) -> NewRun {
+    let mut r = NewRun::with_status(RunStatus::Failed);
+    r.prompt = Some(prompt.into());
+    r.version = Some(version);
+    r.provider = Some("anthropic".into());
+    r.model = Some("claude".into());
+    r.error = Some(RunError {
+        kind: "rate_limited".into(),
+        message: "slow down".into(),
+    });
+    r
+}
+
+async fn all_pages(r: &Registry, mut q: RunQuery) -> Vec<prompt_core::Run> {
+    let mut out = Vec::new();
+    loop {
+        let p = r.runs(&q).await.unwrap();
+        out.extend(p.items);
+        match p.next_cursor {
+            Some(c) => q.page.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Every field of a run comes back as it was written.
+pub async fn runs_roundtrip_all_fields(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("p", NewVersion::new("{{x}}").with_labels(["production"]))
+        .await
+        .unwrap();
+    let mut n = completed("p", 1, 120);
+    n.label = Some("production".into());
+    n.variables = json!({"x": "y", "n": 3});
+    n.input = json!([{"role": "user", "content": "y"}]);
+    n.output = Some("answer ✓".into());
+    n.time_to_first_token_ms = Some(40);
+    n.cache_read_tokens = Some(2);
+    n.cache_write_tokens = Some(1);
+    n.cost_usd = Some("0.000123456789".parse().unwrap());
+    n.metadata = json!({"user": "u1", "tags": ["a"]});
+    let run = r.log_run(n).await.unwrap();
+    let got = r.get_run(run.id).await.unwrap();
+    assert_eq!(got, run);
+    assert_eq!(
+        got.cost_usd,
+        Some("0.000123456789".parse::<Decimal>().unwrap())
+    );
+    assert_eq!(got.status, RunStatus::Completed);
+    assert!(got.completed_at.is_some() && got.started_at.is_some());
+    let e = r.get_run(uuid::Uuid::now_v7()).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }));
+}
+
+/// Filters by prompt, version, label, status, provider, model and time; both orders.
+pub async fn runs_filters_and_ordering(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("a", NewVersion::new("x")).await.unwrap();
+    r.create_version("a", NewVersion::new("y")).await.unwrap();
+    r.create_version("b", NewVersion::new("z")).await.unwrap();
+    let mut ids = Vec::new();
+    for n in [
+        completed("a", 1, 10),
+        completed("a", 2, 20),
+        failed("a", 2),
+        completed("b", 1, 5),
+    ] {
+        ids.push(r.log_run(n).await.unwrap().id);
+    }
+    let mut labelled = completed("a", 1, 1);
+    labelled.label = Some("staging".into());
+    ids.push(r.log_run(labelled).await.unwrap().id);
+    let count = |q: RunQuery| {
+        let r = r.clone();
+        async move { all_pages(&r, q).await.len() }
+    };
+    let q = |f: fn(&mut RunQuery)| {
+        let mut q = RunQuery::default();
+        f(&mut q);
+        q
+    };
+    assert_eq!(count(RunQuery::default()).await, 5);
+    assert_eq!(count(q(|q| q.prompt = Some("a".into()))).await, 4);
+    assert_eq!(
+        count(q(|q| {
+            q.prompt = Some("a".into());
+            q.version = Some(2)
+        }))
+        .await,
+        2
+    );
+    assert_eq!(count(q(|q| q.status = Some(RunStatus::Failed))).await, 1);
+    assert_eq!(count(q(|q| q.provider = Some("anthropic".into()))).await, 1);
+    assert_eq!(count(q(|q| q.model = Some("gpt-4o-mini".into()))).await, 4);
+    assert_eq!(count(q(|q| q.label = Some("staging".into()))).await, 1);
+    let future = prompt_core::model::now() + chrono::Duration::hours(1);
+    let past = prompt_core::model::now() - chrono::Duration::hours(1);
+    assert_eq!(
+        count(q(
+            |q| q.since = Some(prompt_core::model::now() + chrono::Duration::hours(1))
+        ))
+        .await,
+        0
+    );
+    let mut window = RunQuery::default();
+    window.since = Some(past);
+    window.until = Some(future);
+    assert_eq!(count(window).await, 5);
+    let desc: Vec<_> = all_pages(&r, RunQuery::default())
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    let mut asc_q = RunQuery::default();
+    asc_q.order = Order::Asc;
+    let asc: Vec<_> = all_pages(&r, asc_q)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(asc, ids, "ascending is creation order");
+    let mut rev = desc.clone();
+    rev.reverse();
+    assert_eq!(rev, asc, "descending is the reverse");
+    let mut small = RunQuery::default();
+    small.page = PageRequest::first(2);
+    let paged: Vec<_> = all_pages(&r, small)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(paged, desc, "pages of 2 give the same sequence");
+}
+
+/// Paging through runs while others are appended neither skips nor repeats.
+pub async fn runs_pagination_while_inserting(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("w", NewVersion::new("x")).await.unwrap();
+    let batch: Vec<NewRun> = (0..40).map(|i| completed("w", 1, i)).collect();
+    let existing: BTreeSet<_> = r
+        .log_runs(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.unwrap().id)
+        .collect();
+    for order in [Order::Desc, Order::Asc] {
+        let writer = {
+            let r = r.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    r.log_run(completed("w", 1, i)).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let mut q = RunQuery::default();
+        q.order = order;
+        q.page = PageRequest::first(6);
+        let mut seen = Vec::new();
+        loop {
+            let p = r.runs(&q).await.unwrap();
+            seen.extend(p.items.into_iter().map(|x| x.id));
+            tokio::task::yield_now().await;
+            match p.next_cursor {
+                Some(c) => q.page.cursor = Some(c),
+                None => break,
+            }
+        }
+        writer.await.unwrap();
+        let unique: BTreeSet<_> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "{order:?}: no run repeated");
+        assert!(
+            existing.is_subset(&unique),
+            "{order:?}: no existing run skipped"
+        );
+    }
+}
+
+/// pending → running → completed; illegal transitions are `Conflict`.
+pub async fn run_status_transitions(b: &TestBackend) {
+    let r = reg(b).await;
+    let run = r
+        .log_run(NewRun::with_status(RunStatus::Pending))
+        .await
+        .unwrap();
+    assert!(run.completed_at.is_none());
+    let running = r
+        .update_run(
+            run.id,
+            RunUpdate {
+                status: Some(RunStatus::Running),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(running.started_at.is_some());
+    let done = r
+        .update_run(
+            run.id,
+            RunUpdate {
+                status: Some(RunStatus::Completed),
+                output: Some("ok".into()),
+                latency_ms: Some(33),
+                input_tokens: Some(3),
+                output_tokens: Some(4),
+                cost_usd: Some("0.5".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    let back = r.get_run(run.id).await.unwrap();
+    assert_eq!(back, done);
+    assert_eq!(back.output.as_deref(), Some("ok"));
+    let e = r
+        .update_run(
+            run.id,
+            RunUpdate {
+                status: Some(RunStatus::Running),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict { .. }), "{e:?}");
+    let e = r
+        .update_run(uuid::Uuid::now_v7(), RunUpdate::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }));
+    let other = reg(b).await;
+    let e = other
+        .update_run(run.id, RunUpdate::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::NotFound { .. }),
+        "another project's run is not found"
+    );
+    assert!(matches!(
+        other.get_run(run.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// In a batch each item succeeds or fails alone, with its own error.
+pub async fn runs_batch_partial_failure(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("bp", NewVersion::new("x")).await.unwrap();
+    let results = r
+        .log_runs(vec![
+            completed("bp", 1, 1),
+            completed("bp", 7, 1),
+            NewRun::with_status(RunStatus::Failed),
+            completed("ghost", 1, 1),
+            completed("bp", 1, 2),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(matches!(&results[1], Err(Error::NotFound { what }) if what.contains("version 7")));
+    assert!(matches!(&results[2], Err(Error::InvalidInput { field, .. }) if field == "error"));
+    assert!(matches!(&results[3], Err(Error::NotFound { .. })));
+    assert!(results[4].is_ok());
+    let mut q = RunQuery::default();
+    q.prompt = Some("bp".into());
+    assert_eq!(all_pages(&r, q).await.len(), 2);
+}
+
+/// Bad run input and bad queries are refused with the field named.
+pub async fn runs_bad_input(b: &TestBackend) {
+    let r = reg(b).await;
+    let field = |e: Error| match e {
+        Error::InvalidInput { field, .. } => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let mut n = NewRun::with_status(RunStatus::Completed);
+    n.metadata = json!([1]);
+    assert_eq!(field(r.log_run(n).await.unwrap_err()), "metadata");
+    let mut n = NewRun::with_status(RunStatus::Completed);
+    n.prompt = Some("bad name".into());
+    assert_eq!(field(r.log_run(n).await.unwrap_err()), "prompt");
+    let mut n = NewRun::with_status(RunStatus::Completed);
+    n.cost_usd = Some("-1".parse().unwrap());
+    assert_eq!(field(r.log_run(n).await.unwrap_err()), "cost_usd");
+    let mut n = NewRun::with_status(RunStatus::Completed);
+    n.input = json!(3);
+    assert_eq!(field(r.log_run(n).await.unwrap_err()), "input");
+    let mut q = RunQuery::default();
+    q.version = Some(1);
+    assert_eq!(field(r.runs(&q).await.unwrap_err()), "version");
+    let mut q = RunQuery::default();
+    q.page.cursor = Some("nope".into());
+    assert_eq!(field(r.runs(&q).await.unwrap_err()), "cursor");
+    let mut q = RunQuery::default();
+    q.page.limit = Some(1000);
+    assert_eq!(field(r.runs(&q).await.unwrap_err()), "limit");
+    let mut q = RunQuery::default();
+    q.since = Some(prompt_core::model::now());
+    q.until = Some(prompt_core::model::now() - chrono::Duration::hours(1));
+    assert_eq!(field(r.runs(&q).await.unwrap_err()), "until");
+    let e = r.stats(&StatsQuery::prompt("ghost")).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }));
+}
+
+/// Count, failures, error rate, latency percentiles (interpolated), token and cost sums.
+pub async fn stats_counts_percentiles_and_sums(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("s", NewVersion::new("x")).await.unwrap();
+    r.create_version("other", NewVersion::new("x"))
+        .await
+        .unwrap();
+    let empty = r.stats(&StatsQuery::prompt("s")).await.unwrap();
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0].count, 0);
+    assert_eq!(empty[0].error_rate, 0.0);
+    assert_eq!(empty[0].latency_p50_ms, None);
+    let mut batch: Vec<NewRun> = (1..=100).map(|i| completed("s", 1, i)).collect();
+    batch.push(failed("s", 1));
+    batch.push(completed("other", 1, 9999));
+    for res in r.log_runs(batch).await.unwrap() {
+        res.unwrap();
+    }
+    let s = &r.stats(&StatsQuery::prompt("s")).await.unwrap()[0];
+    assert_eq!(s.count, 101);
+    assert_eq!(s.failed, 1);
+    assert!((s.error_rate - 1.0 / 101.0).abs() < 1e-9);
+    assert_eq!(s.latency_p50_ms, Some(50.5));
+    assert!(
+        (s.latency_p95_ms.unwrap() - 95.05).abs() < 1e-6,
+        "{:?}",
+        s.latency_p95_ms
+    );
+    assert!(
+        (s.latency_p99_ms.unwrap() - 99.01).abs() < 1e-6,
+        "{:?}",
+        s.latency_p99_ms
+    );
+    assert_eq!(s.input_tokens, 1000);
+    assert_eq!(s.output_tokens, 500);
+    assert_eq!(s.cost_usd, "0.01".parse::<Decimal>().unwrap());
+    let mut window = StatsQuery::prompt("s");
+    window.since = Some(prompt_core::model::now() + chrono::Duration::hours(1));
+    assert_eq!(r.stats(&window).await.unwrap()[0].count, 0);
+}
+
+/// Grouping by version, label and model.
+pub async fn stats_grouping(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("g", NewVersion::new("x")).await.unwrap();
+    r.create_version("g", NewVersion::new("y")).await.unwrap();
+    let mut l = completed("g", 2, 30);
+    l.label = Some("production".into());
+    for res in r
+        .log_runs(vec![
+            completed("g", 1, 10),
+            completed("g", 1, 20),
+            l,
+            failed("g", 2),
+        ])
+        .await
+        .unwrap()
+    {
+        res.unwrap();
+    }
+    let mut q = StatsQuery::prompt("g");
+    q.group_by = Some(GroupBy::Version);
+    let by_version = r.stats(&q).await.unwrap();
+    let summary: Vec<(Option<String>, u64, u64)> = by_version
+        .iter()
+        .map(|s| (s.group.clone(), s.count, s.failed))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(Some("1".into()), 2, 0), (Some("2".into()), 2, 1)]
+    );
+    assert_eq!(by_version[0].latency_p50_ms, Some(15.0));
+    q.group_by = Some(GroupBy::Model);
+    let by_model = r.stats(&q).await.unwrap();
+    let models: Vec<_> = by_model
+        .iter()
+        .map(|s| (s.group.clone(), s.count))
+        .collect();
+    assert_eq!(
+        models,
+        vec![(Some("claude".into()), 1), (Some("gpt-4o-mini".into()), 3)]
+    );
+    q.group_by = Some(GroupBy::Label);
+    let by_label = r.stats(&q).await.unwrap();
+    let labels: Vec<_> = by_label
+        .iter()
+        .map(|s| (s.group.clone(), s.count))
+        .collect();
+    assert_eq!(labels, vec![(None, 3), (Some("production".into()), 1)]);
+}
+
+/// Pending runs are claimed once each, even by concurrent claimers.
+pub async fn claim_pending_never_twice(b: &TestBackend) {
+    let r = reg(b).await;
+    let batch: Vec<NewRun> = (0..30)
+        .map(|_| NewRun::with_status(RunStatus::Pending))
+        .collect();
+    let mine: BTreeSet<_> = r
+        .log_runs(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.unwrap().id)
+        .collect();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let log = b.runs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                match log.claim_pending(3).await {
+                    Ok(batch) if batch.is_empty() => return Ok(got),
+                    Ok(batch) => got.extend(batch),
+                    Err(e) => return Err(e),
+                }
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(got) => claimed.extend(got),
+            Err(Error::Unsupported { .. }) => return,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(claimed.iter().all(|x| x.status == RunStatus::Running));
+    let ids: Vec<_> = claimed
+        .iter()
+        .map(|x| x.id)
+        .filter(|id| mine.contains(id))
+        .collect();
+    let unique: BTreeSet<_> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no run claimed twice");
+    assert_eq!(unique, mine, "every pending run claimed");
+}
