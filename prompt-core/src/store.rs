@@ -210,4 +210,13 @@ pub trait RunLog: Send + Sync + Debug {
         let _ = limit;
         Err(Error::unsupported("claim_pending"))
     }
+
+    /// Put `running` runs whose `started_at` is older than `started_before` back to
+    /// `pending` (their worker died: a crash or a restart), so they are claimed again.
+    /// Returns how many were re-queued. The cut-off must be older than any live
+    /// execution can take, so runs of live workers in other processes are left alone.
+    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
+        let _ = started_before;
+        Err(Error::unsupported("requeue_stale"))
+    }
 }

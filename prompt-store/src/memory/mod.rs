@@ -687,4 +687,18 @@ impl RunLog for MemoryStore {
         }
         Ok(claimed)
     }
+
+    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
+        let mut s = self.runs_write()?;
+        let mut n = 0;
+        for run in s.ordered.values_mut() {
+            if run.status == RunStatus::Running && run.started_at.is_none_or(|t| t < started_before)
+            {
+                run.status = RunStatus::Pending;
+                run.started_at = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }

@@ -471,4 +471,20 @@ pub async fn claim_pending_never_twice(b: &TestBackend) {
     let unique: BTreeSet<_> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "no run claimed twice");
     assert_eq!(unique, mine, "every pending run claimed");
+
+    // A worker that died leaves runs `running`: re-queued once the lease is over, and
+    // claimable again; runs of live workers (started after the cut-off) are left alone.
+    let cutoff = prompt_core::model::now() + chrono::Duration::seconds(1);
+    let n = b.runs.requeue_stale(cutoff).await.unwrap();
+    assert!(n >= 30, "requeued {n}");
+    let again = r.get_run(*mine.iter().next().unwrap()).await.unwrap();
+    assert_eq!(again.status, RunStatus::Pending);
+    let long_ago = prompt_core::model::now() - chrono::Duration::hours(1);
+    let claimed = b.runs.claim_pending(1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        b.runs.requeue_stale(long_ago).await.unwrap(),
+        0,
+        "a fresh claim is not stale"
+    );
 }
