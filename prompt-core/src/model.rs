@@ -26,6 +26,7 @@ pub fn new_id() -> Uuid {
 }
 
 /// The tenant boundary: every prompt, run and API key belongs to one project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     /// Id.
@@ -40,6 +41,7 @@ pub struct Project {
 pub const DEFAULT_PROJECT: &str = "default";
 
 /// A prompt: a named, versioned template inside a project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
     /// Id.
@@ -106,6 +108,7 @@ fn normalize_tags(tags: Vec<String>) -> Result<Vec<String>> {
 }
 
 /// Input of prompt creation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPrompt {
@@ -140,6 +143,7 @@ impl NewPrompt {
 }
 
 /// A partial update of a prompt's metadata. Absent fields are left alone.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromptUpdate {
@@ -186,6 +190,7 @@ mod double_option {
 }
 
 /// The role of a chat message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -215,6 +220,7 @@ impl Role {
 }
 
 /// One message of a chat template or conversation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatMessage {
@@ -235,6 +241,7 @@ impl ChatMessage {
 }
 
 /// Whether a version is a single text or a list of chat messages.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateKind {
@@ -255,6 +262,7 @@ impl TemplateKind {
 }
 
 /// The template of a version: a text, or chat messages whose contents are templates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Template {
@@ -366,6 +374,7 @@ impl Template {
 }
 
 /// A rendered template: a text or messages.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Rendered {
@@ -391,6 +400,7 @@ impl Rendered {
 }
 
 /// An immutable version of a prompt.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptVersion {
     /// Id.
@@ -442,6 +452,7 @@ impl PromptVersion {
 }
 
 /// Input of version creation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
@@ -527,6 +538,7 @@ impl NewVersion {
 }
 
 /// How to pick a version of a prompt.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selector {
@@ -580,6 +592,7 @@ impl std::fmt::Display for Selector {
 }
 
 /// A label and the version it points at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Label {
     /// The label.
@@ -591,6 +604,7 @@ pub struct Label {
 }
 
 /// One audited move of a label (set, moved or deleted).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelMove {
     /// Id.
@@ -610,6 +624,7 @@ pub struct LabelMove {
 }
 
 /// The role of an API key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyRole {
@@ -646,6 +661,7 @@ impl KeyRole {
 }
 
 /// An API key as stored: the secret itself is never stored, only its hash.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     /// Id.

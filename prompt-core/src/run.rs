@@ -12,6 +12,7 @@ use crate::page::PageRequest;
 use crate::validate;
 
 /// Where a run is in its life: `pending → running → completed | failed`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -70,6 +71,7 @@ impl RunStatus {
 }
 
 /// Why a run failed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunError {
@@ -80,6 +82,7 @@ pub struct RunError {
 }
 
 /// One execution and its outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// Id (UUID v7, so ids sort by creation time).
@@ -120,6 +123,7 @@ pub struct Run {
     /// Input tokens written to the provider's cache.
     pub cache_write_tokens: Option<u64>,
     /// Cost in USD, exact; `None` when the price is unknown.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub cost_usd: Option<Decimal>,
     /// Free-form: user id, session, tags, …
     pub metadata: Value,
@@ -137,6 +141,7 @@ pub const MAX_OUTPUT_BYTES: usize = 4_000_000;
 pub const MAX_JSON_BYTES: usize = 4_000_000;
 
 /// A run to record: what a client logs, or what the executor starts with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
@@ -189,6 +194,7 @@ pub struct NewRun {
     pub cache_write_tokens: Option<u64>,
     /// Exact USD (a string like `"0.00042"` or a number).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub cost_usd: Option<Decimal>,
     /// Free-form JSON object.
     #[serde(default)]
@@ -478,6 +484,7 @@ impl RunUpdate {
 }
 
 /// Oldest or newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
@@ -570,6 +577,7 @@ impl RunQuery {
 pub type RunPosition = (DateTime<Utc>, Uuid);
 
 /// How to group statistics.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
@@ -627,6 +635,7 @@ impl StatsQuery {
 }
 
 /// Aggregates over a set of runs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunStats {
     /// The group's key (version number, label or model), `None` for the total or
@@ -649,6 +658,7 @@ pub struct RunStats {
     /// Sum of output tokens.
     pub output_tokens: u64,
     /// Sum of known costs.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub cost_usd: Decimal,
 }
 

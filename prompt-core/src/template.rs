@@ -28,6 +28,7 @@ use crate::error::{Error, Result, TemplateError};
 pub type Variables = serde_json::Map<String, Value>;
 
 /// Which template language a version is written in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateFormat {

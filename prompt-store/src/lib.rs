@@ -2,17 +2,339 @@
 
 use std::sync::Arc;
 
-use prompt_core::{PromptStore, RunLog};
+use prompt_core::{Error, PromptStore, Result, RunLog};
 
+pub mod cache;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use cache::{CacheConfig, CacheStats, CachedStore};
 pub use memory::{MemoryConfig, MemoryStore};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresStore, parse_postgres_error};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::redact_url;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteStore, parse_sqlite_error};
 
 /// A fresh in-memory prompt store and run log (one object behind both traits).
 pub fn memory() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>) {
     let s = Arc::new(MemoryStore::new(MemoryConfig::default()));
     (s.clone(), s)
+}
+
+/// What a migration run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The migrations applied by this run, oldest first; empty when the database was
+    /// already up to date.
+    pub applied: Vec<i64>,
+    /// The newest migration the database now has, `None` for a backend without
+    /// migrations (memory).
+    pub current: Option<i64>,
+}
+
+/// Which kind of backend a [`Backend`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// In memory.
+    Memory,
+    /// A SQLite file (or in-memory database).
+    Sqlite,
+    /// A Postgres database.
+    Postgres,
+}
+
+/// How [`open_with`] opens a backend.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Apply pending migrations on open (default). When `false`, a database that
+    /// needs migrations is refused with an error saying to run `migrate`.
+    pub run_migrations: bool,
+    /// Pool size; `None` keeps the backend's default.
+    pub max_connections: Option<u32>,
+    /// Put a [`CachedStore`] in front of the prompt store (on Postgres it also listens
+    /// for invalidations from other instances, on a task of the current Tokio runtime).
+    pub cache: Option<CacheConfig>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            run_migrations: true,
+            max_connections: None,
+            cache: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Concrete {
+    Memory,
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
+}
+
+/// An opened backend: the prompt store and the run log behind the traits, plus what
+/// only a database has (migrations, closing the pool).
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The prompt store (cached if the options asked for it).
+    pub store: Arc<dyn PromptStore>,
+    /// The run log.
+    pub runs: Arc<dyn RunLog>,
+    concrete: Concrete,
+}
+
+impl Backend {
+    /// Which kind of backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match &self.concrete {
+            Concrete::Memory => BackendKind::Memory,
+            #[cfg(feature = "sqlite")]
+            Concrete::Sqlite(_) => BackendKind::Sqlite,
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Apply pending migrations (what `prompt-registry migrate` runs). Running it on
+    /// an up-to-date database is a no-op; a database migrated by a newer binary is
+    /// refused. Memory has nothing to migrate.
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        match &self.concrete {
+            Concrete::Memory => Ok(MigrationReport::default()),
+            #[cfg(feature = "sqlite")]
+            Concrete::Sqlite(s) => s.migrate().await,
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// Close the connection pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.concrete {
+            Concrete::Memory => {}
+            #[cfg(feature = "sqlite")]
+            Concrete::Sqlite(s) => s.close().await,
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// The SQLite store, if this is one.
+    #[cfg(feature = "sqlite")]
+    pub fn as_sqlite(&self) -> Option<&SqliteStore> {
+        match &self.concrete {
+            Concrete::Sqlite(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The Postgres store, if this is one.
+    #[cfg(feature = "postgres")]
+    pub fn as_postgres(&self) -> Option<&PostgresStore> {
+        match &self.concrete {
+            Concrete::Postgres(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn cached(mut self, config: CacheConfig) -> Self {
+        let cached = match &self.concrete {
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(pg) => {
+                CachedStore::with_postgres_invalidation(self.store.clone(), config, pg)
+            }
+            _ => CachedStore::new(self.store.clone(), config),
+        };
+        self.store = Arc::new(cached);
+        self
+    }
+}
+
+/// Open a backend from a URL with default options (migrations applied, no cache):
+///
+/// - `memory://` — in memory, nothing persists;
+/// - `sqlite:///absolute/path.db`, `sqlite://relative/path.db`, `sqlite::memory:` —
+///   a SQLite file (created if missing) or an in-memory SQLite database;
+/// - `postgres://…` or `postgresql://…` — a Postgres database (libpq URL).
+///
+/// Anything else is `InvalidInput` on the field `url` (the URL is not echoed, it may
+/// hold a password).
+pub async fn open(url: &str) -> Result<Backend> {
+    open_with(url, &OpenOptions::default()).await
+}
+
+/// [`open`] with options.
+pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Backend> {
+    if let Some(c) = &options.cache {
+        c.validate()?;
+    }
+    let backend = match scheme_of(url)? {
+        Scheme::Memory => {
+            let m = Arc::new(MemoryStore::new(MemoryConfig::default()));
+            Backend {
+                store: m.clone(),
+                runs: m,
+                concrete: Concrete::Memory,
+            }
+        }
+        Scheme::Sqlite => connect_sqlite(url, options, true).await?,
+        Scheme::Postgres => connect_postgres(url, options, true).await?,
+    };
+    Ok(match &options.cache {
+        Some(c) => backend.cached(c.clone()),
+        None => backend,
+    })
+}
+
+/// Open the database at `url`, apply pending migrations, close it, and say what was
+/// done: the library side of `prompt-registry migrate`. Running it twice is a no-op the
+/// second time; a database migrated by a newer binary is refused.
+pub async fn migrate(url: &str) -> Result<MigrationReport> {
+    let options = OpenOptions {
+        run_migrations: false,
+        max_connections: Some(2),
+        cache: None,
+    };
+    let backend = match scheme_of(url)? {
+        Scheme::Memory => return Ok(MigrationReport::default()),
+        Scheme::Sqlite => connect_sqlite(url, &options, false).await?,
+        Scheme::Postgres => connect_postgres(url, &options, false).await?,
+    };
+    let report = backend.migrate().await;
+    backend.close().await;
+    report
+}
+
+enum Scheme {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+fn scheme_of(url: &str) -> Result<Scheme> {
+    let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("memory") => Ok(Scheme::Memory),
+        Some("sqlite") => Ok(Scheme::Sqlite),
+        Some("postgres" | "postgresql") => Ok(Scheme::Postgres),
+        Some(s)
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(Error::invalid(
+                "url",
+                format!(
+                    "unsupported scheme '{s}'; expected memory://, sqlite://PATH, \
+                     sqlite::memory: or postgres://…"
+                ),
+            ))
+        }
+        _ => Err(Error::invalid(
+            "url",
+            "is not a URL; expected memory://, sqlite://PATH, sqlite::memory: or postgres://…",
+        )),
+    }
+}
+
+/// `check`: migrate or check the schema as the options say (an open); without it the
+/// connection is made and nothing else (for `migrate`).
+#[cfg(feature = "sqlite")]
+async fn connect_sqlite(url: &str, options: &OpenOptions, check: bool) -> Result<Backend> {
+    let mut config = SqliteConfig::new(url);
+    config.run_migrations = options.run_migrations;
+    if let Some(n) = options.max_connections {
+        config.max_connections = n;
+    }
+    let s = if check {
+        SqliteStore::open(config).await?
+    } else {
+        SqliteStore::connect(config).await?
+    };
+    Ok(Backend {
+        store: Arc::new(s.clone()),
+        runs: Arc::new(s.clone()),
+        concrete: Concrete::Sqlite(s),
+    })
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn connect_sqlite(_url: &str, _options: &OpenOptions, _check: bool) -> Result<Backend> {
+    Err(Error::invalid(
+        "url",
+        "this build has no SQLite backend (feature `sqlite` is off)",
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn connect_postgres(url: &str, options: &OpenOptions, check: bool) -> Result<Backend> {
+    let mut config = PostgresConfig::new(url);
+    config.run_migrations = options.run_migrations;
+    if let Some(n) = options.max_connections {
+        config.max_connections = n;
+    }
+    let s = if check {
+        PostgresStore::open(config).await?
+    } else {
+        PostgresStore::connect(config).await?
+    };
+    Ok(Backend {
+        store: Arc::new(s.clone()),
+        runs: Arc::new(s.clone()),
+        concrete: Concrete::Postgres(s),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn connect_postgres(_url: &str, _options: &OpenOptions, _check: bool) -> Result<Backend> {
+    Err(Error::invalid(
+        "url",
+        "this build has no Postgres backend (feature `postgres` is off)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_schemes_name_the_field_without_echoing_secrets() {
+        for url in [
+            "mysql://root:hunter2@db/x",
+            "hunter2",
+            "",
+            "://x",
+            "http://u:hunter2@h",
+        ] {
+            let e = open(url).await.unwrap_err();
+            match &e {
+                Error::InvalidInput { field, message } => {
+                    assert_eq!(field, "url");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_url() {
+        let b = open("memory://").await.unwrap();
+        assert_eq!(b.kind(), BackendKind::Memory);
+        assert_eq!(b.migrate().await.unwrap(), MigrationReport::default());
+        b.store.ensure_project("x").await.unwrap();
+    }
 }

@@ -25,9 +25,11 @@ use std::sync::Arc;
 
 use prompt_core::{PromptStore, Registry, RunLog};
 
+mod backends;
 mod prompts;
 mod runs;
 
+pub use backends::*;
 pub use prompts::*;
 pub use runs::*;
 

@@ -1,0 +1,473 @@
+//! The cache layer: [`CachedStore`], a decorator implementing [`PromptStore`] around
+//! any other store, caching resolved versions in memory (moka).
+//!
+//! - `resolve` by version number is cached without expiry (versions are immutable);
+//!   by label with a TTL ([`CacheConfig::label_ttl_ms`], default 60 s).
+//! - Every write through the cache invalidates the prompt it touched at once — all of
+//!   that prompt's entries, since a version's `labels` change when a label moves.
+//! - Other processes' writes arrive through an [`Invalidator`]: on Postgres,
+//!   [`CachedStore::with_postgres_invalidation`] listens to the store's `NOTIFY`
+//!   channel, and flushes everything whenever the listening connection was lost
+//!   (notifications may have been missed); meanwhile the TTL bounds staleness.
+//!
+//! Invalidation does not remove entries: it bumps a generation counter of the prompt
+//! (one of a fixed set of striped counters) and every entry carries the generation it
+//! was read under. An entry of an older generation is a miss. This also closes the
+//! race of a read that fetched the old version just before a write and would
+//! otherwise cache it after the invalidation: it carries the old generation.
+
+mod config;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use prompt_core::page::{Page, PageRequest};
+use prompt_core::store::PromptFilter;
+use prompt_core::{
+    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate,
+    PromptVersion, Result, Selector, validate,
+};
+use uuid::Uuid;
+
+pub use config::CacheConfig;
+
+/// How many generation counters prompts are spread over. Two prompts sharing one only
+/// cost each other a cache miss when either is written.
+const STRIPES: usize = 1024;
+
+/// Counters of a cache, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// `resolve` calls answered from the cache.
+    pub hits: u64,
+    /// `resolve` calls that went to the inner store.
+    pub misses: u64,
+    /// Prompts invalidated (by writes here or notifications from elsewhere).
+    pub invalidations: u64,
+    /// Whole-cache flushes (e.g. after the notification connection was re-made).
+    pub flushes: u64,
+}
+
+/// The generation an entry was read under: (global epoch, prompt's stripe counter).
+type Stamp = (u64, u64);
+
+#[derive(Clone)]
+struct Entry {
+    version: Arc<PromptVersion>,
+    stamp: Stamp,
+}
+
+type VersionKey = (Uuid, String, u32);
+type LabelKey = (Uuid, String, String);
+
+struct State {
+    by_version: Cache<VersionKey, Entry>,
+    by_label: Cache<LabelKey, Entry>,
+    epoch: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    hasher: RandomState,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl State {
+    fn stripe(&self, project: Uuid, name: &str) -> &AtomicU64 {
+        let h = self.hasher.hash_one((project, name)) as usize;
+        &self.stripes[h % self.stripes.len()]
+    }
+
+    fn stamp(&self, project: Uuid, name: &str) -> Stamp {
+        (
+            self.epoch.load(Ordering::Acquire),
+            self.stripe(project, name).load(Ordering::Acquire),
+        )
+    }
+
+    fn invalidate(&self, project: Uuid, name: &str) {
+        self.stripe(project, name).fetch_add(1, Ordering::AcqRel);
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn flush(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        // Free the memory too; correctness does not depend on it (the epoch did it).
+        self.by_version.invalidate_all();
+        self.by_label.invalidate_all();
+    }
+}
+
+/// A handle that invalidates a [`CachedStore`] from outside, e.g. from a listener of
+/// another process's writes. It does not keep the cache alive: once the cache is
+/// dropped, its methods return `false`.
+#[derive(Clone)]
+pub struct Invalidator {
+    state: Weak<State>,
+}
+
+impl std::fmt::Debug for Invalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invalidator")
+            .field("cache_alive", &!self.is_closed())
+            .finish()
+    }
+}
+
+impl Invalidator {
+    /// Forget everything cached about one prompt. `false` if the cache is gone.
+    pub fn invalidate_prompt(&self, project: Uuid, name: &str) -> bool {
+        match self.state.upgrade() {
+            Some(s) => {
+                s.invalidate(project, name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forget everything. `false` if the cache is gone.
+    pub fn invalidate_all(&self) -> bool {
+        match self.state.upgrade() {
+            Some(s) => {
+                s.flush();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the cache was dropped.
+    pub fn is_closed(&self) -> bool {
+        self.state.strong_count() == 0
+    }
+}
+
+/// A [`PromptStore`] that caches `resolve` in front of another store and delegates
+/// everything else. See the [module docs](self).
+pub struct CachedStore {
+    inner: Arc<dyn PromptStore>,
+    state: Arc<State>,
+    config: CacheConfig,
+    /// Whatever feeds invalidations from other processes; dropped with the cache.
+    listener: Option<Box<dyn std::any::Any + Send + Sync>>,
+    #[cfg(feature = "postgres")]
+    pg_listener: Option<Arc<crate::postgres::ListenerStatus>>,
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl CachedStore {
+    /// A cache in front of `inner`, invalidated by its own writes and the TTL.
+    /// Zero sizes or TTL are raised to 1 (see [`CacheConfig::validate`] to refuse them).
+    pub fn new(inner: Arc<dyn PromptStore>, config: CacheConfig) -> Self {
+        let by_version = Cache::builder()
+            .max_capacity(config.max_versions.max(1))
+            .build();
+        let by_label = Cache::builder()
+            .max_capacity(config.max_labels.max(1))
+            .time_to_live(config.label_ttl().max(std::time::Duration::from_millis(1)))
+            .build();
+        let stripes: Box<[AtomicU64]> = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
+        CachedStore {
+            inner,
+            state: Arc::new(State {
+                by_version,
+                by_label,
+                epoch: AtomicU64::new(0),
+                stripes,
+                hasher: RandomState::new(),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                invalidations: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
+            }),
+            config,
+            listener: None,
+            #[cfg(feature = "postgres")]
+            pg_listener: None,
+        }
+    }
+
+    /// A cache in front of `inner` (which should be `postgres` or a wrapper of it) that
+    /// also listens to `postgres`'s notification channel, so that writes made by other
+    /// processes on the same database invalidate it within moments. The listener runs
+    /// on the current Tokio runtime and stops when the cache is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (like `tokio::spawn`).
+    #[cfg(feature = "postgres")]
+    pub fn with_postgres_invalidation(
+        inner: Arc<dyn PromptStore>,
+        config: CacheConfig,
+        postgres: &crate::postgres::PostgresStore,
+    ) -> Self {
+        let mut cache = CachedStore::new(inner, config);
+        let handle = postgres.listen_for_invalidations(cache.invalidator());
+        cache.pg_listener = Some(handle.status());
+        cache.listener = Some(Box::new(handle));
+        cache
+    }
+
+    /// The state of the Postgres notification listener, if this cache has one.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_listener(&self) -> Option<&crate::postgres::ListenerStatus> {
+        self.pg_listener.as_deref()
+    }
+
+    /// Keep `guard` alive as long as the cache (e.g. the handle of a task feeding an
+    /// [`Invalidator`]).
+    pub fn keep_alive(&mut self, guard: Box<dyn std::any::Any + Send + Sync>) {
+        self.listener = Some(guard);
+    }
+
+    /// A handle to invalidate this cache from elsewhere.
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator {
+            state: Arc::downgrade(&self.state),
+        }
+    }
+
+    /// Hit, miss and invalidation counters.
+    pub fn stats(&self) -> CacheStats {
+        let s = &self.state;
+        CacheStats {
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            invalidations: s.invalidations.load(Ordering::Relaxed),
+            flushes: s.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The store behind the cache.
+    pub fn inner(&self) -> &Arc<dyn PromptStore> {
+        &self.inner
+    }
+
+    /// Forget everything cached about one prompt.
+    pub fn invalidate_prompt(&self, project: Uuid, name: &str) {
+        self.state.invalidate(project, name);
+    }
+
+    /// Forget everything.
+    pub fn invalidate_all(&self) {
+        self.state.flush();
+    }
+
+    fn lookup(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+        stamp: Stamp,
+    ) -> Option<Arc<PromptVersion>> {
+        let entry = match selector {
+            Selector::Version(n) => self.state.by_version.get(&(project, name.to_owned(), *n)),
+            Selector::Label(l) => self
+                .state
+                .by_label
+                .get(&(project, name.to_owned(), l.clone())),
+        }?;
+        (entry.stamp == stamp).then_some(entry.version)
+    }
+
+    fn remember(&self, project: Uuid, selector: &Selector, v: &PromptVersion, stamp: Stamp) {
+        let entry = Entry {
+            version: Arc::new(v.clone()),
+            stamp,
+        };
+        if let Selector::Label(l) = selector {
+            self.state
+                .by_label
+                .insert((project, v.prompt.clone(), l.clone()), entry.clone());
+        }
+        // A version found through a label is also the answer for its number.
+        self.state
+            .by_version
+            .insert((project, v.prompt.clone(), v.version), entry);
+    }
+
+    /// After a write to `name` (successful or not: a failed write may still have
+    /// committed, e.g. when the connection broke during the commit).
+    fn wrote(&self, project: Uuid, name: &str) {
+        self.state.invalidate(project, name);
+    }
+}
+
+#[async_trait]
+impl PromptStore for CachedStore {
+    async fn create_project(&self, name: &str) -> Result<Project> {
+        self.inner.create_project(name).await
+    }
+
+    async fn project_by_name(&self, name: &str) -> Result<Project> {
+        self.inner.project_by_name(name).await
+    }
+
+    async fn ensure_project(&self, name: &str) -> Result<Project> {
+        self.inner.ensure_project(name).await
+    }
+
+    async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
+        let name = new.name.clone();
+        let r = self.inner.create_prompt(project, new).await;
+        self.wrote(project, &name);
+        r
+    }
+
+    async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
+        self.inner.get_prompt(project, name).await
+    }
+
+    async fn list_prompts(
+        &self,
+        project: Uuid,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>> {
+        self.inner.list_prompts(project, filter, page).await
+    }
+
+    async fn update_prompt(
+        &self,
+        project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt> {
+        let r = self
+            .inner
+            .update_prompt(project, name, update, if_match)
+            .await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
+        let r = self.inner.archive_prompt(project, name).await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn create_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        new: NewVersion,
+    ) -> Result<PromptVersion> {
+        let r = self.inner.create_version(project, name, new).await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn list_versions(
+        &self,
+        project: Uuid,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        self.inner.list_versions(project, name, page).await
+    }
+
+    async fn resolve(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<PromptVersion> {
+        // The same input checks as every backend, so a bad name is refused the same
+        // way whether or not something is cached.
+        validate::prompt_name(name)?;
+        selector.validate()?;
+        let stamp = self.state.stamp(project, name);
+        if let Some(v) = self.lookup(project, name, selector, stamp) {
+            self.state.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(PromptVersion::clone(&v));
+        }
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
+        let v = self.inner.resolve(project, name, selector).await?;
+        self.remember(project, selector, &v, stamp);
+        Ok(v)
+    }
+
+    async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
+        self.inner.version_by_id(project, id).await
+    }
+
+    async fn set_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let r = self
+            .inner
+            .set_label(project, name, label, version, actor)
+            .await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn delete_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let r = self.inner.delete_label(project, name, label, actor).await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn label_history(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>> {
+        self.inner.label_history(project, name, label, page).await
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        self.inner.create_api_key(record).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
+        self.inner.api_key_by_hash(hash).await
+    }
+
+    async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
+        self.inner.list_api_keys(project).await
+    }
+
+    async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
+        self.inner.revoke_api_key(project, id).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}

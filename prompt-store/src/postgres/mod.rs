@@ -1,0 +1,230 @@
+//! The Postgres backend: production storage, and the job queue of background runs.
+//!
+//! Concurrency is handled by the database itself:
+//!
+//! - creating a version locks the prompt's row (`SELECT … FOR UPDATE`) after creating
+//!   it if missing (`INSERT … ON CONFLICT DO NOTHING`, which waits for a concurrent
+//!   creator of the same name to commit), so version numbers are gapless and unique
+//!   under any number of connections and nobody is asked to retry;
+//! - every label move locks the prompt row too, and writes the label and its history
+//!   row in the same transaction;
+//! - names are unique among live prompts by a partial unique index;
+//! - `claim_pending` takes the oldest pending runs with `FOR UPDATE SKIP LOCKED`, so
+//!   concurrent workers in any process never claim the same run.
+//!
+//! Transactions run at READ COMMITTED; one that the database rolls back anyway
+//! (serialization failure, deadlock) is retried a few times, which is safe because
+//! nothing of it was committed.
+//!
+//! Every transaction that changes a prompt, its versions or its labels also sends
+//! `NOTIFY` on [`PostgresConfig::notify_channel`] (delivered on commit), which
+//! [`crate::CachedStore::with_postgres_invalidation`] listens to.
+
+mod config;
+mod error;
+mod listener;
+mod prompts;
+mod runs;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use prompt_core::{Error, Result};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+pub use config::{DEFAULT_NOTIFY_CHANNEL, PostgresConfig};
+pub use error::parse_postgres_error;
+pub use listener::{InvalidationListener, ListenerStatus};
+
+use crate::MigrationReport;
+use crate::cache::Invalidator;
+use crate::sql::{self, AppliedMigration, Failure};
+
+/// The migrations of the Postgres schema, built into the binary.
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Prompt store and run log in Postgres. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    options: Arc<PgConnectOptions>,
+    config: Arc<PostgresConfig>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Open the database: connect, then apply pending migrations (or, with
+    /// `run_migrations = false`, refuse a database that needs them). A database
+    /// migrated by a newer binary is refused either way. An unreachable server is
+    /// `Unavailable`.
+    pub async fn open(config: PostgresConfig) -> Result<Self> {
+        let run = config.run_migrations;
+        let store = Self::connect(config).await?;
+        if run {
+            store.migrate().await?;
+        } else {
+            let pending = sql::check_migrations(&store.applied_migrations().await?, &MIGRATOR)?;
+            if !pending.is_empty() {
+                return Err(sql::needs_migration(&pending));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Connect without looking at the schema (for `migrate`).
+    pub(crate) async fn connect(config: PostgresConfig) -> Result<Self> {
+        config.validate()?;
+        let mut options = PgConnectOptions::from_str(&config.url).map_err(|e| {
+            // The driver's message may quote the URL: do not pass it on.
+            let _ = e;
+            Error::invalid("url", "is not a valid postgres:// URL")
+        })?;
+        if let Some(schema) = &config.schema {
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        options = options.application_name(&config.application_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
+            .acquire_timeout(config.acquire_timeout())
+            .connect_with(options.clone())
+            .await
+            .map_err(parse_postgres_error)?;
+        Ok(PostgresStore {
+            pool,
+            options: Arc::new(options),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Apply pending migrations (creating the configured schema first if it is
+    /// missing). A no-op on an up-to-date database; a database migrated by a newer
+    /// binary is refused (`Conflict`) before anything is changed. Concurrent runs from
+    /// several processes are serialized by sqlx's advisory lock.
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        if let Some(schema) = &self.config.schema {
+            // `schema` is a validated plain identifier.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}"
+            )))
+            .execute(&self.pool)
+            .await
+            .map_err(parse_postgres_error)?;
+        }
+        let before = self.applied_migrations().await?;
+        sql::check_migrations(&before, &MIGRATOR)?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| sql::migrate_error(e, parse_postgres_error))?;
+        let after = self.applied_migrations().await?;
+        Ok(sql::report(&before, &after))
+    }
+
+    /// What the migration table says (empty if there is none yet).
+    pub(crate) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(parse_postgres_error)?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows =
+            sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(parse_postgres_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppliedMigration {
+                    version: r.try_get("version")?,
+                    checksum: r.try_get("checksum")?,
+                    success: r.try_get("success")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(parse_postgres_error)
+    }
+
+    /// Close the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    /// The connection pool (for administration and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Start listening to this database's invalidation notifications, feeding them to
+    /// `invalidator`: a background task (on the current Tokio runtime) that reconnects
+    /// with backoff when its connection drops, and flushes the whole cache each time
+    /// it (re)connects, since notifications sent meanwhile were lost. It stops when
+    /// the handle is dropped or the cache is gone.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (like `tokio::spawn`).
+    pub fn listen_for_invalidations(&self, invalidator: Invalidator) -> InvalidationListener {
+        let options = PgConnectOptions::clone(&self.options)
+            .application_name(&format!("{}-cache-listener", self.config.application_name));
+        listener::spawn(
+            options,
+            self.config.notify_channel.clone(),
+            std::time::Duration::from_millis(self.config.listener_ping_ms),
+            invalidator,
+        )
+    }
+
+    /// Tell other instances' caches that `name` changed (delivered when the
+    /// transaction commits, and only then).
+    async fn notify(
+        &self,
+        conn: &mut PgConnection,
+        project: Uuid,
+        name: &str,
+    ) -> Result<(), Failure> {
+        if self.config.notify {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.config.notify_channel)
+                .bind(listener::payload(project, name))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Final error of an operation.
+fn finish<T>(r: Result<T, Failure>) -> Result<T> {
+    r.map_err(|f| match f {
+        Failure::Db(e) => parse_postgres_error(e),
+        Failure::App(e) => e,
+    })
+}
+
+/// Run an attempt, retrying it while the database rolls it back.
+async fn attempt<T, F, Fut>(f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    finish(sql::retry(error::rolled_back, f).await)
+}

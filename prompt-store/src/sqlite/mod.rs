@@ -1,0 +1,219 @@
+//! The SQLite backend: a file (or an in-memory database), zero set-up, bundled SQLite.
+//!
+//! Concurrency: the database is in WAL mode, so readers never block the writer or each
+//! other. Every write goes through one dedicated connection, inside `BEGIN IMMEDIATE`:
+//! the write lock is taken when the transaction starts, never upgraded from a read
+//! lock half-way (which is what makes deferred SQLite transactions fail with
+//! `SQLITE_BUSY` under concurrency). Writers of this process queue for that
+//! connection in the pool; writers of other processes wait on SQLite's busy timeout,
+//! and a transaction that still finds the lock busy is retried (nothing of it ran).
+//! Version numbers are therefore gapless without any retry visible to the caller.
+//!
+//! Durability: `synchronous = FULL` by default — a commit that returned is in the
+//! synced write-ahead log.
+
+mod config;
+mod error;
+mod prompts;
+mod runs;
+
+use std::str::FromStr;
+
+use prompt_core::{Error, Result};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+pub use config::{SqliteConfig, SqliteSynchronous as Synchronous};
+pub use error::parse_sqlite_error;
+
+use crate::MigrationReport;
+use crate::sql::{self, AppliedMigration, Failure};
+
+/// The migrations of the SQLite schema, built into the binary.
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Prompt store and run log in SQLite. Cheap to clone (clones share the pools).
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// The one connection that writes.
+    writer: SqlitePool,
+    /// Connections that read (the writer itself for an in-memory database).
+    reader: SqlitePool,
+    config: std::sync::Arc<SqliteConfig>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("url", &self.config.url)
+            .field("max_connections", &self.config.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open the database: connect, then apply pending migrations (or, with
+    /// `run_migrations = false`, refuse a database that needs them). A database
+    /// migrated by a newer binary is refused either way.
+    pub async fn open(config: SqliteConfig) -> Result<Self> {
+        let run = config.run_migrations;
+        let store = Self::connect(config).await?;
+        if run {
+            store.migrate().await?;
+        } else {
+            let pending = sql::check_migrations(&store.applied_migrations().await?, &MIGRATOR)?;
+            if !pending.is_empty() {
+                return Err(sql::needs_migration(&pending));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Connect without looking at the schema (for `migrate`).
+    pub(crate) async fn connect(config: SqliteConfig) -> Result<Self> {
+        config.validate()?;
+        let sync = match config.synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        };
+        let options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(|e| Error::invalid("url", format!("is not a SQLite URL: {e}")))?
+            .create_if_missing(config.create_if_missing)
+            .foreign_keys(true)
+            .busy_timeout(config.busy_timeout())
+            .synchronous(sync);
+        let memory = config.is_memory();
+        let options = if memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        let writer_options = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(config.acquire_timeout());
+        // An in-memory database lives as long as a connection to it: keep the one
+        // connection open for the life of the store.
+        let writer_options = if memory {
+            writer_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            writer_options
+        };
+        let writer = writer_options
+            .connect_with(options.clone())
+            .await
+            .map_err(parse_sqlite_error)?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout())
+                .connect_lazy_with(options)
+        };
+        Ok(SqliteStore {
+            writer,
+            reader,
+            config: std::sync::Arc::new(config),
+        })
+    }
+
+    /// Apply pending migrations. A no-op on an up-to-date database; a database
+    /// migrated by a newer binary is refused (`Conflict`) before anything is changed.
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        let before = self.applied_migrations().await?;
+        sql::check_migrations(&before, &MIGRATOR)?;
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| sql::migrate_error(e, parse_sqlite_error))?;
+        let after = self.applied_migrations().await?;
+        Ok(sql::report(&before, &after))
+    }
+
+    /// What the migration table says (empty if there is none yet).
+    pub(crate) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(parse_sqlite_error)?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows =
+            sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.writer)
+                .await
+                .map_err(parse_sqlite_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppliedMigration {
+                    version: r.try_get("version")?,
+                    checksum: r.try_get("checksum")?,
+                    success: r.try_get("success")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(parse_sqlite_error)
+    }
+
+    /// Close the pools, waiting for connections in use.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.config
+    }
+
+    /// Begin a write transaction holding SQLite's write lock from the start.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Begin a read transaction: one consistent snapshot for several statements.
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.reader.begin().await
+    }
+}
+
+/// Final error of an operation.
+fn finish<T>(r: Result<T, Failure>) -> Result<T> {
+    r.map_err(|f| match f {
+        Failure::Db(e) => parse_sqlite_error(e),
+        Failure::App(e) => e,
+    })
+}
+
+/// Run a write attempt, retrying it while SQLite reports the lock busy.
+async fn write<T, F, Fut>(attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    finish(sql::retry(error::rolled_back, attempt).await)
+}
+
+/// Microseconds since the epoch, how timestamps are stored.
+fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// A stored timestamp back.
+fn time(m: i64) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_micros(m)
+        .ok_or_else(|| Error::internal(format!("stored timestamp {m} is out of range")))
+}
+
+fn opt_time(m: Option<i64>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    m.map(time).transpose()
+}
