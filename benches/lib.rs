@@ -1,1 +1,1 @@
-//! Benchmarks live in `core.rs`; see BENCHMARKS.md.
+//! Benchmarks live in `core.rs` and `execute.rs`; see BENCHMARKS.md.

@@ -1,1 +1,1 @@
-//! Examples: see `quickstart.rs`.
+//! Examples: see `quickstart.rs` and `execute.rs`.

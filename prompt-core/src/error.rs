@@ -242,6 +242,8 @@ pub enum ProviderErrorKind {
     MalformedResponse,
     /// No provider of that name is configured.
     NotConfigured,
+    /// The provider does not support the operation (e.g. streaming).
+    Unsupported,
 }
 
 impl ProviderErrorKind {
@@ -272,6 +274,7 @@ impl ProviderErrorKind {
             ProviderErrorKind::Server => "server",
             ProviderErrorKind::MalformedResponse => "malformed_response",
             ProviderErrorKind::NotConfigured => "not_configured",
+            ProviderErrorKind::Unsupported => "unsupported",
         }
     }
 }

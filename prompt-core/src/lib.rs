@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod error;
+pub mod execute;
 pub mod model;
 pub mod page;
 pub mod provider;
@@ -11,12 +12,16 @@ pub mod template;
 pub mod validate;
 
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
+pub use execute::{ExecuteOptions, Execution, ExecutionPlan, WorkerPool, WorkerPoolConfig};
 pub use model::{
     ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
     PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,
 };
 pub use page::{Page, PageRequest};
-pub use provider::{ChatRequest, ChatResponse, Provider, Usage};
+pub use provider::{
+    ChatRequest, ChatResponse, ChatStream, Pricing, Provider, ProviderSet, StreamEvent, Usage,
+    collect_stream,
+};
 pub use registry::Registry;
 pub use run::{
     GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate, StatsQuery,

@@ -75,4 +75,171 @@ pub trait Provider: Send + Sync + Debug {
     /// Run one chat completion. Errors say whether a retry may help
     /// ([`ProviderError::is_retryable`]); implementations do not retry themselves.
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError>;
+
+    /// Run one chat completion as a stream of deltas ending with the whole response
+    /// (see [`ChatStream`] for the contract). Errors before the first event (a refused
+    /// request, a 429) come back as `Err` and may be retried; an error after it arrives
+    /// in the stream and fails the call. Providers that cannot stream keep this default,
+    /// which answers [`ProviderErrorKind::Unsupported`](crate::ProviderErrorKind::Unsupported).
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let _ = request;
+        Err(ProviderError::new(
+            crate::error::ProviderErrorKind::Unsupported,
+            self.name(),
+            "this provider does not stream",
+        ))
+    }
+
+    /// The model used when neither the prompt's config nor the call names one. `None`
+    /// (the default) makes a model mandatory.
+    fn default_model(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// One event of a streamed chat completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A piece of the answer's text, in order.
+    Delta(String),
+    /// The end of a successful stream: the whole answer (the deltas concatenated), the
+    /// usage the vendor reported and the time to the first token. Always the last item.
+    Done(ChatResponse),
+}
+
+/// A streamed chat completion: zero or more [`StreamEvent::Delta`], then exactly one
+/// [`StreamEvent::Done`]; or, on failure, an `Err` as the last item. A stream that ends
+/// without `Done` broke; [`collect_stream`] reports that as a `Connection` error, so
+/// half an answer is never mistaken for a whole one.
+pub type ChatStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+
+/// Read a stream to its end: the final response, with `time_to_first_token` measured
+/// from `started` to the first non-empty delta when the provider did not set it.
+/// `on_delta` sees every delta as it arrives.
+pub async fn collect_stream(
+    provider: &str,
+    mut stream: ChatStream,
+    started: std::time::Instant,
+    mut on_delta: impl FnMut(&str) + Send,
+) -> Result<ChatResponse, ProviderError> {
+    use futures_util::StreamExt;
+    let mut first_token: Option<Duration> = None;
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            StreamEvent::Delta(d) => {
+                if first_token.is_none() && !d.is_empty() {
+                    first_token = Some(started.elapsed());
+                }
+                on_delta(&d);
+                text.push_str(&d);
+            }
+            StreamEvent::Done(mut response) => {
+                if response.time_to_first_token.is_none() {
+                    response.time_to_first_token = first_token;
+                }
+                if response.content.is_empty() {
+                    response.content = text;
+                }
+                return Ok(response);
+            }
+        }
+    }
+    Err(ProviderError::new(
+        crate::error::ProviderErrorKind::Connection,
+        provider,
+        "the stream ended before the provider said it was complete",
+    ))
+}
+
+/// Prices of model usage: turns a provider, model and usage into an exact USD cost.
+///
+/// `prompt-core` knows no price list; `prompt-providers` ships one (`PriceTable`).
+/// Implementations answer `None` for a model they do not know: a cost is never guessed.
+pub trait Pricing: Send + Sync + Debug {
+    /// The cost of `usage` on `model` of `provider`, or `None` when unknown.
+    fn cost(&self, provider: &str, model: &str, usage: &Usage) -> Option<rust_decimal::Decimal>;
+}
+
+/// The providers a [`crate::Registry`] can execute prompts with, by name, and the
+/// price list used to cost their runs.
+///
+/// Cheap to clone (providers are shared). Adding a provider under a name that exists
+/// replaces it.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSet {
+    providers: std::collections::BTreeMap<String, std::sync::Arc<dyn Provider>>,
+    pricing: Option<std::sync::Arc<dyn Pricing>>,
+}
+
+impl ProviderSet {
+    /// An empty set without prices.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `provider` under its [`Provider::name`].
+    pub fn with(mut self, provider: std::sync::Arc<dyn Provider>) -> Self {
+        self.insert(provider);
+        self
+    }
+
+    /// Add `provider` under its [`Provider::name`], replacing one of the same name.
+    pub fn insert(&mut self, provider: std::sync::Arc<dyn Provider>) {
+        self.providers.insert(provider.name().to_owned(), provider);
+    }
+
+    /// Use `pricing` to cost runs.
+    pub fn with_pricing(mut self, pricing: std::sync::Arc<dyn Pricing>) -> Self {
+        self.pricing = Some(pricing);
+        self
+    }
+
+    /// Replace every provider by `f(provider)` (e.g. to wrap each in a retry layer).
+    pub fn map(
+        mut self,
+        mut f: impl FnMut(std::sync::Arc<dyn Provider>) -> std::sync::Arc<dyn Provider>,
+    ) -> Self {
+        self.providers = std::mem::take(&mut self.providers)
+            .into_iter()
+            .map(|(name, p)| (name, f(p)))
+            .collect();
+        self
+    }
+
+    /// The provider of that name.
+    pub fn get(&self, name: &str) -> Option<&std::sync::Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    /// The names of the providers, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+
+    /// The price list, if any.
+    pub fn pricing(&self) -> Option<&std::sync::Arc<dyn Pricing>> {
+        self.pricing.as_ref()
+    }
+
+    /// The cost of a response: the price of the requested model, else of the model the
+    /// vendor reports (a dated snapshot may be priced on its own). `None` if neither is
+    /// known or there is no price list.
+    pub fn cost(
+        &self,
+        provider: &str,
+        requested_model: &str,
+        response: &ChatResponse,
+    ) -> Option<rust_decimal::Decimal> {
+        let pricing = self.pricing.as_ref()?;
+        pricing
+            .cost(provider, requested_model, &response.usage)
+            .or_else(|| pricing.cost(provider, &response.model, &response.usage))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
 }

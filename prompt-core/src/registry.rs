@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use crate::model::{
     PromptVersion, Rendered, Selector,
 };
 use crate::page::{Page, PageRequest};
+use crate::provider::ProviderSet;
 use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::template::{RenderOptions, Variables};
@@ -20,9 +22,13 @@ use crate::template::{RenderOptions, Variables};
 /// sharing the same backends.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    store: Arc<dyn PromptStore>,
-    runs: Arc<dyn RunLog>,
-    project: Project,
+    pub(crate) store: Arc<dyn PromptStore>,
+    pub(crate) runs: Arc<dyn RunLog>,
+    pub(crate) project: Project,
+    /// Providers prompts are executed with (see [`Registry::with_providers`]).
+    pub(crate) providers: Arc<ProviderSet>,
+    /// Wakes this process' workers when a run is submitted.
+    pub(crate) jobs: Arc<Notify>,
 }
 
 impl Registry {
@@ -33,6 +39,8 @@ impl Registry {
             store,
             runs,
             project,
+            providers: Arc::default(),
+            jobs: Arc::default(),
         })
     }
 
@@ -48,6 +56,8 @@ impl Registry {
             store,
             runs,
             project,
+            providers: Arc::default(),
+            jobs: Arc::default(),
         })
     }
 
@@ -57,6 +67,8 @@ impl Registry {
             store: self.store.clone(),
             runs: self.runs.clone(),
             project,
+            providers: self.providers.clone(),
+            jobs: self.jobs.clone(),
         }
     }
 
@@ -256,21 +268,35 @@ impl Registry {
     /// Record many runs: each is validated alone (its error says which field), the valid
     /// ones are stored in one transaction. The result has one entry per input, in order.
     pub async fn log_runs(&self, runs: Vec<NewRun>) -> Result<Vec<Result<Run>>> {
-        let mut seen = HashMap::new();
-        let mut results = Vec::with_capacity(runs.len());
-        let mut valid = Vec::with_capacity(runs.len());
-        for new in runs {
-            let r = match new.into_run(self.pid()) {
-                Ok(run) => self.check_run_refs(&run, &mut seen).await.map(|()| run),
-                Err(e) => Err(e),
-            };
-            if let Ok(run) = &r {
-                valid.push(run.clone());
-            }
-            results.push(r);
-        }
+        let results = self.prepare_runs(runs).await?;
+        let valid: Vec<Run> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         if !valid.is_empty() {
             self.runs.insert_runs(&valid).await?;
+        }
+        Ok(results)
+    }
+
+    /// Validate runs and check that the prompts and versions they name exist, without
+    /// storing them: one result per input, in order. For callers that store through
+    /// their own writer (the HTTP service's group commit).
+    pub async fn prepare_runs(&self, runs: Vec<NewRun>) -> Result<Vec<Result<Run>>> {
+        let mut seen = HashMap::new();
+        let mut results = Vec::with_capacity(runs.len());
+        for new in runs {
+            let r = match new.into_run(self.pid()) {
+                Ok(run) => match self.check_run_refs(&run, &mut seen).await {
+                    Ok(()) => Ok(run),
+                    Err(e) if e.is_retryable() || matches!(e, Error::Internal { .. }) => {
+                        return Err(e);
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            results.push(r);
         }
         Ok(results)
     }

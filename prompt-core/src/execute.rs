@@ -1,0 +1,857 @@
+//! Executing prompts: resolve a version, render it, call a provider, record the run.
+//!
+//! [`Registry::execute`] does it in the caller's task; [`Registry::submit`] stores a
+//! `pending` run and returns at once, and a [`WorkerPool`] executes pending runs.
+//!
+//! # The request of a run
+//!
+//! Everything needed to execute a run again lives in the run itself, so that a run
+//! re-queued after a crash (see [`RunLog::requeue_stale`](crate::RunLog::requeue_stale))
+//! is executed exactly as it was asked for:
+//!
+//! - `prompt` and `version`: the version is pinned when the run is recorded (a label
+//!   is resolved then, and kept in `label`);
+//! - `variables`;
+//! - `provider` and `model`: the effective ones (call override, else the version's
+//!   `config`, else the provider's default model);
+//! - `metadata["prompt_registry"]`: the per-call overrides that have no column
+//!   (`params`, `stream`, `timeout_ms`). The key is reserved: a caller's metadata must
+//!   not use it.
+//!
+//! # Version config
+//!
+//! `provider`, `model`, `stream` (bool) and `timeout_ms` (integer) of a version's
+//! `config` choose how it runs; every other key (`temperature`, `max_tokens`, …) is a
+//! generation parameter handed to the provider. A call's `params` override them key by
+//! key; a `null` in the call removes the key.
+//!
+//! # Cost
+//!
+//! Core knows no prices: the [`ProviderSet`] given to
+//! [`Registry::with_providers`] may carry a [`Pricing`](crate::Pricing) (the price table
+//! of `prompt-providers`); the executor asks it for the cost of each answer, by the
+//! requested model first, then by the model the vendor reports. No price, no cost.
+//!
+//! # Retries
+//!
+//! The executor calls each provider once. Retrying is a provider decorator
+//! (`prompt_providers::RetryProvider`, applied by `prompt_providers::from_env`), so there
+//! is exactly one retry loop and embedders choose its policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result};
+use crate::model::{PromptVersion, Selector, now};
+use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderSet, collect_stream};
+use crate::registry::Registry;
+use crate::run::{NewRun, Run, RunError, RunStatus, RunUpdate};
+use crate::template::Variables;
+
+/// The metadata key under which a run keeps the per-call overrides it was asked with.
+pub const RESERVED_METADATA_KEY: &str = "prompt_registry";
+
+/// Keys of a version's `config` that choose how it runs rather than being parameters.
+pub const EXECUTION_CONFIG_KEYS: [&str; 4] = ["provider", "model", "stream", "timeout_ms"];
+
+/// Per-call choices of an execution; every field overrides the version's `config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteOptions {
+    /// The provider's name (`openai`, `mock`, …).
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Generation parameters merged over the version's (`null` removes one).
+    #[serde(default)]
+    pub params: Option<Map<String, Value>>,
+    /// Free-form metadata of the run (a JSON object).
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Stream the answer (records the time to first token). A provider that cannot
+    /// stream is called without streaming.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Timeout of each provider request, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+impl ExecuteOptions {
+    /// Options choosing a provider and model.
+    pub fn provider(provider: impl Into<String>, model: impl Into<String>) -> Self {
+        ExecuteOptions {
+            provider: Some(provider.into()),
+            model: Some(model.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The overrides kept under [`RESERVED_METADATA_KEY`], `None` if there are none.
+    fn stored_overrides(&self) -> Option<Value> {
+        let mut o = Map::new();
+        if let Some(p) = &self.params {
+            o.insert("params".into(), Value::Object(p.clone()));
+        }
+        if let Some(s) = self.stream {
+            o.insert("stream".into(), Value::Bool(s));
+        }
+        if let Some(t) = self.timeout_ms {
+            o.insert("timeout_ms".into(), Value::from(t));
+        }
+        (!o.is_empty()).then_some(Value::Object(o))
+    }
+
+    /// Rebuild the options of a stored run.
+    fn from_run(run: &Run) -> Self {
+        let stored = run.metadata.get(RESERVED_METADATA_KEY);
+        ExecuteOptions {
+            provider: run.provider.clone(),
+            model: run.model.clone(),
+            params: stored
+                .and_then(|s| s.get("params"))
+                .and_then(Value::as_object)
+                .cloned(),
+            metadata: None,
+            stream: stored
+                .and_then(|s| s.get("stream"))
+                .and_then(Value::as_bool),
+            timeout_ms: stored
+                .and_then(|s| s.get("timeout_ms"))
+                .and_then(Value::as_u64),
+        }
+    }
+
+    /// The run's metadata: the caller's object plus the stored overrides.
+    fn run_metadata(&self) -> Result<Value> {
+        let mut meta = match &self.metadata {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
+        };
+        if meta.contains_key(RESERVED_METADATA_KEY) {
+            return Err(Error::invalid(
+                format!("metadata.{RESERVED_METADATA_KEY}"),
+                "is reserved for the executor",
+            ));
+        }
+        if let Some(o) = self.stored_overrides() {
+            meta.insert(RESERVED_METADATA_KEY.into(), o);
+        }
+        Ok(Value::Object(meta))
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (field, v) in [("provider", &self.provider), ("model", &self.model)] {
+            if let Some(v) = v
+                && (v.is_empty() || v.len() > 200)
+            {
+                return Err(Error::invalid(field, "must be 1 to 200 characters"));
+            }
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(Error::invalid("timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// How one execution runs: the effective provider, model and parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionPlan {
+    /// The provider's name, if any was given.
+    pub provider: Option<String>,
+    /// The model, if any was given or the provider has a default.
+    pub model: Option<String>,
+    /// Generation parameters.
+    pub params: Map<String, Value>,
+    /// Whether to stream.
+    pub stream: bool,
+    /// Per-request timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl ExecutionPlan {
+    /// Merge a version's `config` with the call's options (the call wins).
+    pub fn new(config: &Value, options: &ExecuteOptions, providers: &ProviderSet) -> Self {
+        let empty = Map::new();
+        let config = config.as_object().unwrap_or(&empty);
+        let provider = options.provider.clone().or_else(|| {
+            config
+                .get("provider")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let model = options
+            .model
+            .clone()
+            .or_else(|| {
+                config
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .or_else(|| {
+                provider
+                    .as_deref()
+                    .and_then(|p| providers.get(p))
+                    .and_then(|p| p.default_model())
+                    .map(str::to_owned)
+            });
+        let mut params: Map<String, Value> = config
+            .iter()
+            .filter(|(k, _)| !EXECUTION_CONFIG_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in options.params.iter().flatten() {
+            if v.is_null() {
+                params.remove(k);
+            } else {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+        let stream = options
+            .stream
+            .or_else(|| config.get("stream").and_then(Value::as_bool))
+            .unwrap_or(false);
+        let timeout = options
+            .timeout_ms
+            .or_else(|| config.get("timeout_ms").and_then(Value::as_u64))
+            .filter(|t| *t > 0)
+            .map(Duration::from_millis);
+        ExecutionPlan {
+            provider,
+            model,
+            params,
+            stream,
+            timeout,
+        }
+    }
+}
+
+/// The outcome of [`Registry::execute`]: the recorded run, and the typed error when it
+/// failed (the run keeps only its kind and message).
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The run as stored: `completed` or `failed`.
+    pub run: Run,
+    /// Why it failed (`Provider` with status, retry-after, … or `Template`, …).
+    pub error: Option<Error>,
+}
+
+impl Execution {
+    /// Whether the run completed.
+    pub fn is_success(&self) -> bool {
+        self.error.is_none() && self.run.status == RunStatus::Completed
+    }
+
+    /// The run if it completed, else its error.
+    pub fn into_result(self) -> Result<Run> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.run),
+        }
+    }
+}
+
+/// The stable snake_case kind stored in a failed run.
+pub fn run_error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::Provider(p) => p.kind.as_str(),
+        other => match other.kind() {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::PreconditionFailed => "precondition_failed",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Template => "template",
+            ErrorKind::Provider => "provider",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Internal => "internal",
+        },
+    }
+}
+
+fn run_error(e: &Error) -> RunError {
+    RunError {
+        kind: run_error_kind(e).to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn failed(e: &Error) -> RunUpdate {
+    RunUpdate {
+        status: Some(RunStatus::Failed),
+        error: Some(run_error(e)),
+        ..Default::default()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn variables_of(v: &Value) -> Variables {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Call the provider once (streaming if asked and supported).
+async fn call(
+    provider: &Arc<dyn Provider>,
+    request: &ChatRequest,
+    stream: bool,
+    on_delta: &mut (dyn FnMut(&str) + Send),
+) -> std::result::Result<ChatResponse, ProviderError> {
+    let started = Instant::now();
+    if stream {
+        match provider.stream(request).await {
+            Ok(s) => return collect_stream(provider.name(), s, started, on_delta).await,
+            Err(e) if e.kind == ProviderErrorKind::Unsupported => {}
+            Err(e) => return Err(e),
+        }
+    }
+    provider.complete(request).await
+}
+
+impl Registry {
+    /// Use these providers (and their price list) to execute prompts.
+    pub fn with_providers(mut self, providers: ProviderSet) -> Self {
+        self.providers = Arc::new(providers);
+        self
+    }
+
+    /// The providers prompts are executed with.
+    pub fn providers(&self) -> &ProviderSet {
+        &self.providers
+    }
+
+    /// Resolve, render and execute a prompt, recording the run
+    /// (`pending → running → completed | failed`).
+    ///
+    /// Errors (`Err`) only when no run could be recorded: the prompt or version does not
+    /// exist, the options are invalid, or the run log failed. Once the version is
+    /// resolved a run is always recorded, and a template, provider or timeout failure
+    /// comes back as `Ok` with a `failed` run and [`Execution::error`] set.
+    pub async fn execute(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: ExecuteOptions,
+    ) -> Result<Execution> {
+        self.execute_streaming(name, selector, variables, options, |_| {})
+            .await
+    }
+
+    /// [`Registry::execute`], handing every streamed delta to `on_delta` as it arrives
+    /// (when the call streams).
+    pub async fn execute_streaming(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: ExecuteOptions,
+        mut on_delta: impl FnMut(&str) + Send,
+    ) -> Result<Execution> {
+        let (version, pending) = self
+            .record_request(name, selector, variables, &options)
+            .await?;
+        let plan = ExecutionPlan::new(&version.config, &options, &self.providers);
+        self.perform(pending, Some(version), variables, plan, &mut on_delta)
+            .await
+    }
+
+    /// Record a `pending` run for background execution and return it at once; a
+    /// [`WorkerPool`] executes it. The run is in the run log before this returns, so it
+    /// survives a restart. The version is pinned now (a label is resolved now);
+    /// `NotFound` if the prompt or version does not exist.
+    pub async fn submit(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: ExecuteOptions,
+    ) -> Result<Run> {
+        let (_, run) = self
+            .record_request(name, selector, variables, &options)
+            .await?;
+        self.jobs.notify_one();
+        Ok(run)
+    }
+
+    /// Validate, resolve and insert the `pending` run of a request.
+    async fn record_request(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: &ExecuteOptions,
+    ) -> Result<(PromptVersion, Run)> {
+        options.validate()?;
+        let metadata = options.run_metadata()?;
+        let version = self.resolve(name, selector).await?;
+        let plan = ExecutionPlan::new(&version.config, options, &self.providers);
+        let mut new = NewRun::with_status(RunStatus::Pending);
+        new.prompt = Some(version.prompt.clone());
+        new.version = Some(version.version);
+        new.label = match selector {
+            Selector::Label(l) => Some(l.clone()),
+            Selector::Version(_) => None,
+        };
+        new.provider = plan.provider;
+        new.model = plan.model;
+        new.variables = Value::Object(variables.clone());
+        new.metadata = metadata;
+        let run = new.into_run(self.project.id)?;
+        self.runs.insert_runs(std::slice::from_ref(&run)).await?;
+        Ok((version, run))
+    }
+
+    /// Execute a run a worker claimed (already `running`): its request is read from the
+    /// run itself (see the module docs).
+    pub async fn execute_claimed(&self, run: Run) -> Result<Execution> {
+        let options = ExecuteOptions::from_run(&run);
+        let variables = variables_of(&run.variables);
+        let version = match (&run.prompt, run.version) {
+            (Some(p), Some(v)) => self
+                .store
+                .resolve(run.project_id, p, &Selector::Version(v))
+                .await
+                .map(Some),
+            _ => Err(Error::invalid(
+                "run",
+                "has no prompt version to execute (logged runs cannot be executed)",
+            )),
+        };
+        let version = match version {
+            Ok(v) => v,
+            // The store is unavailable: leave the run `running`; it is re-queued once
+            // stale rather than failed for good.
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                let run = self
+                    .runs
+                    .update_run(run.project_id, run.id, failed(&e))
+                    .await?;
+                return Ok(Execution {
+                    run,
+                    error: Some(e),
+                });
+            }
+        };
+        let config = version
+            .as_ref()
+            .map(|v| v.config.clone())
+            .unwrap_or_default();
+        let plan = ExecutionPlan::new(&config, &options, &self.providers);
+        self.perform(run, version, &variables, plan, &mut |_| {})
+            .await
+    }
+
+    /// Render, call, record. `run` is `pending` (sync path) or `running` (claimed).
+    async fn perform(
+        &self,
+        run: Run,
+        version: Option<PromptVersion>,
+        variables: &Variables,
+        plan: ExecutionPlan,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Execution> {
+        let project = run.project_id;
+        let id = run.id;
+        let fail = |e: Error, input: Option<Value>| async move {
+            let mut update = failed(&e);
+            update.input = input;
+            let run = self.runs.update_run(project, id, update).await?;
+            Ok::<_, Error>(Execution {
+                run,
+                error: Some(e),
+            })
+        };
+        let rendered = match version.as_ref().map(|v| v.render(variables)) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return fail(e, None).await,
+            None => return fail(Error::internal("no version to render"), None).await,
+        };
+        let input = rendered.to_json();
+        let Some(provider_name) = plan.provider.clone() else {
+            return fail(
+                ProviderError::new(
+                    ProviderErrorKind::NotConfigured,
+                    "",
+                    "no provider given: set `provider` in the version's config or in the call",
+                )
+                .into(),
+                Some(input),
+            )
+            .await;
+        };
+        let Some(provider) = self.providers.get(&provider_name).cloned() else {
+            let known: Vec<&str> = self.providers.names().collect();
+            return fail(
+                ProviderError::new(
+                    ProviderErrorKind::NotConfigured,
+                    provider_name.as_str(),
+                    format!(
+                        "no provider named '{provider_name}' is configured (configured: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+                .into(),
+                Some(input),
+            )
+            .await;
+        };
+        let Some(model) = plan.model.clone() else {
+            return fail(
+                ProviderError::new(
+                    ProviderErrorKind::InvalidRequest,
+                    provider_name.as_str(),
+                    "no model given: set `model` in the version's config or in the call",
+                )
+                .into(),
+                Some(input),
+            )
+            .await;
+        };
+        if run.status == RunStatus::Pending {
+            self.runs
+                .update_run(
+                    project,
+                    id,
+                    RunUpdate {
+                        status: Some(RunStatus::Running),
+                        input: Some(input.clone()),
+                        started_at: Some(now()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+        }
+        let request = ChatRequest {
+            model: model.clone(),
+            messages: rendered.into_messages(),
+            params: plan.params,
+            timeout: plan.timeout,
+        };
+        let started = Instant::now();
+        let result = call(&provider, &request, plan.stream, on_delta).await;
+        let latency = started.elapsed();
+        match result {
+            Ok(response) => {
+                let cost = self.providers.cost(&provider_name, &model, &response);
+                let u = response.usage;
+                let update = RunUpdate {
+                    status: Some(RunStatus::Completed),
+                    input: Some(input),
+                    output: Some(response.content),
+                    latency_ms: Some(millis(latency)),
+                    time_to_first_token_ms: response.time_to_first_token.map(millis),
+                    input_tokens: Some(u.input_tokens),
+                    output_tokens: Some(u.output_tokens),
+                    cache_read_tokens: Some(u.cache_read_tokens),
+                    cache_write_tokens: Some(u.cache_write_tokens),
+                    cost_usd: cost,
+                    ..Default::default()
+                };
+                let run = self.runs.update_run(project, id, update).await?;
+                Ok(Execution { run, error: None })
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                let mut update = failed(&e);
+                update.input = Some(input);
+                update.latency_ms = Some(millis(latency));
+                let run = self.runs.update_run(project, id, update).await?;
+                Ok(Execution {
+                    run,
+                    error: Some(e),
+                })
+            }
+        }
+    }
+
+    /// Start a [`WorkerPool`] executing this registry's pending runs (of every project
+    /// of its run log).
+    pub async fn start_workers(&self, config: WorkerPoolConfig) -> Result<WorkerPool> {
+        WorkerPool::start(self, config).await
+    }
+}
+
+/// Settings of a [`WorkerPool`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerPoolConfig {
+    /// How many runs execute at once (at least 1).
+    pub workers: usize,
+    /// How often idle workers look for pending runs submitted elsewhere (other
+    /// processes); runs submitted through the same registry wake a worker at once.
+    pub poll_interval: Duration,
+    /// A `running` run started longer ago than this belongs to a dead worker and is
+    /// re-queued, when the pool starts and then every `stale_after`. Must exceed the
+    /// longest execution (the retry deadline), or live runs would be executed twice.
+    pub stale_after: Duration,
+}
+
+impl Default for WorkerPoolConfig {
+    fn default() -> Self {
+        WorkerPoolConfig {
+            workers: 4,
+            poll_interval: Duration::from_millis(250),
+            stale_after: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A bounded pool of tokio tasks executing pending runs.
+///
+/// Each worker claims one run at a time with
+/// [`RunLog::claim_pending`](crate::RunLog::claim_pending), so several pools (in one
+/// process or many sharing a database) never execute the same run twice. Starting a
+/// pool re-queues stale runs ([`RunLog::requeue_stale`](crate::RunLog::requeue_stale)),
+/// so runs of a process that died are executed by the next one.
+///
+/// Dropping the pool aborts its workers at once (runs under way stay `running` until
+/// they are re-queued as stale); [`WorkerPool::shutdown`] lets them finish.
+#[derive(Debug)]
+pub struct WorkerPool {
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    requeued_at_start: u64,
+}
+
+impl WorkerPool {
+    /// Re-queue stale runs, then start `config.workers` workers.
+    pub async fn start(registry: &Registry, config: WorkerPoolConfig) -> Result<WorkerPool> {
+        if config.workers == 0 {
+            return Err(Error::invalid("workers", "must be at least 1"));
+        }
+        if config.poll_interval.is_zero() {
+            return Err(Error::invalid("poll_interval", "must be positive"));
+        }
+        let requeued_at_start = requeue(registry, config.stale_after).await?;
+        if requeued_at_start > 0 {
+            tracing::info!(runs = requeued_at_start, "re-queued stale runs");
+        }
+        let (stop, _) = watch::channel(false);
+        let mut tasks = Vec::with_capacity(config.workers + 1);
+        for worker in 0..config.workers {
+            tasks.push(tokio::spawn(work(
+                registry.clone(),
+                worker,
+                config.poll_interval,
+                stop.subscribe(),
+            )));
+        }
+        tasks.push(tokio::spawn(requeue_periodically(
+            registry.clone(),
+            config.stale_after,
+            stop.subscribe(),
+        )));
+        Ok(WorkerPool {
+            tasks,
+            stop,
+            requeued_at_start,
+        })
+    }
+
+    /// How many stale runs were re-queued when the pool started.
+    pub fn requeued_at_start(&self) -> u64 {
+        self.requeued_at_start
+    }
+
+    /// Stop claiming runs and wait for the runs under way to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn requeue(registry: &Registry, stale_after: Duration) -> Result<u64> {
+    let cutoff = chrono::Duration::from_std(stale_after)
+        .ok()
+        .and_then(|d| now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    registry.run_log().requeue_stale(cutoff).await
+}
+
+async fn requeue_periodically(
+    registry: Registry,
+    stale_after: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = stale_after.max(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match requeue(&registry, stale_after).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(runs = n, "re-queued stale runs");
+                registry.jobs.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "re-queueing stale runs failed"),
+        }
+    }
+}
+
+async fn work(registry: Registry, worker: usize, poll: Duration, mut stop: watch::Receiver<bool>) {
+    let wake: Arc<Notify> = registry.jobs.clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match registry.run_log().claim_pending(1).await {
+            Ok(runs) if !runs.is_empty() => {
+                for run in runs {
+                    let id = run.id;
+                    match registry.execute_claimed(run).await {
+                        Ok(ex) => {
+                            tracing::debug!(worker, run = %id, status = ex.run.status.as_str(), "run executed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(worker, run = %id, error = %e, "recording a run failed")
+                        }
+                    }
+                }
+                // Another run may be waiting: pass the wake-up on.
+                wake.notify_one();
+            }
+            Ok(_) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker, error = %e, "claiming pending runs failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn plan_merges_config_and_call() {
+        let config = json!({"provider": "openai", "model": "gpt-4o", "temperature": 0.2,
+            "max_tokens": 100, "stream": true, "timeout_ms": 5000});
+        let p = ExecutionPlan::new(&config, &ExecuteOptions::default(), &ProviderSet::new());
+        assert_eq!(p.provider.as_deref(), Some("openai"));
+        assert_eq!(p.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            p.params,
+            json!({"temperature": 0.2, "max_tokens": 100})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        assert!(p.stream);
+        assert_eq!(p.timeout, Some(Duration::from_secs(5)));
+
+        let opts = ExecuteOptions {
+            model: Some("gpt-4o-mini".into()),
+            params: json!({"temperature": 1.0, "max_tokens": null, "top_p": 0.5})
+                .as_object()
+                .cloned(),
+            stream: Some(false),
+            ..Default::default()
+        };
+        let p = ExecutionPlan::new(&config, &opts, &ProviderSet::new());
+        assert_eq!(p.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(
+            p.params,
+            json!({"temperature": 1.0, "top_p": 0.5})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        assert!(!p.stream);
+    }
+
+    #[test]
+    fn overrides_round_trip_through_the_run() {
+        let opts = ExecuteOptions {
+            provider: Some("mock".into()),
+            model: Some("mock/echo".into()),
+            params: json!({"temperature": 0.5}).as_object().cloned(),
+            metadata: Some(json!({"user": "u1"})),
+            stream: Some(true),
+            timeout_ms: Some(1500),
+        };
+        let mut new = NewRun::with_status(RunStatus::Pending);
+        new.provider = opts.provider.clone();
+        new.model = opts.model.clone();
+        new.metadata = opts.run_metadata().unwrap();
+        let run = new.into_run(Uuid::nil()).unwrap();
+        assert_eq!(run.metadata["user"], json!("u1"));
+        let back = ExecuteOptions::from_run(&run);
+        assert_eq!(
+            ExecuteOptions {
+                metadata: Some(json!({"user": "u1"})),
+                ..back
+            },
+            opts
+        );
+    }
+
+    #[test]
+    fn reserved_metadata_key_is_refused() {
+        let opts = ExecuteOptions {
+            metadata: Some(json!({RESERVED_METADATA_KEY: 1})),
+            ..Default::default()
+        };
+        assert!(
+            matches!(opts.run_metadata(), Err(Error::InvalidInput { field, .. }) if field == "metadata.prompt_registry")
+        );
+        let opts = ExecuteOptions {
+            metadata: Some(json!([1])),
+            ..Default::default()
+        };
+        assert!(opts.run_metadata().is_err());
+    }
+
+    #[test]
+    fn error_kinds_of_runs() {
+        let e: Error =
+            ProviderError::new(ProviderErrorKind::RateLimited, "openai", "slow down").into();
+        assert_eq!(run_error_kind(&e), "rate_limited");
+        let e: Error = crate::TemplateError::MissingVariables(vec!["a".into()]).into();
+        assert_eq!(run_error(&e).kind, "template");
+        assert_eq!(run_error(&e).message, "missing template variables: a");
+    }
+}
