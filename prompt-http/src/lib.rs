@@ -1,1 +1,129 @@
-//! Placeholder: filled in by a later issue.
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prompt_core::model::DEFAULT_PROJECT;
+use prompt_core::{
+    KeyRole, PromptStore, ProviderSet, Registry, Result, RunLog, WorkerPool, WorkerPoolConfig,
+};
+use tokio::task::JoinHandle;
+
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod limit;
+pub mod metrics;
+pub mod router;
+pub mod routes;
+pub mod state;
+pub mod writer;
+
+pub use router::{RouterConfig, app, openapi};
+pub use state::AppState;
+
+use crate::limit::KeyLimiter;
+use crate::writer::{RunWriter, WriterConfig};
+
+/// Settings of the application state.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// Requests per second per key (0 = unlimited).
+    pub rate_limit: u32,
+    /// Burst per key.
+    pub rate_burst: u32,
+    /// The run writer.
+    pub writer: WriterConfig,
+    /// Providers prompts are executed with (`mock` at least).
+    pub providers: ProviderSet,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            rate_limit: 0,
+            rate_burst: 0,
+            writer: WriterConfig::default(),
+            providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
+        }
+    }
+}
+
+/// Build the state over a store and run log. The returned handle finishes when the
+/// state (and every clone) is dropped and the run writer has drained its queue.
+pub async fn build_state(
+    store: Arc<dyn PromptStore>,
+    runs: Arc<dyn RunLog>,
+    config: &StateConfig,
+) -> Result<(AppState, JoinHandle<()>)> {
+    let base = Registry::new(store.clone(), runs.clone())
+        .await?
+        .with_providers(config.providers.clone());
+    let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);
+    let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
+    Ok((
+        AppState {
+            store,
+            runs,
+            base,
+            writer,
+            limiter,
+            cache: None,
+        },
+        writer_task,
+    ))
+}
+
+/// On a database with no API key at all, create project `default` and one admin key;
+/// return the key (to print once). `None` when keys exist already.
+pub async fn bootstrap_admin_key(store: &Arc<dyn PromptStore>) -> Result<Option<String>> {
+    let project = store.ensure_project(DEFAULT_PROJECT).await?;
+    if !store.list_api_keys(project.id).await?.is_empty() {
+        return Ok(None);
+    }
+    let issued = auth::create_key(store, project.id, "bootstrap-admin", KeyRole::Admin).await?;
+    Ok(Some(issued.key))
+}
+
+/// Start the background workers that execute submitted (`async: true`) runs.
+pub async fn start_workers(state: &AppState, workers: usize) -> Result<WorkerPool> {
+    state
+        .base
+        .start_workers(WorkerPoolConfig {
+            workers: workers.max(1),
+            ..WorkerPoolConfig::default()
+        })
+        .await
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests,
+/// drain the run writer, and return.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    config: RouterConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limiter = state.limiter.clone();
+    let shrinker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.shrink();
+        }
+    });
+    let router = app(state, config);
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    shrinker.abort();
+    // Every clone of the state (and so of the writer's sender) is gone once the
+    // router is dropped: the writer drains what is queued and ends.
+    if let Err(e) = writer_task.await {
+        tracing::error!(error = %e, "run writer task failed");
+    }
+    result
+}

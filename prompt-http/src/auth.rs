@@ -1,0 +1,218 @@
+//! API keys: generation, hashing, the auth middleware and role checks.
+//!
+//! A key is `pr_<8 hex id>_<43 chars of base64url>`: 256 random bits after a visible
+//! prefix (`pr_<8 hex id>`) that identifies the key in lists and logs. Only the SHA-256
+//! of the whole key is stored. Why SHA-256 and not argon2 or a keyed HMAC: the key
+//! carries 256 bits of entropy, so no dictionary or brute-force attack on a leaked hash
+//! is possible and a slow password hash would only add latency to every request; a
+//! keyed hash would need a server secret shared by every instance whose loss would
+//! invalidate every key, for no gain at this entropy. Lookup is one indexed equality
+//! query on the hash, and there is no key cache, so a revocation takes effect on the
+//! next request on every instance.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use prompt_core::model::{new_id, now};
+use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, PromptStore};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A freshly made key: the secret (shown once) and its record (stored).
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    /// The whole key, to show the user once.
+    pub key: String,
+    /// What is stored.
+    pub record: ApiKeyRecord,
+}
+
+/// Hex SHA-256 of a key.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in digest.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Make a new key of `role` in `project` (not stored yet).
+pub fn generate_key(project: Uuid, name: &str, role: KeyRole) -> IssuedKey {
+    // rand's thread RNG is a CSPRNG seeded from the OS.
+    let mut id = [0u8; 4];
+    rand::fill(&mut id);
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let prefix = format!(
+        "pr_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let key = format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(secret));
+    let record = ApiKeyRecord {
+        id: new_id(),
+        project_id: project,
+        name: name.to_owned(),
+        role,
+        prefix,
+        hash: hash_key(&key),
+        created_at: now(),
+        revoked_at: None,
+    };
+    IssuedKey { key, record }
+}
+
+/// Generate and store a key.
+pub async fn create_key(
+    store: &Arc<dyn PromptStore>,
+    project: Uuid,
+    name: &str,
+    role: KeyRole,
+) -> prompt_core::Result<IssuedKey> {
+    prompt_core::validate::max_len("name", name, 100)?;
+    if name.trim().is_empty() {
+        return Err(Error::invalid("name", "must not be empty"));
+    }
+    let issued = generate_key(project, name, role);
+    store.create_api_key(issued.record.clone()).await?;
+    Ok(issued)
+}
+
+/// Who is calling: the key's project and role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// The key's visible prefix.
+    pub key_prefix: String,
+    /// The key's name (recorded as the author of versions and label moves).
+    pub key_name: String,
+    /// The project every query is scoped to.
+    pub project: Project,
+    /// What the key may do.
+    pub role: KeyRole,
+}
+
+impl Caller {
+    /// `Forbidden` unless the key's role is at least `role`.
+    pub fn require(&self, role: KeyRole) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the {} role; the key has {}",
+                role.as_str(),
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// The actor recorded in audit fields.
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.key_name)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("missing API key".into()))
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = parts.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
+    match v.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::Unauthorized(
+            "the Authorization header must be 'Bearer <api key>'".into(),
+        )),
+    }
+}
+
+/// Authenticate the bearer key, check the rate limit, and put the [`Caller`] in the
+/// request's extensions.
+pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match authenticate(&state, req.headers()).await {
+        Ok(caller) => {
+            if let Err(e) = state.limiter.check(caller.key_id) {
+                return e.into_response();
+            }
+            tracing::Span::current().record("project", tracing::field::display(caller.project.id));
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, ApiError> {
+    let key = bearer(headers)?.ok_or_else(|| {
+        ApiError::Unauthorized("missing API key: send 'Authorization: Bearer <api key>'".into())
+    })?;
+    if key.len() > 200 {
+        return Err(ApiError::Unauthorized("invalid API key".into()));
+    }
+    let record = match state.store.api_key_by_hash(&hash_key(key)).await {
+        Ok(r) => r,
+        Err(Error::NotFound { .. }) => {
+            return Err(ApiError::Unauthorized("invalid or revoked API key".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Caller {
+        key_id: record.id,
+        key_prefix: record.prefix,
+        key_name: record.name,
+        project: Project {
+            id: record.project_id,
+            name: String::new(),
+            created_at: record.created_at,
+        },
+        role: record.role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_prefix_and_hash() {
+        let k = generate_key(Uuid::nil(), "ci", KeyRole::Admin);
+        assert!(k.key.starts_with(&k.record.prefix));
+        assert!(k.record.prefix.starts_with("pr_") && k.record.prefix.len() == 11);
+        assert_eq!(k.record.hash, hash_key(&k.key));
+        assert_eq!(k.record.hash.len(), 64);
+        assert!(!k.record.hash.contains(&k.key));
+        let k2 = generate_key(Uuid::nil(), "ci", KeyRole::Admin);
+        assert_ne!(k.key, k2.key);
+    }
+}

@@ -1,0 +1,268 @@
+//! `prompt-registry`: the Prompt Registry server and its admin commands.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use prompt_core::{KeyRole, PromptStore, RunLog, validate};
+use prompt_http::backend::Opened;
+use prompt_http::config::{DatabaseArgs, LogFormat, ServeArgs};
+use prompt_http::writer::WriterConfig;
+use prompt_http::{
+    RouterConfig, StateConfig, auth, bootstrap_admin_key, build_state, serve, start_workers,
+};
+use uuid::Uuid;
+
+/// Prompt Registry: prompt management and LLM-run observability.
+#[derive(Debug, Parser)]
+#[command(name = "prompt-registry", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service. On an empty database it creates project `default` and
+    /// prints one admin API key, once.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit (serve also applies them on start-up).
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key (and the project if it does not exist yet). Prints the key alone on
+    /// stdout, so `KEY=$(prompt-registry keys create --project P --role editor)` works.
+    Create {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Project name.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+        /// A name for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List a project's keys (never the secrets).
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Project name.
+        #[arg(long, default_value = "default")]
+        project: String,
+    },
+    /// Revoke a key by id; it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Project name.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// The key's id.
+        id: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+async fn open_cached(db: &DatabaseArgs, cache_ttl: Duration) -> Result<Opened, String> {
+    prompt_http::backend::open(&db.database_url, cache_ttl)
+        .await
+        .map_err(|e| format!("cannot open the database (DATABASE_URL / --database-url): {e}"))
+}
+
+async fn open(db: &DatabaseArgs) -> Result<(Arc<dyn PromptStore>, Arc<dyn RunLog>), String> {
+    let o = open_cached(db, Duration::ZERO).await?;
+    Ok((o.store, o.runs))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests and queued run writes");
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => {
+            let addr = args.validate()?;
+            init_logs(args.log_format);
+            let providers = prompt_providers::from_env()
+                .map_err(|e| format!("invalid provider configuration: {e}"))?;
+            let opened = open_cached(&args.db, Duration::from_secs(args.cache_ttl_secs)).await?;
+            let store = opened.store.clone();
+            let runs = opened.runs.clone();
+            if let Some(key) = bootstrap_admin_key(&store)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                eprintln!(
+                    "Created project 'default' and its first admin API key (shown once, store it now):"
+                );
+                println!("{key}");
+            }
+            let state_config = StateConfig {
+                rate_limit: args.rate_limit,
+                rate_burst: args.rate_burst,
+                writer: WriterConfig {
+                    queue: args.run_queue,
+                    ..WriterConfig::default()
+                },
+                providers,
+            };
+            let (mut state, writer) = build_state(store, runs, &state_config)
+                .await
+                .map_err(|e| e.to_string())?;
+            state.cache = opened.cache.clone();
+            let workers = start_workers(&state, args.workers)
+                .await
+                .map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                format!("cannot listen on {addr} (PROMPT_REGISTRY_ADDR / --addr): {e}")
+            })?;
+            tracing::info!(%addr, "prompt-registry listening");
+            eprintln!("prompt-registry listening on http://{addr} (docs: http://{addr}/docs)");
+            let router_config = RouterConfig {
+                body_limit: args.body_limit,
+                request_timeout: Duration::from_secs(args.request_timeout_secs),
+            };
+            let served = serve(listener, state, writer, router_config, shutdown_signal()).await;
+            workers.shutdown().await;
+            opened.backend.close().await;
+            served.map_err(|e| format!("server error: {e}"))
+        }
+        Command::Migrate { db } => {
+            init_logs(LogFormat::Pretty);
+            let applied = prompt_http::backend::migrate(&db.database_url)
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
+            if applied.is_empty() {
+                eprintln!("database is up to date");
+            } else {
+                eprintln!("applied migrations {applied:?}");
+            }
+            Ok(())
+        }
+        Command::Keys { command } => keys(command).await,
+    }
+}
+
+async fn keys(command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::Create {
+            db,
+            project,
+            role,
+            name,
+        } => {
+            validate::project_name(&project).map_err(|e| format!("--project: {e}"))?;
+            let role = KeyRole::parse(&role).map_err(|e| format!("--role: {e}"))?;
+            let (store, _) = open(&db).await?;
+            let p = store
+                .ensure_project(&project)
+                .await
+                .map_err(|e| e.to_string())?;
+            let issued = auth::create_key(&store, p.id, &name, role)
+                .await
+                .map_err(|e| format!("--name: {e}"))?;
+            eprintln!(
+                "created {} key '{}' ({}) in project '{}'",
+                role.as_str(),
+                name,
+                issued.record.prefix,
+                project
+            );
+            println!("{}", issued.key);
+            Ok(())
+        }
+        KeysCommand::List { db, project } => {
+            let (store, _) = open(&db).await?;
+            let p = store
+                .project_by_name(&project)
+                .await
+                .map_err(|e| e.to_string())?;
+            for k in store.list_api_keys(p.id).await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.prefix,
+                    k.role.as_str(),
+                    k.name,
+                    k.revoked_at
+                        .map_or("active".to_owned(), |t| format!("revoked {t}"))
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { db, project, id } => {
+            let id =
+                Uuid::parse_str(&id).map_err(|_| format!("'{id}' is not a key id (a UUID)"))?;
+            let (store, _) = open(&db).await?;
+            let p = store
+                .project_by_name(&project)
+                .await
+                .map_err(|e| e.to_string())?;
+            store
+                .revoke_api_key(p.id, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

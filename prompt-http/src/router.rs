@@ -1,0 +1,364 @@
+//! The router: routes from `routes/*`, and every middleware in one place.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, ErrorBody, ErrorDetail, InternalCause};
+use crate::routes::{execute, keys, prompts, runs, service};
+use crate::state::AppState;
+
+/// Limits applied by the router.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterConfig {
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            body_limit: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Prompt Registry",
+        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes (behind auth) and the OpenAPI document they produce.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(prompts::create_prompt, prompts::list_prompts))
+        .routes(routes!(
+            prompts::get_prompt,
+            prompts::update_prompt,
+            prompts::archive_prompt
+        ))
+        .routes(routes!(prompts::create_version, prompts::list_versions))
+        .routes(routes!(prompts::get_version))
+        .routes(routes!(prompts::resolve))
+        .routes(routes!(prompts::set_label, prompts::delete_label))
+        .routes(routes!(prompts::label_history))
+        .routes(routes!(prompts::render))
+        .routes(routes!(execute::execute))
+        .routes(routes!(runs::stats))
+        .routes(routes!(runs::create_run, runs::list_runs))
+        .routes(routes!(runs::create_runs_batch))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the whole service.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes();
+    let (_, service_doc) = service_routes();
+    doc.merge(service_doc);
+    doc
+}
+
+fn service_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new()
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .routes(routes!(service::metrics_text))
+        .split_for_parts()
+}
+
+/// The whole application: every route and middleware, ready to serve or to drive with
+/// `tower::ServiceExt::oneshot` in tests.
+pub fn app(state: AppState, config: RouterConfig) -> Router {
+    crate::metrics::install();
+    let (api, _) = api_routes();
+    let (svc, _) = service_routes();
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_key,
+    ));
+    let inner: Router = Router::new()
+        .merge(api)
+        .merge(svc)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(middleware::from_fn(observe))
+        .with_state(state);
+    // Prompt names may hold raw slashes; rewrite them to %2F before routing.
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let inner = inner.clone();
+        async move { inner.oneshot(normalize_prompt_path(req)).await }
+    }))
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+const ACTIONS_1: &[&str] = &[
+    "versions", "resolve", "render", "execute", "stats", "optimize",
+];
+
+/// `/api/v1/prompts/a/b/versions/3` → `/api/v1/prompts/a%2Fb/versions/3`.
+fn normalize_prompt_path(mut req: Request) -> Request {
+    const PREFIX: &str = "/api/v1/prompts/";
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return req;
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.len() < 2 || segs.iter().any(|s| s.is_empty()) {
+        return req;
+    }
+    let n = segs.len();
+    // How many trailing segments are the action, longest interpretation first.
+    let tail = if n >= 4 && segs[n - 3] == "labels" && segs[n - 1] == "history" {
+        3
+    } else if n >= 3 && (segs[n - 2] == "labels" || segs[n - 2] == "versions") {
+        2
+    } else if ACTIONS_1.contains(&segs[n - 1]) {
+        1
+    } else {
+        0
+    };
+    let name_segs = &segs[..n - tail];
+    if name_segs.len() < 2 {
+        return req;
+    }
+    let mut new_path = String::from(PREFIX);
+    new_path.push_str(&name_segs.join("%2F"));
+    for s in &segs[n - tail..] {
+        new_path.push('/');
+        new_path.push_str(s);
+    }
+    let pq = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    if let Ok(uri) = pq.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_owned())
+}
+
+/// Request id, access log, metrics, and the one error shape for every error response.
+async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        path = %path,
+        request_id = %request_id,
+        project = tracing::field::Empty
+    );
+    let mut resp = {
+        use tracing::Instrument;
+        next.run(req).instrument(span.clone()).await
+    };
+    let status = resp.status();
+    if status.is_client_error() || status.is_server_error() {
+        resp = ensure_error_body(resp, &request_id, &span);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let elapsed = started.elapsed();
+    let status_label = status.as_u16().to_string();
+    metrics::counter!("prompt_registry_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status_label.clone()).increment(1);
+    metrics::histogram!("prompt_registry_http_request_duration_seconds", "method" => method.to_string(), "route" => route, "status" => status_label).record(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    resp
+}
+
+/// Every 4xx/5xx leaves in the one JSON shape; 500s hide their cause (logged here with
+/// the request id) and carry only `internal` and the request id.
+fn ensure_error_body(resp: Response, request_id: &str, span: &tracing::Span) -> Response {
+    let status = resp.status();
+    if let Some(InternalCause(cause)) = resp.extensions().get::<InternalCause>() {
+        span.in_scope(|| {
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(%cause, "internal error");
+            } else {
+                tracing::warn!(%cause, "service unavailable");
+            }
+        });
+    }
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        return json_error(
+            status,
+            "internal",
+            "internal".into(),
+            Some(serde_json::json!({"request_id": request_id})),
+            &resp,
+        );
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "request body is larger than the server's limit",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this path"),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            ("unavailable", "the request took too long; retry later")
+        }
+        StatusCode::NOT_FOUND => ("not_found", "not found"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("bad_request", "expected Content-Type: application/json")
+        }
+        s if s.is_server_error() => ("unavailable", "the service is temporarily unavailable"),
+        _ => ("bad_request", "bad request"),
+    };
+    json_error(status, code, message.into(), None, &resp)
+}
+
+fn json_error(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<serde_json::Value>,
+    old: &Response,
+) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            details,
+        },
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    for h in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = old.headers().get(&h) {
+            resp.headers_mut().insert(h, v.clone());
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && !resp.headers().contains_key(header::RETRY_AFTER)
+    {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn norm(p: &str) -> String {
+        let req = Request::builder().uri(p).body(Body::empty()).unwrap();
+        normalize_prompt_path(req).uri().to_string()
+    }
+
+    #[test]
+    fn raw_slashes_in_names_are_encoded() {
+        assert_eq!(norm("/api/v1/prompts/a/b"), "/api/v1/prompts/a%2Fb");
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/versions"),
+            "/api/v1/prompts/a%2Fb/versions"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/versions/3"),
+            "/api/v1/prompts/a%2Fb/versions/3"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/c/resolve?label=x"),
+            "/api/v1/prompts/a%2Fb%2Fc/resolve?label=x"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/labels/prod"),
+            "/api/v1/prompts/a%2Fb/labels/prod"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/labels/prod/history"),
+            "/api/v1/prompts/a%2Fb/labels/prod/history"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/versions"),
+            "/api/v1/prompts/a/versions"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/versions/x"),
+            "/api/v1/prompts/a/versions/x"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a%2Fb/render"),
+            "/api/v1/prompts/a%2Fb/render"
+        );
+        assert_eq!(norm("/api/v1/runs"), "/api/v1/runs");
+    }
+}

@@ -1,0 +1,130 @@
+//! API keys (admin only).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use prompt_core::{ApiKeyRecord, KeyRole};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{Caller, create_key};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// Body of `POST /api/v1/keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    /// A human name (1–100 characters).
+    pub name: String,
+    /// `viewer`, `editor` or `admin`.
+    pub role: KeyRole,
+}
+
+/// A new key: `key` is shown this once only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: KeyRole,
+    /// Visible prefix.
+    pub prefix: String,
+    /// The secret key. Store it now: it cannot be shown again.
+    pub key: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: KeyRole,
+    /// Visible prefix.
+    pub prefix: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(r: ApiKeyRecord) -> Self {
+        KeyView {
+            id: r.id,
+            name: r.name,
+            role: r.role,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// List of keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// The keys, oldest first, revoked ones included.
+    pub items: Vec<KeyView>,
+}
+
+/// Create a key in the caller's project.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = CreateKeyBody,
+    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateKeyBody>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    caller.require(KeyRole::Admin)?;
+    let issued = create_key(&state.store, caller.project.id, &body.name, body.role).await?;
+    let r = issued.record;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            id: r.id,
+            name: r.name,
+            role: r.role,
+            prefix: r.prefix,
+            key: issued.key,
+            created_at: r.created_at,
+        }),
+    ))
+}
+
+/// List the project's keys (no secrets).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    responses((status = 200, body = KeyList), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<KeyList>> {
+    caller.require(KeyRole::Admin)?;
+    let keys = state.store.list_api_keys(caller.project.id).await?;
+    Ok(Json(KeyList {
+        items: keys.into_iter().map(KeyView::from).collect(),
+    }))
+}
+
+/// Revoke a key; it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = Uuid, Path, description = "key id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(KeyRole::Admin)?;
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::invalid("id", format!("'{id}' is not a key id (a UUID)")))?;
+    state.store.revoke_api_key(caller.project.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

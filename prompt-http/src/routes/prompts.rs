@@ -1,0 +1,380 @@
+//! Prompts, versions, labels and rendering.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use prompt_core::{
+    KeyRole, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter,
+    PromptUpdate, PromptVersion, Rendered, Selector, Variables,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+/// Filters and page of `GET /api/v1/prompts`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPromptsQuery {
+    /// Only prompts with this tag.
+    pub tag: Option<String>,
+    /// Only prompts whose name starts with this.
+    pub q: Option<String>,
+    /// Only prompts created at or after (RFC 3339).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only prompts created before (RFC 3339).
+    pub created_before: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Page parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    fn page(self) -> PageRequest {
+        PageRequest {
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+    }
+}
+
+/// `?label=` or `?version=` (not both; default label `production`).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SelectorQuery {
+    /// A label (default `production`).
+    pub label: Option<String>,
+    /// A version number.
+    pub version: Option<u32>,
+}
+
+/// Select a version by label or number: both given is a 400.
+pub fn selector(label: Option<String>, version: Option<u32>) -> ApiResult<Selector> {
+    if label.is_some() && version.is_some() {
+        return Err(ApiError::BadRequest {
+            message: "give either label or version, not both".into(),
+            details: Some(serde_json::json!({"fields": ["label", "version"]})),
+        });
+    }
+    Ok(Selector::from_parts(label, version)?)
+}
+
+/// Body of `PUT …/labels/{label}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLabelBody {
+    /// The version the label should point at.
+    pub version: u32,
+}
+
+/// Body of `POST …/render`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderBody {
+    /// A label (default `production`).
+    pub label: Option<String>,
+    /// A version number.
+    pub version: Option<u32>,
+    /// The variables.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Variables,
+}
+
+/// Answer of `POST …/render`: `text` for text prompts, `messages` for chat prompts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderResponse {
+    /// The version rendered.
+    pub version: u32,
+    /// The rendered text (text prompts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The rendered messages (chat prompts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<prompt_core::ChatMessage>>,
+}
+
+fn with_etag(prompt: Prompt, status: StatusCode) -> Response {
+    let etag = HeaderValue::from_str(&prompt.etag).ok();
+    let mut resp = (status, Json(prompt)).into_response();
+    if let Some(e) = etag {
+        resp.headers_mut().insert(header::ETAG, e);
+    }
+    resp
+}
+
+/// Create a prompt.
+#[utoipa::path(post, path = "/api/v1/prompts", tag = "prompts", request_body = NewPrompt,
+    responses((status = 201, body = Prompt), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewPrompt>,
+) -> ApiResult<Response> {
+    caller.require(KeyRole::Editor)?;
+    let p = state.registry(&caller.project).create_prompt(body).await?;
+    Ok(with_etag(p, StatusCode::CREATED))
+}
+
+/// List prompts (archived ones hidden).
+#[utoipa::path(get, path = "/api/v1/prompts", tag = "prompts", params(ListPromptsQuery),
+    responses((status = 200, body = Page<Prompt>)))]
+pub async fn list_prompts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListPromptsQuery>,
+) -> ApiResult<Json<Page<Prompt>>> {
+    let filter = PromptFilter {
+        tag: q.tag,
+        name_prefix: q.q,
+        created_after: q.created_after,
+        created_before: q.created_before,
+    };
+    let page = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(Json(
+        state
+            .registry(&caller.project)
+            .list_prompts(&filter, &page)
+            .await?,
+    ))
+}
+
+/// A prompt with its labels, latest version and etag.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}", tag = "prompts",
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F")),
+    responses((status = 200, body = Prompt), (status = 404, body = ErrorBody)))]
+pub async fn get_prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let p = state.registry(&caller.project).get_prompt(&name).await?;
+    Ok(with_etag(p, StatusCode::OK))
+}
+
+/// Update description and tags; `If-Match` honoured (412 when stale).
+#[utoipa::path(patch, path = "/api/v1/prompts/{name}", tag = "prompts", request_body = PromptUpdate,
+    params(("name" = String, Path, description = "prompt name"), ("If-Match" = Option<String>, Header, description = "etag from GET")),
+    responses((status = 200, body = Prompt), (status = 412, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PromptUpdate>,
+) -> ApiResult<Response> {
+    caller.require(KeyRole::Editor)?;
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("If-Match is not valid text"))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let p = state
+        .registry(&caller.project)
+        .update_prompt(&name, body, if_match.as_deref())
+        .await?;
+    Ok(with_etag(p, StatusCode::OK))
+}
+
+/// Archive a prompt (hidden from lists; its versions stay readable for old runs).
+#[utoipa::path(delete, path = "/api/v1/prompts/{name}", tag = "prompts",
+    params(("name" = String, Path, description = "prompt name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn archive_prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(KeyRole::Editor)?;
+    state
+        .registry(&caller.project)
+        .archive_prompt(&name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create the next version (and the prompt if missing).
+#[utoipa::path(post, path = "/api/v1/prompts/{name}/versions", tag = "versions", request_body = NewVersion,
+    params(("name" = String, Path, description = "prompt name")),
+    responses((status = 201, body = PromptVersion), (status = 422, body = ErrorBody)))]
+pub async fn create_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(mut body): ApiJson<NewVersion>,
+) -> ApiResult<(StatusCode, Json<PromptVersion>)> {
+    caller.require(KeyRole::Editor)?;
+    body.created_by = Some(caller.actor());
+    let v = state
+        .registry(&caller.project)
+        .create_version(&name, body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Versions, newest first.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/versions", tag = "versions",
+    params(("name" = String, Path, description = "prompt name"), PageQuery),
+    responses((status = 200, body = Page<PromptVersion>), (status = 404, body = ErrorBody)))]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<PromptVersion>>> {
+    Ok(Json(
+        state
+            .registry(&caller.project)
+            .list_versions(&name, &q.page())
+            .await?,
+    ))
+}
+
+/// Parse a version number from the path.
+pub fn version_param(s: &str) -> ApiResult<u32> {
+    s.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ApiError::invalid(
+            "version",
+            format!("'{s}' is not a version number (1, 2, 3 …)"),
+        )
+    })
+}
+
+/// One version.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/versions/{version}", tag = "versions",
+    params(("name" = String, Path, description = "prompt name"), ("version" = u32, Path, description = "version number")),
+    responses((status = 200, body = PromptVersion), (status = 404, body = ErrorBody)))]
+pub async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PromptVersion>> {
+    let n = version_param(&version)?;
+    Ok(Json(
+        state
+            .registry(&caller.project)
+            .get_version(&name, n)
+            .await?,
+    ))
+}
+
+/// Resolve by label (default `production`) or version.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/resolve", tag = "versions",
+    params(("name" = String, Path, description = "prompt name"), SelectorQuery),
+    responses((status = 200, body = PromptVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<SelectorQuery>,
+) -> ApiResult<Json<PromptVersion>> {
+    let sel = selector(q.label, q.version)?;
+    Ok(Json(
+        state.registry(&caller.project).resolve(&name, &sel).await?,
+    ))
+}
+
+/// Point a label at a version (atomically, audited). `latest` → 422.
+#[utoipa::path(put, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels", request_body = SetLabelBody,
+    params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label")),
+    responses((status = 200, body = LabelMove), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, label)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SetLabelBody>,
+) -> ApiResult<Json<LabelMove>> {
+    caller.require(KeyRole::Editor)?;
+    let m = state
+        .registry(&caller.project)
+        .set_label(&name, &label, body.version, Some(&caller.actor()))
+        .await?;
+    Ok(Json(m))
+}
+
+/// Remove a label.
+#[utoipa::path(delete, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels",
+    params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, label)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(KeyRole::Editor)?;
+    state
+        .registry(&caller.project)
+        .delete_label(&name, &label, Some(&caller.actor()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who moved a label, from which version to which, when (newest first).
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/labels/{label}/history", tag = "labels",
+    params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label"), PageQuery),
+    responses((status = 200, body = Page<LabelMove>), (status = 404, body = ErrorBody)))]
+pub async fn label_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, label)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<LabelMove>>> {
+    Ok(Json(
+        state
+            .registry(&caller.project)
+            .label_history(&name, &label, &q.page())
+            .await?,
+    ))
+}
+
+/// Render a version with variables; missing variables → 422 naming them.
+#[utoipa::path(post, path = "/api/v1/prompts/{name}/render", tag = "versions", request_body = RenderBody,
+    params(("name" = String, Path, description = "prompt name")),
+    responses((status = 200, body = RenderResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn render(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RenderBody>,
+) -> ApiResult<Json<RenderResponse>> {
+    let sel = selector(body.label, body.version)?;
+    let (v, r) = state
+        .registry(&caller.project)
+        .render(&name, &sel, &body.variables)
+        .await?;
+    let (text, messages) = match r {
+        Rendered::Text(t) => (Some(t), None),
+        Rendered::Messages(m) => (None, Some(m)),
+    };
+    Ok(Json(RenderResponse {
+        version: v.version,
+        text,
+        messages,
+    }))
+}

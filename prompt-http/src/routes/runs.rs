@@ -1,0 +1,256 @@
+//! Runs: logging (single and batch, through the group-commit writer), listing, stats.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use prompt_core::{
+    GroupBy, KeyRole, NewRun, Order, Page, PageRequest, Run, RunQuery, RunStats, RunStatus,
+    StatsQuery,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::extract::{ApiJson, ApiQuery, parse_json};
+use crate::state::AppState;
+
+/// Most runs in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Log a run executed elsewhere.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = NewRun,
+    responses((status = 201, body = Run), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewRun>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    caller.require(KeyRole::Editor)?;
+    let reg = state.registry(&caller.project);
+    let mut prepared = reg.prepare_runs(vec![body]).await?;
+    let run = prepared
+        .pop()
+        .ok_or_else(|| ApiError::from(prompt_core::Error::internal("no run prepared")))??;
+    state.writer.write(vec![run.clone()]).await?;
+    metrics::counter!("prompt_registry_runs_total", "status" => run.status.as_str()).increment(1);
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Body of `POST /api/v1/runs/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    /// Up to 1000 runs; each is validated and stored or refused on its own.
+    #[schema(value_type = Vec<NewRun>)]
+    pub runs: Vec<Value>,
+}
+
+/// One item of the batch answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Position in the request.
+    pub index: usize,
+    /// The stored run's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// Why this item was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// Answer of `POST /api/v1/runs/batch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// One entry per input run, in order.
+    pub results: Vec<BatchItem>,
+}
+
+fn item_error(e: ApiError) -> ErrorDetail {
+    let parts = e.into_parts();
+    if let Some(cause) = parts.cause {
+        tracing::error!(%cause, "batch item failed");
+    }
+    parts.detail
+}
+
+/// Log up to 1000 runs; each succeeds or fails alone.
+#[utoipa::path(post, path = "/api/v1/runs/batch", tag = "runs", request_body = BatchBody,
+    responses((status = 200, body = BatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_runs_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> ApiResult<Json<BatchResponse>> {
+    caller.require(KeyRole::Editor)?;
+    if body.runs.is_empty() {
+        return Err(ApiError::invalid("runs", "must hold at least one run"));
+    }
+    if body.runs.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "runs",
+            format!("holds {} runs; the maximum is {MAX_BATCH}", body.runs.len()),
+        ));
+    }
+    let mut results: Vec<BatchItem> = Vec::with_capacity(body.runs.len());
+    let mut parsed: Vec<(usize, NewRun)> = Vec::with_capacity(body.runs.len());
+    for (index, raw) in body.runs.into_iter().enumerate() {
+        match serde_json::to_vec(&raw)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+            .and_then(|b| parse_json::<NewRun>(&b))
+        {
+            Ok(n) => parsed.push((index, n)),
+            Err(e) => results.push(BatchItem {
+                index,
+                id: None,
+                error: Some(item_error(e)),
+            }),
+        }
+    }
+    let reg = state.registry(&caller.project);
+    let (indices, news): (Vec<usize>, Vec<NewRun>) = parsed.into_iter().unzip();
+    let prepared = reg.prepare_runs(news).await?;
+    let mut ok_runs = Vec::with_capacity(prepared.len());
+    for (index, r) in indices.into_iter().zip(prepared) {
+        match r {
+            Ok(run) => {
+                results.push(BatchItem {
+                    index,
+                    id: Some(run.id),
+                    error: None,
+                });
+                ok_runs.push(run);
+            }
+            Err(e) => results.push(BatchItem {
+                index,
+                id: None,
+                error: Some(item_error(e.into())),
+            }),
+        }
+    }
+    let n = ok_runs.len();
+    state.writer.write(ok_runs).await?;
+    metrics::counter!("prompt_registry_runs_logged_total").increment(n as u64);
+    results.sort_by_key(|r| r.index);
+    Ok(Json(BatchResponse { results }))
+}
+
+/// Filters of `GET /api/v1/runs`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Prompt name.
+    pub prompt: Option<String>,
+    /// Version number (needs `prompt`).
+    pub version: Option<u32>,
+    /// Label.
+    pub label: Option<String>,
+    /// Status.
+    pub status: Option<RunStatus>,
+    /// Provider.
+    pub provider: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// `desc` (default) or `asc` by creation time.
+    pub order: Option<Order>,
+    /// Page size, 1–500.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List runs.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
+    responses((status = 200, body = Page<Run>), (status = 422, body = ErrorBody)))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<Page<Run>>> {
+    let query = RunQuery {
+        prompt: q.prompt,
+        version: q.version,
+        label: q.label,
+        status: q.status,
+        provider: q.provider,
+        model: q.model,
+        since: q.since,
+        until: q.until,
+        order: q.order.unwrap_or_default(),
+        page: PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        },
+    };
+    Ok(Json(state.registry(&caller.project).runs(&query).await?))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = Uuid, Path, description = "run id")),
+    responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
+pub async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::invalid("id", format!("'{id}' is not a run id (a UUID)")))?;
+    Ok(Json(state.registry(&caller.project).get_run(id).await?))
+}
+
+/// Parameters of `GET …/stats`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// Runs created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs created before.
+    pub until: Option<DateTime<Utc>>,
+    /// `version`, `label` or `model`.
+    pub group_by: Option<GroupBy>,
+}
+
+/// Answer of `GET …/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    /// The prompt.
+    pub prompt: String,
+    /// The grouping asked for.
+    pub group_by: Option<GroupBy>,
+    /// One row per group (one row without grouping).
+    pub groups: Vec<RunStats>,
+}
+
+/// Aggregates of a prompt's runs.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/stats", tag = "runs",
+    params(("name" = String, Path, description = "prompt name"), StatsParams),
+    responses((status = 200, body = StatsResponse), (status = 404, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<StatsParams>,
+) -> ApiResult<Json<StatsResponse>> {
+    let query = StatsQuery {
+        prompt: name.clone(),
+        since: q.since,
+        until: q.until,
+        group_by: q.group_by,
+    };
+    let groups = state.registry(&caller.project).stats(&query).await?;
+    Ok(Json(StatsResponse {
+        prompt: name,
+        group_by: q.group_by,
+        groups,
+    }))
+}

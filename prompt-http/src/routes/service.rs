@@ -1,0 +1,57 @@
+//! Health, readiness, metrics, OpenAPI and the docs page.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ErrorBody;
+use crate::state::AppState;
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(Health { status: "ok" }).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            crate::error::ApiError::Core(prompt_core::Error::unavailable(e.to_string()))
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics in the text format.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    if let Some(c) = &state.cache {
+        let stats = c.stats();
+        metrics::counter!("prompt_registry_cache_hits_total").absolute(stats.hits);
+        metrics::counter!("prompt_registry_cache_misses_total").absolute(stats.misses);
+        metrics::counter!("prompt_registry_cache_invalidations_total")
+            .absolute(stats.invalidations);
+    }
+    let body = crate::metrics::render();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,33 @@
+//! Shared state of the handlers.
+
+use std::sync::Arc;
+
+use prompt_core::{Project, PromptStore, Registry, RunLog};
+use prompt_store::CachedStore;
+
+use crate::limit::KeyLimiter;
+use crate::writer::RunWriter;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The prompt store (possibly cached).
+    pub store: Arc<dyn PromptStore>,
+    /// The run log.
+    pub runs: Arc<dyn RunLog>,
+    /// A registry over the backends; [`AppState::registry`] scopes it to a project.
+    pub base: Registry,
+    /// Group-commit writer for runs.
+    pub writer: RunWriter,
+    /// Per-key rate limiter.
+    pub limiter: KeyLimiter,
+    /// The resolve cache, when there is one (for its metrics).
+    pub cache: Option<Arc<CachedStore>>,
+}
+
+impl AppState {
+    /// The registry scoped to `project`.
+    pub fn registry(&self, project: &Project) -> Registry {
+        self.base.for_project(project.clone())
+    }
+}

@@ -1,0 +1,840 @@
+//! The HTTP API driven through the real router, on every backend.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::{Options, TestApp, assert_error};
+use prompt_core::KeyRole;
+use serde_json::{Value, json};
+
+/// Create a prompt with a text version labelled production.
+async fn seed(app: &TestApp, key: &str, name: &str) {
+    let r = app
+        .post(
+            &format!("/api/v1/prompts/{}/versions", name.replace('/', "%2F")),
+            key,
+            json!({"template": "Classify: {{ ticket }}", "config": {"provider": "mock", "model": "mock/echo"}, "labels": ["production"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+async fn service_endpoints(app: &TestApp) {
+    let r = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({"status": "ok"}));
+    let r = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        r.body["openapi"]
+    );
+    for path in [
+        "/api/v1/prompts",
+        "/api/v1/prompts/{name}/resolve",
+        "/api/v1/runs/batch",
+        "/api/v1/keys/{id}",
+        "/healthz",
+    ] {
+        assert!(r.body["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    let r = app.call(Method::GET, "/docs/", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("swagger"), "docs page");
+    assert!(!r.text.contains("cdn"), "docs must not load from a CDN");
+    app.get("/api/v1/prompts", &app.admin).await;
+    let r = app.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("prompt_registry_http_requests_total"),
+        "{}",
+        r.text
+    );
+    let r = app.call(Method::GET, "/nope", None, None).await;
+    assert_error(&r, 404, "not_found");
+}
+
+async fn request_ids(app: &TestApp) {
+    let req = Request::builder()
+        .uri("/healthz")
+        .header("x-request-id", "my-id-123")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.headers["x-request-id"], "my-id-123");
+    let r = app.call(Method::GET, "/healthz", None, None).await;
+    let generated = r.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "a UUID is generated: {generated}");
+}
+
+async fn auth_and_roles(app: &TestApp) {
+    let r = app.call(Method::GET, "/api/v1/prompts", None, None).await;
+    assert_error(&r, 401, "unauthorized");
+    let r = app.get("/api/v1/prompts", "pr_bogus_key").await;
+    assert_error(&r, 401, "unauthorized");
+    let req = Request::builder()
+        .uri("/api/v1/prompts")
+        .header("authorization", "Basic abc")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(&app.send(req).await, 401, "unauthorized");
+    let viewer = app.key("default", KeyRole::Viewer).await;
+    let editor = app.key("default", KeyRole::Editor).await;
+    let r = app
+        .post("/api/v1/prompts", &viewer, json!({"name": "x"}))
+        .await;
+    assert_error(&r, 403, "forbidden");
+    let r = app
+        .post("/api/v1/prompts", &editor, json!({"name": "x"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.get("/api/v1/prompts/x", &viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &editor,
+            json!({"name": "k", "role": "viewer"}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    let r = app.get("/api/v1/keys", &viewer).await;
+    assert_error(&r, 403, "forbidden");
+}
+
+async fn keys_lifecycle(app: &TestApp) {
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &app.admin,
+            json!({"name": "ci", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(r.body["prefix"].as_str().unwrap()));
+    let list = app.get("/api/v1/keys", &app.admin).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(!list.text.contains(&key), "secrets are never listed");
+    assert!(!list.text.contains("hash"), "hashes are never listed");
+    assert!(
+        list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str())
+    );
+    assert_eq!(
+        app.get("/api/v1/prompts", &key).await.status,
+        StatusCode::OK
+    );
+    let r = app.delete(&format!("/api/v1/keys/{id}"), &app.admin).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_error(&app.get("/api/v1/prompts", &key).await, 401, "unauthorized");
+    let r = app.delete("/api/v1/keys/not-a-uuid", &app.admin).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app
+        .delete(
+            &format!("/api/v1/keys/{}", uuid::Uuid::now_v7()),
+            &app.admin,
+        )
+        .await;
+    assert_error(&r, 404, "not_found");
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &app.admin,
+            json!({"name": "x", "role": "root"}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "role");
+}
+
+async fn prompt_crud_and_etag(app: &TestApp) {
+    let k = &app.admin;
+    let r = app
+        .post(
+            "/api/v1/prompts",
+            k,
+            json!({"name": "support/triage", "description": "d", "tags": ["b", "a"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["tags"], json!(["a", "b"]));
+    let r = app
+        .post("/api/v1/prompts", k, json!({"name": "support/triage"}))
+        .await;
+    assert_error(&r, 409, "conflict");
+    let r = app.get("/api/v1/prompts/support%2Ftriage", k).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(r.body["etag"], etag.as_str());
+    let raw = app.get("/api/v1/prompts/support/triage", k).await;
+    assert_eq!(raw.status, StatusCode::OK, "raw slashes work too");
+    let patch = |if_match: Option<String>, body: Value| {
+        let mut b = Request::builder()
+            .method(Method::PATCH)
+            .uri("/api/v1/prompts/support%2Ftriage")
+            .header("authorization", format!("Bearer {k}"))
+            .header("content-type", "application/json");
+        if let Some(m) = if_match {
+            b = b.header("if-match", m);
+        }
+        b.body(Body::from(body.to_string())).unwrap()
+    };
+    let r = app
+        .send(patch(Some(etag.clone()), json!({"description": "new"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["description"], "new");
+    assert_ne!(r.headers["etag"].to_str().unwrap(), etag);
+    let r = app
+        .send(patch(Some(etag), json!({"description": "stale"})))
+        .await;
+    assert_error(&r, 412, "precondition_failed");
+    let r = app.send(patch(None, json!({"tags": ["z"]}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["description"], "new");
+    let r = app.send(patch(None, json!({"descriptoin": "typo"}))).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app.delete("/api/v1/prompts/support%2Ftriage", k).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_error(
+        &app.get("/api/v1/prompts/support%2Ftriage", k).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.delete("/api/v1/prompts/support%2Ftriage", k).await,
+        404,
+        "not_found",
+    );
+}
+
+async fn versions_labels_resolve_render(app: &TestApp) {
+    let k = &app.admin;
+    seed(app, k, "t").await;
+    let r = app
+        .post("/api/v1/prompts/t/versions", k, json!({
+            "template": [{"role": "system", "content": "You triage {{ team }}."}, {"role": "user", "content": "{{ ticket }}"}],
+            "commit_message": "chat"
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(r.body["kind"], "chat");
+    assert_eq!(r.body["variables"], json!(["team", "ticket"]));
+    assert_eq!(r.body["template_format"], "mustache");
+    assert_eq!(r.body["labels"], json!(["latest"]));
+    assert!(r.body["created_by"].as_str().unwrap().starts_with("key:"));
+    let r = app.get("/api/v1/prompts/t", k).await;
+    assert_eq!(r.body["labels"], json!({"latest": 2, "production": 1}));
+    assert_eq!(r.body["latest_version"], 2);
+    let r = app.get("/api/v1/prompts/t/versions?limit=1", k).await;
+    assert_eq!(r.body["items"][0]["version"], 2);
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+    let r = app
+        .get(
+            &format!("/api/v1/prompts/t/versions?limit=1&cursor={cursor}"),
+            k,
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["version"], 1);
+    assert_eq!(r.body["next_cursor"], Value::Null);
+    assert_eq!(
+        app.get("/api/v1/prompts/t/versions/1", k).await.body["version"],
+        1
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/t/versions/9", k).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/t/versions/x", k).await,
+        422,
+        "validation_failed",
+    );
+    assert_eq!(
+        app.get("/api/v1/prompts/t/resolve", k).await.body["version"],
+        1
+    );
+    assert_eq!(
+        app.get("/api/v1/prompts/t/resolve?label=latest", k)
+            .await
+            .body["version"],
+        2
+    );
+    assert_eq!(
+        app.get("/api/v1/prompts/t/resolve?version=2", k).await.body["version"],
+        2
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/t/resolve?label=latest&version=1", k)
+            .await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/t/resolve?label=nope", k).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/t/resolve?version=abc", k).await,
+        422,
+        "validation_failed",
+    );
+    let r = app
+        .put(
+            "/api/v1/prompts/t/labels/production",
+            k,
+            json!({"version": 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (r.body["from_version"].clone(), r.body["to_version"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_error(
+        &app.put("/api/v1/prompts/t/labels/latest", k, json!({"version": 1}))
+            .await,
+        422,
+        "validation_failed",
+    );
+    assert_error(
+        &app.put("/api/v1/prompts/t/labels/Bad", k, json!({"version": 1}))
+            .await,
+        422,
+        "validation_failed",
+    );
+    assert_error(
+        &app.put("/api/v1/prompts/t/labels/x", k, json!({"version": 7}))
+            .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.put("/api/v1/prompts/t/labels/x", k, json!({"version": "one"}))
+            .await,
+        422,
+        "validation_failed",
+    );
+    let h = app
+        .get("/api/v1/prompts/t/labels/production/history", k)
+        .await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(h.body["items"][0]["to_version"], 2);
+    let r = app
+        .post(
+            "/api/v1/prompts/t/render",
+            k,
+            json!({"variables": {"team": "IT"}}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(
+        r.body["error"]["details"]["missing_variables"],
+        json!(["ticket"])
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/t/render",
+            k,
+            json!({"variables": {"team": "IT", "ticket": "fire"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(
+        r.body["messages"][1],
+        json!({"role": "user", "content": "fire"})
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/t/render",
+            k,
+            json!({"version": 1, "variables": {"ticket": 42}}),
+        )
+        .await;
+    assert_eq!(r.body["text"], "Classify: 42");
+    let r = app.delete("/api/v1/prompts/t/labels/production", k).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_error(
+        &app.delete("/api/v1/prompts/t/labels/production", k).await,
+        404,
+        "not_found",
+    );
+}
+
+async fn bad_input_gets_clear_errors(app: &TestApp) {
+    let k = &app.admin;
+    let send_raw = |body: &'static str, ct: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/prompts")
+            .header("authorization", format!("Bearer {k}"))
+            .header("content-type", ct)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = app.send(send_raw("{not json", "application/json")).await;
+    assert_error(&r, 400, "bad_request");
+    let r = app.send(send_raw("{\"name\": \"x\"}", "text/plain")).await;
+    assert_error(&r, 400, "bad_request");
+    let r = app
+        .send(send_raw("{\"name\": 5}", "application/json"))
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "name");
+    let r = app
+        .post("/api/v1/prompts", k, json!({"name": "bad name"}))
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "name");
+    let r = app
+        .post("/api/v1/prompts", k, json!({"name": "x".repeat(201)}))
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app
+        .post(
+            "/api/v1/prompts/v/versions",
+            k,
+            json!({"template": "x", "template_format": "handlebars"}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "template_format");
+    let r = app
+        .post(
+            "/api/v1/prompts/v/versions",
+            k,
+            json!({"template": [{"role": "boss", "content": "x"}]}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app
+        .post(
+            "/api/v1/prompts/v/versions",
+            k,
+            json!({"template": "x", "labels": ["latest"]}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "labels[0]");
+    let r = app.get("/api/v1/prompts?limit=501", k).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app.get("/api/v1/prompts?limit=abc", k).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app.get("/api/v1/prompts?cursor=zzz", k).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app.get("/api/v1/runs?status=exploded", k).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app.get("/api/v1/runs/123", k).await;
+    assert_error(&r, 422, "validation_failed");
+    let r = app
+        .call(Method::PUT, "/api/v1/prompts", Some(k), Some(json!({})))
+        .await;
+    assert_error(&r, 405, "method_not_allowed");
+    let big = "x".repeat(300 * 1024);
+    let r = app
+        .post("/api/v1/prompts/big/versions", k, json!({"template": big}))
+        .await;
+    assert_error(&r, 413, "payload_too_large");
+}
+
+async fn project_isolation(app: &TestApp) {
+    let other = app.key("other-project", KeyRole::Admin).await;
+    seed(app, &app.admin, "mine").await;
+    let r = app
+        .post(
+            "/api/v1/runs",
+            &app.admin,
+            json!({"prompt": "mine", "version": 1, "status": "completed", "output": "x"}),
+        )
+        .await;
+    let run_id = r.body["id"].as_str().unwrap().to_owned();
+    assert_error(
+        &app.get("/api/v1/prompts/mine", &other).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/mine/resolve", &other).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get(&format!("/api/v1/runs/{run_id}"), &other).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.put(
+            "/api/v1/prompts/mine/labels/x",
+            &other,
+            json!({"version": 1}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.get("/api/v1/prompts/mine/stats", &other).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(
+        app.get("/api/v1/prompts", &other).await.body["items"],
+        json!([])
+    );
+    assert_eq!(
+        app.get("/api/v1/runs", &other).await.body["items"],
+        json!([])
+    );
+    let keys = app.get("/api/v1/keys", &other).await;
+    assert_eq!(
+        keys.body["items"].as_array().unwrap().len(),
+        1,
+        "only its own key"
+    );
+}
+
+async fn runs_log_list_stats(app: &TestApp) {
+    let k = &app.admin;
+    seed(app, k, "r").await;
+    let r = app
+        .post("/api/v1/runs", k, json!({
+            "prompt": "r", "version": 1, "label": "production", "provider": "openai", "model": "gpt-4o-mini",
+            "variables": {"ticket": "x"}, "input": "Classify: x", "output": "hardware",
+            "status": "completed", "latency_ms": 120, "input_tokens": 10, "output_tokens": 5,
+            "cost_usd": "0.000042", "metadata": {"user": "u1"}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["cost_usd"], "0.000042");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let got = app.get(&format!("/api/v1/runs/{id}"), k).await;
+    assert_eq!(got.body, r.body);
+    let r = app.post("/api/v1/runs", k, json!({"prompt": "r", "version": 1, "status": "failed", "error": {"kind": "timeout", "message": "slow"}, "latency_ms": 300})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_error(
+        &app.post(
+            "/api/v1/runs",
+            k,
+            json!({"prompt": "r", "status": "failed"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    );
+    assert_error(
+        &app.post(
+            "/api/v1/runs",
+            k,
+            json!({"prompt": "ghost", "status": "completed"}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.post(
+            "/api/v1/runs",
+            k,
+            json!({"status": "completed", "cost_usd": "abc"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    );
+    let list = app.get("/api/v1/runs?prompt=r&status=failed", k).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let asc = app.get("/api/v1/runs?prompt=r&order=asc", k).await;
+    assert_eq!(asc.body["items"][0]["id"], id.as_str());
+    let s = app.get("/api/v1/prompts/r/stats", k).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    let g = &s.body["groups"][0];
+    assert_eq!(g["count"], 2);
+    assert_eq!(g["failed"], 1);
+    assert_eq!(g["error_rate"], 0.5);
+    assert_eq!(g["latency_p50_ms"], 210.0);
+    assert_eq!(g["cost_usd"], "0.000042");
+    let s = app.get("/api/v1/prompts/r/stats?group_by=model", k).await;
+    assert_eq!(s.body["groups"].as_array().unwrap().len(), 2);
+    assert_error(
+        &app.get("/api/v1/prompts/r/stats?group_by=colour", k).await,
+        422,
+        "validation_failed",
+    );
+}
+
+async fn runs_batch_partial_failure(app: &TestApp) {
+    let k = &app.admin;
+    seed(app, k, "b").await;
+    let r = app
+        .post(
+            "/api/v1/runs/batch",
+            k,
+            json!({"runs": [
+                {"prompt": "b", "version": 1, "status": "completed"},
+                {"prompt": "b", "version": 9, "status": "completed"},
+                {"status": "exploded"},
+                {"prompt": "b", "status": "failed"},
+                {"prompt": "b", "status": "completed", "output": "ok"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let res = r.body["results"].as_array().unwrap();
+    assert_eq!(res.len(), 5);
+    assert!(res[0]["id"].is_string() && res[0].get("error").is_none());
+    assert_eq!(res[1]["error"]["code"], "not_found");
+    assert_eq!(res[2]["error"]["code"], "validation_failed");
+    assert_eq!(res[2]["error"]["details"]["field"], "status");
+    assert_eq!(res[3]["error"]["details"]["field"], "error");
+    assert!(res[4]["id"].is_string());
+    for (i, item) in res.iter().enumerate() {
+        assert_eq!(item["index"], i);
+    }
+    let list = app.get("/api/v1/runs?prompt=b", k).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"status": "completed"})).collect();
+    assert_error(
+        &app.post("/api/v1/runs/batch", k, json!({"runs": too_many}))
+            .await,
+        422,
+        "validation_failed",
+    );
+    assert_error(
+        &app.post("/api/v1/runs/batch", k, json!({"runs": []})).await,
+        422,
+        "validation_failed",
+    );
+}
+
+async fn pagination_of_prompts_and_runs(app: &TestApp) {
+    let k = &app.admin;
+    for i in 0..12 {
+        app.post(
+            "/api/v1/prompts",
+            k,
+            json!({"name": format!("p{i:02}"), "tags": [if i % 2 == 0 { "even" } else { "odd" }]}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/prompts?limit=5".to_owned();
+    loop {
+        let r = app.get(&url, k).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        for p in r.body["items"].as_array().unwrap() {
+            seen.push(p["name"].as_str().unwrap().to_owned());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/prompts?limit=5&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..12).map(|i| format!("p{i:02}")).collect::<Vec<_>>()
+    );
+    let r = app.get("/api/v1/prompts?tag=even&q=p0", k).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 5);
+    let runs: Vec<Value> = (0..7)
+        .map(|i| json!({"status": "completed", "latency_ms": i}))
+        .collect();
+    app.post("/api/v1/runs/batch", k, json!({"runs": runs}))
+        .await;
+    let p1 = app.get("/api/v1/runs?limit=4", k).await;
+    assert_eq!(p1.body["items"].as_array().unwrap().len(), 4);
+    let c = p1.body["next_cursor"].as_str().unwrap();
+    let p2 = app
+        .get(&format!("/api/v1/runs?limit=4&cursor={c}"), k)
+        .await;
+    assert_eq!(p2.body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(p2.body["next_cursor"], Value::Null);
+}
+
+async fn execute_with_mock_provider(app: &TestApp) {
+    let k = &app.admin;
+    seed(app, k, "ex").await;
+    let r = app
+        .post(
+            "/api/v1/prompts/ex/execute",
+            k,
+            json!({"variables": {"ticket": "printer on fire"}, "metadata": {"user": "u1"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "completed");
+    assert_eq!(r.body["provider"], "mock");
+    assert_eq!(r.body["version"], 1);
+    assert!(
+        r.body["output"]
+            .as_str()
+            .unwrap()
+            .contains("printer on fire"),
+        "{}",
+        r.text
+    );
+    assert!(r.body["input_tokens"].as_u64().unwrap() > 0);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/runs/{id}"), k).await.body["status"],
+        "completed"
+    );
+    let r = app
+        .post("/api/v1/prompts/ex/execute", k, json!({"variables": {}}))
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(
+        r.body["error"]["details"]["missing_variables"],
+        json!(["ticket"])
+    );
+    let failed_id = r.body["error"]["details"]["run_id"]
+        .as_str()
+        .expect("the failed run is recorded")
+        .to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/runs/{failed_id}"), k).await.body["status"],
+        "failed"
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/ex/execute",
+            k,
+            json!({"variables": {"ticket": "x"}, "provider": "nope"}),
+        )
+        .await;
+    assert!(
+        r.status.is_client_error() || r.status.is_server_error(),
+        "{}",
+        r.text
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/ex/execute",
+            k,
+            json!({"variables": {"ticket": "x"}, "async": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["status"], "pending");
+    assert!(r.body["id"].is_string());
+    let viewer = app.key("default", KeyRole::Viewer).await;
+    assert_error(
+        &app.post(
+            "/api/v1/prompts/ex/execute",
+            &viewer,
+            json!({"variables": {"ticket": "x"}}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.post("/api/v1/prompts/ghost/execute", k, json!({"variables": {}}))
+            .await,
+        404,
+        "not_found",
+    );
+}
+
+macro_rules! api_suite {
+    ($factory:path) => {
+        api_suite!(@t $factory; service_endpoints, request_ids, auth_and_roles, keys_lifecycle,
+            prompt_crud_and_etag, versions_labels_resolve_render, bad_input_gets_clear_errors,
+            project_isolation, runs_log_list_stats, runs_batch_partial_failure,
+            pagination_of_prompts_and_runs, execute_with_mock_provider);
+    };
+    (@t $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(app) = $factory().await else { return };
+                super::$name(&app).await;
+            }
+        )*
+    };
+}
+
+mod memory {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        Some(TestApp::memory().await)
+    }
+
+    api_suite!(app);
+}
+
+mod sqlite {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        TestApp::from_backend(prompt_store::testkit::sqlite_backend().await).await
+    }
+
+    api_suite!(app);
+}
+
+mod postgres {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        TestApp::from_backend(prompt_store::testkit::postgres_backend().await).await
+    }
+
+    api_suite!(app);
+}
+
+#[tokio::test]
+async fn rate_limit_per_key() {
+    let (store, runs) = prompt_store::memory();
+    let app = TestApp::new(
+        store,
+        runs,
+        Options {
+            rate_limit: 1,
+            rate_burst: 3,
+            ..Options::default()
+        },
+    )
+    .await;
+    let other = app.key("default", KeyRole::Viewer).await;
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(app.get("/api/v1/prompts", &app.admin).await);
+    }
+    let limited = codes
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("the burst is exhausted");
+    assert_error(limited, 429, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(
+        app.get("/api/v1/prompts", &other).await.status,
+        StatusCode::OK,
+        "limits are per key"
+    );
+}

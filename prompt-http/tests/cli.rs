@@ -1,0 +1,200 @@
+//! The `prompt-registry` binary: `serve` on the SQLite default prints one admin key
+//! once, answers requests, and stops cleanly on SIGTERM; `keys create` prints the key
+//! alone on stdout; bad settings are refused naming the setting.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(url.trim_start_matches("http://")) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http(url: &str, method: &str, path: &str, key: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_on_default_sqlite_prints_admin_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = || {
+        bin()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("PROMPT_REGISTRY_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut key = String::new();
+    stdout.read_line(&mut key).unwrap();
+    let key = key.trim().to_owned();
+    assert!(
+        key.starts_with("pr_"),
+        "the first line of stdout is the admin key: {key:?}"
+    );
+    wait_healthy(&url);
+    assert!(
+        dir.path().join("prompt-registry.db").exists(),
+        "the default is a SQLite file in the working directory"
+    );
+    let resp = http(&url, "GET", "/api/v1/keys", &key);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // SIGTERM: graceful shutdown, exit code 0.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    // Second start on the same database: no new key is printed, the old one still works.
+    let child = start();
+    wait_healthy(&url);
+    let resp = http(&url, "GET", "/api/v1/keys", &key);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "the key is printed once only"
+    );
+}
+
+#[test]
+fn keys_create_prints_only_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let out = bin()
+        .args([
+            "keys",
+            "create",
+            "--project",
+            "team-a",
+            "--role",
+            "editor",
+            "--name",
+            "ci",
+        ])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(stdout.starts_with("pr_"));
+    let out = bin()
+        .args(["keys", "list", "--project", "team-a"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("editor"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(stdout.trim()),
+        "secrets never listed"
+    );
+    let out = bin()
+        .args(["keys", "create", "--role", "boss"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let out = bin()
+        .args(["serve"])
+        .env("PROMPT_REGISTRY_ADDR", "nowhere")
+        .env("DATABASE_URL", "memory://")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PROMPT_REGISTRY_ADDR"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .args(["serve"])
+        .env("DATABASE_URL", "mysql://x")
+        .env("PROMPT_REGISTRY_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL"), "{err}");
+    let out = bin()
+        .args(["migrate"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn help_explains_each_command() {
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in ["serve", "migrate", "keys"] {
+        assert!(text.contains(c), "{text}");
+    }
+}

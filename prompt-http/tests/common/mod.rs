@@ -1,0 +1,176 @@
+//! Helpers of the HTTP tests: a real router over a real backend, driven with `oneshot`.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+#![allow(missing_docs, reason = "test helpers, documented where not obvious")]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use prompt_core::{KeyRole, PromptStore, RunLog};
+use prompt_http::writer::WriterConfig;
+use prompt_http::{RouterConfig, StateConfig, app, auth, build_state};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// An app under test.
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn PromptStore>,
+    pub runs: Arc<dyn RunLog>,
+    /// Admin key of project `default`.
+    pub admin: String,
+    pub _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no code>")
+    }
+}
+
+pub struct Options {
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+    pub body_limit: usize,
+    pub writer: WriterConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            rate_limit: 0,
+            rate_burst: 0,
+            body_limit: 256 * 1024,
+            writer: WriterConfig::default(),
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>, opts: Options) -> Self {
+        let (state, _writer) = build_state(
+            store.clone(),
+            runs.clone(),
+            &StateConfig {
+                rate_limit: opts.rate_limit,
+                rate_burst: opts.rate_burst,
+                writer: opts.writer,
+                ..StateConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let admin = prompt_http::bootstrap_admin_key(&store)
+            .await
+            .unwrap()
+            .unwrap();
+        let router = app(
+            state,
+            RouterConfig {
+                body_limit: opts.body_limit,
+                ..RouterConfig::default()
+            },
+        );
+        TestApp {
+            router,
+            store,
+            runs,
+            admin,
+            _guard: None,
+        }
+    }
+
+    /// An app over a behaviour-suite backend (kept alive with the app).
+    pub async fn from_backend(b: Option<prompt_store::testkit::TestBackend>) -> Option<Self> {
+        let b = b?;
+        let mut app = Self::new(b.store.clone(), b.runs.clone(), Options::default()).await;
+        app._guard = Some(Box::new(b));
+        Some(app)
+    }
+
+    pub async fn memory() -> Self {
+        let (store, runs) = prompt_store::memory();
+        Self::new(store, runs, Options::default()).await
+    }
+
+    /// A key of `role` in `project` (created if missing).
+    pub async fn key(&self, project: &str, role: KeyRole) -> String {
+        let p = self.store.ensure_project(project).await.unwrap();
+        auth::create_key(&self.store, p.id, "test", role)
+            .await
+            .unwrap()
+            .key
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+}
+
+/// Assert the one error shape and return the code.
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.text);
+    assert_eq!(r.code(), code, "body: {}", r.text);
+    assert!(r.body["error"]["message"].is_string(), "body: {}", r.text);
+    assert!(r.headers.contains_key("x-request-id"));
+}
