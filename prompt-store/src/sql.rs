@@ -142,7 +142,7 @@ pub(crate) fn check_migrations(
     let newest_known = known.keys().copied().max().unwrap_or(0);
     for a in applied {
         match known.get(&a.version) {
-            None => return Err(newer_database(a.version, newest_known)),
+            None => return Err(newer_database(a.version, Some(newest_known))),
             Some(sum) if *sum != a.checksum.as_slice() => {
                 return Err(Error::conflict(format!(
                     "database migration {} differs from the one built into this binary \
@@ -170,18 +170,21 @@ pub(crate) fn check_migrations(
     Ok(pending)
 }
 
-fn newer_database(version: i64, newest_known: i64) -> Error {
+fn newer_database(version: i64, newest_known: Option<i64>) -> Error {
+    let newest = newest_known
+        .map(|n| format!(" (its newest is {n})"))
+        .unwrap_or_default();
     Error::conflict(format!(
         "the database was migrated by a newer version of prompt-registry: migration \
-         {version} is unknown to this binary (its newest is {newest_known}); upgrade \
-         prompt-registry, or point it at another database"
+         {version} is unknown to this binary{newest}; upgrade prompt-registry, or point it \
+         at another database"
     ))
 }
 
 /// Our error for a failed migration run; `parse` classifies driver errors.
 pub(crate) fn migrate_error(e: MigrateError, parse: fn(sqlx::Error) -> Error) -> Error {
     match e {
-        MigrateError::VersionMissing(v) => newer_database(v, 0),
+        MigrateError::VersionMissing(v) => newer_database(v, None),
         MigrateError::VersionMismatch(v) => Error::conflict(format!(
             "database migration {v} differs from the one built into this binary"
         )),

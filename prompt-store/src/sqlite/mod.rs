@@ -22,11 +22,12 @@ use std::str::FromStr;
 use prompt_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous as DriverSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-pub use config::{SqliteConfig, SqliteSynchronous as Synchronous};
+pub use config::{SqliteConfig, SqliteSynchronous};
 pub use error::parse_sqlite_error;
 
 use crate::MigrationReport;
@@ -76,8 +77,8 @@ impl SqliteStore {
     pub(crate) async fn connect(config: SqliteConfig) -> Result<Self> {
         config.validate()?;
         let sync = match config.synchronous {
-            Synchronous::Full => SqliteSynchronous::Full,
-            Synchronous::Normal => SqliteSynchronous::Normal,
+            SqliteSynchronous::Full => DriverSynchronous::Full,
+            SqliteSynchronous::Normal => DriverSynchronous::Normal,
         };
         let options = SqliteConnectOptions::from_str(&config.url)
             .map_err(|e| Error::invalid("url", format!("is not a SQLite URL: {e}")))?
