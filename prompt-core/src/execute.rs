@@ -361,8 +361,10 @@ impl Registry {
         options: ExecuteOptions,
         mut on_delta: impl FnMut(&str) + Send,
     ) -> Result<Execution> {
+        // Recorded as `running` at once: a `pending` run could be claimed by a
+        // background worker before this call marks it running.
         let (version, pending) = self
-            .record_request(name, selector, variables, &options)
+            .record_request(name, selector, variables, &options, RunStatus::Running)
             .await?;
         let plan = ExecutionPlan::new(&version.config, &options, &self.providers);
         self.perform(pending, Some(version), variables, plan, &mut on_delta)
@@ -381,25 +383,27 @@ impl Registry {
         options: ExecuteOptions,
     ) -> Result<Run> {
         let (_, run) = self
-            .record_request(name, selector, variables, &options)
+            .record_request(name, selector, variables, &options, RunStatus::Pending)
             .await?;
         self.jobs.notify_one();
         Ok(run)
     }
 
-    /// Validate, resolve and insert the `pending` run of a request.
+    /// Validate, resolve and insert the run of a request with `status` (`pending` for
+    /// background runs, `running` for runs executed by the caller).
     async fn record_request(
         &self,
         name: &str,
         selector: &Selector,
         variables: &Variables,
         options: &ExecuteOptions,
+        status: RunStatus,
     ) -> Result<(PromptVersion, Run)> {
         options.validate()?;
         let metadata = options.run_metadata()?;
         let version = self.resolve(name, selector).await?;
         let plan = ExecutionPlan::new(&version.config, options, &self.providers);
-        let mut new = NewRun::with_status(RunStatus::Pending);
+        let mut new = NewRun::with_status(status);
         new.prompt = Some(version.prompt.clone());
         new.version = Some(version.version);
         new.label = match selector {
@@ -526,15 +530,18 @@ impl Registry {
             )
             .await;
         };
-        if run.status == RunStatus::Pending {
+        // Store the rendered input before the call (and mark a pending run running),
+        // so a run visible while the provider works says what was sent.
+        if run.status == RunStatus::Pending || run.input.is_null() {
+            let pending = run.status == RunStatus::Pending;
             self.runs
                 .update_run(
                     project,
                     id,
                     RunUpdate {
-                        status: Some(RunStatus::Running),
+                        status: pending.then_some(RunStatus::Running),
                         input: Some(input.clone()),
-                        started_at: Some(now()),
+                        started_at: pending.then(now),
                         ..Default::default()
                     },
                 )

@@ -298,6 +298,25 @@ impl NewRun {
                 format!("is {} bytes; the maximum is {MAX_OUTPUT_BYTES}", o.len()),
             ));
         }
+        if let Some(o) = &self.output
+            && o.contains('\0')
+        {
+            return Err(Error::invalid("output", "must not contain NUL characters"));
+        }
+        for (field, v) in [
+            ("variables", &self.variables),
+            ("input", &self.input),
+            ("metadata", &self.metadata),
+        ] {
+            if v.to_string().contains("\\u0000") {
+                return Err(Error::invalid(field, "must not contain NUL characters"));
+            }
+        }
+        if let Some(e) = &self.error
+            && (e.kind.contains('\0') || e.message.contains('\0'))
+        {
+            return Err(Error::invalid("error", "must not contain NUL characters"));
+        }
         validate::json_object("variables", &self.variables)?;
         validate::json_object("metadata", &self.metadata)?;
         if !(self.input.is_null() || self.input.is_string() || self.input.is_array()) {
@@ -343,7 +362,14 @@ impl NewRun {
         let started_at = match (self.started_at, completed_at, self.latency_ms) {
             (Some(t), _, _) => Some(t),
             (None, Some(c), Some(l)) if self.status != RunStatus::Pending => {
-                Some(c - chrono::Duration::milliseconds(l.min(i64::MAX as u64) as i64))
+                let back = i64::try_from(l)
+                    .ok()
+                    .and_then(chrono::Duration::try_milliseconds)
+                    .and_then(|d| c.checked_sub_signed(d))
+                    .ok_or_else(|| {
+                        Error::invalid("latency_ms", "is too large to compute started_at from")
+                    })?;
+                Some(back)
             }
             (None, _, _) if self.status == RunStatus::Running => Some(created_at),
             _ => None,
@@ -784,6 +810,25 @@ mod tests {
         assert_eq!(
             (run.completed_at.unwrap() - run.started_at.unwrap()).num_milliseconds(),
             120
+        );
+    }
+
+    #[test]
+    fn absurd_latency_is_refused_not_a_panic() {
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.latency_ms = Some(10_000_000_000_000_000);
+        assert!(
+            matches!(r.into_run(Uuid::nil()), Err(Error::InvalidInput { field, .. }) if field == "latency_ms")
+        );
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.output = Some("a\0b".into());
+        assert!(
+            matches!(r.into_run(Uuid::nil()), Err(Error::InvalidInput { field, .. }) if field == "output")
+        );
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.metadata = serde_json::json!({"k": "a\u{0}b"});
+        assert!(
+            matches!(r.into_run(Uuid::nil()), Err(Error::InvalidInput { field, .. }) if field == "metadata")
         );
     }
 

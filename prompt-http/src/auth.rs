@@ -28,12 +28,22 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A freshly made key: the secret (shown once) and its record (stored).
-#[derive(Debug, Clone)]
+/// `Debug` hides the key.
+#[derive(Clone)]
 pub struct IssuedKey {
     /// The whole key, to show the user once.
     pub key: String,
     /// What is stored.
     pub record: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("key", &"<hidden>")
+            .field("record", &self.record)
+            .finish()
+    }
 }
 
 /// Hex SHA-256 of a key.
@@ -131,6 +141,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized("missing API key".into()))
+    }
+}
+
+/// A caller with at least the editor role; rejects with 403 before the body is read.
+#[derive(Debug, Clone)]
+pub struct Editor(pub Caller);
+
+/// A caller with the admin role; rejects with 403 before the body is read.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Editor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let c = Caller::from_request_parts(parts, state).await?;
+        c.require(KeyRole::Editor)?;
+        Ok(Editor(c))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let c = Caller::from_request_parts(parts, state).await?;
+        c.require(KeyRole::Admin)?;
+        Ok(Admin(c))
     }
 }
 

@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// Seconds a label lookup may be served from the cache (0 disables the cache).
     #[arg(long, env = "PROMPT_REGISTRY_CACHE_TTL", default_value_t = 60)]
     pub cache_ttl_secs: u64,
+    /// Comma-separated labels only admin keys may set or delete.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_PROTECTED_LABELS",
+        default_value = "production",
+        value_delimiter = ','
+    )]
+    pub protected_labels: Vec<String>,
     /// Background workers executing `async` runs.
     #[arg(long, env = "PROMPT_REGISTRY_WORKERS", default_value_t = 4)]
     pub workers: usize,
@@ -84,6 +92,11 @@ impl ServeArgs {
         }
         if self.request_timeout_secs == 0 {
             return Err("invalid PROMPT_REGISTRY_REQUEST_TIMEOUT / --request-timeout-secs: must be at least 1".into());
+        }
+        for l in &self.protected_labels {
+            prompt_core::validate::label(l).map_err(|e| {
+                format!("invalid PROMPT_REGISTRY_PROTECTED_LABELS / --protected-labels '{l}': {e}")
+            })?;
         }
         if self.run_queue == 0 {
             return Err(

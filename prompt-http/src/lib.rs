@@ -38,6 +38,8 @@ pub struct StateConfig {
     pub writer: WriterConfig,
     /// Providers prompts are executed with (`mock` at least).
     pub providers: ProviderSet,
+    /// Labels only admin keys may set or delete.
+    pub protected_labels: Vec<String>,
 }
 
 impl Default for StateConfig {
@@ -47,6 +49,7 @@ impl Default for StateConfig {
             rate_burst: 0,
             writer: WriterConfig::default(),
             providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
+            protected_labels: vec!["production".to_owned()],
         }
     }
 }
@@ -71,6 +74,7 @@ pub async fn build_state(
             writer,
             limiter,
             cache: None,
+            protected_labels: Arc::new(config.protected_labels.clone()),
         },
         writer_task,
     ))

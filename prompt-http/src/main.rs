@@ -152,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     ..WriterConfig::default()
                 },
                 providers,
+                protected_labels: args.protected_labels.clone(),
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await

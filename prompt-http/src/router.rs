@@ -122,6 +122,11 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,
         ))
+        // A panic is a bug: answer 500 (in the one error shape, via `observe`) instead
+        // of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(middleware::from_fn(observe))
         .with_state(state);
     // Prompt names may hold raw slashes; rewrite them to %2F before routing.
@@ -129,6 +134,15 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         let inner = inner.clone();
         async move { inner.oneshot(normalize_prompt_path(req)).await }
     }))
+}
+
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Core(prompt_core::Error::internal(format!("panic: {detail}"))).into_response()
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -199,6 +213,17 @@ async fn observe(mut req: Request, next: Next) -> Response {
         req.headers_mut().insert("x-request-id", v);
     }
     let method = req.method().clone();
+    // Bounded label values: arbitrary client methods must not create metric series.
+    let method_label: &'static str = match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     let path = req.uri().path().to_owned();
     let route = req
         .extensions()
@@ -224,8 +249,8 @@ async fn observe(mut req: Request, next: Next) -> Response {
     }
     let elapsed = started.elapsed();
     let status_label = status.as_u16().to_string();
-    metrics::counter!("prompt_registry_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status_label.clone()).increment(1);
-    metrics::histogram!("prompt_registry_http_request_duration_seconds", "method" => method.to_string(), "route" => route, "status" => status_label).record(elapsed.as_secs_f64());
+    metrics::counter!("prompt_registry_http_requests_total", "method" => method_label, "route" => route.clone(), "status" => status_label.clone()).increment(1);
+    metrics::histogram!("prompt_registry_http_request_duration_seconds", "method" => method_label, "route" => route, "status" => status_label).record(elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

@@ -23,9 +23,29 @@ pub struct AppState {
     pub limiter: KeyLimiter,
     /// The resolve cache, when there is one (for its metrics).
     pub cache: Option<Arc<CachedStore>>,
+    /// Labels only admins may set or delete (`production` by default).
+    pub protected_labels: Arc<Vec<String>>,
 }
 
 impl AppState {
+    /// `Forbidden` unless `caller` may move every label of `labels`.
+    pub fn check_labels<'a>(
+        &self,
+        caller: &crate::auth::Caller,
+        labels: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), crate::error::ApiError> {
+        for l in labels {
+            if self.protected_labels.contains(l) {
+                caller.require(prompt_core::KeyRole::Admin).map_err(|_| {
+                    crate::error::ApiError::Forbidden(format!(
+                        "label '{l}' is protected: only admin keys may move it"
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The registry scoped to `project`.
     pub fn registry(&self, project: &Project) -> Registry {
         self.base.for_project(project.clone())

@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prompt_core::{Error, Result, Run, RunLog};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 struct Job {
     runs: Vec<Run>,
     done: oneshot::Sender<Result<()>>,
+    /// Held until the job is answered: bounds the runs waiting in memory.
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Handle to the writer task; cheap to clone.
@@ -26,6 +28,8 @@ struct Job {
 pub struct RunWriter {
     tx: mpsc::Sender<Job>,
     accepted: Arc<AtomicU64>,
+    /// One permit per run that may wait for a commit.
+    runs_budget: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Job {
@@ -54,6 +58,8 @@ pub struct WriterConfig {
     pub queue: usize,
     /// Most runs committed in one transaction.
     pub max_batch_runs: usize,
+    /// Most runs waiting in memory for a commit (all queued requests together).
+    pub max_queued_runs: usize,
 }
 
 impl Default for WriterConfig {
@@ -61,6 +67,7 @@ impl Default for WriterConfig {
         WriterConfig {
             queue: 4096,
             max_batch_runs: 5000,
+            max_queued_runs: 100_000,
         }
     }
 }
@@ -75,9 +82,17 @@ impl RunWriter {
             RunWriter {
                 tx,
                 accepted: Arc::default(),
+                runs_budget: Arc::new(Semaphore::new(
+                    config.max_queued_runs.clamp(1, Semaphore::MAX_PERMITS),
+                )),
             },
             task,
         )
+    }
+
+    /// Whether the writer task has stopped (then every write fails).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// How many write requests were accepted into the queue since start.
@@ -97,12 +112,24 @@ impl RunWriter {
         if runs.is_empty() {
             return Ok(());
         }
+        let full = || Error::Unavailable {
+            message: "run writer queue is full".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        let n = u32::try_from(runs.len()).map_err(|_| full())?;
+        let permit = self
+            .runs_budget
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| full())?;
         let (done, wait) = oneshot::channel();
-        self.tx.try_send(Job { runs, done }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Unavailable {
-                message: "run writer queue is full".into(),
-                retry_after: Some(Duration::from_secs(1)),
-            },
+        let job = Job {
+            runs,
+            done,
+            _permit: permit,
+        };
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => full(),
             mpsc::error::TrySendError::Closed(_) => {
                 Error::unavailable("the server is shutting down")
             }
@@ -135,11 +162,12 @@ async fn run_writer(log: Arc<dyn RunLog>, mut rx: mpsc::Receiver<Job>, max_batch
 
 async fn commit(log: &Arc<dyn RunLog>, jobs: Vec<Job>) {
     let started = std::time::Instant::now();
-    let all: Vec<Run> = jobs.iter().flat_map(|j| j.runs.iter().cloned()).collect();
-    metrics::histogram!("prompt_registry_run_commit_runs").record(all.len() as f64);
+    let count: usize = jobs.iter().map(|j| j.runs.len()).sum();
+    metrics::histogram!("prompt_registry_run_commit_runs").record(count as f64);
     let grouped = if jobs.len() == 1 {
         Err(Error::internal("single"))
     } else {
+        let all: Vec<Run> = jobs.iter().flat_map(|j| j.runs.iter().cloned()).collect();
         log.insert_runs(&all).await
     };
     match grouped {

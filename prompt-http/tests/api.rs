@@ -111,6 +111,91 @@ async fn auth_and_roles(app: &TestApp) {
     assert_error(&r, 403, "forbidden");
 }
 
+async fn protected_labels_need_admin_and_roles_come_before_bodies(app: &TestApp) {
+    let editor = app.key("default", KeyRole::Editor).await;
+    let viewer = app.key("default", KeyRole::Viewer).await;
+    let r = app
+        .post(
+            "/api/v1/prompts/pl/versions",
+            &editor,
+            json!({"template": "x", "labels": ["staging"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/prompts/pl/versions",
+            &editor,
+            json!({"template": "x", "labels": ["production"]}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    assert!(r.text.contains("protected"), "{}", r.text);
+    assert_error(
+        &app.put(
+            "/api/v1/prompts/pl/labels/production",
+            &editor,
+            json!({"version": 1}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(
+        app.put(
+            "/api/v1/prompts/pl/labels/staging",
+            &editor,
+            json!({"version": 1})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.put(
+            "/api/v1/prompts/pl/labels/production",
+            &app.admin,
+            json!({"version": 1})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_error(
+        &app.delete("/api/v1/prompts/pl/labels/production", &editor)
+            .await,
+        403,
+        "forbidden",
+    );
+    // The role is checked before the body is read: a viewer with a broken body gets 403.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/prompts")
+        .header("authorization", format!("Bearer {viewer}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{broken"))
+        .unwrap();
+    assert_error(&app.send(req).await, 403, "forbidden");
+    // Absurd figures are a 422, not a dropped connection.
+    let r = app
+        .post(
+            "/api/v1/runs",
+            &editor,
+            json!({"status": "completed", "latency_ms": 10_000_000_000_000_000u64}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "latency_ms");
+    let r = app
+        .post(
+            "/api/v1/runs",
+            &editor,
+            json!({"status": "completed", "output": "a\u{0}b"}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+}
+
 async fn keys_lifecycle(app: &TestApp) {
     let r = app
         .post(
@@ -757,7 +842,7 @@ async fn execute_with_mock_provider(app: &TestApp) {
 
 macro_rules! api_suite {
     ($factory:path) => {
-        api_suite!(@t $factory; service_endpoints, request_ids, auth_and_roles, keys_lifecycle,
+        api_suite!(@t $factory; service_endpoints, protected_labels_need_admin_and_roles_come_before_bodies, request_ids, auth_and_roles, keys_lifecycle,
             prompt_crud_and_etag, versions_labels_resolve_render, bad_input_gets_clear_errors,
             project_isolation, runs_log_list_stats, runs_batch_partial_failure,
             pagination_of_prompts_and_runs, execute_with_mock_provider);

@@ -176,6 +176,7 @@ async fn full_writer_queue_answers_503_with_retry_after() {
         WriterConfig {
             queue: 1,
             max_batch_runs: 1,
+            ..WriterConfig::default()
         },
     )
     .await;

@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use prompt_core::{ExecuteOptions, KeyRole, Run, RunStatus, Variables};
+use prompt_core::{ExecuteOptions, Run, RunStatus, Variables};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::Editor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::prompts::selector;
@@ -63,11 +63,10 @@ pub struct Submitted {
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn execute(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> ApiResult<Response> {
-    caller.require(KeyRole::Editor)?;
     let sel = selector(body.label, body.version)?;
     let options = ExecuteOptions {
         provider: body.provider,

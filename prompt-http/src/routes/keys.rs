@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Caller, create_key};
+use crate::auth::{Admin, create_key};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -83,10 +83,9 @@ pub struct KeyList {
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    caller.require(KeyRole::Admin)?;
     let issued = create_key(&state.store, caller.project.id, &body.name, body.role).await?;
     let r = issued.record;
     Ok((
@@ -105,8 +104,7 @@ pub async fn create(
 /// List the project's keys (no secrets).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
     responses((status = 200, body = KeyList), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<KeyList>> {
-    caller.require(KeyRole::Admin)?;
+pub async fn list(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Json<KeyList>> {
     let keys = state.store.list_api_keys(caller.project.id).await?;
     Ok(Json(KeyList {
         items: keys.into_iter().map(KeyView::from).collect(),
@@ -119,10 +117,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(KeyRole::Admin)?;
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::invalid("id", format!("'{id}' is not a key id (a UUID)")))?;
     state.store.revoke_api_key(caller.project.id, id).await?;

@@ -6,13 +6,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use prompt_core::{
-    KeyRole, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter,
-    PromptUpdate, PromptVersion, Rendered, Selector, Variables,
+    LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter, PromptUpdate,
+    PromptVersion, Rendered, Selector, Variables,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -127,10 +127,9 @@ fn with_etag(prompt: Prompt, status: StatusCode) -> Response {
     responses((status = 201, body = Prompt), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_prompt(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     ApiJson(body): ApiJson<NewPrompt>,
 ) -> ApiResult<Response> {
-    caller.require(KeyRole::Editor)?;
     let p = state.registry(&caller.project).create_prompt(body).await?;
     Ok(with_etag(p, StatusCode::CREATED))
 }
@@ -180,12 +179,11 @@ pub async fn get_prompt(
     responses((status = 200, body = Prompt), (status = 412, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_prompt(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PromptUpdate>,
 ) -> ApiResult<Response> {
-    caller.require(KeyRole::Editor)?;
     let if_match = match headers.get(header::IF_MATCH) {
         Some(v) => Some(
             v.to_str()
@@ -208,10 +206,9 @@ pub async fn update_prompt(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn archive_prompt(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(KeyRole::Editor)?;
     state
         .registry(&caller.project)
         .archive_prompt(&name)
@@ -225,11 +222,11 @@ pub async fn archive_prompt(
     responses((status = 201, body = PromptVersion), (status = 422, body = ErrorBody)))]
 pub async fn create_version(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path(name): Path<String>,
     ApiJson(mut body): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<PromptVersion>)> {
-    caller.require(KeyRole::Editor)?;
+    state.check_labels(&caller, &body.labels)?;
     body.created_by = Some(caller.actor());
     let v = state
         .registry(&caller.project)
@@ -306,11 +303,11 @@ pub async fn resolve(
     responses((status = 200, body = LabelMove), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_label(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
     ApiJson(body): ApiJson<SetLabelBody>,
 ) -> ApiResult<Json<LabelMove>> {
-    caller.require(KeyRole::Editor)?;
+    state.check_labels(&caller, [&label])?;
     let m = state
         .registry(&caller.project)
         .set_label(&name, &label, body.version, Some(&caller.actor()))
@@ -324,10 +321,10 @@ pub async fn set_label(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_label(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(KeyRole::Editor)?;
+    state.check_labels(&caller, [&label])?;
     state
         .registry(&caller.project)
         .delete_label(&name, &label, Some(&caller.actor()))

@@ -5,15 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use prompt_core::{
-    GroupBy, KeyRole, NewRun, Order, Page, PageRequest, Run, RunQuery, RunStats, RunStatus,
-    StatsQuery,
+    GroupBy, NewRun, Order, Page, PageRequest, Run, RunQuery, RunStats, RunStatus, StatsQuery,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::extract::{ApiJson, ApiQuery, parse_json};
 use crate::state::AppState;
@@ -26,10 +25,9 @@ pub const MAX_BATCH: usize = 1000;
     responses((status = 201, body = Run), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_run(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     ApiJson(body): ApiJson<NewRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    caller.require(KeyRole::Editor)?;
     let reg = state.registry(&caller.project);
     let mut prepared = reg.prepare_runs(vec![body]).await?;
     let run = prepared
@@ -82,10 +80,9 @@ fn item_error(e: ApiError) -> ErrorDetail {
     responses((status = 200, body = BatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_runs_batch(
     State(state): State<AppState>,
-    caller: Caller,
+    Editor(caller): Editor,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResponse>> {
-    caller.require(KeyRole::Editor)?;
     if body.runs.is_empty() {
         return Err(ApiError::invalid("runs", "must hold at least one run"));
     }

@@ -27,6 +27,10 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.writer.is_closed() {
+        return crate::error::ApiError::Core(prompt_core::Error::unavailable("run writer stopped"))
+            .into_response();
+    }
     match state.store.ping().await {
         Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(e) => {
