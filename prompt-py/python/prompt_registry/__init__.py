@@ -1,0 +1,71 @@
+"""Prompt Registry for Python: versioned prompts, labels, rendering, execution and an
+LLM run log, on a Rust core.
+
+>>> import prompt_registry as pr
+>>> reg = pr.Registry.open("memory://")
+>>> v = reg.create_version("greet", "Hello {{ name }}!", labels=["production"])
+>>> reg.get("greet").render(name="Ada")
+'Hello Ada!'
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._errors import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    PreconditionFailedError,
+    PromptRegistryError,
+    ProviderAuthError,
+    ProviderError,
+    TemplateError,
+    UnavailableError,
+    UnsupportedError,
+    ValidationError,
+)
+from ._models import (
+    LabelMove,
+    Page,
+    Prompt,
+    PromptVersion,
+    Rendered,
+    Run,
+    RunError,
+    RunStats,
+    Template,
+)
+from ._registry import UNSET, AsyncRegistry, Registry
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "Registry",
+    "AsyncRegistry",
+    "Prompt",
+    "PromptVersion",
+    "Run",
+    "RunError",
+    "RunStats",
+    "LabelMove",
+    "Page",
+    "Rendered",
+    "Template",
+    "UNSET",
+    "PromptRegistryError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ConflictError",
+    "PreconditionFailedError",
+    "ValidationError",
+    "TemplateError",
+    "ProviderError",
+    "ProviderAuthError",
+    "AuthError",
+    "UnavailableError",
+    "UnsupportedError",
+    "InternalError",
+    "__version__",
+]

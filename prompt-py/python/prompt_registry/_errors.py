@@ -1,0 +1,137 @@
+"""The exception hierarchy of Prompt Registry.
+
+Every error the Rust core reports is raised as a subclass of
+:class:`PromptRegistryError`; the Rust side picks the class in one place
+(``prompt-py/src/error.rs``). ``kind`` is the core's stable error kind
+(``not_found``, ``invalid_input``, ``provider`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+
+class PromptRegistryError(Exception):
+    """Base class of every Prompt Registry error."""
+
+    kind: str = "internal"
+    message: str
+
+    def __init__(self, message: str = "", **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class NotFoundError(PromptRegistryError, LookupError):
+    """The prompt, version, label or run does not exist."""
+
+    kind = "not_found"
+    what: Optional[str] = None
+
+
+class AlreadyExistsError(PromptRegistryError):
+    """An object with the same unique key exists already (e.g. a prompt name)."""
+
+    kind = "already_exists"
+    what: Optional[str] = None
+
+
+class ConflictError(PromptRegistryError):
+    """The request conflicts with the current state."""
+
+    kind = "conflict"
+
+
+class PreconditionFailedError(PromptRegistryError):
+    """An ``if_match`` etag did not match the current one."""
+
+    kind = "precondition_failed"
+
+
+class ValidationError(PromptRegistryError, ValueError):
+    """An argument is invalid. ``field`` names it (a dotted path for nested ones)."""
+
+    kind = "invalid_input"
+    field: Optional[str] = None
+    missing_variables: List[str]
+    unexpected_variables: List[str]
+
+    def __init__(self, message: str = "", **attrs: Any) -> None:
+        self.missing_variables = []
+        self.unexpected_variables = []
+        super().__init__(message, **attrs)
+
+
+class TemplateError(ValidationError):
+    """A template could not be rendered; ``missing_variables`` lists every missing one."""
+
+    kind = "template"
+
+
+class ProviderError(PromptRegistryError):
+    """An LLM provider call failed. ``retryable`` says whether retrying may help."""
+
+    kind = "provider"
+    provider: Optional[str] = None
+    provider_kind: Optional[str] = None
+    status: Optional[int] = None
+    retryable: bool = False
+    retry_after: Optional[float] = None
+    vendor_code: Optional[str] = None
+    request_id: Optional[str] = None
+    #: The failed run, when raised by ``execute(..., raise_on_error=True)``.
+    run: Optional[Any] = None
+
+
+class AuthError(PromptRegistryError):
+    """Credentials are missing, invalid or lack permission."""
+
+    kind = "auth"
+
+
+class ProviderAuthError(ProviderError, AuthError):
+    """The provider refused our credentials (both a ProviderError and an AuthError)."""
+
+    kind = "provider"
+
+
+class UnavailableError(PromptRegistryError):
+    """A dependency (database, network) is temporarily unavailable; retrying may help."""
+
+    kind = "unavailable"
+    retry_after: Optional[float] = None
+
+
+class UnsupportedError(PromptRegistryError, NotImplementedError):
+    """The backend does not implement this operation."""
+
+    kind = "unsupported"
+    operation: Optional[str] = None
+
+
+class InternalError(PromptRegistryError):
+    """A bug or unexpected state."""
+
+    kind = "internal"
+
+
+__all__ = [
+    "PromptRegistryError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ConflictError",
+    "PreconditionFailedError",
+    "ValidationError",
+    "TemplateError",
+    "ProviderError",
+    "AuthError",
+    "ProviderAuthError",
+    "UnavailableError",
+    "UnsupportedError",
+    "InternalError",
+]

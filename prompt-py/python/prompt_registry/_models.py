@@ -1,0 +1,327 @@
+"""Typed result classes: immutable, comparable, with ``to_dict()``.
+
+They are built from the plain dicts the native module returns: timestamps become
+timezone-aware :class:`datetime.datetime`, money :class:`decimal.Decimal`, JSON
+fields stay plain ``dict``/``list``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from . import _native
+
+#: A rendered template: the text of a text prompt, or the messages of a chat prompt.
+Rendered = Union[str, List[Dict[str, str]]]
+#: A template: a text, or ``[{"role": ..., "content": ...}]``.
+Template = Union[str, List[Dict[str, str]]]
+
+_FRACTION = re.compile(r"\.(\d{6})\d+")
+
+
+def _dt(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    # chrono writes `Z` and up to 9 fractional digits; Python < 3.11 accepts neither.
+    text = _FRACTION.sub(r".\1", value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
+
+
+def _req_dt(value: str) -> datetime:
+    d = _dt(value)
+    assert d is not None
+    return d
+
+
+def _dec(value: Any) -> Optional[Decimal]:
+    if value is None:
+        return None
+    return Decimal(str(value))
+
+
+def _template(t: Any) -> Template:
+    if isinstance(t, str):
+        return t
+    # Serde sorts object keys; show messages the way users write them.
+    return [{"role": m["role"], "content": m["content"]} for m in t]
+
+
+class _Model:
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields as a dict (datetimes and decimals kept as Python objects)."""
+        out: Dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, _Model) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Prompt(_Model):
+    """A named, versioned prompt."""
+
+    id: str
+    name: str
+    description: Optional[str]
+    tags: List[str]
+    archived: bool
+    labels: Dict[str, int]
+    latest_version: Optional[int]
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "Prompt":
+        return cls(
+            id=d["id"],
+            name=d["name"],
+            description=d.get("description"),
+            tags=list(d.get("tags") or []),
+            archived=bool(d.get("archived")),
+            labels=dict(d.get("labels") or {}),
+            latest_version=d.get("latest_version"),
+            etag=d["etag"],
+            created_at=_req_dt(d["created_at"]),
+            updated_at=_req_dt(d["updated_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class PromptVersion(_Model):
+    """An immutable version of a prompt; ``render(**variables)`` fills it in.
+
+    ``Registry.get`` returns the same object again while the version and its labels are
+    unchanged, so treat ``config``, ``template`` and ``variables`` as read-only."""
+
+    id: str
+    prompt: str
+    prompt_id: str
+    version: int
+    kind: str
+    template: Template
+    template_format: str
+    variables: List[str]
+    config: Dict[str, Any]
+    labels: List[str]
+    commit_message: Optional[str]
+    created_by: Optional[str]
+    created_at: datetime
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "PromptVersion":
+        config = d.get("config")
+        return cls(
+            id=d["id"],
+            prompt=d["prompt"],
+            prompt_id=d["prompt_id"],
+            version=d["version"],
+            kind=d["kind"],
+            template=_template(d["template"]),
+            template_format=d["template_format"],
+            variables=list(d.get("variables") or []),
+            config=config if isinstance(config, dict) else {},
+            labels=list(d.get("labels") or []),
+            commit_message=d.get("commit_message"),
+            created_by=d.get("created_by"),
+            created_at=_req_dt(d["created_at"]),
+        )
+
+    def render(self, /, **variables: Any) -> Rendered:
+        """Render with keyword variables: a ``str`` for text prompts, a list of
+        ``{"role", "content"}`` dicts for chat prompts. Every missing variable is
+        named in one :class:`TemplateError`."""
+        return self.render_with(variables)
+
+    def render_with(self, variables: Mapping[str, Any]) -> Rendered:
+        """:meth:`render` with the variables in a mapping (for names that are not
+        Python identifiers)."""
+        if not isinstance(variables, dict):
+            if not isinstance(variables, Mapping):
+                raise TypeError(
+                    f"variables must be a mapping, not {type(variables).__name__}"
+                )
+            variables = dict(variables)
+        result: Rendered = _native.render_template(
+            self.template, self.template_format, variables
+        )
+        return result
+
+
+@dataclass(frozen=True)
+class RunError(_Model):
+    """Why a run failed: a stable snake_case ``kind`` and a message."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Run(_Model):
+    """One execution of a prompt (or an ad-hoc LLM call) and its outcome."""
+
+    id: str
+    prompt: Optional[str]
+    version: Optional[int]
+    label: Optional[str]
+    provider: Optional[str]
+    model: Optional[str]
+    variables: Any
+    input: Any
+    output: Optional[str]
+    status: str
+    error: Optional[RunError]
+    latency_ms: Optional[int]
+    time_to_first_token_ms: Optional[int]
+    input_tokens: Optional[int]
+    output_tokens: Optional[int]
+    cache_read_tokens: Optional[int]
+    cache_write_tokens: Optional[int]
+    cost_usd: Optional[Decimal]
+    metadata: Any
+    created_at: datetime
+    started_at: Optional[datetime]
+    completed_at: Optional[datetime]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "Run":
+        err = d.get("error")
+        return cls(
+            id=d["id"],
+            prompt=d.get("prompt"),
+            version=d.get("version"),
+            label=d.get("label"),
+            provider=d.get("provider"),
+            model=d.get("model"),
+            variables=d.get("variables"),
+            input=d.get("input"),
+            output=d.get("output"),
+            status=d["status"],
+            error=RunError(kind=err["kind"], message=err["message"]) if err else None,
+            latency_ms=d.get("latency_ms"),
+            time_to_first_token_ms=d.get("time_to_first_token_ms"),
+            input_tokens=d.get("input_tokens"),
+            output_tokens=d.get("output_tokens"),
+            cache_read_tokens=d.get("cache_read_tokens"),
+            cache_write_tokens=d.get("cache_write_tokens"),
+            cost_usd=_dec(d.get("cost_usd")),
+            metadata=d.get("metadata"),
+            created_at=_req_dt(d["created_at"]),
+            started_at=_dt(d.get("started_at")),
+            completed_at=_dt(d.get("completed_at")),
+        )
+
+
+@dataclass(frozen=True)
+class RunStats(_Model):
+    """Aggregates over a prompt's runs (or one group of them)."""
+
+    group: Optional[str]
+    count: int
+    failed: int
+    error_rate: float
+    latency_p50_ms: Optional[float]
+    latency_p95_ms: Optional[float]
+    latency_p99_ms: Optional[float]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "RunStats":
+        cost = _dec(d.get("cost_usd"))
+        return cls(
+            group=d.get("group"),
+            count=d["count"],
+            failed=d["failed"],
+            error_rate=float(d["error_rate"]),
+            latency_p50_ms=d.get("latency_p50_ms"),
+            latency_p95_ms=d.get("latency_p95_ms"),
+            latency_p99_ms=d.get("latency_p99_ms"),
+            input_tokens=d["input_tokens"],
+            output_tokens=d["output_tokens"],
+            cost_usd=cost if cost is not None else Decimal(0),
+        )
+
+
+@dataclass(frozen=True)
+class LabelMove(_Model):
+    """One audited move of a label (``from_version`` None: new; ``to_version`` None:
+    deleted)."""
+
+    id: str
+    prompt: str
+    label: str
+    from_version: Optional[int]
+    to_version: Optional[int]
+    moved_by: Optional[str]
+    moved_at: datetime
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "LabelMove":
+        return cls(
+            id=d["id"],
+            prompt=d["prompt"],
+            label=d["label"],
+            from_version=d.get("from_version"),
+            to_version=d.get("to_version"),
+            moved_by=d.get("moved_by"),
+            moved_at=_req_dt(d["moved_at"]),
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results: iterable, indexable; ``next_cursor`` is None on the last."""
+
+    items: List[T]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any], item: Callable[[Mapping[str, Any]], T]) -> "Page[T]":
+        return cls(items=[item(x) for x in d["items"]], next_cursor=d.get("next_cursor"))
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> List[T]: ...
+    def __getitem__(self, i: Union[int, slice]) -> Union[T, List[T]]:
+        return self.items[i]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"items": [...], "next_cursor": ...}`` with each item's ``to_dict()``."""
+        return {
+            "items": [x.to_dict() if isinstance(x, _Model) else x for x in self.items],
+            "next_cursor": self.next_cursor,
+        }

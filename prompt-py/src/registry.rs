@@ -1,0 +1,652 @@
+//! `NativeRegistry`: the Rust [`Registry`] behind the Python `Registry` and
+//! `AsyncRegistry` classes.
+//!
+//! Every method exists once. A registry opened with `open` blocks (without the GIL, so
+//! other Python threads run meanwhile); one opened with `open_async` returns an
+//! awaitable for the asyncio loop instead ([`NativeRegistry::dispatch`]).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use prompt_core::{
+    Error, ExecuteOptions, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter, PromptUpdate,
+    Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
+};
+use prompt_store::{CacheConfig, OpenOptions};
+
+use crate::convert::{opt_u32, parse, to_json, to_py};
+use crate::error::to_py_err;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// Run `fut` to completion for a blocking call.
+///
+/// It is polled once first, in the runtime's context but still holding the GIL: a call
+/// that needs no I/O (a cache hit, the memory store) is done then, without the cost of
+/// releasing and re-taking the GIL and waking a runtime thread, which would otherwise
+/// dominate a warm `get`. Anything that has to wait returns `Pending` at once and is
+/// finished by `block_on` with the GIL released, so other Python threads run meanwhile.
+fn block_on_without_gil<F: Future + Send>(py: Python<'_>, fut: F) -> F::Output
+where
+    F::Output: Send,
+{
+    let mut fut = Box::pin(fut);
+    let first = {
+        let _context = runtime().enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        fut.as_mut().poll(&mut cx)
+    };
+    match first {
+        Poll::Ready(out) => out,
+        // Polling again with block_on's own waker is the normal future contract.
+        Poll::Pending => py.detach(|| runtime().block_on(fut)),
+    }
+}
+
+/// Open a backend and build the registry (with the providers of the environment).
+async fn open_registry(
+    url: String,
+    project: String,
+    cache_ttl_ms: Option<u64>,
+) -> prompt_core::Result<Registry> {
+    let options = OpenOptions {
+        cache: cache_ttl_ms.map(|ttl| CacheConfig {
+            label_ttl_ms: ttl,
+            ..CacheConfig::default()
+        }),
+        ..OpenOptions::default()
+    };
+    let backend = prompt_store::open_with(&url, &options).await?;
+    let registry = Registry::with_project(backend.store, backend.runs, &project).await?;
+    let providers = prompt_providers::from_env()?;
+    Ok(registry.with_providers(providers))
+}
+
+/// Blocking open (releases the GIL).
+#[pyfunction]
+#[pyo3(signature = (url, project = "default".to_owned(), cache_ttl_ms = None))]
+pub fn open(
+    py: Python<'_>,
+    url: String,
+    project: String,
+    cache_ttl_ms: Option<u64>,
+) -> PyResult<NativeRegistry> {
+    py.detach(|| runtime().block_on(open_registry(url, project, cache_ttl_ms)))
+        .map(|r| NativeRegistry::new(r, false))
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// Open for asyncio: an awaitable of a `NativeRegistry` whose methods are awaitables.
+#[pyfunction]
+#[pyo3(signature = (url, project = "default".to_owned(), cache_ttl_ms = None))]
+pub fn open_async(
+    py: Python<'_>,
+    url: String,
+    project: String,
+    cache_ttl_ms: Option<u64>,
+) -> PyResult<Bound<'_, PyAny>> {
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let r = open_registry(url, project, cache_ttl_ms).await;
+        Python::attach(|py| match r {
+            Ok(r) => Py::new(py, NativeRegistry::new(r, true)),
+            Err(e) => Err(to_py_err(py, e)),
+        })
+    })
+}
+
+/// Render a template without a store: what `PromptVersion.render` calls.
+#[pyfunction]
+pub fn render_template<'py>(
+    py: Python<'py>,
+    template: &Bound<'py, PyAny>,
+    template_format: &str,
+    variables: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let template: prompt_core::Template = match template.extract::<String>() {
+        Ok(s) => prompt_core::Template::Text(s),
+        Err(_) => {
+            parse(to_json(template, "template")?, "template").map_err(|e| to_py_err(py, e))?
+        }
+    };
+    let format =
+        prompt_core::TemplateFormat::parse(template_format).map_err(|e| to_py_err(py, e))?;
+    let vars = variables_of(Some(variables))?;
+    let rendered = template
+        .render(format, &vars)
+        .map_err(|e| to_py_err(py, e))?;
+    rendered_to_py(py, &rendered)
+}
+
+fn rendered_to_py<'py>(py: Python<'py>, r: &prompt_core::Rendered) -> PyResult<Bound<'py, PyAny>> {
+    match r {
+        prompt_core::Rendered::Text(t) => Ok(pyo3::types::PyString::new(py, t).into_any()),
+        // Built by hand so each dict reads `role` then `content`, as users write them.
+        prompt_core::Rendered::Messages(messages) => {
+            let list = pyo3::types::PyList::empty(py);
+            for m in messages {
+                let d = PyDict::new(py);
+                d.set_item("role", m.role.as_str())?;
+                d.set_item("content", &m.content)?;
+                list.append(d)?;
+            }
+            Ok(list.into_any())
+        }
+    }
+}
+
+fn variables_of(v: Option<&Bound<'_, PyDict>>) -> PyResult<Map<String, Value>> {
+    match v {
+        None => Ok(Map::new()),
+        Some(d) => match to_json(d.as_any(), "variables")? {
+            Value::Object(m) => Ok(m),
+            _ => Ok(Map::new()),
+        },
+    }
+}
+
+fn page(limit: Option<i64>, cursor: Option<String>) -> prompt_core::Result<PageRequest> {
+    Ok(PageRequest {
+        limit: opt_u32(limit, "limit")?,
+        cursor,
+    })
+}
+
+fn selector(label: Option<String>, version: Option<i64>) -> prompt_core::Result<Selector> {
+    Selector::from_parts(label, opt_u32(version, "version")?)
+}
+
+/// Most Python version objects `resolve_cached` keeps per registry.
+const VERSION_CACHE_SIZE: usize = 1024;
+
+/// The Rust registry, for the Python wrappers in `prompt_registry/__init__.py`.
+#[pyclass(module = "prompt_registry._native", frozen)]
+pub struct NativeRegistry {
+    registry: Registry,
+    is_async: bool,
+    workers: Arc<Mutex<Option<WorkerPool>>>,
+}
+
+impl NativeRegistry {
+    fn new(registry: Registry, is_async: bool) -> Self {
+        NativeRegistry {
+            registry,
+            is_async,
+            workers: Arc::default(),
+        }
+    }
+
+    /// Run `fut` and hand its result to Python through `conv`: blocking without the
+    /// GIL, or as an asyncio awaitable when this registry was opened for asyncio.
+    fn dispatch<'py, F, T, C>(
+        &self,
+        py: Python<'py>,
+        fut: F,
+        conv: C,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: Future<Output = prompt_core::Result<T>> + Send + 'static,
+        T: Send + 'static,
+        C: for<'a> Fn(Python<'a>, T) -> PyResult<Bound<'a, PyAny>> + Send + 'static,
+    {
+        if self.is_async {
+            pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                let r = fut.await;
+                Python::attach(|py| match r {
+                    Ok(t) => conv(py, t).map(Bound::unbind),
+                    Err(e) => Err(to_py_err(py, e)),
+                })
+            })
+        } else {
+            match block_on_without_gil(py, fut) {
+                Ok(t) => conv(py, t),
+                Err(e) => Err(to_py_err(py, e)),
+            }
+        }
+    }
+
+    /// [`Self::dispatch`] for serialisable results.
+    fn call<'py, F, T>(&self, py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: Future<Output = prompt_core::Result<T>> + Send + 'static,
+        T: Serialize + Send + 'static,
+    {
+        self.dispatch(py, fut, |py, t| to_py(py, &t))
+    }
+
+    /// A failed argument check, raised the same way in both modes.
+    fn fail<'py>(&self, py: Python<'py>, e: Error) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, async move { Err::<(), _>(e) })
+    }
+}
+
+fn page_json<T: Serialize>(p: prompt_core::Page<T>) -> prompt_core::Result<Value> {
+    Ok(json!({
+        "items": serde_json::to_value(&p.items).map_err(|e| Error::internal(e.to_string()))?,
+        "next_cursor": p.next_cursor,
+    }))
+}
+
+macro_rules! try_arg {
+    ($self:ident, $py:ident, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return $self.fail($py, e),
+        }
+    };
+}
+
+#[pymethods]
+impl NativeRegistry {
+    /// Whether the methods return awaitables.
+    #[getter]
+    fn is_async(&self) -> bool {
+        self.is_async
+    }
+
+    /// The project's name.
+    #[getter]
+    fn project(&self) -> String {
+        self.registry.project().name.clone()
+    }
+
+    #[pyo3(signature = (name, description = None, tags = None))]
+    fn create_prompt<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        description: Option<String>,
+        tags: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let new = NewPrompt {
+            name,
+            description,
+            tags: tags.unwrap_or_default(),
+        };
+        self.call(py, async move { r.create_prompt(new).await })
+    }
+
+    fn get_prompt<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { r.get_prompt(&name).await })
+    }
+
+    #[pyo3(signature = (tag = None, name_prefix = None, limit = None, cursor = None))]
+    fn list_prompts<'py>(
+        &self,
+        py: Python<'py>,
+        tag: Option<String>,
+        name_prefix: Option<String>,
+        limit: Option<i64>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let page = try_arg!(self, py, page(limit, cursor));
+        let filter = PromptFilter {
+            tag,
+            name_prefix,
+            ..PromptFilter::default()
+        };
+        self.call(py, async move {
+            page_json(r.list_prompts(&filter, &page).await?)
+        })
+    }
+
+    #[pyo3(signature = (name, update, if_match = None))]
+    fn update_prompt<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        update: &Bound<'py, PyDict>,
+        if_match: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let update: PromptUpdate = try_arg!(
+            self,
+            py,
+            parse(to_json(update.as_any(), "update")?, "update")
+        );
+        self.call(py, async move {
+            r.update_prompt(&name, update, if_match.as_deref()).await
+        })
+    }
+
+    fn archive_prompt<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { r.archive_prompt(&name).await })
+    }
+
+    /// `new` is the JSON of a `NewVersion`: template, template_format, config,
+    /// commit_message, labels.
+    fn create_version<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        new: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let new: NewVersion = try_arg!(
+            self,
+            py,
+            parse(to_json(new.as_any(), "version")?, "version")
+        );
+        self.call(py, async move { r.create_version(&name, new).await })
+    }
+
+    #[pyo3(signature = (name, limit = None, cursor = None))]
+    fn list_versions<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        limit: Option<i64>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let page = try_arg!(self, py, page(limit, cursor));
+        self.call(py, async move {
+            page_json(r.list_versions(&name, &page).await?)
+        })
+    }
+
+    #[pyo3(signature = (name, label = None, version = None))]
+    fn resolve<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: Option<String>,
+        version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let sel = try_arg!(self, py, selector(label, version));
+        self.call(py, async move { r.resolve(&name, &sel).await })
+    }
+
+    /// Resolve, reusing Python objects: versions are immutable, so the object built by
+    /// `factory(dict)` for a version is kept in `cache` under its id and current labels
+    /// and returned again while both are the same. Saves converting the version on every
+    /// warm `get`.
+    #[pyo3(signature = (name, label, version, cache, factory))]
+    fn resolve_cached<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: Option<String>,
+        version: Option<i64>,
+        cache: Bound<'py, PyDict>,
+        factory: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let sel = try_arg!(self, py, selector(label, version));
+        let cache = cache.unbind();
+        let factory = factory.unbind();
+        self.dispatch(
+            py,
+            async move { r.resolve(&name, &sel).await },
+            move |py, v| {
+                let cache = cache.bind(py);
+                let key = format!("{}|{}", v.id, v.labels.join(","));
+                if let Some(hit) = cache.get_item(&key)? {
+                    return Ok(hit);
+                }
+                let obj = factory.bind(py).call1((to_py(py, &v)?,))?;
+                if cache.len() >= VERSION_CACHE_SIZE {
+                    cache.clear();
+                }
+                cache.set_item(key, &obj)?;
+                Ok(obj)
+            },
+        )
+    }
+
+    #[pyo3(signature = (name, label, version, actor = None))]
+    fn set_label<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: String,
+        version: i64,
+        actor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let v = try_arg!(self, py, opt_u32(Some(version), "version")).unwrap_or_default();
+        self.call(py, async move {
+            r.set_label(&name, &label, v, actor.as_deref()).await
+        })
+    }
+
+    #[pyo3(signature = (name, label, actor = None))]
+    fn delete_label<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: String,
+        actor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move {
+            r.delete_label(&name, &label, actor.as_deref()).await
+        })
+    }
+
+    #[pyo3(signature = (name, label, limit = None, cursor = None))]
+    fn label_history<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: String,
+        limit: Option<i64>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let page = try_arg!(self, py, page(limit, cursor));
+        self.call(py, async move {
+            page_json(r.label_history(&name, &label, &page).await?)
+        })
+    }
+
+    /// Resolve and render: a `str`, or a list of message dicts.
+    #[pyo3(signature = (name, variables = None, label = None, version = None))]
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        variables: Option<&Bound<'py, PyDict>>,
+        label: Option<String>,
+        version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let sel = try_arg!(self, py, selector(label, version));
+        let vars = variables_of(variables)?;
+        self.dispatch(
+            py,
+            async move { r.render(&name, &sel, &vars).await },
+            |py, (_, rendered)| rendered_to_py(py, &rendered),
+        )
+    }
+
+    /// Execute: `{"run": dict, "error": exception or None}`.
+    #[pyo3(signature = (name, variables = None, label = None, version = None, options = None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        variables: Option<&Bound<'py, PyDict>>,
+        label: Option<String>,
+        version: Option<i64>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let sel = try_arg!(self, py, selector(label, version));
+        let vars = variables_of(variables)?;
+        let opts = try_arg!(self, py, execute_options(options)?);
+        self.dispatch(
+            py,
+            async move { r.execute(&name, &sel, &vars, opts).await },
+            |py, ex| {
+                let d = PyDict::new(py);
+                d.set_item("run", to_py(py, &ex.run)?)?;
+                match ex.error {
+                    Some(e) => d.set_item("error", to_py_err(py, e).into_value(py))?,
+                    None => d.set_item("error", py.None())?,
+                }
+                Ok(d.into_any())
+            },
+        )
+    }
+
+    /// Record a `pending` run for the workers (see `start_workers`).
+    #[pyo3(signature = (name, variables = None, label = None, version = None, options = None))]
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        variables: Option<&Bound<'py, PyDict>>,
+        label: Option<String>,
+        version: Option<i64>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let sel = try_arg!(self, py, selector(label, version));
+        let vars = variables_of(variables)?;
+        let opts = try_arg!(self, py, execute_options(options)?);
+        self.call(py, async move { r.submit(&name, &sel, &vars, opts).await })
+    }
+
+    /// Start background workers executing submitted runs (idempotent).
+    #[pyo3(signature = (workers = 2))]
+    fn start_workers<'py>(&self, py: Python<'py>, workers: usize) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let slot = self.workers.clone();
+        self.call(py, async move {
+            if slot
+                .lock()
+                .map_err(|_| Error::internal("workers lock poisoned"))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            let pool = r
+                .start_workers(WorkerPoolConfig {
+                    workers: workers.max(1),
+                    ..WorkerPoolConfig::default()
+                })
+                .await?;
+            *slot
+                .lock()
+                .map_err(|_| Error::internal("workers lock poisoned"))? = Some(pool);
+            Ok(())
+        })
+    }
+
+    /// Stop the background workers, letting runs in progress finish.
+    fn stop_workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let slot = self.workers.clone();
+        self.call(py, async move {
+            let pool = slot
+                .lock()
+                .map_err(|_| Error::internal("workers lock poisoned"))?
+                .take();
+            if let Some(p) = pool {
+                p.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// `fields` is the JSON of a `NewRun`.
+    fn log_run<'py>(
+        &self,
+        py: Python<'py>,
+        fields: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let new: NewRun = try_arg!(self, py, parse(to_json(fields.as_any(), "run")?, "run"));
+        self.call(py, async move { r.log_run(new).await })
+    }
+
+    /// Many runs: a list with, per input, a run dict or an exception object.
+    fn log_runs<'py>(
+        &self,
+        py: Python<'py>,
+        runs: Vec<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let mut news = Vec::with_capacity(runs.len());
+        for (i, d) in runs.iter().enumerate() {
+            let field = format!("runs[{i}]");
+            news.push(try_arg!(
+                self,
+                py,
+                parse::<NewRun>(to_json(d.as_any(), &field)?, &field)
+            ));
+        }
+        self.dispatch(py, async move { r.log_runs(news).await }, |py, results| {
+            let l = pyo3::types::PyList::empty(py);
+            for res in results {
+                match res {
+                    Ok(run) => l.append(to_py(py, &run)?)?,
+                    Err(e) => l.append(to_py_err(py, e).into_value(py))?,
+                }
+            }
+            Ok(l.into_any())
+        })
+    }
+
+    /// `query` is the JSON of a `RunQuery` (with `page: {limit, cursor}`).
+    fn runs<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let q: RunQuery = try_arg!(self, py, parse(to_json(query.as_any(), "query")?, "query"));
+        self.call(py, async move { page_json(r.runs(&q).await?) })
+    }
+
+    fn get_run<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let id = try_arg!(
+            self,
+            py,
+            Uuid::parse_str(&id).map_err(|_| Error::invalid("id", "is not a UUID"))
+        );
+        self.call(py, async move { r.get_run(id).await })
+    }
+
+    /// `query` is the JSON of a `StatsQuery`; a list of stats dicts.
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let q: StatsQuery = try_arg!(self, py, parse(to_json(query.as_any(), "query")?, "query"));
+        self.call(py, async move { r.stats(&q).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NativeRegistry(project={:?}, is_async={})",
+            self.registry.project().name,
+            self.is_async
+        )
+    }
+}
+
+fn execute_options(
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<prompt_core::Result<ExecuteOptions>> {
+    Ok(match options {
+        None => Ok(ExecuteOptions::default()),
+        Some(d) => parse(to_json(d.as_any(), "options")?, "options"),
+    })
+}

@@ -1,0 +1,80 @@
+"""AsyncRegistry: the same behaviour through awaitables (pytest-asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import prompt_registry as pr
+
+NAME = "support/triage"
+
+
+@pytest.mark.asyncio
+async def test_async_flow(backend_url: str, project: str) -> None:
+    reg = await pr.AsyncRegistry.open(backend_url, project=project)
+    assert isinstance(reg, pr.AsyncRegistry)
+    await reg.create_prompt(NAME, description="d", tags=["t"])
+    v1 = await reg.create_version(NAME, "Classify: {{ ticket }}",
+                                  config={"provider": "mock", "model": "mock/echo"})
+    await reg.create_version(NAME, [{"role": "user", "content": "{{ ticket }}"}], labels=["production"])
+    move = await reg.set_label(NAME, "production", version=1)
+    assert move.to_version == 1
+    v = await reg.get(NAME)
+    assert v == v1 or v.version == 1
+    assert v.render(ticket="x") == "Classify: x"
+    assert await reg.render(NAME, {"ticket": "y"}) == "Classify: y"
+    run = await reg.execute(NAME, {"ticket": "z"})
+    assert run.status == "completed" and run.output == "Classify: z"
+    assert (await reg.get_run(run.id)) == run
+    await reg.log_run(prompt=NAME, version=2, status="completed", latency_ms=10)
+    page = await reg.runs(prompt=NAME, limit=1)
+    assert len(page) == 1 and page.next_cursor is not None
+    stats = await reg.stats(NAME)
+    assert stats.count == 2
+    history = await reg.label_history(NAME, "production")
+    assert [m.to_version for m in history] == [1, 2]
+    assert [p.name for p in await reg.list_prompts()] == [NAME]
+    with pytest.raises(pr.NotFoundError):
+        await reg.get("missing")
+    with pytest.raises(pr.ValidationError):
+        await reg.get(NAME, version=-3)
+
+
+@pytest.mark.asyncio
+async def test_async_calls_run_concurrently() -> None:
+    reg = await pr.AsyncRegistry.open("memory://")
+    await reg.create_version("p", "{{ i }}", labels=["production"])
+    results = await asyncio.gather(*(reg.render("p", {"i": i}) for i in range(50)))
+    assert results == [str(i) for i in range(50)]
+
+
+def test_sync_registry_cannot_be_built_from_an_async_native() -> None:
+    with pytest.raises(TypeError):
+        pr.Registry(object())
+
+
+@pytest.mark.asyncio
+async def test_awaiting_does_not_block_the_event_loop(tmp_path: "pytest.TempPathFactory") -> None:
+    reg = await pr.AsyncRegistry.open(f"sqlite://{tmp_path}/loop.db")
+    await reg.create_version("p", "{{ x }}", labels=["production"])
+    batch = [{"prompt": "p", "output": "o" * 200} for _ in range(2000)]
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    t = asyncio.create_task(ticker())
+    for _ in range(3):
+        results = await reg.log_runs(batch)
+        assert all(isinstance(r, pr.Run) for r in results)
+    done.set()
+    await t
+    # The loop kept running other tasks while the runs were being written.
+    assert ticks > 100, ticks
+    assert (await reg.stats("p")).count == 6000

@@ -1,0 +1,52 @@
+"""Checked with `mypy --strict` (scripts/test-python.sh): the shipped stubs and inline
+types give precise types to user code."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+from typing import List, Optional
+
+import prompt_registry as pr
+
+
+def sync_usage() -> None:
+    reg: pr.Registry = pr.Registry.open("memory://")
+    prompt: pr.Prompt = reg.create_prompt("a", description="d", tags=["t"])
+    created: datetime = prompt.created_at
+    v: pr.PromptVersion = reg.create_version("a", "Hi {{ n }}", config={"model": "m"}, labels=["production"])
+    rendered: pr.Rendered = reg.get("a", label="production").render(n="x")
+    text: str = rendered if isinstance(rendered, str) else ""
+    run: pr.Run = reg.log_run(prompt="a", version=v.version, cost_usd=Decimal("0.1"), latency_ms=3)
+    cost: Optional[Decimal] = run.cost_usd
+    page: pr.Page[pr.Run] = reg.runs(prompt="a", status="completed", limit=10)
+    ids: List[str] = [r.id for r in page]
+    cursor: Optional[str] = page.next_cursor
+    stats: pr.RunStats = reg.stats("a")
+    p50: Optional[float] = stats.latency_p50_ms
+    moves: pr.Page[pr.LabelMove] = reg.label_history("a", "production")
+    try:
+        reg.get("missing")
+    except pr.NotFoundError as e:
+        what: Optional[str] = e.what
+        print(what)
+    except pr.TemplateError as e:
+        missing: List[str] = e.missing_variables
+        print(missing)
+    print(created, text, cost, ids, cursor, p50, list(moves))
+
+
+async def async_usage() -> None:
+    reg: pr.AsyncRegistry = await pr.AsyncRegistry.open("memory://")
+    v: pr.PromptVersion = await reg.create_version(
+        "a", [{"role": "user", "content": "{{ q }}"}], config={"provider": "mock", "model": "mock/echo"}
+    )
+    run: pr.Run = await reg.execute("a", {"q": "hi"}, version=v.version)
+    status: str = run.status
+    print(status)
+
+
+if __name__ == "__main__":
+    sync_usage()
+    asyncio.run(async_usage())

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Python module's tests: build prompt_registry into ./.venv (created on first use)
+# with maturin, then run pytest, mypy --strict on the typed example, and the examples.
+#
+# Incremental: the venv and the tool pins are reused, and `maturin develop` builds in the
+# workspace's target/ directory, so a second run only recompiles what changed.
+#
+# Postgres: set PROMPT_REGISTRY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test);
+# each test session creates a throwaway database on that server and drops it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+PINS="maturin==1.16.0 pytest==9.2.0 pytest-asyncio==1.5.0 mypy==2.4.1"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+# Reinstall the tools only when the pins change.
+STAMP="$VENV/.prompt-registry-pins"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$PINS" ]; then
+  echo "== installing $PINS"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PINS
+  echo "$PINS" > "$STAMP"
+fi
+
+export VIRTUAL_ENV="$PWD/$VENV"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+
+echo "== maturin develop (prompt-py)"
+maturin develop --quiet --manifest-path prompt-py/Cargo.toml
+
+if [ -z "${PROMPT_REGISTRY_TEST_POSTGRES_URL:-}" ]; then
+  echo "note: PROMPT_REGISTRY_TEST_POSTGRES_URL is not set: Python Postgres tests will be SKIPPED" >&2
+fi
+
+echo "== pytest"
+python -m pytest -q prompt-py/tests
+
+echo "== mypy --strict (stubs and typed example)"
+python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py
+
+echo "== examples/python/quickstart.py"
+python examples/python/quickstart.py
