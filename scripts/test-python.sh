@@ -36,11 +36,12 @@ if [ -z "${PROMPT_REGISTRY_TEST_POSTGRES_URL:-}" ]; then
   echo "note: PROMPT_REGISTRY_TEST_POSTGRES_URL is not set: Python Postgres tests will be SKIPPED" >&2
 fi
 
-echo "== pytest"
-python -m pytest -q prompt-py/tests
-
 echo "== mypy --strict (stubs and typed example)"
 python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py
 
 echo "== examples/python/quickstart.py"
 python examples/python/quickstart.py
+
+# pytest last, so its summary line closes the run.
+echo "== pytest"
+python -m pytest -q prompt-py/tests
