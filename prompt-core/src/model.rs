@@ -573,6 +573,19 @@ impl Selector {
         }
     }
 
+    /// The `NotFound` error for a prompt that exists but has nothing under this
+    /// selector: it names the label or version (and says when `latest` is missing
+    /// because there are no versions). Every backend answers with it.
+    pub fn not_found(&self, prompt: &str) -> Error {
+        match self {
+            Selector::Label(l) if l == validate::LATEST_LABEL => Error::not_found(format!(
+                "label 'latest' of prompt '{prompt}' (it has no versions)"
+            )),
+            Selector::Label(l) => Error::not_found(format!("label '{l}' of prompt '{prompt}'")),
+            Selector::Version(n) => Error::not_found(format!("version {n} of prompt '{prompt}'")),
+        }
+    }
+
     /// Validate the label or version number.
     pub fn validate(&self) -> Result<()> {
         match self {

@@ -422,24 +422,14 @@ impl PromptStore for MemoryStore {
         let s = self.read()?;
         let row = s.live_prompt(project, name)?;
         let n = match selector {
-            Selector::Version(n) => *n,
-            Selector::Label(l) if l == validate::LATEST_LABEL => match row.versions.last() {
-                Some(v) => v.version,
-                None => {
-                    return Err(Error::not_found(format!(
-                        "label 'latest' of prompt '{name}' (it has no versions)"
-                    )));
-                }
-            },
-            Selector::Label(l) => match row.labels.get(l) {
-                Some((v, _)) => *v,
-                None => {
-                    return Err(Error::not_found(format!("label '{l}' of prompt '{name}'")));
-                }
-            },
+            Selector::Version(n) => Some(*n),
+            Selector::Label(l) if l == validate::LATEST_LABEL => {
+                row.versions.last().map(|v| v.version)
+            }
+            Selector::Label(l) => row.labels.get(l).map(|(v, _)| *v),
         };
-        row.version_with_labels(n)
-            .ok_or_else(|| Error::not_found(format!("version {n} of prompt '{name}'")))
+        n.and_then(|n| row.version_with_labels(n))
+            .ok_or_else(|| selector.not_found(name))
     }
 
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {

@@ -668,18 +668,7 @@ impl PromptStore for PostgresStore {
                     .ok_or_else(|| prompt_not_found(name))?;
                 match version_from_row(&row)? {
                     Some(v) => Ok(v),
-                    None => Err(match selector {
-                        Selector::Label(l) if l == validate::LATEST_LABEL => Error::not_found(
-                            format!("label 'latest' of prompt '{name}' (it has no versions)"),
-                        ),
-                        Selector::Label(l) => {
-                            Error::not_found(format!("label '{l}' of prompt '{name}'"))
-                        }
-                        Selector::Version(n) => {
-                            Error::not_found(format!("version {n} of prompt '{name}'"))
-                        }
-                    }
-                    .into()),
+                    None => Err(selector.not_found(name).into()),
                 }
             }
             .await,
