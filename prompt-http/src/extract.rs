@@ -28,6 +28,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Deserialize an already-parsed JSON value (a batch item) with the failing field's
+/// path in the error, without serializing it again.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(path, e.into_inner())
+    })
+}
+
 fn json_error(path: String, inner: serde_json::Error) -> ApiError {
     match inner.classify() {
         serde_json::error::Category::Data => {

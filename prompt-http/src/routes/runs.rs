@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
-use crate::extract::{ApiJson, ApiQuery, parse_json};
+use crate::extract::{ApiJson, ApiQuery, parse_value};
 use crate::state::AppState;
 
 /// Most runs in one batch.
@@ -95,10 +95,7 @@ pub async fn create_runs_batch(
     let mut results: Vec<BatchItem> = Vec::with_capacity(body.runs.len());
     let mut parsed: Vec<(usize, NewRun)> = Vec::with_capacity(body.runs.len());
     for (index, raw) in body.runs.into_iter().enumerate() {
-        match serde_json::to_vec(&raw)
-            .map_err(|e| ApiError::bad_request(e.to_string()))
-            .and_then(|b| parse_json::<NewRun>(&b))
-        {
+        match parse_value::<NewRun>(raw) {
             Ok(n) => parsed.push((index, n)),
             Err(e) => results.push(BatchItem {
                 index,
