@@ -61,6 +61,18 @@ pub enum Error {
         /// When to retry, if known.
         retry_after: Option<Duration>,
     },
+    /// The credentials are missing or invalid (a remote server answered 401).
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        /// Why.
+        message: String,
+    },
+    /// The credentials are valid but lack the permission (a remote server answered 403).
+    #[error("forbidden: {message}")]
+    Forbidden {
+        /// Why.
+        message: String,
+    },
     /// The backend does not implement this operation.
     #[error("unsupported: {operation}")]
     Unsupported {
@@ -97,6 +109,10 @@ pub enum ErrorKind {
     Provider,
     /// See [`Error::Unavailable`].
     Unavailable,
+    /// See [`Error::Unauthorized`].
+    Unauthorized,
+    /// See [`Error::Forbidden`].
+    Forbidden,
     /// See [`Error::Unsupported`].
     Unsupported,
     /// See [`Error::Internal`].
@@ -115,6 +131,8 @@ impl Error {
             Error::Template(_) => ErrorKind::Template,
             Error::Provider(_) => ErrorKind::Provider,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Error::Forbidden { .. } => ErrorKind::Forbidden,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Internal { .. } => ErrorKind::Internal,
         }

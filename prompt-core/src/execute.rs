@@ -274,6 +274,8 @@ pub fn run_error_kind(e: &Error) -> &'static str {
             ErrorKind::Template => "template",
             ErrorKind::Provider => "provider",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
         },

@@ -61,6 +61,22 @@ impl Registry {
         })
     }
 
+    /// A registry on a project the caller already has (no lookup is made): for stores
+    /// that know their project themselves, such as a remote store scoped by its key.
+    pub fn from_parts(
+        store: Arc<dyn PromptStore>,
+        runs: Arc<dyn RunLog>,
+        project: Project,
+    ) -> Self {
+        Registry {
+            store,
+            runs,
+            project,
+            providers: Arc::default(),
+            jobs: Arc::default(),
+        }
+    }
+
     /// The same backends, another project (which must exist; no lookup is made).
     pub fn for_project(&self, project: Project) -> Self {
         Registry {

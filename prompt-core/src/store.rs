@@ -56,6 +56,9 @@ pub trait PromptStore: Send + Sync + Debug {
     /// The project of that name, or `NotFound`.
     async fn project_by_name(&self, name: &str) -> Result<Project>;
 
+    /// The project with that id, or `NotFound`.
+    async fn project_by_id(&self, id: Uuid) -> Result<Project>;
+
     /// The project of that name, created if missing. Safe under concurrent calls: all
     /// callers get the same project.
     async fn ensure_project(&self, name: &str) -> Result<Project> {

@@ -226,6 +226,22 @@ impl ApiError {
                     Some(retry_after.unwrap_or(Duration::from_secs(1))),
                     Some(message.clone()),
                 ),
+                Error::Unauthorized { message } => (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    message,
+                    None,
+                    None,
+                    None,
+                ),
+                Error::Forbidden { message } => (
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    message,
+                    None,
+                    None,
+                    None,
+                ),
                 Error::Unsupported { ref operation } => (
                     StatusCode::NOT_IMPLEMENTED,
                     "unsupported",

@@ -84,6 +84,14 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
             kw.set_item("operation", operation)?;
             "UnsupportedError"
         }
+        Error::Unauthorized { .. } => {
+            kw.set_item("status", 401)?;
+            "AuthError"
+        }
+        Error::Forbidden { .. } => {
+            kw.set_item("status", 403)?;
+            "AuthError"
+        }
         Error::Internal { .. } => "InternalError",
         // `Error` is non-exhaustive: a kind added later is still a PromptRegistryError.
         #[allow(unreachable_patterns)]
@@ -134,6 +142,12 @@ pub fn error_for_kind<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, P
             retry_after: Some(std::time::Duration::from_secs(2)),
         },
         "unsupported" => Error::unsupported("streaming"),
+        "unauthorized" => Error::Unauthorized {
+            message: "no API key".into(),
+        },
+        "forbidden" => Error::Forbidden {
+            message: "the key's role 'viewer' may not write".into(),
+        },
         "internal" => Error::internal("bug"),
         other => {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(

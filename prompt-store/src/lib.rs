@@ -8,6 +8,8 @@ pub mod cache;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "remote")]
+pub mod remote;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -20,6 +22,8 @@ pub use cache::{CacheConfig, CacheStats, CachedStore};
 pub use memory::{MemoryConfig, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresStore, parse_postgres_error};
+#[cfg(feature = "remote")]
+pub use remote::{RemoteCaller, RemoteConfig, RemoteKey, RemoteStore, parse_remote_error};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::redact_url;
 #[cfg(feature = "sqlite")]

@@ -125,3 +125,45 @@ pub async fn revoke(
     state.store.revoke_api_key(caller.project.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Answer of `GET /api/v1/project`: who the calling key is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerView {
+    /// The project every request with this key is scoped to.
+    pub project: prompt_core::Project,
+    /// The calling key (no secret).
+    pub key: CallerKey,
+}
+
+/// The calling key, as [`CallerView`] shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerKey {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: KeyRole,
+    /// Visible prefix.
+    pub prefix: String,
+}
+
+/// The caller's project and key (any role): what a remote client opens against.
+#[utoipa::path(get, path = "/api/v1/project", tag = "keys",
+    responses((status = 200, body = CallerView), (status = 401, body = ErrorBody)))]
+pub async fn whoami(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> ApiResult<Json<CallerView>> {
+    // Auth does not load the project's name (it is not needed to scope a request).
+    let project = state.store.project_by_id(caller.project.id).await?;
+    Ok(Json(CallerView {
+        project,
+        key: CallerKey {
+            id: caller.key_id,
+            name: caller.key_name,
+            role: caller.role,
+            prefix: caller.key_prefix,
+        },
+    }))
+}

@@ -58,6 +58,27 @@ pub struct BatchItem {
     /// Why this item was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+    /// The stored run, only with `?include=run` (remote clients use it to return the
+    /// run as stored without another round trip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
+}
+
+/// Query of `POST /api/v1/runs/batch`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BatchParams {
+    /// `run`: answer each stored item with the whole run, not only its id.
+    pub include: Option<BatchInclude>,
+}
+
+/// What `?include=` adds to each batch item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchInclude {
+    /// The whole stored run.
+    Run,
 }
 
 /// Answer of `POST /api/v1/runs/batch`.
@@ -76,13 +97,15 @@ fn item_error(e: ApiError) -> ErrorDetail {
 }
 
 /// Log up to 1000 runs; each succeeds or fails alone.
-#[utoipa::path(post, path = "/api/v1/runs/batch", tag = "runs", request_body = BatchBody,
+#[utoipa::path(post, path = "/api/v1/runs/batch", tag = "runs", request_body = BatchBody, params(BatchParams),
     responses((status = 200, body = BatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_runs_batch(
     State(state): State<AppState>,
     Editor(caller): Editor,
+    ApiQuery(params): ApiQuery<BatchParams>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResponse>> {
+    let include_run = params.include == Some(BatchInclude::Run);
     if body.runs.is_empty() {
         return Err(ApiError::invalid("runs", "must hold at least one run"));
     }
@@ -101,6 +124,7 @@ pub async fn create_runs_batch(
                 index,
                 id: None,
                 error: Some(item_error(e)),
+                run: None,
             }),
         }
     }
@@ -115,6 +139,7 @@ pub async fn create_runs_batch(
                     index,
                     id: Some(run.id),
                     error: None,
+                    run: include_run.then(|| run.clone()),
                 });
                 ok_runs.push(run);
             }
@@ -122,6 +147,7 @@ pub async fn create_runs_batch(
                 index,
                 id: None,
                 error: Some(item_error(e.into())),
+                run: None,
             }),
         }
     }

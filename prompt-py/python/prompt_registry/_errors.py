@@ -89,9 +89,12 @@ class ProviderError(PromptRegistryError):
 
 
 class AuthError(PromptRegistryError):
-    """Credentials are missing, invalid or lack permission."""
+    """Credentials are missing, invalid or lack permission: a remote server answered
+    401 (``kind == "unauthorized"``) or 403 (``kind == "forbidden"``), or a provider
+    refused our credentials (:class:`ProviderAuthError`). ``status`` is the HTTP status."""
 
     kind = "auth"
+    status: Optional[int] = None
 
 
 class ProviderAuthError(ProviderError, AuthError):

@@ -323,6 +323,10 @@ impl PromptStore for CachedStore {
         self.inner.project_by_name(name).await
     }
 
+    async fn project_by_id(&self, id: Uuid) -> Result<Project> {
+        self.inner.project_by_id(id).await
+    }
+
     async fn ensure_project(&self, name: &str) -> Result<Project> {
         self.inner.ensure_project(name).await
     }

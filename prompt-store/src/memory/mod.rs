@@ -263,6 +263,14 @@ impl PromptStore for MemoryStore {
             .ok_or_else(|| Error::not_found(format!("project '{name}'")))
     }
 
+    async fn project_by_id(&self, id: Uuid) -> Result<Project> {
+        self.read()?
+            .projects
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("project {id}")))
+    }
+
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
         let new = new.validated()?;
         let mut s = self.write()?;

@@ -318,6 +318,24 @@ impl PromptStore for SqliteStore {
         )
     }
 
+    async fn project_by_id(&self, id: Uuid) -> Result<Project> {
+        finish(
+            async {
+                let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = ?1")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("project {id}")))?;
+                Ok(Project {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    created_at: time(row.try_get("created_at")?)?,
+                })
+            }
+            .await,
+        )
+    }
+
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
         let new = new.validated()?;
         write(|| async {

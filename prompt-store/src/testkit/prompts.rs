@@ -749,6 +749,15 @@ pub async fn project_isolation(b: &TestBackend) {
     assert!(matches!(e, Error::AlreadyExists { .. }));
     let same = b.store.ensure_project(&a.project().name).await.unwrap();
     assert_eq!(same.id, a.project().id);
+    // By id too (what the service uses to name a key's project); unknown ids are NotFound.
+    assert_eq!(
+        b.store.project_by_id(a.project().id).await.unwrap(),
+        *a.project()
+    );
+    assert!(matches!(
+        b.store.project_by_id(uuid::Uuid::new_v4()).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// API key records: stored, found by hash, listed per project, revoked at once.

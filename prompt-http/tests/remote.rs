@@ -1,0 +1,467 @@
+//! The remote store (`prompt_store::RemoteStore`) against the real service on a real
+//! socket: every call goes over HTTP, errors come back as the core errors they were,
+//! and the client cache serves stale entries while the server is down.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prompt_core::{
+    Error, ExecuteOptions, KeyRole, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter,
+    PromptStore, PromptUpdate, Registry, RunQuery, RunStatus, Selector, StatsQuery, TemplateError,
+    TemplateFormat,
+};
+use prompt_http::{RouterConfig, StateConfig, auth, bootstrap_admin_key, build_state, serve};
+use prompt_store::{RemoteConfig, RemoteStore};
+use serde_json::{Map, json};
+
+struct Server {
+    url: String,
+    admin: String,
+    store: Arc<dyn PromptStore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let (store, runs) = prompt_store::memory();
+        let admin = bootstrap_admin_key(&store).await.unwrap().unwrap();
+        let (state, writer_task) = build_state(store.clone(), runs, &StateConfig::default())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(serve(
+            listener,
+            state,
+            writer_task,
+            RouterConfig::default(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            url,
+            admin,
+            store,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    async fn key(&self, project: &str, role: KeyRole) -> String {
+        let p = self.store.ensure_project(project).await.unwrap();
+        auth::create_key(&self.store, p.id, "remote-test", role)
+            .await
+            .unwrap()
+            .key
+    }
+
+    fn remote(&self, key: &str, ttl: Option<Duration>) -> RemoteStore {
+        let mut c = RemoteConfig::new(&self.url, key);
+        c.cache_ttl = ttl;
+        RemoteStore::new(c).unwrap()
+    }
+
+    async fn registry(&self, key: &str, ttl: Option<Duration>) -> (Registry, RemoteStore) {
+        let remote = self.remote(key, ttl);
+        let project = remote.caller().await.unwrap().project.clone();
+        let reg = Registry::from_parts(Arc::new(remote.clone()), Arc::new(remote.clone()), project);
+        (reg, remote)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(d) = self.done.take() {
+            d.await.unwrap().unwrap();
+        }
+    }
+}
+
+fn vars(v: serde_json::Value) -> Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap()
+}
+
+#[tokio::test]
+async fn prompts_versions_and_labels_round_trip_over_http() {
+    let server = Server::start().await;
+    let (reg, remote) = server.registry(&server.admin, None).await;
+    assert_eq!(remote.caller().await.unwrap().project.name, "default");
+    assert_eq!(remote.caller().await.unwrap().key.role, KeyRole::Admin);
+
+    let p = reg
+        .create_prompt(NewPrompt {
+            name: "support/triage".into(),
+            description: Some("Routes tickets".into()),
+            tags: vec!["support".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(p.name, "support/triage");
+    match reg
+        .create_prompt(NewPrompt {
+            name: "support/triage".into(),
+            ..NewPrompt::default()
+        })
+        .await
+    {
+        Err(Error::AlreadyExists { what }) => assert_eq!(what, "prompt 'support/triage'"),
+        other => panic!("{other:?}"),
+    }
+
+    let v1 = reg
+        .create_version(
+            "support/triage",
+            NewVersion::new("Classify: {{ ticket }}")
+                .with_config(json!({"provider": "mock", "model": "mock/echo"}))
+                .with_labels(["production"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (v1.version, v1.variables.clone()),
+        (1, vec!["ticket".into()])
+    );
+    let v2 = reg
+        .create_version(
+            "support/triage",
+            NewVersion::new("Classify {{ ticket }} for {{ team }}").with_commit_message("team"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.created_by.as_deref(), Some("key:bootstrap-admin"));
+
+    let got = reg
+        .resolve("support/triage", &Selector::default())
+        .await
+        .unwrap();
+    assert_eq!(got.version, 1);
+    let latest = reg
+        .resolve("support/triage", &Selector::Label("latest".into()))
+        .await
+        .unwrap();
+    assert_eq!(latest.version, 2);
+    let mv = reg
+        .set_label("support/triage", "production", 2, None)
+        .await
+        .unwrap();
+    assert_eq!((mv.from_version, mv.to_version), (Some(1), Some(2)));
+    let history = reg
+        .label_history("support/triage", "production", &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(history.items.len(), 2);
+
+    let del = reg
+        .delete_label("support/triage", "production", None)
+        .await
+        .unwrap();
+    assert_eq!((del.from_version, del.to_version), (Some(2), None));
+    match reg.resolve("support/triage", &Selector::default()).await {
+        Err(Error::NotFound { what }) => assert!(what.contains("production"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+
+    let versions = reg
+        .list_versions("support/triage", &PageRequest::first(1))
+        .await
+        .unwrap();
+    assert_eq!(versions.items[0].version, 2);
+    let next = reg
+        .list_versions(
+            "support/triage",
+            &PageRequest {
+                limit: Some(1),
+                cursor: versions.next_cursor,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.items[0].version, 1);
+
+    let listed = reg
+        .list_prompts(
+            &PromptFilter {
+                tag: Some("support".into()),
+                name_prefix: Some("support/".into()),
+                ..PromptFilter::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    let current = reg.get_prompt("support/triage").await.unwrap();
+    let updated = reg
+        .update_prompt(
+            "support/triage",
+            PromptUpdate {
+                description: Some(Some("Triage".into())),
+                tags: None,
+            },
+            Some(&current.etag),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.description.as_deref(), Some("Triage"));
+    match reg
+        .update_prompt(
+            "support/triage",
+            PromptUpdate {
+                description: Some(None),
+                tags: None,
+            },
+            Some(&current.etag),
+        )
+        .await
+    {
+        Err(Error::PreconditionFailed { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    match reg
+        .create_version(
+            "support/triage",
+            NewVersion::new("{% if %}").with_format(TemplateFormat::Jinja),
+        )
+        .await
+    {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "template"),
+        other => panic!("{other:?}"),
+    }
+    match reg.get_prompt("missing").await {
+        Err(Error::NotFound { what }) => assert_eq!(what, "prompt 'missing'"),
+        other => panic!("{other:?}"),
+    }
+
+    reg.archive_prompt("support/triage").await.unwrap();
+    assert!(matches!(
+        reg.get_prompt("support/triage").await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn runs_executions_and_stats_over_http() {
+    let server = Server::start().await;
+    let (reg, remote) = server.registry(&server.admin, None).await;
+    reg.create_version(
+        "greet",
+        NewVersion::new("Hello {{ name }}")
+            .with_config(json!({"provider": "mock", "model": "mock/echo"}))
+            .with_labels(["production"]),
+    )
+    .await
+    .unwrap();
+
+    let ex = remote
+        .execute(
+            "greet",
+            &Selector::default(),
+            &vars(json!({"name": "Ada"})),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(ex.error.is_none());
+    assert_eq!(ex.run.status, RunStatus::Completed);
+    assert!(ex.run.output.as_deref().unwrap().contains("Hello Ada"));
+
+    // A failed execution still records its run; the typed error comes back with it.
+    let failed = remote
+        .execute(
+            "greet",
+            &Selector::default(),
+            &vars(json!({"name": "Ada"})),
+            ExecuteOptions::provider("nope", "m"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.run.status, RunStatus::Failed);
+    assert!(
+        matches!(failed.error, Some(Error::Provider(_))),
+        "{failed:?}"
+    );
+    match remote
+        .execute(
+            "greet",
+            &Selector::default(),
+            &Map::new(),
+            ExecuteOptions::default(),
+        )
+        .await
+    {
+        Ok(ex) => match ex.error {
+            Some(Error::Template(TemplateError::MissingVariables(v))) => {
+                assert_eq!(v, vec!["name".to_owned()])
+            }
+            other => panic!("{other:?}"),
+        },
+        Err(Error::Template(TemplateError::MissingVariables(v))) => {
+            assert_eq!(v, vec!["name".to_owned()])
+        }
+        Err(e) => panic!("{e:?}"),
+    }
+
+    let pending = remote
+        .submit(
+            "greet",
+            &Selector::default(),
+            &vars(json!({"name": "Bob"})),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        pending.status,
+        RunStatus::Pending | RunStatus::Running | RunStatus::Completed
+    ));
+
+    let mut ok = NewRun::with_status(RunStatus::Completed);
+    ok.prompt = Some("greet".into());
+    ok.version = Some(1);
+    ok.provider = Some("openai".into());
+    ok.model = Some("gpt-4o-mini".into());
+    ok.latency_ms = Some(120);
+    let mut bad = ok.clone();
+    bad.version = Some(9);
+    let mut invalid = ok.clone();
+    invalid.status = RunStatus::Failed;
+    let results = remote
+        .log_runs(vec![ok.clone(), bad, invalid])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    let stored = results[0].as_ref().unwrap();
+    assert_eq!(stored.latency_ms, Some(120));
+    assert_eq!(reg.get_run(stored.id).await.unwrap(), *stored);
+    assert!(
+        matches!(&results[1], Err(Error::NotFound { .. })),
+        "{:?}",
+        results[1]
+    );
+    match &results[2] {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "error"),
+        other => panic!("{other:?}"),
+    }
+    let one = remote.log_run(ok).await.unwrap();
+    assert_eq!(reg.get_run(one.id).await.unwrap().id, one.id);
+
+    let page = reg
+        .runs(&RunQuery {
+            prompt: Some("greet".into()),
+            provider: Some("openai".into()),
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    let stats = reg.stats(&StatsQuery::prompt("greet")).await.unwrap();
+    assert!(stats[0].count >= 4, "{stats:?}");
+    assert!(stats[0].failed >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn keys_scope_and_roles_come_back_as_auth_errors() {
+    let server = Server::start().await;
+    let (admin, _) = server.registry(&server.admin, None).await;
+    admin
+        .create_version("secret", NewVersion::new("x"))
+        .await
+        .unwrap();
+
+    let bad = server.remote("pr_00000000_nope", None);
+    assert!(matches!(
+        bad.caller().await,
+        Err(Error::Unauthorized { .. })
+    ));
+
+    let viewer_key = server.key("default", KeyRole::Viewer).await;
+    let (viewer, _) = server.registry(&viewer_key, None).await;
+    viewer
+        .resolve("secret", &Selector::Label("latest".into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        viewer.create_version("secret", NewVersion::new("y")).await,
+        Err(Error::Forbidden { .. })
+    ));
+
+    // Another project's prompt is not found, exactly like a missing one.
+    let other_key = server.key("other", KeyRole::Admin).await;
+    let (other, remote) = server.registry(&other_key, None).await;
+    assert_eq!(other.project().name, "other");
+    assert!(matches!(
+        other.get_prompt("secret").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        remote.project_by_name("default").await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_client_cache_serves_stale_while_the_server_is_down() {
+    let mut server = Server::start().await;
+    let (writer, _) = server.registry(&server.admin, None).await;
+    writer
+        .create_version("p", NewVersion::new("one").with_labels(["production"]))
+        .await
+        .unwrap();
+
+    let ttl = Duration::from_millis(50);
+    let (reader, remote) = server.registry(&server.admin, Some(ttl)).await;
+    let sel = Selector::default();
+    assert_eq!(reader.resolve("p", &sel).await.unwrap().version, 1);
+
+    // Another client moves the label: this one keeps its fresh entry until the TTL,
+    // then answers the stale one at once while a background request refreshes it.
+    writer
+        .create_version("p", NewVersion::new("two").with_labels(["production"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let v = reader.resolve("p", &sel).await.unwrap().version;
+        seen.push(v);
+        if v == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.first(), Some(&1), "stale answer first: {seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&2),
+        "refreshed in the background: {seen:?}"
+    );
+
+    // A write through this client is seen at once, whatever the TTL.
+    reader.set_label("p", "production", 1, None).await.unwrap();
+    assert_eq!(reader.resolve("p", &sel).await.unwrap().version, 1);
+
+    // Server gone: the cached lookup is still answered; an uncached one is Unavailable.
+    server.stop().await;
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(reader.resolve("p", &sel).await.unwrap().version, 1);
+    assert_eq!(reader.resolve("p", &sel).await.unwrap().version, 1);
+    match reader.resolve("p", &Selector::Version(2)).await {
+        Err(Error::Unavailable { message, .. }) => {
+            assert!(message.contains("cannot connect"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    remote.clear_cache();
+    assert!(matches!(
+        reader.resolve("p", &sel).await,
+        Err(Error::Unavailable { .. })
+    ));
+}
