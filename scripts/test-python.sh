@@ -32,15 +32,22 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 echo "== maturin develop (prompt-py)"
 maturin develop --quiet --manifest-path prompt-py/Cargo.toml
 
+# The remote-mode tests start a real server.
+echo "== cargo build --bin prompt-registry (for the remote-mode tests)"
+cargo build --quiet --bin prompt-registry
+export PROMPT_REGISTRY_BIN="$PWD/target/debug/prompt-registry"
+
 if [ -z "${PROMPT_REGISTRY_TEST_POSTGRES_URL:-}" ]; then
   echo "note: PROMPT_REGISTRY_TEST_POSTGRES_URL is not set: Python Postgres tests will be SKIPPED" >&2
 fi
 
 echo "== mypy --strict (stubs and typed example)"
-python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py
+python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py examples/python/remote.py
 
 echo "== examples/python/quickstart.py"
 python examples/python/quickstart.py
+
+# examples/python/remote.py needs a server: tests/test_remote.py starts one and runs it.
 
 # pytest last, so its summary line closes the run.
 echo "== pytest"

@@ -164,6 +164,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 format!("cannot listen on {addr} (PROMPT_REGISTRY_ADDR / --addr): {e}")
             })?;
+            // The bound address, so `--addr 127.0.0.1:0` tells which port it got.
+            let addr = listener.local_addr().unwrap_or(addr);
             tracing::info!(%addr, "prompt-registry listening");
             eprintln!("prompt-registry listening on http://{addr} (docs: http://{addr}/docs)");
             let router_config = RouterConfig {

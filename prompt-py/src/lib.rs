@@ -19,6 +19,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(registry::open, m)?)?;
     m.add_function(wrap_pyfunction!(registry::open_async, m)?)?;
     m.add_function(wrap_pyfunction!(registry::render_template, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::template_variables, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_for_kind, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

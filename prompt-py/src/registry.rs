@@ -19,7 +19,7 @@ use prompt_core::{
     Error, ExecuteOptions, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter, PromptUpdate,
     Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
 };
-use prompt_store::{CacheConfig, OpenOptions};
+use prompt_store::{CacheConfig, OpenOptions, RemoteConfig, RemoteStore};
 
 use crate::convert::{opt_u32, parse, to_json, to_py};
 use crate::error::to_py_err;
@@ -52,12 +52,27 @@ where
     }
 }
 
+/// What `open` makes: the registry, and the remote store when the URL is a server's.
+type Opened = (Registry, Option<RemoteStore>);
+
 /// Open a backend and build the registry (with the providers of the environment).
 async fn open_registry(
     url: String,
-    project: String,
+    project: Option<String>,
     cache_ttl_ms: Option<u64>,
-) -> prompt_core::Result<Registry> {
+    api_key: Option<String>,
+) -> prompt_core::Result<Opened> {
+    let is_remote = url.starts_with("http://") || url.starts_with("https://");
+    if is_remote {
+        return open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await;
+    }
+    if api_key.is_some() {
+        return Err(Error::invalid(
+            "api_key",
+            "is only for http(s):// URLs (a remote registry)",
+        ));
+    }
+    let project = project.unwrap_or_else(|| prompt_core::model::DEFAULT_PROJECT.to_owned());
     let options = OpenOptions {
         cache: cache_ttl_ms.map(|ttl| CacheConfig {
             label_ttl_ms: ttl,
@@ -68,34 +83,75 @@ async fn open_registry(
     let backend = prompt_store::open_with(&url, &options).await?;
     let registry = Registry::with_project(backend.store, backend.runs, &project).await?;
     let providers = prompt_providers::from_env()?;
-    Ok(registry.with_providers(providers))
+    Ok((registry.with_providers(providers), None))
+}
+
+/// A registry over a remote server. The project is the API key's; a server that cannot
+/// be reached at open is not an error (cached lookups and `fallback=` still work), a
+/// refused key is.
+async fn open_remote(
+    url: String,
+    project: Option<String>,
+    cache_ttl_ms: Option<u64>,
+    api_key: String,
+) -> prompt_core::Result<Opened> {
+    let mut config = RemoteConfig::new(url, api_key);
+    config.cache_ttl = cache_ttl_ms.map(std::time::Duration::from_millis);
+    let remote = RemoteStore::new(config)?;
+    let project = match remote.caller().await {
+        Ok(caller) => {
+            if let Some(p) = &project
+                && *p != caller.project.name
+            {
+                return Err(Error::invalid(
+                    "project",
+                    format!(
+                        "is '{p}' but the API key belongs to project '{}'",
+                        caller.project.name
+                    ),
+                ));
+            }
+            caller.project.clone()
+        }
+        Err(Error::Unavailable { .. }) => prompt_core::Project {
+            id: Uuid::nil(),
+            name: project.unwrap_or_else(|| prompt_core::model::DEFAULT_PROJECT.to_owned()),
+            created_at: prompt_core::model::now(),
+        },
+        Err(e) => return Err(e),
+    };
+    let store = Arc::new(remote.clone());
+    let registry = Registry::from_parts(store.clone(), store, project);
+    Ok((registry, Some(remote)))
 }
 
 /// Blocking open (releases the GIL).
 #[pyfunction]
-#[pyo3(signature = (url, project = "default".to_owned(), cache_ttl_ms = None))]
+#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None))]
 pub fn open(
     py: Python<'_>,
     url: String,
-    project: String,
+    project: Option<String>,
     cache_ttl_ms: Option<u64>,
+    api_key: Option<String>,
 ) -> PyResult<NativeRegistry> {
-    py.detach(|| runtime().block_on(open_registry(url, project, cache_ttl_ms)))
+    py.detach(|| runtime().block_on(open_registry(url, project, cache_ttl_ms, api_key)))
         .map(|r| NativeRegistry::new(r, false))
         .map_err(|e| to_py_err(py, e))
 }
 
 /// Open for asyncio: an awaitable of a `NativeRegistry` whose methods are awaitables.
 #[pyfunction]
-#[pyo3(signature = (url, project = "default".to_owned(), cache_ttl_ms = None))]
+#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None))]
 pub fn open_async(
     py: Python<'_>,
     url: String,
-    project: String,
+    project: Option<String>,
     cache_ttl_ms: Option<u64>,
+    api_key: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let r = open_registry(url, project, cache_ttl_ms).await;
+        let r = open_registry(url, project, cache_ttl_ms, api_key).await;
         Python::attach(|py| match r {
             Ok(r) => Py::new(py, NativeRegistry::new(r, true)),
             Err(e) => Err(to_py_err(py, e)),
@@ -124,6 +180,24 @@ pub fn render_template<'py>(
         .render(format, &vars)
         .map_err(|e| to_py_err(py, e))?;
     rendered_to_py(py, &rendered)
+}
+
+/// The variables a template uses, in order of first use; a bad template raises.
+#[pyfunction]
+pub fn template_variables(
+    py: Python<'_>,
+    template: &Bound<'_, PyAny>,
+    template_format: &str,
+) -> PyResult<Vec<String>> {
+    let template: prompt_core::Template = match template.extract::<String>() {
+        Ok(s) => prompt_core::Template::Text(s),
+        Err(_) => {
+            parse(to_json(template, "template")?, "template").map_err(|e| to_py_err(py, e))?
+        }
+    };
+    let format =
+        prompt_core::TemplateFormat::parse(template_format).map_err(|e| to_py_err(py, e))?;
+    template.check(format).map_err(|e| to_py_err(py, e))
 }
 
 fn rendered_to_py<'py>(py: Python<'py>, r: &prompt_core::Rendered) -> PyResult<Bound<'py, PyAny>> {
@@ -171,14 +245,17 @@ const VERSION_CACHE_SIZE: usize = 1024;
 #[pyclass(module = "prompt_registry._native", frozen)]
 pub struct NativeRegistry {
     registry: Registry,
+    /// Set for a remote registry: runs are logged and executed by the server.
+    remote: Option<RemoteStore>,
     is_async: bool,
     workers: Arc<Mutex<Option<WorkerPool>>>,
 }
 
 impl NativeRegistry {
-    fn new(registry: Registry, is_async: bool) -> Self {
+    fn new((registry, remote): Opened, is_async: bool) -> Self {
         NativeRegistry {
             registry,
+            remote,
             is_async,
             workers: Arc::default(),
         }
@@ -488,9 +565,15 @@ impl NativeRegistry {
         let sel = try_arg!(self, py, selector(label, version));
         let vars = variables_of(variables)?;
         let opts = try_arg!(self, py, execute_options(options)?);
+        let remote = self.remote.clone();
         self.dispatch(
             py,
-            async move { r.execute(&name, &sel, &vars, opts).await },
+            async move {
+                match remote {
+                    Some(remote) => remote.execute(&name, &sel, &vars, opts).await,
+                    None => r.execute(&name, &sel, &vars, opts).await,
+                }
+            },
             |py, ex| {
                 let d = PyDict::new(py);
                 d.set_item("run", to_py(py, &ex.run)?)?;
@@ -518,15 +601,26 @@ impl NativeRegistry {
         let sel = try_arg!(self, py, selector(label, version));
         let vars = variables_of(variables)?;
         let opts = try_arg!(self, py, execute_options(options)?);
-        self.call(py, async move { r.submit(&name, &sel, &vars, opts).await })
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.submit(&name, &sel, &vars, opts).await,
+                None => r.submit(&name, &sel, &vars, opts).await,
+            }
+        })
     }
 
-    /// Start background workers executing submitted runs (idempotent).
+    /// Start background workers executing submitted runs (idempotent). A remote
+    /// registry's runs are executed by the server's workers: nothing to start.
     #[pyo3(signature = (workers = 2))]
     fn start_workers<'py>(&self, py: Python<'py>, workers: usize) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let slot = self.workers.clone();
+        let is_remote = self.remote.is_some();
         self.call(py, async move {
+            if is_remote {
+                return Ok(());
+            }
             if slot
                 .lock()
                 .map_err(|_| Error::internal("workers lock poisoned"))?
@@ -570,7 +664,13 @@ impl NativeRegistry {
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let new: NewRun = try_arg!(self, py, parse(to_json(fields.as_any(), "run")?, "run"));
-        self.call(py, async move { r.log_run(new).await })
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.log_run(new).await,
+                None => r.log_run(new).await,
+            }
+        })
     }
 
     /// Many runs: a list with, per input, a run dict or an exception object.
@@ -589,7 +689,14 @@ impl NativeRegistry {
                 parse::<NewRun>(to_json(d.as_any(), &field)?, &field)
             ));
         }
-        self.dispatch(py, async move { r.log_runs(news).await }, |py, results| {
+        let remote = self.remote.clone();
+        let fut = async move {
+            match remote {
+                Some(remote) => remote.log_runs(news).await,
+                None => r.log_runs(news).await,
+            }
+        };
+        self.dispatch(py, fut, |py, results| {
             let l = pyo3::types::PyList::empty(py);
             for res in results {
                 match res {
@@ -631,6 +738,12 @@ impl NativeRegistry {
         let r = self.registry.clone();
         let q: StatsQuery = try_arg!(self, py, parse(to_json(query.as_any(), "query")?, "query"));
         self.call(py, async move { r.stats(&q).await })
+    }
+
+    /// The server's URL for a remote registry, else `None`.
+    #[getter]
+    fn remote_url(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| r.url().to_owned())
     }
 
     fn __repr__(&self) -> String {

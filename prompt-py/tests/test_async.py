@@ -8,12 +8,14 @@ import pytest
 
 import prompt_registry as pr
 
+from conftest import Backend
+
 NAME = "support/triage"
 
 
 @pytest.mark.asyncio
-async def test_async_flow(backend_url: str, project: str) -> None:
-    reg = await pr.AsyncRegistry.open(backend_url, project=project)
+async def test_async_flow(backend: Backend, project: str) -> None:
+    reg = await backend.open_async(project)
     assert isinstance(reg, pr.AsyncRegistry)
     await reg.create_prompt(NAME, description="d", tags=["t"])
     v1 = await reg.create_version(NAME, "Classify: {{ ticket }}",

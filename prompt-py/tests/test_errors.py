@@ -22,6 +22,8 @@ KINDS: Dict[str, Type[pr.PromptRegistryError]] = {
     "provider_auth": pr.ProviderAuthError,
     "unavailable": pr.UnavailableError,
     "unsupported": pr.UnsupportedError,
+    "unauthorized": pr.AuthError,
+    "forbidden": pr.AuthError,
     "internal": pr.InternalError,
 }
 
@@ -47,6 +49,10 @@ def test_attributes_of_mapped_errors() -> None:
     assert e.status == 401 and e.retryable is False
     e = _native._error_for_kind("unavailable")
     assert e.retry_after == 2.0
+    e = _native._error_for_kind("unauthorized")
+    assert (e.kind, e.status) == ("unauthorized", 401) and not isinstance(e, pr.ProviderError)
+    e = _native._error_for_kind("forbidden")
+    assert (e.kind, e.status) == ("forbidden", 403)
     e = _native._error_for_kind("not_found")
     assert e.what == "prompt 'x'" and isinstance(e, LookupError)
 
@@ -81,8 +87,6 @@ def test_real_calls_raise_each_reachable_kind(mem: pr.Registry) -> None:
     with pytest.raises(pr.AuthError) as a:
         mem.execute("p", {"name": "x"}, model="mock/error-auth", raise_on_error=True)
     assert isinstance(a.value, pr.ProviderError) and a.value.retryable is False
-    with pytest.raises(pr.UnsupportedError):
-        pr.Registry.open("https://registry.example", api_key="k")
     with pytest.raises(pr.ValidationError) as u:
         pr.Registry.open("mysql://x")
     assert u.value.field == "url"

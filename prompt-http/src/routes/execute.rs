@@ -4,11 +4,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use prompt_core::{ExecuteOptions, Run, RunStatus, Variables};
-use serde::{Deserialize, Serialize};
+use prompt_core::{ExecuteOptions, Run, Variables};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::Editor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -45,21 +44,12 @@ pub struct ExecuteBody {
     pub run_async: bool,
 }
 
-/// Answer of an `async` execution.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Submitted {
-    /// The run's id; poll `GET /api/v1/runs/{id}`.
-    pub id: Uuid,
-    /// `pending`.
-    pub status: RunStatus,
-}
-
 /// Execute a prompt: resolve, render, call the provider, record the run. Sync → 200
 /// with the run; `async: true` → 202 with the pending run's id. A failed call answers
 /// with the error (422 template, 502 provider …) and the failed run's id in `details`.
 #[utoipa::path(post, path = "/api/v1/prompts/{name}/execute", tag = "runs", request_body = ExecuteBody,
     params(("name" = String, Path, description = "prompt name")),
-    responses((status = 200, body = Run), (status = 202, body = Submitted), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Run), (status = 202, body = Run, description = "the pending run; poll GET /api/v1/runs/{id}"), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn execute(
     State(state): State<AppState>,
@@ -80,14 +70,9 @@ pub async fn execute(
     if body.run_async {
         let run = reg.submit(&name, &sel, &body.variables, options).await?;
         metrics::counter!("prompt_registry_runs_total", "status" => "pending").increment(1);
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(Submitted {
-                id: run.id,
-                status: run.status,
-            }),
-        )
-            .into_response());
+        // The whole pending run: `{id, status: "pending"}` as API.md says, and the rest
+        // of the run so a client needs no second request.
+        return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
     }
     let execution = reg.execute(&name, &sel, &body.variables, options).await?;
     metrics::counter!("prompt_registry_runs_total", "status" => execution.run.status.as_str())

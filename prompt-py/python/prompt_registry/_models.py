@@ -124,6 +124,9 @@ class PromptVersion(_Model):
     commit_message: Optional[str]
     created_by: Optional[str]
     created_at: datetime
+    #: ``True`` for the ``fallback=`` template of :meth:`Registry.get`, returned when
+    #: the registry could not be reached (then ``version == 0`` and ``id == ""``).
+    is_fallback: bool = False
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "PromptVersion":

@@ -6,13 +6,14 @@ other Python threads run meanwhile.
 
 from __future__ import annotations
 
+import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._errors import PromptRegistryError, ProviderError, UnsupportedError
+from ._errors import PromptRegistryError, ProviderError, UnavailableError, ValidationError
 from ._models import (
     LabelMove,
     Page,
@@ -40,18 +41,57 @@ UNSET: Any = _Unset()
 # -- argument builders shared by both classes ---------------------------------------
 
 
-def _check_url(url: object, api_key: Optional[str]) -> str:
+#: Where a remote registry's API key is read from when ``api_key`` is not given.
+API_KEY_ENV = "PROMPT_REGISTRY_API_KEY"
+
+
+def _check_url(url: object, api_key: Optional[str]) -> Tuple[str, Optional[str]]:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
+    if api_key is not None and not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
     if url.startswith(("http://", "https://")):
-        raise UnsupportedError(
-            "remote registries (http/https URLs) are not implemented yet in the Python "
-            "module; use memory://, sqlite:// or postgres:// URLs",
-            operation="remote",
-        )
-    if api_key is not None:
-        raise ValueError("api_key is only for http(s):// URLs")
-    return url
+        if api_key is None:
+            api_key = os.environ.get(API_KEY_ENV)
+        if not api_key:
+            raise ValidationError(
+                f"a remote registry needs an API key: pass api_key= or set {API_KEY_ENV}",
+                field="api_key",
+            )
+    elif api_key is not None:
+        if url.split(":", 1)[0].lower() in ("memory", "sqlite", "postgres", "postgresql"):
+            raise ValidationError(
+                "api_key is only for http(s):// URLs (a remote registry)", field="api_key"
+            )
+        api_key = None  # an unknown scheme: the URL is what is wrong, and is reported
+    return url, api_key
+
+
+def _check_project(project: object) -> Optional[str]:
+    if project is not None and not isinstance(project, str):
+        raise TypeError(f"project must be a str, not {type(project).__name__}")
+    return project
+
+
+def _fallback_version(name: str, fallback: object, template_format: str) -> PromptVersion:
+    template = _template(fallback)
+    variables: List[str] = _native.template_variables(template, template_format)
+    return PromptVersion(
+        id="",
+        prompt=name,
+        prompt_id="",
+        version=0,
+        kind="text" if isinstance(template, str) else "chat",
+        template=template,
+        template_format=template_format,
+        variables=variables,
+        config={},
+        labels=[],
+        commit_message=None,
+        created_by=None,
+        created_at=datetime.now(timezone.utc),
+        is_fallback=True,
+    )
 
 
 def _ttl(cache: bool, cache_ttl_ms: int) -> Optional[int]:
@@ -261,16 +301,33 @@ class Registry:
         cls,
         url: str,
         *,
-        project: str = "default",
+        project: Optional[str] = None,
         cache: bool = True,
         cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
         api_key: Optional[str] = None,
     ) -> "Registry":
         """Open ``memory://``, ``sqlite:///path.db`` (created if missing; migrations
-        applied) or ``postgres://...``. Providers come from the environment (``mock``
-        is always there). ``cache`` keeps resolved versions in process."""
-        native = _native.open(_check_url(url, api_key), project, _ttl(cache, cache_ttl_ms))
+        applied), ``postgres://...``, or a server at ``http(s)://host:port`` (remote).
+
+        Embedded: ``project`` defaults to ``default`` (created if missing); providers
+        come from the environment (``mock`` is always there); ``cache`` keeps resolved
+        versions in process for ``cache_ttl_ms``.
+
+        Remote: ``api_key`` (or ``$PROMPT_REGISTRY_API_KEY``) is required and decides the
+        project (``project``, if given, must be the key's). Executions run on the server.
+        ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
+        refreshing in the background, so a server that goes down does not break prompts
+        already fetched. A server that is down at open is not an error; a refused key
+        is (:class:`AuthError`)."""
+        url, api_key = _check_url(url, api_key)
+        native = _native.open(url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key)
         return cls(native)
+
+    @property
+    def remote_url(self) -> Optional[str]:
+        """The server's URL for a remote registry, else ``None``."""
+        url: Optional[str] = self._n.remote_url
+        return url
 
     @property
     def project(self) -> str:
@@ -345,10 +402,28 @@ class Registry:
         return Page._from(self._n.list_versions(name, limit, cursor), PromptVersion._from)
 
     def get(
-        self, name: str, *, label: Optional[str] = None, version: Optional[int] = None
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        fallback: Optional[Template] = None,
+        fallback_format: str = "mustache",
     ) -> PromptVersion:
-        """Resolve a version: by ``label`` (default ``production``) or ``version``."""
-        v: PromptVersion = self._n.resolve_cached(name, label, version, self._versions, PromptVersion._from)
+        """Resolve a version: by ``label`` (default ``production``) or ``version``.
+
+        ``fallback`` (a template, text or chat) is returned as a version with
+        ``is_fallback=True`` (and ``version == 0``) when the registry cannot be reached
+        and nothing is cached, instead of raising :class:`UnavailableError`. Any other
+        error (a missing prompt, a refused key) is still raised."""
+        try:
+            v: PromptVersion = self._n.resolve_cached(
+                name, label, version, self._versions, PromptVersion._from
+            )
+        except UnavailableError:
+            if fallback is None:
+                raise
+            return _fallback_version(name, fallback, fallback_format)
         return v
 
     def get_version(self, name: str, version: int) -> PromptVersion:
@@ -540,14 +615,23 @@ class AsyncRegistry:
         cls,
         url: str,
         *,
-        project: str = "default",
+        project: Optional[str] = None,
         cache: bool = True,
         cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
         api_key: Optional[str] = None,
     ) -> "AsyncRegistry":
         """See :meth:`Registry.open`."""
-        native = await _native.open_async(_check_url(url, api_key), project, _ttl(cache, cache_ttl_ms))
+        url, api_key = _check_url(url, api_key)
+        native = await _native.open_async(
+            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key
+        )
         return cls(native)
+
+    @property
+    def remote_url(self) -> Optional[str]:
+        """See :attr:`Registry.remote_url`."""
+        url: Optional[str] = self._n.remote_url
+        return url
 
     @property
     def project(self) -> str:
@@ -617,12 +701,23 @@ class AsyncRegistry:
         return Page._from(await self._n.list_versions(name, limit, cursor), PromptVersion._from)
 
     async def get(
-        self, name: str, *, label: Optional[str] = None, version: Optional[int] = None
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        fallback: Optional[Template] = None,
+        fallback_format: str = "mustache",
     ) -> PromptVersion:
         """See :meth:`Registry.get`."""
-        v: PromptVersion = await self._n.resolve_cached(
-            name, label, version, self._versions, PromptVersion._from
-        )
+        try:
+            v: PromptVersion = await self._n.resolve_cached(
+                name, label, version, self._versions, PromptVersion._from
+            )
+        except UnavailableError:
+            if fallback is None:
+                raise
+            return _fallback_version(name, fallback, fallback_format)
         return v
 
     async def get_version(self, name: str, version: int) -> PromptVersion:

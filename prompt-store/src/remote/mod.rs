@@ -327,20 +327,15 @@ impl RemoteStore {
         options: ExecuteOptions,
     ) -> Result<Run> {
         let body = execute_body(selector, variables, options, true);
-        #[derive(Deserialize)]
-        struct Submitted {
-            id: Uuid,
-        }
-        let s: Submitted = self
-            .send_json(
-                Method::POST,
-                &prompt_path(name, "/execute")?,
-                &[],
-                Some(body),
-                None,
-            )
-            .await?;
-        self.get_run(Uuid::nil(), s.id).await
+        // The 202 answer is the pending run as stored (a superset of `{id, status}`).
+        self.send_json(
+            Method::POST,
+            &prompt_path(name, "/execute")?,
+            &[],
+            Some(body),
+            None,
+        )
+        .await
     }
 
     /// Forget every cached lookup (the next ones ask the server).
@@ -772,7 +767,14 @@ impl PromptStore for RemoteStore {
         update: PromptUpdate,
         if_match: Option<&str>,
     ) -> Result<Prompt> {
-        let body = serde_json::to_value(&update).map_err(|e| Error::internal(e.to_string()))?;
+        // Absent fields are left alone by the server, `null` clears: send only what is set.
+        let mut body = json!({});
+        if let Some(d) = update.description {
+            body["description"] = json!(d);
+        }
+        if let Some(t) = update.tags {
+            body["tags"] = json!(t);
+        }
         self.send_json(
             Method::PATCH,
             &prompt_path(name, "")?,

@@ -1,0 +1,135 @@
+"""Remote mode: a real ``prompt-registry serve`` behind ``Registry.open("http://…")``.
+
+The behaviour scenarios run on remote too (the ``remote`` backend of conftest); these
+tests cover what only remote has: API keys, the client cache that serves stale entries
+while the server is down, ``fallback=``, and the remote example.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import prompt_registry as pr
+
+from conftest import REPO, RemoteServer, registry_binary, start_server, stop_server
+
+NAME = "support/triage"
+# Nothing listens on port 9 (discard) on the loopback: connections are refused at once.
+DOWN = "http://127.0.0.1:9"
+
+
+def test_a_remote_registry_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMPT_REGISTRY_API_KEY", raising=False)
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open(DOWN)
+    assert e.value.field == "api_key"
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open("memory://", api_key="pr_x_y")
+    assert e.value.field == "api_key"
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open("ftp://h", api_key="k")
+    assert e.value.field == "url"
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open("http://user:pw@127.0.0.1:9", api_key="k")
+    assert e.value.field == "url" and "pw" not in str(e.value)
+    with pytest.raises(TypeError):
+        pr.Registry.open(DOWN, api_key=123)  # type: ignore[arg-type]
+
+
+def test_keys_decide_project_and_rights(remote_server: RemoteServer, project: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(pr.AuthError) as e:
+        pr.Registry.open(remote_server.url, api_key="pr_00000000_not-a-key")
+    assert e.value.status == 401 and e.value.kind == "unauthorized"
+
+    admin = remote_server.key(project)
+    monkeypatch.setenv("PROMPT_REGISTRY_API_KEY", admin)
+    reg = pr.Registry.open(remote_server.url)  # the key from the environment
+    assert reg.project == project and reg.remote_url == remote_server.url
+    reg.create_version(NAME, "Hi {{ name }}", labels=["production"])
+
+    with pytest.raises(pr.ValidationError) as v:
+        pr.Registry.open(remote_server.url, api_key=admin, project="someone-else")
+    assert v.value.field == "project"
+
+    viewer = pr.Registry.open(remote_server.url, api_key=remote_server.key(project, "viewer"))
+    assert viewer.get(NAME).render(name="Ada") == "Hi Ada"
+    with pytest.raises(pr.AuthError) as f:
+        viewer.create_version(NAME, "nope")
+    assert f.value.status == 403 and f.value.kind == "forbidden"
+
+    other = pr.Registry.open(remote_server.url, api_key=remote_server.key(project + "x"))
+    with pytest.raises(pr.NotFoundError):
+        other.get(NAME)
+
+
+def test_server_down_at_open_then_fallback() -> None:
+    reg = pr.Registry.open(DOWN, api_key="pr_00000000_unused")  # not an error: nothing asked yet
+    with pytest.raises(pr.UnavailableError):
+        reg.get(NAME)
+    fb = reg.get(NAME, fallback="Hello {{ name }}")
+    assert fb.is_fallback and fb.version == 0 and fb.variables == ["name"]
+    assert fb.render(name="Ada") == "Hello Ada"
+    chat = reg.get(NAME, label="staging", fallback=[{"role": "user", "content": "{{ q }}"}])
+    assert chat.is_fallback and chat.kind == "chat"
+    assert chat.render(q="why?") == [{"role": "user", "content": "why?"}]
+    with pytest.raises(pr.UnavailableError):
+        reg.execute(NAME, {"name": "x"})
+
+
+@pytest.mark.asyncio
+async def test_async_fallback() -> None:
+    reg = await pr.AsyncRegistry.open(DOWN, api_key="pr_00000000_unused")
+    fb = await reg.get(NAME, fallback="Hello {{ name }}")
+    assert fb.is_fallback and fb.render(name="B") == "Hello B"
+
+
+def test_cache_serves_stale_while_down_and_refreshes(tmp_path: Path) -> None:
+    server = start_server(registry_binary(), tmp_path)
+    try:
+        key = server.key("cache")
+        writer = pr.Registry.open(server.url, api_key=key, cache=False)
+        writer.create_version(NAME, "one {{ x }}", labels=["production"])
+        reader = pr.Registry.open(server.url, api_key=key, cache_ttl_ms=100)
+        assert reader.get(NAME).version == 1
+
+        # Another client moves the label: after the TTL the reader answers the stale
+        # version at once and refreshes it in the background.
+        writer.create_version(NAME, "two {{ x }}", labels=["production"])
+        time.sleep(0.25)
+        seen = [reader.get(NAME).version]
+        deadline = time.monotonic() + 10
+        while seen[-1] != 2:
+            assert time.monotonic() < deadline, f"never refreshed: {seen}"
+            time.sleep(0.02)
+            seen.append(reader.get(NAME).version)
+        assert seen[0] == 1, seen
+    finally:
+        stop_server(server)
+
+    # Server gone: what was fetched is still served (not the fallback); the rest falls back.
+    time.sleep(0.25)
+    v = reader.get(NAME, fallback="never used")
+    assert (v.version, v.is_fallback) == (2, False)
+    assert v.render(x=1) == "two 1"
+    assert reader.get(NAME, label="latest", fallback="offline {{ x }}").is_fallback
+    with pytest.raises(pr.UnavailableError):
+        reader.get(NAME, label="latest")
+
+
+def test_remote_example_runs(remote_server: RemoteServer) -> None:
+    env = dict(os.environ)
+    env["PROMPT_REGISTRY_URL"] = remote_server.url
+    env["PROMPT_REGISTRY_API_KEY"] = remote_server.key("examples", "admin")
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples/python/remote.py")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "executed: completed" in out.stdout and "fallback: True" in out.stdout, out.stdout
