@@ -159,6 +159,14 @@ pub fn open_async(
     })
 }
 
+/// A `str` (text) or a list of message dicts (chat) as a core template.
+fn template_of(py: Python<'_>, template: &Bound<'_, PyAny>) -> PyResult<prompt_core::Template> {
+    match template.extract::<String>() {
+        Ok(s) => Ok(prompt_core::Template::Text(s)),
+        Err(_) => parse(to_json(template, "template")?, "template").map_err(|e| to_py_err(py, e)),
+    }
+}
+
 /// Render a template without a store: what `PromptVersion.render` calls.
 #[pyfunction]
 pub fn render_template<'py>(
@@ -167,12 +175,7 @@ pub fn render_template<'py>(
     template_format: &str,
     variables: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let template: prompt_core::Template = match template.extract::<String>() {
-        Ok(s) => prompt_core::Template::Text(s),
-        Err(_) => {
-            parse(to_json(template, "template")?, "template").map_err(|e| to_py_err(py, e))?
-        }
-    };
+    let template = template_of(py, template)?;
     let format =
         prompt_core::TemplateFormat::parse(template_format).map_err(|e| to_py_err(py, e))?;
     let vars = variables_of(Some(variables))?;
@@ -189,12 +192,7 @@ pub fn template_variables(
     template: &Bound<'_, PyAny>,
     template_format: &str,
 ) -> PyResult<Vec<String>> {
-    let template: prompt_core::Template = match template.extract::<String>() {
-        Ok(s) => prompt_core::Template::Text(s),
-        Err(_) => {
-            parse(to_json(template, "template")?, "template").map_err(|e| to_py_err(py, e))?
-        }
-    };
+    let template = template_of(py, template)?;
     let format =
         prompt_core::TemplateFormat::parse(template_format).map_err(|e| to_py_err(py, e))?;
     template.check(format).map_err(|e| to_py_err(py, e))
