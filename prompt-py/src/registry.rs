@@ -68,8 +68,15 @@ async fn open_registry(
     let backend = prompt_store::open_with(&url, &options).await?;
     let registry = Registry::with_project(backend.store, backend.runs, &project).await?;
     let providers = prompt_providers::from_env()?;
-    Ok(registry.with_providers(providers))
+    let tools = match std::env::var(TOOLS_MODEL_ENV) {
+        Ok(spec) if !spec.trim().is_empty() => prompt_core::ToolsConfig::from_model(&spec)?,
+        _ => prompt_core::ToolsConfig::default(),
+    };
+    Ok(registry.with_providers(providers).with_tools(tools))
 }
+
+/// The environment variable naming the tools model (as for the server).
+const TOOLS_MODEL_ENV: &str = "PROMPT_REGISTRY_TOOLS_MODEL";
 
 /// Blocking open (releases the GIL).
 #[pyfunction]
@@ -631,6 +638,67 @@ impl NativeRegistry {
         let r = self.registry.clone();
         let q: StatsQuery = try_arg!(self, py, parse(to_json(query.as_any(), "query")?, "query"));
         self.call(py, async move { r.stats(&q).await })
+    }
+
+    /// `request` is the JSON of an `AnalyzeRequest`.
+    fn analyze<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::AnalyzeRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        self.call(py, async move { r.analyze(req).await })
+    }
+
+    /// `request` is the JSON of a `RemixRequest`.
+    fn remix<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::RemixRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        self.call(py, async move { r.remix(req).await })
+    }
+
+    /// `request` is the JSON of a `CreateRequest`.
+    fn create_from_goal<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::CreateRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        self.call(py, async move { r.create_from_goal(req).await })
+    }
+
+    /// `request` is the JSON of an `OptimizeRequest`.
+    fn optimize<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::OptimizeRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        self.call(py, async move { r.optimize(&name, req).await })
     }
 
     fn __repr__(&self) -> String {
