@@ -547,3 +547,26 @@ async fn mock_server_timeout_and_errors() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_calls_seed_once() {
+    let reg = registry(ToolsConfig::default(), None).await;
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let reg = reg.clone();
+            tokio::spawn(async move {
+                reg.remix(remix_req(
+                    &format!("Say {{{{ x }}}} {i}"),
+                    RemixStyle::Formal,
+                ))
+                .await
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let p = reg.get_prompt("_tools/remix").await.unwrap();
+    assert_eq!(p.latest_version, Some(1), "seeded exactly once");
+    assert_eq!(tool_runs(&reg, "_tools/remix").await.len(), 8);
+}

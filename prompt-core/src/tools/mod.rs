@@ -469,9 +469,19 @@ const MAX_ITEMS: usize = 50;
 /// How many times the model is asked before its answer is declared unusable.
 const ATTEMPTS: u32 = 2;
 
-/// A model answer read by a tool: the value, or why the last answer was unusable.
+/// What came of asking the tools model.
+enum Outcome<T> {
+    /// A valid answer.
+    Answer(T),
+    /// Every answer was unusable; why the last one was.
+    Unusable(String),
+    /// The model call failed (as [`Registry::model_error`] reports it).
+    Failed(Error),
+}
+
+/// A model answer read by a tool, with the runs of the calls.
 struct Answered<T> {
-    value: std::result::Result<T, String>,
+    value: Outcome<T>,
     runs: Vec<Uuid>,
     meta_version: u32,
 }
@@ -650,8 +660,18 @@ impl Registry {
                 };
                 match self.create_prompt(new).await {
                     Ok(_) => {}
-                    // Another instance is seeding it.
-                    Err(Error::AlreadyExists { .. }) => return Ok(false),
+                    // Another call or instance is seeding it: wait (briefly) for its
+                    // version, so that this call can resolve `production` too.
+                    Err(Error::AlreadyExists { .. }) => {
+                        for _ in 0..40 {
+                            let p = self.store.get_prompt(self.project.id, name).await?;
+                            if p.latest_version.is_some() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(25)).await;
+                        }
+                        return Ok(false);
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -705,13 +725,17 @@ impl Registry {
             runs.push(ex.run.id);
             meta_version = ex.run.version.unwrap_or_default();
             if let Some(e) = ex.error {
-                return Err(self.model_error(tool, e, ex.run.id));
+                return Ok(Answered {
+                    value: Outcome::Failed(self.model_error(tool, e, ex.run.id)),
+                    runs,
+                    meta_version,
+                });
             }
             let output = ex.run.output.as_deref().unwrap_or_default();
             match read(output) {
                 Ok(v) => {
                     return Ok(Answered {
-                        value: Ok(v),
+                        value: Outcome::Answer(v),
                         runs,
                         meta_version,
                     });
@@ -724,10 +748,20 @@ impl Registry {
             }
         }
         Ok(Answered {
-            value: Err(reason),
+            value: Outcome::Unusable(reason),
             runs,
             meta_version,
         })
+    }
+
+    /// The answer of a rewriting tool, or its error: the model's failure, or
+    /// `malformed_response` when every answer was unusable.
+    fn rewritten<T>(&self, tool: Tool, answered: Answered<T>) -> Result<(T, Vec<Uuid>, u32)> {
+        match answered.value {
+            Outcome::Answer(v) => Ok((v, answered.runs, answered.meta_version)),
+            Outcome::Unusable(r) => Err(self.unusable(tool, &r, &answered.runs)),
+            Outcome::Failed(e) => Err(e),
+        }
     }
 
     /// The error of a failed model call, as the tools report it.
@@ -918,38 +952,30 @@ impl Registry {
                 runs: Vec::new(),
             })
         };
-        match self.ask(Tool::Analyze, variables, read).await {
-            Ok(Answered {
-                value: Ok(mut c),
-                runs,
-                ..
-            }) => {
+        // Store failures propagate; whatever the model does, the static report stands.
+        let answered = self.ask(Tool::Analyze, variables, read).await?;
+        Ok(match answered.value {
+            Outcome::Answer(mut c) => {
                 c.model = Some(model);
-                c.runs = runs;
-                Ok(c)
+                c.runs = answered.runs;
+                c
             }
-            Ok(Answered {
-                value: Err(reason),
-                runs,
-                ..
-            }) => Ok(Critique::unavailable(
+            Outcome::Unusable(reason) => Critique::unavailable(
                 format!(
                     "the tools model {model} gave no valid critique in {ATTEMPTS} attempts: {reason}"
                 ),
                 Some(model),
-                runs,
-            )),
-            // The model could not be reached: the static report still stands.
-            Err(e @ (Error::Unavailable { .. } | Error::Provider(_) | Error::Internal { .. })) => {
+                answered.runs,
+            ),
+            Outcome::Failed(e) => {
                 tracing::warn!(error = %e, "critique unavailable");
-                let reason = match &e {
-                    Error::Internal { message } => message.clone(),
+                let reason = match e {
+                    Error::Internal { message } => message,
                     other => other.to_string(),
                 };
-                Ok(Critique::unavailable(reason, Some(model), Vec::new()))
+                Critique::unavailable(reason, Some(model), answered.runs)
             }
-            Err(e) => Err(e),
-        }
+        })
     }
 
     /// Rewrite a template in a style, keeping exactly its variables and kind.
@@ -982,9 +1008,7 @@ impl Registry {
         let answered = self
             .ask(Tool::Remix, variables, |a| answer::rewrite(a, &expect))
             .await?;
-        let rw = answered
-            .value
-            .map_err(|r| self.unusable(Tool::Remix, &r, &answered.runs))?;
+        let (rw, runs, _) = self.rewritten(Tool::Remix, answered)?;
         Ok(Remix {
             kind: rw.template.kind(),
             template: rw.template,
@@ -993,7 +1017,7 @@ impl Registry {
             style: req.style.name().to_owned(),
             rationale: rw.rationale,
             model: self.tools.spec(),
-            runs: answered.runs,
+            runs,
         })
     }
 
@@ -1075,9 +1099,7 @@ impl Registry {
         let answered = self
             .ask(Tool::Create, variables, |a| answer::rewrite(a, &expect))
             .await?;
-        let rw = answered
-            .value
-            .map_err(|r| self.unusable(Tool::Create, &r, &answered.runs))?;
+        let (rw, runs, meta_version) = self.rewritten(Tool::Create, answered)?;
         let saved = match &req.save_as {
             None => None,
             Some(name) => {
@@ -1091,7 +1113,7 @@ impl Registry {
                     &format!(
                         "Created by {} v{} ({}) from the goal: {} — {}",
                         Tool::Create.prompt_name(),
-                        answered.meta_version,
+                        meta_version,
                         self.tools.spec(),
                         req.goal.trim(),
                         rw.rationale
@@ -1112,7 +1134,7 @@ impl Registry {
             variables: rw.variables,
             rationale: rw.rationale,
             model: self.tools.spec(),
-            runs: answered.runs,
+            runs,
             saved,
         })
     }
@@ -1160,15 +1182,13 @@ impl Registry {
         let answered = self
             .ask(Tool::Optimize, variables, |a| answer::rewrite(a, &expect))
             .await?;
-        let rw = answered
-            .value
-            .map_err(|r| self.unusable(Tool::Optimize, &r, &answered.runs))?;
+        let (rw, runs, meta_version) = self.rewritten(Tool::Optimize, answered)?;
         let message = clip(
             &format!(
                 "Optimized from version {} by {} v{} ({}){}: {}",
                 source.version,
                 Tool::Optimize.prompt_name(),
-                answered.meta_version,
+                meta_version,
                 self.tools.spec(),
                 req.goal
                     .as_deref()
@@ -1192,7 +1212,7 @@ impl Registry {
             source_version: source.version,
             rationale: rw.rationale,
             model: self.tools.spec(),
-            runs: answered.runs,
+            runs,
         })
     }
 }
