@@ -84,3 +84,25 @@ async def test_async_tools(backend_url: str, project: str) -> None:
     await reg.create_version("h", "Haiku about {{ topic }}")
     o = await reg.optimize("h", version=1)
     assert o.version.version == 2
+
+
+def test_tools_model_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The mock provider's `mock/error-<kind>` models fail with that kind.
+    monkeypatch.setenv("PROMPT_REGISTRY_TOOLS_MODEL", "mock/error-timeout")
+    reg = pr.Registry.open("memory://")
+    with pytest.raises(pr.UnavailableError):
+        reg.remix("Sum up {{ text }}", "concise")
+    a = reg.analyze("Sum up {{ text }}")
+    assert not a.critique.available
+    assert a.critique.reason is not None and "timeout" in a.critique.reason
+    assert a.variables == ["text"]
+
+    monkeypatch.setenv("PROMPT_REGISTRY_TOOLS_MODEL", "mock/error-auth")
+    reg = pr.Registry.open("memory://")
+    with pytest.raises(pr.ProviderAuthError):
+        reg.create_from_goal("Write haiku")
+
+    monkeypatch.setenv("PROMPT_REGISTRY_TOOLS_MODEL", "gpt-4o")
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open("memory://")
+    assert e.value.field == "tools_model"
