@@ -9,6 +9,7 @@ pub mod registry;
 pub mod run;
 pub mod store;
 pub mod template;
+pub mod tools;
 pub mod validate;
 
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
@@ -28,6 +29,10 @@ pub use run::{
 };
 pub use store::{PromptFilter, PromptStore, RunLog};
 pub use template::{RenderOptions, TemplateFormat, Variables};
+pub use tools::{
+    Analysis, AnalyzeRequest, CreateRequest, Created, Critique, OptimizeRequest, Optimized, Remix,
+    RemixRequest, RemixStyle, Tool, ToolsConfig,
+};
 
 /// Re-exported so users name the same decimal type as the API.
 pub use rust_decimal::Decimal;

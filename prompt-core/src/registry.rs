@@ -16,6 +16,7 @@ use crate::provider::ProviderSet;
 use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::template::{RenderOptions, Variables};
+use crate::tools::ToolsConfig;
 
 /// Prompts, versions, labels, rendering and runs of one project, over any store and
 /// run log. Cheap to clone; [`Registry::for_project`] gives a view of another project
@@ -29,6 +30,8 @@ pub struct Registry {
     pub(crate) providers: Arc<ProviderSet>,
     /// Wakes this process' workers when a run is submitted.
     pub(crate) jobs: Arc<Notify>,
+    /// The model of the prompt tools (see [`Registry::with_tools`]).
+    pub(crate) tools: Arc<ToolsConfig>,
 }
 
 impl Registry {
@@ -41,6 +44,7 @@ impl Registry {
             project,
             providers: Arc::default(),
             jobs: Arc::default(),
+            tools: Arc::default(),
         })
     }
 
@@ -58,6 +62,7 @@ impl Registry {
             project,
             providers: Arc::default(),
             jobs: Arc::default(),
+            tools: Arc::default(),
         })
     }
 
@@ -74,6 +79,7 @@ impl Registry {
             project,
             providers: Arc::default(),
             jobs: Arc::default(),
+            tools: Arc::default(),
         }
     }
 
@@ -85,6 +91,7 @@ impl Registry {
             project,
             providers: self.providers.clone(),
             jobs: self.jobs.clone(),
+            tools: self.tools.clone(),
         }
     }
 

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Requests that may wait for the run writer before new ones get 503.
     #[arg(long, env = "PROMPT_REGISTRY_RUN_QUEUE", default_value_t = 4096)]
     pub run_queue: usize,
+    /// The model of the prompt tools (analyze, remix, create, optimize), as
+    /// PROVIDER/MODEL, e.g. `openai/gpt-4o-mini`.
+    #[arg(long, env = "PROMPT_REGISTRY_TOOLS_MODEL", default_value = prompt_core::tools::DEFAULT_TOOLS_MODEL)]
+    pub tools_model: String,
 }
 
 impl ServeArgs {
@@ -98,6 +102,8 @@ impl ServeArgs {
                 format!("invalid PROMPT_REGISTRY_PROTECTED_LABELS / --protected-labels '{l}': {e}")
             })?;
         }
+        prompt_core::ToolsConfig::from_model(&self.tools_model)
+            .map_err(|e| format!("invalid PROMPT_REGISTRY_TOOLS_MODEL / --tools-model: {e}"))?;
         if self.run_queue == 0 {
             return Err(
                 "invalid PROMPT_REGISTRY_RUN_QUEUE / --run-queue: must be at least 1".into(),

@@ -38,6 +38,15 @@ pub enum ApiError {
     NoRoute(String),
     /// The method is not allowed on this route (405).
     MethodNotAllowed,
+    /// The model of the prompt tools is down or timed out (503, `unavailable`). Unlike
+    /// [`Error::Unavailable`] of the store, the message is shown: it names the model,
+    /// never an internal.
+    ModelUnavailable {
+        /// What happened.
+        message: String,
+        /// When to retry, if the vendor said.
+        retry_after: Option<Duration>,
+    },
     /// An error of an execution whose (failed) run was recorded: `details.run_id`.
     WithRun {
         /// The error.
@@ -327,6 +336,17 @@ impl ApiError {
                     cause,
                 )
             }
+            ApiError::ModelUnavailable {
+                message,
+                retry_after,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                message,
+                None,
+                Some(retry_after.unwrap_or(Duration::from_secs(1))),
+                None,
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use prompt_core::model::DEFAULT_PROJECT;
 use prompt_core::{
-    KeyRole, PromptStore, ProviderSet, Registry, Result, RunLog, WorkerPool, WorkerPoolConfig,
+    KeyRole, PromptStore, ProviderSet, Registry, Result, RunLog, ToolsConfig, WorkerPool,
+    WorkerPoolConfig,
 };
 use tokio::task::JoinHandle;
 
@@ -40,6 +41,8 @@ pub struct StateConfig {
     pub providers: ProviderSet,
     /// Labels only admin keys may set or delete.
     pub protected_labels: Vec<String>,
+    /// The model of the prompt tools (`PROMPT_REGISTRY_TOOLS_MODEL`, default `mock/echo`).
+    pub tools: ToolsConfig,
 }
 
 impl Default for StateConfig {
@@ -50,6 +53,7 @@ impl Default for StateConfig {
             writer: WriterConfig::default(),
             providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
             protected_labels: vec!["production".to_owned()],
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -63,7 +67,10 @@ pub async fn build_state(
 ) -> Result<(AppState, JoinHandle<()>)> {
     let base = Registry::new(store.clone(), runs.clone())
         .await?
-        .with_providers(config.providers.clone());
+        .with_providers(config.providers.clone())
+        .with_tools(config.tools.clone());
+    // The tools' meta-prompts of the default project (other projects: on first use).
+    base.seed_tools().await?;
     let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);
     let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
     Ok((

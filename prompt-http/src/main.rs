@@ -125,6 +125,24 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests and queued run writes");
 }
 
+/// The tools model, whose provider must be configured.
+fn tools_config(
+    spec: &str,
+    providers: &prompt_core::ProviderSet,
+) -> Result<prompt_core::ToolsConfig, String> {
+    let tools = prompt_core::ToolsConfig::from_model(spec)
+        .map_err(|e| format!("PROMPT_REGISTRY_TOOLS_MODEL / --tools-model: {e}"))?;
+    if providers.get(&tools.provider).is_none() {
+        return Err(format!(
+            "PROMPT_REGISTRY_TOOLS_MODEL / --tools-model '{spec}' names the provider '{}', which \
+             is not configured (configured: {}); set its credentials or choose another model",
+            tools.provider,
+            providers.names().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(tools)
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
@@ -132,6 +150,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_logs(args.log_format);
             let providers = prompt_providers::from_env()
                 .map_err(|e| format!("invalid provider configuration: {e}"))?;
+            let tools = tools_config(&args.tools_model, &providers)?;
             let opened = open_cached(&args.db, Duration::from_secs(args.cache_ttl_secs)).await?;
             let store = opened.store.clone();
             let runs = opened.runs.clone();
@@ -153,6 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 },
                 providers,
                 protected_labels: args.protected_labels.clone(),
+                tools,
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await

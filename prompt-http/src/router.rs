@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail, InternalCause};
-use crate::routes::{execute, keys, prompts, runs, service};
+use crate::routes::{execute, keys, prompts, runs, service, tools};
 use crate::state::AppState;
 
 /// Limits applied by the router.
@@ -84,6 +84,10 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::whoami))
+        .routes(routes!(tools::analyze))
+        .routes(routes!(tools::remix))
+        .routes(routes!(tools::create))
+        .routes(routes!(tools::optimize))
         .split_for_parts()
 }
 

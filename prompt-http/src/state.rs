@@ -46,6 +46,25 @@ impl AppState {
         Ok(())
     }
 
+    /// `Forbidden` unless `caller` may write the prompt `name`: the reserved `_tools/`
+    /// namespace of the tools' meta-prompts is read-only for non-admin keys.
+    pub fn check_reserved(
+        &self,
+        caller: &crate::auth::Caller,
+        name: &str,
+    ) -> Result<(), crate::error::ApiError> {
+        if prompt_core::tools::is_reserved_name(name) {
+            caller.require(prompt_core::KeyRole::Admin).map_err(|_| {
+                crate::error::ApiError::Forbidden(format!(
+                    "'{name}' is in the reserved namespace {}: only admin keys may change the \
+                     tools' meta-prompts",
+                    prompt_core::tools::TOOLS_NAMESPACE
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// The registry scoped to `project`.
     pub fn registry(&self, project: &Project) -> Registry {
         self.base.for_project(project.clone())

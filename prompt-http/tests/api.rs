@@ -734,6 +734,9 @@ async fn pagination_of_prompts_and_runs(app: &TestApp) {
             None => break,
         }
     }
+    // The tools' meta-prompts, seeded at start-up, are listed like any prompt.
+    let tools: Vec<String> = seen.extract_if(.., |n| n.starts_with("_tools/")).collect();
+    assert_eq!(tools.len(), 4);
     assert_eq!(
         seen,
         (0..12).map(|i| format!("p{i:02}")).collect::<Vec<_>>()

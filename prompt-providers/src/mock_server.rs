@@ -19,6 +19,11 @@
 //! | `midstream-drop` | (OpenAI stream) two deltas, then the connection breaks |
 //! | `flaky-<n>-<status>[-<tag>]` | the first `<n>` requests with that model name fail with `error-<status>` (with short retry hints: 10 ms / 0 s), then success; use a unique tag per test |
 //!
+//! Answers can also be scripted per model name with [`MockServer::script`]: each request
+//! with that model (of any vendor, streaming included) takes the next scripted text as
+//! its answer instead of the echo — for tests that need a model to answer something
+//! specific (good JSON, bad JSON). Once the script is used up the model echoes again.
+//!
 //! Credentials are checked the vendor's way: a missing key, or the key `bad-key`,
 //! gets the vendor's authentication error. Anthropic also requires
 //! `anthropic-version`.
@@ -75,6 +80,7 @@ struct ServerState {
     seen: Mutex<HashMap<String, u32>>,
     log: Mutex<VecDeque<ReceivedRequest>>,
     served: AtomicU64,
+    scripts: Mutex<HashMap<String, VecDeque<String>>>,
 }
 
 impl ServerState {
@@ -100,6 +106,15 @@ impl ServerState {
             });
         }
         n
+    }
+
+    /// The next scripted answer of `model`, if any is left.
+    fn scripted(&self, model: &str) -> Option<String> {
+        self.scripts
+            .lock()
+            .ok()?
+            .get_mut(model)
+            .and_then(VecDeque::pop_front)
     }
 
     /// How many requests with this model came before this one.
@@ -410,7 +425,9 @@ async fn openai(
         Behaviour::Slow(d) => tokio::time::sleep(d).await,
         _ => {}
     }
-    let answer = openai_input(&json);
+    let answer = state
+        .scripted(&model)
+        .unwrap_or_else(|| openai_input(&json));
     let usage = openai_usage(&json, &answer);
     let id = format!("chatcmpl-mock{n}");
     if stream {
@@ -628,7 +645,7 @@ async fn anthropic(
             texts.push(c.to_owned());
         }
     }
-    let answer = joined(texts);
+    let answer = state.scripted(&model).unwrap_or_else(|| joined(texts));
     let output = estimate_tokens(&answer).max(1);
     json_response(
         200,
@@ -753,7 +770,7 @@ async fn gemini(
             texts.push(t);
         }
     }
-    let answer = joined(texts);
+    let answer = state.scripted(&model).unwrap_or_else(|| joined(texts));
     let out = estimate_tokens(&answer).max(1);
     json_response(
         200,
@@ -856,6 +873,22 @@ impl MockServer {
             .lock()
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Script the answers of `model`: each request with that model name takes the next
+    /// text as its answer (instead of the echo), in order; then the model echoes again.
+    /// Replaces any script left for the model.
+    pub fn script<I, S>(&self, model: &str, answers: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if let Ok(mut scripts) = self.state.scripts.lock() {
+            scripts.insert(
+                model.to_owned(),
+                answers.into_iter().map(Into::into).collect(),
+            );
+        }
     }
 
     /// How many requests it answered.

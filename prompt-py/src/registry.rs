@@ -83,7 +83,11 @@ async fn open_registry(
     let backend = prompt_store::open_with(&url, &options).await?;
     let registry = Registry::with_project(backend.store, backend.runs, &project).await?;
     let providers = prompt_providers::from_env()?;
-    Ok((registry.with_providers(providers), None))
+    let tools = match std::env::var(TOOLS_MODEL_ENV) {
+        Ok(spec) if !spec.trim().is_empty() => prompt_core::ToolsConfig::from_model(&spec)?,
+        _ => prompt_core::ToolsConfig::default(),
+    };
+    Ok((registry.with_providers(providers).with_tools(tools), None))
 }
 
 /// A registry over a remote server. The project is the API key's; a server that cannot
@@ -124,6 +128,9 @@ async fn open_remote(
     let registry = Registry::from_parts(store.clone(), store, project);
     Ok((registry, Some(remote)))
 }
+
+/// The environment variable naming the tools model (as for the server).
+const TOOLS_MODEL_ENV: &str = "PROMPT_REGISTRY_TOOLS_MODEL";
 
 /// Blocking open (releases the GIL).
 #[pyfunction]
@@ -742,6 +749,91 @@ impl NativeRegistry {
     #[getter]
     fn remote_url(&self) -> Option<String> {
         self.remote.as_ref().map(|r| r.url().to_owned())
+    }
+
+    /// `request` is the JSON of an `AnalyzeRequest`.
+    fn analyze<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::AnalyzeRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.analyze(&req).await,
+                None => r.analyze(req).await,
+            }
+        })
+    }
+
+    /// `request` is the JSON of a `RemixRequest`.
+    fn remix<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::RemixRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.remix(&req).await,
+                None => r.remix(req).await,
+            }
+        })
+    }
+
+    /// `request` is the JSON of a `CreateRequest`.
+    fn create_from_goal<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::CreateRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.create_from_goal(&req).await,
+                None => r.create_from_goal(req).await,
+            }
+        })
+    }
+
+    /// `request` is the JSON of an `OptimizeRequest`.
+    fn optimize<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        request: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let req: prompt_core::OptimizeRequest = try_arg!(
+            self,
+            py,
+            parse(to_json(request.as_any(), "request")?, "request")
+        );
+        let remote = self.remote.clone();
+        self.call(py, async move {
+            match remote {
+                Some(remote) => remote.optimize(&name, &req).await,
+                None => r.optimize(&name, req).await,
+            }
+        })
     }
 
     fn __repr__(&self) -> String {

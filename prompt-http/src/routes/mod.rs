@@ -6,3 +6,4 @@ pub mod keys;
 pub mod prompts;
 pub mod runs;
 pub mod service;
+pub mod tools;

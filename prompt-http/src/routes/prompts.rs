@@ -130,6 +130,7 @@ pub async fn create_prompt(
     Editor(caller): Editor,
     ApiJson(body): ApiJson<NewPrompt>,
 ) -> ApiResult<Response> {
+    state.check_reserved(&caller, &body.name)?;
     let p = state.registry(&caller.project).create_prompt(body).await?;
     Ok(with_etag(p, StatusCode::CREATED))
 }
@@ -184,6 +185,7 @@ pub async fn update_prompt(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PromptUpdate>,
 ) -> ApiResult<Response> {
+    state.check_reserved(&caller, &name)?;
     let if_match = match headers.get(header::IF_MATCH) {
         Some(v) => Some(
             v.to_str()
@@ -209,6 +211,7 @@ pub async fn archive_prompt(
     Editor(caller): Editor,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    state.check_reserved(&caller, &name)?;
     state
         .registry(&caller.project)
         .archive_prompt(&name)
@@ -226,6 +229,7 @@ pub async fn create_version(
     Path(name): Path<String>,
     ApiJson(mut body): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<PromptVersion>)> {
+    state.check_reserved(&caller, &name)?;
     state.check_labels(&caller, &body.labels)?;
     body.created_by = Some(caller.actor());
     let v = state
@@ -307,6 +311,7 @@ pub async fn set_label(
     Path((name, label)): Path<(String, String)>,
     ApiJson(body): ApiJson<SetLabelBody>,
 ) -> ApiResult<Json<LabelMove>> {
+    state.check_reserved(&caller, &name)?;
     state.check_labels(&caller, [&label])?;
     let m = state
         .registry(&caller.project)
@@ -324,6 +329,7 @@ pub async fn delete_label(
     Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    state.check_reserved(&caller, &name)?;
     state.check_labels(&caller, [&label])?;
     state
         .registry(&caller.project)

@@ -38,6 +38,7 @@ from ._models import (
     Template,
 )
 from ._registry import UNSET, AsyncRegistry, Registry
+from ._tools import Analysis, Created, Critique, Length, Lint, Optimized, Remix, Score, Style
 
 __version__: str = _native.__version__
 
@@ -54,6 +55,15 @@ __all__ = [
     "Rendered",
     "Template",
     "UNSET",
+    "Analysis",
+    "Critique",
+    "Length",
+    "Lint",
+    "Score",
+    "Remix",
+    "Style",
+    "Created",
+    "Optimized",
     "PromptRegistryError",
     "NotFoundError",
     "AlreadyExistsError",

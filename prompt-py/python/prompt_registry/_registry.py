@@ -14,6 +14,17 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
 from ._errors import PromptRegistryError, ProviderError, UnavailableError, ValidationError
+from ._tools import (
+    Analysis,
+    Created,
+    Optimized,
+    Remix,
+    Style,
+    analyze_request,
+    create_request,
+    optimize_request,
+    remix_request,
+)
 from ._models import (
     LabelMove,
     Page,
@@ -599,6 +610,67 @@ class Registry:
         """Stats per ``version``, ``label`` or ``model``."""
         return [RunStats._from(s) for s in self._n.stats(_stats_query(name, since, until, group_by))]
 
+    # prompt tools
+    def analyze(
+        self,
+        template: Optional[Template] = None,
+        *,
+        prompt: Optional[str] = None,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        variables: Optional[Sequence[str]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        template_format: Optional[str] = None,
+        critique: bool = True,
+    ) -> Analysis:
+        """Analyze a template, or a stored ``prompt``: variables, kind, length and a
+        token estimate, lints with stable codes, and the tools model's critique
+        (``critique.available`` is False, with the reason, when the model gives none;
+        ``critique=False`` calls no model)."""
+        req = analyze_request(
+            template, prompt, label, version, variables, config, template_format, critique
+        )
+        return Analysis._from(self._n.analyze(req))
+
+    def remix(
+        self, template: Template, style: Style, *, template_format: str = "mustache"
+    ) -> Remix:
+        """Rewrite ``template`` in ``style`` (``"concise"``, ``"detailed"``, ``"formal"``,
+        ``"friendly"``, ``"few_shot"``, ``"step_by_step"``, ``"json_output"`` or
+        ``{"custom": "..."}``), keeping exactly its variables. :class:`ProviderError`
+        when the model's rewrite stays unusable after one retry,
+        :class:`UnavailableError` when the model is down or times out."""
+        return Remix._from(self._n.remix(remix_request(template, style, template_format)))
+
+    def create_from_goal(
+        self,
+        goal: str,
+        *,
+        audience: Optional[str] = None,
+        constraints: Optional[Sequence[str]] = None,
+        variables: Optional[Sequence[str]] = None,
+        kind: Optional[str] = None,
+        save_as: Optional[str] = None,
+    ) -> Created:
+        """Write a template (``kind`` ``"text"`` or ``"chat"``) for ``goal`` that uses
+        exactly ``variables``; with ``save_as``, save it as version 1 of a new prompt
+        (:class:`AlreadyExistsError` if the name is taken)."""
+        req = create_request(goal, audience, constraints, variables, kind, save_as)
+        return Created._from(self._n.create_from_goal(req))
+
+    def optimize(
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        goal: Optional[str] = None,
+    ) -> Optimized:
+        """Optimize a stored prompt (``label``, default ``production``, or ``version``)
+        into a new version with the same variables; no label moves. The commit message
+        records the source version and the rationale."""
+        return Optimized._from(self._n.optimize(name, optimize_request(label, version, goal)))
+
 
 class AsyncRegistry:
     """A prompt registry for asyncio: every I/O method is a coroutine.
@@ -887,6 +959,58 @@ class AsyncRegistry:
     ) -> List[RunStats]:
         """See :meth:`Registry.stats_by`."""
         return [RunStats._from(s) for s in await self._n.stats(_stats_query(name, since, until, group_by))]
+
+    # prompt tools
+    async def analyze(
+        self,
+        template: Optional[Template] = None,
+        *,
+        prompt: Optional[str] = None,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        variables: Optional[Sequence[str]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        template_format: Optional[str] = None,
+        critique: bool = True,
+    ) -> Analysis:
+        """See :meth:`Registry.analyze`."""
+        req = analyze_request(
+            template, prompt, label, version, variables, config, template_format, critique
+        )
+        return Analysis._from(await self._n.analyze(req))
+
+    async def remix(
+        self, template: Template, style: Style, *, template_format: str = "mustache"
+    ) -> Remix:
+        """See :meth:`Registry.remix`."""
+        req = remix_request(template, style, template_format)
+        return Remix._from(await self._n.remix(req))
+
+    async def create_from_goal(
+        self,
+        goal: str,
+        *,
+        audience: Optional[str] = None,
+        constraints: Optional[Sequence[str]] = None,
+        variables: Optional[Sequence[str]] = None,
+        kind: Optional[str] = None,
+        save_as: Optional[str] = None,
+    ) -> Created:
+        """See :meth:`Registry.create_from_goal`."""
+        req = create_request(goal, audience, constraints, variables, kind, save_as)
+        return Created._from(await self._n.create_from_goal(req))
+
+    async def optimize(
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        goal: Optional[str] = None,
+    ) -> Optimized:
+        """See :meth:`Registry.optimize`."""
+        req = optimize_request(label, version, goal)
+        return Optimized._from(await self._n.optimize(name, req))
 
 
 def _tags(tags: Optional[Sequence[str]]) -> Optional[List[str]]:

@@ -26,15 +26,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use prompt_core::execute::Execution;
 use prompt_core::{
-    ApiKeyRecord, Error, ExecuteOptions, KeyRole, LabelMove, NewPrompt, NewRun, NewVersion, Page,
-    PageRequest, Project, Prompt, PromptFilter, PromptStore, PromptUpdate, PromptVersion,
-    ProviderError, ProviderErrorKind, Result, Run, RunLog, RunQuery, RunStats, RunUpdate, Selector,
-    StatsQuery, TemplateError, Variables, validate,
+    Analysis, AnalyzeRequest, ApiKeyRecord, CreateRequest, Created, Error, ExecuteOptions, KeyRole,
+    LabelMove, NewPrompt, NewRun, NewVersion, OptimizeRequest, Optimized, Page, PageRequest,
+    Project, Prompt, PromptFilter, PromptStore, PromptUpdate, PromptVersion, ProviderError,
+    ProviderErrorKind, Remix, RemixRequest, Result, Run, RunLog, RunQuery, RunStats, RunUpdate,
+    Selector, StatsQuery, TemplateError, Variables, validate,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, IF_MATCH, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -336,6 +337,42 @@ impl RemoteStore {
             None,
         )
         .await
+    }
+
+    /// Analyze a template or stored prompt with the server's tools model.
+    pub async fn analyze(&self, req: &AnalyzeRequest) -> Result<Analysis> {
+        self.tool("/api/v1/tools/analyze", req).await
+    }
+
+    /// Rewrite a template in another style with the server's tools model.
+    pub async fn remix(&self, req: &RemixRequest) -> Result<Remix> {
+        self.tool("/api/v1/tools/remix", req).await
+    }
+
+    /// Create a template from a goal (and save it with `save_as`) on the server.
+    pub async fn create_from_goal(&self, req: &CreateRequest) -> Result<Created> {
+        let r = self.tool("/api/v1/tools/create", req).await;
+        if let Some(name) = &req.save_as {
+            self.invalidate(name);
+        }
+        r
+    }
+
+    /// Optimize a stored prompt into a new version, on the server.
+    pub async fn optimize(&self, name: &str, req: &OptimizeRequest) -> Result<Optimized> {
+        let r = self.tool(&prompt_path(name, "/optimize")?, req).await;
+        self.invalidate(name);
+        r
+    }
+
+    /// POST a tool request; `created_by` is the server's to set (from the key).
+    async fn tool<Q: Serialize, A: DeserializeOwned>(&self, path: &str, req: &Q) -> Result<A> {
+        let mut body = serde_json::to_value(req).map_err(|e| Error::internal(e.to_string()))?;
+        if let Some(o) = body.as_object_mut() {
+            o.remove("created_by");
+        }
+        self.send_json(Method::POST, path, &[], Some(body), None)
+            .await
     }
 
     /// Forget every cached lookup (the next ones ask the server).

@@ -1,0 +1,112 @@
+//! The prompt tools: analyze, remix, create, optimize (see `prompt_core::tools`).
+//!
+//! Every tool needs the editor role: each call runs the tools model, which costs money
+//! and records runs. Writing under the reserved `_tools/` namespace (`save_as`, or
+//! optimizing a meta-prompt) needs the admin role, as for any write there.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use prompt_core::{
+    Analysis, AnalyzeRequest, CreateRequest, Created, Error, OptimizeRequest, Optimized, Remix,
+    RemixRequest,
+};
+
+use crate::auth::Editor;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// A tools error as the API answers it: an unavailable tools model is a 503 that says
+/// so (not the generic message of an unavailable database).
+fn tool_error(e: Error) -> ApiError {
+    match e {
+        Error::Unavailable {
+            message,
+            retry_after,
+        } => ApiError::ModelUnavailable {
+            message,
+            retry_after,
+        },
+        other => ApiError::Core(other),
+    }
+}
+
+/// Analyze a template (`template`) or a stored prompt (`prompt` + `label`|`version`):
+/// variables, kind, length and token estimate, lints with stable codes, and the tools
+/// model's critique (`critique.available` is false, with the reason, when the model
+/// is unreachable or answers twice with something invalid; `critique: false` skips it).
+#[utoipa::path(post, path = "/api/v1/tools/analyze", tag = "tools", request_body = AnalyzeRequest,
+    responses((status = 200, body = Analysis), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn analyze(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    ApiJson(body): ApiJson<AnalyzeRequest>,
+) -> ApiResult<Json<Analysis>> {
+    let reg = state.registry(&caller.project);
+    Ok(Json(reg.analyze(body).await.map_err(tool_error)?))
+}
+
+/// Rewrite a template in a style (`concise`, `detailed`, `formal`, `friendly`,
+/// `few_shot`, `step_by_step`, `json_output` or `{"custom": "…"}`), keeping exactly its
+/// variables. A rewrite that changes them is retried once, then refused with 502.
+#[utoipa::path(post, path = "/api/v1/tools/remix", tag = "tools", request_body = RemixRequest,
+    responses((status = 200, body = Remix), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn remix(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    ApiJson(body): ApiJson<RemixRequest>,
+) -> ApiResult<Json<Remix>> {
+    let reg = state.registry(&caller.project);
+    Ok(Json(reg.remix(body).await.map_err(tool_error)?))
+}
+
+/// Write a template for a goal, using the requested variables. With `save_as` it is
+/// saved as version 1 of a new prompt (201; 409 if the name is taken).
+#[utoipa::path(post, path = "/api/v1/tools/create", tag = "tools", request_body = CreateRequest,
+    responses((status = 200, body = Created), (status = 201, body = Created),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    ApiJson(mut body): ApiJson<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    if let Some(name) = &body.save_as {
+        state.check_reserved(&caller, name)?;
+    }
+    body.created_by = Some(caller.actor());
+    let reg = state.registry(&caller.project);
+    let created = reg.create_from_goal(body).await.map_err(tool_error)?;
+    let status = if created.saved.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(created)))
+}
+
+/// Optimize a stored prompt (`label`, default `production`, or `version`) into a new
+/// version with the same variables, format and config. No label moves (but `latest`);
+/// the commit message records the source version and the rationale.
+#[utoipa::path(post, path = "/api/v1/prompts/{name}/optimize", tag = "tools", request_body = OptimizeRequest,
+    params(("name" = String, Path, description = "prompt name")),
+    responses((status = 201, body = Optimized), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn optimize(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    Path(name): Path<String>,
+    ApiJson(mut body): ApiJson<OptimizeRequest>,
+) -> ApiResult<(StatusCode, Json<Optimized>)> {
+    // Both a label and a version: 400, as everywhere else.
+    crate::routes::prompts::selector(body.label.clone(), body.version)?;
+    state.check_reserved(&caller, &name)?;
+    body.created_by = Some(caller.actor());
+    let reg = state.registry(&caller.project);
+    let optimized = reg.optimize(&name, body).await.map_err(tool_error)?;
+    Ok((StatusCode::CREATED, Json(optimized)))
+}
