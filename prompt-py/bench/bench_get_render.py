@@ -3,6 +3,8 @@ side by side with the Langfuse SDK's TextPromptClient.compile and a str.replace 
 
 Run (release build of the module, langfuse installed in the same venv):
     pip install ./prompt-py langfuse && python prompt-py/bench/bench_get_render.py
+With PROMPT_REGISTRY_URL and PROMPT_REGISTRY_API_KEY (an admin key) of a running server,
+a remote-mode row is added.
 Results go to BENCHMARKS.md, "Python (issue 6)".
 """
 
@@ -59,6 +61,20 @@ def main() -> None:
                              *bench(lambda: v.render(**VARS), 50_000)))
                 rows.append(("prompt_registry reg.render(name, vars) (resolve+render in Rust)",
                              *bench(lambda: reg.render("bench", VARS), 20_000)))
+
+    # Remote mode, when a server is given: the lookup is answered by the client cache.
+    url, key = os.environ.get("PROMPT_REGISTRY_URL"), os.environ.get("PROMPT_REGISTRY_API_KEY")
+    if url and key:
+        remote = pr.Registry.open(url, api_key=key)
+        name = f"bench-{os.getpid()}"
+        remote.create_version(name, template, labels=["production"])
+        assert remote.get(name, label="production").render(**VARS) == expected
+        rows.append(("prompt_registry get(label=) + render, remote http:// (client cache)",
+                     *bench(lambda: remote.get(name, label="production").render(**VARS), 20_000)))
+        remote.archive(name)
+    else:
+        print("PROMPT_REGISTRY_URL / PROMPT_REGISTRY_API_KEY not set; skipping the remote row",
+              file=sys.stderr)
 
     try:
         import langfuse
