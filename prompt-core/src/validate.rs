@@ -42,6 +42,14 @@ pub fn prompt_name(name: &str) -> Result<()> {
     if name.contains("//") {
         return Err(Error::invalid(field, "must not contain '//'"));
     }
+    // URLs resolve `.` and `..` segments away (even encoded), so such a name would
+    // address another path over HTTP.
+    if name.split('/').any(|s| s == "." || s == "..") {
+        return Err(Error::invalid(
+            field,
+            "must not have '.' or '..' as a path segment",
+        ));
+    }
     Ok(())
 }
 
@@ -67,6 +75,12 @@ pub fn label(label: &str) -> Result<()> {
         return Err(Error::invalid(
             field,
             format!("contains {c:?}; allowed are lowercase letters, digits and _ . -"),
+        ));
+    }
+    if label == "." || label == ".." {
+        return Err(Error::invalid(
+            field,
+            "must not be '.' or '..' (they cannot appear in a URL path)",
         ));
     }
     Ok(())
@@ -142,10 +156,29 @@ mod tests {
 
     #[test]
     fn prompt_names() {
-        for ok in ["a", "support/triage", "A-b_c.d/e/f", &"x".repeat(200)] {
+        for ok in [
+            "a",
+            "support/triage",
+            "A-b_c.d/e/f",
+            "a/.b/c..",
+            &"x".repeat(200),
+        ] {
             assert!(prompt_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/a", "a/", "a//b", "a b", "é", &"x".repeat(201), "a?b"] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a b",
+            "é",
+            &"x".repeat(201),
+            "a?b",
+            ".",
+            "..",
+            "a/../b",
+            "a/.",
+        ] {
             let e = prompt_name(bad).unwrap_err();
             assert!(
                 matches!(e, Error::InvalidInput { ref field, .. } if field == "name"),
@@ -159,7 +192,7 @@ mod tests {
         for ok in ["production", "a", "v1.2-rc_3", &"x".repeat(36)] {
             assert!(label(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Prod", "a/b", "a b", &"x".repeat(37)] {
+        for bad in ["", "Prod", "a/b", "a b", ".", "..", &"x".repeat(37)] {
             assert!(label(bad).is_err(), "{bad}");
         }
         assert!(label("latest").is_ok());

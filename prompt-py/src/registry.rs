@@ -101,25 +101,17 @@ async fn open_remote(
 ) -> prompt_core::Result<Opened> {
     let mut config = RemoteConfig::new(url, api_key);
     config.cache_ttl = cache_ttl_ms.map(std::time::Duration::from_millis);
+    // A `project` given is checked against the key's by the first request that reaches
+    // the server (now, or later if it is down now).
+    config.project = project.clone();
     let remote = RemoteStore::new(config)?;
     let project = match remote.caller().await {
-        Ok(caller) => {
-            if let Some(p) = &project
-                && *p != caller.project.name
-            {
-                return Err(Error::invalid(
-                    "project",
-                    format!(
-                        "is '{p}' but the API key belongs to project '{}'",
-                        caller.project.name
-                    ),
-                ));
-            }
-            caller.project.clone()
-        }
+        Ok(caller) => caller.project.clone(),
+        // The remote store ignores the project argument of its calls (the key scopes
+        // them); `NativeRegistry::project` asks the server once it can be reached.
         Err(Error::Unavailable { .. }) => prompt_core::Project {
             id: Uuid::nil(),
-            name: project.unwrap_or_else(|| prompt_core::model::DEFAULT_PROJECT.to_owned()),
+            name: project.unwrap_or_default(),
             created_at: prompt_core::model::now(),
         },
         Err(e) => return Err(e),
@@ -334,10 +326,19 @@ impl NativeRegistry {
         self.is_async
     }
 
-    /// The project's name.
+    /// The project's name. A remote registry asks the server (once) if it could not
+    /// when it was opened, and raises `UnavailableError` if it still cannot.
     #[getter]
-    fn project(&self) -> String {
-        self.registry.project().name.clone()
+    fn project(&self, py: Python<'_>) -> PyResult<String> {
+        match &self.remote {
+            None => Ok(self.registry.project().name.clone()),
+            Some(remote) => match remote.known_caller() {
+                Some(c) => Ok(c.project.name.clone()),
+                None => block_on_without_gil(py, remote.caller())
+                    .map(|c| c.project.name.clone())
+                    .map_err(|e| to_py_err(py, e)),
+            },
+        }
     }
 
     #[pyo3(signature = (name, description = None, tags = None))]

@@ -69,6 +69,33 @@ def test_keys_decide_project_and_rights(remote_server: RemoteServer, project: st
         other.get(NAME)
 
 
+def test_project_is_checked_once_the_server_is_reached(tmp_path: Path) -> None:
+    # Opened while the server is down: nothing can be checked yet, nothing is wrong yet.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(registry_binary(), tmp_path, {"PROMPT_REGISTRY_ADDR": f"127.0.0.1:{port}"})
+    key = server.key("real")
+    stop_server(server)
+    wrong = pr.Registry.open(url, api_key=key, project="other")
+    right = pr.Registry.open(url, api_key=key)
+    assert "Registry(url=" in repr(right)
+    with pytest.raises(pr.UnavailableError):
+        right.project
+    server = start_server(registry_binary(), tmp_path, {"PROMPT_REGISTRY_ADDR": f"127.0.0.1:{port}"})
+    try:
+        with pytest.raises(pr.ValidationError) as e:
+            wrong.create_prompt("x")  # the first request that reaches the server checks it
+        assert e.value.field == "project"
+        assert right.project == "real"
+        right.create_prompt("x")
+    finally:
+        stop_server(server)
+
+
 def test_server_down_at_open_then_fallback() -> None:
     reg = pr.Registry.open(DOWN, api_key="pr_00000000_unused")  # not an error: nothing asked yet
     with pytest.raises(pr.UnavailableError):

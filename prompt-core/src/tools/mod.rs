@@ -67,7 +67,8 @@ use uuid::Uuid;
 use crate::error::{Error, ProviderError, ProviderErrorKind, Result};
 use crate::execute::ExecuteOptions;
 use crate::model::{
-    MAX_COMMIT_MESSAGE_LEN, NewPrompt, NewVersion, PromptVersion, Selector, Template, TemplateKind,
+    MAX_COMMIT_MESSAGE_LEN, NewPrompt, NewVersion, PromptUpdate, PromptVersion, Selector, Template,
+    TemplateKind,
 };
 use crate::registry::Registry;
 use crate::template::{TemplateFormat, Variables};
@@ -75,6 +76,10 @@ use crate::validate;
 
 pub use lint::{Length, Lint, Severity, TOKEN_RULE};
 pub use meta::{ALL_TOOLS, Tool};
+
+/// How the message of an [`Error::Unavailable`] made by a failing tools model starts, so
+/// the service can tell it from an unavailable database (whose details stay hidden).
+pub const MODEL_UNAVAILABLE: &str = "the tools model";
 
 /// The reserved namespace of the meta-prompts. Only admins may write under it (the
 /// HTTP service enforces that; embedded use has no roles).
@@ -647,36 +652,19 @@ impl Registry {
     }
 
     async fn seed_tool(&self, tool: Tool) -> Result<bool> {
+        // One seeder at a time in this process, so concurrent first calls seed once.
+        static SEEDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = SEEDING.lock().await;
         let name = tool.prompt_name();
         match self.store.get_prompt(self.project.id, name).await {
             Ok(p) if p.latest_version.is_some() => return Ok(false),
-            // Created but never given a version (a seeding that died half-way).
-            Ok(_) => {}
-            Err(Error::NotFound { .. }) => {
-                let new = NewPrompt {
-                    name: name.to_owned(),
-                    description: Some(tool.description().to_owned()),
-                    tags: vec!["prompt-registry-tools".to_owned()],
-                };
-                match self.create_prompt(new).await {
-                    Ok(_) => {}
-                    // Another call or instance is seeding it: wait (briefly) for its
-                    // version, so that this call can resolve `production` too.
-                    Err(Error::AlreadyExists { .. }) => {
-                        for _ in 0..40 {
-                            let p = self.store.get_prompt(self.project.id, name).await?;
-                            if p.latest_version.is_some() {
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(25)).await;
-                        }
-                        return Ok(false);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            // Missing, or created without a version (a seeding that died half-way).
+            Ok(_) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
+        // `create_version` creates the prompt if missing and numbers versions
+        // atomically, so seeders of several processes racing all succeed at once (at
+        // worst leaving identical seed versions), and none waits on another.
         let new = NewVersion::new(tool.seed_template())
             .with_config(tool.seed_config())
             .with_commit_message(format!(
@@ -685,14 +673,22 @@ impl Registry {
                 tool.as_str()
             ))
             .with_labels([validate::DEFAULT_LABEL]);
-        self.create_version(
-            name,
-            NewVersion {
-                created_by: Some("prompt-registry".into()),
-                ..new
-            },
-        )
-        .await?;
+        let v = self
+            .create_version(
+                name,
+                NewVersion {
+                    created_by: Some("prompt-registry".into()),
+                    ..new
+                },
+            )
+            .await?;
+        if v.version == 1 {
+            let describe = PromptUpdate {
+                description: Some(Some(tool.description().to_owned())),
+                tags: Some(vec!["prompt-registry-tools".to_owned()]),
+            };
+            self.update_prompt(name, describe, None).await?;
+        }
         Ok(true)
     }
 
@@ -770,7 +766,7 @@ impl Registry {
         match e {
             Error::Provider(p) if p.is_retryable() => Error::Unavailable {
                 message: format!(
-                    "the tools model {model} is unavailable ({}; run {run}): {}",
+                    "{MODEL_UNAVAILABLE} {model} is unavailable ({}; run {run}): {}",
                     p.kind.as_str(),
                     p.message
                 ),

@@ -21,13 +21,16 @@ use crate::state::AppState;
 /// so (not the generic message of an unavailable database).
 fn tool_error(e: Error) -> ApiError {
     match e {
+        // Only the model's failures: a database's stay the generic, detail-free 503.
         Error::Unavailable {
             message,
             retry_after,
-        } => ApiError::ModelUnavailable {
-            message,
-            retry_after,
-        },
+        } if message.starts_with(prompt_core::tools::MODEL_UNAVAILABLE) => {
+            ApiError::ModelUnavailable {
+                message,
+                retry_after,
+            }
+        }
         other => ApiError::Core(other),
     }
 }

@@ -347,6 +347,8 @@ class Registry:
         return name
 
     def __repr__(self) -> str:
+        if self.remote_url is not None:  # never a request: repr must not fail
+            return f"Registry(url={self.remote_url!r})"
         return f"Registry(project={self.project!r})"
 
     # prompts
@@ -712,6 +714,8 @@ class AsyncRegistry:
         return name
 
     def __repr__(self) -> str:
+        if self.remote_url is not None:  # never a request: repr must not fail
+            return f"AsyncRegistry(url={self.remote_url!r})"
         return f"AsyncRegistry(project={self.project!r})"
 
     async def create_prompt(

@@ -1,10 +1,11 @@
 //! The client-side cache of remote lookups: fresh entries are answered at once, stale
 //! ones too while one background request per key refreshes them.
 //!
-//! Races: a write through this client, once answered, drops the prompt's entries and
-//! bumps an epoch; a fetch only stores its answer if the epoch did not move while it
-//! was in flight. So an answer read before such a write is either stored before the
-//! drop (and dropped with it) or not stored at all.
+//! Races: a write through this client, once answered, bumps an epoch and drops the
+//! prompt's entries; a fetch only stores its answer if the epoch did not move while it
+//! was in flight, checking and inserting under the same lock as the bump and drop. So
+//! an answer read before such a write is either stored before the drop (and dropped
+//! with it) or not stored at all.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,9 @@ pub(super) struct ResolveCache {
     /// Keys with a background refresh in flight (one per key at a time).
     refreshing: Mutex<HashSet<Key>>,
     epoch: AtomicU64,
+    /// Held across "check the epoch, insert" and "bump the epoch, drop": an insert
+    /// checked before a drop then lands before it, and is dropped with it.
+    writes: Mutex<()>,
 }
 
 impl ResolveCache {
@@ -42,16 +46,19 @@ impl ResolveCache {
                 .build(),
             refreshing: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),
+            writes: Mutex::new(()),
         }
     }
 
     pub(super) fn clear(&self) {
+        let _w = self.writes.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
     }
 
     /// Drop every lookup of `name` (after a write to it through this client).
     pub(super) fn invalidate_prompt(&self, name: &str) {
+        let _w = self.writes.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let name = name.to_owned();
         // Only fails if invalidation closures were not enabled, which `new` does.
@@ -59,6 +66,7 @@ impl ResolveCache {
     }
 
     fn store(&self, key: Key, version: PromptVersion, epoch: u64) {
+        let _w = self.writes.lock();
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.entries.insert(
                 key,

@@ -56,6 +56,13 @@ pub struct RemoteConfig {
     pub timeout: Duration,
     /// Deadline of connecting (default 2 s), so an unreachable server fails fast.
     pub connect_timeout: Duration,
+    /// Deadline of a call that waits on an LLM on the server — execute and the prompt
+    /// tools (default 10 min: the server's own provider timeouts and retries end first,
+    /// so a slow model is not reported as an unavailable registry).
+    pub execute_timeout: Duration,
+    /// The project the key must belong to, checked on the first request that reaches
+    /// the server (a mismatch is `InvalidInput` on `project`); `None` takes the key's.
+    pub project: Option<String>,
     /// How long a label lookup is served without asking the server again; stale
     /// entries are still served while they are refreshed in the background. `None`
     /// turns the client cache off. Default 60 s.
@@ -71,6 +78,8 @@ impl fmt::Debug for RemoteConfig {
             .field("api_key", &"<redacted>")
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("execute_timeout", &self.execute_timeout)
+            .field("project", &self.project)
             .field("cache_ttl", &self.cache_ttl)
             .field("cache_capacity", &self.cache_capacity)
             .finish()
@@ -85,6 +94,8 @@ impl RemoteConfig {
             api_key: api_key.into(),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
+            execute_timeout: Duration::from_secs(600),
+            project: None,
             cache_ttl: Some(Duration::from_secs(60)),
             cache_capacity: 10_000,
         }
@@ -128,6 +139,7 @@ impl RemoteConfig {
         for (field, d) in [
             ("timeout", self.timeout),
             ("connect_timeout", self.connect_timeout),
+            ("execute_timeout", self.execute_timeout),
         ] {
             if d.is_zero() {
                 return Err(Error::invalid(field, "must be more than zero"));
@@ -179,6 +191,8 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     auth: HeaderValue,
+    execute_timeout: Duration,
+    expected_project: Option<String>,
     cache: Option<ResolveCache>,
     caller: OnceCell<RemoteCaller>,
 }
@@ -221,6 +235,8 @@ impl RemoteStore {
                 http,
                 base: config.url.trim_end_matches('/').to_owned(),
                 auth,
+                execute_timeout: config.execute_timeout,
+                expected_project: config.project,
                 cache: config
                     .cache_ttl
                     .map(|ttl| ResolveCache::new(ttl, config.cache_capacity)),
@@ -234,12 +250,38 @@ impl RemoteStore {
         &self.inner.base
     }
 
-    /// The key's project and role, asked of the server once and remembered.
+    /// The key's project and role, asked of the server once and remembered. When the
+    /// config names a project, a key of another project is `InvalidInput` on `project`.
     pub async fn caller(&self) -> Result<&RemoteCaller> {
         self.inner
             .caller
-            .get_or_try_init(|| async { self.get_json("/api/v1/project", &[]).await })
+            .get_or_try_init(|| async {
+                let a = self
+                    .raw_send(Method::GET, "/api/v1/project", &[], None, None, None)
+                    .await?;
+                if !a.status.is_success() {
+                    return Err(parse_remote_error(a.status, a.retry_after, &a.body).0);
+                }
+                let caller: RemoteCaller = decode(&a.body)?;
+                if let Some(p) = &self.inner.expected_project
+                    && *p != caller.project.name
+                {
+                    return Err(Error::invalid(
+                        "project",
+                        format!(
+                            "is '{p}' but the API key belongs to project '{}'",
+                            caller.project.name
+                        ),
+                    ));
+                }
+                Ok(caller)
+            })
             .await
+    }
+
+    /// The key's caller if a request has already learned it.
+    pub fn known_caller(&self) -> Option<&RemoteCaller> {
+        self.inner.caller.get()
     }
 
     /// Record runs executed elsewhere, in batches of up to 1000: one result per input,
@@ -261,9 +303,9 @@ impl RemoteStore {
                 .await?;
             let mut items = answer.results;
             items.sort_by_key(|i| i.index);
-            if items.len() != chunk.len() {
+            if items.len() != chunk.len() || items.iter().enumerate().any(|(i, it)| it.index != i) {
                 return Err(Error::internal(format!(
-                    "the server answered {} results for {} runs",
+                    "the server answered {} results for {} runs, not one per run in order",
                     items.len(),
                     chunk.len()
                 )));
@@ -295,14 +337,15 @@ impl RemoteStore {
         variables: &Variables,
         options: ExecuteOptions,
     ) -> Result<Execution> {
-        let body = execute_body(selector, variables, options, false);
+        let body = execute_body(selector, variables, options, false)?;
         let answer = self
-            .send(
+            .send_with(
                 Method::POST,
                 &prompt_path(name, "/execute")?,
                 &[],
                 Some(body),
                 None,
+                Some(self.inner.execute_timeout),
             )
             .await?;
         if answer.status.is_success() {
@@ -327,7 +370,7 @@ impl RemoteStore {
         variables: &Variables,
         options: ExecuteOptions,
     ) -> Result<Run> {
-        let body = execute_body(selector, variables, options, true);
+        let body = execute_body(selector, variables, options, true)?;
         // The 202 answer is the pending run as stored (a superset of `{id, status}`).
         self.send_json(
             Method::POST,
@@ -371,8 +414,21 @@ impl RemoteStore {
         if let Some(o) = body.as_object_mut() {
             o.remove("created_by");
         }
-        self.send_json(Method::POST, path, &[], Some(body), None)
-            .await
+        let a = self
+            .send_with(
+                Method::POST,
+                path,
+                &[],
+                Some(body),
+                None,
+                Some(self.inner.execute_timeout),
+            )
+            .await?;
+        if a.status.is_success() {
+            decode(&a.body)
+        } else {
+            Err(parse_remote_error(a.status, a.retry_after, &a.body).0)
+        }
     }
 
     /// Forget every cached lookup (the next ones ask the server).
@@ -396,6 +452,37 @@ impl RemoteStore {
         body: Option<Value>,
         if_match: Option<&str>,
     ) -> Result<Answer> {
+        self.send_with(method, path, query, body, if_match, None)
+            .await
+    }
+
+    /// [`Self::send`] with a deadline of its own (calls that wait on an LLM). With an
+    /// expected project, the key's project is checked before the first request.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        if_match: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer> {
+        if self.inner.expected_project.is_some() {
+            self.caller().await?;
+        }
+        self.raw_send(method, path, query, body, if_match, timeout)
+            .await
+    }
+
+    async fn raw_send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        if_match: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer> {
         let mut url = format!("{}{path}", self.inner.base);
         if !query.is_empty() {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -412,6 +499,9 @@ impl RemoteStore {
             .header(AUTHORIZATION, self.inner.auth.clone());
         if let Some(etag) = if_match {
             req = req.header(IF_MATCH, etag);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -482,7 +572,13 @@ fn execute_body(
     variables: &Variables,
     options: ExecuteOptions,
     run_async: bool,
-) -> Value {
+) -> Result<Value> {
+    if options.stream == Some(true) {
+        return Err(Error::unsupported(
+            "streaming execution on a remote registry (the server streams to its provider \
+             and answers the finished run; leave stream unset)",
+        ));
+    }
     let mut body = json!({ "variables": variables, "async": run_async });
     match selector {
         Selector::Label(l) => body["label"] = json!(l),
@@ -499,7 +595,7 @@ fn execute_body(
             body[k] = v;
         }
     }
-    body
+    Ok(body)
 }
 
 #[derive(Deserialize)]
