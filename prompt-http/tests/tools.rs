@@ -214,6 +214,20 @@ async fn echo_tools_end_to_end(app: &TestApp) {
         "forbidden",
     );
 
+    // A label and a version at once: 400 on every tool, as everywhere in the API.
+    for (path, body) in [
+        (
+            "/api/v1/tools/analyze",
+            json!({"prompt": "billing/answer", "label": "production", "version": 1}),
+        ),
+        (
+            "/api/v1/prompts/billing%2Fanswer/optimize",
+            json!({"label": "production", "version": 1}),
+        ),
+    ] {
+        assert_error(&app.post(path, &editor, body).await, 400, "bad_request");
+    }
+
     // Optimize: 201, a new version, no label moved, history says where it came from.
     let o = app
         .post(

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use super::clip;
 use crate::model::{Template, TemplateKind};
 use crate::template::TemplateFormat;
 
@@ -44,13 +45,6 @@ pub(crate) fn last_json_object(text: &str) -> Option<Map<String, Value>> {
         }
     }
     last
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 /// One score of a critique, validated.

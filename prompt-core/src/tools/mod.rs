@@ -619,7 +619,8 @@ fn renamed(e: Error, field: &str) -> Error {
     }
 }
 
-fn clip(s: &str, max: usize) -> String {
+/// `s` cut to `max` characters, marked with `…` when cut.
+pub(crate) fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),

@@ -47,6 +47,8 @@ pub async fn analyze(
     Editor(caller): Editor,
     ApiJson(body): ApiJson<AnalyzeRequest>,
 ) -> ApiResult<Json<Analysis>> {
+    // Both a label and a version: 400, as everywhere else in the API.
+    crate::routes::prompts::selector(body.label.clone(), body.version)?;
     let reg = state.registry(&caller.project);
     Ok(Json(reg.analyze(body).await.map_err(tool_error)?))
 }
