@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod credential;
 pub mod error;
 pub mod execute;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod store;
 pub mod template;
 pub mod validate;
 
+pub use credential::{ProviderCredential, ProviderKind};
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use execute::{ExecuteOptions, Execution, ExecutionPlan, WorkerPool, WorkerPoolConfig};
 pub use model::{
