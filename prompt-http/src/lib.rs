@@ -16,8 +16,10 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod project_providers;
 pub mod router;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod writer;
 
@@ -40,6 +42,8 @@ pub struct StateConfig {
     pub providers: ProviderSet,
     /// Labels only admin keys may set or delete.
     pub protected_labels: Vec<String>,
+    /// The master key of stored provider credentials (none: they cannot be stored).
+    pub master_key: Option<secrets::Keyring>,
 }
 
 impl Default for StateConfig {
@@ -50,6 +54,7 @@ impl Default for StateConfig {
             writer: WriterConfig::default(),
             providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
             protected_labels: vec!["production".to_owned()],
+            master_key: None,
         }
     }
 }
@@ -75,6 +80,10 @@ pub async fn build_state(
             limiter,
             cache: None,
             protected_labels: Arc::new(config.protected_labels.clone()),
+            project_providers: project_providers::ProjectProviders::new(
+                config.master_key.clone(),
+                config.providers.clone(),
+            ),
         },
         writer_task,
     ))

@@ -37,6 +37,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Re-encrypt every stored provider credential under a new master key, in one
+    /// transaction. Then restart the servers with the new key.
+    RotateMasterKey(prompt_http::secrets::RotateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +135,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_logs(args.log_format);
             let providers = prompt_providers::from_env()
                 .map_err(|e| format!("invalid provider configuration: {e}"))?;
+            let master_key = prompt_http::secrets::Keyring::from_env()?;
+            if master_key.is_none() {
+                tracing::warn!(
+                    "no {} set: provider credentials cannot be stored",
+                    prompt_http::secrets::MASTER_KEY_ENV
+                );
+            }
             let opened = open_cached(&args.db, Duration::from_secs(args.cache_ttl_secs)).await?;
             let store = opened.store.clone();
             let runs = opened.runs.clone();
@@ -153,6 +163,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 },
                 providers,
                 protected_labels: args.protected_labels.clone(),
+                master_key,
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await
@@ -188,6 +199,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys { command } => keys(command).await,
+        Command::RotateMasterKey(args) => {
+            init_logs(LogFormat::Pretty);
+            let (store, _) = open(&args.db).await?;
+            let n = prompt_http::secrets::rotate(&store, &args).await?;
+            eprintln!(
+                "re-encrypted {n} stored provider credential(s) under the new master key; \
+                 restart the servers with it as {}",
+                prompt_http::secrets::MASTER_KEY_ENV
+            );
+            Ok(())
+        }
     }
 }
 

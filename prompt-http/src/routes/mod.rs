@@ -2,7 +2,9 @@
 //! (`#[utoipa::path]`) and collected in `router.rs`.
 
 pub mod execute;
+pub mod gateway;
 pub mod keys;
 pub mod prompts;
+pub mod providers;
 pub mod runs;
 pub mod service;
