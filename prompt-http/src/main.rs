@@ -58,6 +58,10 @@ enum KeysCommand {
         /// A name for the key.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Make a Langfuse-compatible key pair (HTTP Basic on /api/public/…) and print
+        /// it as `PUBLIC SECRET` on one line.
+        #[arg(long)]
+        langfuse: bool,
     },
     /// List a project's keys (never the secrets).
     List {
@@ -220,6 +224,7 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
             project,
             role,
             name,
+            langfuse,
         } => {
             validate::project_name(&project).map_err(|e| format!("--project: {e}"))?;
             let role = KeyRole::parse(&role).map_err(|e| format!("--role: {e}"))?;
@@ -228,6 +233,23 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
                 .ensure_project(&project)
                 .await
                 .map_err(|e| e.to_string())?;
+            if langfuse {
+                validate::max_len("name", &name, 100).map_err(|e| format!("--name: {e}"))?;
+                let (public, issued) =
+                    prompt_http::routes::langfuse::generate_langfuse_key(p.id, &name, role);
+                store
+                    .create_api_key(issued.record.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "created {} Langfuse key pair '{}' in project '{}'",
+                    role.as_str(),
+                    name,
+                    project
+                );
+                println!("{public} {}", issued.key);
+                return Ok(());
+            }
             let issued = auth::create_key(&store, p.id, &name, role)
                 .await
                 .map_err(|e| format!("--name: {e}"))?;

@@ -134,6 +134,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(api)
         .merge(svc)
         .merge(gateway)
+        .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(config.body_limit))

@@ -721,7 +721,7 @@ async fn secret_never_in_responses_or_logs_and_rotation_by_cli() {
     assert!(admin.starts_with("pr_"), "{admin}");
     let client = reqwest::Client::new();
     let mut texts = Vec::new();
-    let mut send = async |method: reqwest::Method, path: &str, body: Option<Value>| {
+    let send = async |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut b = client
             .request(method, format!("{base}{path}"))
             .bearer_auth(&admin);

@@ -4,6 +4,7 @@
 pub mod execute;
 pub mod gateway;
 pub mod keys;
+pub mod langfuse;
 pub mod prompts;
 pub mod providers;
 pub mod runs;
