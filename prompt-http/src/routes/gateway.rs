@@ -626,10 +626,14 @@ async fn stream_chat(
         let _ = tx
             .send(shape.chunk(json!({"role": "assistant", "content": ""}), None))
             .await;
-        let outcome: Result<ChatResponse, ProviderError> = match opened {
-            None => provider.complete(&request).await.inspect(|r| {
-                let _ = tx.try_send(shape.chunk(json!({"content": r.content}), None));
-            }),
+        let outcome: Result<ChatResponse, Error> = match opened {
+            None => provider
+                .complete(&request)
+                .await
+                .map_err(Error::from)
+                .inspect(|r| {
+                    let _ = tx.try_send(shape.chunk(json!({"content": r.content}), None));
+                }),
             Some(mut s) => {
                 let mut text = String::new();
                 let mut first: Option<Duration> = None;
@@ -661,22 +665,21 @@ async fn stream_chat(
                             break;
                         }
                         Err(e) => {
-                            result = Some(Err(e));
+                            result = Some(Err(Error::from(e)));
                             break;
                         }
                     }
                 }
                 result.unwrap_or_else(|| {
-                    Err(ProviderError::new(
+                    Err(Error::from(ProviderError::new(
                         ProviderErrorKind::Connection,
                         provider.name(),
                         "the stream ended before the provider said it was complete",
-                    ))
+                    )))
                 })
             }
         };
         let upstream = upstream_started.elapsed();
-        let outcome = outcome.map_err(Error::from);
         if let Ok(r) = &outcome {
             let _ = tx
                 .send(shape.chunk(json!({}), Some(finish_reason(r.finish_reason.as_deref()))))
