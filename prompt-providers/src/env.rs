@@ -210,6 +210,27 @@ mod tests {
     }
 
     #[test]
+    fn retry_attempts_from_variable() {
+        let c =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "1")]))
+                .unwrap();
+        assert_eq!(c.retry.max_attempts, 1);
+        let e =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "x")]))
+                .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidInput { ref field, .. } if field == "PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS"),
+            "{e}"
+        );
+        let e =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "0")]))
+                .unwrap()
+                .build()
+                .unwrap_err();
+        assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+    }
+
+    #[test]
     fn bad_config_names_the_field() {
         let e = ProvidersConfig::from_lookup(lookup(&[("OPENAI_COMPATIBLE_PROVIDERS", "vllm")]))
             .unwrap_err();
