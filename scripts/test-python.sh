@@ -49,6 +49,21 @@ python examples/python/quickstart.py
 
 # examples/python/remote.py needs a server: tests/test_remote.py starts one and runs it.
 
+# Official client packages (openai, langfuse) against a real `prompt-registry serve` with
+# the mock vendor upstream (tests/interop): pinned, installed into the same venv.
+INTEROP_PINS="$(grep -v '^#' tests/interop/requirements.txt | xargs)"
+INTEROP_STAMP="$VENV/.prompt-registry-interop-pins"
+if [ "$(cat "$INTEROP_STAMP" 2>/dev/null || true)" != "$INTEROP_PINS" ]; then
+  echo "== installing $INTEROP_PINS"
+  python -m pip install --quiet --disable-pip-version-check $INTEROP_PINS
+  echo "$INTEROP_PINS" > "$INTEROP_STAMP"
+fi
+echo "== cargo build (prompt-registry, mock-llm-server) for tests/interop"
+cargo build --quiet -p prompt-http --bin prompt-registry \
+  -p prompt-providers --features prompt-providers/mock-server --bin mock-llm-server
+echo "== pytest tests/interop (openai, langfuse clients)"
+python -m pytest -q -p no:cacheprovider tests/interop
+
 # pytest last, so its summary line closes the run.
 echo "== pytest"
 python -m pytest -q prompt-py/tests

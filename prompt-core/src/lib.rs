@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod credential;
 pub mod error;
 pub mod execute;
 pub mod model;
@@ -12,6 +13,7 @@ pub mod template;
 pub mod tools;
 pub mod validate;
 
+pub use credential::{ProviderCredential, ProviderKind};
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use execute::{ExecuteOptions, Execution, ExecutionPlan, WorkerPool, WorkerPoolConfig};
 pub use model::{

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::credential::ProviderCredential;
 use crate::error::{Error, Result};
 use crate::model::{
     ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
@@ -176,6 +177,48 @@ pub trait PromptStore: Send + Sync + Debug {
 
     /// Revoke a key at once. `NotFound` if missing or of another project.
     async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()>;
+
+    /// Store a provider credential under `(project_id, name)`, replacing one of the
+    /// same name (keeping its `created_at`); returns what is stored. Validated with
+    /// [`ProviderCredential::validate`]; `NotFound` if the project does not exist.
+    async fn put_provider_credential(
+        &self,
+        credential: ProviderCredential,
+    ) -> Result<ProviderCredential> {
+        let _ = credential;
+        Err(Error::unsupported("put_provider_credential"))
+    }
+
+    /// The credential of that name in `project`, or `NotFound`.
+    async fn get_provider_credential(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<ProviderCredential> {
+        let _ = (project, name);
+        Err(Error::unsupported("get_provider_credential"))
+    }
+
+    /// The credentials of `project`, by name.
+    async fn list_provider_credentials(&self, project: Uuid) -> Result<Vec<ProviderCredential>> {
+        let _ = project;
+        Err(Error::unsupported("list_provider_credentials"))
+    }
+
+    /// Delete a credential. `NotFound` if missing.
+    async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
+        let _ = (project, name);
+        Err(Error::unsupported("delete_provider_credential"))
+    }
+
+    /// Replace the sealed key of **every** stored credential (all projects) by
+    /// `reseal(credential)`, in one transaction: if `reseal` fails for any of them,
+    /// nothing is changed and its error is returned. Returns how many were resealed.
+    /// (Master key rotation.)
+    async fn reseal_provider_credentials(&self, reseal: &crate::credential::Reseal) -> Result<u64> {
+        let _ = reseal;
+        Err(Error::unsupported("reseal_provider_credentials"))
+    }
 
     /// A cheap round trip to the backend (for readiness checks).
     async fn ping(&self) -> Result<()> {

@@ -208,7 +208,8 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     }
 }
 
-async fn authenticate(
+/// The [`Caller`] of a bearer key (no rate limit check).
+pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Caller, ApiError> {

@@ -47,6 +47,9 @@ pub enum ApiError {
         /// When to retry, if the vendor said.
         retry_after: Option<Duration>,
     },
+    /// Storing provider credentials needs `PROMPT_REGISTRY_MASTER_KEY` (503
+    /// `master_key_not_configured`).
+    MasterKeyNotConfigured,
     /// An error of an execution whose (failed) run was recorded: `details.run_id`.
     WithRun {
         /// The error.
@@ -355,6 +358,19 @@ impl ApiError {
                 None,
                 None,
             ),
+            ApiError::MasterKeyNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "master_key_not_configured",
+                format!(
+                    "this server has no master key to encrypt provider credentials: set {} \
+                     (32 random bytes as 64 hex characters or base64, e.g. `openssl rand -hex 32`) \
+                     and restart",
+                    crate::secrets::MASTER_KEY_ENV
+                ),
+                None,
+                None,
+                None,
+            ),
         }
     }
 }
@@ -388,3 +404,295 @@ impl IntoResponse for ApiError {
 
 /// `Result` of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error of the OpenAI-compatible routes (`/v1/…`), answered in OpenAI's shape
+/// `{"error": {"message", "type", "param", "code"}}` so OpenAI SDKs raise their usual
+/// exceptions. The second and only other mapping of errors to HTTP: every [`ApiError`]
+/// (and so every core error) has exactly one OpenAI status and type, here.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(e: ApiError) -> Self {
+        OpenAiError(e)
+    }
+}
+
+impl From<Error> for OpenAiError {
+    fn from(e: Error) -> Self {
+        OpenAiError(ApiError::Core(e))
+    }
+}
+
+/// An [`OpenAiError`] taken apart (for an error event inside a stream).
+#[derive(Debug)]
+pub struct OpenAiErrorParts {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The whole body `{"error": {...}}`.
+    pub body: Value,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<Duration>,
+    /// The hidden cause of a 5xx, for the log.
+    pub cause: Option<String>,
+}
+
+impl OpenAiError {
+    /// Status, body, retry-after and hidden cause: the one OpenAI-shaped mapping.
+    pub fn into_parts(self) -> OpenAiErrorParts {
+        use prompt_core::ProviderErrorKind as K;
+        let mut param: Option<String> = None;
+        let mut retry_after = None;
+        let mut cause = None;
+        let (status, kind, code, message): (StatusCode, &str, Option<&str>, String) = match self.0 {
+            ApiError::Core(e) => match e {
+                Error::NotFound { .. } => {
+                    param = Some("model".into());
+                    (
+                        StatusCode::NOT_FOUND,
+                        "invalid_request_error",
+                        Some("model_not_found"),
+                        e.to_string(),
+                    )
+                }
+                Error::AlreadyExists { .. } | Error::Conflict { .. } => (
+                    StatusCode::CONFLICT,
+                    "invalid_request_error",
+                    Some("conflict"),
+                    e.to_string(),
+                ),
+                Error::PreconditionFailed { .. } => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "invalid_request_error",
+                    Some("precondition_failed"),
+                    e.to_string(),
+                ),
+                Error::InvalidInput { ref field, .. } => {
+                    param = Some(field.clone());
+                    (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        Some("invalid_value"),
+                        e.to_string(),
+                    )
+                }
+                Error::Template(ref t) => {
+                    param = Some("prompt_variables".into());
+                    let code = match t {
+                        TemplateError::MissingVariables(_) => "missing_variables",
+                        TemplateError::UnexpectedVariables(_) => "unexpected_variables",
+                        _ => "template_error",
+                    };
+                    (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        Some(code),
+                        e.to_string(),
+                    )
+                }
+                Error::Provider(ref p) => {
+                    let (status, kind, code) = match p.kind {
+                        K::RateLimited => (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rate_limit_error",
+                            "rate_limit_exceeded",
+                        ),
+                        K::QuotaExhausted => (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "insufficient_quota",
+                            "insufficient_quota",
+                        ),
+                        K::Overloaded => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "server_error",
+                            "upstream_overloaded",
+                        ),
+                        K::InvalidRequest => (
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request_error",
+                            "upstream_invalid_request",
+                        ),
+                        K::ContextLength => (
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request_error",
+                            "context_length_exceeded",
+                        ),
+                        K::ContentFiltered => (
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request_error",
+                            "content_filter",
+                        ),
+                        K::NotConfigured => {
+                            param = Some("model".into());
+                            (
+                                StatusCode::NOT_FOUND,
+                                "invalid_request_error",
+                                "model_not_found",
+                            )
+                        }
+                        K::Unsupported => (
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request_error",
+                            "unsupported",
+                        ),
+                        K::Timeout => (
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "server_error",
+                            "upstream_timeout",
+                        ),
+                        // The vendor refused *our* credentials: the server's fault,
+                        // not the caller's key.
+                        K::Auth => (StatusCode::BAD_GATEWAY, "server_error", "upstream_auth"),
+                        _ => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
+                    };
+                    if matches!(status.as_u16(), 429 | 503) {
+                        retry_after = Some(p.retry_after.unwrap_or(Duration::from_secs(1)));
+                    }
+                    (status, kind, Some(code), e.to_string())
+                }
+                Error::Unavailable {
+                    retry_after: r,
+                    ref message,
+                } => {
+                    retry_after = Some(r.unwrap_or(Duration::from_secs(1)));
+                    cause = Some(message.clone());
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        Some("unavailable"),
+                        "the service is temporarily unavailable; retry later".to_owned(),
+                    )
+                }
+                Error::Unauthorized { message } => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_request_error",
+                    Some("invalid_api_key"),
+                    message,
+                ),
+                Error::Forbidden { message } => (
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    Some("insufficient_permissions"),
+                    message,
+                ),
+                Error::Unsupported { ref operation } => (
+                    StatusCode::NOT_IMPLEMENTED,
+                    "invalid_request_error",
+                    Some("unsupported"),
+                    format!("{operation} is not supported by this server's backend"),
+                ),
+                other => {
+                    cause = Some(match other {
+                        Error::Internal { message } => message,
+                        o => o.to_string(),
+                    });
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        Some("internal"),
+                        "internal error".to_owned(),
+                    )
+                }
+            },
+            ApiError::WithRun { error, .. } => return OpenAiError(*error).into_parts(),
+            ApiError::BadRequest { message, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                message,
+            ),
+            ApiError::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                m,
+            ),
+            ApiError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("insufficient_permissions"),
+                m,
+            ),
+            ApiError::PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("payload_too_large"),
+                m,
+            ),
+            ApiError::RateLimited {
+                message,
+                retry_after: r,
+            } => {
+                retry_after = Some(r);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("rate_limit_exceeded"),
+                    message,
+                )
+            }
+            ApiError::NoRoute(path) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("unknown_url"),
+                format!("no route for {path}"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                Some("method_not_allowed"),
+                "method not allowed on this path".to_owned(),
+            ),
+            ApiError::MasterKeyNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("master_key_not_configured"),
+                "this server has no master key for stored provider credentials".to_owned(),
+            ),
+            ApiError::ModelUnavailable {
+                message,
+                retry_after: r,
+            } => {
+                retry_after = Some(r.unwrap_or(Duration::from_secs(1)));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    Some("unavailable"),
+                    message,
+                )
+            }
+        };
+        OpenAiErrorParts {
+            status,
+            body: json!({"error": {
+                "message": message,
+                "type": kind,
+                "param": param,
+                "code": code,
+            }}),
+            retry_after,
+            cause,
+        }
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let OpenAiErrorParts {
+            status,
+            body,
+            retry_after,
+            cause,
+        } = self.into_parts();
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(d) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Some(c) = cause {
+            resp.extensions_mut().insert(InternalCause(c));
+        }
+        resp
+    }
+}

@@ -17,8 +17,10 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod project_providers;
 pub mod router;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod writer;
 
@@ -43,6 +45,8 @@ pub struct StateConfig {
     pub protected_labels: Vec<String>,
     /// The model of the prompt tools (`PROMPT_REGISTRY_TOOLS_MODEL`, default `mock/echo`).
     pub tools: ToolsConfig,
+    /// The master key of stored provider credentials (none: they cannot be stored).
+    pub master_key: Option<secrets::Keyring>,
 }
 
 impl Default for StateConfig {
@@ -54,6 +58,7 @@ impl Default for StateConfig {
             providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
             protected_labels: vec!["production".to_owned()],
             tools: ToolsConfig::default(),
+            master_key: None,
         }
     }
 }
@@ -82,6 +87,10 @@ pub async fn build_state(
             limiter,
             cache: None,
             protected_labels: Arc::new(config.protected_labels.clone()),
+            project_providers: project_providers::ProjectProviders::new(
+                config.master_key.clone(),
+                config.providers.clone(),
+            ),
         },
         writer_task,
     ))

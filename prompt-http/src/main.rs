@@ -37,6 +37,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Re-encrypt every stored provider credential under a new master key, in one
+    /// transaction. Then restart the servers with the new key.
+    RotateMasterKey(prompt_http::secrets::RotateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +58,10 @@ enum KeysCommand {
         /// A name for the key.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Make a Langfuse-compatible key pair (HTTP Basic on /api/public/…) and print
+        /// it as `PUBLIC SECRET` on one line.
+        #[arg(long)]
+        langfuse: bool,
     },
     /// List a project's keys (never the secrets).
     List {
@@ -151,6 +158,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let providers = prompt_providers::from_env()
                 .map_err(|e| format!("invalid provider configuration: {e}"))?;
             let tools = tools_config(&args.tools_model, &providers)?;
+            let master_key = prompt_http::secrets::Keyring::from_env()?;
+            if master_key.is_none() {
+                tracing::warn!(
+                    "no {} set: provider credentials cannot be stored",
+                    prompt_http::secrets::MASTER_KEY_ENV
+                );
+            }
             let opened = open_cached(&args.db, Duration::from_secs(args.cache_ttl_secs)).await?;
             let store = opened.store.clone();
             let runs = opened.runs.clone();
@@ -173,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 providers,
                 protected_labels: args.protected_labels.clone(),
                 tools,
+                master_key,
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await
@@ -210,6 +225,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys { command } => keys(command).await,
+        Command::RotateMasterKey(args) => {
+            init_logs(LogFormat::Pretty);
+            let (store, _) = open(&args.db).await?;
+            let n = prompt_http::secrets::rotate(&store, &args).await?;
+            eprintln!(
+                "re-encrypted {n} stored provider credential(s) under the new master key; \
+                 restart the servers with it as {}",
+                prompt_http::secrets::MASTER_KEY_ENV
+            );
+            Ok(())
+        }
     }
 }
 
@@ -220,6 +246,7 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
             project,
             role,
             name,
+            langfuse,
         } => {
             validate::project_name(&project).map_err(|e| format!("--project: {e}"))?;
             let role = KeyRole::parse(&role).map_err(|e| format!("--role: {e}"))?;
@@ -228,6 +255,23 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
                 .ensure_project(&project)
                 .await
                 .map_err(|e| e.to_string())?;
+            if langfuse {
+                validate::max_len("name", &name, 100).map_err(|e| format!("--name: {e}"))?;
+                let (public, issued) =
+                    prompt_http::routes::langfuse::generate_langfuse_key(p.id, &name, role);
+                store
+                    .create_api_key(issued.record.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "created {} Langfuse key pair '{}' in project '{}'",
+                    role.as_str(),
+                    name,
+                    project
+                );
+                println!("{public} {}", issued.key);
+                return Ok(());
+            }
             let issued = auth::create_key(&store, p.id, &name, role)
                 .await
                 .map_err(|e| format!("--name: {e}"))?;

@@ -49,6 +49,15 @@ fn describe() {
         "Time of one group commit of runs"
     );
     metrics::describe_histogram!("prompt_registry_run_commit_runs", "Runs per group commit");
+    metrics::describe_histogram!(
+        "prompt_registry_gateway_overhead_seconds",
+        metrics::Unit::Seconds,
+        "Time a /v1/chat/completions call took apart from waiting on the upstream"
+    );
+    metrics::describe_counter!(
+        "prompt_registry_gateway_requests_total",
+        "Gateway calls logged as runs, by run status"
+    );
 }
 
 /// The current metrics in Prometheus' text format.

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail, InternalCause};
-use crate::routes::{execute, keys, prompts, runs, service, tools};
+use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools};
 use crate::state::AppState;
 
 /// Limits applied by the router.
@@ -88,6 +88,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tools::remix))
         .routes(routes!(tools::create))
         .routes(routes!(tools::optimize))
+        .routes(routes!(providers::list_providers))
+        .routes(routes!(
+            providers::put_provider,
+            providers::get_provider,
+            providers::delete_provider
+        ))
         .split_for_parts()
 }
 
@@ -96,7 +102,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api_routes();
     let (_, service_doc) = service_routes();
     doc.merge(service_doc);
+    let (_, gateway_doc) = gateway_routes();
+    doc.merge(gateway_doc);
     doc
+}
+
+/// The OpenAI-compatible gateway (`/v1/…`): authenticated by the handlers themselves,
+/// so that every error, 401 included, is in OpenAI's shape.
+fn gateway_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new()
+        .routes(routes!(gateway::chat_completions))
+        .routes(routes!(gateway::list_models))
+        .split_for_parts()
 }
 
 fn service_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -113,6 +130,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     crate::metrics::install();
     let (api, _) = api_routes();
     let (svc, _) = service_routes();
+    let (gateway, _) = gateway_routes();
     let api = api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         crate::auth::require_key,
@@ -120,6 +138,8 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     let inner: Router = Router::new()
         .merge(api)
         .merge(svc)
+        .merge(gateway)
+        .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -247,7 +267,9 @@ async fn observe(mut req: Request, next: Next) -> Response {
     };
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {
-        resp = ensure_error_body(resp, &request_id, &span);
+        // The OpenAI-compatible routes answer in OpenAI's error shape: keep it.
+        let openai_shape = path.starts_with("/v1/");
+        resp = ensure_error_body(resp, &request_id, &span, openai_shape);
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -268,7 +290,12 @@ async fn observe(mut req: Request, next: Next) -> Response {
 
 /// Every 4xx/5xx leaves in the one JSON shape; 500s hide their cause (logged here with
 /// the request id) and carry only `internal` and the request id.
-fn ensure_error_body(resp: Response, request_id: &str, span: &tracing::Span) -> Response {
+fn ensure_error_body(
+    resp: Response,
+    request_id: &str,
+    span: &tracing::Span,
+    keep_json: bool,
+) -> Response {
     let status = resp.status();
     if let Some(InternalCause(cause)) = resp.extensions().get::<InternalCause>() {
         span.in_scope(|| {
@@ -279,6 +306,14 @@ fn ensure_error_body(resp: Response, request_id: &str, span: &tracing::Span) -> 
             }
         });
     }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if keep_json && is_json {
+        return resp;
+    }
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return json_error(
             status,
@@ -288,11 +323,6 @@ fn ensure_error_body(resp: Response, request_id: &str, span: &tracing::Span) -> 
             &resp,
         );
     }
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
         return resp;
     }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub cache: Option<Arc<CachedStore>>,
     /// Labels only admins may set or delete (`production` by default).
     pub protected_labels: Arc<Vec<String>>,
+    /// Each project's providers: its stored credentials over the environment's.
+    pub project_providers: crate::project_providers::ProjectProviders,
 }
 
 impl AppState {

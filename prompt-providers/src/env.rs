@@ -123,6 +123,14 @@ impl ProvidersConfig {
             }
         }
         config.prices = get("PROMPT_REGISTRY_PRICES").map(PathBuf::from);
+        if let Some(n) = get("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS") {
+            config.retry.max_attempts = n.parse().map_err(|_| {
+                Error::invalid(
+                    "PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS",
+                    format!("'{n}' is not a whole number"),
+                )
+            })?;
+        }
         Ok(config)
     }
 }
@@ -137,6 +145,7 @@ impl ProvidersConfig {
 /// | `GEMINI_API_KEY` (or `GOOGLE_API_KEY`), `GEMINI_BASE_URL` | `gemini` |
 /// | `OPENAI_COMPATIBLE_PROVIDERS=groq,ollama` with `GROQ_BASE_URL`, `GROQ_API_KEY`, … | one OpenAI-compatible provider per name |
 /// | `PROMPT_REGISTRY_PRICES=/path/prices.json` | merged over the built-in prices |
+/// | `PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS=1` | attempts per call in all (default 4; 1 = no retry, e.g. for a gateway whose clients retry themselves) |
 pub fn from_env() -> Result<ProviderSet, Error> {
     ProvidersConfig::from_lookup(|k| std::env::var(k).ok())?.build()
 }
@@ -198,6 +207,27 @@ mod tests {
             set.names().collect::<Vec<_>>(),
             vec!["anthropic", "gemini", "groq", "local-llm", "mock", "openai"]
         );
+    }
+
+    #[test]
+    fn retry_attempts_from_variable() {
+        let c =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "1")]))
+                .unwrap();
+        assert_eq!(c.retry.max_attempts, 1);
+        let e =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "x")]))
+                .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidInput { ref field, .. } if field == "PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS"),
+            "{e}"
+        );
+        let e =
+            ProvidersConfig::from_lookup(lookup(&[("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "0")]))
+                .unwrap()
+                .build()
+                .unwrap_err();
+        assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
     }
 
     #[test]

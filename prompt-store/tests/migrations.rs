@@ -14,6 +14,9 @@ use sqlx::Connection;
 
 /// The one migration this build has.
 const INITIAL: i64 = 20261122000001;
+/// The newest migration, and every migration in order.
+const LATEST: i64 = 20261122000701;
+const ALL: [i64; 2] = [INITIAL, LATEST];
 /// A migration no build of this code has.
 const FUTURE: i64 = 20991231000000;
 
@@ -40,11 +43,11 @@ async fn sqlite_migrations_twice_are_a_no_op() {
     s.ensure_project("kept").await.unwrap();
     let again = s.migrate().await.unwrap();
     assert!(again.applied.is_empty(), "{again:?}");
-    assert_eq!(again.current, Some(INITIAL));
+    assert_eq!(again.current, Some(LATEST));
     s.close().await;
     let third = prompt_store::migrate(&url).await.unwrap();
     assert!(third.applied.is_empty());
-    assert_eq!(sqlite_count(&url).await, 1);
+    assert_eq!(sqlite_count(&url).await, ALL.len() as i64);
     let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
     s.project_by_name("kept").await.unwrap();
 }
@@ -58,8 +61,8 @@ async fn sqlite_out_of_date_database_needs_migrate_when_not_automatic() {
     let msg = conflict_message(SqliteStore::open(config.clone()).await);
     assert!(msg.contains("prompt-registry migrate"), "{msg}");
     let report = prompt_store::migrate(&url).await.unwrap();
-    assert_eq!(report.applied, vec![INITIAL]);
-    assert_eq!(report.current, Some(INITIAL));
+    assert_eq!(report.applied, ALL.to_vec());
+    assert_eq!(report.current, Some(LATEST));
     let s = SqliteStore::open(config).await.unwrap();
     s.ensure_project("ok").await.unwrap();
 }
@@ -92,7 +95,11 @@ async fn sqlite_database_of_a_newer_binary_is_refused() {
     }
     let msg = conflict_message(prompt_store::migrate(&url).await);
     assert!(msg.contains("newer version"), "{msg}");
-    assert_eq!(sqlite_count(&url).await, 2, "nothing was changed");
+    assert_eq!(
+        sqlite_count(&url).await,
+        ALL.len() as i64 + 1,
+        "nothing was changed"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +134,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
     s.ensure_project("kept").await.unwrap();
     let again = s.migrate().await.unwrap();
     assert!(again.applied.is_empty(), "{again:?}");
-    assert_eq!(again.current, Some(INITIAL));
+    assert_eq!(again.current, Some(LATEST));
     // Through a URL naming the schema, like `prompt-registry migrate` would get it.
     let schema_url = format!(
         "{url}{}options=-c%20search_path%3D{}",
@@ -145,7 +152,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
         .fetch_one(s.pool())
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, ALL.len() as i64);
     let s2 = PostgresStore::open(config.clone()).await.unwrap();
     s2.project_by_name("kept").await.unwrap();
 

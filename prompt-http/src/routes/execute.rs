@@ -66,7 +66,7 @@ pub async fn execute(
         stream: None,
         timeout_ms: body.timeout_ms,
     };
-    let reg = state.registry(&caller.project);
+    let reg = state.executing_registry(&caller.project).await?;
     if body.run_async {
         let run = reg.submit(&name, &sel, &body.variables, options).await?;
         metrics::counter!("prompt_registry_runs_total", "status" => "pending").increment(1);

@@ -2,8 +2,11 @@
 //! (`#[utoipa::path]`) and collected in `router.rs`.
 
 pub mod execute;
+pub mod gateway;
 pub mod keys;
+pub mod langfuse;
 pub mod prompts;
+pub mod providers;
 pub mod runs;
 pub mod service;
 pub mod tools;

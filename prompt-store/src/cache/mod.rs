@@ -471,6 +471,39 @@ impl PromptStore for CachedStore {
         self.inner.revoke_api_key(project, id).await
     }
 
+    async fn put_provider_credential(
+        &self,
+        credential: prompt_core::ProviderCredential,
+    ) -> Result<prompt_core::ProviderCredential> {
+        self.inner.put_provider_credential(credential).await
+    }
+
+    async fn get_provider_credential(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<prompt_core::ProviderCredential> {
+        self.inner.get_provider_credential(project, name).await
+    }
+
+    async fn list_provider_credentials(
+        &self,
+        project: Uuid,
+    ) -> Result<Vec<prompt_core::ProviderCredential>> {
+        self.inner.list_provider_credentials(project).await
+    }
+
+    async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
+        self.inner.delete_provider_credential(project, name).await
+    }
+
+    async fn reseal_provider_credentials(
+        &self,
+        reseal: &prompt_core::credential::Reseal,
+    ) -> Result<u64> {
+        self.inner.reseal_provider_credentials(reseal).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }

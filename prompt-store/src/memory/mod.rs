@@ -14,8 +14,8 @@ use prompt_core::run::{RunPosition, StatsAccumulator};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore,
-    PromptUpdate, PromptVersion, Result, Run, RunLog, RunQuery, RunStats, RunStatus, RunUpdate,
-    Selector, StatsQuery, validate,
+    PromptUpdate, PromptVersion, ProviderCredential, Result, Run, RunLog, RunQuery, RunStats,
+    RunStatus, RunUpdate, Selector, StatsQuery, validate,
 };
 use uuid::Uuid;
 
@@ -137,6 +137,8 @@ struct State {
     version_ids: HashMap<Uuid, Uuid>,
     keys: HashMap<Uuid, ApiKeyRecord>,
     key_hashes: HashMap<String, Uuid>,
+    /// (project, provider name) → credential.
+    credentials: BTreeMap<(Uuid, String), ProviderCredential>,
 }
 
 impl State {
@@ -574,6 +576,78 @@ impl PromptStore for MemoryStore {
             _ => Err(Error::not_found(format!("api key {id}"))),
         }
     }
+
+    async fn put_provider_credential(
+        &self,
+        mut credential: ProviderCredential,
+    ) -> Result<ProviderCredential> {
+        credential.validate()?;
+        let mut s = self.write()?;
+        if !s.projects.contains_key(&credential.project_id) {
+            return Err(Error::not_found(format!(
+                "project {}",
+                credential.project_id
+            )));
+        }
+        let key = (credential.project_id, credential.name.clone());
+        if let Some(old) = s.credentials.get(&key) {
+            credential.created_at = old.created_at;
+        }
+        s.credentials.insert(key, credential.clone());
+        Ok(credential)
+    }
+
+    async fn get_provider_credential(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<ProviderCredential> {
+        self.read()?
+            .credentials
+            .get(&(project, name.to_owned()))
+            .cloned()
+            .ok_or_else(|| credential_not_found(name))
+    }
+
+    async fn list_provider_credentials(&self, project: Uuid) -> Result<Vec<ProviderCredential>> {
+        Ok(self
+            .read()?
+            .credentials
+            .range((project, String::new())..)
+            .take_while(|((p, _), _)| *p == project)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
+        self.write()?
+            .credentials
+            .remove(&(project, name.to_owned()))
+            .map(|_| ())
+            .ok_or_else(|| credential_not_found(name))
+    }
+
+    async fn reseal_provider_credentials(
+        &self,
+        reseal: &prompt_core::credential::Reseal,
+    ) -> Result<u64> {
+        let mut s = self.write()?;
+        // Compute every new value first: a failure leaves everything as it was.
+        let mut sealed = Vec::with_capacity(s.credentials.len());
+        for (k, c) in &s.credentials {
+            sealed.push((k.clone(), reseal(c)?));
+        }
+        for (k, v) in &sealed {
+            if let Some(c) = s.credentials.get_mut(k) {
+                c.sealed_api_key.clone_from(v);
+            }
+        }
+        Ok(sealed.len() as u64)
+    }
+}
+
+fn credential_not_found(name: &str) -> Error {
+    Error::not_found(format!("provider '{name}'"))
 }
 
 #[async_trait]

@@ -21,6 +21,7 @@
 //! [`crate::CachedStore::with_postgres_invalidation`] listens to.
 
 mod config;
+mod credentials;
 mod error;
 mod listener;
 mod prompts;

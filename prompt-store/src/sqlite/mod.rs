@@ -13,6 +13,7 @@
 //! synced write-ahead log.
 
 mod config;
+mod credentials;
 mod error;
 mod prompts;
 mod runs;

@@ -872,6 +872,39 @@ impl PromptStore for SqliteStore {
         .await
     }
 
+    async fn put_provider_credential(
+        &self,
+        credential: prompt_core::ProviderCredential,
+    ) -> Result<prompt_core::ProviderCredential> {
+        super::credentials::put(self, credential).await
+    }
+
+    async fn get_provider_credential(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<prompt_core::ProviderCredential> {
+        super::credentials::get(self, project, name).await
+    }
+
+    async fn list_provider_credentials(
+        &self,
+        project: Uuid,
+    ) -> Result<Vec<prompt_core::ProviderCredential>> {
+        super::credentials::list(self, project).await
+    }
+
+    async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
+        super::credentials::delete(self, project, name).await
+    }
+
+    async fn reseal_provider_credentials(
+        &self,
+        reseal: &prompt_core::credential::Reseal,
+    ) -> Result<u64> {
+        super::credentials::reseal(self, reseal).await
+    }
+
     async fn ping(&self) -> Result<()> {
         finish(
             async {

@@ -26,10 +26,12 @@ use std::sync::Arc;
 use prompt_core::{PromptStore, Registry, RunLog};
 
 mod backends;
+mod credentials;
 mod prompts;
 mod runs;
 
 pub use backends::*;
+pub use credentials::*;
 pub use prompts::*;
 pub use runs::*;
 
@@ -107,6 +109,7 @@ macro_rules! behaviour_suite {
             chat_templates_roundtrip,
             project_isolation,
             api_keys_lifecycle,
+            provider_credentials_lifecycle,
             runs_roundtrip_all_fields,
             runs_filters_and_ordering,
             runs_pagination_while_inserting,

@@ -1,0 +1,791 @@
+//! The OpenAI-compatible gateway: `POST /v1/chat/completions` and `GET /v1/models`.
+//!
+//! Any OpenAI SDK can use the service as its base URL (`…/v1`) with one of our API
+//! keys. `model` chooses what is called:
+//!
+//! - `provider/model` (`openai/gpt-4o-mini`, `anthropic/claude-…`, `mock/echo`, or a
+//!   stored provider's name before the slash): that provider and model;
+//! - a provider's name alone: its default model (`default_params.model` of a stored
+//!   provider);
+//! - `prompt:NAME`, `prompt:NAME@label`, `prompt:NAME#version`: the prompt's version
+//!   (label `production` by default) rendered with the body's `prompt_variables`; its
+//!   messages come first (the request's are appended), its config supplies provider,
+//!   model and parameters, and the request's parameters override them.
+//!
+//! Providers are the project's stored credentials first, then the environment's. The
+//! answer is in OpenAI's format whatever the vendor. Every call is logged as a run
+//! through the group-commit [`RunWriter`](crate::writer::RunWriter) before it is
+//! acknowledged (the response of a non-streamed call, the `[DONE]` of a stream).
+//! `x-prompt-registry-overhead-ms` says how long the call took apart from waiting on
+//! the upstream; `x-prompt-registry-run-id` names the run.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use prompt_core::model::{new_id, now};
+use prompt_core::{
+    ChatMessage, ChatRequest, ChatResponse, Error, ExecuteOptions, ExecutionPlan, KeyRole, NewRun,
+    PromptVersion, Provider, ProviderError, ProviderErrorKind, Role, Run, RunError, RunStatus,
+    Selector, StreamEvent,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, authenticate};
+use crate::error::{ApiError, OpenAiError};
+use crate::project_providers::ResolvedProvider;
+use crate::state::AppState;
+
+/// The header with the time the gateway added to a call, in milliseconds.
+pub const OVERHEAD_HEADER: &str = "x-prompt-registry-overhead-ms";
+/// The header naming the run a call was logged as.
+pub const RUN_ID_HEADER: &str = "x-prompt-registry-run-id";
+
+/// Body fields the gateway reads itself; every other field is a generation parameter
+/// passed to the provider.
+const OWN_FIELDS: [&str; 8] = [
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "prompt_variables",
+    "user",
+    "metadata",
+    "n",
+];
+
+/// Body of `POST /v1/chat/completions` (OpenAI's, plus `prompt_variables`). Fields not
+/// listed (`temperature`, `max_tokens`, `top_p`, `stop`, `response_format`, …) are
+/// passed to the provider.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatCompletionBody {
+    /// `provider/model`, a stored provider's name, or `prompt:NAME[@label|#version]`.
+    pub model: String,
+    /// The conversation (appended to a prompt's messages).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<Value>,
+    /// Stream OpenAI chunks as server-sent events.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// `{"include_usage": true}` adds a last chunk with the usage.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub stream_options: Option<Value>,
+    /// Variables of a referenced prompt.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub prompt_variables: Option<Map<String, Value>>,
+    /// Every other field.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub rest: Map<String, Value>,
+}
+
+/// What a call resolved to.
+struct Target {
+    provider: ResolvedProvider,
+    provider_name: String,
+    model: String,
+    version: Option<PromptVersion>,
+    label: Option<String>,
+    messages: Vec<ChatMessage>,
+    params: Map<String, Value>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> OpenAiError {
+    OpenAiError(ApiError::Core(Error::invalid(field, message)))
+}
+
+fn content_text(v: &Value, i: usize) -> Result<String, OpenAiError> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        // Content parts: the text parts, joined (other parts are not supported).
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => out.push_str(t),
+                    _ => {
+                        return Err(invalid(
+                            &format!("messages[{i}].content"),
+                            "only text content parts are supported",
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(invalid(
+            &format!("messages[{i}].content"),
+            "must be a string or a list of content parts",
+        )),
+    }
+}
+
+fn wire_messages(messages: &[Value]) -> Result<Vec<ChatMessage>, OpenAiError> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.get("role").and_then(Value::as_str) {
+                Some("system") => Role::System,
+                Some("developer") => Role::Developer,
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                Some("tool") | Some("function") => Role::Tool,
+                _ => {
+                    return Err(invalid(
+                        &format!("messages[{i}].role"),
+                        "must be system, developer, user, assistant or tool",
+                    ));
+                }
+            };
+            let content = content_text(m.get("content").unwrap_or(&Value::Null), i)?;
+            Ok(ChatMessage { role, content })
+        })
+        .collect()
+}
+
+/// `prompt:NAME`, `prompt:NAME@label`, `prompt:NAME#3` → name and selector.
+fn prompt_reference(r: &str) -> Result<(&str, Selector), OpenAiError> {
+    if let Some((name, v)) = r.split_once('#') {
+        let n: u32 = v
+            .parse()
+            .map_err(|_| invalid("model", format!("'{v}' is not a version number")))?;
+        return Ok((name, Selector::Version(n)));
+    }
+    if let Some((name, label)) = r.split_once('@') {
+        return Ok((name, Selector::label(label)));
+    }
+    Ok((r, Selector::default()))
+}
+
+async fn provider_named(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    model_field: &str,
+) -> Result<ResolvedProvider, OpenAiError> {
+    state
+        .project_providers
+        .get(&state.store, caller.project.id, name)
+        .await?
+        .ok_or_else(|| {
+            let mut known: Vec<&str> = state.project_providers.base().names().collect();
+            known.sort_unstable();
+            OpenAiError(ApiError::Core(Error::not_found(format!(
+                "model '{model_field}': no provider named '{name}' (stored providers of the project, or {})",
+                known.join(", ")
+            ))))
+        })
+}
+
+async fn resolve_target(
+    state: &AppState,
+    caller: &Caller,
+    body: &ChatCompletionBody,
+    params: Map<String, Value>,
+) -> Result<Target, OpenAiError> {
+    let messages = wire_messages(&body.messages)?;
+    if let Some(reference) = body.model.strip_prefix("prompt:") {
+        let (name, selector) = prompt_reference(reference)?;
+        prompt_core::validate::prompt_name(name).map_err(|e| match e {
+            Error::InvalidInput { message, .. } => invalid("model", message),
+            other => OpenAiError::from(other),
+        })?;
+        selector.validate().map_err(|e| match e {
+            Error::InvalidInput { message, .. } => invalid("model", message),
+            other => OpenAiError::from(other),
+        })?;
+        let version = state
+            .store
+            .resolve(caller.project.id, name, &selector)
+            .await?;
+        let vars = body.prompt_variables.clone().unwrap_or_default();
+        let rendered = version.render(&vars)?;
+        let options = ExecuteOptions {
+            params: Some(params),
+            ..ExecuteOptions::default()
+        };
+        let plan = ExecutionPlan::new(&version.config, &options, state.project_providers.base());
+        let Some(provider_name) = plan.provider else {
+            return Err(invalid(
+                "model",
+                format!(
+                    "version {} of prompt '{name}' names no provider in its config",
+                    version.version
+                ),
+            ));
+        };
+        let provider = provider_named(state, caller, &provider_name, &body.model).await?;
+        let model = plan
+            .model
+            .or_else(|| provider.provider.default_model().map(str::to_owned))
+            .ok_or_else(|| {
+                invalid(
+                    "model",
+                    format!(
+                        "version {} of prompt '{name}' names no model in its config",
+                        version.version
+                    ),
+                )
+            })?;
+        let mut all = rendered.into_messages();
+        all.extend(messages);
+        let label = match selector {
+            Selector::Label(l) => Some(l),
+            Selector::Version(_) => None,
+        };
+        return Ok(Target {
+            provider,
+            provider_name,
+            model,
+            version: Some(version),
+            label,
+            messages: all,
+            params: plan.params,
+        });
+    }
+    let (provider_name, model) = match body.model.split_once('/') {
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => (p, Some(m.to_owned())),
+        Some(_) => {
+            return Err(invalid(
+                "model",
+                "expected provider/model, a provider name, or prompt:NAME",
+            ));
+        }
+        None => (body.model.as_str(), None),
+    };
+    let provider = provider_named(state, caller, provider_name, &body.model).await?;
+    let model = model
+        .or_else(|| provider.provider.default_model().map(str::to_owned))
+        .ok_or_else(|| {
+            invalid(
+                "model",
+                format!(
+                    "provider '{provider_name}' has no default model: use {provider_name}/MODEL"
+                ),
+            )
+        })?;
+    if messages.is_empty() {
+        return Err(invalid("messages", "must not be empty"));
+    }
+    Ok(Target {
+        provider,
+        provider_name: provider_name.to_owned(),
+        model,
+        version: None,
+        label: None,
+        messages,
+        params,
+    })
+}
+
+/// OpenAI's finish reasons from any vendor's.
+fn finish_reason(r: Option<&str>) -> &'static str {
+    match r {
+        Some("length" | "max_tokens" | "MAX_TOKENS") => "length",
+        Some(
+            "content_filter" | "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT"
+            | "refusal",
+        ) => "content_filter",
+        Some("tool_calls" | "tool_use" | "function_call") => "tool_calls",
+        _ => "stop",
+    }
+}
+
+fn usage_json(r: &ChatResponse) -> Value {
+    let u = r.usage;
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The run of a call, built once its outcome is known.
+struct RunDraft {
+    id: uuid::Uuid,
+    project: uuid::Uuid,
+    prompt: Option<(String, u32)>,
+    label: Option<String>,
+    provider: String,
+    pricing_name: String,
+    model: String,
+    variables: Value,
+    input: Value,
+    metadata: Value,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl RunDraft {
+    fn finish(
+        &self,
+        state: &AppState,
+        outcome: &Result<ChatResponse, Error>,
+        latency: Duration,
+    ) -> Result<Run, Error> {
+        let mut new = NewRun::with_status(RunStatus::Completed);
+        if let Some((p, v)) = &self.prompt {
+            new.prompt = Some(p.clone());
+            new.version = Some(*v);
+        }
+        new.label.clone_from(&self.label);
+        new.provider = Some(self.provider.clone());
+        new.model = Some(self.model.clone());
+        new.variables = self.variables.clone();
+        new.input = self.input.clone();
+        new.metadata = self.metadata.clone();
+        new.latency_ms = Some(millis(latency));
+        new.started_at = Some(self.started_at);
+        new.completed_at = Some(now());
+        match outcome {
+            Ok(r) => {
+                new.output = Some(r.content.clone());
+                new.time_to_first_token_ms = r.time_to_first_token.map(millis);
+                new.input_tokens = Some(r.usage.input_tokens);
+                new.output_tokens = Some(r.usage.output_tokens);
+                new.cache_read_tokens = Some(r.usage.cache_read_tokens);
+                new.cache_write_tokens = Some(r.usage.cache_write_tokens);
+                new.cost_usd = state.project_providers.base().pricing().and_then(|p| {
+                    p.cost(&self.pricing_name, &self.model, &r.usage)
+                        .or_else(|| p.cost(&self.pricing_name, &r.model, &r.usage))
+                });
+            }
+            Err(e) => {
+                new.status = RunStatus::Failed;
+                new.error = Some(RunError {
+                    kind: prompt_core::execute::run_error_kind(e).to_owned(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        let mut run = new.into_run(self.project)?;
+        run.id = self.id;
+        Ok(run)
+    }
+}
+
+/// Store the run through the group-commit writer; the call is acknowledged only after.
+async fn log_run(state: &AppState, run: Run) -> Result<(), Error> {
+    let status = run.status;
+    state.writer.write(vec![run]).await?;
+    metrics::counter!("prompt_registry_gateway_requests_total", "status" => status.as_str())
+        .increment(1);
+    Ok(())
+}
+
+fn record_overhead(overhead: Duration) {
+    metrics::histogram!("prompt_registry_gateway_overhead_seconds").record(overhead.as_secs_f64());
+}
+
+fn overhead_value(d: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
+        .unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Authenticate the bearer key and check the key's rate limit, in OpenAI's shapes.
+async fn caller_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: KeyRole,
+) -> Result<Caller, OpenAiError> {
+    let caller = authenticate(state, headers).await?;
+    state.limiter.check(caller.key_id)?;
+    tracing::Span::current().record("project", tracing::field::display(caller.project.id));
+    caller.require(role)?;
+    Ok(caller)
+}
+
+/// An OpenAI chat completion through the gateway (see the module docs).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = ChatCompletionBody,
+    responses((status = 200, description = "an OpenAI chat completion, or a stream of chunks"),
+        (status = 400), (status = 401), (status = 404), (status = 429), (status = 502), (status = 503)))]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    match chat(&state, &headers, body, started).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn chat(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    started: Instant,
+) -> Result<Response, OpenAiError> {
+    let caller = caller_of(state, headers, KeyRole::Editor).await?;
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body is larger than the server's limit".into())
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    let body: ChatCompletionBody = crate::extract::parse_json(&bytes)?;
+    if body
+        .rest
+        .get("n")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n != 1)
+    {
+        return Err(invalid("n", "only n = 1 is supported"));
+    }
+    let mut params = Map::new();
+    for (k, v) in &body.rest {
+        if !OWN_FIELDS.contains(&k.as_str()) {
+            params.insert(k.clone(), v.clone());
+        }
+    }
+    let mut metadata = Map::new();
+    metadata.insert("source".into(), json!("gateway"));
+    if let Some(u) = body.rest.get("user").and_then(Value::as_str) {
+        metadata.insert("user".into(), json!(u));
+    }
+    if let Some(Value::Object(m)) = body.rest.get("metadata") {
+        for (k, v) in m {
+            if k != prompt_core::execute::RESERVED_METADATA_KEY {
+                metadata.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let stream = body.stream.unwrap_or(false);
+    let include_usage = body
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let target = resolve_target(state, &caller, &body, params).await?;
+    let draft = RunDraft {
+        id: new_id(),
+        project: caller.project.id,
+        prompt: target
+            .version
+            .as_ref()
+            .map(|v| (v.prompt.clone(), v.version)),
+        label: target.label.clone(),
+        provider: target.provider_name.clone(),
+        pricing_name: target.provider.pricing_name.clone(),
+        model: target.model.clone(),
+        variables: Value::Object(body.prompt_variables.clone().unwrap_or_default()),
+        input: serde_json::to_value(&target.messages).unwrap_or(Value::Null),
+        metadata: Value::Object(metadata),
+        started_at: now(),
+    };
+    let request = ChatRequest {
+        model: target.model.clone(),
+        messages: target.messages,
+        params: target.params,
+        timeout: None,
+    };
+    let provider = target.provider.provider.clone();
+    if stream {
+        return stream_chat(
+            state.clone(),
+            provider,
+            request,
+            draft,
+            include_usage,
+            started,
+        )
+        .await;
+    }
+    let upstream_started = Instant::now();
+    let outcome = provider.complete(&request).await.map_err(Error::from);
+    let upstream = upstream_started.elapsed();
+    let run = draft.finish(state, &outcome, upstream)?;
+    log_run(state, run).await?;
+    let response = outcome?;
+    let created = chrono::Utc::now().timestamp();
+    let body = json!({
+        "id": format!("chatcmpl-{}", draft.id.simple()),
+        "object": "chat.completion",
+        "created": created,
+        "model": response.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": response.content, "refusal": null},
+            "logprobs": null,
+            "finish_reason": finish_reason(response.finish_reason.as_deref()),
+        }],
+        "usage": usage_json(&response),
+        "system_fingerprint": null,
+    });
+    let overhead = started.elapsed().saturating_sub(upstream);
+    record_overhead(overhead);
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(OVERHEAD_HEADER, overhead_value(overhead));
+    if let Ok(v) = HeaderValue::from_str(&draft.id.to_string()) {
+        resp.headers_mut().insert(RUN_ID_HEADER, v);
+    }
+    Ok(resp)
+}
+
+fn sse(data: &Value) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+struct ChunkShape {
+    id: String,
+    created: i64,
+    model: String,
+    include_usage: bool,
+}
+
+impl ChunkShape {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        let mut c = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if self.include_usage {
+            c["usage"] = Value::Null;
+        }
+        sse(&c)
+    }
+
+    fn usage(&self, r: &ChatResponse) -> Bytes {
+        sse(&json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [],
+            "usage": usage_json(r),
+        }))
+    }
+}
+
+async fn stream_chat(
+    state: AppState,
+    provider: Arc<dyn Provider>,
+    request: ChatRequest,
+    draft: RunDraft,
+    include_usage: bool,
+    started: Instant,
+) -> Result<Response, OpenAiError> {
+    let upstream_started = Instant::now();
+    let opened = match provider.stream(&request).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind == ProviderErrorKind::Unsupported => Ok(None),
+        Err(e) => Err(e),
+    };
+    let opened = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            // Refused before the first event: an ordinary error response (429 …).
+            let e = Error::from(e);
+            let run = draft.finish(&state, &Err(e.clone()), upstream_started.elapsed())?;
+            log_run(&state, run).await?;
+            return Err(e.into());
+        }
+    };
+    let open_wait = upstream_started.elapsed();
+    let shape = ChunkShape {
+        id: format!("chatcmpl-{}", draft.id.simple()),
+        created: chrono::Utc::now().timestamp(),
+        model: request.model.clone(),
+        include_usage,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let head_overhead = started.elapsed().saturating_sub(open_wait);
+    let run_id = draft.id;
+    tokio::spawn(async move {
+        let mut client_gone = false;
+        // The role chunk opens every OpenAI stream.
+        let _ = tx
+            .send(shape.chunk(json!({"role": "assistant", "content": ""}), None))
+            .await;
+        let outcome: Result<ChatResponse, Error> = match opened {
+            None => provider
+                .complete(&request)
+                .await
+                .map_err(Error::from)
+                .inspect(|r| {
+                    let _ = tx.try_send(shape.chunk(json!({"content": r.content}), None));
+                }),
+            Some(mut s) => {
+                let mut text = String::new();
+                let mut first: Option<Duration> = None;
+                let mut result = None;
+                while let Some(ev) = s.next().await {
+                    match ev {
+                        Ok(StreamEvent::Delta(d)) => {
+                            if first.is_none() && !d.is_empty() {
+                                first = Some(upstream_started.elapsed());
+                            }
+                            text.push_str(&d);
+                            if !client_gone
+                                && tx
+                                    .send(shape.chunk(json!({"content": d}), None))
+                                    .await
+                                    .is_err()
+                            {
+                                client_gone = true;
+                            }
+                        }
+                        Ok(StreamEvent::Done(mut r)) => {
+                            if r.time_to_first_token.is_none() {
+                                r.time_to_first_token = first;
+                            }
+                            if r.content.is_empty() {
+                                r.content = std::mem::take(&mut text);
+                            }
+                            result = Some(Ok(r));
+                            break;
+                        }
+                        Err(e) => {
+                            result = Some(Err(Error::from(e)));
+                            break;
+                        }
+                    }
+                }
+                result.unwrap_or_else(|| {
+                    Err(Error::from(ProviderError::new(
+                        ProviderErrorKind::Connection,
+                        provider.name(),
+                        "the stream ended before the provider said it was complete",
+                    )))
+                })
+            }
+        };
+        let upstream = upstream_started.elapsed();
+        if let Ok(r) = &outcome {
+            let _ = tx
+                .send(shape.chunk(json!({}), Some(finish_reason(r.finish_reason.as_deref()))))
+                .await;
+            if include_usage {
+                let _ = tx.send(shape.usage(r)).await;
+            }
+        }
+        let logged = match draft.finish(&state, &outcome, upstream) {
+            Ok(run) => log_run(&state, run).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &logged {
+            tracing::warn!(run = %run_id, error = %e, "logging a streamed gateway call failed");
+        }
+        let tail = match (&outcome, logged) {
+            (Ok(_), Ok(())) => Bytes::from_static(b"data: [DONE]\n\n"),
+            (Err(e), _) => sse(&OpenAiError::from(e.clone()).into_parts().body),
+            (Ok(_), Err(e)) => sse(&OpenAiError::from(e).into_parts().body),
+        };
+        let _ = tx.send(tail).await;
+        record_overhead(started.elapsed().saturating_sub(upstream));
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(OVERHEAD_HEADER, overhead_value(head_overhead));
+    if let Ok(v) = HeaderValue::from_str(&run_id.to_string()) {
+        h.insert(RUN_ID_HEADER, v);
+    }
+    Ok(resp)
+}
+
+/// One model of `GET /v1/models`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelEntry {
+    /// What to pass as `model`.
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    /// Unix seconds (0 when unknown).
+    pub created: i64,
+    /// The provider, or `prompt-registry` for prompts.
+    pub owned_by: String,
+}
+
+/// What the key can call: `provider/model` of every provider with a default model,
+/// each provider's name, and `prompt:NAME` of the project's prompts.
+#[utoipa::path(get, path = "/v1/models", tag = "gateway",
+    responses((status = 200, description = "OpenAI's model list"), (status = 401)))]
+pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match models(&state, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn models(state: &AppState, headers: &HeaderMap) -> Result<Response, OpenAiError> {
+    let caller = caller_of(state, headers, KeyRole::Viewer).await?;
+    let set = state
+        .project_providers
+        .set_for(&state.store, caller.project.id)
+        .await?;
+    let mut data = Vec::new();
+    let entry = |id: String, owner: &str, created: i64| ModelEntry {
+        id,
+        object: "model",
+        created,
+        owned_by: owner.to_owned(),
+    };
+    for name in set.names() {
+        if let Some(p) = set.get(name) {
+            if name == prompt_providers::MOCK {
+                data.push(entry(prompt_providers::MOCK_MODEL.to_owned(), name, 0));
+            } else if let Some(m) = p.default_model() {
+                data.push(entry(format!("{name}/{m}"), name, 0));
+                data.push(entry(name.to_owned(), name, 0));
+            }
+        }
+    }
+    let mut page = prompt_core::PageRequest::default();
+    loop {
+        let prompts = state
+            .store
+            .list_prompts(caller.project.id, &Default::default(), &page)
+            .await?;
+        for p in &prompts.items {
+            if p.latest_version.is_some() {
+                data.push(entry(
+                    format!("prompt:{}", p.name),
+                    "prompt-registry",
+                    p.created_at.timestamp(),
+                ));
+            }
+        }
+        match prompts.next_cursor {
+            Some(c) if data.len() < 10_000 => page.cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}

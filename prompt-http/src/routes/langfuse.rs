@@ -1,0 +1,437 @@
+//! A Langfuse-compatible prompt API (`/api/public/v2/prompts…`), so code on the
+//! Langfuse SDKs switches by changing the host. Same prompts as `/api/v1`: a Langfuse
+//! prompt version is one of our versions, its labels our labels (`latest` included),
+//! its `{{variable}}` syntax our default (mustache) template format.
+//!
+//! Auth is HTTP Basic with a key pair (`prompt-registry keys create --langfuse` prints
+//! `PUBLIC SECRET`): the pair is one of our API keys, stored as the SHA-256 of
+//! `PUBLIC:SECRET`, with the public key as its visible prefix. Errors keep this
+//! service's error body; the SDKs go by the status code.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use prompt_core::{
+    ChatMessage, Error, KeyRole, NewVersion, PageRequest, PromptFilter, PromptUpdate,
+    PromptVersion, Role, Selector, Template,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Editor, IssuedKey, hash_key};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::prompts::selector;
+use crate::state::AppState;
+
+/// Make a Langfuse key pair (`pk-lf-…`, `sk-lf-…`) of `role` in `project` (not
+/// stored yet): the record's hash is of `PUBLIC:SECRET`, its prefix the public key.
+pub fn generate_langfuse_key(project: Uuid, name: &str, role: KeyRole) -> (String, IssuedKey) {
+    let mut public = [0u8; 16];
+    rand::fill(&mut public);
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let public = format!(
+        "pk-lf-{}",
+        public
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let secret = format!(
+        "sk-lf-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let pair = format!("{public}:{secret}");
+    let mut issued = crate::auth::generate_key(project, name, role);
+    issued.record.prefix.clone_from(&public);
+    issued.record.hash = hash_key(&pair);
+    issued.key = secret;
+    (public, issued)
+}
+
+/// Authenticate `Authorization: Basic base64(PUBLIC:SECRET)`, check the rate limit,
+/// and put the [`Caller`] in the request's extensions.
+pub async fn require_langfuse_key(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let pair = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, b64)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|p| p.len() <= 300 && p.contains(':'));
+    let Some(pair) = pair else {
+        return ApiError::Unauthorized(
+            "send 'Authorization: Basic base64(PUBLIC_KEY:SECRET_KEY)' with a Langfuse key pair"
+                .into(),
+        )
+        .into_response();
+    };
+    let record = match state.store.api_key_by_hash(&hash_key(&pair)).await {
+        Ok(r) => r,
+        Err(Error::NotFound { .. }) => {
+            return ApiError::Unauthorized("invalid or revoked key pair".into()).into_response();
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(e) = state.limiter.check(record.id) {
+        return e.into_response();
+    }
+    tracing::Span::current().record("project", tracing::field::display(record.project_id));
+    req.extensions_mut().insert(Caller {
+        key_id: record.id,
+        key_prefix: record.prefix,
+        key_name: record.name,
+        project: prompt_core::Project {
+            id: record.project_id,
+            name: String::new(),
+            created_at: record.created_at,
+        },
+        role: record.role,
+    });
+    next.run(req).await
+}
+
+fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>) -> Value {
+    let (kind, prompt) = match &v.template {
+        Template::Text(t) => ("text", json!(t)),
+        Template::Chat(m) => (
+            "chat",
+            Value::Array(
+                m.iter()
+                    .map(|m| json!({"type": "chatmessage", "role": m.role.as_str(), "content": m.content}))
+                    .collect(),
+            ),
+        ),
+    };
+    json!({
+        "id": v.id,
+        "name": v.prompt,
+        "version": v.version,
+        "type": kind,
+        "prompt": prompt,
+        "config": v.config,
+        "labels": v.labels,
+        "tags": tags,
+        "commitMessage": v.commit_message,
+        "createdAt": v.created_at,
+        "updatedAt": updated_at,
+        "createdBy": v.created_by,
+        "resolutionGraph": null,
+    })
+}
+
+/// `label` / `version` of a Langfuse prompt lookup.
+#[derive(Debug, Deserialize)]
+pub struct GetQuery {
+    /// A label (default `production`).
+    pub label: Option<String>,
+    /// A version number.
+    pub version: Option<u32>,
+    /// Accepted and ignored (prompt composition is not supported).
+    pub resolve: Option<bool>,
+}
+
+/// `GET /api/public/v2/prompts/{name}`: a version by label (default `production`) or
+/// number, in Langfuse's shape.
+pub async fn get_prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> ApiResult<Json<Value>> {
+    let sel = selector(q.label, q.version)?;
+    let reg = state.registry(&caller.project);
+    let v = reg.resolve(&name, &sel).await?;
+    let p = reg.get_prompt(&name).await?;
+    Ok(Json(langfuse_prompt(&v, &p.tags, p.updated_at)))
+}
+
+/// Filters of `GET /api/public/v2/prompts`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    /// Exact name.
+    pub name: Option<String>,
+    /// Only prompts with a version carrying this label.
+    pub label: Option<String>,
+    /// Only prompts with this tag.
+    pub tag: Option<String>,
+    /// 1-based page.
+    pub page: Option<u32>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// Updated at or after.
+    pub from_updated_at: Option<DateTime<Utc>>,
+    /// Updated before.
+    pub to_updated_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/public/v2/prompts`: prompt metadata, `data` + `meta`.
+pub async fn list_prompts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let page = q.page.unwrap_or(1).max(1);
+    let reg = state.registry(&caller.project);
+    let filter = PromptFilter {
+        tag: q.tag.clone(),
+        ..PromptFilter::default()
+    };
+    let mut all = Vec::new();
+    let mut req = PageRequest::first(500);
+    loop {
+        let p = reg.list_prompts(&filter, &req).await?;
+        all.extend(p.items.into_iter().filter(|p| {
+            p.latest_version.is_some()
+                && q.name.as_ref().is_none_or(|n| &p.name == n)
+                && q.label.as_ref().is_none_or(|l| p.labels.contains_key(l))
+                && q.from_updated_at.is_none_or(|t| p.updated_at >= t)
+                && q.to_updated_at.is_none_or(|t| p.updated_at < t)
+        }));
+        match p.next_cursor {
+            Some(c) => req.cursor = Some(c),
+            None => break,
+        }
+    }
+    let total = all.len();
+    let start = ((page - 1) as usize).saturating_mul(limit as usize);
+    let mut data = Vec::new();
+    for p in all.into_iter().skip(start).take(limit as usize) {
+        let mut versions = Vec::new();
+        let mut latest: Option<PromptVersion> = None;
+        let mut vreq = PageRequest::first(500);
+        loop {
+            let page = reg.list_versions(&p.name, &vreq).await?;
+            for v in page.items {
+                versions.push(v.version);
+                if latest.is_none() {
+                    latest = Some(v);
+                }
+            }
+            match page.next_cursor {
+                Some(c) => vreq.cursor = Some(c),
+                None => break,
+            }
+        }
+        versions.sort_unstable();
+        let labels: BTreeSet<&String> = p.labels.keys().collect();
+        data.push(json!({
+            "name": p.name,
+            "type": latest.as_ref().map_or("text", |v| v.kind.as_str()),
+            "versions": versions,
+            "labels": labels,
+            "tags": p.tags,
+            "lastUpdatedAt": p.updated_at,
+            "lastConfig": latest.map_or(json!({}), |v| v.config),
+        }));
+    }
+    Ok(Json(json!({
+        "data": data,
+        "meta": {
+            "page": page,
+            "limit": limit,
+            "totalItems": total,
+            "totalPages": total.div_ceil(limit as usize),
+        }
+    })))
+}
+
+/// Body of `POST /api/public/v2/prompts` (Langfuse's create request).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    /// The prompt's name.
+    pub name: String,
+    /// A text, or `[{role, content, type?}]`.
+    pub prompt: Value,
+    /// `text` (default) or `chat`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Any JSON object.
+    pub config: Option<Value>,
+    /// Labels of the new version.
+    pub labels: Option<Vec<String>>,
+    /// Tags of the prompt (all versions).
+    pub tags: Option<Vec<String>>,
+    /// Why.
+    pub commit_message: Option<String>,
+}
+
+fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::invalid(
+            "prompt",
+            "a chat prompt is a list of messages",
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if m.get("type").and_then(Value::as_str) == Some("placeholder") {
+                return Err(ApiError::invalid(
+                    format!("prompt[{i}]"),
+                    "placeholder messages are not supported",
+                ));
+            }
+            let role: Role = serde_json::from_value(m.get("role").cloned().unwrap_or_default())
+                .map_err(|_| {
+                    ApiError::invalid(
+                        format!("prompt[{i}].role"),
+                        "must be system, developer, user, assistant or tool",
+                    )
+                })?;
+            let content = m.get("content").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::invalid(format!("prompt[{i}].content"), "must be a string")
+            })?;
+            Ok(ChatMessage::new(role, content))
+        })
+        .collect()
+}
+
+/// `POST /api/public/v2/prompts`: a new version (the prompt is created if missing).
+pub async fn create_prompt(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<Response> {
+    let template = match body.kind.as_deref() {
+        None | Some("text") => match &body.prompt {
+            Value::String(s) => Template::Text(s.clone()),
+            _ => return Err(ApiError::invalid("prompt", "a text prompt is a string")),
+        },
+        Some("chat") => Template::Chat(chat_messages(&body.prompt)?),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "type",
+                format!("unknown type '{other}'; expected text or chat"),
+            ));
+        }
+    };
+    let labels: Vec<String> = body
+        .labels
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l != prompt_core::validate::LATEST_LABEL)
+        .collect();
+    state.check_labels(&caller, &labels)?;
+    let mut new = NewVersion::new(template).with_labels(labels);
+    new.config = body.config.unwrap_or(json!({}));
+    new.commit_message = body.commit_message;
+    new.created_by = Some(caller.actor());
+    let reg = state.registry(&caller.project);
+    let v = reg.create_version(&body.name, new).await?;
+    let p = match body.tags {
+        Some(tags) => {
+            reg.update_prompt(
+                &body.name,
+                PromptUpdate {
+                    description: None,
+                    tags: Some(tags),
+                },
+                None,
+            )
+            .await?
+        }
+        None => reg.get_prompt(&body.name).await?,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(langfuse_prompt(&v, &p.tags, p.updated_at)),
+    )
+        .into_response())
+}
+
+/// Body of `PATCH …/versions/{version}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateBody {
+    /// Labels to point at this version.
+    pub new_labels: Vec<String>,
+}
+
+/// `PATCH /api/public/v2/prompts/{name}/versions/{version}`: move labels to it.
+pub async fn update_version(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    Path((name, version)): Path<(String, u32)>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> ApiResult<Json<Value>> {
+    let labels: Vec<String> = body
+        .new_labels
+        .into_iter()
+        .filter(|l| l != prompt_core::validate::LATEST_LABEL)
+        .collect();
+    state.check_labels(&caller, &labels)?;
+    let reg = state.registry(&caller.project);
+    let actor = caller.actor();
+    for l in &labels {
+        reg.set_label(&name, l, version, Some(&actor)).await?;
+    }
+    let v = reg.resolve(&name, &Selector::Version(version)).await?;
+    let p = reg.get_prompt(&name).await?;
+    Ok(Json(langfuse_prompt(&v, &p.tags, p.updated_at)))
+}
+
+/// `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
+/// Deleting single versions (`label`/`version`) is not supported: versions are
+/// immutable and runs refer to them.
+pub async fn delete_prompt(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> ApiResult<StatusCode> {
+    if q.label.is_some() || q.version.is_some() {
+        return Err(ApiError::Core(Error::unsupported(
+            "deleting single prompt versions",
+        )));
+    }
+    state
+        .registry(&caller.project)
+        .archive_prompt(&name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The Langfuse routes, behind Basic auth.
+pub fn routes(state: AppState) -> axum::Router<AppState> {
+    use axum::routing::{get, patch};
+    axum::Router::new()
+        .route(
+            "/api/public/v2/prompts",
+            get(list_prompts).post(create_prompt),
+        )
+        .route(
+            "/api/public/v2/prompts/{name}",
+            get(get_prompt).delete(delete_prompt),
+        )
+        .route(
+            "/api/public/v2/prompts/{name}/versions/{version}",
+            patch(update_version),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            require_langfuse_key,
+        ))
+}

@@ -1,0 +1,196 @@
+//! Stored provider credentials of a project (admin writes, editors read masked).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use prompt_core::credential::{mask_secret, validate_provider_name};
+use prompt_core::model::now;
+use prompt_core::{Error, ProviderCredential, ProviderKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::auth::{Admin, Editor};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::project_providers::build_stored_provider;
+use crate::state::AppState;
+
+/// Body of `PUT /api/v1/providers/{name}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutProviderBody {
+    /// `openai`, `anthropic`, `gemini` or `openai_compatible`.
+    pub kind: ProviderKind,
+    /// The API base URL (required for `openai_compatible`; the vendor's by default).
+    pub base_url: Option<String>,
+    /// The vendor API key. Stored encrypted; never shown again (only masked).
+    pub api_key: String,
+    /// Default generation parameters (`model` sets the default model).
+    #[schema(value_type = Option<Object>)]
+    pub default_params: Option<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for PutProviderBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutProviderBody")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &"<hidden>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored provider as shown: the key masked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderView {
+    /// The provider's name in the project.
+    pub name: String,
+    /// The wire protocol.
+    pub kind: ProviderKind,
+    /// The API base URL, if not the vendor's default.
+    pub base_url: Option<String>,
+    /// The key, masked (`sk-…abcd`).
+    pub api_key: String,
+    /// Default generation parameters.
+    #[schema(value_type = Object)]
+    pub default_params: Value,
+    /// When first stored.
+    pub created_at: DateTime<Utc>,
+    /// When last replaced.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ProviderCredential> for ProviderView {
+    fn from(c: ProviderCredential) -> Self {
+        ProviderView {
+            name: c.name,
+            kind: c.kind,
+            base_url: c.base_url,
+            api_key: c.key_hint,
+            default_params: c.default_params,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// The stored providers of the project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderList {
+    /// By name.
+    pub items: Vec<ProviderView>,
+    /// Always `null`: the list is not paginated.
+    pub next_cursor: Option<String>,
+}
+
+const MAX_API_KEY_LEN: usize = 4096;
+
+/// Store (or replace) a provider credential. The key is encrypted with AES-256-GCM
+/// under the server's master key; without one configured → 503
+/// `master_key_not_configured`.
+#[utoipa::path(put, path = "/api/v1/providers/{name}", tag = "providers", request_body = PutProviderBody,
+    params(("name" = String, Path, description = "provider name")),
+    responses((status = 200, body = ProviderView), (status = 201, body = ProviderView),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn put_provider(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PutProviderBody>,
+) -> ApiResult<Response> {
+    let Some(keyring) = state.project_providers.keyring() else {
+        return Err(ApiError::MasterKeyNotConfigured);
+    };
+    validate_provider_name(&name)?;
+    let key = body.api_key.trim();
+    if key.is_empty() || key.len() > MAX_API_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "api_key",
+            format!("must be 1 to {MAX_API_KEY_LEN} characters without control characters"),
+        ));
+    }
+    let at = now();
+    let project = caller.project.id;
+    let credential = ProviderCredential {
+        project_id: project,
+        name: name.clone(),
+        kind: body.kind,
+        base_url: body
+            .base_url
+            .map(|u| u.trim().trim_end_matches('/').to_owned()),
+        sealed_api_key: keyring.current.seal(project, &name, key)?,
+        key_hint: mask_secret(key),
+        default_params: Value::Object(body.default_params.unwrap_or_default()),
+        created_at: at,
+        updated_at: at,
+    };
+    credential.validate()?;
+    // Refuse what could never be called (bad URL, …) before storing it.
+    build_stored_provider(&credential, key.to_owned())?;
+    let stored = state.store.put_provider_credential(credential).await?;
+    state.project_providers.invalidate(project, &name);
+    let status = if stored.created_at == at {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ProviderView::from(stored))).into_response())
+}
+
+/// The stored providers of the project, keys masked.
+#[utoipa::path(get, path = "/api/v1/providers", tag = "providers",
+    responses((status = 200, body = ProviderList), (status = 403, body = ErrorBody)))]
+pub async fn list_providers(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+) -> ApiResult<Json<ProviderList>> {
+    let items = state
+        .store
+        .list_provider_credentials(caller.project.id)
+        .await?
+        .into_iter()
+        .map(ProviderView::from)
+        .collect();
+    Ok(Json(ProviderList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// One stored provider, its key masked.
+#[utoipa::path(get, path = "/api/v1/providers/{name}", tag = "providers",
+    params(("name" = String, Path, description = "provider name")),
+    responses((status = 200, body = ProviderView), (status = 404, body = ErrorBody)))]
+pub async fn get_provider(
+    State(state): State<AppState>,
+    Editor(caller): Editor,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProviderView>> {
+    validate_provider_name(&name).map_err(|_| Error::not_found(format!("provider '{name}'")))?;
+    let c = state
+        .store
+        .get_provider_credential(caller.project.id, &name)
+        .await?;
+    Ok(Json(c.into()))
+}
+
+/// Delete a stored provider → 204.
+#[utoipa::path(delete, path = "/api/v1/providers/{name}", tag = "providers",
+    params(("name" = String, Path, description = "provider name")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_provider(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    validate_provider_name(&name).map_err(|_| Error::not_found(format!("provider '{name}'")))?;
+    state
+        .store
+        .delete_provider_credential(caller.project.id, &name)
+        .await?;
+    state.project_providers.invalidate(caller.project.id, &name);
+    Ok(StatusCode::NO_CONTENT)
+}
