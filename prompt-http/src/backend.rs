@@ -20,15 +20,17 @@ pub struct Opened {
 }
 
 /// Open the backend of `url` (applying migrations) with a label cache of `cache_ttl`
-/// (none when zero). On Postgres the cache also listens for invalidations from other
+/// (none when zero) that also caches API keys for `key_ttl` (not when zero). On
+/// Postgres the cache also listens for invalidations (and revocations) from other
 /// instances.
-pub async fn open(url: &str, cache_ttl: Duration) -> Result<Opened> {
+pub async fn open(url: &str, cache_ttl: Duration, key_ttl: Duration) -> Result<Opened> {
     let backend = prompt_store::open_with(url, &OpenOptions::default()).await?;
     let cache = if cache_ttl.is_zero() {
         None
     } else {
         let config = CacheConfig {
             label_ttl_ms: u64::try_from(cache_ttl.as_millis()).unwrap_or(u64::MAX),
+            key_ttl_ms: u64::try_from(key_ttl.as_millis()).unwrap_or(u64::MAX),
             ..CacheConfig::default()
         };
         config.validate()?;

@@ -59,6 +59,16 @@ pub struct ServeArgs {
     /// Seconds a label lookup may be served from the cache (0 disables the cache).
     #[arg(long, env = "PROMPT_REGISTRY_CACHE_TTL", default_value_t = 60)]
     pub cache_ttl_secs: u64,
+    /// Milliseconds an API key may be served from the cache (0: every request reads
+    /// it). A revocation through this server, or through any server on Postgres, takes
+    /// effect at once; this bounds only a revocation by another process on SQLite
+    /// (`prompt-registry keys revoke` next to a running server).
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_KEY_CACHE_TTL_MS",
+        default_value_t = 5_000
+    )]
+    pub key_cache_ttl_ms: u64,
     /// Comma-separated labels only admin keys may set or delete.
     #[arg(
         long,

@@ -99,14 +99,18 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-async fn open_cached(db: &DatabaseArgs, cache_ttl: Duration) -> Result<Opened, String> {
-    prompt_http::backend::open(&db.database_url, cache_ttl)
+async fn open_cached(
+    db: &DatabaseArgs,
+    cache_ttl: Duration,
+    key_ttl: Duration,
+) -> Result<Opened, String> {
+    prompt_http::backend::open(&db.database_url, cache_ttl, key_ttl)
         .await
         .map_err(|e| format!("cannot open the database (DATABASE_URL / --database-url): {e}"))
 }
 
 async fn open(db: &DatabaseArgs) -> Result<(Arc<dyn PromptStore>, Arc<dyn RunLog>), String> {
-    let o = open_cached(db, Duration::ZERO).await?;
+    let o = open_cached(db, Duration::ZERO, Duration::ZERO).await?;
     Ok((o.store, o.runs))
 }
 
@@ -165,7 +169,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                     prompt_http::secrets::MASTER_KEY_ENV
                 );
             }
-            let opened = open_cached(&args.db, Duration::from_secs(args.cache_ttl_secs)).await?;
+            let opened = open_cached(
+                &args.db,
+                Duration::from_secs(args.cache_ttl_secs),
+                Duration::from_millis(args.key_cache_ttl_ms),
+            )
+            .await?;
             let store = opened.store.clone();
             let runs = opened.runs.clone();
             if let Some(key) = bootstrap_admin_key(&store)

@@ -891,6 +891,18 @@ mod postgres {
     api_suite!(app);
 }
 
+/// The service as `serve` runs it on Postgres: behind the cache, which also caches API
+/// keys (a revoked key must still stop working at once).
+mod cached_postgres {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        TestApp::from_backend(prompt_store::testkit::cached_postgres_backend().await).await
+    }
+
+    api_suite!(app);
+}
+
 #[tokio::test]
 async fn rate_limit_per_key() {
     let (store, runs) = prompt_store::memory();

@@ -298,3 +298,104 @@ async fn postgres_label_move_reaches_other_instances() {
         .expect("notifications flow again after reconnecting");
     assert!(b.stats().flushes >= 2, "{:?}", b.stats());
 }
+
+fn key_record(project: Uuid) -> prompt_core::ApiKeyRecord {
+    prompt_core::ApiKeyRecord {
+        id: prompt_core::model::new_id(),
+        project_id: project,
+        name: "ci".into(),
+        role: prompt_core::KeyRole::Editor,
+        prefix: "pr_abcd".into(),
+        hash: format!("h-{}", Uuid::new_v4()),
+        created_at: prompt_core::model::now(),
+        revoked_at: None,
+    }
+}
+
+/// Keys found by hash are cached (a request costs no query); a revocation through the
+/// cache drops them all at once; one behind its back is bounded by `key_ttl_ms`.
+#[tokio::test]
+async fn api_keys_are_cached_and_revocation_through_the_cache_is_immediate() {
+    let (inner, _) = prompt_store::memory();
+    let cache = CachedStore::new(
+        inner.clone(),
+        CacheConfig {
+            key_ttl_ms: 60_000,
+            ..CacheConfig::default()
+        },
+    );
+    let p = project(&cache).await;
+    let a = cache.create_api_key(key_record(p)).await.unwrap();
+    let b = cache.create_api_key(key_record(p)).await.unwrap();
+    assert_eq!(cache.api_key_by_hash(&a.hash).await.unwrap().id, a.id);
+    assert_eq!(cache.api_key_by_hash(&b.hash).await.unwrap().id, b.id);
+
+    // Revoked behind the cache's back (another process on SQLite): still served.
+    inner.revoke_api_key(p, a.id).await.unwrap();
+    assert_eq!(cache.api_key_by_hash(&a.hash).await.unwrap().id, a.id);
+
+    // Revoked through the cache: every cached key is dropped, so both are refused now.
+    cache.revoke_api_key(p, b.id).await.unwrap();
+    for k in [&a, &b] {
+        assert!(matches!(
+            cache.api_key_by_hash(&k.hash).await,
+            Err(prompt_core::Error::NotFound { .. })
+        ));
+    }
+    // Unknown keys are not cached: one created behind the cache works at once.
+    let c = inner.create_api_key(key_record(p)).await.unwrap();
+    assert!(matches!(
+        cache.api_key_by_hash("nope").await,
+        Err(prompt_core::Error::NotFound { .. })
+    ));
+    assert_eq!(cache.api_key_by_hash(&c.hash).await.unwrap().id, c.id);
+}
+
+#[tokio::test]
+async fn key_ttl_bounds_a_revocation_made_elsewhere() {
+    let (inner, _) = prompt_store::memory();
+    let cache = CachedStore::new(
+        inner.clone(),
+        CacheConfig {
+            key_ttl_ms: 50,
+            ..CacheConfig::default()
+        },
+    );
+    let p = project(&cache).await;
+    let k = cache.create_api_key(key_record(p)).await.unwrap();
+    cache.api_key_by_hash(&k.hash).await.unwrap();
+    inner.revoke_api_key(p, k.id).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        cache.api_key_by_hash(&k.hash).await.is_err()
+    })
+    .await
+    .expect("refused once the TTL has passed");
+}
+
+/// On Postgres, a key revoked through one instance is refused by the other at once
+/// (by notification; its key TTL is a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_key_revocation_reaches_other_instances() {
+    let Some(url) = postgres_url() else { return };
+    let schema = PgTestSchema::create(&url).await;
+    let config = CacheConfig {
+        key_ttl_ms: 60_000,
+        ..CacheConfig::default()
+    };
+    let (_sa, a) = pg_cache(&schema, config.clone()).await;
+    let (_sb, b) = pg_cache(&schema, config).await;
+    connected(&a, 1).await;
+    connected(&b, 1).await;
+    let p = project(&a).await;
+    let k = a.create_api_key(key_record(p)).await.unwrap();
+    assert_eq!(b.api_key_by_hash(&k.hash).await.unwrap().id, k.id);
+    let before = b.postgres_listener().unwrap().notifications();
+    a.revoke_api_key(p, k.id).await.unwrap();
+    let took = eventually(Duration::from_secs(5), || async {
+        b.api_key_by_hash(&k.hash).await.is_err()
+    })
+    .await
+    .expect("B refuses the revoked key");
+    assert!(b.postgres_listener().unwrap().notifications() > before);
+    eprintln!("revocation seen by the other instance after {took:?}");
+}

@@ -20,6 +20,12 @@ pub struct CacheConfig {
     pub max_versions: u64,
     /// Most label lookups kept (default 10 000).
     pub max_labels: u64,
+    /// How long an API key found by its hash is served from the cache, in milliseconds
+    /// (default 5 000; 0 turns key caching off). A revocation through this cache, or on
+    /// Postgres through any instance, takes effect at once; this bounds the delay only
+    /// when another process revokes on SQLite (e.g. `prompt-registry keys revoke` next
+    /// to a running server).
+    pub key_ttl_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -28,6 +34,7 @@ impl Default for CacheConfig {
             label_ttl_ms: 60_000,
             max_versions: 10_000,
             max_labels: 10_000,
+            key_ttl_ms: 5_000,
         }
     }
 }

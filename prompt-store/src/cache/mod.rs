@@ -10,6 +10,11 @@
 //!   channel, and flushes everything whenever the listening connection was lost
 //!   (notifications may have been missed); meanwhile the TTL bounds staleness.
 //!
+//! - `api_key_by_hash` is cached for [`CacheConfig::key_ttl_ms`] (default 5 s), so an
+//!   authenticated request does not cost a database query; `revoke_api_key` through
+//!   the cache drops every cached key at once, and on Postgres a revocation by another
+//!   instance arrives by `NOTIFY` like a prompt write. Unknown keys are not cached.
+//!
 //! Invalidation does not remove entries: it bumps a generation counter of the prompt
 //! (one of a fixed set of striped counters) and every entry carries the generation it
 //! was read under. An entry of an older generation is a miss. This also closes the
@@ -61,12 +66,23 @@ struct Entry {
     stamp: Stamp,
 }
 
+#[derive(Clone)]
+struct KeyEntry {
+    record: ApiKeyRecord,
+    /// (global epoch, key generation) when it was read.
+    stamp: Stamp,
+}
+
 type VersionKey = (Uuid, String, u32);
 type LabelKey = (Uuid, String, String);
 
 struct State {
     by_version: Cache<VersionKey, Entry>,
     by_label: Cache<LabelKey, Entry>,
+    /// API keys by hash (absent when key caching is off).
+    keys: Option<Cache<String, KeyEntry>>,
+    /// Bumped by every revocation (here or notified): older key entries are misses.
+    key_generation: AtomicU64,
     epoch: AtomicU64,
     stripes: Box<[AtomicU64]>,
     hasher: RandomState,
@@ -100,6 +116,24 @@ impl State {
         // Free the memory too; correctness does not depend on it (the epoch did it).
         self.by_version.invalidate_all();
         self.by_label.invalidate_all();
+        if let Some(k) = &self.keys {
+            k.invalidate_all();
+        }
+    }
+
+    fn key_stamp(&self) -> Stamp {
+        (
+            self.epoch.load(Ordering::Acquire),
+            self.key_generation.load(Ordering::Acquire),
+        )
+    }
+
+    fn invalidate_keys(&self) {
+        self.key_generation.fetch_add(1, Ordering::AcqRel);
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = &self.keys {
+            k.invalidate_all();
+        }
     }
 }
 
@@ -125,6 +159,18 @@ impl Invalidator {
         match self.state.upgrade() {
             Some(s) => {
                 s.invalidate(project, name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forget every cached API key (a key was revoked elsewhere). `false` if the cache
+    /// is gone.
+    pub fn invalidate_keys(&self) -> bool {
+        match self.state.upgrade() {
+            Some(s) => {
+                s.invalidate_keys();
                 true
             }
             None => false,
@@ -181,12 +227,20 @@ impl CachedStore {
             .max_capacity(config.max_labels.max(1))
             .time_to_live(config.label_ttl().max(std::time::Duration::from_millis(1)))
             .build();
+        let keys = (config.key_ttl_ms > 0).then(|| {
+            Cache::builder()
+                .max_capacity(config.max_labels.max(1))
+                .time_to_live(std::time::Duration::from_millis(config.key_ttl_ms))
+                .build()
+        });
         let stripes: Box<[AtomicU64]> = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
         CachedStore {
             inner,
             state: Arc::new(State {
                 by_version,
                 by_label,
+                keys,
+                key_generation: AtomicU64::new(0),
                 epoch: AtomicU64::new(0),
                 stripes,
                 hasher: RandomState::new(),
@@ -460,7 +514,24 @@ impl PromptStore for CachedStore {
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
-        self.inner.api_key_by_hash(hash).await
+        let Some(keys) = &self.state.keys else {
+            return self.inner.api_key_by_hash(hash).await;
+        };
+        let stamp = self.state.key_stamp();
+        if let Some(e) = keys.get(hash)
+            && e.stamp == stamp
+        {
+            return Ok(e.record);
+        }
+        let record = self.inner.api_key_by_hash(hash).await?;
+        keys.insert(
+            hash.to_owned(),
+            KeyEntry {
+                record: record.clone(),
+                stamp,
+            },
+        );
+        Ok(record)
     }
 
     async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
@@ -468,7 +539,10 @@ impl PromptStore for CachedStore {
     }
 
     async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
-        self.inner.revoke_api_key(project, id).await
+        let r = self.inner.revoke_api_key(project, id).await;
+        // Also after an error: the revocation may have committed.
+        self.state.invalidate_keys();
+        r
     }
 
     async fn put_provider_credential(

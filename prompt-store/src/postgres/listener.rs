@@ -17,6 +17,20 @@ struct Payload {
     prompt: String,
 }
 
+/// The payload of a notification that a project's API key was revoked.
+#[derive(Serialize, Deserialize)]
+struct KeysPayload {
+    revoked_key_of: Uuid,
+}
+
+/// The payload of a revocation notification.
+pub(crate) fn keys_payload(project: Uuid) -> String {
+    serde_json::to_string(&KeysPayload {
+        revoked_key_of: project,
+    })
+    .unwrap_or_default()
+}
+
 /// The payload of a notification about `name` (well under Postgres' 8000-byte limit:
 /// names are at most 200 characters).
 pub(crate) fn payload(project: Uuid, name: &str) -> String {
@@ -179,10 +193,13 @@ async fn receive(
         match tokio::time::timeout(ping, listener.try_recv()).await {
             Ok(Ok(Some(n))) => {
                 status.notifications.fetch_add(1, Ordering::Relaxed);
-                let alive = match serde_json::from_str::<Payload>(n.payload()) {
-                    Ok(p) => invalidator.invalidate_prompt(p.project, &p.prompt),
+                let alive = if let Ok(p) = serde_json::from_str::<Payload>(n.payload()) {
+                    invalidator.invalidate_prompt(p.project, &p.prompt)
+                } else if serde_json::from_str::<KeysPayload>(n.payload()).is_ok() {
+                    invalidator.invalidate_keys()
+                } else {
                     // Not ours to understand: be safe.
-                    Err(_) => invalidator.invalidate_all(),
+                    invalidator.invalidate_all()
                 };
                 if !alive {
                     return Stop::CacheGone;

@@ -211,6 +211,19 @@ impl PostgresStore {
         }
         Ok(())
     }
+
+    /// Tell other instances' caches that a key of `project` was revoked (delivered when
+    /// the transaction commits, and only then).
+    async fn notify_keys(&self, conn: &mut PgConnection, project: Uuid) -> Result<(), Failure> {
+        if self.config.notify {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.config.notify_channel)
+                .bind(listener::keys_payload(project))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Final error of an operation.

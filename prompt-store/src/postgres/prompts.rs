@@ -894,6 +894,7 @@ impl PromptStore for PostgresStore {
 
     async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
         attempt(|| async {
+            let mut tx = self.pool.begin().await?;
             let r = sqlx::query(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
                  WHERE id = $2 AND project_id = $3",
@@ -901,11 +902,14 @@ impl PromptStore for PostgresStore {
             .bind(now())
             .bind(id)
             .bind(project)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
             if r.rows_affected() == 0 {
                 return Err(Error::not_found(format!("api key {id}")).into());
             }
+            // Other instances' caches drop their keys when this commits.
+            self.notify_keys(&mut tx, project).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
