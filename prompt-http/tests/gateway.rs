@@ -648,6 +648,36 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
         .collect();
     assert!(kinds.contains(&"rate_limited"), "{kinds:?}");
     assert!(kinds.contains(&"overloaded"), "{kinds:?}");
+
+    // What the run log would refuse is refused before the upstream is called (and paid).
+    let before = app.get("/api/v1/runs?limit=500", &app.admin).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let long_model = format!("upstream/{}", "m".repeat(300));
+    let r = chat(
+        app,
+        &app.admin,
+        json!({"model": long_model, "messages": msg}),
+    )
+    .await;
+    assert_openai_error(&r, 400, "invalid_request_error");
+    assert_eq!(r.body["error"]["param"], "model", "{}", r.text);
+    let r = chat(
+        app,
+        &app.admin,
+        json!({"model": "upstream/gpt-4o-mini", "messages": [{"role": "user", "content": "a\u{0}b"}]}),
+    )
+    .await;
+    assert_openai_error(&r, 400, "invalid_request_error");
+    let after = app.get("/api/v1/runs?limit=500", &app.admin).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        before, after,
+        "no run for a call that never reached the upstream"
+    );
 }
 
 fn free_port() -> u16 {

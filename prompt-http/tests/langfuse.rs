@@ -232,4 +232,30 @@ async fn langfuse_prompt_api_shapes_and_auth() {
     )
     .await;
     assert_eq!(r.status, 404);
+
+    // The tools' meta-prompts are written by admins only, through this API too.
+    let r = lf(
+        &app,
+        &editor,
+        Method::POST,
+        "/api/public/v2/prompts",
+        Some(json!({"name": "_tools/remix", "type": "text", "prompt": "x"})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/api/public/v2/prompts/_tools%2Fremix/versions/1",
+            Some(json!({"newLabels": ["staging"]})),
+        ),
+        (
+            Method::DELETE,
+            "/api/public/v2/prompts/_tools%2Fremix",
+            None,
+        ),
+    ] {
+        let r = lf(&app, &editor, method, path, body).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
 }

@@ -311,7 +311,8 @@ fn usage_json(r: &ChatResponse) -> Value {
     json!({
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.output_tokens,
+        // Figures come from the upstream: never overflow on them.
+        "total_tokens": u.input_tokens.saturating_add(u.output_tokens),
         "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     })
@@ -337,12 +338,14 @@ struct RunDraft {
 }
 
 impl RunDraft {
-    fn finish(
-        &self,
-        state: &AppState,
-        outcome: &Result<ChatResponse, Error>,
-        latency: Duration,
-    ) -> Result<Run, Error> {
+    /// The run's request-side fields (model, input, variables, metadata), validated as
+    /// the run log will: checked before the upstream is called, so a call that would
+    /// be refused for logging is refused before anyone pays for it.
+    fn check(&self) -> Result<(), Error> {
+        self.request_fields().into_run(self.project).map(|_| ())
+    }
+
+    fn request_fields(&self) -> NewRun {
         let mut new = NewRun::with_status(RunStatus::Completed);
         if let Some((p, v)) = &self.prompt {
             new.prompt = Some(p.clone());
@@ -354,6 +357,16 @@ impl RunDraft {
         new.variables = self.variables.clone();
         new.input = self.input.clone();
         new.metadata = self.metadata.clone();
+        new
+    }
+
+    fn finish(
+        &self,
+        state: &AppState,
+        outcome: &Result<ChatResponse, Error>,
+        latency: Duration,
+    ) -> Result<Run, Error> {
+        let mut new = self.request_fields();
         new.latency_ms = Some(millis(latency));
         new.started_at = Some(self.started_at);
         new.completed_at = Some(now());
@@ -378,7 +391,26 @@ impl RunDraft {
                 });
             }
         }
-        let mut run = new.into_run(self.project)?;
+        let fallback = new.clone();
+        let mut run = match new.into_run(self.project) {
+            Ok(run) => run,
+            // What the upstream answered cannot be stored as is (output over the size
+            // limit, NUL characters, a huge error message): record the call anyway,
+            // as failed, saying why, rather than lose it.
+            Err(refused) => {
+                let mut f = fallback;
+                f.status = RunStatus::Failed;
+                f.output = None;
+                f.error = Some(RunError {
+                    kind: "unrecordable_outcome".to_owned(),
+                    message: format!(
+                        "the upstream's answer could not be stored as is ({refused}); \
+                         the caller received it"
+                    ),
+                });
+                f.into_run(self.project)?
+            }
+        };
         run.id = self.id;
         Ok(run)
     }
@@ -496,6 +528,7 @@ async fn chat(
         metadata: Value::Object(metadata),
         started_at: now(),
     };
+    draft.check()?;
     let request = ChatRequest {
         model: target.model.clone(),
         messages: target.messages,

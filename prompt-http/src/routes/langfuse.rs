@@ -315,6 +315,8 @@ pub async fn create_prompt(
     Editor(caller): Editor,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
+    // `_tools/` is written by admins only, whichever API is used.
+    state.check_reserved(&caller, &body.name)?;
     let template = match body.kind.as_deref() {
         None | Some("text") => match &body.prompt {
             Value::String(s) => Template::Text(s.clone()),
@@ -377,6 +379,7 @@ pub async fn update_version(
     Path((name, version)): Path<(String, u32)>,
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> ApiResult<Json<Value>> {
+    state.check_reserved(&caller, &name)?;
     let labels: Vec<String> = body
         .new_labels
         .into_iter()
@@ -402,6 +405,7 @@ pub async fn delete_prompt(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> ApiResult<StatusCode> {
+    state.check_reserved(&caller, &name)?;
     if q.label.is_some() || q.version.is_some() {
         return Err(ApiError::Core(Error::unsupported(
             "deleting single prompt versions",
