@@ -308,7 +308,7 @@ impl NewRun {
             ("input", &self.input),
             ("metadata", &self.metadata),
         ] {
-            if v.to_string().contains("\\u0000") {
+            if has_nul(v) {
                 return Err(Error::invalid(field, "must not contain NUL characters"));
             }
         }
@@ -330,7 +330,7 @@ impl NewRun {
             ("input", &self.input),
             ("metadata", &self.metadata),
         ] {
-            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+            let size = json_size(v);
             if size > MAX_JSON_BYTES {
                 return Err(Error::invalid(
                     field,
@@ -772,9 +772,58 @@ impl StatsAccumulator {
     }
 }
 
+/// Whether a NUL character is in any string or key of `v` (no database stores one).
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// The length of `v` as compact JSON, counted without building the text.
+fn json_size(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Serializing a `Value` into a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_anywhere_in_json_is_refused_and_size_is_exact() {
+        let p = Uuid::nil();
+        let field = |r: NewRun| match r.into_run(p) {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        };
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.metadata = serde_json::json!({"a": {"b\u{0}": 1}});
+        assert_eq!(field(r), "metadata");
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.input = serde_json::json!([{"role": "user", "content": ["x", "y\u{0}z"]}]);
+        assert_eq!(field(r), "input");
+        let mut r = NewRun::with_status(RunStatus::Completed);
+        r.variables = serde_json::json!({"v": "\\u0000 is text, not NUL"});
+        assert!(r.into_run(p).is_ok());
+        let v = serde_json::json!({"k": ["é", 1.5, null, {"q": "\"\n"}]});
+        assert_eq!(json_size(&v), serde_json::to_vec(&v).unwrap().len());
+    }
 
     #[test]
     fn percentiles_match_postgres() {

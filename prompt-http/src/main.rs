@@ -14,6 +14,12 @@ use prompt_http::{
 };
 use uuid::Uuid;
 
+/// The server's allocator: mimalloc allocates the many small, short-lived values of a
+/// request (JSON, headers, runs) with less CPU than the system allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prompt Registry: prompt management and LLM-run observability.
 #[derive(Debug, Parser)]
 #[command(name = "prompt-registry", version, about, long_about = None)]

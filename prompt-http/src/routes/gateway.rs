@@ -306,16 +306,71 @@ fn finish_reason(r: Option<&str>) -> &'static str {
     }
 }
 
-fn usage_json(r: &ChatResponse) -> Value {
+/// OpenAI's `usage` object.
+#[derive(Serialize)]
+struct WireUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+    completion_tokens_details: ReasoningTokens,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
+}
+
+fn wire_usage(r: &ChatResponse) -> WireUsage {
     let u = r.usage;
-    json!({
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
+    WireUsage {
+        prompt_tokens: u.input_tokens,
+        completion_tokens: u.output_tokens,
         // Figures come from the upstream: never overflow on them.
-        "total_tokens": u.input_tokens.saturating_add(u.output_tokens),
-        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-    })
+        total_tokens: u.input_tokens.saturating_add(u.output_tokens),
+        prompt_tokens_details: CachedTokens {
+            cached_tokens: u.cache_read_tokens,
+        },
+        completion_tokens_details: ReasoningTokens {
+            reasoning_tokens: u.reasoning_tokens,
+        },
+    }
+}
+
+fn usage_json(r: &ChatResponse) -> Value {
+    serde_json::to_value(wire_usage(r)).unwrap_or(Value::Null)
+}
+
+/// OpenAI's `chat.completion` object.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: String,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: WireUsage,
+    system_fingerprint: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    logprobs: Option<&'a str>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<&'a str>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -360,6 +415,19 @@ impl RunDraft {
         new
     }
 
+    /// Usage, time to first token and cost of an answer, onto its run.
+    fn usage(&self, state: &AppState, r: &ChatResponse, new: &mut NewRun) {
+        new.time_to_first_token_ms = r.time_to_first_token.map(millis);
+        new.input_tokens = Some(r.usage.input_tokens);
+        new.output_tokens = Some(r.usage.output_tokens);
+        new.cache_read_tokens = Some(r.usage.cache_read_tokens);
+        new.cache_write_tokens = Some(r.usage.cache_write_tokens);
+        new.cost_usd = state.project_providers.base().pricing().and_then(|p| {
+            p.cost(&self.pricing_name, &self.model, &r.usage)
+                .or_else(|| p.cost(&self.pricing_name, &r.model, &r.usage))
+        });
+    }
+
     fn finish(
         &self,
         state: &AppState,
@@ -373,15 +441,7 @@ impl RunDraft {
         match outcome {
             Ok(r) => {
                 new.output = Some(r.content.clone());
-                new.time_to_first_token_ms = r.time_to_first_token.map(millis);
-                new.input_tokens = Some(r.usage.input_tokens);
-                new.output_tokens = Some(r.usage.output_tokens);
-                new.cache_read_tokens = Some(r.usage.cache_read_tokens);
-                new.cache_write_tokens = Some(r.usage.cache_write_tokens);
-                new.cost_usd = state.project_providers.base().pricing().and_then(|p| {
-                    p.cost(&self.pricing_name, &self.model, &r.usage)
-                        .or_else(|| p.cost(&self.pricing_name, &r.model, &r.usage))
-                });
+                self.usage(state, r, &mut new);
             }
             Err(e) => {
                 new.status = RunStatus::Failed;
@@ -391,16 +451,20 @@ impl RunDraft {
                 });
             }
         }
-        let fallback = new.clone();
         let mut run = match new.into_run(self.project) {
             Ok(run) => run,
             // What the upstream answered cannot be stored as is (output over the size
             // limit, NUL characters, a huge error message): record the call anyway,
             // as failed, saying why, rather than lose it.
             Err(refused) => {
-                let mut f = fallback;
+                let mut f = self.request_fields();
+                f.latency_ms = Some(millis(latency));
+                f.started_at = Some(self.started_at);
+                f.completed_at = Some(now());
+                if let Ok(r) = outcome {
+                    self.usage(state, r, &mut f);
+                }
                 f.status = RunStatus::Failed;
-                f.output = None;
                 f.error = Some(RunError {
                     kind: "unrecordable_outcome".to_owned(),
                     message: format!(
@@ -554,20 +618,24 @@ async fn chat(
     log_run(state, run).await?;
     let response = outcome?;
     let created = chrono::Utc::now().timestamp();
-    let body = json!({
-        "id": format!("chatcmpl-{}", draft.id.simple()),
-        "object": "chat.completion",
-        "created": created,
-        "model": response.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": response.content, "refusal": null},
-            "logprobs": null,
-            "finish_reason": finish_reason(response.finish_reason.as_deref()),
+    let body = Completion {
+        id: format!("chatcmpl-{}", draft.id.simple()),
+        object: "chat.completion",
+        created,
+        model: &response.model,
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: &response.content,
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(response.finish_reason.as_deref()),
         }],
-        "usage": usage_json(&response),
-        "system_fingerprint": null,
-    });
+        usage: wire_usage(&response),
+        system_fingerprint: None,
+    };
     let overhead = started.elapsed().saturating_sub(upstream);
     record_overhead(overhead);
     let mut resp = Json(body).into_response();

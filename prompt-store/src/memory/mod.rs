@@ -654,7 +654,12 @@ fn credential_not_found(name: &str) -> Error {
 impl RunLog for MemoryStore {
     async fn insert_runs(&self, runs: &[Run]) -> Result<()> {
         let mut s = self.runs_write()?;
-        if let Some(dup) = runs.iter().find(|r| s.by_id.contains_key(&r.id)) {
+        let mut batch = std::collections::HashSet::with_capacity(runs.len());
+        // A duplicate of a stored run, or twice the same id in the batch: none stored.
+        if let Some(dup) = runs
+            .iter()
+            .find(|r| s.by_id.contains_key(&r.id) || !batch.insert(r.id))
+        {
             return Err(Error::already_exists(format!("run {}", dup.id)));
         }
         for r in runs {

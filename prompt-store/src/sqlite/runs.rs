@@ -121,6 +121,77 @@ impl Mutable {
     }
 }
 
+/// Rows per multi-row `INSERT` (24 parameters each, far under SQLite's limit of 32766).
+const INSERT_CHUNK: usize = 32;
+
+/// A run encoded for its row.
+struct Encoded<'a> {
+    run: &'a Run,
+    variables: String,
+    metadata: String,
+    m: Mutable,
+}
+
+impl<'a> Encoded<'a> {
+    fn of(run: &'a Run) -> Result<Self> {
+        Ok(Encoded {
+            run,
+            variables: to_json("variables", &run.variables)?,
+            metadata: to_json("metadata", &run.metadata)?,
+            m: Mutable::of(run)?,
+        })
+    }
+}
+
+/// Insert `runs` in the open transaction: one multi-row statement per
+/// [`INSERT_CHUNK`] runs, so a batch costs a few statements, not one per run. A
+/// duplicate id makes the chunk be retried row by row (SQLite undoes only the failed
+/// statement), so the error names the run.
+async fn insert_all(conn: &mut SqliteConnection, runs: &[Run]) -> Result<(), Failure> {
+    let encoded = runs.iter().map(Encoded::of).collect::<Result<Vec<_>>>()?;
+    for chunk in encoded.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO runs (", run_cols!(), ") "));
+        q.push_values(chunk, |mut b, e| {
+            let (r, m) = (e.run, &e.m);
+            b.push_bind(r.id)
+                .push_bind(r.project_id)
+                .push_bind(r.prompt.as_deref())
+                .push_bind(r.version.map(i64::from))
+                .push_bind(r.label.as_deref())
+                .push_bind(m.provider.as_deref())
+                .push_bind(m.model.as_deref())
+                .push_bind(e.variables.as_str())
+                .push_bind(m.input.as_str())
+                .push_bind(m.output.as_deref())
+                .push_bind(m.status)
+                .push_bind(m.error_kind.as_deref())
+                .push_bind(m.error_message.as_deref())
+                .push_bind(m.latency_ms)
+                .push_bind(m.time_to_first_token_ms)
+                .push_bind(m.input_tokens)
+                .push_bind(m.output_tokens)
+                .push_bind(m.cache_read_tokens)
+                .push_bind(m.cache_write_tokens)
+                .push_bind(m.cost_usd.as_deref())
+                .push_bind(e.metadata.as_str())
+                .push_bind(micros(r.created_at))
+                .push_bind(m.started_at)
+                .push_bind(m.completed_at);
+        });
+        match q.build().execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                // Row by row, the insert that fails names its run.
+                for e in chunk {
+                    insert_run(conn, e.run).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 async fn insert_run(conn: &mut SqliteConnection, r: &Run) -> Result<(), Failure> {
     let m = Mutable::of(r)?;
     let res = sqlx::query(concat!(
@@ -189,9 +260,7 @@ impl RunLog for SqliteStore {
         }
         write(|| async {
             let mut tx = self.begin_write().await?;
-            for r in runs {
-                insert_run(&mut tx, r).await?;
-            }
+            insert_all(&mut tx, runs).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -115,6 +115,7 @@ macro_rules! behaviour_suite {
             runs_pagination_while_inserting,
             run_status_transitions,
             runs_batch_partial_failure,
+            insert_runs_large_batch_and_duplicates,
             runs_bad_input,
             stats_counts_percentiles_and_sums,
             stats_grouping,

@@ -300,6 +300,65 @@ pub async fn runs_batch_partial_failure(b: &TestBackend) {
     assert_eq!(all_pages(&r, q).await.len(), 2);
 }
 
+/// `insert_runs` stores a batch larger than any internal statement chunk with every
+/// field intact, and a duplicate id anywhere in a batch refuses the whole batch
+/// (`AlreadyExists` naming the run) with nothing of it stored.
+pub async fn insert_runs_large_batch_and_duplicates(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("lb", NewVersion::new("x")).await.unwrap();
+    let project = r.project().id;
+    let runs: Vec<_> = (0..203u64)
+        .map(|i| {
+            let mut n = if i % 3 == 0 {
+                failed("lb", 1)
+            } else {
+                completed("lb", 1, i)
+            };
+            n.variables = json!({"i": i});
+            n.metadata = json!({"batch": "large", "i": i});
+            n.output = (i % 3 != 0).then(|| format!("out {i}"));
+            n.into_run(project).unwrap()
+        })
+        .collect();
+    b.runs.insert_runs(&runs).await.unwrap();
+    let mut q = RunQuery::default();
+    q.prompt = Some("lb".into());
+    let mut stored = all_pages(&r, q.clone()).await;
+    stored.sort_by_key(|s| s.id);
+    let mut expected = runs.clone();
+    expected.sort_by_key(|s| s.id);
+    assert_eq!(stored.len(), expected.len());
+    for (s, e) in stored.iter().zip(&expected) {
+        assert_eq!(s.id, e.id);
+        assert_eq!(s.variables, e.variables);
+        assert_eq!(s.metadata, e.metadata);
+        assert_eq!(s.output, e.output);
+        assert_eq!(s.status, e.status);
+        assert_eq!(s.error, e.error);
+        assert_eq!(s.latency_ms, e.latency_ms);
+        assert_eq!(s.cost_usd, e.cost_usd);
+    }
+
+    // A duplicate of a stored run late in a new batch: none of the batch is stored.
+    let mut again: Vec<_> = (0..70)
+        .map(|i| completed("lb", 1, 1000 + i).into_run(project).unwrap())
+        .collect();
+    again[65].id = runs[7].id;
+    let e = b.runs.insert_runs(&again).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AlreadyExists { what } if what.contains(&runs[7].id.to_string())),
+        "{e:?}"
+    );
+    // A duplicate inside the batch itself.
+    let mut twice: Vec<_> = (0..40)
+        .map(|i| completed("lb", 1, 2000 + i).into_run(project).unwrap())
+        .collect();
+    twice[39].id = twice[3].id;
+    let e = b.runs.insert_runs(&twice).await.unwrap_err();
+    assert!(matches!(&e, Error::AlreadyExists { .. }), "{e:?}");
+    assert_eq!(all_pages(&r, q).await.len(), runs.len());
+}
+
 /// Bad run input and bad queries are refused with the field named.
 pub async fn runs_bad_input(b: &TestBackend) {
     let r = reg(b).await;
