@@ -493,6 +493,14 @@ async fn prompt_references_supply_messages_model_and_params() {
     assert_eq!(r.body["error"]["code"], "model_not_found");
     let r = chat(app, &app.admin, call("prompt:missing")).await;
     assert_openai_error(&r, 404, "invalid_request_error");
+    // A refused call is a failed run too, named by the header.
+    let run_id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
+    let run = app.get(&format!("/api/v1/runs/{run_id}"), &app.admin).await;
+    assert_eq!(run.body["status"], "failed", "{}", run.text);
+    assert_eq!(run.body["error"]["kind"], "not_found");
+    assert_eq!(run.body["model"], "prompt:missing");
+    assert!(run.body["prompt"].is_null());
+    assert_eq!(run.body["metadata"]["source"], "gateway");
     let r = chat(
         app,
         &app.admin,
@@ -502,6 +510,20 @@ async fn prompt_references_supply_messages_model_and_params() {
     assert_openai_error(&r, 400, "invalid_request_error");
     assert_eq!(r.body["error"]["code"], "missing_variables");
     assert!(r.text.contains("name"), "{}", r.text);
+    // Refused after the version was found: the run names the prompt and version.
+    let run_id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
+    let run = app.get(&format!("/api/v1/runs/{run_id}"), &app.admin).await;
+    assert_eq!(run.body["status"], "failed", "{}", run.text);
+    assert_eq!(run.body["error"]["kind"], "template");
+    assert_eq!(run.body["prompt"], "team/greet");
+    assert_eq!(run.body["version"], 1);
+    assert_eq!(run.body["label"], "production");
+    assert_eq!(run.body["provider"], serde_json::Value::Null);
+    assert_eq!(
+        g.mock.requests().len(),
+        3,
+        "no upstream call for refused calls"
+    );
 }
 
 /// Server-sent events of a response body: the `data:` payloads.
@@ -673,10 +695,29 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
     let after = app.get("/api/v1/runs?limit=500", &app.admin).await.body["items"]
         .as_array()
         .unwrap()
-        .len();
-    assert_eq!(
-        before, after,
-        "no run for a call that never reached the upstream"
+        .clone();
+    // Both refused calls are logged as failed runs, without what the log cannot
+    // hold (the over-long model, the NUL message), with the reason.
+    assert_eq!(after.len(), before + 2, "one failed run per refused call");
+    let refused: Vec<&Value> = after
+        .iter()
+        .filter(|r| r["error"]["kind"] == "invalid_input")
+        .collect();
+    assert_eq!(refused.len(), 2, "{after:?}");
+    for r in &refused {
+        assert_eq!(r["status"], "failed");
+        assert!(r["model"].is_null() && r["input"].is_null(), "{r}");
+    }
+    let missing_key = chat(
+        app,
+        "pr_nope",
+        json!({"model": "mock/echo", "messages": msg}),
+    )
+    .await;
+    assert_openai_error(&missing_key, 401, "invalid_request_error");
+    assert!(
+        !missing_key.headers.contains_key("x-prompt-registry-run-id"),
+        "no run without a project"
     );
 }
 

@@ -197,6 +197,7 @@ async fn resolve_target(
     caller: &Caller,
     body: &ChatCompletionBody,
     params: Map<String, Value>,
+    progress: &mut Progress,
 ) -> Result<Target, OpenAiError> {
     let messages = wire_messages(&body.messages)?;
     if let Some(reference) = body.model.strip_prefix("prompt:") {
@@ -213,6 +214,10 @@ async fn resolve_target(
             .store
             .resolve(caller.project.id, name, &selector)
             .await?;
+        progress.prompt = Some((version.prompt.clone(), version.version));
+        if let Selector::Label(l) = &selector {
+            progress.label = Some(l.clone());
+        }
         let vars = body.prompt_variables.clone().unwrap_or_default();
         let rendered = version.render(&vars)?;
         let options = ExecuteOptions {
@@ -229,6 +234,7 @@ async fn resolve_target(
                 ),
             ));
         };
+        progress.provider = Some(provider_name.clone());
         let provider = provider_named(state, caller, &provider_name, &body.model).await?;
         let model = plan
             .model
@@ -268,6 +274,7 @@ async fn resolve_target(
         }
         None => (body.model.as_str(), None),
     };
+    progress.provider = Some(provider_name.to_owned());
     let provider = provider_named(state, caller, provider_name, &body.model).await?;
     let model = model
         .or_else(|| provider.provider.default_model().map(str::to_owned))
@@ -542,6 +549,109 @@ async fn chat(
         }
     })?;
     let body: ChatCompletionBody = crate::extract::parse_json(&bytes)?;
+    let mut progress = Progress::default();
+    let outcome = call(state, &caller, &body, started, &mut progress).await;
+    let (mut resp, run_id) = match outcome {
+        Ok(r) => return Ok(r),
+        // Refused before any upstream was called: logged here as a failed run, so
+        // every call that got past authentication is in the run log.
+        Err(e) if !progress.upstream_called => {
+            let run_id = log_refused(state, &caller, &body, &progress, &e).await;
+            (e.into_response(), run_id)
+        }
+        Err(e) => (e.into_response(), progress.run_id),
+    };
+    if let Some(id) = run_id
+        && let Ok(v) = HeaderValue::from_str(&id.to_string())
+    {
+        resp.headers_mut().insert(RUN_ID_HEADER, v);
+    }
+    Ok(resp)
+}
+
+/// How far a call got, for the run of a call that fails.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The prompt version a `prompt:` reference resolved to.
+    prompt: Option<(String, u32)>,
+    /// The label it was resolved by.
+    label: Option<String>,
+    /// The provider chosen.
+    provider: Option<String>,
+    /// Whether an upstream was called (its run is then logged by the call itself).
+    upstream_called: bool,
+    /// The run logged for the call, if any.
+    run_id: Option<uuid::Uuid>,
+}
+
+/// Log a call refused before reaching an upstream as a failed run: what of the request
+/// the run log accepts, and the error. Errors of the service itself (`Unavailable`)
+/// are not logged: the run log would most likely refuse them too.
+async fn log_refused(
+    state: &AppState,
+    caller: &Caller,
+    body: &ChatCompletionBody,
+    progress: &Progress,
+    e: &OpenAiError,
+) -> Option<uuid::Uuid> {
+    let ApiError::Core(err) = &e.0 else {
+        return None;
+    };
+    if matches!(err, Error::Unavailable { .. } | Error::Internal { .. }) {
+        return None;
+    }
+    let mut new = NewRun::with_status(RunStatus::Failed);
+    new.error = Some(RunError {
+        kind: prompt_core::execute::run_error_kind(err).to_owned(),
+        message: err.to_string(),
+    });
+    if let Some((p, v)) = &progress.prompt {
+        new.prompt = Some(p.clone());
+        new.version = Some(*v);
+        new.label.clone_from(&progress.label);
+    }
+    new.provider.clone_from(&progress.provider);
+    new.model = Some(body.model.clone());
+    new.variables = Value::Object(body.prompt_variables.clone().unwrap_or_default());
+    new.input = Value::Array(body.messages.clone());
+    new.metadata = json!({"source": "gateway"});
+    new.latency_ms = Some(0);
+    let run = match new.clone().into_run(caller.project.id) {
+        Ok(run) => run,
+        // The request holds what the run log refuses (the reason the call was
+        // refused, often): keep the error and the prompt, drop the rest.
+        Err(_) => {
+            new.model = None;
+            new.provider = None;
+            new.variables = json!({});
+            new.input = Value::Null;
+            match new.into_run(caller.project.id) {
+                Ok(run) => run,
+                Err(refused) => {
+                    tracing::warn!(error = %refused, "a refused gateway call could not be logged");
+                    return None;
+                }
+            }
+        }
+    };
+    let id = run.id;
+    match log_run(state, run).await {
+        Ok(()) => Some(id),
+        Err(logged) => {
+            tracing::warn!(error = %logged, "logging a refused gateway call failed");
+            None
+        }
+    }
+}
+
+/// The call after authentication and parsing: resolve, call the upstream, log, answer.
+async fn call(
+    state: &AppState,
+    caller: &Caller,
+    body: &ChatCompletionBody,
+    started: Instant,
+    progress: &mut Progress,
+) -> Result<Response, OpenAiError> {
     if body
         .rest
         .get("n")
@@ -575,7 +685,8 @@ async fn chat(
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let target = resolve_target(state, &caller, &body, params).await?;
+    let target = resolve_target(state, caller, body, params, progress).await?;
+    progress.provider = Some(target.provider_name.clone());
     let draft = RunDraft {
         id: new_id(),
         project: caller.project.id,
@@ -593,6 +704,8 @@ async fn chat(
         started_at: now(),
     };
     draft.check()?;
+    progress.upstream_called = true;
+    progress.run_id = Some(draft.id);
     let request = ChatRequest {
         model: target.model.clone(),
         messages: target.messages,
