@@ -48,12 +48,7 @@ impl std::fmt::Debug for IssuedKey {
 
 /// Hex SHA-256 of a key.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// Make a new key of `role` in `project` (not stored yet).

@@ -57,6 +57,9 @@ pub fn shared_client() -> Result<reqwest::Client, ProviderError> {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .connect_timeout(Duration::from_secs(10))
+                // Vendor APIs do not redirect; following one would carry the API key
+                // to wherever it points.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| e.to_string())
         })

@@ -432,6 +432,24 @@ impl RunLog for SqliteStore {
     }
 
     async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
+        // Workers poll this several times a second. Ask a reader first (the partial
+        // index `runs_pending` answers at once) so that an idle poll neither takes the
+        // write lock, which the group commit of runs needs, nor runs the UPDATE.
+        let any: bool = finish(
+            async {
+                let mut conn = self.reader.acquire().await?;
+                let any: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'pending')",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(any)
+            }
+            .await,
+        )?;
+        if !any {
+            return Ok(Vec::new());
+        }
         write(|| async {
             let mut tx = self.begin_write().await?;
             let rows = sqlx::query(concat!(
