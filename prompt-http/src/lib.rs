@@ -107,14 +107,19 @@ pub async fn bootstrap_admin_key(store: &Arc<dyn PromptStore>) -> Result<Option<
     Ok(Some(issued.key))
 }
 
-/// Start the background workers that execute submitted (`async: true`) runs.
+/// Start the background workers that execute submitted (`async: true`) runs, each with
+/// its project's providers: stored credentials first, then the environment's, as a
+/// synchronous execution.
 pub async fn start_workers(state: &AppState, workers: usize) -> Result<WorkerPool> {
     state
         .base
-        .start_workers(WorkerPoolConfig {
-            workers: workers.max(1),
-            ..WorkerPoolConfig::default()
-        })
+        .start_workers_with(
+            WorkerPoolConfig {
+                workers: workers.max(1),
+                ..WorkerPoolConfig::default()
+            },
+            Arc::new(project_providers::WorkerProviders::new(state)),
+        )
         .await
 }
 

@@ -5,6 +5,9 @@
 //! needed, and kept for [`STORED_PROVIDER_TTL`] so the gateway does not pay a store
 //! query and a decryption on every call. Writes through this process invalidate at
 //! once; other instances see a change within the TTL.
+//!
+//! Background runs use the same providers as runs executed by the caller
+//! ([`WorkerProviders`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use prompt_core::{
     ChatRequest, ChatResponse, ChatStream, Error, PromptStore, Provider, ProviderCredential,
-    ProviderError, ProviderKind, ProviderSet, Result,
+    ProviderError, ProviderKind, ProviderSet, ProviderSource, Result,
 };
 use prompt_providers::{
     AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, OpenAiConfig, OpenAiProvider,
@@ -288,5 +291,34 @@ impl crate::state::AppState {
             .set_for(&self.store, project.id)
             .await?;
         Ok(self.registry(project).with_providers(set))
+    }
+}
+
+/// The providers of each project for the background workers: the same resolution as
+/// [`AppState::executing_registry`](crate::state::AppState::executing_registry), its
+/// stored credentials first, then the environment's.
+///
+/// Holds only the store and the providers, not the whole state: the workers outlive
+/// the router, and a state clone would keep the run writer open after shutdown.
+#[derive(Debug, Clone)]
+pub struct WorkerProviders {
+    store: Arc<dyn PromptStore>,
+    providers: ProjectProviders,
+}
+
+impl WorkerProviders {
+    /// The providers of `state`'s projects.
+    pub fn new(state: &crate::state::AppState) -> Self {
+        WorkerProviders {
+            store: state.store.clone(),
+            providers: state.project_providers.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl ProviderSource for WorkerProviders {
+    async fn providers_for(&self, project: Uuid) -> Result<ProviderSet> {
+        self.providers.set_for(&self.store, project).await
     }
 }
