@@ -47,6 +47,10 @@ pub struct StateConfig {
     pub tools: ToolsConfig,
     /// The master key of stored provider credentials (none: they cannot be stored).
     pub master_key: Option<secrets::Keyring>,
+    /// The retry policy of providers built from stored credentials: the one `providers`
+    /// were built with (`PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), so one setting applies
+    /// to every provider.
+    pub retry: prompt_providers::RetryPolicy,
 }
 
 impl Default for StateConfig {
@@ -59,6 +63,7 @@ impl Default for StateConfig {
             protected_labels: vec!["production".to_owned()],
             tools: ToolsConfig::default(),
             master_key: None,
+            retry: prompt_providers::RetryPolicy::default(),
         }
     }
 }
@@ -90,6 +95,7 @@ pub async fn build_state(
             project_providers: project_providers::ProjectProviders::new(
                 config.master_key.clone(),
                 config.providers.clone(),
+                config.retry.clone(),
             ),
         },
         writer_task,

@@ -6,8 +6,9 @@
 //! query and a decryption on every call. Writes through this process invalidate at
 //! once; other instances see a change within the TTL.
 //!
-//! Background runs use the same providers as runs executed by the caller
-//! ([`WorkerProviders`]).
+//! Stored providers retry under the server's [`RetryPolicy`] (the one the environment's
+//! providers get, e.g. `PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), and background runs use
+//! the same providers as runs executed by the caller ([`WorkerProviders`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,10 +92,12 @@ impl Provider for StoredProvider {
     }
 }
 
-/// Build the provider of a stored credential whose key is `api_key` (in clear).
+/// Build the provider of a stored credential whose key is `api_key` (in clear), retrying
+/// under `retry`.
 pub fn build_stored_provider(
     credential: &ProviderCredential,
     api_key: String,
+    retry: &RetryPolicy,
 ) -> Result<Arc<StoredProvider>> {
     let name = credential.name.clone();
     let default_model = credential
@@ -135,7 +138,7 @@ pub fn build_stored_provider(
             Arc::new(GeminiProvider::new(c)?)
         }
     };
-    let inner: Arc<dyn Provider> = Arc::new(RetryProvider::new(inner, RetryPolicy::default()));
+    let inner: Arc<dyn Provider> = Arc::new(RetryProvider::new(inner, retry.clone()));
     Ok(Arc::new(StoredProvider {
         name,
         kind: credential.kind,
@@ -166,16 +169,19 @@ type CacheKey = (Uuid, String);
 pub struct ProjectProviders {
     keyring: Option<Arc<Keyring>>,
     base: ProviderSet,
+    retry: RetryPolicy,
     cache: moka::sync::Cache<CacheKey, Option<Arc<StoredProvider>>>,
 }
 
 impl ProjectProviders {
     /// Stored credentials opened with `keyring` (none: stored credentials cannot be
-    /// written or used), over `base`.
-    pub fn new(keyring: Option<Keyring>, base: ProviderSet) -> Self {
+    /// written or used), over `base`; stored providers retry under `retry` (the policy
+    /// the providers of `base` were built with, so one setting applies to all).
+    pub fn new(keyring: Option<Keyring>, base: ProviderSet, retry: RetryPolicy) -> Self {
         ProjectProviders {
             keyring: keyring.map(Arc::new),
             base,
+            retry,
             cache: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(STORED_PROVIDER_TTL)
@@ -191,6 +197,11 @@ impl ProjectProviders {
     /// The providers configured by environment.
     pub fn base(&self) -> &ProviderSet {
         &self.base
+    }
+
+    /// The retry policy of stored providers.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     /// Forget what is cached of `(project, name)` (after a write).
@@ -211,7 +222,7 @@ impl ProjectProviders {
             )
             .into());
         };
-        build_stored_provider(credential, keyring.open(credential)?)
+        build_stored_provider(credential, keyring.open(credential)?, &self.retry)
     }
 
     async fn stored(

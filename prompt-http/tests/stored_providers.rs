@@ -1,6 +1,8 @@
 //! Stored provider credentials everywhere a provider is called: background (`async`)
-//! executions use the project's stored provider first, as synchronous ones do. Over a
-//! real SQLite file, the real router, real workers and the mock vendor server.
+//! executions use the project's stored provider first, as synchronous ones do, and
+//! stored providers retry under the server's retry policy
+//! (`PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), not a built-in one. Over a real SQLite file,
+//! the real router, real workers and the mock vendor server.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
@@ -12,7 +14,7 @@ use common::TestApp;
 use prompt_core::{KeyRole, Provider, ProviderSet};
 use prompt_http::secrets::{Keyring, MasterKey};
 use prompt_http::{RouterConfig, StateConfig, app, build_state, start_workers};
-use prompt_providers::{MockProvider, MockServer, OpenAiConfig, OpenAiProvider};
+use prompt_providers::{MockProvider, MockServer, OpenAiConfig, OpenAiProvider, RetryPolicy};
 use serde_json::{Value, json};
 
 const KEY_HEX: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -25,8 +27,9 @@ struct Setup {
 }
 
 /// An app on a SQLite file with the master key, providers `mock` and `shadow` (an
-/// unreachable environment provider), and one background worker.
-async fn setup() -> Setup {
+/// unreachable environment provider), the retry policy `retry`, and one background
+/// worker.
+async fn setup(retry: RetryPolicy) -> Setup {
     let mock = MockServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("p.db").display());
@@ -51,6 +54,7 @@ async fn setup() -> Setup {
                 current: MasterKey::parse(KEY_HEX).unwrap(),
                 previous: None,
             }),
+            retry,
             ..StateConfig::default()
         },
     )
@@ -72,6 +76,16 @@ async fn setup() -> Setup {
         },
         mock,
         _dir: dir,
+    }
+}
+
+/// Retry at once: the tests count attempts, not wait for backoffs.
+fn fast_retry(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
     }
 }
 
@@ -132,7 +146,7 @@ async fn execute_async(app: &TestApp, key: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_executions_use_the_projects_stored_provider_first() {
-    let s = setup().await;
+    let s = setup(fast_retry(1)).await;
     let app = &s.app;
     let editor = app.key("default", KeyRole::Editor).await;
 
@@ -206,4 +220,146 @@ async fn async_executions_use_the_projects_stored_provider_first() {
         "{run}"
     );
     assert!(!run.to_string().contains("STORED"), "secret leaked: {run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_providers_retry_under_the_servers_policy() {
+    // 3 attempts: neither the built-in default (4) nor no retry (1).
+    let s = setup(fast_retry(3)).await;
+    let app = &s.app;
+    store_provider(app, "vendor", &s.mock.openai_base_url()).await;
+    let attempts = |model: &'static str| {
+        s.mock
+            .requests()
+            .iter()
+            .filter(|r| r.body["model"] == model)
+            .count()
+    };
+
+    // Execute (synchronous).
+    create_version(app, "p", "vendor").await;
+    let r = app
+        .post(
+            "/api/v1/prompts/p/execute",
+            &app.admin,
+            json!({"variables": {"name": "Ada"}, "model": "error-503"}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(attempts("error-503"), 3);
+
+    // The gateway.
+    let r = app
+        .post(
+            "/v1/chat/completions",
+            &app.admin,
+            json!({"model": "vendor/error-500", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert!(r.status.is_server_error(), "{}", r.text);
+    assert_eq!(attempts("error-500"), 3);
+
+    // A background execution.
+    let r = app
+        .post(
+            "/api/v1/prompts/p/execute",
+            &app.admin,
+            json!({"variables": {"name": "Ada"}, "model": "error-529", "async": true}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let run = finished_run(app, &app.admin, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(attempts("error-529"), 3);
+
+    // Not retryable: one attempt whatever the policy.
+    let r = app
+        .post(
+            "/api/v1/prompts/p/execute",
+            &app.admin,
+            json!({"variables": {"name": "Ada"}, "model": "error-400"}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(attempts("error-400"), 1);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary reads `PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS` once, for the environment's
+/// providers and the stored ones alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_setting_of_the_binary_applies_to_stored_providers() {
+    use std::io::BufRead;
+    let mock = MockServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("b.db").display()),
+        )
+        .env("PROMPT_REGISTRY_ADDR", format!("127.0.0.1:{port}"))
+        .env("PROMPT_REGISTRY_MASTER_KEY", KEY_HEX)
+        .env("PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let admin = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        line.trim().to_owned()
+    })
+    .await
+    .unwrap();
+    assert!(admin.starts_with("pr_"), "{admin}");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .put(format!("{base}/api/v1/providers/vendor"))
+        .bearer_auth(&admin)
+        .json(&json!({"kind": "openai_compatible", "base_url": mock.openai_base_url(), "api_key": SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"model": "vendor/error-503", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(status.is_server_error(), "{status}");
+    let attempts = mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["model"] == "error-503")
+        .count();
+    assert_eq!(attempts, 2, "PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS=2 applies");
 }
