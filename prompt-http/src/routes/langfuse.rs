@@ -5,8 +5,15 @@
 //!
 //! Auth is HTTP Basic with a key pair (`prompt-registry keys create --langfuse` prints
 //! `PUBLIC SECRET`): the pair is one of our API keys, stored as the SHA-256 of
-//! `PUBLIC:SECRET`, with the public key as its visible prefix. Errors keep this
-//! service's error body; the SDKs go by the status code.
+//! `PUBLIC:SECRET`, with the public key as its visible prefix.
+//!
+//! Errors are in Langfuse's shape, `{"message": "...", "error": "<ErrorName>"}`
+//! ([`LangfuseError`]): 400 `InvalidRequestError` (validation included), 401
+//! `UnauthorizedError`, 403 `ForbiddenError`, 404 `LangfuseNotFoundError`, …
+//!
+//! `DELETE …/{name}` archives the whole prompt; deleting single versions (`?label=`,
+//! `?version=`) answers 501: versions are immutable and numbered gaplessly, and runs
+//! refer to them by number.
 
 use std::collections::BTreeSet;
 
@@ -26,7 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Editor, IssuedKey, hash_key};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, LangfuseError, LangfuseResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::prompts::selector;
 use crate::state::AppState;
@@ -78,21 +85,22 @@ pub async fn require_langfuse_key(
         .and_then(|b| String::from_utf8(b).ok())
         .filter(|p| p.len() <= 300 && p.contains(':'));
     let Some(pair) = pair else {
-        return ApiError::Unauthorized(
+        return LangfuseError(ApiError::Unauthorized(
             "send 'Authorization: Basic base64(PUBLIC_KEY:SECRET_KEY)' with a Langfuse key pair"
                 .into(),
-        )
+        ))
         .into_response();
     };
     let record = match state.store.api_key_by_hash(&hash_key(&pair)).await {
         Ok(r) => r,
         Err(Error::NotFound { .. }) => {
-            return ApiError::Unauthorized("invalid or revoked key pair".into()).into_response();
+            return LangfuseError(ApiError::Unauthorized("invalid or revoked key pair".into()))
+                .into_response();
         }
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return LangfuseError::from(e).into_response(),
     };
     if let Err(e) = state.limiter.check(record.id) {
-        return e.into_response();
+        return LangfuseError(e).into_response();
     }
     tracing::Span::current().record("project", tracing::field::display(record.project_id));
     req.extensions_mut().insert(Caller {
@@ -155,8 +163,9 @@ pub async fn get_prompt(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<GetQuery>,
-) -> ApiResult<Json<Value>> {
+    q: Result<ApiQuery<GetQuery>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let ApiQuery(q) = q?;
     let sel = selector(q.label, q.version)?;
     let reg = state.registry(&caller.project);
     let v = reg.resolve(&name, &sel).await?;
@@ -188,8 +197,9 @@ pub struct ListQuery {
 pub async fn list_prompts(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    q: Result<ApiQuery<ListQuery>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let ApiQuery(q) = q?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let page = q.page.unwrap_or(1).max(1);
     let reg = state.registry(&caller.project);
@@ -277,7 +287,7 @@ pub struct CreateBody {
     pub commit_message: Option<String>,
 }
 
-fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
+fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
     let Value::Array(items) = v else {
         return Err(ApiError::invalid(
             "prompt",
@@ -312,22 +322,25 @@ fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
 /// `POST /api/public/v2/prompts`: a new version (the prompt is created if missing).
 pub async fn create_prompt(
     State(state): State<AppState>,
-    Editor(caller): Editor,
-    ApiJson(body): ApiJson<CreateBody>,
-) -> ApiResult<Response> {
+    caller: Result<Editor, ApiError>,
+    body: Result<ApiJson<CreateBody>, ApiError>,
+) -> LangfuseResult<Response> {
+    let Editor(caller) = caller?;
+    let ApiJson(body) = body?;
     // `_tools/` is written by admins only, whichever API is used.
     state.check_reserved(&caller, &body.name)?;
     let template = match body.kind.as_deref() {
         None | Some("text") => match &body.prompt {
             Value::String(s) => Template::Text(s.clone()),
-            _ => return Err(ApiError::invalid("prompt", "a text prompt is a string")),
+            _ => return Err(ApiError::invalid("prompt", "a text prompt is a string").into()),
         },
         Some("chat") => Template::Chat(chat_messages(&body.prompt)?),
         Some(other) => {
             return Err(ApiError::invalid(
                 "type",
                 format!("unknown type '{other}'; expected text or chat"),
-            ));
+            )
+            .into());
         }
     };
     let labels: Vec<String> = body
@@ -375,10 +388,14 @@ pub struct UpdateBody {
 /// `PATCH /api/public/v2/prompts/{name}/versions/{version}`: move labels to it.
 pub async fn update_version(
     State(state): State<AppState>,
-    Editor(caller): Editor,
-    Path((name, version)): Path<(String, u32)>,
-    ApiJson(body): ApiJson<UpdateBody>,
-) -> ApiResult<Json<Value>> {
+    caller: Result<Editor, ApiError>,
+    path: Result<Path<(String, u32)>, axum::extract::rejection::PathRejection>,
+    body: Result<ApiJson<UpdateBody>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let Editor(caller) = caller?;
+    let Path((name, version)) =
+        path.map_err(|e| ApiError::invalid("version", format!("must be a version number ({e})")))?;
+    let ApiJson(body) = body?;
     state.check_reserved(&caller, &name)?;
     let labels: Vec<String> = body
         .new_labels
@@ -397,19 +414,26 @@ pub async fn update_version(
 }
 
 /// `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
-/// Deleting single versions (`label`/`version`) is not supported: versions are
-/// immutable and runs refer to them.
+/// Deleting single versions (`label`/`version`) answers 501: versions are immutable,
+/// numbered gaplessly, and runs refer to them by number (see the module docs).
 pub async fn delete_prompt(
     State(state): State<AppState>,
-    Editor(caller): Editor,
+    caller: Result<Editor, ApiError>,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<GetQuery>,
-) -> ApiResult<StatusCode> {
+    q: Result<ApiQuery<GetQuery>, ApiError>,
+) -> LangfuseResult<StatusCode> {
+    let Editor(caller) = caller?;
+    let ApiQuery(q) = q?;
     state.check_reserved(&caller, &name)?;
+    if q.label.is_some() && q.version.is_some() {
+        return Err(ApiError::bad_request("give label or version, not both").into());
+    }
     if q.label.is_some() || q.version.is_some() {
         return Err(ApiError::Core(Error::unsupported(
-            "deleting single prompt versions",
-        )));
+            "deleting single prompt versions (versions are immutable: archive the whole \
+             prompt, or move its labels)",
+        ))
+        .into());
     }
     state
         .registry(&caller.project)
