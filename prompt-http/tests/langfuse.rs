@@ -444,6 +444,144 @@ async fn rate_limited_in_langfuses_shape() {
 }
 
 #[tokio::test]
+async fn chat_placeholders_round_trip_and_render() {
+    let app = TestApp::memory().await;
+    let admin = pair(&app, KeyRole::Admin).await;
+    let prompt = json!([
+        {"type": "chatmessage", "role": "system", "content": "You are {{persona}}."},
+        {"type": "placeholder", "name": "history"},
+        {"role": "user", "content": "{{question}}"},
+    ]);
+    let r = lf(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/public/v2/prompts",
+        Some(json!({"name": "with-history", "type": "chat", "prompt": prompt,
+                    "labels": ["production"], "config": {"provider": "mock", "model": "mock/echo"}})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let expected = json!([
+        {"type": "chatmessage", "role": "system", "content": "You are {{persona}}."},
+        {"type": "placeholder", "name": "history"},
+        {"type": "chatmessage", "role": "user", "content": "{{question}}"},
+    ]);
+    assert_eq!(r.body["prompt"], expected);
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/with-history",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["type"], "chat");
+    assert_eq!(r.body["prompt"], expected, "returned as it came");
+
+    // Stored as a message of role `placeholder` naming the variable that fills it.
+    let r = app
+        .get("/api/v1/prompts/with-history/versions/1", &app.admin)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["template"][1],
+        json!({"role": "placeholder", "content": "history"})
+    );
+    assert_eq!(
+        r.body["variables"],
+        json!(["persona", "history", "question"])
+    );
+
+    // Rendered and executed with the messages of the variable in its place.
+    let history = json!([
+        {"role": "user", "content": "My name is {{ not a variable }}."},
+        {"role": "assistant", "content": "Noted."},
+    ]);
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "Who am I?", "history": history}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["messages"],
+        json!([
+            {"role": "system", "content": "You are kind."},
+            {"role": "user", "content": "My name is {{ not a variable }}."},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "Who am I?"},
+        ])
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/execute",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "Who am I?", "history": []}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["input"].as_array().unwrap().len(), 2, "{}", r.text);
+    assert!(!r.text.contains("placeholder"), "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind"}}),
+        )
+        .await;
+    common::assert_error(&r, 422, "validation_failed");
+    assert_eq!(
+        r.body["error"]["details"]["missing_variables"],
+        json!(["history", "question"])
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "q", "history": "not messages"}}),
+        )
+        .await;
+    common::assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "variables.history");
+
+    // Refused: a bad name, a missing name, a role that is not a speaker, an unknown type.
+    for (bad, field) in [
+        (
+            json!({"type": "placeholder", "name": "1st"}),
+            "prompt[0].name",
+        ),
+        (json!({"type": "placeholder"}), "prompt[0].name"),
+        (
+            json!({"role": "placeholder", "content": "history"}),
+            "prompt[0].role",
+        ),
+        (
+            json!({"type": "image", "role": "user", "content": "x"}),
+            "prompt[0].type",
+        ),
+    ] {
+        let r = lf(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/public/v2/prompts",
+            Some(json!({"name": "bad", "type": "chat", "prompt": [bad]})),
+        )
+        .await;
+        assert_langfuse_error(&r, 400, "InvalidRequestError");
+        assert!(
+            r.body["message"].as_str().unwrap().contains(field),
+            "{bad} → {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
 async fn deleting_single_versions_is_refused_and_deletes_nothing() {
     let app = TestApp::memory().await;
     let admin = pair(&app, KeyRole::Admin).await;

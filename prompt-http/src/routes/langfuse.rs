@@ -11,6 +11,10 @@
 //! ([`LangfuseError`]): 400 `InvalidRequestError` (validation included), 401
 //! `UnauthorizedError`, 403 `ForbiddenError`, 404 `LangfuseNotFoundError`, …
 //!
+//! Chat prompts may hold **message placeholders**, `{"type": "placeholder", "name":
+//! "history"}`: stored as a message of role `placeholder` whose content is the name
+//! (see [`prompt_core::Role::Placeholder`]) and returned as they came.
+//!
 //! `DELETE …/{name}` archives the whole prompt; deleting single versions (`?label=`,
 //! `?version=`) answers 501: versions are immutable and numbered gaplessly, and runs
 //! refer to them by number.
@@ -124,7 +128,10 @@ fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>
             "chat",
             Value::Array(
                 m.iter()
-                    .map(|m| json!({"type": "chatmessage", "role": m.role.as_str(), "content": m.content}))
+                    .map(|m| match m.role {
+                        Role::Placeholder => json!({"type": "placeholder", "name": m.content}),
+                        role => json!({"type": "chatmessage", "role": role.as_str(), "content": m.content}),
+                    })
                     .collect(),
             ),
         ),
@@ -272,7 +279,8 @@ pub async fn list_prompts(
 pub struct CreateBody {
     /// The prompt's name.
     pub name: String,
-    /// A text, or `[{role, content, type?}]`.
+    /// A text, or a list of `{"type"?: "chatmessage", role, content}` messages and
+    /// `{"type": "placeholder", name}` message placeholders.
     pub prompt: Value,
     /// `text` (default) or `chat`.
     #[serde(rename = "type")]
@@ -298,17 +306,34 @@ fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            if m.get("type").and_then(Value::as_str) == Some("placeholder") {
-                return Err(ApiError::invalid(
-                    format!("prompt[{i}]"),
-                    "placeholder messages are not supported",
-                ));
+            match m.get("type") {
+                None => {}
+                Some(Value::String(t)) if t == "chatmessage" => {}
+                Some(Value::String(t)) if t == "placeholder" => {
+                    let name = m.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::invalid(format!("prompt[{i}].name"), "must be a string")
+                    })?;
+                    prompt_core::model::validate_placeholder_name(
+                        &format!("prompt[{i}].name"),
+                        name,
+                    )?;
+                    return Ok(ChatMessage::new(Role::Placeholder, name));
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("prompt[{i}].type"),
+                        "must be chatmessage or placeholder",
+                    ));
+                }
             }
             let role: Role = serde_json::from_value(m.get("role").cloned().unwrap_or_default())
-                .map_err(|_| {
+                .ok()
+                .filter(|r| *r != Role::Placeholder)
+                .ok_or_else(|| {
                     ApiError::invalid(
                         format!("prompt[{i}].role"),
-                        "must be system, developer, user, assistant or tool",
+                        "must be system, developer, user, assistant or tool (a placeholder is \
+                         {\"type\": \"placeholder\", \"name\": ...})",
                     )
                 })?;
             let content = m.get("content").and_then(Value::as_str).ok_or_else(|| {
