@@ -42,7 +42,7 @@ impl Default for RouterConfig {
 #[openapi(
     info(
         title = "Prompt Registry",
-        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
+        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`; the Langfuse-compatible routes (`/api/public/…`, tag `langfuse`) take HTTP Basic with a Langfuse key pair (`prompt-registry keys create --langfuse`) and answer errors in Langfuse's shape `{message, error}`; the OpenAI-compatible gateway (`/v1/…`, tag `gateway`) answers errors in OpenAI's shape. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
         version = "1"
     ),
     modifiers(&BearerAuth),
@@ -59,6 +59,11 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The Langfuse-compatible routes: `PUBLIC_KEY:SECRET_KEY`.
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }
@@ -106,6 +111,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(service_doc);
     let (_, gateway_doc) = gateway_routes();
     doc.merge(gateway_doc);
+    let (_, langfuse_doc) = crate::routes::langfuse::api_routes();
+    doc.merge(langfuse_doc);
     doc
 }
 

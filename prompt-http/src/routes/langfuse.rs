@@ -32,8 +32,9 @@ use prompt_core::{
     ChatMessage, Error, KeyRole, NewVersion, PageRequest, PromptFilter, PromptUpdate,
     PromptVersion, Role, Selector, Template,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Editor, IssuedKey, hash_key};
@@ -154,7 +155,8 @@ fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>
 }
 
 /// `label` / `version` of a Langfuse prompt lookup.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// A label (default `production`).
     pub label: Option<String>,
@@ -164,8 +166,62 @@ pub struct GetQuery {
     pub resolve: Option<bool>,
 }
 
+/// Langfuse's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LangfuseErrorBody {
+    /// What went wrong.
+    pub message: String,
+    /// The name of Langfuse's error class: `InvalidRequestError`, `UnauthorizedError`,
+    /// `ForbiddenError`, `LangfuseNotFoundError`, `MethodNotAllowedError`,
+    /// `LangfuseConflictError`, `PayloadTooLargeError`, `RateLimitError`,
+    /// `InternalServerError`, `NotImplementedError`, `ServiceUnavailableError`.
+    pub error: String,
+}
+
+/// Langfuse's prompt object (`type` `text` or `chat`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LangfusePrompt {
+    /// The version's id.
+    pub id: Uuid,
+    /// The prompt's name.
+    pub name: String,
+    /// The version number.
+    pub version: u32,
+    /// `text` or `chat`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A text, or a list of `{"type": "chatmessage", role, content}` and
+    /// `{"type": "placeholder", name}`.
+    #[schema(value_type = Object)]
+    pub prompt: Value,
+    /// The version's config.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// The version's labels (`latest` included).
+    pub labels: Vec<String>,
+    /// The prompt's tags.
+    pub tags: Vec<String>,
+    /// The version's commit message.
+    pub commit_message: Option<String>,
+    /// When the version was created.
+    pub created_at: DateTime<Utc>,
+    /// When the prompt last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who created the version.
+    pub created_by: Option<String>,
+    /// Always `null` (prompt composition is not supported).
+    #[schema(value_type = Option<Object>)]
+    pub resolution_graph: Option<Value>,
+}
+
 /// `GET /api/public/v2/prompts/{name}`: a version by label (default `production`) or
 /// number, in Langfuse's shape.
+#[utoipa::path(get, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
+    security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
+    responses((status = 200, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 404, body = LangfuseErrorBody)))]
 pub async fn get_prompt(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,8 +237,9 @@ pub async fn get_prompt(
 }
 
 /// Filters of `GET /api/public/v2/prompts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListQuery {
     /// Exact name.
     pub name: Option<String>,
@@ -201,6 +258,11 @@ pub struct ListQuery {
 }
 
 /// `GET /api/public/v2/prompts`: prompt metadata, `data` + `meta`.
+#[utoipa::path(get, path = "/api/public/v2/prompts", tag = "langfuse",
+    security(("basic" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "`{data: [{name, type, versions, labels, tags, lastUpdatedAt, lastConfig}], meta: {page, limit, totalItems, totalPages}}`"),
+        (status = 400, body = LangfuseErrorBody), (status = 401, body = LangfuseErrorBody)))]
 pub async fn list_prompts(
     State(state): State<AppState>,
     caller: Caller,
@@ -274,18 +336,20 @@ pub async fn list_prompts(
 }
 
 /// Body of `POST /api/public/v2/prompts` (Langfuse's create request).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
     /// The prompt's name.
     pub name: String,
     /// A text, or a list of `{"type"?: "chatmessage", role, content}` messages and
     /// `{"type": "placeholder", name}` message placeholders.
+    #[schema(value_type = Object)]
     pub prompt: Value,
     /// `text` (default) or `chat`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Any JSON object.
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Labels of the new version.
     pub labels: Option<Vec<String>>,
@@ -345,6 +409,10 @@ fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
 }
 
 /// `POST /api/public/v2/prompts`: a new version (the prompt is created if missing).
+#[utoipa::path(post, path = "/api/public/v2/prompts", tag = "langfuse", request_body = CreateBody,
+    security(("basic" = [])),
+    responses((status = 201, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody)))]
 pub async fn create_prompt(
     State(state): State<AppState>,
     caller: Result<Editor, ApiError>,
@@ -403,7 +471,7 @@ pub async fn create_prompt(
 }
 
 /// Body of `PATCH …/versions/{version}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateBody {
     /// Labels to point at this version.
@@ -411,6 +479,13 @@ pub struct UpdateBody {
 }
 
 /// `PATCH /api/public/v2/prompts/{name}/versions/{version}`: move labels to it.
+#[utoipa::path(patch, path = "/api/public/v2/prompts/{name}/versions/{version}", tag = "langfuse",
+    request_body = UpdateBody, security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"),
+        ("version" = u32, Path, description = "version number")),
+    responses((status = 200, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody),
+        (status = 404, body = LangfuseErrorBody)))]
 pub async fn update_version(
     State(state): State<AppState>,
     caller: Result<Editor, ApiError>,
@@ -441,6 +516,12 @@ pub async fn update_version(
 /// `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
 /// Deleting single versions (`label`/`version`) answers 501: versions are immutable,
 /// numbered gaplessly, and runs refer to them by number (see the module docs).
+#[utoipa::path(delete, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
+    security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
+    responses((status = 204, description = "archived"), (status = 401, body = LangfuseErrorBody),
+        (status = 403, body = LangfuseErrorBody), (status = 404, body = LangfuseErrorBody),
+        (status = 501, body = LangfuseErrorBody, description = "`label` or `version` given: single versions cannot be deleted")))]
 pub async fn delete_prompt(
     State(state): State<AppState>,
     caller: Result<Editor, ApiError>,
@@ -467,24 +548,23 @@ pub async fn delete_prompt(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The Langfuse routes (not yet behind their Basic auth: see [`routes`]) and the
+/// OpenAPI document they produce.
+pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list_prompts, create_prompt))
+        .routes(routes!(get_prompt, delete_prompt))
+        .routes(routes!(update_version))
+        .split_for_parts()
+}
+
 /// The Langfuse routes, behind Basic auth.
 pub fn routes(state: AppState) -> axum::Router<AppState> {
-    use axum::routing::{get, patch};
-    axum::Router::new()
-        .route(
-            "/api/public/v2/prompts",
-            get(list_prompts).post(create_prompt),
-        )
-        .route(
-            "/api/public/v2/prompts/{name}",
-            get(get_prompt).delete(delete_prompt),
-        )
-        .route(
-            "/api/public/v2/prompts/{name}/versions/{version}",
-            patch(update_version),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            require_langfuse_key,
-        ))
+    let (router, _) = api_routes();
+    router.route_layer(axum::middleware::from_fn_with_state(
+        state,
+        require_langfuse_key,
+    ))
 }
