@@ -59,6 +59,22 @@ pub const RESERVED_METADATA_KEY: &str = "prompt_registry";
 /// Keys of a version's `config` that choose how it runs rather than being parameters.
 pub const EXECUTION_CONFIG_KEYS: [&str; 4] = ["provider", "model", "stream", "timeout_ms"];
 
+/// Where a [`WorkerPool`] finds the providers of a claimed run.
+///
+/// A pool serves every project of its run log, while providers may differ per project
+/// (an application that stores credentials per project, as the HTTP service does). A
+/// pool started with [`Registry::start_workers_with`] asks its source for the
+/// providers of each run's project before executing the run, so a background run uses
+/// the same providers as a run executed by the caller; a pool started with
+/// [`Registry::start_workers`] uses the registry's own providers for every run.
+#[async_trait::async_trait]
+pub trait ProviderSource: Send + Sync + std::fmt::Debug {
+    /// The providers runs of `project` execute with. An error that
+    /// [`is_retryable`](Error::is_retryable) leaves the run `running` (it is re-queued
+    /// once stale); any other error fails the run with it.
+    async fn providers_for(&self, project: uuid::Uuid) -> Result<ProviderSet>;
+}
+
 /// Per-call choices of an execution; every field overrides the version's `config`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -462,6 +478,36 @@ impl Registry {
             .await
     }
 
+    /// [`execute_claimed`](Registry::execute_claimed) with the providers `source` gives
+    /// for the run's project instead of this registry's own.
+    pub async fn execute_claimed_with(
+        &self,
+        run: Run,
+        source: &dyn ProviderSource,
+    ) -> Result<Execution> {
+        match source.providers_for(run.project_id).await {
+            Ok(providers) => {
+                self.clone()
+                    .with_providers(providers)
+                    .execute_claimed(run)
+                    .await
+            }
+            // Like a store outage in `execute_claimed`: leave the run `running`; it is
+            // re-queued once stale rather than failed for good.
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let run = self
+                    .runs
+                    .update_run(run.project_id, run.id, failed(&e))
+                    .await?;
+                Ok(Execution {
+                    run,
+                    error: Some(e),
+                })
+            }
+        }
+    }
+
     /// Render, call, record. `run` is `pending` (sync path) or `running` (claimed).
     async fn perform(
         &self,
@@ -597,6 +643,16 @@ impl Registry {
     pub async fn start_workers(&self, config: WorkerPoolConfig) -> Result<WorkerPool> {
         WorkerPool::start(self, config).await
     }
+
+    /// Start a [`WorkerPool`] executing this registry's pending runs, each with the
+    /// providers `source` gives for the run's project (see [`ProviderSource`]).
+    pub async fn start_workers_with(
+        &self,
+        config: WorkerPoolConfig,
+        source: Arc<dyn ProviderSource>,
+    ) -> Result<WorkerPool> {
+        WorkerPool::start_with(self, config, Some(source)).await
+    }
 }
 
 /// Settings of a [`WorkerPool`].
@@ -642,8 +698,19 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Re-queue stale runs, then start `config.workers` workers.
+    /// Re-queue stale runs, then start `config.workers` workers executing runs with the
+    /// registry's providers.
     pub async fn start(registry: &Registry, config: WorkerPoolConfig) -> Result<WorkerPool> {
+        Self::start_with(registry, config, None).await
+    }
+
+    /// Re-queue stale runs, then start `config.workers` workers executing each run with
+    /// the providers `source` gives for its project (`None`: the registry's providers).
+    pub async fn start_with(
+        registry: &Registry,
+        config: WorkerPoolConfig,
+        source: Option<Arc<dyn ProviderSource>>,
+    ) -> Result<WorkerPool> {
         if config.workers == 0 {
             return Err(Error::invalid("workers", "must be at least 1"));
         }
@@ -659,6 +726,7 @@ impl WorkerPool {
         for worker in 0..config.workers {
             tasks.push(tokio::spawn(work(
                 registry.clone(),
+                source.clone(),
                 worker,
                 config.poll_interval,
                 stop.subscribe(),
@@ -728,7 +796,13 @@ async fn requeue_periodically(
     }
 }
 
-async fn work(registry: Registry, worker: usize, poll: Duration, mut stop: watch::Receiver<bool>) {
+async fn work(
+    registry: Registry,
+    source: Option<Arc<dyn ProviderSource>>,
+    worker: usize,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let wake: Arc<Notify> = registry.jobs.clone();
     loop {
         if *stop.borrow() {
@@ -738,7 +812,11 @@ async fn work(registry: Registry, worker: usize, poll: Duration, mut stop: watch
             Ok(runs) if !runs.is_empty() => {
                 for run in runs {
                     let id = run.id;
-                    match registry.execute_claimed(run).await {
+                    let executed = match &source {
+                        Some(s) => registry.execute_claimed_with(run, s.as_ref()).await,
+                        None => registry.execute_claimed(run).await,
+                    };
+                    match executed {
                         Ok(ex) => {
                             tracing::debug!(worker, run = %id, status = ex.run.status.as_str(), "run executed")
                         }

@@ -15,7 +15,9 @@ pub mod validate;
 
 pub use credential::{ProviderCredential, ProviderKind};
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
-pub use execute::{ExecuteOptions, Execution, ExecutionPlan, WorkerPool, WorkerPoolConfig};
+pub use execute::{
+    ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
+};
 pub use model::{
     ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
     PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,

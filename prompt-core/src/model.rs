@@ -204,6 +204,13 @@ pub enum Role {
     Assistant,
     /// A tool result.
     Tool,
+    /// Not a speaker: a **message placeholder** of a chat template (Langfuse's
+    /// `{"type": "placeholder", "name": …}`). The message's `content` is the name of a
+    /// variable whose value, a list of `{role, content}` messages (a conversation
+    /// history, few-shot examples), takes the placeholder's place when the template is
+    /// rendered. Rendering never outputs one, so a provider never gets one from a
+    /// template; a provider handed one directly sends it as a user message.
+    Placeholder,
 }
 
 impl Role {
@@ -215,11 +222,59 @@ impl Role {
             Role::User => "user",
             Role::Assistant => "assistant",
             Role::Tool => "tool",
+            Role::Placeholder => "placeholder",
         }
     }
 }
 
-/// One message of a chat template or conversation.
+/// Check the name of a message placeholder: a letter, then letters, digits and `_`
+/// (Langfuse's rule, and a valid template variable name). `field` names it in the error.
+pub fn validate_placeholder_name(field: &str, name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let ok = name.len() <= 100
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "a placeholder's name starts with a letter and has only letters, digits and \
+             underscores (at most 100)",
+        ))
+    }
+}
+
+/// The messages a placeholder variable `name` holds: a list of `{role, content}`.
+fn placeholder_messages(name: &str, value: &Value) -> Result<Vec<ChatMessage>> {
+    let field = format!("variables.{name}");
+    let bad = || {
+        Error::invalid(
+            field.clone(),
+            "fills a message placeholder: it must be a list of {\"role\", \"content\"} \
+             messages",
+        )
+    };
+    let Value::Array(items) = value else {
+        return Err(bad());
+    };
+    items
+        .iter()
+        .map(|m| {
+            let m: ChatMessage = serde_json::from_value(m.clone()).map_err(|_| bad())?;
+            if m.role == Role::Placeholder {
+                return Err(Error::invalid(
+                    field.clone(),
+                    "a placeholder's messages cannot be placeholders",
+                ));
+            }
+            Ok(m)
+        })
+        .collect()
+}
+
+/// One message of a chat template or conversation. In a chat template, a message of
+/// role [`Role::Placeholder`] is a message placeholder whose `content` is its name.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -336,6 +391,11 @@ impl Template {
                     ));
                 }
                 for (i, m) in msgs.iter().enumerate() {
+                    if m.role == Role::Placeholder {
+                        validate_placeholder_name(&format!("template[{i}].content"), &m.content)?;
+                        add(vec![m.content.clone()]);
+                        continue;
+                    }
                     add(template::variables(&m.content, format)
                         .map_err(|e| syntax(format!("template[{i}].content"), e))?);
                 }
@@ -345,6 +405,8 @@ impl Template {
     }
 
     /// Render with `vars`. Every missing variable of every message is reported at once.
+    /// A message placeholder is replaced by the messages of the variable it names, as
+    /// they are (their contents are not templates).
     pub fn render(&self, format: TemplateFormat, vars: &Variables) -> Result<Rendered> {
         match self {
             Template::Text(t) => Ok(Rendered::Text(template::render(t, format, vars)?)),
@@ -352,6 +414,13 @@ impl Template {
                 let mut out = Vec::with_capacity(msgs.len());
                 let mut missing: Vec<String> = Vec::new();
                 for m in msgs {
+                    if m.role == Role::Placeholder {
+                        match vars.get(&m.content) {
+                            Some(v) => out.extend(placeholder_messages(&m.content, v)?),
+                            None => missing.push(m.content.clone()),
+                        }
+                        continue;
+                    }
                     match template::render(&m.content, format, vars) {
                         Ok(content) => out.push(ChatMessage {
                             role: m.role,
@@ -701,6 +770,89 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn message_placeholders_are_variables_filled_with_messages() {
+        let t: Template = serde_json::from_value(json!([
+            {"role": "system", "content": "You are {{persona}}."},
+            {"role": "placeholder", "content": "history"},
+            {"role": "user", "content": "{{q}}"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&t).unwrap()[1],
+            json!({"role": "placeholder", "content": "history"}),
+            "stored as it came"
+        );
+        assert_eq!(
+            t.check(TemplateFormat::Mustache).unwrap(),
+            vec!["persona", "history", "q"]
+        );
+        let vars = |v: Value| v.as_object().cloned().unwrap();
+        let r = t
+            .render(
+                TemplateFormat::Mustache,
+                &vars(json!({"persona": "kind", "q": "and now?", "history": [
+                    {"role": "user", "content": "hi {{not a template}}"},
+                    {"role": "assistant", "content": "hello"},
+                ]})),
+            )
+            .unwrap();
+        assert_eq!(
+            r.into_messages(),
+            vec![
+                ChatMessage::new(Role::System, "You are kind."),
+                ChatMessage::new(Role::User, "hi {{not a template}}"),
+                ChatMessage::new(Role::Assistant, "hello"),
+                ChatMessage::new(Role::User, "and now?"),
+            ]
+        );
+        // Empty history: nothing in its place.
+        let r = t
+            .render(
+                TemplateFormat::Jinja,
+                &vars(json!({"persona": "kind", "q": "x", "history": []})),
+            )
+            .unwrap();
+        assert_eq!(r.into_messages().len(), 2);
+        // Missing: named with the other missing variables.
+        let e = t
+            .render(TemplateFormat::Mustache, &vars(json!({"persona": "kind"})))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Template(crate::error::TemplateError::MissingVariables(ref v)) if v == &["history", "q"]),
+            "{e:?}"
+        );
+        // Not a list of messages, or placeholders inside: an error naming the variable.
+        for bad in [
+            json!("text"),
+            json!([{"role": "user"}]),
+            json!([{"role": "placeholder", "content": "x"}]),
+        ] {
+            let e = t
+                .render(
+                    TemplateFormat::Mustache,
+                    &vars(json!({"persona": "p", "q": "q", "history": bad})),
+                )
+                .unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidInput { ref field, .. } if field == "variables.history"),
+                "{e:?}"
+            );
+        }
+        // A placeholder's name is a variable name.
+        for bad in ["", "1x", "a b", "{{x}}", "_x"] {
+            let t = Template::Chat(vec![
+                ChatMessage::new(Role::Placeholder, bad),
+                ChatMessage::new(Role::User, "q"),
+            ]);
+            let e = t.check(TemplateFormat::Mustache).unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidInput { ref field, .. } if field == "template[0].content"),
+                "{bad:?}: {e:?}"
+            );
+        }
+    }
 
     #[test]
     fn template_json_shapes() {

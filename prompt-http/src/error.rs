@@ -405,6 +405,98 @@ impl IntoResponse for ApiError {
 /// `Result` of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// An error of the Langfuse-compatible routes (`/api/public/…`), answered the way
+/// Langfuse's server answers its own: `{"message": "...", "error": "<ErrorName>"}`,
+/// where `error` is the name of Langfuse's error class for the status
+/// (`InvalidRequestError` 400, `UnauthorizedError` 401, `ForbiddenError` 403,
+/// `LangfuseNotFoundError` 404, …; see [`langfuse_error_name`]).
+///
+/// Not a third mapping of errors: the status and message are [`ApiError`]'s, with one
+/// translation — a validation failure (our 422) is Langfuse's 400, the status its
+/// server gives invalid requests. A 500 says only `Internal Server Error`.
+#[derive(Debug)]
+pub struct LangfuseError(pub ApiError);
+
+impl From<ApiError> for LangfuseError {
+    fn from(e: ApiError) -> Self {
+        LangfuseError(e)
+    }
+}
+
+impl From<Error> for LangfuseError {
+    fn from(e: Error) -> Self {
+        LangfuseError(ApiError::Core(e))
+    }
+}
+
+/// The name of Langfuse's error class answered with `status` (the `error` field of its
+/// error bodies).
+pub fn langfuse_error_name(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "UnauthorizedError",
+        403 => "ForbiddenError",
+        404 => "LangfuseNotFoundError",
+        405 => "MethodNotAllowedError",
+        409 => "LangfuseConflictError",
+        413 => "PayloadTooLargeError",
+        429 => "RateLimitError",
+        501 => "NotImplementedError",
+        503 => "ServiceUnavailableError",
+        s if s >= 500 => "InternalServerError",
+        _ => "InvalidRequestError",
+    }
+}
+
+/// Marks a response whose body is in Langfuse's error shape already, so the router's
+/// error middleware keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct LangfuseShaped;
+
+/// A response in Langfuse's error shape (a 500 says only `Internal Server Error`).
+pub fn langfuse_error_response(status: StatusCode, message: String) -> Response {
+    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        "Internal Server Error".to_owned()
+    } else {
+        message
+    };
+    let mut resp = (
+        status,
+        Json(json!({"message": message, "error": langfuse_error_name(status)})),
+    )
+        .into_response();
+    resp.extensions_mut().insert(LangfuseShaped);
+    resp
+}
+
+impl IntoResponse for LangfuseError {
+    fn into_response(self) -> Response {
+        let ErrorParts {
+            status,
+            detail,
+            retry_after,
+            cause,
+        } = self.0.into_parts();
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        let mut resp = langfuse_error_response(status, detail.message);
+        if let Some(d) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Some(c) = cause {
+            resp.extensions_mut().insert(InternalCause(c));
+        }
+        resp
+    }
+}
+
+/// `Result` of the Langfuse-compatible handlers.
+pub type LangfuseResult<T> = Result<T, LangfuseError>;
+
 /// An error of the OpenAI-compatible routes (`/v1/…`), answered in OpenAI's shape
 /// `{"error": {"message", "type", "param", "code"}}` so OpenAI SDKs raise their usual
 /// exceptions. The second and only other mapping of errors to HTTP: every [`ApiError`]

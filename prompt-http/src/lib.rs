@@ -47,6 +47,10 @@ pub struct StateConfig {
     pub tools: ToolsConfig,
     /// The master key of stored provider credentials (none: they cannot be stored).
     pub master_key: Option<secrets::Keyring>,
+    /// The retry policy of providers built from stored credentials: the one `providers`
+    /// were built with (`PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), so one setting applies
+    /// to every provider.
+    pub retry: prompt_providers::RetryPolicy,
 }
 
 impl Default for StateConfig {
@@ -59,6 +63,7 @@ impl Default for StateConfig {
             protected_labels: vec!["production".to_owned()],
             tools: ToolsConfig::default(),
             master_key: None,
+            retry: prompt_providers::RetryPolicy::default(),
         }
     }
 }
@@ -90,6 +95,7 @@ pub async fn build_state(
             project_providers: project_providers::ProjectProviders::new(
                 config.master_key.clone(),
                 config.providers.clone(),
+                config.retry.clone(),
             ),
         },
         writer_task,
@@ -107,14 +113,19 @@ pub async fn bootstrap_admin_key(store: &Arc<dyn PromptStore>) -> Result<Option<
     Ok(Some(issued.key))
 }
 
-/// Start the background workers that execute submitted (`async: true`) runs.
+/// Start the background workers that execute submitted (`async: true`) runs, each with
+/// its project's providers: stored credentials first, then the environment's, as a
+/// synchronous execution.
 pub async fn start_workers(state: &AppState, workers: usize) -> Result<WorkerPool> {
     state
         .base
-        .start_workers(WorkerPoolConfig {
-            workers: workers.max(1),
-            ..WorkerPoolConfig::default()
-        })
+        .start_workers_with(
+            WorkerPoolConfig {
+                workers: workers.max(1),
+                ..WorkerPoolConfig::default()
+            },
+            Arc::new(project_providers::WorkerProviders::new(state)),
+        )
         .await
 }
 

@@ -165,7 +165,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => {
             let addr = args.validate()?;
             init_logs(args.log_format);
-            let providers = prompt_providers::from_env()
+            // The configuration, not only the built set: stored credentials get the same
+            // retry policy as the environment's providers.
+            let providers_config =
+                prompt_providers::ProvidersConfig::from_lookup(|k| std::env::var(k).ok())
+                    .map_err(|e| format!("invalid provider configuration: {e}"))?;
+            let providers = providers_config
+                .build()
                 .map_err(|e| format!("invalid provider configuration: {e}"))?;
             let tools = tools_config(&args.tools_model, &providers)?;
             let master_key = prompt_http::secrets::Keyring::from_env()?;
@@ -203,6 +209,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 protected_labels: args.protected_labels.clone(),
                 tools,
                 master_key,
+                retry: providers_config.retry.clone(),
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await

@@ -5,6 +5,10 @@
 //! needed, and kept for [`STORED_PROVIDER_TTL`] so the gateway does not pay a store
 //! query and a decryption on every call. Writes through this process invalidate at
 //! once; other instances see a change within the TTL.
+//!
+//! Stored providers retry under the server's [`RetryPolicy`] (the one the environment's
+//! providers get, e.g. `PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), and background runs use
+//! the same providers as runs executed by the caller ([`WorkerProviders`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use prompt_core::{
     ChatRequest, ChatResponse, ChatStream, Error, PromptStore, Provider, ProviderCredential,
-    ProviderError, ProviderKind, ProviderSet, Result,
+    ProviderError, ProviderKind, ProviderSet, ProviderSource, Result,
 };
 use prompt_providers::{
     AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, OpenAiConfig, OpenAiProvider,
@@ -88,10 +92,12 @@ impl Provider for StoredProvider {
     }
 }
 
-/// Build the provider of a stored credential whose key is `api_key` (in clear).
+/// Build the provider of a stored credential whose key is `api_key` (in clear), retrying
+/// under `retry`.
 pub fn build_stored_provider(
     credential: &ProviderCredential,
     api_key: String,
+    retry: &RetryPolicy,
 ) -> Result<Arc<StoredProvider>> {
     let name = credential.name.clone();
     let default_model = credential
@@ -132,7 +138,7 @@ pub fn build_stored_provider(
             Arc::new(GeminiProvider::new(c)?)
         }
     };
-    let inner: Arc<dyn Provider> = Arc::new(RetryProvider::new(inner, RetryPolicy::default()));
+    let inner: Arc<dyn Provider> = Arc::new(RetryProvider::new(inner, retry.clone()));
     Ok(Arc::new(StoredProvider {
         name,
         kind: credential.kind,
@@ -163,16 +169,19 @@ type CacheKey = (Uuid, String);
 pub struct ProjectProviders {
     keyring: Option<Arc<Keyring>>,
     base: ProviderSet,
+    retry: RetryPolicy,
     cache: moka::sync::Cache<CacheKey, Option<Arc<StoredProvider>>>,
 }
 
 impl ProjectProviders {
     /// Stored credentials opened with `keyring` (none: stored credentials cannot be
-    /// written or used), over `base`.
-    pub fn new(keyring: Option<Keyring>, base: ProviderSet) -> Self {
+    /// written or used), over `base`; stored providers retry under `retry` (the policy
+    /// the providers of `base` were built with, so one setting applies to all).
+    pub fn new(keyring: Option<Keyring>, base: ProviderSet, retry: RetryPolicy) -> Self {
         ProjectProviders {
             keyring: keyring.map(Arc::new),
             base,
+            retry,
             cache: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(STORED_PROVIDER_TTL)
@@ -188,6 +197,11 @@ impl ProjectProviders {
     /// The providers configured by environment.
     pub fn base(&self) -> &ProviderSet {
         &self.base
+    }
+
+    /// The retry policy of stored providers.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     /// Forget what is cached of `(project, name)` (after a write).
@@ -208,7 +222,7 @@ impl ProjectProviders {
             )
             .into());
         };
-        build_stored_provider(credential, keyring.open(credential)?)
+        build_stored_provider(credential, keyring.open(credential)?, &self.retry)
     }
 
     async fn stored(
@@ -288,5 +302,34 @@ impl crate::state::AppState {
             .set_for(&self.store, project.id)
             .await?;
         Ok(self.registry(project).with_providers(set))
+    }
+}
+
+/// The providers of each project for the background workers: the same resolution as
+/// [`AppState::executing_registry`](crate::state::AppState::executing_registry), its
+/// stored credentials first, then the environment's.
+///
+/// Holds only the store and the providers, not the whole state: the workers outlive
+/// the router, and a state clone would keep the run writer open after shutdown.
+#[derive(Debug, Clone)]
+pub struct WorkerProviders {
+    store: Arc<dyn PromptStore>,
+    providers: ProjectProviders,
+}
+
+impl WorkerProviders {
+    /// The providers of `state`'s projects.
+    pub fn new(state: &crate::state::AppState) -> Self {
+        WorkerProviders {
+            store: state.store.clone(),
+            providers: state.project_providers.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl ProviderSource for WorkerProviders {
+    async fn providers_for(&self, project: Uuid) -> Result<ProviderSet> {
+        self.providers.set_for(&self.store, project).await
     }
 }

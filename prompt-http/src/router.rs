@@ -14,7 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::{ApiError, ErrorBody, ErrorDetail, InternalCause};
+use crate::error::{
+    ApiError, ErrorBody, ErrorDetail, InternalCause, LangfuseError, LangfuseShaped,
+};
 use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools};
 use crate::state::AppState;
 
@@ -40,7 +42,7 @@ impl Default for RouterConfig {
 #[openapi(
     info(
         title = "Prompt Registry",
-        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
+        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`; the Langfuse-compatible routes (`/api/public/…`, tag `langfuse`) take HTTP Basic with a Langfuse key pair (`prompt-registry keys create --langfuse`) and answer errors in Langfuse's shape `{message, error}`; the OpenAI-compatible gateway (`/v1/…`, tag `gateway`) answers errors in OpenAI's shape. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
         version = "1"
     ),
     modifiers(&BearerAuth),
@@ -57,6 +59,11 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The Langfuse-compatible routes: `PUBLIC_KEY:SECRET_KEY`.
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }
@@ -104,6 +111,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(service_doc);
     let (_, gateway_doc) = gateway_routes();
     doc.merge(gateway_doc);
+    let (_, langfuse_doc) = crate::routes::langfuse::api_routes();
+    doc.merge(langfuse_doc);
     doc
 }
 
@@ -170,8 +179,36 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Core(prompt_core::Error::internal(format!("panic: {detail}"))).into_response()
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_owned())
+async fn no_route(uri: Uri) -> Response {
+    let e = ApiError::NoRoute(uri.path().to_owned());
+    match ErrorShape::of(uri.path()) {
+        ErrorShape::Langfuse => LangfuseError(e).into_response(),
+        ErrorShape::Ours | ErrorShape::OpenAi => e.into_response(),
+    }
+}
+
+/// Which error body a path answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorShape {
+    /// `{"error": {"code", "message", "details"}}` (API.md).
+    Ours,
+    /// OpenAI's, on the gateway (`/v1/…`).
+    OpenAi,
+    /// Langfuse's `{"message", "error"}`, on the Langfuse-compatible API
+    /// (`/api/public/…`).
+    Langfuse,
+}
+
+impl ErrorShape {
+    fn of(path: &str) -> Self {
+        if path.starts_with("/v1/") {
+            ErrorShape::OpenAi
+        } else if path.starts_with("/api/public/") {
+            ErrorShape::Langfuse
+        } else {
+            ErrorShape::Ours
+        }
+    }
 }
 
 const ACTIONS_1: &[&str] = &[
@@ -267,9 +304,8 @@ async fn observe(mut req: Request, next: Next) -> Response {
     };
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {
-        // The OpenAI-compatible routes answer in OpenAI's error shape: keep it.
-        let openai_shape = path.starts_with("/v1/");
-        resp = ensure_error_body(resp, &request_id, &span, openai_shape);
+        // The OpenAI- and Langfuse-compatible routes answer in their own error shapes.
+        resp = ensure_error_body(resp, &request_id, &span, ErrorShape::of(&path));
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -288,13 +324,14 @@ async fn observe(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// Every 4xx/5xx leaves in the one JSON shape; 500s hide their cause (logged here with
-/// the request id) and carry only `internal` and the request id.
+/// Every 4xx/5xx leaves in the JSON shape of its path; 500s hide their cause (logged
+/// here with the request id) and carry only `internal` and the request id (Langfuse's
+/// shape: `Internal Server Error`).
 fn ensure_error_body(
     resp: Response,
     request_id: &str,
     span: &tracing::Span,
-    keep_json: bool,
+    shape: ErrorShape,
 ) -> Response {
     let status = resp.status();
     if let Some(InternalCause(cause)) = resp.extensions().get::<InternalCause>() {
@@ -311,8 +348,20 @@ fn ensure_error_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if keep_json && is_json {
+    if shape == ErrorShape::OpenAi && is_json {
         return resp;
+    }
+    // Langfuse's handlers answer in its shape already (500s included, without their
+    // cause); anything else (a panic, a layer's bare status) is rewritten into it.
+    let langfuse_json = is_json && resp.extensions().get::<LangfuseShaped>().is_some();
+    if shape == ErrorShape::Langfuse {
+        if langfuse_json {
+            return resp;
+        }
+        let (_, message) = fallback_error(status);
+        let mut new = crate::error::langfuse_error_response(status, message.into());
+        copy_error_headers(&resp, &mut new);
+        return new;
     }
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return json_error(
@@ -326,7 +375,13 @@ fn ensure_error_body(
     if is_json {
         return resp;
     }
-    let (code, message) = match status {
+    let (code, message) = fallback_error(status);
+    json_error(status, code, message.into(), None, &resp)
+}
+
+/// Code and message of an error response that came without a body (from a layer).
+fn fallback_error(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
         StatusCode::PAYLOAD_TOO_LARGE => (
             "payload_too_large",
             "request body is larger than the server's limit",
@@ -339,10 +394,26 @@ fn ensure_error_body(
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ("bad_request", "expected Content-Type: application/json")
         }
+        StatusCode::INTERNAL_SERVER_ERROR => ("internal", "internal"),
         s if s.is_server_error() => ("unavailable", "the service is temporarily unavailable"),
         _ => ("bad_request", "bad request"),
-    };
-    json_error(status, code, message.into(), None, &resp)
+    }
+}
+
+/// Keep `Retry-After` and `Allow` of the replaced response; a 503 always says when to
+/// retry.
+fn copy_error_headers(old: &Response, new: &mut Response) {
+    for h in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = old.headers().get(&h) {
+            new.headers_mut().insert(h, v.clone());
+        }
+    }
+    if new.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !new.headers().contains_key(header::RETRY_AFTER)
+    {
+        new.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
 }
 
 fn json_error(
@@ -360,17 +431,7 @@ fn json_error(
         },
     };
     let mut resp = (status, axum::Json(body)).into_response();
-    for h in [header::RETRY_AFTER, header::ALLOW] {
-        if let Some(v) = old.headers().get(&h) {
-            resp.headers_mut().insert(h, v.clone());
-        }
-    }
-    if status == StatusCode::SERVICE_UNAVAILABLE
-        && !resp.headers().contains_key(header::RETRY_AFTER)
-    {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    copy_error_headers(old, &mut resp);
     resp
 }
 

@@ -259,3 +259,377 @@ async fn langfuse_prompt_api_shapes_and_auth() {
         assert_eq!(r.status, 403, "{}", r.text);
     }
 }
+
+/// Langfuse's error body: `{"message", "error": "<ErrorName>"}`, nothing else.
+fn assert_langfuse_error(r: &Resp, status: u16, name: &str) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.text);
+    assert_eq!(r.body["error"], name, "body: {}", r.text);
+    assert!(r.body["message"].is_string(), "body: {}", r.text);
+    assert_eq!(
+        r.body.as_object().unwrap().len(),
+        2,
+        "only message and error: {}",
+        r.text
+    );
+    assert!(r.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn errors_are_in_langfuses_shape() {
+    let app = TestApp::memory().await;
+    let admin = pair(&app, KeyRole::Admin).await;
+    let editor = pair(&app, KeyRole::Editor).await;
+    let viewer = pair(&app, KeyRole::Viewer).await;
+    let path = "/api/public/v2/prompts";
+
+    // 401: no, malformed or unknown credentials.
+    let r = app.call(Method::GET, path, None, None).await;
+    assert_langfuse_error(&r, 401, "UnauthorizedError");
+    let r = lf(&app, "Basic eDp5", Method::GET, path, None).await;
+    assert_langfuse_error(&r, 401, "UnauthorizedError");
+    assert!(r.body["message"].as_str().unwrap().contains("key pair"));
+
+    // 403: the role.
+    let r = lf(
+        &app,
+        &viewer,
+        Method::POST,
+        path,
+        Some(json!({"name": "p", "prompt": "x"})),
+    )
+    .await;
+    assert_langfuse_error(&r, 403, "ForbiddenError");
+    let r = lf(
+        &app,
+        &editor,
+        Method::POST,
+        path,
+        Some(json!({"name": "p", "prompt": "x", "labels": ["production"]})),
+    )
+    .await;
+    assert_langfuse_error(&r, 403, "ForbiddenError");
+    assert!(r.body["message"].as_str().unwrap().contains("production"));
+
+    // 400: validation (our 422) and malformed requests, naming the field.
+    for (body, field) in [
+        (json!({"name": "p", "prompt": "x", "type": "bogus"}), "type"),
+        (
+            json!({"name": "p", "prompt": ["x"], "type": "text"}),
+            "prompt",
+        ),
+        (json!({"name": "p", "prompt": 1}), "prompt"),
+        (json!({"prompt": "x"}), "name"),
+        (json!({"name": "bad//name", "prompt": "x"}), "name"),
+        (
+            json!({"name": "p", "type": "chat", "prompt": [{"role": "nobody", "content": "x"}]}),
+            "prompt[0].role",
+        ),
+    ] {
+        let r = lf(&app, &admin, Method::POST, path, Some(body.clone())).await;
+        assert_langfuse_error(&r, 400, "InvalidRequestError");
+        assert!(
+            r.body["message"].as_str().unwrap().contains(field),
+            "{body} → {}",
+            r.text
+        );
+    }
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("authorization", &admin)
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_langfuse_error(&app.send(req).await, 400, "InvalidRequestError");
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/p?label=production&version=1",
+        None,
+    )
+    .await;
+    assert_langfuse_error(&r, 400, "InvalidRequestError");
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/p?version=first",
+        None,
+    )
+    .await;
+    assert_langfuse_error(&r, 400, "InvalidRequestError");
+    assert!(r.body["message"].as_str().unwrap().contains("version"));
+
+    // 404: the prompt, its label or version, the version of a label move, a route.
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/nope",
+        None,
+    )
+    .await;
+    assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
+    assert!(r.body["message"].as_str().unwrap().contains("nope"));
+    let r = lf(
+        &app,
+        &admin,
+        Method::POST,
+        path,
+        Some(json!({"name": "p", "prompt": "x"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for (method, p, body) in [
+        (Method::GET, "/api/public/v2/prompts/p", None),
+        (Method::GET, "/api/public/v2/prompts/p?version=9", None),
+        (
+            Method::PATCH,
+            "/api/public/v2/prompts/p/versions/9",
+            Some(json!({"newLabels": ["x"]})),
+        ),
+        (Method::DELETE, "/api/public/v2/prompts/ghost", None),
+        (Method::GET, "/api/public/v2/nothing-here", None),
+    ] {
+        let r = lf(&app, &admin, method, p, body).await;
+        assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
+    }
+
+    // 405: a method the route does not have.
+    let r = lf(&app, &admin, Method::PUT, path, Some(json!({}))).await;
+    assert_langfuse_error(&r, 405, "MethodNotAllowedError");
+
+    // 501: deleting single versions.
+    let r = lf(
+        &app,
+        &admin,
+        Method::DELETE,
+        "/api/public/v2/prompts/p?version=1",
+        None,
+    )
+    .await;
+    assert_langfuse_error(&r, 501, "NotImplementedError");
+
+    // The rest of the API keeps its own shape.
+    let r = app.get("/api/v1/prompts/nope", &app.admin).await;
+    common::assert_error(&r, 404, "not_found");
+}
+
+#[tokio::test]
+async fn rate_limited_in_langfuses_shape() {
+    let (store, runs) = prompt_store::memory();
+    let app = TestApp::new(
+        store,
+        runs,
+        common::Options {
+            rate_limit: 1,
+            rate_burst: 1,
+            ..common::Options::default()
+        },
+    )
+    .await;
+    let editor = pair(&app, KeyRole::Editor).await;
+    let mut last = None;
+    for _ in 0..5 {
+        let r = lf(&app, &editor, Method::GET, "/api/public/v2/prompts", None).await;
+        if r.status == 429 {
+            last = Some(r);
+            break;
+        }
+    }
+    let r = last.expect("the limit is reached");
+    assert_langfuse_error(&r, 429, "RateLimitError");
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn chat_placeholders_round_trip_and_render() {
+    let app = TestApp::memory().await;
+    let admin = pair(&app, KeyRole::Admin).await;
+    let prompt = json!([
+        {"type": "chatmessage", "role": "system", "content": "You are {{persona}}."},
+        {"type": "placeholder", "name": "history"},
+        {"role": "user", "content": "{{question}}"},
+    ]);
+    let r = lf(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/public/v2/prompts",
+        Some(json!({"name": "with-history", "type": "chat", "prompt": prompt,
+                    "labels": ["production"], "config": {"provider": "mock", "model": "mock/echo"}})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let expected = json!([
+        {"type": "chatmessage", "role": "system", "content": "You are {{persona}}."},
+        {"type": "placeholder", "name": "history"},
+        {"type": "chatmessage", "role": "user", "content": "{{question}}"},
+    ]);
+    assert_eq!(r.body["prompt"], expected);
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/with-history",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["type"], "chat");
+    assert_eq!(r.body["prompt"], expected, "returned as it came");
+
+    // Stored as a message of role `placeholder` naming the variable that fills it.
+    let r = app
+        .get("/api/v1/prompts/with-history/versions/1", &app.admin)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["template"][1],
+        json!({"role": "placeholder", "content": "history"})
+    );
+    assert_eq!(
+        r.body["variables"],
+        json!(["persona", "history", "question"])
+    );
+
+    // Rendered and executed with the messages of the variable in its place.
+    let history = json!([
+        {"role": "user", "content": "My name is {{ not a variable }}."},
+        {"role": "assistant", "content": "Noted."},
+    ]);
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "Who am I?", "history": history}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["messages"],
+        json!([
+            {"role": "system", "content": "You are kind."},
+            {"role": "user", "content": "My name is {{ not a variable }}."},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "Who am I?"},
+        ])
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/execute",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "Who am I?", "history": []}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["input"].as_array().unwrap().len(), 2, "{}", r.text);
+    assert!(!r.text.contains("placeholder"), "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind"}}),
+        )
+        .await;
+    common::assert_error(&r, 422, "validation_failed");
+    assert_eq!(
+        r.body["error"]["details"]["missing_variables"],
+        json!(["history", "question"])
+    );
+    let r = app
+        .post(
+            "/api/v1/prompts/with-history/render",
+            &app.admin,
+            json!({"variables": {"persona": "kind", "question": "q", "history": "not messages"}}),
+        )
+        .await;
+    common::assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "variables.history");
+
+    // Refused: a bad name, a missing name, a role that is not a speaker, an unknown type.
+    for (bad, field) in [
+        (
+            json!({"type": "placeholder", "name": "1st"}),
+            "prompt[0].name",
+        ),
+        (json!({"type": "placeholder"}), "prompt[0].name"),
+        (
+            json!({"role": "placeholder", "content": "history"}),
+            "prompt[0].role",
+        ),
+        (
+            json!({"type": "image", "role": "user", "content": "x"}),
+            "prompt[0].type",
+        ),
+    ] {
+        let r = lf(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/public/v2/prompts",
+            Some(json!({"name": "bad", "type": "chat", "prompt": [bad]})),
+        )
+        .await;
+        assert_langfuse_error(&r, 400, "InvalidRequestError");
+        assert!(
+            r.body["message"].as_str().unwrap().contains(field),
+            "{bad} → {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_single_versions_is_refused_and_deletes_nothing() {
+    let app = TestApp::memory().await;
+    let admin = pair(&app, KeyRole::Admin).await;
+    for text in ["one", "two"] {
+        let r = lf(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/public/v2/prompts",
+            Some(json!({"name": "p", "prompt": text, "labels": ["staging"]})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for q in ["version=1", "label=staging"] {
+        let r = lf(
+            &app,
+            &admin,
+            Method::DELETE,
+            &format!("/api/public/v2/prompts/p?{q}"),
+            None,
+        )
+        .await;
+        assert_langfuse_error(&r, 501, "NotImplementedError");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("immutable"),
+            "{}",
+            r.text
+        );
+    }
+    let r = lf(
+        &app,
+        &admin,
+        Method::DELETE,
+        "/api/public/v2/prompts/p?version=1&label=staging",
+        None,
+    )
+    .await;
+    assert_langfuse_error(&r, 400, "InvalidRequestError");
+    for v in [1, 2] {
+        let r = lf(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("/api/public/v2/prompts/p?version={v}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "version {v} is still there: {}", r.text);
+    }
+}

@@ -122,7 +122,9 @@ fn role(r: Role) -> &'static str {
         Role::User => "user",
         Role::Assistant => "assistant",
         // Our tool messages carry no tool_call_id, which OpenAI requires for `tool`.
-        Role::Tool => "user",
+        // A placeholder never comes out of a rendered template (see `Role::Placeholder`);
+        // one passed directly is sent as what every other vendor makes of it.
+        Role::Tool | Role::Placeholder => "user",
     }
 }
 

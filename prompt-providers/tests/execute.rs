@@ -643,3 +643,70 @@ async fn the_worker_pool_is_bounded() {
         Err(Error::InvalidInput { .. })
     ));
 }
+
+/// Gives project `with` the mock provider and fails for any other project.
+#[derive(Debug)]
+struct PerProject {
+    with: Uuid,
+}
+
+#[async_trait::async_trait]
+impl prompt_core::ProviderSource for PerProject {
+    async fn providers_for(&self, project: Uuid) -> prompt_core::Result<ProviderSet> {
+        if project == self.with {
+            Ok(with_mock())
+        } else {
+            Err(Error::invalid(
+                "provider",
+                format!("project {project} has no providers"),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn workers_with_a_provider_source_use_each_runs_projects_providers() {
+    let (store, runs) = prompt_store::memory();
+    // The registry itself has no provider at all: only the source can run these.
+    let a = Registry::with_project(store.clone(), runs.clone(), "a")
+        .await
+        .unwrap();
+    let b = Registry::with_project(store, runs, "b").await.unwrap();
+    for reg in [&a, &b] {
+        prompt(reg, "t", json!({"provider": "mock", "model": "mock/echo"})).await;
+    }
+    let submit = async |reg: &Registry| {
+        reg.submit(
+            "t",
+            &Selector::default(),
+            &vars(&[("ticket", "x")]),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap()
+    };
+    let in_a = submit(&a).await;
+    let in_b = submit(&b).await;
+    let pool = a
+        .start_workers_with(
+            WorkerPoolConfig {
+                workers: 1,
+                ..Default::default()
+            },
+            Arc::new(PerProject {
+                with: a.project().id,
+            }),
+        )
+        .await
+        .unwrap();
+    let run = wait_for_status(&a, in_a.id, RunStatus::Completed).await;
+    assert_eq!(run.provider.as_deref(), Some("mock"));
+    assert_eq!(run.output.as_deref(), Some("Triage this ticket: x"));
+    // The source's error fails the run of the other project, saying why.
+    let run = wait_for_status(&b, in_b.id, RunStatus::Failed).await;
+    assert!(
+        run.error.unwrap().message.contains("has no providers"),
+        "the source's error is recorded"
+    );
+    pool.shutdown().await;
+}

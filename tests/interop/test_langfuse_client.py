@@ -54,3 +54,56 @@ def test_create_get_compile(server) -> None:
     assert listed.data[0].versions == [1, 2]
     assert listed.meta.total_items == 1
     lf.shutdown()
+
+
+def test_chat_placeholders_round_trip(server) -> None:
+    lf = Langfuse(
+        public_key=server.langfuse_public,
+        secret_key=server.langfuse_secret,
+        host=server.url,
+        tracing_enabled=False,
+    )
+    lf.create_prompt(
+        name="interop/with-history",
+        type="chat",
+        prompt=[
+            {"role": "system", "content": "You are {{persona}}."},
+            {"type": "placeholder", "name": "history"},
+            {"role": "user", "content": "{{q}}"},
+        ],
+        labels=["production"],
+    )
+    fetched = lf.get_prompt("interop/with-history", type="chat", cache_ttl_seconds=0)
+    assert fetched.prompt[1] == {"type": "placeholder", "name": "history"}
+    compiled = fetched.compile(
+        persona="kind",
+        q="and now?",
+        history=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    )
+    assert compiled == [
+        {"role": "system", "content": "You are kind."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "and now?"},
+    ]
+    lf.shutdown()
+
+
+def test_errors_in_langfuse_shape(server) -> None:
+    lf = Langfuse(
+        public_key=server.langfuse_public,
+        secret_key=server.langfuse_secret,
+        host=server.url,
+        tracing_enabled=False,
+    )
+    try:
+        lf.api.prompts.get("interop/does-not-exist")
+    except Exception as exc:  # the SDK's NotFoundError (an ApiError)
+        assert getattr(exc, "status_code", None) == 404, exc
+        body = getattr(exc, "body", None)
+        assert isinstance(body, dict), body
+        assert body["error"] == "LangfuseNotFoundError"
+        assert "interop/does-not-exist" in body["message"]
+    else:
+        raise AssertionError("a missing prompt must raise")
+    lf.shutdown()

@@ -300,12 +300,14 @@ pub(crate) fn analyze(
     config: &Value,
 ) -> Result<StaticReport> {
     let mut lints = Lints(Vec::new());
-    // (location, content) of every text to check.
+    // (location, content) of every text to check; a message placeholder's content is
+    // the name of the variable that fills it, not a text.
     let parts: Vec<(String, &str)> = match template {
         Template::Text(t) => vec![("template".to_owned(), t.as_str())],
         Template::Chat(m) => m
             .iter()
             .enumerate()
+            .filter(|(_, m)| m.role != Role::Placeholder)
             .map(|(i, m)| (format!("template[{i}].content"), m.content.as_str()))
             .collect(),
     };
@@ -335,6 +337,14 @@ pub(crate) fn analyze(
                 }
             }
             Err(e) => lints.push("syntax_error", Severity::Error, e.to_string(), Some(at)),
+        }
+    }
+    // The variables of message placeholders (after the others).
+    if let Template::Chat(m) = template {
+        for m in m.iter().filter(|m| m.role == Role::Placeholder) {
+            if !variables.contains(&m.content) {
+                variables.push(m.content.clone());
+            }
         }
     }
 
@@ -404,7 +414,11 @@ pub(crate) fn analyze(
                     _ => turn_seen = true,
                 }
             }
-            if !messages.iter().any(|m| m.role == Role::User) {
+            // A placeholder may bring the user's turn.
+            if !messages
+                .iter()
+                .any(|m| matches!(m.role, Role::User | Role::Placeholder))
+            {
                 lints.push(
                     "no_user_message",
                     Severity::Error,

@@ -5,8 +5,19 @@
 //!
 //! Auth is HTTP Basic with a key pair (`prompt-registry keys create --langfuse` prints
 //! `PUBLIC SECRET`): the pair is one of our API keys, stored as the SHA-256 of
-//! `PUBLIC:SECRET`, with the public key as its visible prefix. Errors keep this
-//! service's error body; the SDKs go by the status code.
+//! `PUBLIC:SECRET`, with the public key as its visible prefix.
+//!
+//! Errors are in Langfuse's shape, `{"message": "...", "error": "<ErrorName>"}`
+//! ([`LangfuseError`]): 400 `InvalidRequestError` (validation included), 401
+//! `UnauthorizedError`, 403 `ForbiddenError`, 404 `LangfuseNotFoundError`, …
+//!
+//! Chat prompts may hold **message placeholders**, `{"type": "placeholder", "name":
+//! "history"}`: stored as a message of role `placeholder` whose content is the name
+//! (see [`prompt_core::Role::Placeholder`]) and returned as they came.
+//!
+//! `DELETE …/{name}` archives the whole prompt; deleting single versions (`?label=`,
+//! `?version=`) answers 501: versions are immutable and numbered gaplessly, and runs
+//! refer to them by number.
 
 use std::collections::BTreeSet;
 
@@ -21,12 +32,13 @@ use prompt_core::{
     ChatMessage, Error, KeyRole, NewVersion, PageRequest, PromptFilter, PromptUpdate,
     PromptVersion, Role, Selector, Template,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Editor, IssuedKey, hash_key};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, LangfuseError, LangfuseResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::prompts::selector;
 use crate::state::AppState;
@@ -78,21 +90,22 @@ pub async fn require_langfuse_key(
         .and_then(|b| String::from_utf8(b).ok())
         .filter(|p| p.len() <= 300 && p.contains(':'));
     let Some(pair) = pair else {
-        return ApiError::Unauthorized(
+        return LangfuseError(ApiError::Unauthorized(
             "send 'Authorization: Basic base64(PUBLIC_KEY:SECRET_KEY)' with a Langfuse key pair"
                 .into(),
-        )
+        ))
         .into_response();
     };
     let record = match state.store.api_key_by_hash(&hash_key(&pair)).await {
         Ok(r) => r,
         Err(Error::NotFound { .. }) => {
-            return ApiError::Unauthorized("invalid or revoked key pair".into()).into_response();
+            return LangfuseError(ApiError::Unauthorized("invalid or revoked key pair".into()))
+                .into_response();
         }
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return LangfuseError::from(e).into_response(),
     };
     if let Err(e) = state.limiter.check(record.id) {
-        return e.into_response();
+        return LangfuseError(e).into_response();
     }
     tracing::Span::current().record("project", tracing::field::display(record.project_id));
     req.extensions_mut().insert(Caller {
@@ -116,7 +129,10 @@ fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>
             "chat",
             Value::Array(
                 m.iter()
-                    .map(|m| json!({"type": "chatmessage", "role": m.role.as_str(), "content": m.content}))
+                    .map(|m| match m.role {
+                        Role::Placeholder => json!({"type": "placeholder", "name": m.content}),
+                        role => json!({"type": "chatmessage", "role": role.as_str(), "content": m.content}),
+                    })
                     .collect(),
             ),
         ),
@@ -139,7 +155,8 @@ fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>
 }
 
 /// `label` / `version` of a Langfuse prompt lookup.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// A label (default `production`).
     pub label: Option<String>,
@@ -149,14 +166,69 @@ pub struct GetQuery {
     pub resolve: Option<bool>,
 }
 
+/// Langfuse's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LangfuseErrorBody {
+    /// What went wrong.
+    pub message: String,
+    /// The name of Langfuse's error class: `InvalidRequestError`, `UnauthorizedError`,
+    /// `ForbiddenError`, `LangfuseNotFoundError`, `MethodNotAllowedError`,
+    /// `LangfuseConflictError`, `PayloadTooLargeError`, `RateLimitError`,
+    /// `InternalServerError`, `NotImplementedError`, `ServiceUnavailableError`.
+    pub error: String,
+}
+
+/// Langfuse's prompt object (`type` `text` or `chat`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LangfusePrompt {
+    /// The version's id.
+    pub id: Uuid,
+    /// The prompt's name.
+    pub name: String,
+    /// The version number.
+    pub version: u32,
+    /// `text` or `chat`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A text, or a list of `{"type": "chatmessage", role, content}` and
+    /// `{"type": "placeholder", name}`.
+    #[schema(value_type = Object)]
+    pub prompt: Value,
+    /// The version's config.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// The version's labels (`latest` included).
+    pub labels: Vec<String>,
+    /// The prompt's tags.
+    pub tags: Vec<String>,
+    /// The version's commit message.
+    pub commit_message: Option<String>,
+    /// When the version was created.
+    pub created_at: DateTime<Utc>,
+    /// When the prompt last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who created the version.
+    pub created_by: Option<String>,
+    /// Always `null` (prompt composition is not supported).
+    #[schema(value_type = Option<Object>)]
+    pub resolution_graph: Option<Value>,
+}
+
 /// `GET /api/public/v2/prompts/{name}`: a version by label (default `production`) or
 /// number, in Langfuse's shape.
+#[utoipa::path(get, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
+    security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
+    responses((status = 200, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 404, body = LangfuseErrorBody)))]
 pub async fn get_prompt(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<GetQuery>,
-) -> ApiResult<Json<Value>> {
+    q: Result<ApiQuery<GetQuery>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let ApiQuery(q) = q?;
     let sel = selector(q.label, q.version)?;
     let reg = state.registry(&caller.project);
     let v = reg.resolve(&name, &sel).await?;
@@ -165,8 +237,9 @@ pub async fn get_prompt(
 }
 
 /// Filters of `GET /api/public/v2/prompts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListQuery {
     /// Exact name.
     pub name: Option<String>,
@@ -185,11 +258,17 @@ pub struct ListQuery {
 }
 
 /// `GET /api/public/v2/prompts`: prompt metadata, `data` + `meta`.
+#[utoipa::path(get, path = "/api/public/v2/prompts", tag = "langfuse",
+    security(("basic" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "`{data: [{name, type, versions, labels, tags, lastUpdatedAt, lastConfig}], meta: {page, limit, totalItems, totalPages}}`"),
+        (status = 400, body = LangfuseErrorBody), (status = 401, body = LangfuseErrorBody)))]
 pub async fn list_prompts(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    q: Result<ApiQuery<ListQuery>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let ApiQuery(q) = q?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let page = q.page.unwrap_or(1).max(1);
     let reg = state.registry(&caller.project);
@@ -257,17 +336,20 @@ pub async fn list_prompts(
 }
 
 /// Body of `POST /api/public/v2/prompts` (Langfuse's create request).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
     /// The prompt's name.
     pub name: String,
-    /// A text, or `[{role, content, type?}]`.
+    /// A text, or a list of `{"type"?: "chatmessage", role, content}` messages and
+    /// `{"type": "placeholder", name}` message placeholders.
+    #[schema(value_type = Object)]
     pub prompt: Value,
     /// `text` (default) or `chat`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Any JSON object.
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Labels of the new version.
     pub labels: Option<Vec<String>>,
@@ -277,7 +359,7 @@ pub struct CreateBody {
     pub commit_message: Option<String>,
 }
 
-fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
+fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
     let Value::Array(items) = v else {
         return Err(ApiError::invalid(
             "prompt",
@@ -288,17 +370,34 @@ fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            if m.get("type").and_then(Value::as_str) == Some("placeholder") {
-                return Err(ApiError::invalid(
-                    format!("prompt[{i}]"),
-                    "placeholder messages are not supported",
-                ));
+            match m.get("type") {
+                None => {}
+                Some(Value::String(t)) if t == "chatmessage" => {}
+                Some(Value::String(t)) if t == "placeholder" => {
+                    let name = m.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::invalid(format!("prompt[{i}].name"), "must be a string")
+                    })?;
+                    prompt_core::model::validate_placeholder_name(
+                        &format!("prompt[{i}].name"),
+                        name,
+                    )?;
+                    return Ok(ChatMessage::new(Role::Placeholder, name));
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("prompt[{i}].type"),
+                        "must be chatmessage or placeholder",
+                    ));
+                }
             }
             let role: Role = serde_json::from_value(m.get("role").cloned().unwrap_or_default())
-                .map_err(|_| {
+                .ok()
+                .filter(|r| *r != Role::Placeholder)
+                .ok_or_else(|| {
                     ApiError::invalid(
                         format!("prompt[{i}].role"),
-                        "must be system, developer, user, assistant or tool",
+                        "must be system, developer, user, assistant or tool (a placeholder is \
+                         {\"type\": \"placeholder\", \"name\": ...})",
                     )
                 })?;
             let content = m.get("content").and_then(Value::as_str).ok_or_else(|| {
@@ -310,24 +409,31 @@ fn chat_messages(v: &Value) -> ApiResult<Vec<ChatMessage>> {
 }
 
 /// `POST /api/public/v2/prompts`: a new version (the prompt is created if missing).
+#[utoipa::path(post, path = "/api/public/v2/prompts", tag = "langfuse", request_body = CreateBody,
+    security(("basic" = [])),
+    responses((status = 201, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody)))]
 pub async fn create_prompt(
     State(state): State<AppState>,
-    Editor(caller): Editor,
-    ApiJson(body): ApiJson<CreateBody>,
-) -> ApiResult<Response> {
+    caller: Result<Editor, ApiError>,
+    body: Result<ApiJson<CreateBody>, ApiError>,
+) -> LangfuseResult<Response> {
+    let Editor(caller) = caller?;
+    let ApiJson(body) = body?;
     // `_tools/` is written by admins only, whichever API is used.
     state.check_reserved(&caller, &body.name)?;
     let template = match body.kind.as_deref() {
         None | Some("text") => match &body.prompt {
             Value::String(s) => Template::Text(s.clone()),
-            _ => return Err(ApiError::invalid("prompt", "a text prompt is a string")),
+            _ => return Err(ApiError::invalid("prompt", "a text prompt is a string").into()),
         },
         Some("chat") => Template::Chat(chat_messages(&body.prompt)?),
         Some(other) => {
             return Err(ApiError::invalid(
                 "type",
                 format!("unknown type '{other}'; expected text or chat"),
-            ));
+            )
+            .into());
         }
     };
     let labels: Vec<String> = body
@@ -365,7 +471,7 @@ pub async fn create_prompt(
 }
 
 /// Body of `PATCH …/versions/{version}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateBody {
     /// Labels to point at this version.
@@ -373,12 +479,23 @@ pub struct UpdateBody {
 }
 
 /// `PATCH /api/public/v2/prompts/{name}/versions/{version}`: move labels to it.
+#[utoipa::path(patch, path = "/api/public/v2/prompts/{name}/versions/{version}", tag = "langfuse",
+    request_body = UpdateBody, security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"),
+        ("version" = u32, Path, description = "version number")),
+    responses((status = 200, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody),
+        (status = 404, body = LangfuseErrorBody)))]
 pub async fn update_version(
     State(state): State<AppState>,
-    Editor(caller): Editor,
-    Path((name, version)): Path<(String, u32)>,
-    ApiJson(body): ApiJson<UpdateBody>,
-) -> ApiResult<Json<Value>> {
+    caller: Result<Editor, ApiError>,
+    path: Result<Path<(String, u32)>, axum::extract::rejection::PathRejection>,
+    body: Result<ApiJson<UpdateBody>, ApiError>,
+) -> LangfuseResult<Json<Value>> {
+    let Editor(caller) = caller?;
+    let Path((name, version)) =
+        path.map_err(|e| ApiError::invalid("version", format!("must be a version number ({e})")))?;
+    let ApiJson(body) = body?;
     state.check_reserved(&caller, &name)?;
     let labels: Vec<String> = body
         .new_labels
@@ -397,19 +514,32 @@ pub async fn update_version(
 }
 
 /// `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
-/// Deleting single versions (`label`/`version`) is not supported: versions are
-/// immutable and runs refer to them.
+/// Deleting single versions (`label`/`version`) answers 501: versions are immutable,
+/// numbered gaplessly, and runs refer to them by number (see the module docs).
+#[utoipa::path(delete, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
+    security(("basic" = [])),
+    params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
+    responses((status = 204, description = "archived"), (status = 401, body = LangfuseErrorBody),
+        (status = 403, body = LangfuseErrorBody), (status = 404, body = LangfuseErrorBody),
+        (status = 501, body = LangfuseErrorBody, description = "`label` or `version` given: single versions cannot be deleted")))]
 pub async fn delete_prompt(
     State(state): State<AppState>,
-    Editor(caller): Editor,
+    caller: Result<Editor, ApiError>,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<GetQuery>,
-) -> ApiResult<StatusCode> {
+    q: Result<ApiQuery<GetQuery>, ApiError>,
+) -> LangfuseResult<StatusCode> {
+    let Editor(caller) = caller?;
+    let ApiQuery(q) = q?;
     state.check_reserved(&caller, &name)?;
+    if q.label.is_some() && q.version.is_some() {
+        return Err(ApiError::bad_request("give label or version, not both").into());
+    }
     if q.label.is_some() || q.version.is_some() {
         return Err(ApiError::Core(Error::unsupported(
-            "deleting single prompt versions",
-        )));
+            "deleting single prompt versions (versions are immutable: archive the whole \
+             prompt, or move its labels)",
+        ))
+        .into());
     }
     state
         .registry(&caller.project)
@@ -418,24 +548,23 @@ pub async fn delete_prompt(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The Langfuse routes (not yet behind their Basic auth: see [`routes`]) and the
+/// OpenAPI document they produce.
+pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list_prompts, create_prompt))
+        .routes(routes!(get_prompt, delete_prompt))
+        .routes(routes!(update_version))
+        .split_for_parts()
+}
+
 /// The Langfuse routes, behind Basic auth.
 pub fn routes(state: AppState) -> axum::Router<AppState> {
-    use axum::routing::{get, patch};
-    axum::Router::new()
-        .route(
-            "/api/public/v2/prompts",
-            get(list_prompts).post(create_prompt),
-        )
-        .route(
-            "/api/public/v2/prompts/{name}",
-            get(get_prompt).delete(delete_prompt),
-        )
-        .route(
-            "/api/public/v2/prompts/{name}/versions/{version}",
-            patch(update_version),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            require_langfuse_key,
-        ))
+    let (router, _) = api_routes();
+    router.route_layer(axum::middleware::from_fn_with_state(
+        state,
+        require_langfuse_key,
+    ))
 }

@@ -129,7 +129,7 @@ pub async fn put_provider(
     };
     credential.validate()?;
     // Refuse what could never be called (bad URL, …) before storing it.
-    build_stored_provider(&credential, key.to_owned())?;
+    build_stored_provider(&credential, key.to_owned(), state.project_providers.retry())?;
     let stored = state.store.put_provider_credential(credential).await?;
     state.project_providers.invalidate(project, &name);
     let status = if stored.created_at == at {
