@@ -32,6 +32,29 @@ wait_up() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; slee
 echo "== machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/ {print $2}') GiB; $(date -u +%FT%TZ)"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# Group commits of runs so far, from the server's own metrics: how many, runs per
+# commit, and mean time of one (BEGIN … COMMIT with the WAL fsync). A run is answered
+# only after its commit, so at a fixed rate the commit time is in every gateway latency.
+commit_stats() { # $1 = label; figures since the previous call
+  curl -s "http://127.0.0.1:$REG_PORT/metrics" | python3 -c '
+import os, sys
+m = {}
+for line in sys.stdin:
+    if line.startswith("prompt_registry_run_commit_"):
+        name, value = line.rsplit(" ", 1)
+        m[name] = float(value)
+now = [m.get("prompt_registry_run_commit_seconds_count", 0.0),
+       m.get("prompt_registry_run_commit_runs_sum", 0.0),
+       m.get("prompt_registry_run_commit_seconds_sum", 0.0)]
+state = sys.argv[2]
+before = [float(x) for x in open(state).read().split()] if os.path.exists(state) else [0.0] * 3
+open(state, "w").write(" ".join(map(str, now)))
+n, runs, secs = (a - b for a, b in zip(now, before))
+if n:
+    print(f"{sys.argv[1]}: {n:.0f} group commits, {runs / n:.1f} runs per commit, mean commit {secs / n * 1000:.2f} ms")
+' "$1" "$WORK/commits"
+}
+
 MOCK_PORT=18190; REG_PORT=18191
 taskset -c 1 "$T/mock-llm-server" --port $MOCK_PORT > /dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
@@ -56,6 +79,7 @@ start_registry 0,1
 echo "serve idle RSS: $(rss "$REG_PID")"
 LOAD=(taskset -c 1 "$T/gateway-load")
 "${LOAD[@]}" "${GW[@]}" --auth "Bearer $KEY" --conns 4 --duration 2 > /dev/null # warm-up
+commit_stats "warm-up" > /dev/null
 for round in 1 2; do
   echo "-- round $round: fixed rate $RATE req/s, $CONNS connections, ${DURATION}s"
   echo -n "direct to mock: "; "${LOAD[@]}" "${DIRECT[@]}" --conns "$CONNS" --rate "$RATE" --duration "$DURATION"
@@ -64,11 +88,14 @@ for round in 1 2; do
   after=$(ticks "$REG_PID")
   n=$(echo "$out" | sed -E 's/.*requests=([0-9]+).*/\1/')
   echo "server CPU per proxied request: $(python3 -c "print(f'{($after-$before)/$HZ/$n*1000:.3f} ms')")"
+  commit_stats "run log during the fixed rate"
   echo "-- round $round: closed loop, $CONNS connections, ${DURATION}s"
   echo -n "direct to mock: "; "${LOAD[@]}" "${DIRECT[@]}" --conns "$CONNS" --duration "$DURATION"
   echo -n "through gateway: "; "${LOAD[@]}" "${GW[@]}" --auth "Bearer $KEY" --conns "$CONNS" --duration "$DURATION"
+  commit_stats "run log during the closed loop"
 done
 echo "runs logged: $(sqlite3 "$WORK/bench.db" 'select count(*) from runs' 2>/dev/null || echo '(sqlite3 not installed)')"
+
 echo "serve RSS after load: $(rss "$REG_PID")"
 kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
 

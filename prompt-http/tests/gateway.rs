@@ -708,6 +708,36 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
         assert_eq!(r["status"], "failed");
         assert!(r["model"].is_null() && r["input"].is_null(), "{r}");
     }
+    // What the answer could not carry back is refused, not passed on and dropped.
+    for (extra, param) in [
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tools",
+        ),
+        (json!({"tool_choice": "auto"}), "tool_choice"),
+        (json!({"logprobs": true}), "logprobs"),
+        (
+            json!({"messages": [{"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c1", "type": "function"}]}]}),
+            "messages[0].tool_calls",
+        ),
+    ] {
+        let mut body = json!({"model": "upstream/gpt-4o-mini", "messages": msg});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = chat(app, &app.admin, body).await;
+        assert_openai_error(&r, 400, "invalid_request_error");
+        assert_eq!(r.body["error"]["param"], param, "{}", r.text);
+    }
+    // Fields that ask for nothing pass.
+    let r = chat(
+        app,
+        &app.admin,
+        json!({"model": "mock/echo", "messages": msg, "tools": [], "tool_choice": "none", "logprobs": false}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let missing_key = chat(
         app,
         "pr_nope",

@@ -64,6 +64,32 @@ const OWN_FIELDS: [&str; 8] = [
     "n",
 ];
 
+/// Request fields whose answer the gateway cannot carry back (it answers with text
+/// only): refused with 400 naming the field rather than passed on and their result
+/// silently dropped.
+const UNSUPPORTED_FIELDS: [&str; 8] = [
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
+    "audio",
+];
+
+/// Whether a request field's value asks for nothing (`null`, `false`, `"none"`, `[]`,
+/// `{}`).
+fn is_off(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s == "none",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
 /// Body of `POST /v1/chat/completions` (OpenAI's, plus `prompt_variables`). Fields not
 /// listed (`temperature`, `max_tokens`, `top_p`, `stop`, `response_format`, …) are
 /// passed to the provider.
@@ -152,6 +178,14 @@ fn wire_messages(messages: &[Value]) -> Result<Vec<ChatMessage>, OpenAiError> {
                     ));
                 }
             };
+            for field in ["tool_calls", "function_call", "audio"] {
+                if m.get(field).is_some_and(|v| !is_off(v)) {
+                    return Err(invalid(
+                        &format!("messages[{i}].{field}"),
+                        "is not supported by this gateway yet: it would be dropped",
+                    ));
+                }
+            }
             let content = content_text(m.get("content").unwrap_or(&Value::Null), i)?;
             Ok(ChatMessage { role, content })
         })
@@ -659,6 +693,16 @@ async fn call(
         .is_some_and(|n| n != 1)
     {
         return Err(invalid("n", "only n = 1 is supported"));
+    }
+    if let Some(field) = UNSUPPORTED_FIELDS
+        .iter()
+        .find(|f| body.rest.get(**f).is_some_and(|v| !is_off(v)))
+    {
+        return Err(invalid(
+            field,
+            "is not supported by this gateway yet: the answer carries text only, so \
+             tool calls, log probabilities and audio would be lost",
+        ));
     }
     let mut params = Map::new();
     for (k, v) in &body.rest {
