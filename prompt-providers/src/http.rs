@@ -175,6 +175,7 @@ pub(crate) async fn post_json(
             .send()
             .await
             .map_err(|e| transport_error(provider, &e, timeout))?;
+        redirected(provider, &resp)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
@@ -195,6 +196,31 @@ pub(crate) async fn post_json(
             format!("no answer within {} ms", timeout.as_millis()),
         )),
     }
+}
+
+/// A redirect answer (3xx) as an error: redirects are not followed (see
+/// [`shared_client`]), and retrying cannot help, so it names where the upstream points
+/// for the operator to fix the provider's base URL.
+fn redirected(provider: &str, resp: &reqwest::Response) -> Result<(), ProviderError> {
+    if !resp.status().is_redirection() {
+        return Ok(());
+    }
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| l.chars().take(300).collect::<String>())
+        .unwrap_or_else(|| "(no Location header)".to_owned());
+    Err(ProviderError::new(
+        ProviderErrorKind::NotConfigured,
+        provider,
+        format!(
+            "the upstream answered HTTP {} redirecting to {to}; redirects are not followed \
+             (they would carry the API key along): set the provider's base URL to the final \
+             address",
+            resp.status().as_u16()
+        ),
+    ))
 }
 
 /// POST a JSON body and return once the response headers are in (for streaming):
@@ -225,6 +251,7 @@ pub(crate) async fn post_for_stream(
     if resp.status().is_success() {
         return Ok(Ok(resp));
     }
+    redirected(provider, &resp)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = match tokio::time::timeout(timeout, resp.bytes()).await {

@@ -482,3 +482,43 @@ async fn gemini_retries_resource_exhausted_honouring_retry_delay() {
     let e = gemini(&server, Some(KEY)).complete(&r).await.unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::Timeout);
 }
+
+/// A redirect is not followed (it would carry the API key to another address) and not
+/// retried: it fails at once, naming where the upstream pointed.
+#[tokio::test]
+async fn redirects_are_refused_not_followed_nor_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = vec![0u8; 65536];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(
+                    b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://elsewhere.example/v1/chat/completions\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let inner: Arc<dyn Provider> = Arc::new(
+        OpenAiProvider::new(OpenAiConfig::compatible("moved", base).with_api_key(KEY)).unwrap(),
+    );
+    let p: Arc<dyn Provider> = Arc::new(RetryProvider::new(inner, RetryPolicy::default()));
+    let e = fails(&p, "m").await;
+    assert_eq!(e.kind, ProviderErrorKind::NotConfigured, "{e:?}");
+    assert!(e.message.contains("308"), "{e:?}");
+    assert!(e.message.contains("elsewhere.example"), "{e:?}");
+    assert!(!e.kind.is_retryable());
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not retried"
+    );
+}
