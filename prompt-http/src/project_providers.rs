@@ -281,12 +281,60 @@ impl ProjectProviders {
         };
         let mut set = self.base.clone();
         for c in &stored {
-            let p = self.open(c)?;
-            self.cache
-                .insert((project, c.name.clone()), Some(p.clone()));
-            set.insert(p);
+            match self.open(c) {
+                Ok(p) => {
+                    self.cache
+                        .insert((project, c.name.clone()), Some(p.clone()));
+                    set.insert(p);
+                }
+                // A credential that cannot be opened (no master key, sealed under a
+                // key no longer configured) fails only the calls that name it — with
+                // its reason, never by falling back to the environment's provider of
+                // the same name — not every execution of the project.
+                Err(e) => set.insert(Arc::new(Unopenable::new(&c.name, e))),
+            }
         }
         Ok(set)
+    }
+}
+
+/// A stored credential that could not be opened, in place of its provider: every call
+/// fails with the reason (not retryable).
+#[derive(Debug)]
+struct Unopenable {
+    name: String,
+    error: ProviderError,
+}
+
+impl Unopenable {
+    fn new(name: &str, e: Error) -> Self {
+        let error = match e {
+            Error::Provider(p) => *p,
+            other => ProviderError::new(
+                prompt_core::ProviderErrorKind::NotConfigured,
+                name,
+                format!("stored provider '{name}' cannot be opened: {other}"),
+            ),
+        };
+        Unopenable {
+            name: name.to_owned(),
+            error,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Unopenable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn complete(&self, _request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        Err(self.error.clone())
+    }
+
+    async fn stream(&self, _request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        Err(self.error.clone())
     }
 }
 

@@ -363,3 +363,61 @@ async fn the_retry_setting_of_the_binary_applies_to_stored_providers() {
         .count();
     assert_eq!(attempts, 2, "PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS=2 applies");
 }
+
+/// A stored credential this server cannot open (here: it has no master key) fails only
+/// the executions that name it, with the reason; the project's other executions, sync
+/// and in the background, go on with the other providers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unopenable_credential_fails_only_its_own_calls() {
+    let s = setup(fast_retry(1)).await;
+    let app = &s.app;
+    store_provider(app, "vendor", &s.mock.openai_base_url()).await;
+    create_version(app, "uses-vendor", "vendor").await;
+    create_version(app, "uses-mock", "mock").await;
+
+    // The same database, served by a process without the master key.
+    let (state, _writer) = build_state(
+        app.store.clone(),
+        app.runs.clone(),
+        &StateConfig {
+            providers: ProviderSet::new().with(Arc::new(MockProvider::new())),
+            master_key: None,
+            retry: fast_retry(1),
+            ..StateConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let workers = start_workers(&state, 1).await.unwrap();
+    let keyless = TestApp {
+        router: prompt_http::app(state, RouterConfig::default()),
+        store: app.store.clone(),
+        runs: app.runs.clone(),
+        admin: app.admin.clone(),
+        _guard: Some(Box::new(workers)),
+    };
+    let editor = keyless.key("default", KeyRole::Editor).await;
+    let sync = keyless
+        .post(
+            "/api/v1/prompts/uses-mock/execute",
+            &editor,
+            json!({"variables": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(sync.status, 200, "{}", sync.text);
+    let run = execute_async(&keyless, &editor, "uses-mock").await;
+    assert_eq!(run["status"], "completed", "{run}");
+
+    let run = execute_async(&keyless, &editor, "uses-vendor").await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["provider"], "vendor");
+    assert_eq!(run["error"]["kind"], "not_configured", "{run}");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("master key"),
+        "{run}"
+    );
+    assert!(!run.to_string().contains("STORED"), "secret leaked: {run}");
+}
