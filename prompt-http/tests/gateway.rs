@@ -714,7 +714,7 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
             json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
             "tools",
         ),
-        (json!({"tool_choice": "auto"}), "tool_choice"),
+        (json!({"top_logprobs": 3}), "top_logprobs"),
         (json!({"logprobs": true}), "logprobs"),
         (
             json!({"messages": [{"role": "assistant", "content": null,
@@ -730,14 +730,53 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
         assert_openai_error(&r, 400, "invalid_request_error");
         assert_eq!(r.body["error"]["param"], param, "{}", r.text);
     }
-    // Fields that ask for nothing pass.
+    // Fields that ask for nothing pass; tool qualifiers without tools are not sent on.
     let r = chat(
         app,
         &app.admin,
-        json!({"model": "mock/echo", "messages": msg, "tools": [], "tool_choice": "none", "logprobs": false}),
+        json!({"model": "upstream/gpt-4o-mini", "messages": msg, "tools": [], "logprobs": false,
+               "top_logprobs": 0, "tool_choice": "auto", "parallel_tool_calls": true}),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    let sent = g.mock.requests().pop().unwrap().body;
+    assert!(
+        sent.get("tool_choice").is_none() && sent.get("parallel_tool_calls").is_none(),
+        "{sent}"
+    );
+
+    // An upstream error answer names its (stored) run.
+    let r = chat(
+        app,
+        &app.admin,
+        json!({"model": "upstream/error-429", "messages": msg}),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    let id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
+    let run = app.get(&format!("/api/v1/runs/{id}"), &app.admin).await;
+    assert_eq!(run.body["error"]["kind"], "rate_limited", "{}", run.text);
+    // A refused call whose error quotes what the run log cannot hold (a NUL in the
+    // model) is still logged, with a fixed message.
+    let r = chat(
+        app,
+        &app.admin,
+        json!({"model": "no\u{0}where/x", "messages": msg}),
+    )
+    .await;
+    assert_openai_error(&r, 404, "invalid_request_error");
+    let id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
+    let run = app.get(&format!("/api/v1/runs/{id}"), &app.admin).await;
+    assert_eq!(run.body["status"], "failed", "{}", run.text);
+    assert_eq!(run.body["error"]["kind"], "not_found");
+    assert!(
+        run.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be stored"),
+        "{}",
+        run.text
+    );
     let missing_key = chat(
         app,
         "pr_nope",

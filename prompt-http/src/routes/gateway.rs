@@ -67,22 +67,18 @@ const OWN_FIELDS: [&str; 8] = [
 /// Request fields whose answer the gateway cannot carry back (it answers with text
 /// only): refused with 400 naming the field rather than passed on and their result
 /// silently dropped.
-const UNSUPPORTED_FIELDS: [&str; 8] = [
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "parallel_tool_calls",
-    "logprobs",
-    "top_logprobs",
-    "audio",
-];
+const UNSUPPORTED_FIELDS: [&str; 5] = ["tools", "functions", "logprobs", "top_logprobs", "audio"];
 
-/// Whether a request field's value asks for nothing (`null`, `false`, `"none"`, `[]`,
-/// `{}`).
+/// Request fields that only qualify `tools` or `functions`, which are refused: with
+/// neither, they ask for nothing and are not passed on (clients send them by default).
+const TOOL_QUALIFIERS: [&str; 3] = ["tool_choice", "function_call", "parallel_tool_calls"];
+
+/// Whether a request field's value asks for nothing (`null`, `false`, `0`, `"none"`,
+/// `[]`, `{}`).
 fn is_off(v: &Value) -> bool {
     match v {
         Value::Null | Value::Bool(false) => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
         Value::String(s) => s == "none",
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
@@ -498,22 +494,40 @@ impl RunDraft {
             // limit, NUL characters, a huge error message): record the call anyway,
             // as failed, saying why, rather than lose it.
             Err(refused) => {
-                let mut f = self.request_fields();
-                f.latency_ms = Some(millis(latency));
-                f.started_at = Some(self.started_at);
-                f.completed_at = Some(now());
-                if let Ok(r) = outcome {
-                    self.usage(state, r, &mut f);
-                }
-                f.status = RunStatus::Failed;
-                f.error = Some(RunError {
-                    kind: "unrecordable_outcome".to_owned(),
-                    message: format!(
+                // With the usage figures if they can be stored, else without (a vendor
+                // reporting absurd token counts), saying so.
+                let mut last = None;
+                for with_usage in [true, false] {
+                    let mut f = self.request_fields();
+                    f.latency_ms = Some(millis(latency));
+                    f.started_at = Some(self.started_at);
+                    f.completed_at = Some(now());
+                    let mut message = format!(
                         "the upstream's answer could not be stored as is ({refused}); \
                          the caller received it"
-                    ),
-                });
-                f.into_run(self.project)?
+                    );
+                    match outcome {
+                        Ok(r) if with_usage => self.usage(state, r, &mut f),
+                        Ok(_) => message.push_str("; its usage figures could not be stored"),
+                        Err(_) => {}
+                    }
+                    f.status = RunStatus::Failed;
+                    f.error = Some(RunError {
+                        kind: "unrecordable_outcome".to_owned(),
+                        message,
+                    });
+                    match f.into_run(self.project) {
+                        Ok(run) => {
+                            last = Some(Ok(run));
+                            break;
+                        }
+                        Err(e) => last = Some(Err(e)),
+                    }
+                }
+                match last {
+                    Some(r) => r?,
+                    None => return Err(refused),
+                }
             }
         };
         run.id = self.id;
@@ -653,12 +667,26 @@ async fn log_refused(
     let run = match new.clone().into_run(caller.project.id) {
         Ok(run) => run,
         // The request holds what the run log refuses (the reason the call was
-        // refused, often): keep the error and the prompt, drop the rest.
+        // refused, often): keep the prompt and the kind of error, drop the rest — the
+        // error's own message too, as it may quote the request.
         Err(_) => {
             new.model = None;
             new.provider = None;
             new.variables = json!({});
             new.input = Value::Null;
+            let field = match err {
+                Error::InvalidInput { field, .. } if field.len() <= 200 => {
+                    format!(" (field '{}')", field.replace('\0', ""))
+                }
+                _ => String::new(),
+            };
+            new.error = Some(RunError {
+                kind: prompt_core::execute::run_error_kind(err).to_owned(),
+                message: format!(
+                    "the call was refused{field}; the request and the error's message \
+                     could not be stored as they are"
+                ),
+            });
             match new.into_run(caller.project.id) {
                 Ok(run) => run,
                 Err(refused) => {
@@ -706,7 +734,7 @@ async fn call(
     }
     let mut params = Map::new();
     for (k, v) in &body.rest {
-        if !OWN_FIELDS.contains(&k.as_str()) {
+        if !OWN_FIELDS.contains(&k.as_str()) && !TOOL_QUALIFIERS.contains(&k.as_str()) {
             params.insert(k.clone(), v.clone());
         }
     }
@@ -749,7 +777,6 @@ async fn call(
     };
     draft.check()?;
     progress.upstream_called = true;
-    progress.run_id = Some(draft.id);
     let request = ChatRequest {
         model: target.model.clone(),
         messages: target.messages,
@@ -765,6 +792,7 @@ async fn call(
             draft,
             include_usage,
             started,
+            progress,
         )
         .await;
     }
@@ -773,6 +801,8 @@ async fn call(
     let upstream = upstream_started.elapsed();
     let run = draft.finish(state, &outcome, upstream)?;
     log_run(state, run).await?;
+    // Stored: an error answer from here on names it.
+    progress.run_id = Some(draft.id);
     let response = outcome?;
     let created = chrono::Utc::now().timestamp();
     let body = Completion {
@@ -851,6 +881,7 @@ async fn stream_chat(
     draft: RunDraft,
     include_usage: bool,
     started: Instant,
+    progress: &mut Progress,
 ) -> Result<Response, OpenAiError> {
     let upstream_started = Instant::now();
     let opened = match provider.stream(&request).await {
@@ -865,6 +896,7 @@ async fn stream_chat(
             let e = Error::from(e);
             let run = draft.finish(&state, &Err(e.clone()), upstream_started.elapsed())?;
             log_run(&state, run).await?;
+            progress.run_id = Some(draft.id);
             return Err(e.into());
         }
     };

@@ -356,6 +356,14 @@ pub async fn insert_runs_large_batch_and_duplicates(b: &TestBackend) {
     twice[39].id = twice[3].id;
     let e = b.runs.insert_runs(&twice).await.unwrap_err();
     assert!(matches!(&e, Error::AlreadyExists { .. }), "{e:?}");
+    // … and within a few runs of each other.
+    twice[39].id = uuid::Uuid::new_v4();
+    twice[9].id = twice[5].id;
+    let e = b.runs.insert_runs(&twice).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AlreadyExists { what } if what.contains(&twice[5].id.to_string())),
+        "{e:?}"
+    );
     assert_eq!(all_pages(&r, q).await.len(), runs.len());
 }
 
