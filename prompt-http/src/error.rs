@@ -381,6 +381,24 @@ pub fn retry_after_secs(d: Duration) -> u64 {
     s.max(1)
 }
 
+/// An error response with its `Retry-After` header, if any, and its internal cause
+/// for the access log (`observe` logs it; it never reaches the client).
+fn with_retry_and_cause(
+    mut resp: Response,
+    retry_after: Option<Duration>,
+    cause: Option<String>,
+) -> Response {
+    if let Some(d) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if let Some(c) = cause {
+        resp.extensions_mut().insert(InternalCause(c));
+    }
+    resp
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ErrorParts {
@@ -389,16 +407,11 @@ impl IntoResponse for ApiError {
             retry_after,
             cause,
         } = self.into_parts();
-        let mut resp = (status, Json(ErrorBody { error: detail })).into_response();
-        if let Some(d) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        if let Some(c) = cause {
-            resp.extensions_mut().insert(InternalCause(c));
-        }
-        resp
+        with_retry_and_cause(
+            (status, Json(ErrorBody { error: detail })).into_response(),
+            retry_after,
+            cause,
+        )
     }
 }
 
@@ -481,16 +494,11 @@ impl IntoResponse for LangfuseError {
         } else {
             status
         };
-        let mut resp = langfuse_error_response(status, detail.message);
-        if let Some(d) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        if let Some(c) = cause {
-            resp.extensions_mut().insert(InternalCause(c));
-        }
-        resp
+        with_retry_and_cause(
+            langfuse_error_response(status, detail.message),
+            retry_after,
+            cause,
+        )
     }
 }
 
@@ -776,15 +784,6 @@ impl IntoResponse for OpenAiError {
             retry_after,
             cause,
         } = self.into_parts();
-        let mut resp = (status, Json(body)).into_response();
-        if let Some(d) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        if let Some(c) = cause {
-            resp.extensions_mut().insert(InternalCause(c));
-        }
-        resp
+        with_retry_and_cause((status, Json(body)).into_response(), retry_after, cause)
     }
 }
