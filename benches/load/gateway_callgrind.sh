@@ -36,9 +36,9 @@ MSG='"messages": [{"role": "system", "content": "You are a terse assistant."}, {
 echo "{\"model\": \"upstream/gpt-4o-mini\", $MSG}" > "$WORK/gw.json"
 LOAD=("$T/gateway-load" --url "http://127.0.0.1:$REG_PORT/v1/chat/completions" --body "$WORK/gw.json" --auth "Bearer $KEY")
 "${LOAD[@]}" --conns 4 --duration 3 > /dev/null # warm-up: connections, caches, statements
-callgrind_control -z "$REG_PID" > /dev/null
+callgrind_control -z "$REG_PID" > /dev/null 2>&1
 out=$("${LOAD[@]}" --conns 8 --duration "$SECS")
-callgrind_control -d "$REG_PID" > /dev/null
+callgrind_control -d "$REG_PID" > /dev/null 2>&1
 sleep 1
 n=$(echo "$out" | sed -E 's/.*requests=([0-9]+).*/\1/')
 ir=$(grep -hE "^(summary|totals):" "$(ls -t "$WORK"/cg.out* | head -1)" | head -1 | awk '{print $2}')
