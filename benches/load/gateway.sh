@@ -27,6 +27,7 @@ trap cleanup EXIT
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
 wait_up() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "$1 did not answer" >&2; exit 1; }
 
 echo "== machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/ {print $2}') GiB; $(date -u +%FT%TZ)"
@@ -57,7 +58,7 @@ if n:
 
 MOCK_PORT=18190; REG_PORT=18191
 taskset -c 1 "$T/mock-llm-server" --port $MOCK_PORT > /dev/null 2>&1 & PIDS+=($!)
-sleep 0.5
+wait_port $MOCK_PORT
 start_registry() { # $1 = cpu list for taskset
   rm -f "$WORK/bench.db"*
   DATABASE_URL="sqlite://$WORK/bench.db" PROMPT_REGISTRY_ADDR="127.0.0.1:$REG_PORT" \

@@ -23,6 +23,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 MOCK_PORT=18390; REG_PORT=18391
 "$T/mock-llm-server" --port $MOCK_PORT > /dev/null 2>&1 & PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$MOCK_PORT") 2>/dev/null && break; sleep 0.1; done
 DATABASE_URL="sqlite://$WORK/bench.db" PROMPT_REGISTRY_ADDR="127.0.0.1:$REG_PORT" \
   PROMPT_REGISTRY_RATE_LIMIT=0 PROMPT_REGISTRY_LOG_FORMAT=json RUST_LOG=warn \
   PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS=1 \
@@ -39,8 +40,10 @@ LOAD=("$T/gateway-load" --url "http://127.0.0.1:$REG_PORT/v1/chat/completions" -
 callgrind_control -z "$REG_PID" > /dev/null 2>&1
 out=$("${LOAD[@]}" --conns 8 --duration "$SECS")
 callgrind_control -d "$REG_PID" > /dev/null 2>&1
-sleep 1
+# The dump is written by the profiled process: wait (bounded) for its totals line.
+dump() { ls -t "$WORK"/cg.out* 2> /dev/null | head -1; }
+for _ in $(seq 1 100); do [ -n "$(dump)" ] && grep -qE "^(summary|totals):" "$(dump)" && break; sleep 0.1; done
 n=$(echo "$out" | sed -E 's/.*requests=([0-9]+).*/\1/')
-ir=$(grep -hE "^(summary|totals):" "$(ls -t "$WORK"/cg.out* | head -1)" | head -1 | awk '{print $2}')
+ir=$(grep -hE "^(summary|totals):" "$(dump)" | head -1 | awk '{print $2}')
 echo "$out"
 python3 -c "print(f'binary: $BIN\nrequests: $n\ninstructions: $ir\ninstructions per request: {$ir / $n:,.0f}')"
