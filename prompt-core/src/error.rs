@@ -1,8 +1,10 @@
 //! The one error type of Prompt Registry and its kind taxonomy.
 //!
 //! Every layer (stores, providers, the HTTP service, the Python module) speaks this
-//! type. The HTTP service maps it to a status code in exactly one `match`, the Python
-//! module to an exception class in exactly one place.
+//! type. It is classified for the wire (status, code, details) in exactly one `match`,
+//! [`Error::classify`](crate::wire) in [`crate::wire`], and mapped to a Python exception
+//! class in exactly one place. None of these enums is `#[non_exhaustive]`, so that a
+//! new kind fails to compile until every exhaustive mapping handles it.
 
 use std::time::Duration;
 
@@ -13,7 +15,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in Prompt Registry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The object does not exist (or belongs to another project, which looks the same).
     #[error("{what} not found")]
@@ -89,9 +90,9 @@ pub enum Error {
 
 /// The kind of an [`Error`], without its payload: what HTTP statuses and Python
 /// exception classes are chosen from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// See [`Error::NotFound`].
     NotFound,
@@ -209,7 +210,6 @@ impl Error {
 
 /// A template could not be rendered (or parsed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum TemplateError {
     /// Variables the template uses were not given. All of them, sorted.
     #[error("missing template variables: {}", .0.join(", "))]
@@ -233,8 +233,8 @@ pub enum TemplateError {
 
 /// The kind of a provider failure. Decides whether a retry may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ProviderErrorKind {
     /// Credentials missing, invalid or lacking permission (401/403).
     Auth,

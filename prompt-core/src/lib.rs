@@ -12,6 +12,7 @@ pub mod store;
 pub mod template;
 pub mod tools;
 pub mod validate;
+pub mod wire;
 
 pub use credential::{ProviderCredential, ProviderKind};
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};

@@ -1,15 +1,26 @@
-//! The one error body of the API and the one place errors become HTTP statuses.
+//! The HTTP layer's errors and the three thin writers of a classified error: our body
+//! (`{"error": {"code", "message", "details"}}`), OpenAI's and Langfuse's.
+//!
+//! What status, code and details an error has is decided once: core errors by
+//! [`Error::classify`] (prompt-core's `wire` module, shared with the remote client), the
+//! HTTP layer's own errors by [`ApiError::classify`]. The OpenAI and Langfuse writers
+//! only translate a [`Classified`] error into their vendor's conventions, each
+//! difference a row with its reason.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prompt_core::{Error, TemplateError};
-use serde::Serialize;
+use prompt_core::wire::{
+    Classified, DEFAULT_RETRY_AFTER, ErrorCode, ErrorDetails, TemplateFailure,
+};
+use prompt_core::{Error, ProviderErrorKind};
 use serde_json::{Value, json};
 
-/// An error answered by the API: `{"error": {"code", "message", "details"}}`.
+pub use prompt_core::wire::{ErrorBody, ErrorDetail};
+
+/// An error answered by the API.
 #[derive(Debug)]
 pub enum ApiError {
     /// An error of the core (store, template, provider, validation …).
@@ -18,8 +29,8 @@ pub enum ApiError {
     BadRequest {
         /// What is wrong.
         message: String,
-        /// Extra details (e.g. the field).
-        details: Option<Value>,
+        /// Extra details (e.g. the header or the fields).
+        details: Box<ErrorDetails>,
     },
     /// No or bad API key (401).
     Unauthorized(String),
@@ -38,6 +49,8 @@ pub enum ApiError {
     NoRoute(String),
     /// The method is not allowed on this route (405).
     MethodNotAllowed,
+    /// The request took longer than the server's request timeout (503).
+    TimedOut,
     /// The model of the prompt tools is down or timed out (503, `unavailable`). Unlike
     /// [`Error::Unavailable`] of the store, the message is shown: it names the model,
     /// never an internal.
@@ -57,27 +70,6 @@ pub enum ApiError {
         /// The recorded run.
         run_id: uuid::Uuid,
     },
-}
-
-/// The JSON error body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// The inside of [`ErrorBody`].
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `precondition_failed`, `payload_too_large`, `validation_failed`, `rate_limited`,
-    /// `provider_error`, `unavailable`, `internal`.
-    pub code: &'static str,
-    /// A human-readable message.
-    pub message: String,
-    /// Machine-readable details: the field, the missing variables, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
 }
 
 /// An error taken apart: what [`IntoResponse`] sends, for callers that embed errors in
@@ -109,7 +101,7 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             message: message.into(),
-            details: None,
+            details: Box::default(),
         }
     }
 
@@ -118,261 +110,112 @@ impl ApiError {
         ApiError::Core(Error::invalid(field, message))
     }
 
-    /// Status, body, retry-after and hidden cause of this error (the one mapping).
+    /// Status, body, retry-after and hidden cause of this error.
     pub fn into_parts(self) -> ErrorParts {
-        let (status, code, message, details, retry_after, cause) = self.parts();
+        let c = self.classify();
         ErrorParts {
-            status,
-            detail: ErrorDetail {
-                code,
-                message,
-                details,
-            },
-            retry_after,
-            cause,
+            status: status_of(c.status),
+            detail: c.to_detail(),
+            retry_after: c.retry_after,
+            cause: c.cause,
         }
     }
 
-    /// Status, code, message, details, retry-after, hidden cause: the one mapping.
-    fn parts(
-        self,
-    ) -> (
-        StatusCode,
-        &'static str,
-        String,
-        Option<Value>,
-        Option<Duration>,
-        Option<String>,
-    ) {
+    /// The classification of this error: core errors by [`Error::classify`], the one
+    /// exhaustive classification; the HTTP layer's own errors here, one row each.
+    pub fn classify(&self) -> Classified {
         match self {
-            ApiError::Core(e) => match e {
-                Error::NotFound { .. } => (
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    e.to_string(),
-                    None,
-                    None,
-                    None,
-                ),
-                Error::AlreadyExists { .. } => (
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    e.to_string(),
-                    None,
-                    None,
-                    None,
-                ),
-                Error::Conflict { .. } => (
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    e.to_string(),
-                    None,
-                    None,
-                    None,
-                ),
-                Error::PreconditionFailed { .. } => (
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition_failed",
-                    e.to_string(),
-                    None,
-                    None,
-                    None,
-                ),
-                Error::InvalidInput { ref field, .. } => {
-                    let details = json!({ "field": field });
-                    (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "validation_failed",
-                        e.to_string(),
-                        Some(details),
-                        None,
-                        None,
-                    )
-                }
-                Error::Template(ref t) => {
-                    let details = match t {
-                        TemplateError::MissingVariables(v) => json!({ "missing_variables": v }),
-                        TemplateError::UnexpectedVariables(v) => {
-                            json!({ "unexpected_variables": v })
-                        }
-                        TemplateError::Syntax { .. } | TemplateError::Render { .. } => {
-                            json!({ "field": "template" })
-                        }
-                        _ => json!({}),
-                    };
-                    (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "validation_failed",
-                        e.to_string(),
-                        Some(details),
-                        None,
-                        None,
-                    )
-                }
-                Error::Provider(ref p) => {
-                    let details = json!({
-                        "provider": p.provider,
-                        "kind": p.kind,
-                        "status": p.status,
-                        "vendor_code": p.vendor_code,
-                        "request_id": p.request_id,
-                        "retryable": p.is_retryable(),
-                    });
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        "provider_error",
-                        e.to_string(),
-                        Some(details),
-                        p.retry_after,
-                        None,
-                    )
-                }
-                Error::Unavailable {
-                    retry_after,
-                    ref message,
-                } => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the service is temporarily unavailable; retry later".to_owned(),
-                    None,
-                    Some(retry_after.unwrap_or(Duration::from_secs(1))),
-                    Some(message.clone()),
-                ),
-                Error::Unauthorized { message } => (
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    message,
-                    None,
-                    None,
-                    None,
-                ),
-                Error::Forbidden { message } => (
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    message,
-                    None,
-                    None,
-                    None,
-                ),
-                Error::Unsupported { ref operation } => (
-                    StatusCode::NOT_IMPLEMENTED,
-                    "unsupported",
-                    format!("{operation} is not supported by this server's backend"),
-                    None,
-                    None,
-                    None,
-                ),
-                Error::Internal { message } => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal".to_owned(),
-                    None,
-                    None,
-                    Some(message),
-                ),
-                other => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal".to_owned(),
-                    None,
-                    None,
-                    Some(other.to_string()),
-                ),
+            ApiError::Core(e) => e.classify(),
+            ApiError::BadRequest { message, details } => Classified {
+                details: (**details).clone(),
+                ..Classified::new(400, ErrorCode::BadRequest, message.clone())
             },
-            ApiError::BadRequest { message, details } => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                message,
-                details,
-                None,
-                None,
-            ),
-            ApiError::Unauthorized(m) => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                m,
-                None,
-                None,
-                None,
-            ),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None, None, None),
-            ApiError::PayloadTooLarge(m) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                m,
-                None,
-                None,
-                None,
-            ),
+            ApiError::Unauthorized(m) => Error::Unauthorized { message: m.clone() }.classify(),
+            ApiError::Forbidden(m) => Error::Forbidden { message: m.clone() }.classify(),
+            ApiError::PayloadTooLarge(m) => {
+                Classified::new(413, ErrorCode::PayloadTooLarge, m.clone())
+            }
             ApiError::RateLimited {
                 message,
                 retry_after,
-            } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                message,
-                None,
-                Some(retry_after),
-                None,
-            ),
-            ApiError::NoRoute(path) => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route for {path}"),
-                None,
-                None,
-                None,
-            ),
-            ApiError::WithRun { error, run_id } => {
-                let (status, code, message, details, retry, cause) = error.parts();
-                let mut details = match details {
-                    Some(Value::Object(m)) => m,
-                    _ => serde_json::Map::new(),
-                };
-                details.insert("run_id".into(), json!(run_id));
-                (
-                    status,
-                    code,
-                    message,
-                    Some(Value::Object(details)),
-                    retry,
-                    cause,
-                )
+            } => Classified {
+                retry_after: Some(*retry_after),
+                ..Classified::new(429, ErrorCode::RateLimited, message.clone())
+            },
+            ApiError::NoRoute(path) => {
+                Classified::new(404, ErrorCode::NotFound, format!("no route for {path}"))
             }
+            ApiError::MethodNotAllowed => Classified::new(
+                405,
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this path",
+            ),
+            ApiError::TimedOut => Classified {
+                retry_after: Some(DEFAULT_RETRY_AFTER),
+                ..Classified::new(
+                    503,
+                    ErrorCode::Unavailable,
+                    "the request took too long; retry later",
+                )
+            },
             ApiError::ModelUnavailable {
                 message,
                 retry_after,
-            } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                message,
-                None,
-                Some(retry_after.unwrap_or(Duration::from_secs(1))),
-                None,
-            ),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this path".to_owned(),
-                None,
-                None,
-                None,
-            ),
-            ApiError::MasterKeyNotConfigured => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "master_key_not_configured",
+            } => Classified {
+                retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+                ..Classified::new(503, ErrorCode::Unavailable, message.clone())
+            },
+            ApiError::MasterKeyNotConfigured => Classified::new(
+                503,
+                ErrorCode::MasterKeyNotConfigured,
                 format!(
                     "this server has no master key to encrypt provider credentials: set {} \
                      (32 random bytes as 64 hex characters or base64, e.g. `openssl rand -hex 32`) \
                      and restart",
                     crate::secrets::MASTER_KEY_ENV
                 ),
-                None,
-                None,
-                None,
             ),
+            ApiError::WithRun { error, run_id } => {
+                let mut c = error.classify();
+                c.details.run_id = Some(*run_id);
+                c
+            }
         }
     }
+
+    /// The error a bare status answered by a layer stands for (the timeout layer's 503,
+    /// the body limit's 413, the method router's 405, a caught panic's 500, …), so that
+    /// it is rendered like every other error.
+    pub fn from_status(status: StatusCode) -> ApiError {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("request body is larger than the server's limit".into())
+            }
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::TimedOut,
+            StatusCode::NOT_FOUND => ApiError::NoRoute("this path".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest {
+                message: "expected Content-Type: application/json".into(),
+                details: Box::new(ErrorDetails {
+                    header: Some("content-type".into()),
+                    ..ErrorDetails::default()
+                }),
+            },
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                ApiError::Core(Error::internal("a handler or layer answered a bare 500"))
+            }
+            s if s.is_server_error() => {
+                ApiError::Core(Error::unavailable(format!("a layer answered a bare {s}")))
+            }
+            s => ApiError::bad_request(format!("bad request ({s})")),
+        }
+    }
+}
+
+/// A status number of [`Classified`] as axum's type (every number the classification
+/// gives is a valid status).
+fn status_of(n: u16) -> StatusCode {
+    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Seconds for a `Retry-After` header: rounded up, at least 1.
@@ -483,21 +326,16 @@ pub fn langfuse_error_response(status: StatusCode, message: String) -> Response 
 
 impl IntoResponse for LangfuseError {
     fn into_response(self) -> Response {
-        let ErrorParts {
-            status,
-            detail,
-            retry_after,
-            cause,
-        } = self.0.into_parts();
-        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            StatusCode::BAD_REQUEST
-        } else {
-            status
+        let c = self.0.classify();
+        // Langfuse's server answers every invalid request with 400; our 422 is its 400.
+        let status = match c.status {
+            422 => StatusCode::BAD_REQUEST,
+            n => status_of(n),
         };
         with_retry_and_cause(
-            langfuse_error_response(status, detail.message),
-            retry_after,
-            cause,
+            langfuse_error_response(status, c.message),
+            c.retry_after,
+            c.cause,
         )
     }
 }
@@ -507,8 +345,8 @@ pub type LangfuseResult<T> = Result<T, LangfuseError>;
 
 /// An error of the OpenAI-compatible routes (`/v1/…`), answered in OpenAI's shape
 /// `{"error": {"message", "type", "param", "code"}}` so OpenAI SDKs raise their usual
-/// exceptions. The second and only other mapping of errors to HTTP: every [`ApiError`]
-/// (and so every core error) has exactly one OpenAI status and type, here.
+/// exceptions. A thin writer: the status, `type`, `code` and `param` come from one
+/// table over the classification ([`openai_row`]).
 #[derive(Debug)]
 pub struct OpenAiError(pub ApiError);
 
@@ -537,241 +375,118 @@ pub struct OpenAiErrorParts {
     pub cause: Option<String>,
 }
 
-impl OpenAiError {
-    /// Status, body, retry-after and hidden cause: the one OpenAI-shaped mapping.
-    pub fn into_parts(self) -> OpenAiErrorParts {
-        use prompt_core::ProviderErrorKind as K;
-        let mut param: Option<String> = None;
-        let mut retry_after = None;
-        let mut cause = None;
-        let (status, kind, code, message): (StatusCode, &str, Option<&str>, String) = match self.0 {
-            ApiError::Core(e) => match e {
-                Error::NotFound { .. } => {
-                    param = Some("model".into());
-                    (
-                        StatusCode::NOT_FOUND,
-                        "invalid_request_error",
-                        Some("model_not_found"),
-                        e.to_string(),
-                    )
-                }
-                Error::AlreadyExists { .. } | Error::Conflict { .. } => (
-                    StatusCode::CONFLICT,
+/// How OpenAI answers an error: its status, `type`, `code` and `param`.
+struct OpenAiRow {
+    status: u16,
+    kind: &'static str,
+    code: Option<&'static str>,
+    param: Option<String>,
+}
+
+fn row(status: u16, kind: &'static str, code: &'static str) -> OpenAiRow {
+    OpenAiRow {
+        status,
+        kind,
+        code: Some(code),
+        param: None,
+    }
+}
+
+/// The one table from our classification to OpenAI's conventions. Where OpenAI's
+/// status differs from ours, the row says why.
+fn openai_row(c: &Classified) -> OpenAiRow {
+    use ProviderErrorKind as K;
+    let d = &c.details;
+    match c.code {
+        // A core "not found" on the gateway is the model (a prompt named as a model);
+        // a missing route is OpenAI's `unknown_url`.
+        ErrorCode::NotFound if d.error_kind.is_some() => OpenAiRow {
+            param: Some("model".into()),
+            ..row(404, "invalid_request_error", "model_not_found")
+        },
+        ErrorCode::NotFound => row(404, "invalid_request_error", "unknown_url"),
+        ErrorCode::Conflict => row(409, "invalid_request_error", "conflict"),
+        ErrorCode::PreconditionFailed => row(412, "invalid_request_error", "precondition_failed"),
+        // OpenAI answers invalid values with 400, not 422.
+        ErrorCode::ValidationFailed => match d.template_error {
+            Some(t) => OpenAiRow {
+                param: Some("prompt_variables".into()),
+                ..row(
+                    400,
                     "invalid_request_error",
-                    Some("conflict"),
-                    e.to_string(),
-                ),
-                Error::PreconditionFailed { .. } => (
-                    StatusCode::PRECONDITION_FAILED,
-                    "invalid_request_error",
-                    Some("precondition_failed"),
-                    e.to_string(),
-                ),
-                Error::InvalidInput { ref field, .. } => {
-                    param = Some(field.clone());
-                    (
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        Some("invalid_value"),
-                        e.to_string(),
-                    )
-                }
-                Error::Template(ref t) => {
-                    param = Some("prompt_variables".into());
-                    let code = match t {
-                        TemplateError::MissingVariables(_) => "missing_variables",
-                        TemplateError::UnexpectedVariables(_) => "unexpected_variables",
-                        _ => "template_error",
-                    };
-                    (
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        Some(code),
-                        e.to_string(),
-                    )
-                }
-                Error::Provider(ref p) => {
-                    let (status, kind, code) = match p.kind {
-                        K::RateLimited => (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "rate_limit_error",
-                            "rate_limit_exceeded",
-                        ),
-                        K::QuotaExhausted => (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "insufficient_quota",
-                            "insufficient_quota",
-                        ),
-                        K::Overloaded => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "server_error",
-                            "upstream_overloaded",
-                        ),
-                        K::InvalidRequest => (
-                            StatusCode::BAD_REQUEST,
-                            "invalid_request_error",
-                            "upstream_invalid_request",
-                        ),
-                        K::ContextLength => (
-                            StatusCode::BAD_REQUEST,
-                            "invalid_request_error",
-                            "context_length_exceeded",
-                        ),
-                        K::ContentFiltered => (
-                            StatusCode::BAD_REQUEST,
-                            "invalid_request_error",
-                            "content_filter",
-                        ),
-                        K::NotConfigured => {
-                            param = Some("model".into());
-                            (
-                                StatusCode::NOT_FOUND,
-                                "invalid_request_error",
-                                "model_not_found",
-                            )
-                        }
-                        K::Unsupported => (
-                            StatusCode::BAD_REQUEST,
-                            "invalid_request_error",
-                            "unsupported",
-                        ),
-                        K::Timeout => (
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "server_error",
-                            "upstream_timeout",
-                        ),
-                        // The vendor refused *our* credentials: the server's fault,
-                        // not the caller's key.
-                        K::Auth => (StatusCode::BAD_GATEWAY, "server_error", "upstream_auth"),
-                        _ => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
-                    };
-                    if matches!(status.as_u16(), 429 | 503) {
-                        retry_after = Some(p.retry_after.unwrap_or(Duration::from_secs(1)));
-                    }
-                    (status, kind, Some(code), e.to_string())
-                }
-                Error::Unavailable {
-                    retry_after: r,
-                    ref message,
-                } => {
-                    retry_after = Some(r.unwrap_or(Duration::from_secs(1)));
-                    cause = Some(message.clone());
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server_error",
-                        Some("unavailable"),
-                        "the service is temporarily unavailable; retry later".to_owned(),
-                    )
-                }
-                Error::Unauthorized { message } => (
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_request_error",
-                    Some("invalid_api_key"),
-                    message,
-                ),
-                Error::Forbidden { message } => (
-                    StatusCode::FORBIDDEN,
-                    "permission_error",
-                    Some("insufficient_permissions"),
-                    message,
-                ),
-                Error::Unsupported { ref operation } => (
-                    StatusCode::NOT_IMPLEMENTED,
-                    "invalid_request_error",
-                    Some("unsupported"),
-                    format!("{operation} is not supported by this server's backend"),
-                ),
-                other => {
-                    cause = Some(match other {
-                        Error::Internal { message } => message,
-                        o => o.to_string(),
-                    });
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        Some("internal"),
-                        "internal error".to_owned(),
-                    )
-                }
+                    match t {
+                        TemplateFailure::MissingVariables => "missing_variables",
+                        TemplateFailure::UnexpectedVariables => "unexpected_variables",
+                        TemplateFailure::Syntax | TemplateFailure::Render => "template_error",
+                    },
+                )
             },
-            ApiError::WithRun { error, .. } => return OpenAiError(*error).into_parts(),
-            ApiError::BadRequest { message, .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                message,
-            ),
-            ApiError::Unauthorized(m) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                Some("invalid_api_key"),
-                m,
-            ),
-            ApiError::Forbidden(m) => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                Some("insufficient_permissions"),
-                m,
-            ),
-            ApiError::PayloadTooLarge(m) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                Some("payload_too_large"),
-                m,
-            ),
-            ApiError::RateLimited {
-                message,
-                retry_after: r,
-            } => {
-                retry_after = Some(r);
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    Some("rate_limit_exceeded"),
-                    message,
-                )
+            None => OpenAiRow {
+                param: d.field.clone(),
+                ..row(400, "invalid_request_error", "invalid_value")
+            },
+        },
+        ErrorCode::BadRequest => OpenAiRow {
+            code: None,
+            ..row(400, "invalid_request_error", "")
+        },
+        ErrorCode::PayloadTooLarge => row(413, "invalid_request_error", "payload_too_large"),
+        ErrorCode::Unauthorized => row(401, "invalid_request_error", "invalid_api_key"),
+        ErrorCode::Forbidden => row(403, "permission_error", "insufficient_permissions"),
+        ErrorCode::RateLimited => row(429, "rate_limit_error", "rate_limit_exceeded"),
+        ErrorCode::MethodNotAllowed => row(405, "invalid_request_error", "method_not_allowed"),
+        // An upstream failure keeps the upstream's meaning, so OpenAI SDKs retry (or not)
+        // as they would against OpenAI itself: a vendor 429 stays 429, not our 502.
+        ErrorCode::ProviderError => match d.kind {
+            Some(K::RateLimited) => row(429, "rate_limit_error", "rate_limit_exceeded"),
+            Some(K::QuotaExhausted) => row(429, "insufficient_quota", "insufficient_quota"),
+            Some(K::Overloaded) => row(503, "server_error", "upstream_overloaded"),
+            Some(K::InvalidRequest) => {
+                row(400, "invalid_request_error", "upstream_invalid_request")
             }
-            ApiError::NoRoute(path) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                Some("unknown_url"),
-                format!("no route for {path}"),
-            ),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                Some("method_not_allowed"),
-                "method not allowed on this path".to_owned(),
-            ),
-            ApiError::MasterKeyNotConfigured => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                Some("master_key_not_configured"),
-                "this server has no master key for stored provider credentials".to_owned(),
-            ),
-            ApiError::ModelUnavailable {
-                message,
-                retry_after: r,
-            } => {
-                retry_after = Some(r.unwrap_or(Duration::from_secs(1)));
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    Some("unavailable"),
-                    message,
-                )
+            Some(K::ContextLength) => row(400, "invalid_request_error", "context_length_exceeded"),
+            Some(K::ContentFiltered) => row(400, "invalid_request_error", "content_filter"),
+            Some(K::NotConfigured) => OpenAiRow {
+                param: Some("model".into()),
+                ..row(404, "invalid_request_error", "model_not_found")
+            },
+            Some(K::Unsupported) => row(400, "invalid_request_error", "unsupported"),
+            Some(K::Timeout) => row(504, "server_error", "upstream_timeout"),
+            // The vendor refused *our* credentials: the server's fault, not the caller's key.
+            Some(K::Auth) => row(502, "server_error", "upstream_auth"),
+            Some(K::Connection | K::Server | K::MalformedResponse) | None => {
+                row(502, "server_error", "upstream_error")
             }
+        },
+        ErrorCode::Unavailable => row(503, "server_error", "unavailable"),
+        ErrorCode::MasterKeyNotConfigured => row(503, "server_error", "master_key_not_configured"),
+        ErrorCode::Unsupported => row(501, "invalid_request_error", "unsupported"),
+        ErrorCode::Internal | ErrorCode::Unknown => row(500, "server_error", "internal"),
+    }
+}
+
+impl OpenAiError {
+    /// Status, body, retry-after and hidden cause in OpenAI's shape.
+    pub fn into_parts(self) -> OpenAiErrorParts {
+        let c = self.0.classify();
+        let r = openai_row(&c);
+        let retry_after = match c.code {
+            // Only the statuses OpenAI SDKs retry carry a hint.
+            ErrorCode::ProviderError => {
+                matches!(r.status, 429 | 503).then(|| c.retry_after.unwrap_or(DEFAULT_RETRY_AFTER))
+            }
+            _ => c.retry_after,
         };
         OpenAiErrorParts {
-            status,
+            status: status_of(r.status),
             body: json!({"error": {
-                "message": message,
-                "type": kind,
-                "param": param,
-                "code": code,
+                "message": c.message,
+                "type": r.kind,
+                "param": r.param,
+                "code": r.code,
             }}),
             retry_after,
-            cause,
+            cause: c.cause,
         }
     }
 }

@@ -5,9 +5,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::error::ApiError;
+use prompt_core::wire::ErrorDetails;
 
 /// A JSON body. Not JSON → 400 `bad_request`; wrong shape → 422 naming the field;
 /// over the size limit → 413.
@@ -45,7 +45,7 @@ fn json_error(path: String, inner: serde_json::Error) -> ApiError {
         }
         _ => ApiError::BadRequest {
             message: format!("request body is not valid JSON: {inner}"),
-            details: None,
+            details: Box::default(),
         },
     }
 }
@@ -73,7 +73,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(ApiError::BadRequest {
                 message: "expected a JSON body with Content-Type: application/json".into(),
-                details: Some(json!({"header": "content-type"})),
+                details: Box::new(ErrorDetails {
+                    header: Some("content-type".into()),
+                    ..ErrorDetails::default()
+                }),
             });
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{
-    ApiError, ErrorBody, ErrorDetail, InternalCause, LangfuseError, LangfuseShaped,
+    ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
 use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools};
 use crate::state::AppState;
@@ -183,7 +183,8 @@ async fn no_route(uri: Uri) -> Response {
     let e = ApiError::NoRoute(uri.path().to_owned());
     match ErrorShape::of(uri.path()) {
         ErrorShape::Langfuse => LangfuseError(e).into_response(),
-        ErrorShape::Ours | ErrorShape::OpenAi => e.into_response(),
+        ErrorShape::OpenAi => OpenAiError(e).into_response(),
+        ErrorShape::Ours => e.into_response(),
     }
 }
 
@@ -351,53 +352,39 @@ fn ensure_error_body(
     if shape == ErrorShape::OpenAi && is_json {
         return resp;
     }
-    // Langfuse's handlers answer in its shape already (500s included, without their
-    // cause); anything else (a panic, a layer's bare status) is rewritten into it.
-    let langfuse_json = is_json && resp.extensions().get::<LangfuseShaped>().is_some();
-    if shape == ErrorShape::Langfuse {
-        if langfuse_json {
-            return resp;
-        }
-        let (_, message) = fallback_error(status);
-        let mut new = crate::error::langfuse_error_response(status, message.into());
-        copy_error_headers(&resp, &mut new);
-        return new;
-    }
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        return json_error(
-            status,
-            "internal",
-            "internal".into(),
-            Some(serde_json::json!({"request_id": request_id})),
-            &resp,
-        );
-    }
-    if is_json {
+    // Handlers answer in their path's shape already (Langfuse's 500s included, without
+    // their cause); anything else (a panic, a layer's bare status) is rewritten into it
+    // from the one classification, and our 500s always carry the request id.
+    let keep = match shape {
+        ErrorShape::Langfuse => is_json && resp.extensions().get::<LangfuseShaped>().is_some(),
+        ErrorShape::OpenAi => is_json,
+        ErrorShape::Ours => is_json && status != StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if keep {
         return resp;
     }
-    let (code, message) = fallback_error(status);
-    json_error(status, code, message.into(), None, &resp)
-}
-
-/// Code and message of an error response that came without a body (from a layer).
-fn fallback_error(status: StatusCode) -> (&'static str, &'static str) {
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "request body is larger than the server's limit",
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this path"),
-        StatusCode::SERVICE_UNAVAILABLE => {
-            ("unavailable", "the request took too long; retry later")
+    let error = ApiError::from_status(status);
+    let mut new = match shape {
+        ErrorShape::Langfuse => LangfuseError(error).into_response(),
+        ErrorShape::OpenAi => OpenAiError(error).into_response(),
+        ErrorShape::Ours => {
+            let mut c = error.classify();
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                c.details.request_id = Some(Some(request_id.to_owned()));
+            }
+            (
+                status,
+                axum::Json(ErrorBody {
+                    error: c.to_detail(),
+                }),
+            )
+                .into_response()
         }
-        StatusCode::NOT_FOUND => ("not_found", "not found"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("bad_request", "expected Content-Type: application/json")
-        }
-        StatusCode::INTERNAL_SERVER_ERROR => ("internal", "internal"),
-        s if s.is_server_error() => ("unavailable", "the service is temporarily unavailable"),
-        _ => ("bad_request", "bad request"),
-    }
+    };
+    // The replacement's hidden cause is ours, not the handler's: the log has it above.
+    new.extensions_mut().remove::<InternalCause>();
+    copy_error_headers(&resp, &mut new);
+    new
 }
 
 /// Keep `Retry-After` and `Allow` of the replaced response; a 503 always says when to
@@ -414,25 +401,6 @@ fn copy_error_headers(old: &Response, new: &mut Response) {
         new.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-}
-
-fn json_error(
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: Option<serde_json::Value>,
-    old: &Response,
-) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code,
-            message,
-            details,
-        },
-    };
-    let mut resp = (status, axum::Json(body)).into_response();
-    copy_error_headers(old, &mut resp);
-    resp
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
                     kw.set_item("field", "variables")?;
                     kw.set_item("unexpected_variables", vars.clone())?;
                 }
-                _ => {
+                TemplateError::Syntax { .. } | TemplateError::Render { .. } => {
                     kw.set_item("field", "template")?;
                 }
             }
@@ -93,9 +93,6 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
             "AuthError"
         }
         Error::Internal { .. } => "InternalError",
-        // `Error` is non-exhaustive: a kind added later is still a PromptRegistryError.
-        #[allow(unreachable_patterns)]
-        _ => "PromptRegistryError",
     };
     kw.set_item("kind", kind_name(e))?;
     let cls = errors_module(py)?.getattr(class)?;

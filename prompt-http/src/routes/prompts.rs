@@ -72,7 +72,10 @@ pub fn selector(label: Option<String>, version: Option<u32>) -> ApiResult<Select
     if label.is_some() && version.is_some() {
         return Err(ApiError::BadRequest {
             message: "give either label or version, not both".into(),
-            details: Some(serde_json::json!({"fields": ["label", "version"]})),
+            details: Box::new(prompt_core::wire::ErrorDetails {
+                fields: Some(vec!["label".into(), "version".into()]),
+                ..Default::default()
+            }),
         });
     }
     Ok(Selector::from_parts(label, version)?)

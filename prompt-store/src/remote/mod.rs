@@ -25,12 +25,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use prompt_core::execute::Execution;
+use prompt_core::wire::{ErrorBody, ErrorDetail};
 use prompt_core::{
     Analysis, AnalyzeRequest, ApiKeyRecord, CreateRequest, Created, Error, ExecuteOptions, KeyRole,
     LabelMove, NewPrompt, NewRun, NewVersion, OptimizeRequest, Optimized, Page, PageRequest,
-    Project, Prompt, PromptFilter, PromptStore, PromptUpdate, PromptVersion, ProviderError,
-    ProviderErrorKind, Remix, RemixRequest, Result, Run, RunLog, RunQuery, RunStats, RunUpdate,
-    Selector, StatsQuery, TemplateError, Variables, validate,
+    Project, Prompt, PromptFilter, PromptStore, PromptUpdate, PromptVersion, Remix, RemixRequest,
+    Result, Run, RunLog, RunQuery, RunStats, RunUpdate, Selector, StatsQuery, Variables, validate,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, IF_MATCH, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -313,7 +313,7 @@ impl RemoteStore {
             for item in items {
                 out.push(match (item.run, item.error) {
                     (Some(run), _) => Ok(run),
-                    (None, Some(e)) => Err(error_from_detail(422, None, e)),
+                    (None, Some(e)) => Err(Error::from_wire(422, None, e)),
                     (None, None) => Err(Error::internal("the server answered an empty item")),
                 });
             }
@@ -612,19 +612,6 @@ struct BatchItem {
     error: Option<ErrorDetail>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-    #[serde(default)]
-    details: Option<Value>,
-}
-
 /// `/api/v1/prompts/{name}{rest}`, the name checked and its `/` encoded.
 fn prompt_path(name: &str, rest: &str) -> Result<String> {
     validate::prompt_name(name)?;
@@ -686,7 +673,8 @@ fn transport_error(base: &str, e: &reqwest::Error) -> Error {
 }
 
 /// A server's error answer as the core error it was made from (the inverse of the
-/// server's one mapping), plus the id of the failed run an execution recorded.
+/// server's one classification, read from the code and details, never from the
+/// message), plus the id of the failed run an execution recorded.
 pub fn parse_remote_error(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -694,15 +682,9 @@ pub fn parse_remote_error(
 ) -> (Error, Option<Uuid>) {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => {
-            let run_id = b
-                .error
-                .details
-                .as_ref()
-                .and_then(|d| d.get("run_id"))
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok());
+            let run_id = b.error.details.run_id;
             (
-                error_from_detail(status.as_u16(), retry_after, b.error),
+                Error::from_wire(status.as_u16(), retry_after, b.error),
                 run_id,
             )
         }
@@ -727,107 +709,6 @@ pub fn parse_remote_error(
             };
             (e, None)
         }
-    }
-}
-
-fn strip<'a>(s: &'a str, prefix: &str) -> &'a str {
-    s.strip_prefix(prefix).unwrap_or(s)
-}
-
-fn detail_str(details: &Option<Value>, key: &str) -> Option<String> {
-    details
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
-fn detail_list(details: &Option<Value>, key: &str) -> Option<Vec<String>> {
-    let list = details.as_ref()?.get(key)?.as_array()?;
-    Some(
-        list.iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-    )
-}
-
-fn error_from_detail(status: u16, retry_after: Option<Duration>, d: ErrorDetail) -> Error {
-    let ErrorDetail {
-        code,
-        message,
-        details,
-    } = d;
-    match code.as_str() {
-        "not_found" => Error::NotFound {
-            what: message
-                .strip_suffix(" not found")
-                .unwrap_or(&message)
-                .to_owned(),
-        },
-        "conflict" => match message.strip_suffix(" already exists") {
-            Some(what) => Error::already_exists(what),
-            None => Error::conflict(strip(&message, "conflict: ")),
-        },
-        "precondition_failed" => Error::PreconditionFailed {
-            message: strip(&message, "precondition failed: ").to_owned(),
-        },
-        "validation_failed" => {
-            if let Some(vars) = detail_list(&details, "missing_variables") {
-                return TemplateError::MissingVariables(vars).into();
-            }
-            if let Some(vars) = detail_list(&details, "unexpected_variables") {
-                return TemplateError::UnexpectedVariables(vars).into();
-            }
-            let field = detail_str(&details, "field").unwrap_or_else(|| "request".into());
-            if field == "template" {
-                if let Some(m) = message.strip_prefix("template syntax error: ") {
-                    return TemplateError::Syntax { message: m.into() }.into();
-                }
-                if let Some(m) = message.strip_prefix("template render error: ") {
-                    return TemplateError::Render { message: m.into() }.into();
-                }
-            }
-            let m = strip(&message, &format!("invalid {field}: ")).to_owned();
-            Error::invalid(field, m)
-        }
-        "bad_request" => {
-            let field = detail_str(&details, "field").unwrap_or_else(|| "request".into());
-            Error::invalid(field, message)
-        }
-        "payload_too_large" => Error::invalid("body", message),
-        "unauthorized" => Error::Unauthorized { message },
-        "forbidden" => Error::Forbidden { message },
-        "rate_limited" => Error::Unavailable {
-            message: format!("rate limited by the registry server: {message}"),
-            retry_after,
-        },
-        "provider_error" => {
-            let provider = detail_str(&details, "provider").unwrap_or_default();
-            let kind = details
-                .as_ref()
-                .and_then(|d| d.get("kind"))
-                .and_then(|k| serde_json::from_value::<ProviderErrorKind>(k.clone()).ok())
-                .unwrap_or(ProviderErrorKind::Server);
-            let prefix = format!("provider '{provider}' failed ({}): ", kind.as_str());
-            let mut p = ProviderError::new(kind, provider.clone(), strip(&message, &prefix));
-            p.status = details
-                .as_ref()
-                .and_then(|d| d.get("status"))
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok());
-            p.vendor_code = detail_str(&details, "vendor_code");
-            p.request_id = detail_str(&details, "request_id");
-            p.retry_after = retry_after;
-            p.into()
-        }
-        "unavailable" => Error::Unavailable {
-            message: format!("the registry server is unavailable: {message}"),
-            retry_after,
-        },
-        "unsupported" => Error::unsupported(message),
-        _ => Error::internal(format!(
-            "the registry server answered {status} {code}: {message}"
-        )),
     }
 }
 
@@ -1146,6 +1027,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
+    use prompt_core::{ProviderErrorKind, TemplateError};
 
     fn err(status: u16, body: Value) -> Error {
         parse_remote_error(
@@ -1161,28 +1043,28 @@ mod tests {
         assert_eq!(
             err(
                 404,
-                json!({"error": {"code": "not_found", "message": "prompt 'a' not found"}})
+                json!({"error": {"code": "not_found", "message": "reworded", "details": {"error_kind": "not_found", "what": "prompt 'a'"}}})
             ),
             Error::not_found("prompt 'a'")
         );
         assert_eq!(
             err(
                 409,
-                json!({"error": {"code": "conflict", "message": "prompt 'a' already exists"}})
+                json!({"error": {"code": "conflict", "message": "reworded", "details": {"error_kind": "already_exists", "what": "prompt 'a'"}}})
             ),
             Error::already_exists("prompt 'a'")
         );
         assert_eq!(
             err(
                 422,
-                json!({"error": {"code": "validation_failed", "message": "invalid name: must not be empty", "details": {"field": "name"}}})
+                json!({"error": {"code": "validation_failed", "message": "reworded", "details": {"error_kind": "invalid_input", "field": "name", "reason": "must not be empty"}}})
             ),
             Error::invalid("name", "must not be empty")
         );
         assert_eq!(
             err(
                 422,
-                json!({"error": {"code": "validation_failed", "message": "missing template variables: a, b", "details": {"missing_variables": ["a", "b"]}}})
+                json!({"error": {"code": "validation_failed", "message": "reworded", "details": {"error_kind": "template", "template_error": "missing_variables", "missing_variables": ["a", "b"]}}})
             ),
             TemplateError::MissingVariables(vec!["a".into(), "b".into()]).into()
         );
@@ -1200,8 +1082,8 @@ mod tests {
         match err(
             502,
             json!({"error": {"code": "provider_error",
-                "message": "provider 'openai' failed (rate_limited): slow down",
-                "details": {"provider": "openai", "kind": "rate_limited", "status": 429, "retryable": true}}}),
+                "message": "reworded",
+                "details": {"error_kind": "provider", "provider": "openai", "kind": "rate_limited", "reason": "slow down", "status": 429, "retryable": true}}}),
         ) {
             Error::Provider(p) => {
                 assert_eq!(p.kind, ProviderErrorKind::RateLimited);
