@@ -379,6 +379,11 @@ impl Registry {
         options: ExecuteOptions,
         mut on_delta: impl FnMut(&str) + Send,
     ) -> Result<Execution> {
+        if let Some(server) = &self.server {
+            // The server executes (with its providers) and answers when the run is
+            // finished: no deltas reach this process.
+            return server.execute(name, selector, variables, options).await;
+        }
         // Recorded as `running` at once: a `pending` run could be claimed by a
         // background worker before this call marks it running.
         let (version, pending) = self
@@ -400,6 +405,9 @@ impl Registry {
         variables: &Variables,
         options: ExecuteOptions,
     ) -> Result<Run> {
+        if let Some(server) = &self.server {
+            return server.submit(name, selector, variables, options).await;
+        }
         let (_, run) = self
             .record_request(name, selector, variables, &options, RunStatus::Pending)
             .await?;
@@ -639,7 +647,8 @@ impl Registry {
     }
 
     /// Start a [`WorkerPool`] executing this registry's pending runs (of every project
-    /// of its run log).
+    /// of its run log). Over a server's store the server's workers execute submitted
+    /// runs, and the pool is idle.
     pub async fn start_workers(&self, config: WorkerPoolConfig) -> Result<WorkerPool> {
         WorkerPool::start(self, config).await
     }
@@ -716,6 +725,14 @@ impl WorkerPool {
         }
         if config.poll_interval.is_zero() {
             return Err(Error::invalid("poll_interval", "must be positive"));
+        }
+        if registry.server.is_some() {
+            // Runs submitted to a server are executed by the server's workers.
+            return Ok(WorkerPool {
+                tasks: Vec::new(),
+                stop: watch::channel(false).0,
+                requeued_at_start: 0,
+            });
         }
         let requeued_at_start = requeue(registry, config.stale_after).await?;
         if requeued_at_start > 0 {

@@ -8,6 +8,7 @@ pub mod page;
 pub mod provider;
 pub mod registry;
 pub mod run;
+pub mod server;
 pub mod store;
 pub mod template;
 pub mod tools;
@@ -32,6 +33,7 @@ pub use registry::Registry;
 pub use run::{
     GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate, StatsQuery,
 };
+pub use server::RegistryServer;
 pub use store::{PromptFilter, PromptStore, RunLog};
 pub use template::{RenderOptions, TemplateFormat, Variables};
 pub use tools::{

@@ -14,6 +14,7 @@ use crate::model::{
 use crate::page::{Page, PageRequest};
 use crate::provider::ProviderSet;
 use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::template::{RenderOptions, Variables};
 use crate::tools::ToolsConfig;
@@ -32,20 +33,16 @@ pub struct Registry {
     pub(crate) jobs: Arc<Notify>,
     /// The model of the prompt tools (see [`Registry::with_tools`]).
     pub(crate) tools: Arc<ToolsConfig>,
+    /// Set when the store is a server's: executions, background runs, run ingestion
+    /// and the authoring aids happen there (see [`crate::server`]).
+    pub(crate) server: Option<Arc<dyn RegistryServer>>,
 }
 
 impl Registry {
     /// A registry on the `default` project (created if missing).
     pub async fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>) -> Result<Self> {
         let project = store.ensure_project(DEFAULT_PROJECT).await?;
-        Ok(Registry {
-            store,
-            runs,
-            project,
-            providers: Arc::default(),
-            jobs: Arc::default(),
-            tools: Arc::default(),
-        })
+        Ok(Registry::from_parts(store, runs, project))
     }
 
     /// A registry on the named project (created if missing).
@@ -56,14 +53,7 @@ impl Registry {
     ) -> Result<Self> {
         crate::validate::project_name(project)?;
         let project = store.ensure_project(project).await?;
-        Ok(Registry {
-            store,
-            runs,
-            project,
-            providers: Arc::default(),
-            jobs: Arc::default(),
-            tools: Arc::default(),
-        })
+        Ok(Registry::from_parts(store, runs, project))
     }
 
     /// A registry on a project the caller already has (no lookup is made): for stores
@@ -74,6 +64,7 @@ impl Registry {
         project: Project,
     ) -> Self {
         Registry {
+            server: store.server(),
             store,
             runs,
             project,
@@ -92,12 +83,28 @@ impl Registry {
             providers: self.providers.clone(),
             jobs: self.jobs.clone(),
             tools: self.tools.clone(),
+            server: self.server.clone(),
         }
     }
 
     /// The project this registry works in.
     pub fn project(&self) -> &Project {
         &self.project
+    }
+
+    /// The project as its backend knows it: this registry's, or for a registry over a
+    /// server, the project the server scopes it to (asked once the server can be
+    /// reached, if it could not be when the registry was made).
+    pub async fn current_project(&self) -> Result<Project> {
+        match &self.server {
+            Some(server) => server.project().await,
+            None => Ok(self.project.clone()),
+        }
+    }
+
+    /// The server's URL when the store is a server's (see [`crate::server`]).
+    pub fn server_url(&self) -> Option<&str> {
+        self.server.as_deref().map(RegistryServer::url)
     }
 
     fn pid(&self) -> Uuid {
@@ -282,6 +289,9 @@ impl Registry {
     /// Record a run executed elsewhere (or by the executor). The prompt and version, if
     /// named, must exist.
     pub async fn log_run(&self, new: NewRun) -> Result<Run> {
+        if let Some(server) = &self.server {
+            return server.log_run(new).await;
+        }
         let run = new.into_run(self.pid())?;
         self.check_run_refs(&run, &mut HashMap::new()).await?;
         self.runs.insert_runs(std::slice::from_ref(&run)).await?;
@@ -291,6 +301,9 @@ impl Registry {
     /// Record many runs: each is validated alone (its error says which field), the valid
     /// ones are stored in one transaction. The result has one entry per input, in order.
     pub async fn log_runs(&self, runs: Vec<NewRun>) -> Result<Vec<Result<Run>>> {
+        if let Some(server) = &self.server {
+            return server.log_runs(runs).await;
+        }
         let results = self.prepare_runs(runs).await?;
         let valid: Vec<Run> = results
             .iter()

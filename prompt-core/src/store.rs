@@ -7,6 +7,8 @@
 
 use std::fmt::Debug;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -223,6 +225,13 @@ pub trait PromptStore: Send + Sync + Debug {
     /// A cheap round trip to the backend (for readiness checks).
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The server behind this store, when it is a server's (the remote store): a
+    /// [`Registry`](crate::Registry) over it executes, queues, logs runs and runs the
+    /// authoring aids there (see [`crate::server`]). `None` (the default): locally.
+    fn server(&self) -> Option<Arc<dyn crate::server::RegistryServer>> {
+        None
     }
 }
 

@@ -473,3 +473,75 @@ async fn the_client_cache_serves_stale_while_the_server_is_down() {
         Err(Error::Unavailable { .. })
     ));
 }
+
+/// A `Registry` over the remote store hands executions, submissions, run logging and
+/// the authoring aids to the server (whose providers and workers run them), as the
+/// Python module does: where runs execute is the store's business, not the caller's.
+#[tokio::test]
+async fn a_registry_over_the_remote_store_executes_on_the_server() {
+    let server = Server::start().await;
+    let (reg, _remote) = server.registry(&server.admin, None).await;
+    assert_eq!(reg.server_url(), Some(server.url.as_str()));
+    assert_eq!(reg.current_project().await.unwrap().name, "default");
+    reg.create_version(
+        "greet",
+        NewVersion::new("Hello {{ name }}")
+            .with_config(json!({"provider": "mock", "model": "mock/echo"}))
+            .with_labels(["production"]),
+    )
+    .await
+    .unwrap();
+
+    // This registry has no providers of its own: the server executed the call, and
+    // the run is in the server's log.
+    let ex = reg
+        .execute(
+            "greet",
+            &Selector::default(),
+            &vars(json!({"name": "Ada"})),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(ex.error.is_none(), "{ex:?}");
+    assert_eq!(ex.run.status, RunStatus::Completed);
+    assert!(ex.run.output.as_deref().unwrap().contains("Hello Ada"));
+    assert_eq!(reg.get_run(ex.run.id).await.unwrap().id, ex.run.id);
+
+    let pending = reg
+        .submit(
+            "greet",
+            &Selector::default(),
+            &vars(json!({"name": "Bob"})),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reg.get_run(pending.id).await.unwrap().id, pending.id);
+    // Nothing to start here: the server's workers execute submitted runs.
+    let pool = reg
+        .start_workers(prompt_core::WorkerPoolConfig::default())
+        .await
+        .unwrap();
+    pool.shutdown().await;
+
+    let mut ok = NewRun::with_status(RunStatus::Completed);
+    ok.prompt = Some("greet".into());
+    ok.version = Some(1);
+    let one = reg.log_run(ok.clone()).await.unwrap();
+    assert_eq!(reg.get_run(one.id).await.unwrap(), one);
+    let many = reg.log_runs(vec![ok]).await.unwrap();
+    assert!(many[0].is_ok(), "{many:?}");
+
+    // The authoring aids read the stored prompt on the server.
+    let analysis = reg
+        .analyze(prompt_core::AnalyzeRequest {
+            prompt: Some("greet".into()),
+            critique: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(analysis.source.unwrap().version, 1);
+    assert_eq!(analysis.variables, vec!["name".to_owned()]);
+}

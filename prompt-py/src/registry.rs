@@ -52,8 +52,8 @@ where
     }
 }
 
-/// What `open` makes: the registry, and the remote store when the URL is a server's.
-type Opened = (Registry, Option<RemoteStore>);
+/// What `open` makes.
+type Opened = Registry;
 
 /// Open a backend and build the registry (with the providers of the environment).
 async fn open_registry(
@@ -87,7 +87,7 @@ async fn open_registry(
         Ok(spec) if !spec.trim().is_empty() => prompt_core::ToolsConfig::from_model(&spec)?,
         _ => prompt_core::ToolsConfig::default(),
     };
-    Ok((registry.with_providers(providers).with_tools(tools), None))
+    Ok(registry.with_providers(providers).with_tools(tools))
 }
 
 /// A registry over a remote server. The project is the API key's; a server that cannot
@@ -116,9 +116,10 @@ async fn open_remote(
         },
         Err(e) => return Err(e),
     };
-    let store = Arc::new(remote.clone());
-    let registry = Registry::from_parts(store.clone(), store, project);
-    Ok((registry, Some(remote)))
+    let store = Arc::new(remote);
+    // The registry hands executions, submissions, run logging and the tools to the
+    // server itself: the store is a server's (`PromptStore::server`).
+    Ok(Registry::from_parts(store.clone(), store, project))
 }
 
 /// The environment variable naming the tools model (as for the server).
@@ -242,17 +243,14 @@ const VERSION_CACHE_SIZE: usize = 1024;
 #[pyclass(module = "prompt_registry._native", frozen)]
 pub struct NativeRegistry {
     registry: Registry,
-    /// Set for a remote registry: runs are logged and executed by the server.
-    remote: Option<RemoteStore>,
     is_async: bool,
     workers: Arc<Mutex<Option<WorkerPool>>>,
 }
 
 impl NativeRegistry {
-    fn new((registry, remote): Opened, is_async: bool) -> Self {
+    fn new(registry: Opened, is_async: bool) -> Self {
         NativeRegistry {
             registry,
-            remote,
             is_async,
             workers: Arc::default(),
         }
@@ -330,15 +328,9 @@ impl NativeRegistry {
     /// when it was opened, and raises `UnavailableError` if it still cannot.
     #[getter]
     fn project(&self, py: Python<'_>) -> PyResult<String> {
-        match &self.remote {
-            None => Ok(self.registry.project().name.clone()),
-            Some(remote) => match remote.known_caller() {
-                Some(c) => Ok(c.project.name.clone()),
-                None => block_on_without_gil(py, remote.caller())
-                    .map(|c| c.project.name.clone())
-                    .map_err(|e| to_py_err(py, e)),
-            },
-        }
+        block_on_without_gil(py, self.registry.current_project())
+            .map(|p| p.name)
+            .map_err(|e| to_py_err(py, e))
     }
 
     #[pyo3(signature = (name, description = None, tags = None))]
@@ -571,15 +563,9 @@ impl NativeRegistry {
         let sel = try_arg!(self, py, selector(label, version));
         let vars = variables_of(variables)?;
         let opts = try_arg!(self, py, execute_options(options)?);
-        let remote = self.remote.clone();
         self.dispatch(
             py,
-            async move {
-                match remote {
-                    Some(remote) => remote.execute(&name, &sel, &vars, opts).await,
-                    None => r.execute(&name, &sel, &vars, opts).await,
-                }
-            },
+            async move { r.execute(&name, &sel, &vars, opts).await },
             |py, ex| {
                 let d = PyDict::new(py);
                 d.set_item("run", to_py(py, &ex.run)?)?;
@@ -607,13 +593,7 @@ impl NativeRegistry {
         let sel = try_arg!(self, py, selector(label, version));
         let vars = variables_of(variables)?;
         let opts = try_arg!(self, py, execute_options(options)?);
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.submit(&name, &sel, &vars, opts).await,
-                None => r.submit(&name, &sel, &vars, opts).await,
-            }
-        })
+        self.call(py, async move { r.submit(&name, &sel, &vars, opts).await })
     }
 
     /// Start background workers executing submitted runs (idempotent). A remote
@@ -622,11 +602,7 @@ impl NativeRegistry {
     fn start_workers<'py>(&self, py: Python<'py>, workers: usize) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let slot = self.workers.clone();
-        let is_remote = self.remote.is_some();
         self.call(py, async move {
-            if is_remote {
-                return Ok(());
-            }
             if slot
                 .lock()
                 .map_err(|_| Error::internal("workers lock poisoned"))?
@@ -670,13 +646,7 @@ impl NativeRegistry {
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let new: NewRun = try_arg!(self, py, parse(to_json(fields.as_any(), "run")?, "run"));
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.log_run(new).await,
-                None => r.log_run(new).await,
-            }
-        })
+        self.call(py, async move { r.log_run(new).await })
     }
 
     /// Many runs: a list with, per input, a run dict or an exception object.
@@ -695,13 +665,7 @@ impl NativeRegistry {
                 parse::<NewRun>(to_json(d.as_any(), &field)?, &field)
             ));
         }
-        let remote = self.remote.clone();
-        let fut = async move {
-            match remote {
-                Some(remote) => remote.log_runs(news).await,
-                None => r.log_runs(news).await,
-            }
-        };
+        let fut = async move { r.log_runs(news).await };
         self.dispatch(py, fut, |py, results| {
             let l = pyo3::types::PyList::empty(py);
             for res in results {
@@ -749,7 +713,7 @@ impl NativeRegistry {
     /// The server's URL for a remote registry, else `None`.
     #[getter]
     fn remote_url(&self) -> Option<String> {
-        self.remote.as_ref().map(|r| r.url().to_owned())
+        self.registry.server_url().map(str::to_owned)
     }
 
     /// `request` is the JSON of an `AnalyzeRequest`.
@@ -764,13 +728,7 @@ impl NativeRegistry {
             py,
             parse(to_json(request.as_any(), "request")?, "request")
         );
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.analyze(&req).await,
-                None => r.analyze(req).await,
-            }
-        })
+        self.call(py, async move { r.analyze(req).await })
     }
 
     /// `request` is the JSON of a `RemixRequest`.
@@ -785,13 +743,7 @@ impl NativeRegistry {
             py,
             parse(to_json(request.as_any(), "request")?, "request")
         );
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.remix(&req).await,
-                None => r.remix(req).await,
-            }
-        })
+        self.call(py, async move { r.remix(req).await })
     }
 
     /// `request` is the JSON of a `CreateRequest`.
@@ -806,13 +758,7 @@ impl NativeRegistry {
             py,
             parse(to_json(request.as_any(), "request")?, "request")
         );
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.create_from_goal(&req).await,
-                None => r.create_from_goal(req).await,
-            }
-        })
+        self.call(py, async move { r.create_from_goal(req).await })
     }
 
     /// `request` is the JSON of an `OptimizeRequest`.
@@ -828,13 +774,7 @@ impl NativeRegistry {
             py,
             parse(to_json(request.as_any(), "request")?, "request")
         );
-        let remote = self.remote.clone();
-        self.call(py, async move {
-            match remote {
-                Some(remote) => remote.optimize(&name, &req).await,
-                None => r.optimize(&name, req).await,
-            }
-        })
+        self.call(py, async move { r.optimize(&name, req).await })
     }
 
     fn __repr__(&self) -> String {

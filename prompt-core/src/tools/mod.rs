@@ -811,6 +811,9 @@ impl Registry {
     /// reason). Fails only on bad input (or a store failure), never because of the
     /// model.
     pub async fn analyze(&self, req: AnalyzeRequest) -> Result<Analysis> {
+        if let Some(server) = &self.server {
+            return server.analyze(&req).await;
+        }
         if let Some(vs) = &req.variables
             && vs.len() > MAX_ITEMS * 4
         {
@@ -977,6 +980,9 @@ impl Registry {
 
     /// Rewrite a template in a style, keeping exactly its variables and kind.
     pub async fn remix(&self, req: RemixRequest) -> Result<Remix> {
+        if let Some(server) = &self.server {
+            return server.remix(&req).await;
+        }
         if let RemixStyle::Custom(s) = &req.style {
             check_text("style.custom", s)?;
         }
@@ -1021,6 +1027,9 @@ impl Registry {
     /// Write a new template for a goal; with `save_as`, save it as version 1 of a new
     /// prompt (`AlreadyExists` if the name is taken, checked before the model is called).
     pub async fn create_from_goal(&self, req: CreateRequest) -> Result<Created> {
+        if let Some(server) = &self.server {
+            return server.create_from_goal(&req).await;
+        }
         check_text("goal", &req.goal)?;
         if let Some(a) = &req.audience {
             validate::max_len("audience", a, MAX_TEXT_CHARS)?;
@@ -1140,6 +1149,9 @@ impl Registry {
     /// config; no label moved but `latest`). The commit message records the source
     /// version and the rationale.
     pub async fn optimize(&self, name: &str, req: OptimizeRequest) -> Result<Optimized> {
+        if let Some(server) = &self.server {
+            return server.optimize(name, &req).await;
+        }
         if let Some(g) = &req.goal {
             check_text("goal", g)?;
         }

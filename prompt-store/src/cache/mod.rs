@@ -369,6 +369,10 @@ impl CachedStore {
 
 #[async_trait]
 impl PromptStore for CachedStore {
+    fn server(&self) -> Option<Arc<dyn prompt_core::RegistryServer>> {
+        self.inner.server()
+    }
+
     async fn create_project(&self, name: &str) -> Result<Project> {
         self.inner.create_project(name).await
     }

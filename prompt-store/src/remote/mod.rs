@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use prompt_core::RegistryServer;
 use prompt_core::execute::Execution;
 use prompt_core::wire::{ErrorBody, ErrorDetail};
 use prompt_core::{
@@ -713,7 +714,66 @@ pub fn parse_remote_error(
 }
 
 #[async_trait]
+impl RegistryServer for RemoteStore {
+    fn url(&self) -> &str {
+        RemoteStore::url(self)
+    }
+
+    async fn project(&self) -> Result<Project> {
+        Ok(self.caller().await?.project.clone())
+    }
+
+    async fn execute(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: ExecuteOptions,
+    ) -> Result<Execution> {
+        RemoteStore::execute(self, name, selector, variables, options).await
+    }
+
+    async fn submit(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: ExecuteOptions,
+    ) -> Result<Run> {
+        RemoteStore::submit(self, name, selector, variables, options).await
+    }
+
+    async fn log_runs(&self, runs: Vec<NewRun>) -> Result<Vec<Result<Run>>> {
+        RemoteStore::log_runs(self, runs).await
+    }
+
+    async fn log_run(&self, run: NewRun) -> Result<Run> {
+        RemoteStore::log_run(self, run).await
+    }
+
+    async fn analyze(&self, req: &AnalyzeRequest) -> Result<Analysis> {
+        RemoteStore::analyze(self, req).await
+    }
+
+    async fn remix(&self, req: &RemixRequest) -> Result<Remix> {
+        RemoteStore::remix(self, req).await
+    }
+
+    async fn create_from_goal(&self, req: &CreateRequest) -> Result<Created> {
+        RemoteStore::create_from_goal(self, req).await
+    }
+
+    async fn optimize(&self, name: &str, req: &OptimizeRequest) -> Result<Optimized> {
+        RemoteStore::optimize(self, name, req).await
+    }
+}
+
+#[async_trait]
 impl PromptStore for RemoteStore {
+    fn server(&self) -> Option<Arc<dyn RegistryServer>> {
+        Some(Arc::new(self.clone()))
+    }
+
     async fn create_project(&self, name: &str) -> Result<Project> {
         let _ = name;
         Err(Error::unsupported(
