@@ -93,6 +93,41 @@ impl std::fmt::Debug for ProviderCredential {
     }
 }
 
+/// A stored provider as shown: the key masked (`key_hint`), never the sealed value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderView {
+    /// The provider's name in the project.
+    pub name: String,
+    /// The wire protocol.
+    pub kind: ProviderKind,
+    /// The API base URL, if not the vendor's default.
+    pub base_url: Option<String>,
+    /// The key, masked (`sk-…abcd`).
+    pub api_key: String,
+    /// Default generation parameters.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub default_params: Value,
+    /// When first stored.
+    pub created_at: DateTime<Utc>,
+    /// When last replaced.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ProviderCredential> for ProviderView {
+    fn from(c: ProviderCredential) -> Self {
+        ProviderView {
+            name: c.name,
+            kind: c.kind,
+            base_url: c.base_url,
+            api_key: c.key_hint,
+            default_params: c.default_params,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
 /// A function giving a credential's new sealed key (master key rotation); see
 /// [`PromptStore::reseal_provider_credentials`](crate::PromptStore::reseal_provider_credentials).
 pub type Reseal = dyn Fn(&ProviderCredential) -> Result<String> + Send + Sync;

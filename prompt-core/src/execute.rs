@@ -351,6 +351,27 @@ impl Registry {
         &self.providers
     }
 
+    /// Execute each call (and background run) with the providers `source` gives for
+    /// this registry's project — e.g. its stored, sealed credentials over the
+    /// environment's (`prompt_providers::credentials`) — asked at every call, so a
+    /// credential stored or replaced takes effect without rebuilding the registry.
+    pub fn with_provider_source(mut self, source: Arc<dyn ProviderSource>) -> Self {
+        self.provider_source = Some(source);
+        self
+    }
+
+    /// This registry with its project's providers from its source, when it has one.
+    async fn with_sourced_providers(&self) -> Result<Option<Registry>> {
+        let Some(source) = &self.provider_source else {
+            return Ok(None);
+        };
+        let providers = source.providers_for(self.project.id).await?;
+        let mut r = self.clone();
+        r.provider_source = None;
+        r.providers = Arc::new(providers);
+        Ok(Some(r))
+    }
+
     /// Resolve, render and execute a prompt, recording the run
     /// (`pending → running → completed | failed`).
     ///
@@ -384,6 +405,11 @@ impl Registry {
             // finished: no deltas reach this process.
             return server.execute(name, selector, variables, options).await;
         }
+        if let Some(r) = self.with_sourced_providers().await? {
+            // `r` has no source: this recursion is one level deep.
+            return Box::pin(r.execute_streaming(name, selector, variables, options, on_delta))
+                .await;
+        }
         // Recorded as `running` at once: a `pending` run could be claimed by a
         // background worker before this call marks it running.
         let (version, pending) = self
@@ -407,6 +433,9 @@ impl Registry {
     ) -> Result<Run> {
         if let Some(server) = &self.server {
             return server.submit(name, selector, variables, options).await;
+        }
+        if let Some(r) = self.with_sourced_providers().await? {
+            return Box::pin(r.submit(name, selector, variables, options)).await;
         }
         let (_, run) = self
             .record_request(name, selector, variables, &options, RunStatus::Pending)
@@ -650,7 +679,7 @@ impl Registry {
     /// of its run log). Over a server's store the server's workers execute submitted
     /// runs, and the pool is idle.
     pub async fn start_workers(&self, config: WorkerPoolConfig) -> Result<WorkerPool> {
-        WorkerPool::start(self, config).await
+        WorkerPool::start_with(self, config, self.provider_source.clone()).await
     }
 
     /// Start a [`WorkerPool`] executing this registry's pending runs, each with the

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::execute::ProviderSource;
 use crate::model::{
     DEFAULT_PROJECT, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
     PromptVersion, Rendered, Selector,
@@ -36,6 +37,10 @@ pub struct Registry {
     /// Set when the store is a server's: executions, background runs, run ingestion
     /// and the authoring aids happen there (see [`crate::server`]).
     pub(crate) server: Option<Arc<dyn RegistryServer>>,
+    /// Where each call finds its project's providers (stored credentials), over
+    /// [`Registry::providers`](crate::Registry::providers) (see
+    /// [`Registry::with_provider_source`]).
+    pub(crate) provider_source: Option<Arc<dyn ProviderSource>>,
 }
 
 impl Registry {
@@ -65,6 +70,7 @@ impl Registry {
     ) -> Self {
         Registry {
             server: store.server(),
+            provider_source: None,
             store,
             runs,
             project,
@@ -84,6 +90,7 @@ impl Registry {
             jobs: self.jobs.clone(),
             tools: self.tools.clone(),
             server: self.server.clone(),
+            provider_source: self.provider_source.clone(),
         }
     }
 

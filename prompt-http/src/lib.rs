@@ -124,7 +124,7 @@ pub async fn start_workers(state: &AppState, workers: usize) -> Result<WorkerPoo
                 workers: workers.max(1),
                 ..WorkerPoolConfig::default()
             },
-            Arc::new(project_providers::WorkerProviders::new(state)),
+            Arc::new(state.worker_providers()),
         )
         .await
 }

@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use prompt_core::{Error, Provider, ProviderSet};
+use prompt_core::{Error, ProviderSet};
 
-use crate::anthropic::{AnthropicConfig, AnthropicProvider};
-use crate::gemini::{GeminiConfig, GeminiProvider};
+use crate::anthropic::AnthropicConfig;
+use crate::gemini::GeminiConfig;
 use crate::mock::MockProvider;
-use crate::openai::{OpenAiConfig, OpenAiProvider};
+use crate::openai::OpenAiConfig;
 use crate::pricing::PriceTable;
-use crate::retry::{RetryPolicy, RetryProvider};
+use crate::retry::RetryPolicy;
+use crate::vendor::VendorConfig;
 
 /// Which providers to build. The `mock` provider is always included.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -37,23 +38,16 @@ impl ProvidersConfig {
     pub fn build(&self) -> Result<ProviderSet, Error> {
         self.retry.validate().map_err(|e| e.in_field("retry"))?;
         let mut set = ProviderSet::new().with(Arc::new(MockProvider::new()));
-        let retry = |p: Arc<dyn Provider>| -> Arc<dyn Provider> {
-            Arc::new(RetryProvider::new(p, self.retry.clone()))
-        };
+        let build =
+            |c: VendorConfig, field: &str| c.build(&self.retry).map_err(|e| e.in_field(field));
         if let Some(c) = &self.openai {
-            set.insert(retry(Arc::new(
-                OpenAiProvider::new(c.clone()).map_err(|e| e.in_field("openai"))?,
-            )));
+            set.insert(build(VendorConfig::OpenAi(c.clone()), "openai")?);
         }
         if let Some(c) = &self.anthropic {
-            set.insert(retry(Arc::new(
-                AnthropicProvider::new(c.clone()).map_err(|e| e.in_field("anthropic"))?,
-            )));
+            set.insert(build(VendorConfig::Anthropic(c.clone()), "anthropic")?);
         }
         if let Some(c) = &self.gemini {
-            set.insert(retry(Arc::new(
-                GeminiProvider::new(c.clone()).map_err(|e| e.in_field("gemini"))?,
-            )));
+            set.insert(build(VendorConfig::Gemini(c.clone()), "gemini")?);
         }
         for (i, c) in self.openai_compatible.iter().enumerate() {
             let field = format!("openai_compatible[{i}]");
@@ -63,9 +57,7 @@ impl ProvidersConfig {
                     format!("'{}' is taken", c.name),
                 ));
             }
-            set.insert(retry(Arc::new(
-                OpenAiProvider::new(c.clone()).map_err(|e| e.in_field(&field))?,
-            )));
+            set.insert(build(VendorConfig::OpenAi(c.clone()), &field)?);
         }
         let mut prices = PriceTable::builtin();
         if let Some(path) = &self.prices {

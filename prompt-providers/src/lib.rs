@@ -6,6 +6,7 @@
 )]
 
 pub mod anthropic;
+pub mod credentials;
 pub mod env;
 pub mod gemini;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod openai;
 pub mod pricing;
 pub mod retry;
 pub mod sse;
+pub mod vendor;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use env::{ProvidersConfig, from_env};
@@ -27,3 +29,4 @@ pub use mock_server::MockServer;
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use pricing::{ModelPrice, PriceTable};
 pub use retry::{RetryPolicy, RetryProvider, retry};
+pub use vendor::VendorConfig;

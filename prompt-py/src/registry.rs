@@ -15,10 +15,15 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use prompt_core::credential::ProviderView;
 use prompt_core::{
     Error, ExecuteOptions, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter, PromptUpdate,
     Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
 };
+use prompt_providers::credentials::{
+    Keyring, MasterKey, NewProviderCredential, ProjectProviders, StoredProviderSource,
+};
+use prompt_providers::{ProvidersConfig, RetryPolicy};
 use prompt_store::{CacheConfig, OpenOptions, RemoteConfig, RemoteStore};
 
 use crate::convert::{opt_u32, parse, to_json, to_py};
@@ -52,19 +57,52 @@ where
     }
 }
 
-/// What `open` makes.
-type Opened = Registry;
+/// What `open` makes: the registry, and the providers of its project (stored
+/// credentials over the environment's) for storing credentials.
+struct Opened {
+    registry: Registry,
+    providers: ProjectProviders,
+}
 
-/// Open a backend and build the registry (with the providers of the environment).
-async fn open_registry(
+/// The arguments of `open` / `open_async`.
+struct OpenArgs {
     url: String,
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: Option<String>,
-) -> prompt_core::Result<Opened> {
+    master_key: Option<String>,
+}
+
+/// Open a backend and build the registry: the environment's providers, and the
+/// project's stored credentials over them, sealed under `master_key` (else
+/// `PROMPT_REGISTRY_MASTER_KEY`), as the server does.
+async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
+    let OpenArgs {
+        url,
+        project,
+        cache_ttl_ms,
+        api_key,
+        master_key,
+    } = args;
     let is_remote = url.starts_with("http://") || url.starts_with("https://");
     if is_remote {
-        return open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await;
+        if master_key.is_some() {
+            return Err(Error::invalid(
+                "master_key",
+                "is for local registries: a remote registry executes with the server's \
+                 stored credentials",
+            ));
+        }
+        let registry = open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await?;
+        let providers = ProjectProviders::new(
+            None,
+            prompt_core::ProviderSet::new(),
+            RetryPolicy::default(),
+        );
+        return Ok(Opened {
+            registry,
+            providers,
+        });
     }
     if api_key.is_some() {
         return Err(Error::invalid(
@@ -72,6 +110,13 @@ async fn open_registry(
             "is only for http(s):// URLs (a remote registry)",
         ));
     }
+    let keyring = match master_key {
+        Some(k) => Some(Keyring {
+            current: MasterKey::parse(&k).map_err(|e| Error::invalid("master_key", e))?,
+            previous: None,
+        }),
+        None => Keyring::from_env().map_err(|e| Error::invalid("master_key", e))?,
+    };
     let project = project.unwrap_or_else(|| prompt_core::model::DEFAULT_PROJECT.to_owned());
     let options = OpenOptions {
         cache: cache_ttl_ms.map(|ttl| CacheConfig {
@@ -81,13 +126,23 @@ async fn open_registry(
         ..OpenOptions::default()
     };
     let backend = prompt_store::open_with(&url, &options).await?;
-    let registry = Registry::with_project(backend.store, backend.runs, &project).await?;
-    let providers = prompt_providers::from_env()?;
+    let registry = Registry::with_project(backend.store.clone(), backend.runs, &project).await?;
+    let config = ProvidersConfig::from_lookup(|k| std::env::var(k).ok())?;
+    let base = config.build()?;
+    let providers = ProjectProviders::new(keyring, base.clone(), config.retry.clone());
+    let source = StoredProviderSource::new(backend.store, providers.clone());
     let tools = match std::env::var(TOOLS_MODEL_ENV) {
         Ok(spec) if !spec.trim().is_empty() => prompt_core::ToolsConfig::from_model(&spec)?,
         _ => prompt_core::ToolsConfig::default(),
     };
-    Ok(registry.with_providers(providers).with_tools(tools))
+    let registry = registry
+        .with_providers(base)
+        .with_provider_source(Arc::new(source))
+        .with_tools(tools);
+    Ok(Opened {
+        registry,
+        providers,
+    })
 }
 
 /// A registry over a remote server. The project is the API key's; a server that cannot
@@ -98,7 +153,7 @@ async fn open_remote(
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: String,
-) -> prompt_core::Result<Opened> {
+) -> prompt_core::Result<Registry> {
     let mut config = RemoteConfig::new(url, api_key);
     config.cache_ttl = cache_ttl_ms.map(std::time::Duration::from_millis);
     // A `project` given is checked against the key's by the first request that reaches
@@ -108,7 +163,7 @@ async fn open_remote(
     let project = match remote.caller().await {
         Ok(caller) => caller.project.clone(),
         // The remote store ignores the project argument of its calls (the key scopes
-        // them); `NativeRegistry::project` asks the server once it can be reached.
+        // them); `Registry::current_project` asks the server once it can be reached.
         Err(Error::Unavailable { .. }) => prompt_core::Project {
             id: Uuid::nil(),
             name: project.unwrap_or_default(),
@@ -127,31 +182,47 @@ const TOOLS_MODEL_ENV: &str = "PROMPT_REGISTRY_TOOLS_MODEL";
 
 /// Blocking open (releases the GIL).
 #[pyfunction]
-#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None))]
+#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None, master_key = None))]
 pub fn open(
     py: Python<'_>,
     url: String,
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: Option<String>,
+    master_key: Option<String>,
 ) -> PyResult<NativeRegistry> {
-    py.detach(|| runtime().block_on(open_registry(url, project, cache_ttl_ms, api_key)))
+    let args = OpenArgs {
+        url,
+        project,
+        cache_ttl_ms,
+        api_key,
+        master_key,
+    };
+    py.detach(|| runtime().block_on(open_registry(args)))
         .map(|r| NativeRegistry::new(r, false))
         .map_err(|e| to_py_err(py, e))
 }
 
 /// Open for asyncio: an awaitable of a `NativeRegistry` whose methods are awaitables.
 #[pyfunction]
-#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None))]
+#[pyo3(signature = (url, project = None, cache_ttl_ms = None, api_key = None, master_key = None))]
 pub fn open_async(
     py: Python<'_>,
     url: String,
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: Option<String>,
+    master_key: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
+    let args = OpenArgs {
+        url,
+        project,
+        cache_ttl_ms,
+        api_key,
+        master_key,
+    };
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let r = open_registry(url, project, cache_ttl_ms, api_key).await;
+        let r = open_registry(args).await;
         Python::attach(|py| match r {
             Ok(r) => Py::new(py, NativeRegistry::new(r, true)),
             Err(e) => Err(to_py_err(py, e)),
@@ -243,14 +314,17 @@ const VERSION_CACHE_SIZE: usize = 1024;
 #[pyclass(module = "prompt_registry._native", frozen)]
 pub struct NativeRegistry {
     registry: Registry,
+    /// The project's providers: stored credentials are written through them.
+    providers: ProjectProviders,
     is_async: bool,
     workers: Arc<Mutex<Option<WorkerPool>>>,
 }
 
 impl NativeRegistry {
-    fn new(registry: Opened, is_async: bool) -> Self {
+    fn new(opened: Opened, is_async: bool) -> Self {
         NativeRegistry {
-            registry,
+            registry: opened.registry,
+            providers: opened.providers,
             is_async,
             workers: Arc::default(),
         }
@@ -775,6 +849,47 @@ impl NativeRegistry {
             parse(to_json(request.as_any(), "request")?, "request")
         );
         self.call(py, async move { r.optimize(&name, req).await })
+    }
+
+    /// Store (or replace) the provider credential `name`: `fields` is the JSON of a
+    /// `NewProviderCredential` (`kind`, `api_key`, optional `base_url` and
+    /// `default_params`). The key is sealed under the master key; the answer shows it
+    /// masked. Executions use it from the next call on.
+    fn put_provider<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        fields: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let new: NewProviderCredential = try_arg!(
+            self,
+            py,
+            parse(to_json(fields.as_any(), "provider")?, "provider")
+        );
+        let r = self.registry.clone();
+        let providers = self.providers.clone();
+        self.call(py, async move {
+            let (stored, _) = providers.put(r.store(), r.project().id, &name, new).await?;
+            Ok(ProviderView::from(stored))
+        })
+    }
+
+    /// The stored provider credentials of the project, keys masked.
+    fn providers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move {
+            let list = r.store().list_provider_credentials(r.project().id).await?;
+            Ok(list.into_iter().map(ProviderView::from).collect::<Vec<_>>())
+        })
+    }
+
+    /// Delete the stored provider credential `name`.
+    fn delete_provider<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let providers = self.providers.clone();
+        self.call(py, async move {
+            providers.delete(r.store(), r.project().id, &name).await
+        })
     }
 
     fn __repr__(&self) -> String {

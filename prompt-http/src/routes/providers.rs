@@ -4,10 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use prompt_core::credential::{mask_secret, validate_provider_name};
-use prompt_core::model::now;
-use prompt_core::{Error, ProviderCredential, ProviderKind};
+use prompt_core::credential::validate_provider_name;
+use prompt_core::{Error, ProviderKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -15,8 +13,9 @@ use utoipa::ToSchema;
 use crate::auth::{Admin, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::project_providers::build_stored_provider;
+use crate::project_providers::NewProviderCredential;
 use crate::state::AppState;
+pub use prompt_core::credential::ProviderView;
 
 /// Body of `PUT /api/v1/providers/{name}`.
 #[derive(Deserialize, ToSchema)]
@@ -43,40 +42,6 @@ impl std::fmt::Debug for PutProviderBody {
     }
 }
 
-/// A stored provider as shown: the key masked.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProviderView {
-    /// The provider's name in the project.
-    pub name: String,
-    /// The wire protocol.
-    pub kind: ProviderKind,
-    /// The API base URL, if not the vendor's default.
-    pub base_url: Option<String>,
-    /// The key, masked (`sk-…abcd`).
-    pub api_key: String,
-    /// Default generation parameters.
-    #[schema(value_type = Object)]
-    pub default_params: Value,
-    /// When first stored.
-    pub created_at: DateTime<Utc>,
-    /// When last replaced.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<ProviderCredential> for ProviderView {
-    fn from(c: ProviderCredential) -> Self {
-        ProviderView {
-            name: c.name,
-            kind: c.kind,
-            base_url: c.base_url,
-            api_key: c.key_hint,
-            default_params: c.default_params,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-        }
-    }
-}
-
 /// The stored providers of the project.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderList {
@@ -85,8 +50,6 @@ pub struct ProviderList {
     /// Always `null`: the list is not paginated.
     pub next_cursor: Option<String>,
 }
-
-const MAX_API_KEY_LEN: usize = 4096;
 
 /// Store (or replace) a provider credential. The key is encrypted with AES-256-GCM
 /// under the server's master key; without one configured → 503
@@ -101,38 +64,20 @@ pub async fn put_provider(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PutProviderBody>,
 ) -> ApiResult<Response> {
-    let Some(keyring) = state.project_providers.keyring() else {
+    if state.project_providers.keyring().is_none() {
         return Err(ApiError::MasterKeyNotConfigured);
-    };
-    validate_provider_name(&name)?;
-    let key = body.api_key.trim();
-    if key.is_empty() || key.len() > MAX_API_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "api_key",
-            format!("must be 1 to {MAX_API_KEY_LEN} characters without control characters"),
-        ));
     }
-    let at = now();
-    let project = caller.project.id;
-    let credential = ProviderCredential {
-        project_id: project,
-        name: name.clone(),
+    let new = NewProviderCredential {
         kind: body.kind,
-        base_url: body
-            .base_url
-            .map(|u| u.trim().trim_end_matches('/').to_owned()),
-        sealed_api_key: keyring.current.seal(project, &name, key)?,
-        key_hint: mask_secret(key),
-        default_params: Value::Object(body.default_params.unwrap_or_default()),
-        created_at: at,
-        updated_at: at,
+        base_url: body.base_url,
+        api_key: body.api_key,
+        default_params: body.default_params.unwrap_or_default(),
     };
-    credential.validate()?;
-    // Refuse what could never be called (bad URL, …) before storing it.
-    build_stored_provider(&credential, key.to_owned(), state.project_providers.retry())?;
-    let stored = state.store.put_provider_credential(credential).await?;
-    state.project_providers.invalidate(project, &name);
-    let status = if stored.created_at == at {
+    let (stored, created) = state
+        .project_providers
+        .put(&state.store, caller.project.id, &name, new)
+        .await?;
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -186,11 +131,9 @@ pub async fn delete_provider(
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    validate_provider_name(&name).map_err(|_| Error::not_found(format!("provider '{name}'")))?;
     state
-        .store
-        .delete_provider_credential(caller.project.id, &name)
+        .project_providers
+        .delete(&state.store, caller.project.id, &name)
         .await?;
-    state.project_providers.invalidate(caller.project.id, &name);
     Ok(StatusCode::NO_CONTENT)
 }
