@@ -775,7 +775,7 @@ impl PromptStore for RemoteStore {
     }
 
     async fn create_project(&self, name: &str) -> Result<Project> {
-        let _ = name;
+        validate::project_name(name)?;
         Err(Error::unsupported(
             "create_project on a remote registry (projects are made on the server: \
              prompt-registry keys create --project NAME)",

@@ -26,11 +26,11 @@ pub async fn sqlite_backend() -> Option<TestBackend> {
     let s = crate::SqliteStore::open(crate::SqliteConfig::new(url))
         .await
         .expect("open SQLite");
-    Some(TestBackend {
-        store: Arc::new(s.clone()),
-        runs: Arc::new(s),
-        guard: Some(Box::new(dir)),
-    })
+    Some(TestBackend::with_guard(
+        Arc::new(s.clone()),
+        Arc::new(s),
+        dir,
+    ))
 }
 
 /// A fresh in-memory SQLite database (`sqlite::memory:`).
@@ -157,11 +157,11 @@ pub async fn postgres_backend() -> Option<TestBackend> {
     let s = crate::PostgresStore::open(schema.config())
         .await
         .expect("open Postgres");
-    Some(TestBackend {
-        store: Arc::new(s.clone()),
-        runs: Arc::new(s),
-        guard: Some(Box::new(schema)),
-    })
+    Some(TestBackend::with_guard(
+        Arc::new(s.clone()),
+        Arc::new(s),
+        schema,
+    ))
 }
 
 /// A cache listening for invalidations in front of a fresh Postgres backend.
@@ -174,9 +174,9 @@ pub async fn cached_postgres_backend() -> Option<TestBackend> {
         .expect("open Postgres");
     let cache =
         CachedStore::with_postgres_invalidation(Arc::new(s.clone()), CacheConfig::default(), &s);
-    Some(TestBackend {
-        store: Arc::new(cache),
-        runs: Arc::new(s),
-        guard: Some(Box::new(schema)),
-    })
+    Some(TestBackend::with_guard(
+        Arc::new(cache),
+        Arc::new(s),
+        schema,
+    ))
 }

@@ -300,7 +300,9 @@ pub async fn label_moves_and_history(b: &TestBackend) {
         .await
         .unwrap();
     assert_eq!((m.from_version, m.to_version), (None, Some(1)));
-    assert_eq!(m.moved_by.as_deref(), Some("alice"));
+    if b.caps.named_actors {
+        assert_eq!(m.moved_by.as_deref(), Some("alice"));
+    }
     r.set_label("m", "production", 3, Some("bob"))
         .await
         .unwrap();
@@ -320,14 +322,18 @@ pub async fn label_moves_and_history(b: &TestBackend) {
         (h.items[0].from_version, h.items[0].to_version),
         (Some(3), Some(2))
     );
-    assert_eq!(h.items[1].moved_by.as_deref(), Some("bob"));
+    if b.caps.named_actors {
+        assert_eq!(h.items[1].moved_by.as_deref(), Some("bob"));
+    }
     let next = PageRequest {
         limit: Some(2),
         cursor: h.next_cursor.clone(),
     };
     let h2 = r.label_history("m", "production", &next).await.unwrap();
     assert_eq!(h2.items.len(), 1);
-    assert_eq!(h2.items[0].moved_by.as_deref(), Some("alice"));
+    if b.caps.named_actors {
+        assert_eq!(h2.items[0].moved_by.as_deref(), Some("alice"));
+    }
     assert!(h2.next_cursor.is_none());
     let e = r.set_label("m", "production", 9, None).await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
@@ -419,8 +425,10 @@ pub async fn archive_hides_prompt_and_frees_name(b: &TestBackend) {
         r.archive_prompt("arch").await,
         Err(Error::NotFound { .. })
     ));
-    let by_id = b.store.version_by_id(r.project().id, v.id).await.unwrap();
-    assert_eq!(by_id.template, Template::Text("old".into()));
+    if b.caps.version_by_id {
+        let by_id = b.store.version_by_id(r.project().id, v.id).await.unwrap();
+        assert_eq!(by_id.template, Template::Text("old".into()));
+    }
     let nv = r
         .create_version("arch", NewVersion::new("new"))
         .await
@@ -701,6 +709,9 @@ pub async fn chat_templates_roundtrip(b: &TestBackend) {
 
 /// Nothing of project A is visible or writable from project B.
 pub async fn project_isolation(b: &TestBackend) {
+    if !b.can(b.caps.projects, "projects created through the store") {
+        return;
+    }
     let a = reg(b).await;
     let other = reg(b).await;
     let v = a
@@ -762,6 +773,9 @@ pub async fn project_isolation(b: &TestBackend) {
 
 /// API key records: stored, found by hash, listed per project, revoked at once.
 pub async fn api_keys_lifecycle(b: &TestBackend) {
+    if !b.can(b.caps.api_keys, "API key records") {
+        return;
+    }
     let a = reg(b).await;
     let other = reg(b).await;
     let rec = |project, hash: &str| ApiKeyRecord {

@@ -209,6 +209,9 @@ pub async fn runs_pagination_while_inserting(b: &TestBackend) {
 
 /// pending → running → completed; illegal transitions are `Conflict`.
 pub async fn run_status_transitions(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "run status updates") {
+        return;
+    }
     let r = reg(b).await;
     let run = r
         .log_run(NewRun::with_status(RunStatus::Pending))
@@ -304,6 +307,9 @@ pub async fn runs_batch_partial_failure(b: &TestBackend) {
 /// field intact, and a duplicate id anywhere in a batch refuses the whole batch
 /// (`AlreadyExists` naming the run) with nothing of it stored.
 pub async fn insert_runs_large_batch_and_duplicates(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "runs with caller-chosen ids") {
+        return;
+    }
     let r = reg(b).await;
     r.create_version("lb", NewVersion::new("x")).await.unwrap();
     let project = r.project().id;
@@ -496,6 +502,9 @@ pub async fn stats_grouping(b: &TestBackend) {
 
 /// Pending runs are claimed once each, even by concurrent claimers.
 pub async fn claim_pending_never_twice(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "the workers' queue") {
+        return;
+    }
     let r = reg(b).await;
     let batch: Vec<NewRun> = (0..30)
         .map(|_| NewRun::with_status(RunStatus::Pending))
