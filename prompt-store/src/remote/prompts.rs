@@ -1,0 +1,257 @@
+//! [`PromptStore`] over the HTTP API.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use prompt_core::RegistryServer;
+use prompt_core::{
+    ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Project, Prompt,
+    PromptFilter, PromptStore, PromptUpdate, PromptVersion, Result, Selector, validate,
+};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::client::{RemoteStore, label_path, page_query, prompt_path, rfc3339};
+
+#[async_trait]
+impl PromptStore for RemoteStore {
+    fn server(&self) -> Option<Arc<dyn RegistryServer>> {
+        Some(Arc::new(self.clone()))
+    }
+
+    async fn create_project(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        Err(Error::unsupported(
+            "create_project on a remote registry (projects are made on the server: \
+             prompt-registry keys create --project NAME)",
+        ))
+    }
+
+    /// The key's project if `name` is its name; any other project is `NotFound`.
+    async fn project_by_name(&self, name: &str) -> Result<Project> {
+        let caller = self.caller().await?;
+        if caller.project.name == name {
+            Ok(caller.project.clone())
+        } else {
+            Err(Error::not_found(format!("project '{name}'")))
+        }
+    }
+
+    /// The key's project if `id` is its id; any other project is `NotFound`.
+    async fn project_by_id(&self, id: Uuid) -> Result<Project> {
+        let caller = self.caller().await?;
+        if caller.project.id == id {
+            Ok(caller.project.clone())
+        } else {
+            Err(Error::not_found(format!("project {id}")))
+        }
+    }
+
+    async fn create_prompt(&self, _project: Uuid, new: NewPrompt) -> Result<Prompt> {
+        let body = serde_json::to_value(&new).map_err(|e| Error::internal(e.to_string()))?;
+        self.send_json(Method::POST, "/api/v1/prompts", &[], Some(body), None)
+            .await
+    }
+
+    async fn get_prompt(&self, _project: Uuid, name: &str) -> Result<Prompt> {
+        self.get_json(&prompt_path(name, "")?, &[]).await
+    }
+
+    async fn list_prompts(
+        &self,
+        _project: Uuid,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>> {
+        let mut q = page_query(page);
+        if let Some(t) = &filter.tag {
+            q.push(("tag", t.clone()));
+        }
+        if let Some(p) = &filter.name_prefix {
+            q.push(("q", p.clone()));
+        }
+        if let Some(t) = filter.created_after {
+            q.push(("created_after", rfc3339(t)));
+        }
+        if let Some(t) = filter.created_before {
+            q.push(("created_before", rfc3339(t)));
+        }
+        self.get_json("/api/v1/prompts", &q).await
+    }
+
+    async fn update_prompt(
+        &self,
+        _project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt> {
+        // Absent fields are left alone by the server, `null` clears: send only what is set.
+        let mut body = json!({});
+        if let Some(d) = update.description {
+            body["description"] = json!(d);
+        }
+        if let Some(t) = update.tags {
+            body["tags"] = json!(t);
+        }
+        self.send_json(
+            Method::PATCH,
+            &prompt_path(name, "")?,
+            &[],
+            Some(body),
+            if_match,
+        )
+        .await
+    }
+
+    async fn archive_prompt(&self, _project: Uuid, name: &str) -> Result<()> {
+        let path = prompt_path(name, "")?;
+        let r = self.send_empty(Method::DELETE, &path).await;
+        self.invalidate(name);
+        r
+    }
+
+    async fn create_version(
+        &self,
+        _project: Uuid,
+        name: &str,
+        new: NewVersion,
+    ) -> Result<PromptVersion> {
+        // Checked here too, so a bad template fails the same way without a round trip.
+        let (new, _) = new.prepare()?;
+        let body = json!({
+            "template": new.template,
+            "template_format": new.template_format,
+            "config": new.config,
+            "commit_message": new.commit_message,
+            "labels": new.labels,
+        });
+        let path = prompt_path(name, "/versions")?;
+        let r = self
+            .send_json(Method::POST, &path, &[], Some(body), None)
+            .await;
+        self.invalidate(name);
+        r
+    }
+
+    async fn list_versions(
+        &self,
+        _project: Uuid,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        self.get_json(&prompt_path(name, "/versions")?, &page_query(page))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        _project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<PromptVersion> {
+        validate::prompt_name(name)?;
+        match &self.inner.cache {
+            None => self.fetch_version(name, selector).await,
+            Some(cache) => cache.resolve(self, name, selector).await,
+        }
+    }
+
+    async fn version_by_id(&self, _project: Uuid, id: Uuid) -> Result<PromptVersion> {
+        let _ = id;
+        Err(Error::unsupported(
+            "version_by_id on a remote registry (the HTTP API resolves versions by name)",
+        ))
+    }
+
+    async fn set_label(
+        &self,
+        _project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        _actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let path = label_path(name, label, "")?;
+        let r = self
+            .send_json(
+                Method::PUT,
+                &path,
+                &[],
+                Some(json!({ "version": version })),
+                None,
+            )
+            .await;
+        self.invalidate(name);
+        r
+    }
+
+    async fn delete_label(
+        &self,
+        _project: Uuid,
+        name: &str,
+        label: &str,
+        _actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let path = label_path(name, label, "")?;
+        let r = self.send_empty(Method::DELETE, &path).await;
+        self.invalidate(name);
+        r?;
+        // The API answers 204; the move just recorded is the newest of the history.
+        let history = self
+            .label_history(Uuid::nil(), name, label, &PageRequest::first(1))
+            .await?;
+        history
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("the deleted label has no history"))
+    }
+
+    async fn label_history(
+        &self,
+        _project: Uuid,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>> {
+        self.get_json(&label_path(name, label, "/history")?, &page_query(page))
+            .await
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        let _ = record;
+        Err(Error::unsupported(
+            "create_api_key on a remote registry (POST /api/v1/keys makes keys on the server)",
+        ))
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
+        let _ = hash;
+        Err(Error::unsupported("api_key_by_hash on a remote registry"))
+    }
+
+    async fn list_api_keys(&self, _project: Uuid) -> Result<Vec<ApiKeyRecord>> {
+        Err(Error::unsupported(
+            "list_api_keys on a remote registry (GET /api/v1/keys lists them without secrets)",
+        ))
+    }
+
+    async fn revoke_api_key(&self, _project: Uuid, id: Uuid) -> Result<()> {
+        self.send_empty(Method::DELETE, &format!("/api/v1/keys/{id}"))
+            .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let a = self.send(Method::GET, "/readyz", &[], None, None).await?;
+        if a.status.is_success() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable {
+                message: format!("the registry server is not ready ({})", a.status),
+                retry_after: a.retry_after,
+            })
+        }
+    }
+}
