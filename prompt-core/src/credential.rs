@@ -29,6 +29,16 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The vendor whose prices apply (an OpenAI-compatible server is priced as OpenAI,
+    /// when it serves OpenAI's model names).
+    pub fn pricing_name(self) -> &'static str {
+        match self {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

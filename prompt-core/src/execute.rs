@@ -46,6 +46,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::call::{AnswerFigures, millis};
 use crate::error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result};
 use crate::model::{PromptVersion, Selector, now};
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderSet, collect_stream};
@@ -313,10 +314,6 @@ fn failed(e: &Error) -> RunUpdate {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 fn variables_of(v: &Value) -> Variables {
     v.as_object().cloned().unwrap_or_default()
 }
@@ -571,49 +568,14 @@ impl Registry {
             None => return fail(Error::internal("no version to render"), None).await,
         };
         let input = rendered.to_json();
-        let Some(provider_name) = plan.provider.clone() else {
-            return fail(
-                ProviderError::new(
-                    ProviderErrorKind::NotConfigured,
-                    "",
-                    "no provider given: set `provider` in the version's config or in the call",
-                )
-                .into(),
-                Some(input),
-            )
-            .await;
-        };
-        let Some(provider) = self.providers.get(&provider_name).cloned() else {
-            let known: Vec<&str> = self.providers.names().collect();
-            return fail(
-                ProviderError::new(
-                    ProviderErrorKind::NotConfigured,
-                    provider_name.as_str(),
-                    format!(
-                        "no provider named '{provider_name}' is configured (configured: {})",
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                )
-                .into(),
-                Some(input),
-            )
-            .await;
-        };
-        let Some(model) = plan.model.clone() else {
-            return fail(
-                ProviderError::new(
-                    ProviderErrorKind::InvalidRequest,
-                    provider_name.as_str(),
-                    "no model given: set `model` in the version's config or in the call",
-                )
-                .into(),
-                Some(input),
-            )
-            .await;
+        let chosen = plan.provider_name().and_then(|name| {
+            let provider = crate::call::provider_in(&self.providers, name)?.clone();
+            let model = plan.model_for(provider.as_ref())?;
+            Ok((provider, model))
+        });
+        let (provider, model) = match chosen {
+            Ok(c) => c,
+            Err(e) => return fail(e, Some(input)).await,
         };
         // Store the rendered input before the call (and mark a pending run running),
         // so a run visible while the provider works says what was sent.
@@ -643,21 +605,20 @@ impl Registry {
         let latency = started.elapsed();
         match result {
             Ok(response) => {
-                let cost = self.providers.cost(&provider_name, &model, &response);
-                let u = response.usage;
-                let update = RunUpdate {
+                let figures = AnswerFigures::of(
+                    &response,
+                    latency,
+                    &self.providers,
+                    provider.as_ref(),
+                    &model,
+                );
+                let mut update = RunUpdate {
                     status: Some(RunStatus::Completed),
                     input: Some(input),
                     output: Some(response.content),
-                    latency_ms: Some(millis(latency)),
-                    time_to_first_token_ms: response.time_to_first_token.map(millis),
-                    input_tokens: Some(u.input_tokens),
-                    output_tokens: Some(u.output_tokens),
-                    cache_read_tokens: Some(u.cache_read_tokens),
-                    cache_write_tokens: Some(u.cache_write_tokens),
-                    cost_usd: cost,
                     ..Default::default()
                 };
+                figures.apply(&mut update);
                 let run = self.runs.update_run(project, id, update).await?;
                 Ok(Execution { run, error: None })
             }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod call;
 pub mod credential;
 pub mod error;
 pub mod execute;

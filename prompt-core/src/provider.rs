@@ -95,6 +95,13 @@ pub trait Provider: Send + Sync + Debug {
     fn default_model(&self) -> Option<&str> {
         None
     }
+
+    /// The name prices are looked up under: the provider's own (the default), or the
+    /// vendor's for a provider named otherwise (a stored `my-openai` is priced as
+    /// `openai`).
+    fn pricing_name(&self) -> &str {
+        self.name()
+    }
 }
 
 /// One event of a streamed chat completion.
@@ -223,19 +230,21 @@ impl ProviderSet {
         self.pricing.as_ref()
     }
 
-    /// The cost of a response: the price of the requested model, else of the model the
-    /// vendor reports (a dated snapshot may be priced on its own). `None` if neither is
-    /// known or there is no price list.
+    /// The cost of a response of `provider` (priced under its
+    /// [`Provider::pricing_name`]) with this set's price list: the price of the
+    /// requested model, else of the model the vendor reports (a dated snapshot may be
+    /// priced on its own). `None` if neither is known or there is no price list.
     pub fn cost(
         &self,
-        provider: &str,
+        provider: &dyn Provider,
         requested_model: &str,
         response: &ChatResponse,
     ) -> Option<rust_decimal::Decimal> {
+        let priced_as = provider.pricing_name();
         let pricing = self.pricing.as_ref()?;
         pricing
-            .cost(provider, requested_model, &response.usage)
-            .or_else(|| pricing.cost(provider, &response.model, &response.usage))
+            .cost(priced_as, requested_model, &response.usage)
+            .or_else(|| pricing.cost(priced_as, &response.model, &response.usage))
     }
 
     /// Whether the set is empty.

@@ -205,6 +205,10 @@ impl Provider for RetryProvider {
         self.inner.default_model()
     }
 
+    fn pricing_name(&self) -> &str {
+        self.inner.pricing_name()
+    }
+
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         retry(&self.policy, self.inner.name(), |_| {
             self.inner.complete(request)

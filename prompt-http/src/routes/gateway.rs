@@ -30,6 +30,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use prompt_core::call::{AnswerFigures, millis};
 use prompt_core::model::{new_id, now};
 use prompt_core::{
     ChatMessage, ChatRequest, ChatResponse, Error, ExecuteOptions, ExecutionPlan, KeyRole, NewRun,
@@ -206,19 +207,16 @@ async fn provider_named(
     state: &AppState,
     caller: &Caller,
     name: &str,
-    model_field: &str,
 ) -> Result<ResolvedProvider, OpenAiError> {
     state
         .project_providers
         .get(&state.store, caller.project.id, name)
         .await?
         .ok_or_else(|| {
-            let mut known: Vec<&str> = state.project_providers.base().names().collect();
-            known.sort_unstable();
-            OpenAiError(ApiError::Core(Error::not_found(format!(
-                "model '{model_field}': no provider named '{name}' (stored providers of the project, or {})",
-                known.join(", ")
-            ))))
+            OpenAiError::from(prompt_core::call::unknown_provider(
+                name,
+                state.project_providers.base().names(),
+            ))
         })
 }
 
@@ -255,29 +253,10 @@ async fn resolve_target(
             ..ExecuteOptions::default()
         };
         let plan = ExecutionPlan::new(&version.config, &options, state.project_providers.base());
-        let Some(provider_name) = plan.provider else {
-            return Err(invalid(
-                "model",
-                format!(
-                    "version {} of prompt '{name}' names no provider in its config",
-                    version.version
-                ),
-            ));
-        };
+        let provider_name = plan.provider_name()?.to_owned();
         progress.provider = Some(provider_name.clone());
-        let provider = provider_named(state, caller, &provider_name, &body.model).await?;
-        let model = plan
-            .model
-            .or_else(|| provider.provider.default_model().map(str::to_owned))
-            .ok_or_else(|| {
-                invalid(
-                    "model",
-                    format!(
-                        "version {} of prompt '{name}' names no model in its config",
-                        version.version
-                    ),
-                )
-            })?;
+        let provider = provider_named(state, caller, &provider_name).await?;
+        let model = plan.model_for(provider.provider.as_ref())?;
         let mut all = rendered.into_messages();
         all.extend(messages);
         let label = match selector {
@@ -305,17 +284,16 @@ async fn resolve_target(
         None => (body.model.as_str(), None),
     };
     progress.provider = Some(provider_name.to_owned());
-    let provider = provider_named(state, caller, provider_name, &body.model).await?;
-    let model = model
-        .or_else(|| provider.provider.default_model().map(str::to_owned))
-        .ok_or_else(|| {
-            invalid(
-                "model",
-                format!(
-                    "provider '{provider_name}' has no default model: use {provider_name}/MODEL"
-                ),
-            )
-        })?;
+    let provider = provider_named(state, caller, provider_name).await?;
+    let plan = ExecutionPlan {
+        provider: Some(provider_name.to_owned()),
+        model,
+        params,
+        stream: false,
+        timeout: None,
+    };
+    let model = plan.model_for(provider.provider.as_ref())?;
+    let params = plan.params;
     if messages.is_empty() {
         return Err(invalid("messages", "must not be empty"));
     }
@@ -410,10 +388,6 @@ struct AssistantMessage<'a> {
     refusal: Option<&'a str>,
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The run of a call, built once its outcome is known.
 struct RunDraft {
     id: uuid::Uuid,
@@ -421,7 +395,8 @@ struct RunDraft {
     prompt: Option<(String, u32)>,
     label: Option<String>,
     provider: String,
-    pricing_name: String,
+    /// Prices the answer (under its pricing name: a stored provider's vendor).
+    priced_by: Arc<dyn Provider>,
     model: String,
     variables: Value,
     input: Value,
@@ -454,15 +429,14 @@ impl RunDraft {
 
     /// Usage, time to first token and cost of an answer, onto its run.
     fn usage(&self, state: &AppState, r: &ChatResponse, new: &mut NewRun) {
-        new.time_to_first_token_ms = r.time_to_first_token.map(millis);
-        new.input_tokens = Some(r.usage.input_tokens);
-        new.output_tokens = Some(r.usage.output_tokens);
-        new.cache_read_tokens = Some(r.usage.cache_read_tokens);
-        new.cache_write_tokens = Some(r.usage.cache_write_tokens);
-        new.cost_usd = state.project_providers.base().pricing().and_then(|p| {
-            p.cost(&self.pricing_name, &self.model, &r.usage)
-                .or_else(|| p.cost(&self.pricing_name, &r.model, &r.usage))
-        });
+        AnswerFigures::of(
+            r,
+            Duration::ZERO,
+            state.project_providers.base(),
+            self.priced_by.as_ref(),
+            &self.model,
+        )
+        .apply_new(new);
     }
 
     fn finish(
@@ -768,7 +742,7 @@ async fn call(
             .map(|v| (v.prompt.clone(), v.version)),
         label: target.label.clone(),
         provider: target.provider_name.clone(),
-        pricing_name: target.provider.pricing_name.clone(),
+        priced_by: target.provider.provider.clone(),
         model: target.model.clone(),
         variables: Value::Object(body.prompt_variables.clone().unwrap_or_default()),
         input: serde_json::to_value(&target.messages).unwrap_or(Value::Null),

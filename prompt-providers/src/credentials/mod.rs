@@ -125,6 +125,10 @@ impl Provider for StoredProvider {
     fn default_model(&self) -> Option<&str> {
         self.inner.default_model()
     }
+
+    fn pricing_name(&self) -> &str {
+        self.kind.pricing_name()
+    }
 }
 
 /// Build the provider of a stored credential whose key is `api_key` (in clear), retrying
@@ -162,8 +166,6 @@ pub fn build_stored_provider(
 pub struct ResolvedProvider {
     /// The provider.
     pub provider: Arc<dyn Provider>,
-    /// The name prices are looked up under (the vendor of a stored provider).
-    pub pricing_name: String,
     /// Whether it came from the project's stored credentials.
     pub stored: bool,
 }
@@ -332,14 +334,12 @@ impl ProjectProviders {
             && let Some(p) = self.stored(store, project, name).await?
         {
             return Ok(Some(ResolvedProvider {
-                pricing_name: p.kind().as_str().trim_end_matches("_compatible").to_owned(),
                 provider: p,
                 stored: true,
             }));
         }
         Ok(self.base.get(name).map(|p| ResolvedProvider {
             provider: p.clone(),
-            pricing_name: name.to_owned(),
             stored: false,
         }))
     }
