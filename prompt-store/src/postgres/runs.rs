@@ -183,7 +183,7 @@ impl RunLog for PostgresStore {
                 .bind(&c.created_at)
                 .bind(&c.started_at)
                 .bind(&c.completed_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await;
             match r {
                 Ok(_) => Ok(()),
@@ -199,7 +199,7 @@ impl RunLog for PostgresStore {
 
     async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run> {
         attempt(|| async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             let row = sqlx::query(concat!(
                 "SELECT ",
                 run_cols!(),
@@ -256,7 +256,7 @@ impl RunLog for PostgresStore {
                 ))
                 .bind(id)
                 .bind(project)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?
                 .ok_or_else(|| Error::not_found(format!("run {id}")))?;
                 run_from_row(&row)
@@ -317,7 +317,7 @@ impl RunLog for PostgresStore {
         .push_bind(i64::from(limit) + 1);
         finish(
             async {
-                let rows = q.build().fetch_all(&self.pool).await?;
+                let rows = q.build().fetch_all(&self.writer).await?;
                 let items = rows
                     .iter()
                     .map(run_from_row)
@@ -365,7 +365,7 @@ impl RunLog for PostgresStore {
         }
         finish(
             async {
-                let rows = q.build().fetch_all(&self.pool).await?;
+                let rows = q.build().fetch_all(&self.writer).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     let count = to_u64("count", r.try_get("n")?)?;
@@ -414,7 +414,7 @@ impl RunLog for PostgresStore {
             ))
             .bind(i64::from(limit))
             .bind(now())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
             let mut runs = rows
                 .iter()
@@ -433,7 +433,7 @@ impl RunLog for PostgresStore {
                  WHERE status = 'running' AND (started_at IS NULL OR started_at < $1)",
             )
             .bind(started_before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             Ok(r.rows_affected())
         })

@@ -13,9 +13,8 @@
 //! synced write-ahead log.
 
 mod config;
-mod credentials;
+mod dialect;
 mod error;
-mod prompts;
 mod runs;
 
 use std::str::FromStr;
@@ -23,35 +22,31 @@ use std::str::FromStr;
 use prompt_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
     SqliteSynchronous as DriverSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 
 pub use config::{SqliteConfig, SqliteSynchronous};
 pub use error::parse_sqlite_error;
 
 use crate::MigrationReport;
-use crate::sql::{self, AppliedMigration, Failure};
+use crate::sql::{self, AppliedMigration, Failure, SqlStore};
 
 /// The migrations of the SQLite schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Prompt store and run log in SQLite. Cheap to clone (clones share the pools).
-#[derive(Clone)]
-pub struct SqliteStore {
-    /// The one connection that writes.
-    writer: SqlitePool,
-    /// Connections that read (the writer itself for an in-memory database).
-    reader: SqlitePool,
-    config: std::sync::Arc<SqliteConfig>,
-}
+/// Prompt store and run log in SQLite: the generic SQL store in the SQLite dialect.
+/// Its `writer` pool is the one connection that writes; its `reader` pool has the
+/// connections that read (the writer itself for an in-memory database). Cheap to clone
+/// (clones share the pools).
+pub type SqliteStore = SqlStore<Sqlite, SqliteConfig>;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("url", &self.config.url)
-            .field("max_connections", &self.config.max_connections)
+            .field("url", &self.state.url)
+            .field("max_connections", &self.state.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -118,10 +113,10 @@ impl SqliteStore {
                 .acquire_timeout(config.acquire_timeout())
                 .connect_lazy_with(options)
         };
-        Ok(SqliteStore {
+        Ok(SqlStore {
             writer,
             reader,
-            config: std::sync::Arc::new(config),
+            state: std::sync::Arc::new(config),
         })
     }
 
@@ -174,17 +169,7 @@ impl SqliteStore {
 
     /// The configuration it was opened with.
     pub fn config(&self) -> &SqliteConfig {
-        &self.config
-    }
-
-    /// Begin a write transaction holding SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// Begin a read transaction: one consistent snapshot for several statements.
-    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.reader.begin().await
+        &self.state
     }
 }
 

@@ -1,0 +1,130 @@
+//! What differs between the SQL databases we run on, and nothing else.
+//!
+//! A [`Dialect`] is implemented on the driver's database type (`sqlx::Sqlite`,
+//! `sqlx::Postgres`) and supplies:
+//!
+//! - **value encodings**: how a timestamp, a JSON document and a list of strings are
+//!   stored (SQLite: integer microseconds, JSON text, JSON text; Postgres:
+//!   `timestamptz`, `jsonb`, `text[]`), as associated types with their conversions;
+//! - **SQL fragments** where the syntax differs: the live-prompt predicate (it must
+//!   match each schema's partial unique index word for word), boolean literals, label
+//!   aggregation (`json_group_object` vs `jsonb_object_agg`), the row lock
+//!   (`FOR UPDATE` on Postgres; nothing on SQLite, whose write transactions hold the
+//!   database's single write lock from `BEGIN IMMEDIATE` on), how a write transaction
+//!   begins, and the two list filters that need database functions;
+//! - **hooks**: Postgres' `NOTIFY` to other instances' caches (a no-op on SQLite), and
+//!   the classification of driver errors (each backend's `error.rs`).
+//!
+//! Placeholders are not a difference: every statement is written with `$N`, which
+//! SQLite binds by number exactly like `?N`.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use prompt_core::{Error, Result};
+use sqlx::{Database, IntoArguments, QueryBuilder};
+use uuid::Uuid;
+
+use super::Failure;
+use super::prompts::PromptSql;
+
+/// The differences between the SQL databases, for the one generic store
+/// ([`super::SqlStore`]).
+pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
+    /// What the store keeps besides its pools (its configuration).
+    type State: Send + Sync + 'static;
+
+    /// A stored timestamp.
+    type Time: for<'q> sqlx::Encode<'q, Self>
+        + for<'r> sqlx::Decode<'r, Self>
+        + sqlx::Type<Self>
+        + Send
+        + Sync
+        + 'static;
+
+    /// A stored JSON document.
+    type Json: for<'q> sqlx::Encode<'q, Self>
+        + for<'r> sqlx::Decode<'r, Self>
+        + sqlx::Type<Self>
+        + Send
+        + Sync
+        + 'static;
+
+    /// A stored list of strings (prompt tags, the labels of a version).
+    type TextList: for<'q> sqlx::Encode<'q, Self>
+        + for<'r> sqlx::Decode<'r, Self>
+        + sqlx::Type<Self>
+        + Send
+        + Sync
+        + 'static;
+
+    /// `$alias.archived` is false, written as the schema's partial unique index on live
+    /// names writes it, so that the index serves (and arbitrates `ON CONFLICT`).
+    fn live(alias: &str) -> String;
+
+    /// The literal stored in `archived` for an archived prompt.
+    const TRUE: &'static str;
+    /// The literal stored in `archived` for a live prompt.
+    const FALSE: &'static str;
+
+    /// The labels of prompt `p` as a JSON object label → version (`{}` when none).
+    const LABELS_OBJECT: &'static str;
+    /// The labels pointing at version `v`, as a [`Self::TextList`].
+    const VERSION_LABELS: &'static str;
+
+    /// Appended to a `SELECT` inside a write transaction to lock the rows it reads
+    /// until the transaction ends (empty where the write transaction already holds
+    /// the database's only write lock).
+    const FOR_UPDATE: &'static str;
+
+    /// How a write transaction begins (`None`: the driver's default `BEGIN`).
+    const BEGIN_WRITE: Option<&'static str>;
+
+    /// A timestamp as stored.
+    fn time(t: DateTime<Utc>) -> Self::Time;
+    /// A stored timestamp back.
+    fn from_time(t: Self::Time) -> Result<DateTime<Utc>>;
+
+    /// A value as a stored JSON document.
+    fn json<T: serde::Serialize>(column: &str, v: &T) -> Result<Self::Json>;
+    /// A stored JSON document back; a failure means a corrupt row.
+    fn from_json<T: serde::de::DeserializeOwned>(column: &str, v: Self::Json) -> Result<T>;
+
+    /// A list of strings as stored.
+    fn text_list(column: &str, v: &[String]) -> Result<Self::TextList>;
+    /// A stored list of strings back.
+    fn from_text_list(column: &str, v: Self::TextList) -> Result<Vec<String>>;
+
+    /// Append `AND <prompt p has tag>` to a listing.
+    fn push_has_tag(q: &mut QueryBuilder<Self>, tag: &str);
+    /// Append `AND <p.name starts with prefix, literally>` to a listing.
+    fn push_name_starts_with(q: &mut QueryBuilder<Self>, prefix: &str);
+
+    /// The statements of [`super::prompts`] in this dialect, built once.
+    fn prompt_sql() -> &'static PromptSql;
+
+    /// How many rows a statement changed.
+    fn rows_affected(r: &Self::QueryResult) -> u64;
+
+    /// Our error for a driver error (the backend's `parse_…_error`).
+    fn parse_error(e: sqlx::Error) -> Error;
+    /// Whether the database rolled the attempt back, so that running it again is safe.
+    fn rolled_back(e: &sqlx::Error) -> bool;
+
+    /// Tell other instances that prompt `name` of `project` changed, on commit of the
+    /// transaction on `conn`.
+    fn notify_prompt<'a>(
+        state: &'a Self::State,
+        conn: &'a mut Self::Connection,
+        project: Uuid,
+        name: &'a str,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+
+    /// Tell other instances that an API key of `project` was revoked, on commit of the
+    /// transaction on `conn`.
+    fn notify_keys<'a>(
+        state: &'a Self::State,
+        conn: &'a mut Self::Connection,
+        project: Uuid,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+}
