@@ -24,7 +24,6 @@ mod config;
 mod dialect;
 mod error;
 mod listener;
-mod runs;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ pub use listener::{InvalidationListener, ListenerStatus};
 
 use crate::MigrationReport;
 use crate::cache::Invalidator;
-use crate::sql::{self, AppliedMigration, Failure, SqlStore};
+use crate::sql::{self, AppliedMigration, SqlStore};
 
 /// The migrations of the Postgres schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -197,21 +196,4 @@ impl PostgresStore {
             invalidator,
         )
     }
-}
-
-/// Final error of an operation.
-fn finish<T>(r: Result<T, Failure>) -> Result<T> {
-    r.map_err(|f| match f {
-        Failure::Db(e) => parse_postgres_error(e),
-        Failure::App(e) => e,
-    })
-}
-
-/// Run an attempt, retrying it while the database rolls it back.
-async fn attempt<T, F, Fut>(f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    finish(sql::retry(error::rolled_back, f).await)
 }

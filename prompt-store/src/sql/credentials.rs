@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::store::{finish, write};
+use super::store::{begin_write, finish, write};
 use super::{Failure, SqlStore, is_foreign_key_violation};
 
 const COLS: &str = "project_id, name, kind, base_url, sealed_api_key, key_hint, default_params, \
@@ -140,7 +140,7 @@ where
     /// (all or nothing). Returns how many were re-sealed.
     pub(crate) async fn reseal_credentials(&self, reseal: &Reseal) -> Result<u64> {
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLS} FROM provider_credentials{}",
                 D::FOR_UPDATE

@@ -21,12 +21,13 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use prompt_core::{Error, Result};
-use sqlx::{Database, IntoArguments, QueryBuilder};
+use prompt_core::{Decimal, Error, Result, Run, RunStats, StatsQuery};
+use sqlx::{Database, IntoArguments, Pool, QueryBuilder};
 use uuid::Uuid;
 
 use super::Failure;
 use super::prompts::PromptSql;
+use super::runs::RunSql;
 
 /// The differences between the SQL databases, for the one generic store
 /// ([`super::SqlStore`]).
@@ -52,6 +53,14 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
 
     /// A stored list of strings (prompt tags, the labels of a version).
     type TextList: for<'q> sqlx::Encode<'q, Self>
+        + for<'r> sqlx::Decode<'r, Self>
+        + sqlx::Type<Self>
+        + Send
+        + Sync
+        + 'static;
+
+    /// A stored amount of money (an exact decimal).
+    type Money: for<'q> sqlx::Encode<'q, Self>
         + for<'r> sqlx::Decode<'r, Self>
         + sqlx::Type<Self>
         + Send
@@ -90,6 +99,11 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
     /// A stored JSON document back; a failure means a corrupt row.
     fn from_json<T: serde::de::DeserializeOwned>(column: &str, v: Self::Json) -> Result<T>;
 
+    /// An amount of money as stored.
+    fn money(d: Decimal) -> Self::Money;
+    /// A stored amount of money back.
+    fn from_money(column: &str, v: Self::Money) -> Result<Decimal>;
+
     /// A list of strings as stored.
     fn text_list(column: &str, v: &[String]) -> Result<Self::TextList>;
     /// A stored list of strings back.
@@ -102,6 +116,9 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
 
     /// The statements of [`super::prompts`] in this dialect, built once.
     fn prompt_sql() -> &'static PromptSql;
+
+    /// The statements of [`super::runs`] in this dialect, built once.
+    fn run_sql() -> &'static RunSql;
 
     /// How many rows a statement changed.
     fn rows_affected(r: &Self::QueryResult) -> u64;
@@ -127,4 +144,29 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
         conn: &'a mut Self::Connection,
         project: Uuid,
     ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+
+    /// Insert `runs` (all or none, durable on return); a duplicate id is
+    /// `AlreadyExists` naming the run. SQLite: chunked multi-row `INSERT`s in one
+    /// write transaction; Postgres: one `INSERT … SELECT FROM UNNEST` statement.
+    fn insert_runs<'a>(
+        writer: &'a Pool<Self>,
+        runs: &'a [Run],
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+
+    /// Mark up to `limit` of the oldest pending runs `running` (started `at`) and
+    /// return their rows, so that concurrent claimers never take the same run.
+    fn claim_pending<'a>(
+        writer: &'a Pool<Self>,
+        reader: &'a Pool<Self>,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, Failure>> + Send + 'a;
+
+    /// The statistics of a (validated) query, in the order of every backend: no group
+    /// first, then by group key bytes.
+    fn stats<'a>(
+        reader: &'a Pool<Self>,
+        project: Uuid,
+        query: &'a StatsQuery,
+    ) -> impl Future<Output = Result<Vec<RunStats>, Failure>> + Send + 'a;
 }

@@ -40,11 +40,16 @@ use crate::MigrationReport;
 mod credentials;
 mod dialect;
 mod prompts;
+mod runs;
 mod store;
 
 pub(crate) use dialect::Dialect;
 pub(crate) use prompts::PromptSql;
+pub(crate) use runs::{RunSql, push_stats_filter, run_cols, stats_group};
+// What only SQLite's own run insertion and claim use.
 pub use store::SqlStore;
+#[cfg(feature = "sqlite")]
+pub(crate) use {runs::Mutable, store::begin_write};
 
 /// Why one attempt of a store operation failed: a driver error (to be classified by the
 /// backend's `parse_…_error`, and maybe retried), or one of our errors, final.
@@ -148,19 +153,6 @@ pub(crate) fn to_version(v: i64) -> Result<u32> {
 /// An optional stored version number back as `u32`.
 pub(crate) fn opt_version(v: Option<i64>) -> Result<Option<u32>> {
     v.map(to_version).transpose()
-}
-
-/// Parse JSON stored by us; a failure means a corrupt row.
-#[cfg(feature = "sqlite")]
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::internal(format!("stored {column} is not valid JSON: {e}")))
-}
-
-/// Serialize to JSON text.
-#[cfg(feature = "sqlite")]
-pub(crate) fn to_json<T: serde::Serialize>(column: &str, v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::internal(format!("cannot encode {column}: {e}")))
 }
 
 /// One row of sqlx's migration table.

@@ -22,7 +22,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::store::{finish, write};
+use super::store::{begin_write, finish, write};
 use super::{
     Failure, SqlStore, is_foreign_key_violation, is_unique_violation, opt_version, to_version,
 };
@@ -464,7 +464,7 @@ where
         let new = new.validated()?;
         let tags = D::text_list("tags", &new.tags)?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let id = new_id();
             let at = now();
             let r = sqlx::query(D::prompt_sql().insert_prompt.as_str())
@@ -562,7 +562,7 @@ where
             .map(|t| D::text_list("tags", t))
             .transpose()?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let row = sqlx::query(D::prompt_sql().lock_revision.as_str())
                 .bind(project)
                 .bind(name)
@@ -599,7 +599,7 @@ where
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
         validate::prompt_name(name)?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(D::prompt_sql().archive_prompt.as_str())
                 .bind(D::time(now()))
                 .bind(project)
@@ -629,7 +629,7 @@ where
         let config = D::json("config", &new.config)?;
         let no_tags = D::text_list("tags", &[])?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let at = now();
             // Lock the prompt; create it first if it is missing. A prompt we insert is
             // ours until commit; a concurrent creator of the same name makes the insert
@@ -829,7 +829,7 @@ where
         validate::settable_label(label)?;
         validate::version_number(version)?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let (prompt_id, latest) = Self::lock_prompt(&mut tx, project, name)
                 .await?
                 .ok_or_else(|| prompt_not_found(name))?;
@@ -859,7 +859,7 @@ where
         validate::prompt_name(name)?;
         validate::settable_label(label)?;
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let (prompt_id, _) = Self::lock_prompt(&mut tx, project, name)
                 .await?
                 .ok_or_else(|| prompt_not_found(name))?;
@@ -984,7 +984,7 @@ where
 
     async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
         write::<D, _, _, _>(|| async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
                  WHERE id = $2 AND project_id = $3",

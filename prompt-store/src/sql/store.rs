@@ -36,17 +36,14 @@ impl<DB: sqlx::Database, S> Clone for SqlStore<DB, S> {
     }
 }
 
-#[expect(
-    private_bounds,
-    reason = "crate-internal helpers of the generic store: its public surface is the store traits"
-)]
-impl<D: Dialect<State = S>, S> SqlStore<D, S> {
-    /// Begin a write transaction (on SQLite: holding the write lock from the start).
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, D>, sqlx::Error> {
-        match D::BEGIN_WRITE {
-            Some(begin) => self.writer.begin_with(begin).await,
-            None => self.writer.begin().await,
-        }
+/// Begin a write transaction on `writer` (on SQLite: holding the write lock from the
+/// start).
+pub(crate) async fn begin_write<D: Dialect>(
+    writer: &Pool<D>,
+) -> Result<Transaction<'static, D>, sqlx::Error> {
+    match D::BEGIN_WRITE {
+        Some(begin) => writer.begin_with(begin).await,
+        None => writer.begin().await,
     }
 }
 

@@ -15,7 +15,6 @@
 mod config;
 mod dialect;
 mod error;
-mod runs;
 
 use std::str::FromStr;
 
@@ -31,7 +30,7 @@ pub use config::{SqliteConfig, SqliteSynchronous};
 pub use error::parse_sqlite_error;
 
 use crate::MigrationReport;
-use crate::sql::{self, AppliedMigration, Failure, SqlStore};
+use crate::sql::{self, AppliedMigration, SqlStore};
 
 /// The migrations of the SQLite schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -171,36 +170,4 @@ impl SqliteStore {
     pub fn config(&self) -> &SqliteConfig {
         &self.state
     }
-}
-
-/// Final error of an operation.
-fn finish<T>(r: Result<T, Failure>) -> Result<T> {
-    r.map_err(|f| match f {
-        Failure::Db(e) => parse_sqlite_error(e),
-        Failure::App(e) => e,
-    })
-}
-
-/// Run a write attempt, retrying it while SQLite reports the lock busy.
-async fn write<T, F, Fut>(attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    finish(sql::retry(error::rolled_back, attempt).await)
-}
-
-/// Microseconds since the epoch, how timestamps are stored.
-fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// A stored timestamp back.
-fn time(m: i64) -> Result<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp_micros(m)
-        .ok_or_else(|| Error::internal(format!("stored timestamp {m} is out of range")))
-}
-
-fn opt_time(m: Option<i64>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    m.map(time).transpose()
 }
