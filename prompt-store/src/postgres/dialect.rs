@@ -33,6 +33,13 @@ impl Dialect for Postgres {
         format!("NOT {alias}archived")
     }
 
+    fn limited_join(table: &str, alias: &str, on: &str, order: &str, limit: &str) -> String {
+        format!(
+            "LEFT JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {on} \
+             ORDER BY {order} LIMIT {limit}) {alias} ON true"
+        )
+    }
+
     const TRUE: &'static str = "true";
     const FALSE: &'static str = "false";
     const LABELS_OBJECT: &'static str = "COALESCE((SELECT jsonb_object_agg(l.label, l.version) \

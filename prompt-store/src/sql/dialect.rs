@@ -26,7 +26,7 @@ use sqlx::{Database, IntoArguments, Pool, QueryBuilder};
 use uuid::Uuid;
 
 use super::Failure;
-use super::prompts::PromptSql;
+use super::prompt_sql::PromptSql;
 use super::runs::RunSql;
 
 /// The differences between the SQL databases, for the one generic store
@@ -71,6 +71,13 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
     /// names writes it, so that the index serves (and arbitrates `ON CONFLICT`).
     fn live(alias: &str) -> String;
 
+    /// `LEFT JOIN` the rows of `table` (as `alias`) for which `on` holds, at most
+    /// `limit` of them per outer row, taken in `order`; the statement repeats the
+    /// `ORDER BY` and `LIMIT` outside. Postgres joins a `LATERAL` subquery, so that the
+    /// limit stops an index scan however many rows match; SQLite has no `LATERAL`, and
+    /// its planner already walks the index in order and stops at the outer `LIMIT`.
+    fn limited_join(table: &str, alias: &str, on: &str, order: &str, limit: &str) -> String;
+
     /// The literal stored in `archived` for an archived prompt.
     const TRUE: &'static str;
     /// The literal stored in `archived` for a live prompt.
@@ -114,7 +121,7 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
     /// Append `AND <p.name starts with prefix, literally>` to a listing.
     fn push_name_starts_with(q: &mut QueryBuilder<Self>, prefix: &str);
 
-    /// The statements of [`super::prompts`] in this dialect, built once.
+    /// The statements of [`super::prompt_sql`] in this dialect, built once.
     fn prompt_sql() -> &'static PromptSql;
 
     /// The statements of [`super::runs`] in this dialect, built once.

@@ -39,12 +39,14 @@ use crate::MigrationReport;
 
 mod credentials;
 mod dialect;
+mod projects;
+mod prompt_sql;
 mod prompts;
 mod runs;
 mod store;
 
 pub(crate) use dialect::Dialect;
-pub(crate) use prompts::PromptSql;
+pub(crate) use prompt_sql::PromptSql;
 pub(crate) use runs::{RunSql, push_stats_filter, run_cols, stats_group};
 // What only SQLite's own run insertion and claim use.
 pub use store::SqlStore;

@@ -16,7 +16,7 @@ use super::{Failure, retry};
 /// type) selects the dialect, `S` is what the backend keeps besides its pools (its
 /// configuration). Cheap to clone (clones share the pools).
 ///
-/// Use it through [`crate::SqliteStore`] and [`crate::PostgresStore`].
+/// Use it through its aliases `SqliteStore` and `PostgresStore`.
 pub struct SqlStore<DB: sqlx::Database, S> {
     /// The connections that write: SQLite's single writer, or Postgres' pool.
     pub(crate) writer: Pool<DB>,

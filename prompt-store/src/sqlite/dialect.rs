@@ -40,6 +40,10 @@ impl Dialect for Sqlite {
         format!("{alias}archived = 0")
     }
 
+    fn limited_join(table: &str, alias: &str, on: &str, _order: &str, _limit: &str) -> String {
+        format!("LEFT JOIN {table} {alias} ON {on}")
+    }
+
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
     const LABELS_OBJECT: &'static str =
