@@ -9,8 +9,13 @@ use super::dialect::Dialect;
 use super::store::{begin_write, finish, write};
 use super::{Failure, SqlStore, is_foreign_key_violation};
 
-const COLS: &str = "project_id, name, kind, base_url, sealed_api_key, key_hint, default_params, \
-                    created_at, updated_at";
+/// The columns of a credential.
+macro_rules! cols {
+    () => {
+        "project_id, name, kind, base_url, sealed_api_key, key_hint, default_params, \
+         created_at, updated_at"
+    };
+}
 
 fn not_found(name: &str) -> Error {
     Error::not_found(format!("provider '{name}'"))
@@ -50,15 +55,17 @@ where
         c.validate()?;
         let params = D::json("default_params", &c.default_params)?;
         write::<D, _, _, _>(|| async {
-            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO provider_credentials ({COLS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            let r = sqlx::query(concat!(
+                "INSERT INTO provider_credentials (",
+                cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (project_id, name) DO UPDATE SET kind = excluded.kind, \
                  base_url = excluded.base_url, sealed_api_key = excluded.sealed_api_key, \
                  key_hint = excluded.key_hint, default_params = excluded.default_params, \
                  updated_at = excluded.updated_at \
-                 RETURNING {COLS}"
-            )))
+                 RETURNING ",
+                cols!()
+            ))
             .bind(c.project_id)
             .bind(&c.name)
             .bind(c.kind.as_str())
@@ -89,9 +96,11 @@ where
     ) -> Result<ProviderCredential> {
         finish::<D, _>(
             async {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLS} FROM provider_credentials WHERE project_id = $1 AND name = $2"
-                )))
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM provider_credentials WHERE project_id = $1 AND name = $2"
+                ))
                 .bind(project)
                 .bind(name)
                 .fetch_optional(&self.reader)
@@ -107,9 +116,11 @@ where
     pub(crate) async fn list_credentials(&self, project: Uuid) -> Result<Vec<ProviderCredential>> {
         finish::<D, _>(
             async {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLS} FROM provider_credentials WHERE project_id = $1 ORDER BY name"
-                )))
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM provider_credentials WHERE project_id = $1 ORDER BY name"
+                ))
                 .bind(project)
                 .fetch_all(&self.reader)
                 .await?;
@@ -142,7 +153,7 @@ where
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLS} FROM provider_credentials{}",
+                concat!("SELECT ", cols!(), " FROM provider_credentials{}"),
                 D::FOR_UPDATE
             )))
             .fetch_all(&mut *tx)

@@ -1,6 +1,6 @@
 //! What the SQL backends share: the store itself, written once over a [`Dialect`]
-//! (the statements, transaction scripts and row mappings of [`prompts`],
-//! [`credentials`] and runs), the failure type of a transaction attempt, the retry of
+//! (the statements, transaction scripts and row mappings of [`prompts`] with
+//! [`prompt_sql`], [`projects`], [`credentials`] and [`runs`]), the failure type of a transaction attempt, the retry of
 //! attempts that the database rolled back, number conversions, migration checks and
 //! URL redaction.
 //!
@@ -23,9 +23,10 @@
 //!   `numeric`), in binding and in row decoding alike; a builder does not help with
 //!   decoding, the dialect's associated types do both;
 //! - placeholders are not a difference at all: SQLite binds `$N` by number, so every
-//!   statement is plain text with `$N`, a `&'static str` that sqlx prepares and
-//!   caches once per connection, with no per-call building on the read path (the
-//!   few statements with dialect fragments are formatted once per dialect);
+//!   fixed statement is plain text with `$N`, a `&'static str` that sqlx prepares
+//!   and caches once per connection (the few with dialect fragments are formatted
+//!   once per dialect, and only the listings with optional filters are built per
+//!   call, as before);
 //! - no new dependency for the workspace to keep building together.
 
 use std::collections::HashMap;
@@ -48,8 +49,8 @@ mod store;
 pub(crate) use dialect::Dialect;
 pub(crate) use prompt_sql::PromptSql;
 pub(crate) use runs::{RunSql, push_stats_filter, run_cols, stats_group};
-// What only SQLite's own run insertion and claim use.
 pub use store::SqlStore;
+// What only SQLite's own run insertion and claim use.
 #[cfg(feature = "sqlite")]
 pub(crate) use {runs::Mutable, store::begin_write};
 
