@@ -3,20 +3,29 @@
 //! A [`Dialect`] is implemented on the driver's database type (`sqlx::Sqlite`,
 //! `sqlx::Postgres`) and supplies:
 //!
-//! - **value encodings**: how a timestamp, a JSON document and a list of strings are
-//!   stored (SQLite: integer microseconds, JSON text, JSON text; Postgres:
-//!   `timestamptz`, `jsonb`, `text[]`), as associated types with their conversions;
+//! - **value encodings**: how a timestamp, a JSON document, a list of strings and an
+//!   amount of money are stored (SQLite: integer microseconds, JSON text, JSON text,
+//!   decimal text; Postgres: `timestamptz`, `jsonb`, `text[]`, `numeric`), as
+//!   associated types with their conversions;
 //! - **SQL fragments** where the syntax differs: the live-prompt predicate (it must
 //!   match each schema's partial unique index word for word), boolean literals, label
 //!   aggregation (`json_group_object` vs `jsonb_object_agg`), the row lock
 //!   (`FOR UPDATE` on Postgres; nothing on SQLite, whose write transactions hold the
 //!   database's single write lock from `BEGIN IMMEDIATE` on), how a write transaction
-//!   begins, and the two list filters that need database functions;
+//!   begins, the two list filters that need database functions, and the paging join
+//!   (`LATERAL` on Postgres);
+//! - **the three run operations whose SQL genuinely differs**: bulk insertion,
+//!   claiming pending runs and statistics (see [`super::runs`]);
 //! - **hooks**: Postgres' `NOTIFY` to other instances' caches (a no-op on SQLite), and
 //!   the classification of driver errors (each backend's `error.rs`).
 //!
 //! Placeholders are not a difference: every statement is written with `$N`, which
 //! SQLite binds by number exactly like `?N`.
+//!
+//! The generic code repeats one `where` clause (the driver bounds: executor, column
+//! index, encode/decode of `Uuid`, `String`, `i64`, …) on each of its impl blocks:
+//! Rust implies a trait's bounds on `Self` and its associated types, but not bounds
+//! on other types such as `Uuid: Encode<'q, D>`, so they cannot live in `Dialect`.
 
 use std::future::Future;
 
