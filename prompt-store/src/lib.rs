@@ -25,7 +25,7 @@ pub use postgres::{PostgresConfig, PostgresStore, parse_postgres_error};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteCaller, RemoteConfig, RemoteKey, RemoteStore, parse_remote_error};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::redact_url;
+pub use sql::{SqlStore, redact_url};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteStore, parse_sqlite_error};
 

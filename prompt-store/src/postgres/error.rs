@@ -91,11 +91,6 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// Whether `e` is a foreign key violation.
-pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    sqlstate(e).as_deref() == Some("23503")
-}
-
 /// The key value in a unique violation's detail: `Key (id)=(…) already exists.`
 pub(crate) fn violating_key(e: &sqlx::Error) -> Option<String> {
     let sqlx::Error::Database(db) = e else {

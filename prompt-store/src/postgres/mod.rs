@@ -21,11 +21,9 @@
 //! [`crate::CachedStore::with_postgres_invalidation`] listens to.
 
 mod config;
-mod credentials;
+mod dialect;
 mod error;
 mod listener;
-mod prompts;
-mod runs;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,8 +31,7 @@ use std::sync::Arc;
 use prompt_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Row};
-use uuid::Uuid;
+use sqlx::{Postgres, Row};
 
 pub use config::{DEFAULT_NOTIFY_CHANNEL, PostgresConfig};
 pub use error::parse_postgres_error;
@@ -42,23 +39,28 @@ pub use listener::{InvalidationListener, ListenerStatus};
 
 use crate::MigrationReport;
 use crate::cache::Invalidator;
-use crate::sql::{self, AppliedMigration, Failure};
+use crate::sql::{self, AppliedMigration, SqlStore};
 
 /// The migrations of the Postgres schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Prompt store and run log in Postgres. Cheap to clone (clones share the pool).
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    options: Arc<PgConnectOptions>,
-    config: Arc<PostgresConfig>,
+/// Prompt store and run log in Postgres: the generic SQL store in the Postgres
+/// dialect, whose reader and writer are the same pool. Cheap to clone (clones share
+/// the pool).
+pub type PostgresStore = SqlStore<Postgres, PostgresState>;
+
+/// What a [`PostgresStore`] keeps besides its pool.
+pub struct PostgresState {
+    /// How it connects (for the invalidation listener's own connection).
+    options: PgConnectOptions,
+    /// The configuration it was opened with.
+    config: PostgresConfig,
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("config", &self.config)
+            .field("config", &self.state.config)
             .finish_non_exhaustive()
     }
 }
@@ -101,10 +103,10 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .map_err(parse_postgres_error)?;
-        Ok(PostgresStore {
-            pool,
-            options: Arc::new(options),
-            config: Arc::new(config),
+        Ok(SqlStore {
+            writer: pool.clone(),
+            reader: pool,
+            state: Arc::new(PostgresState { options, config }),
         })
     }
 
@@ -113,19 +115,19 @@ impl PostgresStore {
     /// binary is refused (`Conflict`) before anything is changed. Concurrent runs from
     /// several processes are serialized by sqlx's advisory lock.
     pub async fn migrate(&self) -> Result<MigrationReport> {
-        if let Some(schema) = &self.config.schema {
+        if let Some(schema) = &self.config().schema {
             // `schema` is a validated plain identifier.
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema}"
             )))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await
             .map_err(parse_postgres_error)?;
         }
         let before = self.applied_migrations().await?;
         sql::check_migrations(&before, &MIGRATOR)?;
         MIGRATOR
-            .run(&self.pool)
+            .run(self.pool())
             .await
             .map_err(|e| sql::migrate_error(e, parse_postgres_error))?;
         let after = self.applied_migrations().await?;
@@ -136,7 +138,7 @@ impl PostgresStore {
     pub(crate) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool())
                 .await
                 .map_err(parse_postgres_error)?;
         if exists.is_none() {
@@ -144,7 +146,7 @@ impl PostgresStore {
         }
         let rows =
             sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(parse_postgres_error)?;
         rows.iter()
@@ -161,17 +163,17 @@ impl PostgresStore {
 
     /// Close the pool, waiting for connections in use.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// The configuration it was opened with.
     pub fn config(&self) -> &PostgresConfig {
-        &self.config
+        &self.state.config
     }
 
     /// The connection pool (for administration and tests).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.writer
     }
 
     /// Start listening to this database's invalidation notifications, feeding them to
@@ -184,61 +186,14 @@ impl PostgresStore {
     ///
     /// Outside a Tokio runtime (like `tokio::spawn`).
     pub fn listen_for_invalidations(&self, invalidator: Invalidator) -> InvalidationListener {
-        let options = PgConnectOptions::clone(&self.options)
-            .application_name(&format!("{}-cache-listener", self.config.application_name));
+        let config = self.config();
+        let options = PgConnectOptions::clone(&self.state.options)
+            .application_name(&format!("{}-cache-listener", config.application_name));
         listener::spawn(
             options,
-            self.config.notify_channel.clone(),
-            std::time::Duration::from_millis(self.config.listener_ping_ms),
+            config.notify_channel.clone(),
+            std::time::Duration::from_millis(config.listener_ping_ms),
             invalidator,
         )
     }
-
-    /// Tell other instances' caches that `name` changed (delivered when the
-    /// transaction commits, and only then).
-    async fn notify(
-        &self,
-        conn: &mut PgConnection,
-        project: Uuid,
-        name: &str,
-    ) -> Result<(), Failure> {
-        if self.config.notify {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.config.notify_channel)
-                .bind(listener::payload(project, name))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Tell other instances' caches that a key of `project` was revoked (delivered when
-    /// the transaction commits, and only then).
-    async fn notify_keys(&self, conn: &mut PgConnection, project: Uuid) -> Result<(), Failure> {
-        if self.config.notify {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.config.notify_channel)
-                .bind(listener::keys_payload(project))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Final error of an operation.
-fn finish<T>(r: Result<T, Failure>) -> Result<T> {
-    r.map_err(|f| match f {
-        Failure::Db(e) => parse_postgres_error(e),
-        Failure::App(e) => e,
-    })
-}
-
-/// Run an attempt, retrying it while the database rolls it back.
-async fn attempt<T, F, Fut>(f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    finish(sql::retry(error::rolled_back, f).await)
 }

@@ -105,14 +105,3 @@ pub(crate) fn rolled_back(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
-
-/// Whether `e` is a unique or primary key violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db)
-        if matches!(code_of(db.as_ref()), Some(SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY)))
-}
-
-/// Whether `e` is a foreign key violation.
-pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if code_of(db.as_ref()) == Some(SQLITE_CONSTRAINT_FOREIGNKEY))
-}

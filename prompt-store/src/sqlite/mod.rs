@@ -13,45 +13,39 @@
 //! synced write-ahead log.
 
 mod config;
-mod credentials;
+mod dialect;
 mod error;
-mod prompts;
-mod runs;
 
 use std::str::FromStr;
 
 use prompt_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
     SqliteSynchronous as DriverSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 
 pub use config::{SqliteConfig, SqliteSynchronous};
 pub use error::parse_sqlite_error;
 
 use crate::MigrationReport;
-use crate::sql::{self, AppliedMigration, Failure};
+use crate::sql::{self, AppliedMigration, SqlStore};
 
 /// The migrations of the SQLite schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Prompt store and run log in SQLite. Cheap to clone (clones share the pools).
-#[derive(Clone)]
-pub struct SqliteStore {
-    /// The one connection that writes.
-    writer: SqlitePool,
-    /// Connections that read (the writer itself for an in-memory database).
-    reader: SqlitePool,
-    config: std::sync::Arc<SqliteConfig>,
-}
+/// Prompt store and run log in SQLite: the generic SQL store in the SQLite dialect.
+/// Its `writer` pool is the one connection that writes; its `reader` pool has the
+/// connections that read (the writer itself for an in-memory database). Cheap to clone
+/// (clones share the pools).
+pub type SqliteStore = SqlStore<Sqlite, SqliteConfig>;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("url", &self.config.url)
-            .field("max_connections", &self.config.max_connections)
+            .field("url", &self.state.url)
+            .field("max_connections", &self.state.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -118,10 +112,10 @@ impl SqliteStore {
                 .acquire_timeout(config.acquire_timeout())
                 .connect_lazy_with(options)
         };
-        Ok(SqliteStore {
+        Ok(SqlStore {
             writer,
             reader,
-            config: std::sync::Arc::new(config),
+            state: std::sync::Arc::new(config),
         })
     }
 
@@ -174,48 +168,6 @@ impl SqliteStore {
 
     /// The configuration it was opened with.
     pub fn config(&self) -> &SqliteConfig {
-        &self.config
+        &self.state
     }
-
-    /// Begin a write transaction holding SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// Begin a read transaction: one consistent snapshot for several statements.
-    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.reader.begin().await
-    }
-}
-
-/// Final error of an operation.
-fn finish<T>(r: Result<T, Failure>) -> Result<T> {
-    r.map_err(|f| match f {
-        Failure::Db(e) => parse_sqlite_error(e),
-        Failure::App(e) => e,
-    })
-}
-
-/// Run a write attempt, retrying it while SQLite reports the lock busy.
-async fn write<T, F, Fut>(attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    finish(sql::retry(error::rolled_back, attempt).await)
-}
-
-/// Microseconds since the epoch, how timestamps are stored.
-fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// A stored timestamp back.
-fn time(m: i64) -> Result<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp_micros(m)
-        .ok_or_else(|| Error::internal(format!("stored timestamp {m} is out of range")))
-}
-
-fn opt_time(m: Option<i64>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    m.map(time).transpose()
 }

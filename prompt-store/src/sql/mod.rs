@@ -1,6 +1,33 @@
-//! What the SQL backends share: the failure type of a transaction attempt, the retry
-//! of attempts that the database rolled back, number conversions, migration checks and
+//! What the SQL backends share: the store itself, written once over a [`Dialect`]
+//! (the statements, transaction scripts and row mappings of [`prompts`] with
+//! [`prompt_sql`], [`projects`], [`credentials`] and [`runs`]), the failure type of a transaction attempt, the retry of
+//! attempts that the database rolled back, number conversions, migration checks and
 //! URL redaction.
+//!
+//! # Why a dialect and not a query builder
+//!
+//! The two ways to write the SQL once were a small [`Dialect`] trait over statements
+//! written once as text, and a query builder (sea-query, whose `sea-query-sqlx` 0.9
+//! line does support sqlx 0.9). The dialect won, on what our statements need:
+//!
+//! - the real differences are few and are not syntax a builder abstracts: which
+//!   write lock a transaction takes (SQLite's single writer with `BEGIN IMMEDIATE`
+//!   vs Postgres' `FOR UPDATE` row locks), `FOR UPDATE SKIP LOCKED` job claims, bulk
+//!   inserts (`UNNEST` of arrays vs chunked multi-row `VALUES`), statistics
+//!   (`percentile_cont` vs an in-process accumulator), the live-name predicate that
+//!   must match each schema's partial index word for word, and aggregation functions.
+//!   With a builder these would still be per-database custom expressions, next to a
+//!   second language to read;
+//! - what differs most is value encoding (timestamps as integer microseconds vs
+//!   `timestamptz`, JSON text vs `jsonb`, JSON lists vs `text[]`, decimal text vs
+//!   `numeric`), in binding and in row decoding alike; a builder does not help with
+//!   decoding, the dialect's associated types do both;
+//! - placeholders are not a difference at all: SQLite binds `$N` by number, so every
+//!   fixed statement is plain text with `$N`, a `&'static str` that sqlx prepares
+//!   and caches once per connection (the few with dialect fragments are formatted
+//!   once per dialect, and only the listings with optional filters are built per
+//!   call, as before);
+//! - no new dependency for the workspace to keep building together.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,6 +37,22 @@ use prompt_core::{Error, Result};
 use sqlx::migrate::{MigrateError, Migrator};
 
 use crate::MigrationReport;
+
+mod credentials;
+mod dialect;
+mod projects;
+mod prompt_sql;
+mod prompts;
+mod runs;
+mod store;
+
+pub(crate) use dialect::Dialect;
+pub(crate) use prompt_sql::PromptSql;
+pub(crate) use runs::{RunSql, push_stats_filter, run_cols, stats_group};
+pub use store::SqlStore;
+// What only SQLite's own run insertion and claim use.
+#[cfg(feature = "sqlite")]
+pub(crate) use {runs::Mutable, store::begin_write};
 
 /// Why one attempt of a store operation failed: a driver error (to be classified by the
 /// backend's `parse_…_error`, and maybe retried), or one of our errors, final.
@@ -31,6 +74,16 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::App(e)
     }
+}
+
+/// Whether `e` is a unique or primary key violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Whether `e` is a foreign key violation.
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// How many times an attempt rolled back by the database (serialization failure,
@@ -103,19 +156,6 @@ pub(crate) fn to_version(v: i64) -> Result<u32> {
 /// An optional stored version number back as `u32`.
 pub(crate) fn opt_version(v: Option<i64>) -> Result<Option<u32>> {
     v.map(to_version).transpose()
-}
-
-/// Parse JSON stored by us; a failure means a corrupt row.
-#[cfg(feature = "sqlite")]
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::internal(format!("stored {column} is not valid JSON: {e}")))
-}
-
-/// Serialize to JSON text.
-#[cfg(feature = "sqlite")]
-pub(crate) fn to_json<T: serde::Serialize>(column: &str, v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::internal(format!("cannot encode {column}: {e}")))
 }
 
 /// One row of sqlx's migration table.

@@ -1,0 +1,198 @@
+//! Projects and API key records on any SQL dialect, for [`super::prompts`].
+
+use prompt_core::model::{new_id, now};
+use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result, validate};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
+use uuid::Uuid;
+
+use super::dialect::Dialect;
+use super::prompt_sql::project_not_found_on_fk;
+use super::store::{begin_write, finish, write};
+use super::{Failure, SqlStore, is_unique_violation};
+
+#[expect(
+    private_bounds,
+    reason = "crate-internal helpers of the generic store: its public surface is the store traits"
+)]
+impl<D, S> SqlStore<D, S>
+where
+    D: Dialect<State = S>,
+    S: Send + Sync + 'static,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'a> &'a str: ColumnIndex<D::Row>,
+    for<'q> Uuid: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Option<String>: Encode<'q, D>,
+    for<'q> Option<i64>: Encode<'q, D>,
+    for<'q> Option<D::Time>: Encode<'q, D>,
+    for<'q> Option<D::TextList>: Encode<'q, D>,
+{
+    fn project_from_row(r: &D::Row) -> Result<Project, Failure> {
+        Ok(Project {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            created_at: D::from_time(r.try_get("created_at")?)?,
+        })
+    }
+
+    fn key_from_row(r: &D::Row) -> Result<ApiKeyRecord, Failure> {
+        Ok(ApiKeyRecord {
+            id: r.try_get("id")?,
+            project_id: r.try_get("project_id")?,
+            name: r.try_get("name")?,
+            role: KeyRole::parse(&r.try_get::<String, _>("role")?)?,
+            prefix: r.try_get("prefix")?,
+            hash: r.try_get("hash")?,
+            created_at: D::from_time(r.try_get("created_at")?)?,
+            revoked_at: r
+                .try_get::<Option<D::Time>, _>("revoked_at")?
+                .map(D::from_time)
+                .transpose()?,
+        })
+    }
+
+    /// Create a project (`AlreadyExists` if the name is taken).
+    pub(super) async fn insert_project(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        write::<D, _, _, _>(|| async {
+            let p = Project {
+                id: new_id(),
+                name: name.to_owned(),
+                created_at: now(),
+            };
+            let r = sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(p.id)
+                .bind(&p.name)
+                .bind(D::time(p.created_at))
+                .execute(&self.writer)
+                .await;
+            match r {
+                Ok(_) => Ok(p),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(Error::already_exists(format!("project '{name}'")).into())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// The project of that name, or `NotFound`.
+    pub(super) async fn project_named(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        finish::<D, _>(
+            async {
+                let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("project '{name}'")))?;
+                Self::project_from_row(&row)
+            }
+            .await,
+        )
+    }
+
+    /// The project with that id, or `NotFound`.
+    pub(super) async fn project_with_id(&self, id: Uuid) -> Result<Project> {
+        finish::<D, _>(
+            async {
+                let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("project {id}")))?;
+                Self::project_from_row(&row)
+            }
+            .await,
+        )
+    }
+
+    /// Store an API key record (`NotFound` if its project does not exist).
+    pub(super) async fn insert_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        write::<D, _, _, _>(|| async {
+            let r = sqlx::query(
+                "INSERT INTO api_keys (id, project_id, name, role, prefix, hash, created_at, \
+                 revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(record.id)
+            .bind(record.project_id)
+            .bind(&record.name)
+            .bind(record.role.as_str())
+            .bind(&record.prefix)
+            .bind(&record.hash)
+            .bind(D::time(record.created_at))
+            .bind(record.revoked_at.map(D::time))
+            .execute(&self.writer)
+            .await;
+            match r {
+                Ok(_) => Ok(record.clone()),
+                Err(e) if is_unique_violation(&e) => Err(Error::already_exists("api key").into()),
+                Err(e) => Err(project_not_found_on_fk(e, record.project_id)),
+            }
+        })
+        .await
+    }
+
+    /// The live key with that hash, or `NotFound`.
+    pub(super) async fn live_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
+        finish::<D, _>(
+            async {
+                let row = sqlx::query(
+                    "SELECT id, project_id, name, role, prefix, hash, created_at, revoked_at \
+                     FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(hash)
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| Error::not_found("api key"))?;
+                Self::key_from_row(&row)
+            }
+            .await,
+        )
+    }
+
+    /// The keys of `project`, oldest first.
+    pub(super) async fn api_keys_of(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
+        finish::<D, _>(
+            async {
+                let rows = sqlx::query(
+                    "SELECT id, project_id, name, role, prefix, hash, created_at, revoked_at \
+                     FROM api_keys WHERE project_id = $1 ORDER BY created_at, id",
+                )
+                .bind(project)
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(Self::key_from_row).collect()
+            }
+            .await,
+        )
+    }
+
+    /// Revoke a key of `project` (idempotent; `NotFound` if there is none).
+    pub(super) async fn revoke_key(&self, project: Uuid, id: Uuid) -> Result<()> {
+        write::<D, _, _, _>(|| async {
+            let mut tx = begin_write(&self.writer).await?;
+            let r = sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
+                 WHERE id = $2 AND project_id = $3",
+            )
+            .bind(D::time(now()))
+            .bind(id)
+            .bind(project)
+            .execute(&mut *tx)
+            .await?;
+            if D::rows_affected(&r) == 0 {
+                return Err(Error::not_found(format!("api key {id}")).into());
+            }
+            // Other instances' caches drop their keys when this commits.
+            D::notify_keys(&self.state, &mut tx, project).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}
