@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python module's tests: build prompt_registry into ./.venv (created on first use)
 # with maturin, then run pytest, mypy --strict on the typed example, and the examples.
+# First it checks that the generated Registry is current (scripts/unasync.py --check).
 #
 # Incremental: the venv and the tool pins are reused, and `maturin develop` builds in the
 # workspace's target/ directory, so a second run only recompiles what changed.
@@ -29,6 +30,10 @@ fi
 export VIRTUAL_ENV="$PWD/$VENV"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 
+# Registry (_registry.py) is generated from AsyncRegistry; fail fast when it is stale.
+echo "== scripts/unasync.py --check (Registry generated from AsyncRegistry)"
+python scripts/unasync.py --check
+
 echo "== maturin develop (prompt-py)"
 maturin develop --quiet --manifest-path prompt-py/Cargo.toml
 
@@ -42,7 +47,7 @@ if [ -z "${PROMPT_REGISTRY_TEST_POSTGRES_URL:-}" ]; then
 fi
 
 echo "== mypy --strict (stubs and typed example)"
-python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py examples/python/remote.py
+python -m mypy --strict prompt-py/python/prompt_registry prompt-py/tests/typed_example.py examples/python/quickstart.py examples/python/remote.py scripts/unasync.py
 
 echo "== examples/python/quickstart.py"
 python examples/python/quickstart.py

@@ -56,3 +56,9 @@ pub async fn open(url: &str, cache_ttl: Duration, key_ttl: Duration) -> Result<O
 pub async fn migrate(url: &str) -> Result<Vec<i64>> {
     prompt_store::migrate(url).await.map(|r| r.applied)
 }
+
+/// Revert the newest `count` migrations of the database at `url` (see
+/// [`prompt_store::revert`]).
+pub async fn revert(url: &str, count: u32) -> Result<prompt_store::RevertReport> {
+    prompt_store::revert(url, count).await
+}

@@ -33,10 +33,21 @@ enum Command {
     /// Run the HTTP service. On an empty database it creates project `default` and
     /// prints one admin API key, once.
     Serve(ServeArgs),
-    /// Apply database migrations and exit (serve also applies them on start-up).
+    /// Apply database migrations and exit (serve also applies them on start-up), or
+    /// with `--revert [N]` revert the newest N of them.
     Migrate {
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Revert the newest N applied migrations (default 1) with their down scripts,
+        /// instead of applying. What they created is dropped with its data.
+        #[arg(
+            long,
+            value_name = "N",
+            num_args = 0..=1,
+            default_missing_value = "1",
+            allow_negative_numbers = true
+        )]
+        revert: Option<u32>,
     },
     /// Manage API keys.
     Keys {
@@ -234,7 +245,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             opened.backend.close().await;
             served.map_err(|e| format!("server error: {e}"))
         }
-        Command::Migrate { db } => {
+        Command::Migrate {
+            db,
+            revert: Some(n),
+        } => {
+            init_logs(LogFormat::Pretty);
+            let report = prompt_http::backend::revert(&db.database_url, n)
+                .await
+                .map_err(|e| match e {
+                    prompt_core::Error::InvalidInput { field, message } if field == "count" => {
+                        format!("--revert {n}: {message}")
+                    }
+                    e => format!("revert failed: {e}"),
+                })?;
+            for m in &report.reverted {
+                eprintln!("reverted migration {} ({})", m.version, m.description);
+            }
+            match report.current {
+                Some(v) => eprintln!("the database is now at migration {v}"),
+                None => eprintln!(
+                    "no migration is applied any more; `prompt-registry migrate` re-creates the schema"
+                ),
+            }
+            Ok(())
+        }
+        Command::Migrate { db, revert: None } => {
             init_logs(LogFormat::Pretty);
             let applied = prompt_http::backend::migrate(&db.database_url)
                 .await

@@ -1,6 +1,7 @@
 //! The `prompt-registry` binary: `serve` on the SQLite default prints one admin key
 //! once, answers requests, and stops cleanly on SIGTERM; `keys create` prints the key
-//! alone on stdout; bad settings are refused naming the setting.
+//! alone on stdout; `migrate --revert [N]` reverts and says what; bad settings are
+//! refused naming the setting.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -197,4 +198,85 @@ fn help_explains_each_command() {
     for c in ["serve", "migrate", "keys"] {
         assert!(text.contains(c), "{text}");
     }
+}
+
+#[test]
+fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let migrate = |args: &[&str]| {
+        let out = bin()
+            .arg("migrate")
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = migrate(&[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("applied migrations [20261122000001, 20261122000701]"),
+        "{err}"
+    );
+
+    // Default N = 1: the newest migration.
+    let (ok, err) = migrate(&["--revert"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("reverted migration 20261122000701 (provider credentials)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the database is now at migration 20261122000001"),
+        "{err}"
+    );
+
+    // More than the database has, zero, not a number: refused, nothing reverted.
+    let (ok, err) = migrate(&["--revert", "2"]);
+    assert!(!ok);
+    assert!(
+        err.contains("--revert 2: cannot revert 2 migrations: the database has only 1 applied: 20261122000001 (initial); nothing was reverted"),
+        "{err}"
+    );
+    let (ok, err) = migrate(&["--revert", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--revert 0: must be at least 1"), "{err}");
+    for bad in ["-1", "two"] {
+        let (ok, err) = migrate(&["--revert", bad]);
+        assert!(!ok);
+        assert!(err.contains("--revert"), "{bad}: {err}");
+    }
+
+    let (ok, err) = migrate(&["--revert", "1"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("reverted migration 20261122000001 (initial)"),
+        "{err}"
+    );
+    assert!(err.contains("no migration is applied any more"), "{err}");
+
+    // Up again: the schema is back and usable.
+    let (ok, err) = migrate(&[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("applied migrations [20261122000001, 20261122000701]"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["keys", "create", "--role", "admin"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = bin().args(["migrate", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--revert [<N>]"));
 }

@@ -46,6 +46,25 @@ pub struct MigrationReport {
     pub current: Option<i64>,
 }
 
+/// What a revert (`prompt-registry migrate --revert N`) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevertReport {
+    /// The migrations reverted by this run, newest first.
+    pub reverted: Vec<RevertedMigration>,
+    /// The newest migration the database still has; `None` when none is left (the
+    /// schema is gone: `migrate` re-creates it).
+    pub current: Option<i64>,
+}
+
+/// One reverted migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevertedMigration {
+    /// Its version, e.g. `20261122000701`.
+    pub version: i64,
+    /// Its description, from the file name (`provider credentials`).
+    pub description: String,
+}
+
 /// Which kind of backend a [`Backend`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -122,6 +141,24 @@ impl Backend {
             Concrete::Sqlite(s) => s.migrate().await,
             #[cfg(feature = "postgres")]
             Concrete::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// Revert the newest `count` applied migrations with their down scripts (what
+    /// `prompt-registry migrate --revert N` runs); the data of what they created is
+    /// lost. Refused before anything changes when `count` is 0 or more than the
+    /// database has applied (`InvalidInput` on `count`) or when the database was
+    /// migrated by a newer binary (`Conflict`). Memory has nothing to revert
+    /// (`Unsupported`).
+    pub async fn revert(&self, count: u32) -> Result<RevertReport> {
+        match &self.concrete {
+            Concrete::Memory => Err(Error::unsupported(format!(
+                "reverting {count} migration(s) of memory:// (it has no schema)"
+            ))),
+            #[cfg(feature = "sqlite")]
+            Concrete::Sqlite(s) => s.revert(count).await,
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(s) => s.revert(count).await,
         }
     }
 
@@ -218,6 +255,29 @@ pub async fn migrate(url: &str) -> Result<MigrationReport> {
         Scheme::Postgres => connect_postgres(url, &options, false).await?,
     };
     let report = backend.migrate().await;
+    backend.close().await;
+    report
+}
+
+/// Open the database at `url`, revert its newest `count` migrations, close it, and say
+/// what was reverted: the library side of `prompt-registry migrate --revert N`. See
+/// [`Backend::revert`] for what is refused.
+pub async fn revert(url: &str, count: u32) -> Result<RevertReport> {
+    let options = OpenOptions {
+        run_migrations: false,
+        max_connections: Some(2),
+        cache: None,
+    };
+    let backend = match scheme_of(url)? {
+        Scheme::Memory => {
+            return Err(Error::unsupported(
+                "reverting migrations of memory:// (it has no schema)",
+            ));
+        }
+        Scheme::Sqlite => connect_sqlite(url, &options, false).await?,
+        Scheme::Postgres => connect_postgres(url, &options, false).await?,
+    };
+    let report = backend.revert(count).await;
     backend.close().await;
     report
 }

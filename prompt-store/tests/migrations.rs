@@ -1,5 +1,7 @@
 //! Migrations: applied on open, twice is a no-op, a database newer than the binary is
-//! refused, `run_migrations = false` refuses an out-of-date database.
+//! refused, `run_migrations = false` refuses an out-of-date database; every migration
+//! is reversible (up → down → up gives the same schema), keeps the checksum databases
+//! of earlier builds recorded, and `revert` refuses bad counts before changing anything.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,8 +11,9 @@
 
 use prompt_core::{Error, PromptStore};
 use prompt_store::testkit::{PgTestSchema, postgres_url};
-use prompt_store::{PostgresStore, SqliteConfig, SqliteStore};
+use prompt_store::{PostgresStore, RevertReport, RevertedMigration, SqliteConfig, SqliteStore};
 use sqlx::Connection;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The one migration this build has.
 const INITIAL: i64 = 20261122000001;
@@ -173,4 +176,430 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
     }
     s.close().await;
     s2.close().await;
+}
+
+// -- reversible migrations ----------------------------------------------------------
+
+/// The SHA-384 checksums that databases migrated by earlier builds (which had simple
+/// `<version>_<name>.sql` files) recorded in `_sqlx_migrations`. Turning a migration into
+/// an `.up.sql`/`.down.sql` pair keeps sqlx's checksum (of the SQL text) and description
+/// (the name without `.up.sql`), so those databases stay accepted as long as the up
+/// scripts are byte for byte what those builds ran.
+const SQLITE_CHECKSUMS: [(i64, &str); 2] = [
+    (
+        INITIAL,
+        "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
+    ),
+    (
+        LATEST,
+        "5fea846c9e87de2f9f4f84dc4772e7cdb6286b9c1981bd7a148bdc7c706cd88eb2a9acb7f6732c8ab20a7d1b3ab4a89d",
+    ),
+];
+const POSTGRES_CHECKSUMS: [(i64, &str); 2] = [
+    (
+        INITIAL,
+        "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
+    ),
+    (
+        LATEST,
+        "ed47e601629b8eeff968afac805278b141efcae43ab6dda7cc93b87d7431f2cb930b13e06b50c1ecf56a8237869ced4c",
+    ),
+];
+
+/// The migrations as the store embeds them.
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn reverted(versions: &[(i64, &str)]) -> Vec<RevertedMigration> {
+    versions
+        .iter()
+        .map(|(version, description)| RevertedMigration {
+            version: *version,
+            description: (*description).to_owned(),
+        })
+        .collect()
+}
+
+fn invalid_count(r: Result<RevertReport, Error>) -> String {
+    match r {
+        Err(Error::InvalidInput { field, message }) if field == "count" => message,
+        other => panic!("expected InvalidInput on count, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_migration_has_a_down_script_and_keeps_its_checksum() {
+    for (migrator, checksums) in [(&SQLITE, SQLITE_CHECKSUMS), (&POSTGRES, POSTGRES_CHECKSUMS)] {
+        let ups: Vec<&Migration> = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .collect();
+        assert_eq!(
+            ups.iter().map(|m| m.version).collect::<Vec<_>>(),
+            ALL.to_vec()
+        );
+        for up in ups {
+            assert_eq!(
+                up.migration_type,
+                MigrationType::ReversibleUp,
+                "migration {} must be an .up.sql/.down.sql pair",
+                up.version
+            );
+            assert!(
+                migrator
+                    .iter()
+                    .any(|m| m.version == up.version && m.migration_type.is_down_migration()),
+                "migration {} has no .down.sql",
+                up.version
+            );
+        }
+        for (version, sum) in checksums {
+            let up = migrator
+                .iter()
+                .find(|m| m.version == version && m.migration_type.is_up_migration())
+                .unwrap();
+            assert_eq!(
+                hex(&up.checksum),
+                sum,
+                "the up script of {version} changed: databases migrated by earlier builds \
+                 would be refused; add a new migration instead"
+            );
+        }
+    }
+}
+
+/// The schema of a SQLite file, without the migration table: one line per table and
+/// index, with its SQL.
+async fn sqlite_schema(url: &str) -> Vec<String> {
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master \
+         WHERE name NOT LIKE 'sqlite_%' AND tbl_name <> '_sqlx_migrations' \
+         ORDER BY type, name",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    rows.into_iter()
+        .map(|(ty, name, table, sql)| {
+            format!("{ty} {name} on {table}: {}", sql.unwrap_or_default())
+        })
+        .collect()
+}
+
+async fn sqlite_scalar(url: &str, sql: &'static str) -> i64 {
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+    c.close().await.unwrap();
+    n
+}
+
+fn sqlite_url(dir: &tempfile::TempDir, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join(file).display())
+}
+
+#[tokio::test]
+async fn sqlite_up_down_up_gives_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    // The schema at the first migration, made by running the up scripts to it.
+    let initial_url = sqlite_url(&dir, "initial.db");
+    let pool = sqlx::SqlitePool::connect(&initial_url).await.unwrap();
+    SQLITE.run_to(INITIAL, &pool).await.unwrap();
+    pool.close().await;
+    let at_initial = sqlite_schema(&initial_url).await;
+    assert!(at_initial.iter().any(|l| l.contains("TABLE projects")));
+
+    let url = sqlite_url(&dir, "m.db");
+    let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
+    s.ensure_project("kept").await.unwrap();
+    s.close().await;
+    let latest = sqlite_schema(&url).await;
+    assert!(latest.iter().any(|l| l.contains("provider_credentials")));
+    assert_ne!(latest, at_initial);
+
+    // Down one: the schema of the first migration; the data of its tables is kept.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials")])
+    );
+    assert_eq!(report.current, Some(INITIAL));
+    assert_eq!(sqlite_schema(&url).await, at_initial);
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM projects").await,
+        1
+    );
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
+        1
+    );
+
+    // Down the last one: nothing but the migration table is left.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(INITIAL, "initial")]));
+    assert_eq!(report.current, None);
+    assert_eq!(sqlite_schema(&url).await, Vec::<String>::new());
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
+        0
+    );
+
+    // Up again: the same schema as before.
+    let report = prompt_store::migrate(&url).await.unwrap();
+    assert_eq!(report.applied, ALL.to_vec());
+    assert_eq!(sqlite_schema(&url).await, latest);
+
+    // Both at once, newest first, and up again through an open.
+    let report = prompt_store::revert(&url, 2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials"), (INITIAL, "initial")])
+    );
+    assert_eq!(sqlite_schema(&url).await, Vec::<String>::new());
+    let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
+    s.ensure_project("again").await.unwrap();
+    s.close().await;
+    assert_eq!(sqlite_schema(&url).await, latest);
+}
+
+#[tokio::test]
+async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir, "m.db");
+    let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
+    let latest = sqlite_schema(&url).await;
+
+    let msg = invalid_count(s.revert(0).await);
+    assert!(msg.contains("at least 1"), "{msg}");
+    let msg = invalid_count(s.revert(3).await);
+    assert!(msg.contains("cannot revert 3 migrations"), "{msg}");
+    assert!(msg.contains("only 2 applied"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{INITIAL} (initial), {LATEST} (provider credentials)"
+        )),
+        "{msg}"
+    );
+    let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
+    assert!(msg.contains("only 2 applied"), "{msg}");
+    assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
+        2
+    );
+
+    s.revert(2).await.unwrap();
+    let msg = invalid_count(s.revert(1).await);
+    assert!(msg.contains("none applied"), "{msg}");
+    s.close().await;
+
+    // A database migrated by a newer binary: refused, untouched.
+    prompt_store::migrate(&url).await.unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (?1, 'from the future', 1, x'00', 0)",
+    )
+    .bind(FUTURE)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let msg = conflict_message(prompt_store::revert(&url, 1).await);
+    assert!(msg.contains("newer version"), "{msg}");
+    assert_eq!(sqlite_schema(&url).await, latest);
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
+        ALL.len() as i64 + 1
+    );
+
+    match prompt_store::revert("memory://", 1).await {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+/// The migrations as builds before reversible migrations had them: simple migrations
+/// with the same SQL (the checksum test above pins it), so the same checksums and
+/// descriptions in `_sqlx_migrations`.
+fn earlier_build(migrator: &Migrator) -> Migrator {
+    let mut simple = Migrator::with_migrations(
+        migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| {
+                Migration::new(
+                    m.version,
+                    m.description.clone(),
+                    MigrationType::Simple,
+                    m.sql.clone(),
+                    m.no_tx,
+                )
+            })
+            .collect(),
+    );
+    simple.set_locking(true);
+    simple
+}
+
+#[tokio::test]
+async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir, "old.db");
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    earlier_build(&SQLITE).run(&pool).await.unwrap();
+    pool.close().await;
+    let latest = sqlite_schema(&url).await;
+
+    let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
+    assert!(s.migrate().await.unwrap().applied.is_empty());
+    s.ensure_project("kept").await.unwrap();
+    s.close().await;
+    let mut config = SqliteConfig::new(&url);
+    config.run_migrations = false;
+    SqliteStore::open(config).await.unwrap().close().await;
+
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials")])
+    );
+    assert_eq!(
+        prompt_store::migrate(&url).await.unwrap().applied,
+        vec![LATEST]
+    );
+    assert_eq!(sqlite_schema(&url).await, latest);
+}
+
+/// The schema of a Postgres schema, without the migration table: relations, columns,
+/// indexes and constraints, with the schema's name replaced so that two schemas compare.
+async fn postgres_schema(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
+    let queries = [
+        "SELECT 'relation ' || relname::text || ' ' || relkind::text FROM pg_class \
+         WHERE relnamespace = $1::text::regnamespace AND relname NOT LIKE '\\_sqlx\\_migrations%'",
+        "SELECT 'column ' || table_name || '.' || column_name || ' #' || ordinal_position || ' ' \
+         || data_type || ' ' || udt_name || ' null=' || is_nullable || ' default=' \
+         || coalesce(column_default, '-') || ' collate=' || coalesce(collation_name, '-') \
+         FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name <> '_sqlx_migrations'",
+        "SELECT 'index ' || indexname || ': ' || indexdef FROM pg_indexes \
+         WHERE schemaname = $1 AND tablename <> '_sqlx_migrations'",
+        "SELECT 'constraint ' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE connamespace = $1::text::regnamespace AND conname NOT LIKE '\\_sqlx\\_migrations%'",
+    ];
+    let mut lines = Vec::new();
+    for q in queries {
+        let rows: Vec<String> = sqlx::query_scalar(q)
+            .bind(schema)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        lines.extend(rows.into_iter().map(|l| l.replace(schema, "<schema>")));
+    }
+    lines.sort();
+    lines
+}
+
+fn schema_url(url: &str, schema: &str) -> String {
+    format!(
+        "{url}{}options=-c%20search_path%3D{schema}",
+        if url.contains('?') { "&" } else { "?" },
+    )
+}
+
+#[tokio::test]
+async fn postgres_up_down_up_gives_the_same_schema() {
+    let Some(url) = postgres_url() else { return };
+    // The schema at the first migration, in a schema of its own.
+    let initial = PgTestSchema::create(&url).await;
+    let pool = sqlx::PgPool::connect(&schema_url(&url, initial.name()))
+        .await
+        .unwrap();
+    POSTGRES.run_to(INITIAL, &pool).await.unwrap();
+    let at_initial = postgres_schema(&pool, initial.name()).await;
+    pool.close().await;
+    assert!(
+        at_initial
+            .iter()
+            .any(|l| l.starts_with("relation projects"))
+    );
+
+    let schema = PgTestSchema::create(&url).await;
+    let s = PostgresStore::open(schema.config()).await.unwrap();
+    s.ensure_project("kept").await.unwrap();
+    let latest = postgres_schema(s.pool(), schema.name()).await;
+    assert!(latest.iter().any(|l| l.contains("provider_credentials")));
+    assert_ne!(latest, at_initial);
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials")])
+    );
+    assert_eq!(report.current, Some(INITIAL));
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_initial);
+    let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(projects, 1, "the data of the tables kept is kept");
+
+    // Through the URL, like `prompt-registry migrate --revert` gets it.
+    let via_url = schema_url(&url, schema.name());
+    let report = prompt_store::revert(&via_url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(INITIAL, "initial")]));
+    assert_eq!(report.current, None);
+    assert_eq!(
+        postgres_schema(s.pool(), schema.name()).await,
+        Vec::<String>::new()
+    );
+    let msg = invalid_count(prompt_store::revert(&via_url, 1).await);
+    assert!(msg.contains("none applied"), "{msg}");
+
+    assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
+
+    let msg = invalid_count(s.revert(3).await);
+    assert!(msg.contains("only 2 applied"), "{msg}");
+    let report = s.revert(2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials"), (INITIAL, "initial")])
+    );
+    assert_eq!(
+        postgres_schema(s.pool(), schema.name()).await,
+        Vec::<String>::new()
+    );
+    s.close().await;
+    let s = PostgresStore::open(schema.config()).await.unwrap();
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
+    let Some(url) = postgres_url() else { return };
+    let schema = PgTestSchema::create(&url).await;
+    let pool = sqlx::PgPool::connect(&schema_url(&url, schema.name()))
+        .await
+        .unwrap();
+    earlier_build(&POSTGRES).run(&pool).await.unwrap();
+    let latest = postgres_schema(&pool, schema.name()).await;
+    pool.close().await;
+
+    let s = PostgresStore::open(schema.config()).await.unwrap();
+    assert!(s.migrate().await.unwrap().applied.is_empty());
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LATEST, "provider credentials")])
+    );
+    assert_eq!(s.migrate().await.unwrap().applied, vec![LATEST]);
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
+    s.close().await;
 }

@@ -37,7 +37,9 @@ from ._models import (
     RunStats,
     Template,
 )
-from ._registry import UNSET, AsyncRegistry, Registry
+from ._async_registry import AsyncRegistry
+from ._convert import UNSET
+from ._registry import Registry
 from ._tools import Analysis, Created, Critique, Length, Lint, Optimized, Remix, Score, Style
 
 __version__: str = _native.__version__

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+from ._convert import _template as _check_template
 from ._models import PromptVersion, Template, _Model, _template
 
 #: A remix style: ``"concise"``, ``"detailed"``, ``"formal"``, ``"friendly"``,
@@ -213,8 +214,6 @@ def analyze_request(
     variables: Any, config: Optional[Mapping[str, Any]], template_format: Optional[str],
     critique: bool,
 ) -> Dict[str, Any]:
-    from ._registry import _template as _check_template
-
     req: Dict[str, Any] = {
         "template": _check_template(template) if template is not None else None,
         "prompt": prompt,
@@ -229,8 +228,6 @@ def analyze_request(
 
 
 def remix_request(template: Any, style: Style, template_format: str) -> Dict[str, Any]:
-    from ._registry import _template as _check_template
-
     return {
         "template": _check_template(template),
         "style": _style(style),

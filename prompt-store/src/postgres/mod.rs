@@ -37,9 +37,9 @@ pub use config::{DEFAULT_NOTIFY_CHANNEL, PostgresConfig};
 pub use error::parse_postgres_error;
 pub use listener::{InvalidationListener, ListenerStatus};
 
-use crate::MigrationReport;
 use crate::cache::Invalidator;
 use crate::sql::{self, AppliedMigration, SqlStore};
+use crate::{MigrationReport, RevertReport};
 
 /// The migrations of the Postgres schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -132,6 +132,14 @@ impl PostgresStore {
             .map_err(|e| sql::migrate_error(e, parse_postgres_error))?;
         let after = self.applied_migrations().await?;
         Ok(sql::report(&before, &after))
+    }
+
+    /// Revert the newest `count` applied migrations (see [`crate::Backend::revert`]).
+    pub async fn revert(&self, count: u32) -> Result<RevertReport> {
+        let before = self.applied_migrations().await?;
+        sql::revert(&MIGRATOR, &before, count, self.pool(), parse_postgres_error).await?;
+        let after = self.applied_migrations().await?;
+        Ok(sql::revert_report(&before, &after, &MIGRATOR))
     }
 
     /// What the migration table says (empty if there is none yet).

@@ -2,7 +2,7 @@
 //! (the statements, transaction scripts and row mappings of [`prompts`] with
 //! [`prompt_sql`], [`projects`], [`credentials`] and [`runs`]), the failure type of a transaction attempt, the retry of
 //! attempts that the database rolled back, number conversions, migration checks and
-//! URL redaction.
+//! reverts, and URL redaction.
 //!
 //! # Why a dialect and not a query builder
 //!
@@ -34,9 +34,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use prompt_core::{Error, Result};
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::Acquire;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
-use crate::MigrationReport;
+use crate::{MigrationReport, RevertReport, RevertedMigration};
 
 mod credentials;
 mod dialect;
@@ -250,6 +251,107 @@ pub(crate) fn report(before: &[AppliedMigration], after: &[AppliedMigration]) ->
     applied.sort_unstable();
     MigrationReport {
         applied,
+        current: after.iter().map(|a| a.version).max(),
+    }
+}
+
+/// Revert the newest `count` applied migrations with their down scripts, newest first,
+/// each in its own transaction (sqlx's `undo`, under its lock). Refused before anything
+/// changes: a `count` of 0 or more than the database has applied (`InvalidInput` on
+/// `count`), and every database `check_migrations` refuses (`Conflict`).
+pub(crate) async fn revert<'c, A>(
+    migrator: &Migrator,
+    applied: &[AppliedMigration],
+    count: u32,
+    conn: A,
+    parse: fn(sqlx::Error) -> Error,
+) -> Result<()>
+where
+    A: Acquire<'c>,
+    <A::Connection as std::ops::Deref>::Target: Migrate,
+{
+    let target = revert_target(applied, migrator, count)?;
+    migrator
+        .undo(conn, target)
+        .await
+        .map_err(|e| migrate_error(e, parse))
+}
+
+/// The version `revert(count)` leaves the database at (0: none), or why it refuses.
+fn revert_target(applied: &[AppliedMigration], migrator: &Migrator, count: u32) -> Result<i64> {
+    check_migrations(applied, migrator)?;
+    let mut versions: Vec<i64> = applied.iter().map(|a| a.version).collect();
+    versions.sort_unstable();
+    let listed = || {
+        versions
+            .iter()
+            .map(|v| format!("{v} ({})", description(migrator, *v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let n = usize::try_from(count).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Err(Error::invalid(
+            "count",
+            "must be at least 1 (the number of migrations to revert, newest first)",
+        ));
+    }
+    if versions.is_empty() {
+        return Err(Error::invalid(
+            "count",
+            format!("cannot revert {count} migration(s): the database has none applied"),
+        ));
+    }
+    if n > versions.len() {
+        return Err(Error::invalid(
+            "count",
+            format!(
+                "cannot revert {count} migrations: the database has only {} applied: {}; \
+                 nothing was reverted",
+                versions.len(),
+                listed()
+            ),
+        ));
+    }
+    let keep = versions.len() - n;
+    for v in &versions[keep..] {
+        let reversible = migrator
+            .iter()
+            .any(|m| m.version == *v && m.migration_type.is_down_migration());
+        if !reversible {
+            return Err(Error::conflict(format!(
+                "migration {v} has no down script in this binary; nothing was reverted"
+            )));
+        }
+    }
+    Ok(keep.checked_sub(1).map_or(0, |i| versions[i]))
+}
+
+/// A migration's description as this binary knows it (`?` for an unknown one).
+fn description(migrator: &Migrator, version: i64) -> String {
+    migrator
+        .iter()
+        .find(|m| m.version == version)
+        .map_or_else(|| "?".to_owned(), |m| m.description.to_string())
+}
+
+/// The report of a revert from the migration table before and after.
+pub(crate) fn revert_report(
+    before: &[AppliedMigration],
+    after: &[AppliedMigration],
+    migrator: &Migrator,
+) -> RevertReport {
+    let mut reverted: Vec<RevertedMigration> = before
+        .iter()
+        .filter(|b| !after.iter().any(|a| a.version == b.version))
+        .map(|b| RevertedMigration {
+            version: b.version,
+            description: description(migrator, b.version),
+        })
+        .collect();
+    reverted.sort_unstable_by_key(|m| std::cmp::Reverse(m.version));
+    RevertReport {
+        reverted,
         current: after.iter().map(|a| a.version).max(),
     }
 }

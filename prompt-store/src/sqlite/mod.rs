@@ -29,8 +29,8 @@ use sqlx::{Row, Sqlite};
 pub use config::{SqliteConfig, SqliteSynchronous};
 pub use error::parse_sqlite_error;
 
-use crate::MigrationReport;
 use crate::sql::{self, AppliedMigration, SqlStore};
+use crate::{MigrationReport, RevertReport};
 
 /// The migrations of the SQLite schema, built into the binary.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -130,6 +130,14 @@ impl SqliteStore {
             .map_err(|e| sql::migrate_error(e, parse_sqlite_error))?;
         let after = self.applied_migrations().await?;
         Ok(sql::report(&before, &after))
+    }
+
+    /// Revert the newest `count` applied migrations (see [`crate::Backend::revert`]).
+    pub async fn revert(&self, count: u32) -> Result<RevertReport> {
+        let before = self.applied_migrations().await?;
+        sql::revert(&MIGRATOR, &before, count, &self.writer, parse_sqlite_error).await?;
+        let after = self.applied_migrations().await?;
+        Ok(sql::revert_report(&before, &after, &MIGRATOR))
     }
 
     /// What the migration table says (empty if there is none yet).

@@ -1,0 +1,446 @@
+"""``AsyncRegistry``: the prompt registry for asyncio.
+
+This file is the one implementation of the registry class: the blocking ``Registry``
+(``_registry.py``) is generated from it by ``scripts/unasync.py`` (``async def`` becomes
+``def``, ``await`` goes, ``AsyncRegistry`` becomes ``Registry``, ``_native.open_async``
+becomes ``_native.open``). Change the code here, then run ``python3 scripts/unasync.py``;
+the test suite fails while the generated file is stale.
+
+Both classes wrap one native registry; the blocking one releases the GIL while it waits,
+so other Python threads run meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._convert import (
+    DEFAULT_CACHE_TTL_MS,
+    UNSET,
+    _check_project,
+    _check_url,
+    _exec_options,
+    _execution,
+    _fallback_version,
+    _log_fields,
+    _logged,
+    _run_fields,
+    _run_id,
+    _run_query,
+    _stats_query,
+    _tags,
+    _total,
+    _ttl,
+    _update,
+    _vars,
+    _version_payload,
+)
+from ._errors import PromptRegistryError, UnavailableError
+from ._models import (
+    LabelMove,
+    Page,
+    Prompt,
+    PromptVersion,
+    Rendered,
+    Run,
+    RunError,
+    RunStats,
+    Template,
+)
+from ._tools import (
+    Analysis,
+    Created,
+    Optimized,
+    Remix,
+    Style,
+    analyze_request,
+    create_request,
+    optimize_request,
+    remix_request,
+)
+
+
+class AsyncRegistry:
+    """A prompt registry for asyncio: every I/O method is a coroutine.
+    ``await AsyncRegistry.open(url)`` to get one."""
+
+    def __init__(self, native: Any) -> None:
+        if not isinstance(native, _native.NativeRegistry) or not native.is_async:
+            raise TypeError("use await AsyncRegistry.open(url)")
+        self._n = native
+        # Immutable version objects, reused by get() (see NativeRegistry.resolve_cached).
+        self._versions: Dict[str, PromptVersion] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        project: Optional[str] = None,
+        cache: bool = True,
+        cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
+        api_key: Optional[str] = None,
+    ) -> "AsyncRegistry":
+        """Open ``memory://``, ``sqlite:///path.db`` (created if missing; migrations
+        applied), ``postgres://...``, or a server at ``http(s)://host:port`` (remote).
+
+        Embedded: ``project`` defaults to ``default`` (created if missing); providers
+        come from the environment (``mock`` is always there); ``cache`` keeps resolved
+        versions in process for ``cache_ttl_ms``.
+
+        Remote: ``api_key`` (or ``$PROMPT_REGISTRY_API_KEY``) is required and decides the
+        project (``project``, if given, must be the key's). Executions run on the server.
+        ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
+        refreshing in the background, so a server that goes down does not break prompts
+        already fetched. A server that is down at open is not an error; a refused key
+        is (:class:`AuthError`)."""
+        url, api_key = _check_url(url, api_key)
+        native = await _native.open_async(
+            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key
+        )
+        return cls(native)
+
+    @property
+    def remote_url(self) -> Optional[str]:
+        """The server's URL for a remote registry, else ``None``."""
+        url: Optional[str] = self._n.remote_url
+        return url
+
+    @property
+    def project(self) -> str:
+        """The project this registry works in."""
+        name: str = self._n.project
+        return name
+
+    def __repr__(self) -> str:
+        if self.remote_url is not None:  # never a request: repr must not fail
+            return f"AsyncRegistry(url={self.remote_url!r})"
+        return f"AsyncRegistry(project={self.project!r})"
+
+    # prompts
+    async def create_prompt(
+        self, name: str, *, description: Optional[str] = None, tags: Optional[Sequence[str]] = None
+    ) -> Prompt:
+        """Create a prompt; :class:`AlreadyExistsError` if the name is taken."""
+        return Prompt._from(await self._n.create_prompt(name, description, _tags(tags)))
+
+    async def get_prompt(self, name: str) -> Prompt:
+        """A prompt by name, with its labels."""
+        return Prompt._from(await self._n.get_prompt(name))
+
+    async def list_prompts(
+        self,
+        *,
+        tag: Optional[str] = None,
+        name_prefix: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Page[Prompt]:
+        """Live (not archived) prompts, by name."""
+        return Page._from(await self._n.list_prompts(tag, name_prefix, limit, cursor), Prompt._from)
+
+    async def update_prompt(
+        self,
+        name: str,
+        *,
+        description: Optional[str] = UNSET,
+        tags: Optional[Sequence[str]] = UNSET,
+        if_match: Optional[str] = None,
+    ) -> Prompt:
+        """Change description and/or tags (``description=None`` clears it); with
+        ``if_match`` only if the etag still matches (else
+        :class:`PreconditionFailedError`)."""
+        return Prompt._from(await self._n.update_prompt(name, _update(description, tags), if_match))
+
+    async def archive(self, name: str) -> None:
+        """Archive a prompt (hidden from lists and lookups by name)."""
+        await self._n.archive_prompt(name)
+
+    archive_prompt = archive
+
+    # versions and labels
+    async def create_version(
+        self,
+        name: str,
+        template: Template,
+        *,
+        config: Optional[Mapping[str, Any]] = None,
+        labels: Optional[Sequence[str]] = None,
+        commit_message: Optional[str] = None,
+        template_format: str = "mustache",
+    ) -> PromptVersion:
+        """Create the next version (and the prompt if missing); ``latest`` and the
+        given ``labels`` move to it atomically."""
+        payload = _version_payload(template, config, labels, commit_message, template_format)
+        return PromptVersion._from(await self._n.create_version(name, payload))
+
+    async def list_versions(
+        self, name: str, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[PromptVersion]:
+        """Versions, newest first."""
+        return Page._from(await self._n.list_versions(name, limit, cursor), PromptVersion._from)
+
+    async def get(
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        fallback: Optional[Template] = None,
+        fallback_format: str = "mustache",
+    ) -> PromptVersion:
+        """Resolve a version: by ``label`` (default ``production``) or ``version``.
+
+        ``fallback`` (a template, text or chat) is returned as a version with
+        ``is_fallback=True`` (and ``version == 0``) when the registry cannot be reached
+        and nothing is cached, instead of raising :class:`UnavailableError`. Any other
+        error (a missing prompt, a refused key) is still raised."""
+        try:
+            v: PromptVersion = await self._n.resolve_cached(
+                name, label, version, self._versions, PromptVersion._from
+            )
+        except UnavailableError:
+            if fallback is None:
+                raise
+            return _fallback_version(name, fallback, fallback_format)
+        return v
+
+    async def get_version(self, name: str, version: int) -> PromptVersion:
+        """One version by number."""
+        return await self.get(name, version=version)
+
+    async def set_label(
+        self, name: str, label: str, version: int, *, actor: Optional[str] = None
+    ) -> LabelMove:
+        """Point ``label`` at ``version`` (audited). ``latest`` cannot be set."""
+        return LabelMove._from(await self._n.set_label(name, label, version, actor))
+
+    async def delete_label(self, name: str, label: str, *, actor: Optional[str] = None) -> LabelMove:
+        """Remove a label (audited)."""
+        return LabelMove._from(await self._n.delete_label(name, label, actor))
+
+    async def label_history(
+        self,
+        name: str,
+        label: str = "production",
+        *,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Page[LabelMove]:
+        """Moves of a label, newest first."""
+        return Page._from(await self._n.label_history(name, label, limit, cursor), LabelMove._from)
+
+    async def render(
+        self,
+        name: str,
+        variables: Optional[Mapping[str, Any]] = None,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+    ) -> Rendered:
+        """Resolve and render in one call."""
+        result: Rendered = await self._n.render(name, _vars(variables), label, version)
+        return result
+
+    # execution
+    async def execute(
+        self,
+        name: str,
+        variables: Optional[Mapping[str, Any]] = None,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        provider: Optional[str] = None,
+        model: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        stream: Optional[bool] = None,
+        timeout_ms: Optional[int] = None,
+        raise_on_error: bool = False,
+    ) -> Run:
+        """Resolve, render, call the provider and record the run. A provider failure
+        gives a ``failed`` run (or raises it with ``raise_on_error=True``)."""
+        opts = _exec_options(
+            provider=provider, model=model, params=params, metadata=metadata,
+            stream=stream, timeout_ms=timeout_ms,
+        )
+        result = await self._n.execute(name, _vars(variables), label, version, opts)
+        return _execution(result, raise_on_error)
+
+    async def submit(
+        self,
+        name: str,
+        variables: Optional[Mapping[str, Any]] = None,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        provider: Optional[str] = None,
+        model: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        stream: Optional[bool] = None,
+        timeout_ms: Optional[int] = None,
+    ) -> Run:
+        """Record a ``pending`` run and return at once; workers (see
+        :meth:`start_workers`, or a ``prompt-registry`` server on the same database)
+        execute it."""
+        opts = _exec_options(
+            provider=provider, model=model, params=params, metadata=metadata,
+            stream=stream, timeout_ms=timeout_ms,
+        )
+        return Run._from(await self._n.submit(name, _vars(variables), label, version, opts))
+
+    async def start_workers(self, workers: int = 2) -> None:
+        """Execute submitted runs in background tasks of this process."""
+        await self._n.start_workers(workers)
+
+    async def stop_workers(self) -> None:
+        """Stop the background workers."""
+        await self._n.stop_workers()
+
+    # runs
+    async def log_run(
+        self,
+        *,
+        prompt: Optional[str] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+        provider: Optional[str] = None,
+        model: Optional[str] = None,
+        variables: Any = None,
+        input: Any = None,
+        output: Optional[str] = None,
+        status: str = "completed",
+        error: Union[RunError, Mapping[str, str], None] = None,
+        latency_ms: Optional[int] = None,
+        time_to_first_token_ms: Optional[int] = None,
+        input_tokens: Optional[int] = None,
+        output_tokens: Optional[int] = None,
+        cache_read_tokens: Optional[int] = None,
+        cache_write_tokens: Optional[int] = None,
+        cost_usd: Union[Decimal, str, int, float, None] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        started_at: Optional[datetime] = None,
+        completed_at: Optional[datetime] = None,
+    ) -> Run:
+        """Record a run made elsewhere (e.g. your own LLM call)."""
+        fields = _run_fields(
+            prompt, version, label, provider, model, variables, input, output, status,
+            error, latency_ms, time_to_first_token_ms, input_tokens, output_tokens,
+            cache_read_tokens, cache_write_tokens, cost_usd, metadata, started_at,
+            completed_at,
+        )
+        return Run._from(await self._n.log_run(fields))
+
+    async def log_runs(
+        self, runs: Iterable[Mapping[str, Any]]
+    ) -> List[Union[Run, PromptRegistryError]]:
+        """Record many runs (each a dict of :meth:`log_run`'s keywords): one result per
+        input, a :class:`Run` or the error that refused it."""
+        return _logged(await self._n.log_runs([_log_fields(r) for r in runs]))
+
+    async def runs(
+        self,
+        *,
+        prompt: Optional[str] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+        status: Optional[str] = None,
+        provider: Optional[str] = None,
+        model: Optional[str] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        order: str = "desc",
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Page[Run]:
+        """Runs matching the filters, newest first (``order="asc"`` for oldest)."""
+        q = _run_query(prompt, version, label, status, provider, model, since, until, order, limit, cursor)
+        return Page._from(await self._n.runs(q), Run._from)
+
+    async def get_run(self, run_id: Union[str, uuid.UUID]) -> Run:
+        """One run by id."""
+        return Run._from(await self._n.get_run(_run_id(run_id)))
+
+    async def stats(
+        self, name: str, *, since: Optional[datetime] = None, until: Optional[datetime] = None
+    ) -> RunStats:
+        """Totals of a prompt's runs: count, failed, error rate, latency percentiles,
+        tokens, cost."""
+        return _total(await self._n.stats(_stats_query(name, since, until, None)))
+
+    async def stats_by(
+        self,
+        name: str,
+        group_by: str,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+    ) -> List[RunStats]:
+        """Stats per ``version``, ``label`` or ``model``."""
+        return [RunStats._from(s) for s in await self._n.stats(_stats_query(name, since, until, group_by))]
+
+    # prompt tools
+    async def analyze(
+        self,
+        template: Optional[Template] = None,
+        *,
+        prompt: Optional[str] = None,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        variables: Optional[Sequence[str]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        template_format: Optional[str] = None,
+        critique: bool = True,
+    ) -> Analysis:
+        """Analyze a template, or a stored ``prompt``: variables, kind, length and a
+        token estimate, lints with stable codes, and the tools model's critique
+        (``critique.available`` is False, with the reason, when the model gives none;
+        ``critique=False`` calls no model)."""
+        req = analyze_request(
+            template, prompt, label, version, variables, config, template_format, critique
+        )
+        return Analysis._from(await self._n.analyze(req))
+
+    async def remix(
+        self, template: Template, style: Style, *, template_format: str = "mustache"
+    ) -> Remix:
+        """Rewrite ``template`` in ``style`` (``"concise"``, ``"detailed"``, ``"formal"``,
+        ``"friendly"``, ``"few_shot"``, ``"step_by_step"``, ``"json_output"`` or
+        ``{"custom": "..."}``), keeping exactly its variables. :class:`ProviderError`
+        when the model's rewrite stays unusable after one retry,
+        :class:`UnavailableError` when the model is down or times out."""
+        return Remix._from(await self._n.remix(remix_request(template, style, template_format)))
+
+    async def create_from_goal(
+        self,
+        goal: str,
+        *,
+        audience: Optional[str] = None,
+        constraints: Optional[Sequence[str]] = None,
+        variables: Optional[Sequence[str]] = None,
+        kind: Optional[str] = None,
+        save_as: Optional[str] = None,
+    ) -> Created:
+        """Write a template (``kind`` ``"text"`` or ``"chat"``) for ``goal`` that uses
+        exactly ``variables``; with ``save_as``, save it as version 1 of a new prompt
+        (:class:`AlreadyExistsError` if the name is taken)."""
+        req = create_request(goal, audience, constraints, variables, kind, save_as)
+        return Created._from(await self._n.create_from_goal(req))
+
+    async def optimize(
+        self,
+        name: str,
+        *,
+        label: Optional[str] = None,
+        version: Optional[int] = None,
+        goal: Optional[str] = None,
+    ) -> Optimized:
+        """Optimize a stored prompt (``label``, default ``production``, or ``version``)
+        into a new version with the same variables; no label moves. The commit message
+        records the source version and the rationale."""
+        return Optimized._from(await self._n.optimize(name, optimize_request(label, version, goal)))
