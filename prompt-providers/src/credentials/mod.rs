@@ -368,7 +368,7 @@ impl ProjectProviders {
                 // key no longer configured) fails only the calls that name it — with
                 // its reason, never by falling back to the environment's provider of
                 // the same name — not every execution of the project.
-                Err(e) => set.insert(Arc::new(Unopenable::new(&c.name, e))),
+                Err(e) => set.insert(Arc::new(Unopenable::new(c, e))),
             }
         }
         Ok(set)
@@ -380,11 +380,15 @@ impl ProjectProviders {
 #[derive(Debug)]
 struct Unopenable {
     name: String,
+    /// The credential's default model (not a secret), so that a call without a model
+    /// fails with the reason the credential cannot be used, not for want of a model.
+    default_model: Option<String>,
     error: ProviderError,
 }
 
 impl Unopenable {
-    fn new(name: &str, e: Error) -> Self {
+    fn new(credential: &ProviderCredential, e: Error) -> Self {
+        let name = credential.name.as_str();
         let error = match e {
             Error::Provider(p) => *p,
             other => ProviderError::new(
@@ -395,6 +399,11 @@ impl Unopenable {
         };
         Unopenable {
             name: name.to_owned(),
+            default_model: credential
+                .default_params
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             error,
         }
     }
@@ -412,6 +421,10 @@ impl Provider for Unopenable {
 
     async fn stream(&self, _request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         Err(self.error.clone())
+    }
+
+    fn default_model(&self) -> Option<&str> {
+        self.default_model.as_deref()
     }
 }
 

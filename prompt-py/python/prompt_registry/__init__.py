@@ -35,6 +35,7 @@ from ._models import (
     Run,
     RunError,
     RunStats,
+    StoredProvider,
     Template,
 )
 from ._async_registry import AsyncRegistry
@@ -52,6 +53,7 @@ __all__ = [
     "Run",
     "RunError",
     "RunStats",
+    "StoredProvider",
     "LabelMove",
     "Page",
     "Rendered",

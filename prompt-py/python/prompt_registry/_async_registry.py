@@ -49,6 +49,7 @@ from ._models import (
     Run,
     RunError,
     RunStats,
+    StoredProvider,
     Template,
 )
 from ._tools import (
@@ -84,6 +85,7 @@ class AsyncRegistry:
         cache: bool = True,
         cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
         api_key: Optional[str] = None,
+        master_key: Optional[str] = None,
     ) -> "AsyncRegistry":
         """Open ``memory://``, ``sqlite:///path.db`` (created if missing; migrations
         applied), ``postgres://...``, or a server at ``http(s)://host:port`` (remote).
@@ -97,10 +99,17 @@ class AsyncRegistry:
         ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
         refreshing in the background, so a server that goes down does not break prompts
         already fetched. A server that is down at open is not an error; a refused key
-        is (:class:`AuthError`)."""
+        is (:class:`AuthError`).
+
+        ``master_key`` (embedded only; else ``$PROMPT_REGISTRY_MASTER_KEY``): 32 random
+        bytes as 64 hex characters or base64, the key provider credentials stored with
+        :meth:`put_provider` are sealed under (AES-256-GCM), as the server does. Stored
+        credentials come before the environment's providers in every execution."""
         url, api_key = _check_url(url, api_key)
+        if master_key is not None and not isinstance(master_key, str):
+            raise TypeError(f"master_key must be a str, not {type(master_key).__name__}")
         native = await _native.open_async(
-            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key
+            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key, master_key
         )
         return cls(native)
 
@@ -383,6 +392,39 @@ class AsyncRegistry:
     ) -> List[RunStats]:
         """Stats per ``version``, ``label`` or ``model``."""
         return [RunStats._from(s) for s in await self._n.stats(_stats_query(name, since, until, group_by))]
+
+    # stored provider credentials
+    async def put_provider(
+        self,
+        name: str,
+        kind: str,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        default_params: Optional[Mapping[str, Any]] = None,
+    ) -> StoredProvider:
+        """Store (or replace) the provider credential ``name`` of the project:
+        ``kind`` is ``openai``, ``anthropic``, ``gemini`` or ``openai_compatible``
+        (which needs ``base_url``); ``default_params`` go under every call's
+        (``model`` sets the default model). The key is sealed under the master key and
+        never shown again; executions use it from the next call on. Needs
+        ``master_key`` (or ``$PROMPT_REGISTRY_MASTER_KEY``); a remote registry's
+        credentials are stored on the server."""
+        fields: Dict[str, Any] = {"kind": kind, "api_key": api_key}
+        if base_url is not None:
+            fields["base_url"] = base_url
+        if default_params is not None:
+            fields["default_params"] = dict(default_params)
+        return StoredProvider._from(await self._n.put_provider(name, fields))
+
+    async def providers(self) -> List[StoredProvider]:
+        """The project's stored provider credentials, by name, keys masked."""
+        return [StoredProvider._from(p) for p in await self._n.providers()]
+
+    async def delete_provider(self, name: str) -> None:
+        """Delete the stored provider credential ``name`` (:class:`NotFoundError` if
+        there is none)."""
+        await self._n.delete_provider(name)
 
     # prompt tools
     async def analyze(

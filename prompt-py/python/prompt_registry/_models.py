@@ -295,6 +295,32 @@ class LabelMove(_Model):
         )
 
 
+@dataclass(frozen=True)
+class StoredProvider(_Model):
+    """A provider credential stored in the project, as shown: the API key masked
+    (``sk-…abcd``), never the key itself nor its sealed form."""
+
+    name: str
+    kind: str
+    base_url: Optional[str]
+    api_key: str
+    default_params: Dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "StoredProvider":
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            base_url=d.get("base_url"),
+            api_key=d["api_key"],
+            default_params=dict(d.get("default_params") or {}),
+            created_at=_req_dt(d["created_at"]),
+            updated_at=_req_dt(d["updated_at"]),
+        )
+
+
 T = TypeVar("T")
 
 

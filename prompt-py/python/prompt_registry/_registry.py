@@ -46,6 +46,7 @@ from ._models import (
     Run,
     RunError,
     RunStats,
+    StoredProvider,
     Template,
 )
 from ._tools import (
@@ -80,6 +81,7 @@ class Registry:
         cache: bool = True,
         cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
         api_key: Optional[str] = None,
+        master_key: Optional[str] = None,
     ) -> "Registry":
         """Open ``memory://``, ``sqlite:///path.db`` (created if missing; migrations
         applied), ``postgres://...``, or a server at ``http(s)://host:port`` (remote).
@@ -93,10 +95,17 @@ class Registry:
         ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
         refreshing in the background, so a server that goes down does not break prompts
         already fetched. A server that is down at open is not an error; a refused key
-        is (:class:`AuthError`)."""
+        is (:class:`AuthError`).
+
+        ``master_key`` (embedded only; else ``$PROMPT_REGISTRY_MASTER_KEY``): 32 random
+        bytes as 64 hex characters or base64, the key provider credentials stored with
+        :meth:`put_provider` are sealed under (AES-256-GCM), as the server does. Stored
+        credentials come before the environment's providers in every execution."""
         url, api_key = _check_url(url, api_key)
+        if master_key is not None and not isinstance(master_key, str):
+            raise TypeError(f"master_key must be a str, not {type(master_key).__name__}")
         native = _native.open(
-            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key
+            url, _check_project(project), _ttl(cache, cache_ttl_ms), api_key, master_key
         )
         return cls(native)
 
@@ -379,6 +388,39 @@ class Registry:
     ) -> List[RunStats]:
         """Stats per ``version``, ``label`` or ``model``."""
         return [RunStats._from(s) for s in self._n.stats(_stats_query(name, since, until, group_by))]
+
+    # stored provider credentials
+    def put_provider(
+        self,
+        name: str,
+        kind: str,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        default_params: Optional[Mapping[str, Any]] = None,
+    ) -> StoredProvider:
+        """Store (or replace) the provider credential ``name`` of the project:
+        ``kind`` is ``openai``, ``anthropic``, ``gemini`` or ``openai_compatible``
+        (which needs ``base_url``); ``default_params`` go under every call's
+        (``model`` sets the default model). The key is sealed under the master key and
+        never shown again; executions use it from the next call on. Needs
+        ``master_key`` (or ``$PROMPT_REGISTRY_MASTER_KEY``); a remote registry's
+        credentials are stored on the server."""
+        fields: Dict[str, Any] = {"kind": kind, "api_key": api_key}
+        if base_url is not None:
+            fields["base_url"] = base_url
+        if default_params is not None:
+            fields["default_params"] = dict(default_params)
+        return StoredProvider._from(self._n.put_provider(name, fields))
+
+    def providers(self) -> List[StoredProvider]:
+        """The project's stored provider credentials, by name, keys masked."""
+        return [StoredProvider._from(p) for p in self._n.providers()]
+
+    def delete_provider(self, name: str) -> None:
+        """Delete the stored provider credential ``name`` (:class:`NotFoundError` if
+        there is none)."""
+        self._n.delete_provider(name)
 
     # prompt tools
     def analyze(
