@@ -1,29 +1,33 @@
 #![doc = include_str!("../README.md")]
 
+pub mod authoring;
 pub mod call;
-pub mod credential;
+pub mod domain;
 pub mod error;
 pub mod execute;
-pub mod model;
 pub mod page;
 pub mod provider;
 pub mod registry;
-pub mod run;
 pub mod server;
 pub mod store;
 pub mod template;
-pub mod tools;
 pub mod validate;
 pub mod wire;
 
+pub use domain::{credential, run};
+
+pub use authoring::{
+    Analysis, AnalyzeRequest, CreateRequest, Created, Critique, OptimizeRequest, Optimized, Remix,
+    RemixRequest, RemixStyle, Tool, ToolsConfig,
+};
 pub use credential::{ProviderCredential, ProviderKind};
+pub use domain::{
+    ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
+    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,
+};
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use execute::{
     ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
-};
-pub use model::{
-    ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
-    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,
 };
 pub use page::{Page, PageRequest};
 pub use provider::{
@@ -37,10 +41,6 @@ pub use run::{
 pub use server::RegistryServer;
 pub use store::{PromptFilter, PromptStore, RunLog};
 pub use template::{RenderOptions, TemplateFormat, Variables};
-pub use tools::{
-    Analysis, AnalyzeRequest, CreateRequest, Created, Critique, OptimizeRequest, Optimized, Remix,
-    RemixRequest, RemixStyle, Tool, ToolsConfig,
-};
 
 /// Re-exported so users name the same decimal type as the API.
 pub use rust_decimal::Decimal;

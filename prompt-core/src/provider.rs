@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::ChatMessage;
 use crate::error::ProviderError;
-use crate::model::ChatMessage;
 
 /// One chat completion request, vendor-neutral.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,19 +6,19 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::execute::ProviderSource;
-use crate::model::{
+use crate::authoring::ToolsConfig;
+use crate::domain::{
     DEFAULT_PROJECT, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
     PromptVersion, Rendered, Selector,
 };
+use crate::error::{Error, Result};
+use crate::execute::ProviderSource;
 use crate::page::{Page, PageRequest};
 use crate::provider::ProviderSet;
 use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::template::{RenderOptions, Variables};
-use crate::tools::ToolsConfig;
 
 /// Prompts, versions, labels, rendering and runs of one project, over any store and
 /// run log. Cheap to clone; [`Registry::for_project`] gives a view of another project

@@ -12,15 +12,15 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
-use crate::execute::{ExecuteOptions, Execution};
-use crate::model::{Project, Selector};
-use crate::run::{NewRun, Run};
-use crate::template::Variables;
-use crate::tools::{
+use crate::authoring::{
     Analysis, AnalyzeRequest, CreateRequest, Created, OptimizeRequest, Optimized, Remix,
     RemixRequest,
 };
+use crate::domain::{Project, Selector};
+use crate::error::Result;
+use crate::execute::{ExecuteOptions, Execution};
+use crate::run::{NewRun, Run};
+use crate::template::Variables;
 
 /// The calls a server makes for a registry over its store: executions, background
 /// runs, run ingestion (ids and timestamps are the server's) and the authoring aids.

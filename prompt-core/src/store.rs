@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::credential::ProviderCredential;
-use crate::error::{Error, Result};
-use crate::model::{
+use crate::domain::{
     ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
     Selector,
 };
+use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use prompt_core::model::{new_id, now};
+use prompt_core::domain::{new_id, now};
 use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, PromptStore};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

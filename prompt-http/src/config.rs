@@ -85,7 +85,7 @@ pub struct ServeArgs {
     pub run_queue: usize,
     /// The model of the prompt tools (analyze, remix, create, optimize), as
     /// PROVIDER/MODEL, e.g. `openai/gpt-4o-mini`.
-    #[arg(long, env = "PROMPT_REGISTRY_TOOLS_MODEL", default_value = prompt_core::tools::DEFAULT_TOOLS_MODEL)]
+    #[arg(long, env = "PROMPT_REGISTRY_TOOLS_MODEL", default_value = prompt_core::authoring::DEFAULT_TOOLS_MODEL)]
     pub tools_model: String,
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prompt_core::model::DEFAULT_PROJECT;
+use prompt_core::domain::DEFAULT_PROJECT;
 use prompt_core::{
     KeyRole, PromptStore, ProviderSet, Registry, Result, RunLog, ToolsConfig, WorkerPool,
     WorkerPoolConfig,

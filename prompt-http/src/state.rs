@@ -55,12 +55,12 @@ impl AppState {
         caller: &crate::auth::Caller,
         name: &str,
     ) -> Result<(), crate::error::ApiError> {
-        if prompt_core::tools::is_reserved_name(name) {
+        if prompt_core::authoring::is_reserved_name(name) {
             caller.require(prompt_core::KeyRole::Admin).map_err(|_| {
                 crate::error::ApiError::Forbidden(format!(
                     "'{name}' is in the reserved namespace {}: only admin keys may change the \
                      tools' meta-prompts",
-                    prompt_core::tools::TOOLS_NAMESPACE
+                    prompt_core::authoring::TOOLS_NAMESPACE
                 ))
             })?;
         }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prompt_core::tools::Severity;
+use prompt_core::authoring::Severity;
 use prompt_core::{
     AnalyzeRequest, CreateRequest, Error, NewVersion, OptimizeRequest, ProviderErrorKind,
     ProviderSet, Registry, RemixRequest, RemixStyle, RunQuery, Selector, Template, TemplateKind,

@@ -117,7 +117,7 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
         }),
         None => Keyring::from_env().map_err(|e| Error::invalid("master_key", e))?,
     };
-    let project = project.unwrap_or_else(|| prompt_core::model::DEFAULT_PROJECT.to_owned());
+    let project = project.unwrap_or_else(|| prompt_core::domain::DEFAULT_PROJECT.to_owned());
     let options = OpenOptions {
         cache: cache_ttl_ms.map(|ttl| CacheConfig {
             label_ttl_ms: ttl,
@@ -167,7 +167,7 @@ async fn open_remote(
         Err(Error::Unavailable { .. }) => prompt_core::Project {
             id: Uuid::nil(),
             name: project.unwrap_or_default(),
-            created_at: prompt_core::model::now(),
+            created_at: prompt_core::domain::now(),
         },
         Err(e) => return Err(e),
     };

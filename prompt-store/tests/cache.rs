@@ -301,13 +301,13 @@ async fn postgres_label_move_reaches_other_instances() {
 
 fn key_record(project: Uuid) -> prompt_core::ApiKeyRecord {
     prompt_core::ApiKeyRecord {
-        id: prompt_core::model::new_id(),
+        id: prompt_core::domain::new_id(),
         project_id: project,
         name: "ci".into(),
         role: prompt_core::KeyRole::Editor,
         prefix: "pr_abcd".into(),
         hash: format!("h-{}", Uuid::new_v4()),
-        created_at: prompt_core::model::now(),
+        created_at: prompt_core::domain::now(),
         revoked_at: None,
     }
 }

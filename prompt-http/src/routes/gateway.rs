@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use prompt_core::call::{AnswerFigures, millis};
-use prompt_core::model::{new_id, now};
+use prompt_core::domain::{new_id, now};
 use prompt_core::{
     ChatMessage, ChatRequest, ChatResponse, Error, ExecuteOptions, ExecutionPlan, KeyRole, NewRun,
     PromptVersion, Provider, ProviderError, ProviderErrorKind, Role, Run, RunError, RunStatus,

@@ -377,7 +377,7 @@ fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
                     let name = m.get("name").and_then(Value::as_str).ok_or_else(|| {
                         ApiError::invalid(format!("prompt[{i}].name"), "must be a string")
                     })?;
-                    prompt_core::model::validate_placeholder_name(
+                    prompt_core::domain::validate_placeholder_name(
                         &format!("prompt[{i}].name"),
                         name,
                     )?;

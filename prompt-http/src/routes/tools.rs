@@ -1,4 +1,4 @@
-//! The prompt tools: analyze, remix, create, optimize (see `prompt_core::tools`).
+//! The prompt tools: analyze, remix, create, optimize (see `prompt_core::authoring`).
 //!
 //! Every tool needs the editor role: each call runs the tools model, which costs money
 //! and records runs. Writing under the reserved `_tools/` namespace (`save_as`, or
@@ -25,7 +25,7 @@ fn tool_error(e: Error) -> ApiError {
         Error::Unavailable {
             message,
             retry_after,
-        } if message.starts_with(prompt_core::tools::MODEL_UNAVAILABLE) => {
+        } if message.starts_with(prompt_core::authoring::MODEL_UNAVAILABLE) => {
             ApiError::ModelUnavailable {
                 message,
                 retry_after,

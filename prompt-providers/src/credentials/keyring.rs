@@ -232,8 +232,8 @@ mod tests {
             sealed_api_key: sealed,
             key_hint: String::new(),
             default_params: serde_json::json!({}),
-            created_at: prompt_core::model::now(),
-            updated_at: prompt_core::model::now(),
+            created_at: prompt_core::domain::now(),
+            updated_at: prompt_core::domain::now(),
         }
     }
 

@@ -252,7 +252,7 @@ impl ProjectProviders {
                 format!("must be 1 to {MAX_API_KEY_LEN} characters without control characters"),
             ));
         }
-        let at = prompt_core::model::now();
+        let at = prompt_core::domain::now();
         let credential = ProviderCredential {
             project_id: project,
             name: name.to_owned(),

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::model::{etag_of, new_id, now};
+use prompt_core::domain::{etag_of, new_id, now};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::{RunPosition, StatsAccumulator};
 use prompt_core::store::PromptFilter;

@@ -1,6 +1,6 @@
 //! Projects and API key records on any SQL dialect, for [`super::prompts`].
 
-use prompt_core::model::{new_id, now};
+use prompt_core::domain::{new_id, now};
 use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result, validate};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use prompt_core::model::{etag_of, new_id};
+use prompt_core::domain::{etag_of, new_id};
 use prompt_core::{
     Error, LabelMove, Prompt, PromptVersion, Result, Template, TemplateFormat, validate,
 };

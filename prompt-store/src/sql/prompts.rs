@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::model::{etag_of, new_id, now};
+use prompt_core::domain::{etag_of, new_id, now};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::model::now;
+use prompt_core::domain::now;
 use prompt_core::page::Page;
 use prompt_core::run::{GroupBy, RunPosition};
 use prompt_core::{

@@ -1,6 +1,6 @@
 //! Behaviour tests of stored provider credentials.
 
-use prompt_core::model::now;
+use prompt_core::domain::now;
 use prompt_core::{Error, ProviderCredential, ProviderKind};
 use serde_json::json;
 use uuid::Uuid;

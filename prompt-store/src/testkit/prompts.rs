@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use prompt_core::model::new_id;
+use prompt_core::domain::new_id;
 use prompt_core::{
     ApiKeyRecord, ChatMessage, Error, KeyRole, NewPrompt, NewVersion, PageRequest, PromptFilter,
     PromptUpdate, Registry, Role, Selector, Template, TemplateFormat, TemplateKind, Variables,
@@ -544,7 +544,7 @@ pub async fn list_prompts_filters(b: &TestBackend) {
         Vec::<String>::new(),
         "the prefix is literal, not a pattern"
     );
-    let future = prompt_core::model::now() + chrono::Duration::hours(1);
+    let future = prompt_core::domain::now() + chrono::Duration::hours(1);
     assert!(
         page(PromptFilter {
             created_after: Some(future),
@@ -785,7 +785,7 @@ pub async fn api_keys_lifecycle(b: &TestBackend) {
         role: KeyRole::Editor,
         prefix: "pr_abcd".into(),
         hash: hash.into(),
-        created_at: prompt_core::model::now(),
+        created_at: prompt_core::domain::now(),
         revoked_at: None,
     };
     let h = format!("h-{}", uuid::Uuid::new_v4());

@@ -123,11 +123,11 @@ pub async fn runs_filters_and_ordering(b: &TestBackend) {
     assert_eq!(count(q(|q| q.provider = Some("anthropic".into()))).await, 1);
     assert_eq!(count(q(|q| q.model = Some("gpt-4o-mini".into()))).await, 4);
     assert_eq!(count(q(|q| q.label = Some("staging".into()))).await, 1);
-    let future = prompt_core::model::now() + chrono::Duration::hours(1);
-    let past = prompt_core::model::now() - chrono::Duration::hours(1);
+    let future = prompt_core::domain::now() + chrono::Duration::hours(1);
+    let past = prompt_core::domain::now() - chrono::Duration::hours(1);
     assert_eq!(
         count(q(
-            |q| q.since = Some(prompt_core::model::now() + chrono::Duration::hours(1))
+            |q| q.since = Some(prompt_core::domain::now() + chrono::Duration::hours(1))
         ))
         .await,
         0
@@ -402,8 +402,8 @@ pub async fn runs_bad_input(b: &TestBackend) {
     q.page.limit = Some(1000);
     assert_eq!(field(r.runs(&q).await.unwrap_err()), "limit");
     let mut q = RunQuery::default();
-    q.since = Some(prompt_core::model::now());
-    q.until = Some(prompt_core::model::now() - chrono::Duration::hours(1));
+    q.since = Some(prompt_core::domain::now());
+    q.until = Some(prompt_core::domain::now() - chrono::Duration::hours(1));
     assert_eq!(field(r.runs(&q).await.unwrap_err()), "until");
     let e = r.stats(&StatsQuery::prompt("ghost")).await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
@@ -446,7 +446,7 @@ pub async fn stats_counts_percentiles_and_sums(b: &TestBackend) {
     assert_eq!(s.output_tokens, 500);
     assert_eq!(s.cost_usd, "0.01".parse::<Decimal>().unwrap());
     let mut window = StatsQuery::prompt("s");
-    window.since = Some(prompt_core::model::now() + chrono::Duration::hours(1));
+    window.since = Some(prompt_core::domain::now() + chrono::Duration::hours(1));
     assert_eq!(r.stats(&window).await.unwrap()[0].count, 0);
 }
 
@@ -550,12 +550,12 @@ pub async fn claim_pending_never_twice(b: &TestBackend) {
 
     // A worker that died leaves runs `running`: re-queued once the lease is over, and
     // claimable again; runs of live workers (started after the cut-off) are left alone.
-    let cutoff = prompt_core::model::now() + chrono::Duration::seconds(1);
+    let cutoff = prompt_core::domain::now() + chrono::Duration::seconds(1);
     let n = b.runs.requeue_stale(cutoff).await.unwrap();
     assert!(n >= 30, "requeued {n}");
     let again = r.get_run(*mine.iter().next().unwrap()).await.unwrap();
     assert_eq!(again.status, RunStatus::Pending);
-    let long_ago = prompt_core::model::now() - chrono::Duration::hours(1);
+    let long_ago = prompt_core::domain::now() - chrono::Duration::hours(1);
     let claimed = b.runs.claim_pending(1).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(

@@ -5,14 +5,14 @@
 //! taken (scanning left to right, skipping over each object parsed, so braces inside an
 //! object's strings never start another). The last one, because a model that restates
 //! the input before answering puts its answer after it; this is also what makes the
-//! echo model give a usable answer (see the module docs of [`crate::tools`]).
+//! echo model give a usable answer (see the module docs of [`crate::authoring`]).
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
 use super::clip;
-use crate::model::{Template, TemplateKind};
+use crate::domain::{Template, TemplateKind};
 use crate::template::TemplateFormat;
 
 /// Most characters of an answer that are scanned for JSON (a larger answer is refused

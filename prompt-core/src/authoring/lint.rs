@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::{MAX_TEMPLATE_BYTES, Role, Template};
 use crate::error::{Error, Result};
-use crate::model::{MAX_TEMPLATE_BYTES, Role, Template};
 use crate::template::{self, TemplateFormat};
 
 /// How serious a [`Lint`] is.
@@ -606,7 +606,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::ChatMessage;
+    use crate::domain::ChatMessage;
 
     fn codes(r: &StaticReport) -> Vec<&str> {
         r.lints.iter().map(|l| l.code.as_str()).collect()

@@ -39,42 +39,30 @@
 //! is exactly one retry loop and embedders choose its policy.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 use crate::call::{AnswerFigures, millis};
+use crate::domain::{PromptVersion, Selector, now};
 use crate::error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result};
-use crate::model::{PromptVersion, Selector, now};
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderSet, collect_stream};
 use crate::registry::Registry;
 use crate::run::{NewRun, Run, RunError, RunStatus, RunUpdate};
 use crate::template::Variables;
+
+mod plan;
+mod workers;
+
+pub use plan::ExecutionPlan;
+pub use workers::{ProviderSource, WorkerPool, WorkerPoolConfig};
 
 /// The metadata key under which a run keeps the per-call overrides it was asked with.
 pub const RESERVED_METADATA_KEY: &str = "prompt_registry";
 
 /// Keys of a version's `config` that choose how it runs rather than being parameters.
 pub const EXECUTION_CONFIG_KEYS: [&str; 4] = ["provider", "model", "stream", "timeout_ms"];
-
-/// Where a [`WorkerPool`] finds the providers of a claimed run.
-///
-/// A pool serves every project of its run log, while providers may differ per project
-/// (an application that stores credentials per project, as the HTTP service does). A
-/// pool started with [`Registry::start_workers_with`] asks its source for the
-/// providers of each run's project before executing the run, so a background run uses
-/// the same providers as a run executed by the caller; a pool started with
-/// [`Registry::start_workers`] uses the registry's own providers for every run.
-#[async_trait::async_trait]
-pub trait ProviderSource: Send + Sync + std::fmt::Debug {
-    /// The providers runs of `project` execute with. An error that
-    /// [`is_retryable`](Error::is_retryable) leaves the run `running` (it is re-queued
-    /// once stale); any other error fails the run with it.
-    async fn providers_for(&self, project: uuid::Uuid) -> Result<ProviderSet>;
-}
 
 /// Per-call choices of an execution; every field overrides the version's `config`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -177,79 +165,6 @@ impl ExecuteOptions {
             return Err(Error::invalid("timeout_ms", "must be positive"));
         }
         Ok(())
-    }
-}
-
-/// How one execution runs: the effective provider, model and parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecutionPlan {
-    /// The provider's name, if any was given.
-    pub provider: Option<String>,
-    /// The model, if any was given or the provider has a default.
-    pub model: Option<String>,
-    /// Generation parameters.
-    pub params: Map<String, Value>,
-    /// Whether to stream.
-    pub stream: bool,
-    /// Per-request timeout.
-    pub timeout: Option<Duration>,
-}
-
-impl ExecutionPlan {
-    /// Merge a version's `config` with the call's options (the call wins).
-    pub fn new(config: &Value, options: &ExecuteOptions, providers: &ProviderSet) -> Self {
-        let empty = Map::new();
-        let config = config.as_object().unwrap_or(&empty);
-        let provider = options.provider.clone().or_else(|| {
-            config
-                .get("provider")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        let model = options
-            .model
-            .clone()
-            .or_else(|| {
-                config
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .or_else(|| {
-                provider
-                    .as_deref()
-                    .and_then(|p| providers.get(p))
-                    .and_then(|p| p.default_model())
-                    .map(str::to_owned)
-            });
-        let mut params: Map<String, Value> = config
-            .iter()
-            .filter(|(k, _)| !EXECUTION_CONFIG_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in options.params.iter().flatten() {
-            if v.is_null() {
-                params.remove(k);
-            } else {
-                params.insert(k.clone(), v.clone());
-            }
-        }
-        let stream = options
-            .stream
-            .or_else(|| config.get("stream").and_then(Value::as_bool))
-            .unwrap_or(false);
-        let timeout = options
-            .timeout_ms
-            .or_else(|| config.get("timeout_ms").and_then(Value::as_u64))
-            .filter(|t| *t > 0)
-            .map(Duration::from_millis);
-        ExecutionPlan {
-            provider,
-            model,
-            params,
-            stream,
-            timeout,
-        }
     }
 }
 
@@ -635,226 +550,12 @@ impl Registry {
             }
         }
     }
-
-    /// Start a [`WorkerPool`] executing this registry's pending runs (of every project
-    /// of its run log). Over a server's store the server's workers execute submitted
-    /// runs, and the pool is idle.
-    pub async fn start_workers(&self, config: WorkerPoolConfig) -> Result<WorkerPool> {
-        WorkerPool::start_with(self, config, self.provider_source.clone()).await
-    }
-
-    /// Start a [`WorkerPool`] executing this registry's pending runs, each with the
-    /// providers `source` gives for the run's project (see [`ProviderSource`]).
-    pub async fn start_workers_with(
-        &self,
-        config: WorkerPoolConfig,
-        source: Arc<dyn ProviderSource>,
-    ) -> Result<WorkerPool> {
-        WorkerPool::start_with(self, config, Some(source)).await
-    }
-}
-
-/// Settings of a [`WorkerPool`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerPoolConfig {
-    /// How many runs execute at once (at least 1).
-    pub workers: usize,
-    /// How often idle workers look for pending runs submitted elsewhere (other
-    /// processes); runs submitted through the same registry wake a worker at once.
-    pub poll_interval: Duration,
-    /// A `running` run started longer ago than this belongs to a dead worker and is
-    /// re-queued, when the pool starts and then every `stale_after`. Must exceed the
-    /// longest execution (the retry deadline), or live runs would be executed twice.
-    pub stale_after: Duration,
-}
-
-impl Default for WorkerPoolConfig {
-    fn default() -> Self {
-        WorkerPoolConfig {
-            workers: 4,
-            poll_interval: Duration::from_millis(250),
-            stale_after: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// A bounded pool of tokio tasks executing pending runs.
-///
-/// Each worker claims one run at a time with
-/// [`RunLog::claim_pending`](crate::RunLog::claim_pending), so several pools (in one
-/// process or many sharing a database) never execute the same run twice. Starting a
-/// pool re-queues stale runs ([`RunLog::requeue_stale`](crate::RunLog::requeue_stale)),
-/// so runs of a process that died are executed by the next one.
-///
-/// Dropping the pool aborts its workers at once (runs under way stay `running` until
-/// they are re-queued as stale); [`WorkerPool::shutdown`] lets them finish.
-#[derive(Debug)]
-pub struct WorkerPool {
-    tasks: Vec<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
-    requeued_at_start: u64,
-}
-
-impl WorkerPool {
-    /// Re-queue stale runs, then start `config.workers` workers executing runs with the
-    /// registry's providers.
-    pub async fn start(registry: &Registry, config: WorkerPoolConfig) -> Result<WorkerPool> {
-        Self::start_with(registry, config, None).await
-    }
-
-    /// Re-queue stale runs, then start `config.workers` workers executing each run with
-    /// the providers `source` gives for its project (`None`: the registry's providers).
-    pub async fn start_with(
-        registry: &Registry,
-        config: WorkerPoolConfig,
-        source: Option<Arc<dyn ProviderSource>>,
-    ) -> Result<WorkerPool> {
-        if config.workers == 0 {
-            return Err(Error::invalid("workers", "must be at least 1"));
-        }
-        if config.poll_interval.is_zero() {
-            return Err(Error::invalid("poll_interval", "must be positive"));
-        }
-        if registry.server.is_some() {
-            // Runs submitted to a server are executed by the server's workers.
-            return Ok(WorkerPool {
-                tasks: Vec::new(),
-                stop: watch::channel(false).0,
-                requeued_at_start: 0,
-            });
-        }
-        let requeued_at_start = requeue(registry, config.stale_after).await?;
-        if requeued_at_start > 0 {
-            tracing::info!(runs = requeued_at_start, "re-queued stale runs");
-        }
-        let (stop, _) = watch::channel(false);
-        let mut tasks = Vec::with_capacity(config.workers + 1);
-        for worker in 0..config.workers {
-            tasks.push(tokio::spawn(work(
-                registry.clone(),
-                source.clone(),
-                worker,
-                config.poll_interval,
-                stop.subscribe(),
-            )));
-        }
-        tasks.push(tokio::spawn(requeue_periodically(
-            registry.clone(),
-            config.stale_after,
-            stop.subscribe(),
-        )));
-        Ok(WorkerPool {
-            tasks,
-            stop,
-            requeued_at_start,
-        })
-    }
-
-    /// How many stale runs were re-queued when the pool started.
-    pub fn requeued_at_start(&self) -> u64 {
-        self.requeued_at_start
-    }
-
-    /// Stop claiming runs and wait for the runs under way to finish.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for WorkerPool {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-async fn requeue(registry: &Registry, stale_after: Duration) -> Result<u64> {
-    let cutoff = chrono::Duration::from_std(stale_after)
-        .ok()
-        .and_then(|d| now().checked_sub_signed(d))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-    registry.run_log().requeue_stale(cutoff).await
-}
-
-async fn requeue_periodically(
-    registry: Registry,
-    stale_after: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let every = stale_after.max(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        match requeue(&registry, stale_after).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(runs = n, "re-queued stale runs");
-                registry.jobs.notify_one();
-            }
-            Err(e) => tracing::warn!(error = %e, "re-queueing stale runs failed"),
-        }
-    }
-}
-
-async fn work(
-    registry: Registry,
-    source: Option<Arc<dyn ProviderSource>>,
-    worker: usize,
-    poll: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let wake: Arc<Notify> = registry.jobs.clone();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        match registry.run_log().claim_pending(1).await {
-            Ok(runs) if !runs.is_empty() => {
-                for run in runs {
-                    let id = run.id;
-                    let executed = match &source {
-                        Some(s) => registry.execute_claimed_with(run, s.as_ref()).await,
-                        None => registry.execute_claimed(run).await,
-                    };
-                    match executed {
-                        Ok(ex) => {
-                            tracing::debug!(worker, run = %id, status = ex.run.status.as_str(), "run executed")
-                        }
-                        Err(e) => {
-                            tracing::warn!(worker, run = %id, error = %e, "recording a run failed")
-                        }
-                    }
-                }
-                // Another run may be waiting: pass the wake-up on.
-                wake.notify_one();
-            }
-            Ok(_) => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(worker, error = %e, "claiming pending runs failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
     use uuid::Uuid;
 

@@ -14,7 +14,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{ChatMessage, Role, Template};
+use crate::domain::{ChatMessage, Role, Template};
 
 /// The tools, each with its meta-prompt.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

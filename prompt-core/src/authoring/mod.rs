@@ -1,4 +1,6 @@
-//! Prompt tools: analyze, remix, create from a goal, optimize.
+//! Prompt-authoring aids (analyze, remix, create from a goal, optimize) — called
+//! "authoring" here so they cannot be confused with the OpenAI `tools` that the gateway
+//! refuses; the HTTP routes keep their `/api/v1/tools` paths.
 //!
 //! - [`Registry::analyze`]: a static report (variables, kind, length and a token
 //!   estimate, [lints](lint)) and, from the tools model, a critique (clarity,
@@ -64,12 +66,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::{Error, ProviderError, ProviderErrorKind, Result};
-use crate::execute::ExecuteOptions;
-use crate::model::{
+use crate::domain::{
     MAX_COMMIT_MESSAGE_LEN, NewPrompt, NewVersion, PromptUpdate, PromptVersion, Selector, Template,
     TemplateKind,
 };
+use crate::error::{Error, ProviderError, ProviderErrorKind, Result};
+use crate::execute::ExecuteOptions;
 use crate::registry::Registry;
 use crate::template::{TemplateFormat, Variables};
 use crate::validate;
@@ -593,8 +595,8 @@ fn skeleton(req: &CreateRequest, kind: TemplateKind) -> Template {
                 inputs.join("\n")
             };
             Template::Chat(vec![
-                crate::model::ChatMessage::new(crate::model::Role::System, instructions),
-                crate::model::ChatMessage::new(crate::model::Role::User, user),
+                crate::domain::ChatMessage::new(crate::domain::Role::System, instructions),
+                crate::domain::ChatMessage::new(crate::domain::Role::User, user),
             ])
         }
     }

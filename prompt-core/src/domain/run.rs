@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::domain::{new_id, now};
 use crate::error::{Error, Result};
-use crate::model::{new_id, now};
 use crate::page::PageRequest;
 use crate::validate;
 

@@ -1,0 +1,32 @@
+//! Projects (the tenant boundary), ids and timestamps.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Current time truncated to microseconds, the precision every backend stores.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    let micros = t.timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or(t)
+}
+
+/// A new time-ordered id (UUID v7).
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The tenant boundary: every prompt, run and API key belongs to one project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Id.
+    pub id: Uuid,
+    /// Unique name (`default` for embedded use).
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The name of the project embedded registries use.
+pub const DEFAULT_PROJECT: &str = "default";
