@@ -29,20 +29,31 @@ impl ExecutionPlan {
     }
 
     /// The model the call asks `provider` for: the plan's, else the provider's default;
-    /// `InvalidRequest` when there is neither.
+    /// `InvalidRequest` when there is neither (see [`model_or_default`]).
     pub fn model_for(&self, provider: &dyn Provider) -> Result<String> {
-        self.model
-            .clone()
-            .or_else(|| provider.default_model().map(str::to_owned))
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ProviderErrorKind::InvalidRequest,
-                    provider.name(),
-                    "no model given: set `model` in the version's config or in the call",
-                )
-                .into()
-            })
+        model_or_default(self.model.clone(), provider)
     }
+}
+
+/// `model`, else `provider`'s default model; a provider error of kind
+/// `InvalidRequest` without a status (no vendor was asked) when there is neither.
+pub fn model_or_default(model: Option<String>, provider: &dyn Provider) -> Result<String> {
+    model
+        .or_else(|| provider.default_model().map(str::to_owned))
+        .ok_or_else(|| {
+            ProviderError::new(
+                ProviderErrorKind::InvalidRequest,
+                provider.name(),
+                format!(
+                    "no model given, and provider '{}' has no default model: name one \
+                     (`model` in the version's config or the call; `{}/MODEL` through the \
+                     gateway)",
+                    provider.name(),
+                    provider.name()
+                ),
+            )
+            .into()
+        })
 }
 
 /// The error of a call naming a provider that is not configured: `NotConfigured`,

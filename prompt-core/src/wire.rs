@@ -104,8 +104,13 @@ pub enum TemplateFailure {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetails {
     /// The kind of the core error the body was made from (absent for errors of the
-    /// HTTP layer itself, such as an unreadable body or a rate limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// HTTP layer itself, such as an unreadable body or a rate limit; a kind this
+    /// build does not know, from a newer server, reads as absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub error_kind: Option<ErrorKind>,
     /// The offending field (dotted path for nested ones), for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,7 +130,11 @@ pub struct ErrorDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Which template failure, for template errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub template_error: Option<TemplateFailure>,
     /// The variables a template needs and were not given, sorted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +146,11 @@ pub struct ErrorDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// The kind of provider failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub kind: Option<ProviderErrorKind>,
     /// The provider's HTTP status. Serialized as `null` for provider errors without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +168,17 @@ pub struct ErrorDetails {
     /// The failed run an execution recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<Uuid>,
+}
+
+/// A value of an enum this build may not know (from a newer server): an unknown value
+/// reads as `None` instead of failing the whole body.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 impl ErrorDetails {
@@ -371,18 +395,7 @@ impl Error {
                 };
                 t.into()
             }
-            ErrorKind::Provider => {
-                let mut p = ProviderError::new(
-                    d.kind.unwrap_or(ProviderErrorKind::Server),
-                    d.provider.clone().unwrap_or_default(),
-                    why(&message),
-                );
-                p.status = d.status.flatten();
-                p.vendor_code = d.vendor_code.clone().flatten();
-                p.request_id = d.request_id.clone().flatten();
-                p.retry_after = retry_after;
-                p.into()
-            }
+            ErrorKind::Provider => provider_error(&d, why(&message), retry_after),
             ErrorKind::Unavailable => Error::Unavailable {
                 message: format!("the registry server is unavailable: {message}"),
                 retry_after,
@@ -399,6 +412,20 @@ impl Error {
             )),
         }
     }
+}
+
+/// The provider error a body's details describe (an unknown kind reads as `Server`).
+fn provider_error(d: &ErrorDetails, message: String, retry_after: Option<Duration>) -> Error {
+    let mut p = ProviderError::new(
+        d.kind.unwrap_or(ProviderErrorKind::Server),
+        d.provider.clone().unwrap_or_default(),
+        message,
+    );
+    p.status = d.status.flatten();
+    p.vendor_code = d.vendor_code.clone().flatten();
+    p.request_id = d.request_id.clone().flatten();
+    p.retry_after = retry_after;
+    p.into()
 }
 
 /// Details carrying only a reason.
@@ -463,8 +490,9 @@ fn from_code(
             retry_after,
         },
         ErrorCode::Unsupported => Error::unsupported(message),
-        ErrorCode::ProviderError
-        | ErrorCode::MethodNotAllowed
+        // A server from before `error_kind`: the provider's details are there.
+        ErrorCode::ProviderError => provider_error(&d, message, retry_after),
+        ErrorCode::MethodNotAllowed
         | ErrorCode::MasterKeyNotConfigured
         | ErrorCode::Internal
         | ErrorCode::Unknown => Error::internal(format!(
@@ -580,6 +608,23 @@ mod tests {
             read("a_code_from_the_future", serde_json::json!({"extra": 1})),
             Error::Internal { message } if message.contains("unknown")
         ));
+    }
+
+    #[test]
+    fn kinds_from_a_newer_server_do_not_fail_the_body() {
+        let body: ErrorBody = serde_json::from_value(serde_json::json!({"error": {
+            "code": "provider_error", "message": "m",
+            "details": {"error_kind": "a_kind_from_the_future", "provider": "openai",
+                        "kind": "another_new_kind", "status": 502}
+        }}))
+        .unwrap();
+        match Error::from_wire(502, None, body.error) {
+            Error::Provider(p) => {
+                assert_eq!(p.kind, ProviderErrorKind::Server);
+                assert_eq!((p.provider.as_str(), p.status), ("openai", Some(502)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

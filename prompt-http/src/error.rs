@@ -441,11 +441,23 @@ fn openai_row(c: &Classified) -> OpenAiRow {
             Some(K::RateLimited) => row(429, "rate_limit_error", "rate_limit_exceeded"),
             Some(K::QuotaExhausted) => row(429, "insufficient_quota", "insufficient_quota"),
             Some(K::Overloaded) => row(503, "server_error", "upstream_overloaded"),
+            // Refused before any vendor answered (no model to ask for): the caller's
+            // `model` is incomplete, not an upstream's refusal.
+            Some(K::InvalidRequest) if d.status == Some(None) => OpenAiRow {
+                param: Some("model".into()),
+                ..row(400, "invalid_request_error", "invalid_value")
+            },
             Some(K::InvalidRequest) => {
                 row(400, "invalid_request_error", "upstream_invalid_request")
             }
             Some(K::ContextLength) => row(400, "invalid_request_error", "context_length_exceeded"),
             Some(K::ContentFiltered) => row(400, "invalid_request_error", "content_filter"),
+            // Nothing names a provider (a prompt's config without one): the model the
+            // caller named is misconfigured, not missing.
+            Some(K::NotConfigured) if d.provider.as_deref() == Some("") => OpenAiRow {
+                param: Some("model".into()),
+                ..row(400, "invalid_request_error", "invalid_value")
+            },
             Some(K::NotConfigured) => OpenAiRow {
                 param: Some("model".into()),
                 ..row(404, "invalid_request_error", "model_not_found")

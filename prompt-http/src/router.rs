@@ -349,9 +349,6 @@ fn ensure_error_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if shape == ErrorShape::OpenAi && is_json {
-        return resp;
-    }
     // Handlers answer in their path's shape already (Langfuse's 500s included, without
     // their cause); anything else (a panic, a layer's bare status) is rewritten into it
     // from the one classification, and our 500s always carry the request id.
@@ -363,10 +360,17 @@ fn ensure_error_body(
     if keep {
         return resp;
     }
+    // The status stays the one answered; the classification gives the body.
     let error = ApiError::from_status(status);
     let mut new = match shape {
-        ErrorShape::Langfuse => LangfuseError(error).into_response(),
-        ErrorShape::OpenAi => OpenAiError(error).into_response(),
+        ErrorShape::Langfuse => {
+            crate::error::langfuse_error_response(status, error.classify().message)
+        }
+        ErrorShape::OpenAi => {
+            let mut r = OpenAiError(error).into_response();
+            *r.status_mut() = status;
+            r
+        }
         ErrorShape::Ours => {
             let mut c = error.classify();
             if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -491,6 +491,27 @@ async fn prompt_references_supply_messages_model_and_params() {
     let r = chat(app, &app.admin, call("prompt:team/greet@nope")).await;
     assert_openai_error(&r, 404, "invalid_request_error");
     assert_eq!(r.body["error"]["code"], "model_not_found");
+    // A version whose config names no provider, or a provider without a default model
+    // and no model given: the caller's `model` is incomplete (400 on `model`), not a
+    // missing model (404) nor an upstream's refusal.
+    let r = app
+        .post(
+            "/api/v1/prompts/team/unrouted/versions",
+            &app.admin,
+            json!({"template": "Hi", "labels": ["production"], "config": {"temperature": 0}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for model in ["prompt:team/unrouted", "upstream"] {
+        let r = chat(app, &app.admin, call(model)).await;
+        assert_openai_error(&r, 400, "invalid_request_error");
+        assert_eq!(
+            r.body["error"]["code"], "invalid_value",
+            "{model}: {}",
+            r.text
+        );
+        assert_eq!(r.body["error"]["param"], "model", "{model}: {}", r.text);
+    }
     let r = chat(app, &app.admin, call("prompt:missing")).await;
     assert_openai_error(&r, 404, "invalid_request_error");
     // A refused call is a failed run too, named by the header.

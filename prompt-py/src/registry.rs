@@ -129,16 +129,21 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
     let registry = Registry::with_project(backend.store.clone(), backend.runs, &project).await?;
     let config = ProvidersConfig::from_lookup(|k| std::env::var(k).ok())?;
     let base = config.build()?;
+    // Stored credentials are used only with a master key to open them: without one,
+    // executions use the environment's providers, as before credentials could be
+    // stored from Python (a server's credentials in a shared database do not shadow
+    // them).
+    let has_keyring = keyring.is_some();
     let providers = ProjectProviders::new(keyring, base.clone(), config.retry.clone());
-    let source = StoredProviderSource::new(backend.store, providers.clone());
     let tools = match std::env::var(TOOLS_MODEL_ENV) {
         Ok(spec) if !spec.trim().is_empty() => prompt_core::ToolsConfig::from_model(&spec)?,
         _ => prompt_core::ToolsConfig::default(),
     };
-    let registry = registry
-        .with_providers(base)
-        .with_provider_source(Arc::new(source))
-        .with_tools(tools);
+    let mut registry = registry.with_providers(base).with_tools(tools);
+    if has_keyring {
+        let source = StoredProviderSource::new(backend.store, providers.clone());
+        registry = registry.with_provider_source(Arc::new(source));
+    }
     Ok(Opened {
         registry,
         providers,

@@ -170,3 +170,20 @@ async def test_async_twin(tmp_path: Path, vendor: str, no_master_key_env: None) 
     assert run.status == "completed" and run.provider == "v2"
     await reg.delete_provider("v2")
     assert await reg.providers() == []
+
+
+def test_without_a_master_key_stored_credentials_do_not_shadow_the_environment(
+    tmp_path: Path, vendor: str, no_master_key_env: None
+) -> None:
+    url = f"sqlite:///{tmp_path}/r.db"
+    keyed = pr.Registry.open(url, master_key=MASTER_KEY)
+    keyed.create_version(
+        "p", "Hi", config={"provider": "mock", "model": "mock/echo"}, labels=["production"]
+    )
+    # A stored credential named like the environment's `mock`, with a key the vendor
+    # refuses: with the master key, it is the one used.
+    keyed.put_provider("mock", "openai", "bad-key", base_url=vendor)
+    assert keyed.execute("p").status == "failed"
+    # Without a master key the environment's providers serve, as before.
+    plain = pr.Registry.open(url)
+    assert plain.execute("p", raise_on_error=True).status == "completed"

@@ -285,15 +285,7 @@ async fn resolve_target(
     };
     progress.provider = Some(provider_name.to_owned());
     let provider = provider_named(state, caller, provider_name).await?;
-    let plan = ExecutionPlan {
-        provider: Some(provider_name.to_owned()),
-        model,
-        params,
-        stream: false,
-        timeout: None,
-    };
-    let model = plan.model_for(provider.provider.as_ref())?;
-    let params = plan.params;
+    let model = prompt_core::call::model_or_default(model, provider.provider.as_ref())?;
     if messages.is_empty() {
         return Err(invalid("messages", "must not be empty"));
     }

@@ -408,8 +408,9 @@ class AsyncRegistry:
         (which needs ``base_url``); ``default_params`` go under every call's
         (``model`` sets the default model). The key is sealed under the master key and
         never shown again; executions use it from the next call on. Needs
-        ``master_key`` (or ``$PROMPT_REGISTRY_MASTER_KEY``); a remote registry's
-        credentials are stored on the server."""
+        ``master_key`` (or ``$PROMPT_REGISTRY_MASTER_KEY``). A remote registry raises
+        :class:`UnsupportedError`: store its credentials on the server
+        (``PUT /api/v1/providers/{name}`` with an admin key)."""
         fields: Dict[str, Any] = {"kind": kind, "api_key": api_key}
         if base_url is not None:
             fields["base_url"] = base_url
