@@ -12,6 +12,7 @@ pub mod server;
 pub mod store;
 pub mod template;
 pub mod validate;
+pub mod validated;
 pub mod wire;
 
 pub use domain::{credential, run};
@@ -41,6 +42,7 @@ pub use run::{
 pub use server::RegistryServer;
 pub use store::{PromptFilter, PromptStore, RunLog};
 pub use template::{RenderOptions, TemplateFormat, Variables};
+pub use validated::{ValidatedRunLog, ValidatedStore};
 
 /// Re-exported so users name the same decimal type as the API.
 pub use rust_decimal::Decimal;

@@ -19,6 +19,7 @@ use crate::run::{NewRun, Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::template::{RenderOptions, Variables};
+use crate::validated::{ValidatedRunLog, ValidatedStore};
 
 /// Prompts, versions, labels, rendering and runs of one project, over any store and
 /// run log. Cheap to clone; [`Registry::for_project`] gives a view of another project
@@ -46,6 +47,7 @@ pub struct Registry {
 impl Registry {
     /// A registry on the `default` project (created if missing).
     pub async fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>) -> Result<Self> {
+        let store = ValidatedStore::wrap(store);
         let project = store.ensure_project(DEFAULT_PROJECT).await?;
         Ok(Registry::from_parts(store, runs, project))
     }
@@ -56,18 +58,23 @@ impl Registry {
         runs: Arc<dyn RunLog>,
         project: &str,
     ) -> Result<Self> {
-        crate::validate::project_name(project)?;
+        let store = ValidatedStore::wrap(store);
         let project = store.ensure_project(project).await?;
         Ok(Registry::from_parts(store, runs, project))
     }
 
     /// A registry on a project the caller already has (no lookup is made): for stores
     /// that know their project themselves, such as a remote store scoped by its key.
+    ///
+    /// Every constructor puts the validation layer ([`crate::validated`]) in front of
+    /// the store and run log given, unless they have it already.
     pub fn from_parts(
         store: Arc<dyn PromptStore>,
         runs: Arc<dyn RunLog>,
         project: Project,
     ) -> Self {
+        let store = ValidatedStore::wrap(store);
+        let runs = ValidatedRunLog::wrap(runs);
         Registry {
             server: store.server(),
             provider_source: None,
@@ -130,12 +137,11 @@ impl Registry {
 
     /// Create a prompt. `AlreadyExists` if the name is taken.
     pub async fn create_prompt(&self, new: NewPrompt) -> Result<Prompt> {
-        self.store.create_prompt(self.pid(), new.validated()?).await
+        self.store.create_prompt(self.pid(), new).await
     }
 
     /// A prompt by name with its labels.
     pub async fn get_prompt(&self, name: &str) -> Result<Prompt> {
-        crate::validate::prompt_name(name)?;
         self.store.get_prompt(self.pid(), name).await
     }
 
@@ -145,7 +151,6 @@ impl Registry {
         filter: &PromptFilter,
         page: &PageRequest,
     ) -> Result<Page<Prompt>> {
-        page.limit()?;
         self.store.list_prompts(self.pid(), filter, page).await
     }
 
@@ -156,22 +161,19 @@ impl Registry {
         update: PromptUpdate,
         if_match: Option<&str>,
     ) -> Result<Prompt> {
-        crate::validate::prompt_name(name)?;
         self.store
-            .update_prompt(self.pid(), name, update.validated()?, if_match)
+            .update_prompt(self.pid(), name, update, if_match)
             .await
     }
 
     /// Archive a prompt.
     pub async fn archive_prompt(&self, name: &str) -> Result<()> {
-        crate::validate::prompt_name(name)?;
         self.store.archive_prompt(self.pid(), name).await
     }
 
     /// Create the next version (and the prompt, if missing); `latest` moves to it and so
     /// do the labels of `new`, atomically.
     pub async fn create_version(&self, name: &str, new: NewVersion) -> Result<PromptVersion> {
-        crate::validate::prompt_name(name)?;
         self.store.create_version(self.pid(), name, new).await
     }
 
@@ -181,8 +183,6 @@ impl Registry {
         name: &str,
         page: &PageRequest,
     ) -> Result<Page<PromptVersion>> {
-        crate::validate::prompt_name(name)?;
-        page.limit()?;
         self.store.list_versions(self.pid(), name, page).await
     }
 
@@ -193,8 +193,6 @@ impl Registry {
 
     /// Resolve by label (default `production`) or version number.
     pub async fn resolve(&self, name: &str, selector: &Selector) -> Result<PromptVersion> {
-        crate::validate::prompt_name(name)?;
-        selector.validate()?;
         self.store.resolve(self.pid(), name, selector).await
     }
 
@@ -206,9 +204,6 @@ impl Registry {
         version: u32,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        crate::validate::prompt_name(name)?;
-        crate::validate::settable_label(label)?;
-        crate::validate::version_number(version)?;
         self.store
             .set_label(self.pid(), name, label, version, actor)
             .await
@@ -221,8 +216,6 @@ impl Registry {
         label: &str,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        crate::validate::prompt_name(name)?;
-        crate::validate::settable_label(label)?;
         self.store
             .delete_label(self.pid(), name, label, actor)
             .await
@@ -235,8 +228,6 @@ impl Registry {
         label: &str,
         page: &PageRequest,
     ) -> Result<Page<LabelMove>> {
-        crate::validate::prompt_name(name)?;
-        crate::validate::label(label)?;
         page.limit()?;
         self.store
             .label_history(self.pid(), name, label, page)
@@ -356,15 +347,15 @@ impl Registry {
 
     /// Runs matching a query.
     pub async fn runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        query.validate()?;
         self.runs.query_runs(self.pid(), query).await
     }
 
     /// Aggregates of a prompt's runs. `NotFound` if the prompt does not exist.
     pub async fn stats(&self, query: &StatsQuery) -> Result<Vec<RunStats>> {
-        query.validate()?;
+        // The query is checked (by the run log's validation layer) before the prompt.
+        let stats = self.runs.stats(self.pid(), query).await?;
         self.store.get_prompt(self.pid(), &query.prompt).await?;
-        self.runs.stats(self.pid(), query).await
+        Ok(stats)
     }
 
     /// Check that `name` exists, as a convenience for callers that need a clean

@@ -233,6 +233,12 @@ pub trait PromptStore: Send + Sync + Debug {
     fn server(&self) -> Option<Arc<dyn crate::server::RegistryServer>> {
         None
     }
+
+    /// Whether this store is the validation layer ([`crate::validated`]), so that it is
+    /// not layered twice. Backends keep the default, `false`.
+    fn is_validated(&self) -> bool {
+        false
+    }
 }
 
 /// The run log: append runs, update their status, query and aggregate them.
@@ -273,5 +279,11 @@ pub trait RunLog: Send + Sync + Debug {
     async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
         let _ = started_before;
         Err(Error::unsupported("requeue_stale"))
+    }
+
+    /// Whether this run log is the validation layer ([`crate::validated`]). Backends
+    /// keep the default, `false`.
+    fn is_validated(&self) -> bool {
+        false
     }
 }

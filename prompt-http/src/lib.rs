@@ -75,6 +75,9 @@ pub async fn build_state(
     runs: Arc<dyn RunLog>,
     config: &StateConfig,
 ) -> Result<(AppState, JoinHandle<()>)> {
+    // Every handler's store calls go through the one validation layer.
+    let store = prompt_core::ValidatedStore::wrap(store);
+    let runs = prompt_core::ValidatedRunLog::wrap(runs);
     let base = Registry::new(store.clone(), runs.clone())
         .await?
         .with_providers(config.providers.clone())

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use prompt_core::{ValidatedRunLog, ValidatedStore};
+
 use prompt_core::{Error, PromptStore, Result, RunLog};
 
 pub mod cache;
@@ -32,7 +34,7 @@ pub use sqlite::{SqliteConfig, SqliteStore, parse_sqlite_error};
 /// A fresh in-memory prompt store and run log (one object behind both traits).
 pub fn memory() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>) {
     let s = Arc::new(MemoryStore::new(MemoryConfig::default()));
-    (s.clone(), s)
+    (ValidatedStore::wrap(s.clone()), ValidatedRunLog::wrap(s))
 }
 
 /// What a migration run did.
@@ -234,10 +236,15 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Backend> {
         Scheme::Sqlite => connect_sqlite(url, options, true).await?,
         Scheme::Postgres => connect_postgres(url, options, true).await?,
     };
-    Ok(match &options.cache {
+    let mut backend = match &options.cache {
         Some(c) => backend.cached(c.clone()),
         None => backend,
-    })
+    };
+    // Validation in front of everything (the cache included): backends assume valid
+    // input (see `prompt_core::validated`).
+    backend.store = ValidatedStore::wrap(backend.store);
+    backend.runs = ValidatedRunLog::wrap(backend.runs);
+    Ok(backend)
 }
 
 /// Open the database at `url`, apply pending migrations, close it, and say what was

@@ -34,7 +34,7 @@ use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate,
-    PromptVersion, Result, Selector, validate,
+    PromptVersion, Result, Selector,
 };
 use uuid::Uuid;
 
@@ -458,8 +458,6 @@ impl PromptStore for CachedStore {
     ) -> Result<PromptVersion> {
         // The same input checks as every backend, so a bad name is refused the same
         // way whether or not something is cached.
-        validate::prompt_name(name)?;
-        selector.validate()?;
         let stamp = self.state.stamp(project, name);
         if let Some(v) = self.lookup(project, name, selector, stamp) {
             self.state.hits.fetch_add(1, Ordering::Relaxed);

@@ -240,7 +240,6 @@ impl MemoryStore {
 #[async_trait]
 impl PromptStore for MemoryStore {
     async fn create_project(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
         let mut s = self.write()?;
         if s.project_names.contains_key(name) {
             return Err(Error::already_exists(format!("project '{name}'")));
@@ -256,7 +255,6 @@ impl PromptStore for MemoryStore {
     }
 
     async fn project_by_name(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
         let s = self.read()?;
         s.project_names
             .get(name)
@@ -274,13 +272,11 @@ impl PromptStore for MemoryStore {
     }
 
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
-        let new = new.validated()?;
         let mut s = self.write()?;
         Ok(s.insert_prompt(project, new)?.to_prompt())
     }
 
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
-        validate::prompt_name(name)?;
         Ok(self.read()?.live_prompt(project, name)?.to_prompt())
     }
 
@@ -319,8 +315,6 @@ impl PromptStore for MemoryStore {
         update: PromptUpdate,
         if_match: Option<&str>,
     ) -> Result<Prompt> {
-        validate::prompt_name(name)?;
-        let update = update.validated()?;
         let mut s = self.write()?;
         let row = s.live_prompt_mut(project, name)?;
         let etag = etag_of(row.id, row.revision);
@@ -343,7 +337,6 @@ impl PromptStore for MemoryStore {
     }
 
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
-        validate::prompt_name(name)?;
         let mut s = self.write()?;
         let id = s
             .live
@@ -362,7 +355,6 @@ impl PromptStore for MemoryStore {
         name: &str,
         new: NewVersion,
     ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
         let (new, variables) = new.prepare()?;
         let mut s = self.write()?;
         let row = match s.live_prompt(project, name) {
@@ -407,7 +399,6 @@ impl PromptStore for MemoryStore {
         name: &str,
         page: &PageRequest,
     ) -> Result<Page<PromptVersion>> {
-        validate::prompt_name(name)?;
         let limit = page.limit()?;
         let before: Option<u32> = page.position()?;
         let s = self.read()?;
@@ -427,8 +418,6 @@ impl PromptStore for MemoryStore {
         name: &str,
         selector: &Selector,
     ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
-        selector.validate()?;
         let s = self.read()?;
         let row = s.live_prompt(project, name)?;
         let n = match selector {
@@ -468,9 +457,6 @@ impl PromptStore for MemoryStore {
         version: u32,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        validate::prompt_name(name)?;
-        validate::settable_label(label)?;
-        validate::version_number(version)?;
         let mut s = self.write()?;
         let row = s.live_prompt_mut(project, name)?;
         if version as usize > row.versions.len() {
@@ -488,8 +474,6 @@ impl PromptStore for MemoryStore {
         label: &str,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        validate::prompt_name(name)?;
-        validate::settable_label(label)?;
         let mut s = self.write()?;
         let row = s.live_prompt_mut(project, name)?;
         if !row.labels.contains_key(label) {
@@ -507,8 +491,6 @@ impl PromptStore for MemoryStore {
         label: &str,
         page: &PageRequest,
     ) -> Result<Page<LabelMove>> {
-        validate::prompt_name(name)?;
-        validate::label(label)?;
         let limit = page.limit()?;
         let before: Option<(DateTime<Utc>, Uuid)> = page.position()?;
         let s = self.read()?;
@@ -581,7 +563,6 @@ impl PromptStore for MemoryStore {
         &self,
         mut credential: ProviderCredential,
     ) -> Result<ProviderCredential> {
-        credential.validate()?;
         let mut s = self.write()?;
         if !s.projects.contains_key(&credential.project_id) {
             return Err(Error::not_found(format!(
@@ -694,7 +675,6 @@ impl RunLog for MemoryStore {
     }
 
     async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>> {
-        query.validate()?;
         let limit = query.page.limit()?;
         let pos: Option<RunPosition> = query.page.position()?;
         let s = self.runs_read()?;
@@ -726,7 +706,6 @@ impl RunLog for MemoryStore {
     }
 
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
-        query.validate()?;
         let s = self.runs_read()?;
         let mut groups: BTreeMap<Option<String>, StatsAccumulator> = BTreeMap::new();
         let lo = (

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use prompt_core::RegistryServer;
 use prompt_core::{
     ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Project, Prompt,
-    PromptFilter, PromptStore, PromptUpdate, PromptVersion, Result, Selector, validate,
+    PromptFilter, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -20,8 +20,7 @@ impl PromptStore for RemoteStore {
         Some(Arc::new(self.clone()))
     }
 
-    async fn create_project(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
+    async fn create_project(&self, _name: &str) -> Result<Project> {
         Err(Error::unsupported(
             "create_project on a remote registry (projects are made on the server: \
              prompt-registry keys create --project NAME)",
@@ -151,7 +150,6 @@ impl PromptStore for RemoteStore {
         name: &str,
         selector: &Selector,
     ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
         match &self.inner.cache {
             None => self.fetch_version(name, selector).await,
             Some(cache) => cache.resolve(self, name, selector).await,

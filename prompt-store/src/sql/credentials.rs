@@ -52,7 +52,6 @@ where
 
     /// Create or replace a credential (`NotFound` if the project does not exist).
     pub(crate) async fn put_credential(&self, c: ProviderCredential) -> Result<ProviderCredential> {
-        c.validate()?;
         let params = D::json("default_params", &c.default_params)?;
         write::<D, _, _, _>(|| async {
             let r = sqlx::query(concat!(

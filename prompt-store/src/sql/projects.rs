@@ -1,7 +1,7 @@
 //! Projects and API key records on any SQL dialect, for [`super::prompts`].
 
 use prompt_core::domain::{new_id, now};
-use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result, validate};
+use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
@@ -56,7 +56,6 @@ where
 
     /// Create a project (`AlreadyExists` if the name is taken).
     pub(super) async fn insert_project(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
         write::<D, _, _, _>(|| async {
             let p = Project {
                 id: new_id(),
@@ -82,7 +81,6 @@ where
 
     /// The project of that name, or `NotFound`.
     pub(super) async fn project_named(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
         finish::<D, _>(
             async {
                 let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE name = $1")

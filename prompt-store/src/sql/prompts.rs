@@ -57,7 +57,6 @@ where
     }
 
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
-        let new = new.validated()?;
         let tags = D::text_list("tags", &new.tags)?;
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
@@ -88,7 +87,6 @@ where
     }
 
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
-        validate::prompt_name(name)?;
         finish::<D, _>(
             async {
                 let row = sqlx::query(D::prompt_sql().get_prompt.as_str())
@@ -150,8 +148,6 @@ where
         update: PromptUpdate,
         if_match: Option<&str>,
     ) -> Result<Prompt> {
-        validate::prompt_name(name)?;
-        let update = update.validated()?;
         let tags = update
             .tags
             .as_ref()
@@ -193,7 +189,6 @@ where
     }
 
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
-        validate::prompt_name(name)?;
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(D::prompt_sql().archive_prompt.as_str())
@@ -218,7 +213,6 @@ where
         name: &str,
         new: NewVersion,
     ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
         let (new, variables) = new.prepare()?;
         let template = D::json("template", &new.template)?;
         let variables_json = D::json("variables", &variables)?;
@@ -330,7 +324,6 @@ where
         name: &str,
         page: &PageRequest,
     ) -> Result<Page<PromptVersion>> {
-        validate::prompt_name(name)?;
         let limit = page.limit()?;
         let before: Option<u32> = page.position()?;
         finish::<D, _>(
@@ -361,8 +354,6 @@ where
         name: &str,
         selector: &Selector,
     ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
-        selector.validate()?;
         let sql = D::prompt_sql();
         // Parameters are numbered: $1 project, $2 name, $3 label or number.
         let q = match selector {
@@ -421,9 +412,6 @@ where
         version: u32,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        validate::prompt_name(name)?;
-        validate::settable_label(label)?;
-        validate::version_number(version)?;
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
             let (prompt_id, latest) = Self::lock_prompt(&mut tx, project, name)
@@ -452,8 +440,6 @@ where
         label: &str,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        validate::prompt_name(name)?;
-        validate::settable_label(label)?;
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
             let (prompt_id, _) = Self::lock_prompt(&mut tx, project, name)
@@ -476,8 +462,6 @@ where
         label: &str,
         page: &PageRequest,
     ) -> Result<Page<LabelMove>> {
-        validate::prompt_name(name)?;
-        validate::label(label)?;
         let limit = page.limit()?;
         let before: Option<(DateTime<Utc>, Uuid)> = page.position()?;
         let sql = D::prompt_sql();

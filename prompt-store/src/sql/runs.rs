@@ -276,7 +276,6 @@ where
     }
 
     async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>> {
-        query.validate()?;
         let limit = query.page.limit()?;
         let pos: Option<RunPosition> = query.page.position()?;
         let mut q = QueryBuilder::<D>::new(concat!(
@@ -341,7 +340,6 @@ where
     }
 
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
-        query.validate()?;
         finish::<D, _>(D::stats(&self.reader, project, query).await)
     }
 

@@ -103,9 +103,10 @@ impl std::fmt::Debug for TestBackend {
 impl TestBackend {
     /// A backend from a store and run log that need no cleanup.
     pub fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>) -> Self {
+        // The backend as every entry point uses it: behind the validation layer.
         TestBackend {
-            store,
-            runs,
+            store: prompt_core::ValidatedStore::wrap(store),
+            runs: prompt_core::ValidatedRunLog::wrap(runs),
             guard: None,
             caps: Capabilities::ALL,
             registry_factory: None,

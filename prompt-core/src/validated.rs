@@ -1,0 +1,303 @@
+//! Validation as a layer: [`ValidatedStore`] and [`ValidatedRunLog`] check every
+//! caller-supplied value (names, labels, version numbers, new prompts and updates,
+//! credentials, run queries) once, in front of any backend — memory, SQL, remote,
+//! cached — so that backends may assume valid input and answer the same
+//! `InvalidInput { field }` for the same mistake.
+//!
+//! [`Registry`](crate::Registry) puts the layer in front of the stores it is given
+//! (once: [`PromptStore::is_validated`] says a store is layered already), and
+//! `prompt_store::open_with` returns layered stores, so every entry point (Rust, the
+//! HTTP service, Python) validates exactly here. A program that calls a bare backend
+//! directly should wrap it with [`ValidatedStore::wrap`].
+//!
+//! What a backend still checks is what only it can: existence, uniqueness,
+//! preconditions, and values it derives (a version's template is parsed where its
+//! variables are extracted, `NewVersion::prepare`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::credential::{ProviderCredential, Reseal};
+use crate::domain::{
+    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
+    Selector,
+};
+use crate::error::Result;
+use crate::page::{Page, PageRequest};
+use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+use crate::server::RegistryServer;
+use crate::store::{PromptFilter, PromptStore, RunLog};
+use crate::validate;
+
+/// A [`PromptStore`] that validates every input before the store behind it sees it.
+#[derive(Debug, Clone)]
+pub struct ValidatedStore {
+    inner: Arc<dyn PromptStore>,
+}
+
+impl ValidatedStore {
+    /// `store` behind the validation layer, unless it is layered already.
+    pub fn wrap(store: Arc<dyn PromptStore>) -> Arc<dyn PromptStore> {
+        if store.is_validated() {
+            store
+        } else {
+            Arc::new(ValidatedStore { inner: store })
+        }
+    }
+
+    /// The store behind the layer.
+    pub fn inner(&self) -> &Arc<dyn PromptStore> {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl PromptStore for ValidatedStore {
+    async fn create_project(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        self.inner.create_project(name).await
+    }
+
+    async fn project_by_name(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        self.inner.project_by_name(name).await
+    }
+
+    async fn project_by_id(&self, id: Uuid) -> Result<Project> {
+        self.inner.project_by_id(id).await
+    }
+
+    async fn ensure_project(&self, name: &str) -> Result<Project> {
+        validate::project_name(name)?;
+        self.inner.ensure_project(name).await
+    }
+
+    async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
+        self.inner.create_prompt(project, new.validated()?).await
+    }
+
+    async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
+        validate::prompt_name(name)?;
+        self.inner.get_prompt(project, name).await
+    }
+
+    async fn list_prompts(
+        &self,
+        project: Uuid,
+        filter: &PromptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Prompt>> {
+        page.limit()?;
+        self.inner.list_prompts(project, filter, page).await
+    }
+
+    async fn update_prompt(
+        &self,
+        project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Prompt> {
+        validate::prompt_name(name)?;
+        let update = update.validated()?;
+        self.inner
+            .update_prompt(project, name, update, if_match)
+            .await
+    }
+
+    async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
+        validate::prompt_name(name)?;
+        self.inner.archive_prompt(project, name).await
+    }
+
+    async fn create_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        new: NewVersion,
+    ) -> Result<PromptVersion> {
+        validate::prompt_name(name)?;
+        self.inner.create_version(project, name, new).await
+    }
+
+    async fn list_versions(
+        &self,
+        project: Uuid,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        validate::prompt_name(name)?;
+        page.limit()?;
+        self.inner.list_versions(project, name, page).await
+    }
+
+    async fn resolve(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<PromptVersion> {
+        validate::prompt_name(name)?;
+        selector.validate()?;
+        self.inner.resolve(project, name, selector).await
+    }
+
+    async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
+        self.inner.version_by_id(project, id).await
+    }
+
+    async fn set_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        validate::prompt_name(name)?;
+        validate::settable_label(label)?;
+        validate::version_number(version)?;
+        self.inner
+            .set_label(project, name, label, version, actor)
+            .await
+    }
+
+    async fn delete_label(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        validate::prompt_name(name)?;
+        validate::settable_label(label)?;
+        self.inner.delete_label(project, name, label, actor).await
+    }
+
+    async fn label_history(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        page: &PageRequest,
+    ) -> Result<Page<LabelMove>> {
+        validate::prompt_name(name)?;
+        validate::label(label)?;
+        page.limit()?;
+        self.inner.label_history(project, name, label, page).await
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        self.inner.create_api_key(record).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
+        self.inner.api_key_by_hash(hash).await
+    }
+
+    async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
+        self.inner.list_api_keys(project).await
+    }
+
+    async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
+        self.inner.revoke_api_key(project, id).await
+    }
+
+    async fn put_provider_credential(
+        &self,
+        credential: ProviderCredential,
+    ) -> Result<ProviderCredential> {
+        credential.validate()?;
+        self.inner.put_provider_credential(credential).await
+    }
+
+    async fn get_provider_credential(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<ProviderCredential> {
+        self.inner.get_provider_credential(project, name).await
+    }
+
+    async fn list_provider_credentials(&self, project: Uuid) -> Result<Vec<ProviderCredential>> {
+        self.inner.list_provider_credentials(project).await
+    }
+
+    async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
+        self.inner.delete_provider_credential(project, name).await
+    }
+
+    async fn reseal_provider_credentials(&self, reseal: &Reseal) -> Result<u64> {
+        self.inner.reseal_provider_credentials(reseal).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
+    fn server(&self) -> Option<Arc<dyn RegistryServer>> {
+        self.inner.server()
+    }
+
+    fn is_validated(&self) -> bool {
+        true
+    }
+}
+
+/// A [`RunLog`] that validates run queries before the log behind it sees them (runs
+/// themselves are validated when they are built, by `NewRun::into_run`).
+#[derive(Debug, Clone)]
+pub struct ValidatedRunLog {
+    inner: Arc<dyn RunLog>,
+}
+
+impl ValidatedRunLog {
+    /// `runs` behind the validation layer, unless it is layered already.
+    pub fn wrap(runs: Arc<dyn RunLog>) -> Arc<dyn RunLog> {
+        if runs.is_validated() {
+            runs
+        } else {
+            Arc::new(ValidatedRunLog { inner: runs })
+        }
+    }
+}
+
+#[async_trait]
+impl RunLog for ValidatedRunLog {
+    async fn insert_runs(&self, runs: &[Run]) -> Result<()> {
+        self.inner.insert_runs(runs).await
+    }
+
+    async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run> {
+        self.inner.update_run(project, id, update).await
+    }
+
+    async fn get_run(&self, project: Uuid, id: Uuid) -> Result<Run> {
+        self.inner.get_run(project, id).await
+    }
+
+    async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>> {
+        query.validate()?;
+        self.inner.query_runs(project, query).await
+    }
+
+    async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
+        query.validate()?;
+        self.inner.stats(project, query).await
+    }
+
+    async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
+        self.inner.claim_pending(limit).await
+    }
+
+    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
+        self.inner.requeue_stale(started_before).await
+    }
+
+    fn is_validated(&self) -> bool {
+        true
+    }
+}
