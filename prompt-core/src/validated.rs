@@ -17,6 +17,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+/// The future every store method returns (what `async_trait` makes of an `async fn`).
+type BoxFuture<'f, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'f>>;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -134,15 +137,24 @@ impl PromptStore for ValidatedStore {
         self.inner.list_versions(project, name, page).await
     }
 
-    async fn resolve(
-        &self,
+    // The hot path (every resolve, every authenticated request): checked in place and
+    // handed the inner store's future as it is, with no second boxed future.
+    fn resolve<'a, 'b, 'c, 'f>(
+        &'a self,
         project: Uuid,
-        name: &str,
-        selector: &Selector,
-    ) -> Result<PromptVersion> {
-        validate::prompt_name(name)?;
-        selector.validate()?;
-        self.inner.resolve(project, name, selector).await
+        name: &'b str,
+        selector: &'c Selector,
+    ) -> BoxFuture<'f, Result<PromptVersion>>
+    where
+        'a: 'f,
+        'b: 'f,
+        'c: 'f,
+        Self: 'f,
+    {
+        match validate::prompt_name(name).and_then(|()| selector.validate()) {
+            Ok(()) => self.inner.resolve(project, name, selector),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
@@ -194,8 +206,13 @@ impl PromptStore for ValidatedStore {
         self.inner.create_api_key(record).await
     }
 
-    async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
-        self.inner.api_key_by_hash(hash).await
+    fn api_key_by_hash<'a, 'b, 'f>(&'a self, hash: &'b str) -> BoxFuture<'f, Result<ApiKeyRecord>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        self.inner.api_key_by_hash(hash)
     }
 
     async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
@@ -267,8 +284,14 @@ impl ValidatedRunLog {
 
 #[async_trait]
 impl RunLog for ValidatedRunLog {
-    async fn insert_runs(&self, runs: &[Run]) -> Result<()> {
-        self.inner.insert_runs(runs).await
+    // The run writer's path: the inner log's future as it is.
+    fn insert_runs<'a, 'b, 'f>(&'a self, runs: &'b [Run]) -> BoxFuture<'f, Result<()>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        self.inner.insert_runs(runs)
     }
 
     async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run> {
