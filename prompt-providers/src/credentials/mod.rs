@@ -358,6 +358,12 @@ impl ProjectProviders {
         };
         let mut set = self.base.clone();
         for c in &stored {
+            // Opened within the TTL (and not replaced through this process since):
+            // no second decryption and client per call.
+            if let Some(Some(p)) = self.cache.get(&(project, c.name.clone())) {
+                set.insert(p);
+                continue;
+            }
             match self.open(c) {
                 Ok(p) => {
                     self.cache
