@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use crate::error::{Error, ProviderError, ProviderErrorKind, Result};
 use crate::execute::ExecutionPlan;
 use crate::provider::{ChatResponse, Provider, ProviderSet};
-use crate::run::{NewRun, RunUpdate};
+use crate::run::{NewRun, RunError, RunUpdate};
 
 impl ExecutionPlan {
     /// The provider the call goes to: `NotConfigured` when neither the version's config
@@ -153,5 +153,31 @@ impl AnswerFigures {
         new.cache_read_tokens = Some(self.cache_read_tokens);
         new.cache_write_tokens = Some(self.cache_write_tokens);
         new.cost_usd = self.cost_usd;
+    }
+}
+
+/// The kind a run records when the answer it got cannot be stored as it is.
+pub const UNRECORDABLE_OUTCOME: &str = "unrecordable_outcome";
+
+/// The error of a run whose answer the run log refused (`refused`: output over the size
+/// limit, NUL characters, usage figures no column holds): the call happened, so it is
+/// recorded — as failed, saying why it holds less — rather than lost, or left
+/// `running` to be executed (and paid for) again. `usage_dropped`: the usage figures
+/// were left out too.
+pub fn unrecordable_outcome(
+    refused: &Error,
+    caller_received: bool,
+    usage_dropped: bool,
+) -> RunError {
+    let mut message = format!("the upstream's answer could not be stored as is ({refused})");
+    if caller_received {
+        message.push_str("; the caller received it");
+    }
+    if usage_dropped {
+        message.push_str("; its usage figures could not be stored");
+    }
+    RunError {
+        kind: UNRECORDABLE_OUTCOME.to_owned(),
+        message,
     }
 }

@@ -295,6 +295,7 @@ impl RunLog for ValidatedRunLog {
     }
 
     async fn update_run(&self, project: Uuid, id: Uuid, update: RunUpdate) -> Result<Run> {
+        update.validate()?;
         self.inner.update_run(project, id, update).await
     }
 

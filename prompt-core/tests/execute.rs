@@ -710,3 +710,58 @@ async fn workers_with_a_provider_source_use_each_runs_projects_providers() {
     );
     pool.shutdown().await;
 }
+
+/// A provider whose answer is larger than a run can hold.
+#[derive(Debug)]
+struct Oversized;
+
+#[async_trait::async_trait]
+impl prompt_core::Provider for Oversized {
+    fn name(&self) -> &str {
+        "oversized"
+    }
+
+    async fn complete(
+        &self,
+        request: &prompt_core::ChatRequest,
+    ) -> Result<prompt_core::ChatResponse, prompt_core::ProviderError> {
+        Ok(prompt_core::ChatResponse {
+            content: "x".repeat(prompt_core::run::MAX_OUTPUT_BYTES + 1),
+            model: request.model.clone(),
+            finish_reason: Some("stop".into()),
+            usage: Usage::default(),
+            request_id: None,
+            raw_request: Value::Null,
+            raw_response: Value::Null,
+            time_to_first_token: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_answer_too_large_to_store_is_recorded_as_failed_not_left_running() {
+    let reg = registry(with_mock().with(Arc::new(Oversized))).await;
+    prompt(&reg, "big", json!({"provider": "oversized", "model": "m"})).await;
+    let ex = reg
+        .execute(
+            "big",
+            &Selector::default(),
+            &vars(&[("ticket", "t")]),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.run.status, RunStatus::Failed);
+    let error = ex.run.error.as_ref().unwrap();
+    assert_eq!(error.kind, prompt_core::call::UNRECORDABLE_OUTCOME);
+    assert!(error.message.contains("output"), "{}", error.message);
+    assert!(
+        matches!(ex.error, Some(Error::InvalidInput { .. })),
+        "{ex:?}"
+    );
+    // Stored as failed: no worker will execute (and pay for) it again.
+    assert_eq!(
+        reg.get_run(ex.run.id).await.unwrap().status,
+        RunStatus::Failed
+    );
+}

@@ -534,8 +534,24 @@ impl Registry {
                     ..Default::default()
                 };
                 figures.apply(&mut update);
-                let run = self.runs.update_run(project, id, update).await?;
-                Ok(Execution { run, error: None })
+                match self.runs.update_run(project, id, update).await {
+                    Ok(run) => Ok(Execution { run, error: None }),
+                    // The answer cannot be stored as is (too large, NUL characters):
+                    // record the call as failed, saying why, rather than leave the run
+                    // `running` — a worker would execute it, and pay for it, again.
+                    Err(refused @ Error::InvalidInput { .. }) => {
+                        let mut fallback = failed(&refused);
+                        fallback.error =
+                            Some(crate::call::unrecordable_outcome(&refused, false, false));
+                        fallback.latency_ms = Some(figures.latency_ms);
+                        let run = self.runs.update_run(project, id, fallback).await?;
+                        Ok(Execution {
+                            run,
+                            error: Some(refused),
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => {
                 let e = Error::from(e);

@@ -283,31 +283,7 @@ impl NewRun {
             }
             _ => {}
         }
-        if let Some(e) = &self.error {
-            if e.kind.is_empty() {
-                return Err(Error::invalid("error.kind", "must not be empty"));
-            }
-            validate::max_len("error.kind", &e.kind, 100)?;
-            validate::max_len("error.message", &e.message, 100_000)?;
-        }
-        if let Some(c) = self.cost_usd
-            && c.is_sign_negative()
-        {
-            return Err(Error::invalid("cost_usd", "must not be negative"));
-        }
-        if let Some(o) = &self.output
-            && o.len() > MAX_OUTPUT_BYTES
-        {
-            return Err(Error::invalid(
-                "output",
-                format!("is {} bytes; the maximum is {MAX_OUTPUT_BYTES}", o.len()),
-            ));
-        }
-        if let Some(o) = &self.output
-            && o.contains('\0')
-        {
-            return Err(Error::invalid("output", "must not contain NUL characters"));
-        }
+        check_outcome(self.error.as_ref(), self.cost_usd, self.output.as_deref())?;
         for (field, v) in [
             ("variables", &self.variables),
             ("input", &self.input),
@@ -316,11 +292,6 @@ impl NewRun {
             if has_nul(v) {
                 return Err(Error::invalid(field, "must not contain NUL characters"));
             }
-        }
-        if let Some(e) = &self.error
-            && (e.kind.contains('\0') || e.message.contains('\0'))
-        {
-            return Err(Error::invalid("error", "must not contain NUL characters"));
         }
         validate::json_object("variables", &self.variables)?;
         validate::json_object("metadata", &self.metadata)?;
@@ -509,6 +480,64 @@ impl RunUpdate {
         );
         if let Some(i) = self.input {
             run.input = i;
+        }
+        Ok(())
+    }
+}
+
+/// The checks every recorded outcome passes, whether a run is logged in one go
+/// ([`NewRun`]) or finished by an update ([`RunUpdate::validate`]): the error's kind and
+/// message, the cost, the output's size, no NUL characters (no database stores one).
+fn check_outcome(
+    error: Option<&RunError>,
+    cost_usd: Option<Decimal>,
+    output: Option<&str>,
+) -> Result<()> {
+    if let Some(e) = error {
+        if e.kind.is_empty() {
+            return Err(Error::invalid("error.kind", "must not be empty"));
+        }
+        validate::max_len("error.kind", &e.kind, 100)?;
+        validate::max_len("error.message", &e.message, 100_000)?;
+        if e.kind.contains('\0') || e.message.contains('\0') {
+            return Err(Error::invalid("error", "must not contain NUL characters"));
+        }
+    }
+    if let Some(c) = cost_usd
+        && c.is_sign_negative()
+    {
+        return Err(Error::invalid("cost_usd", "must not be negative"));
+    }
+    if let Some(o) = output {
+        if o.len() > MAX_OUTPUT_BYTES {
+            return Err(Error::invalid(
+                "output",
+                format!("is {} bytes; the maximum is {MAX_OUTPUT_BYTES}", o.len()),
+            ));
+        }
+        if o.contains('\0') {
+            return Err(Error::invalid("output", "must not contain NUL characters"));
+        }
+    }
+    Ok(())
+}
+
+impl RunUpdate {
+    /// Check what the update records, as [`NewRun::into_run`] checks a run logged in
+    /// one go (the validation layer calls it before any run log sees the update).
+    pub fn validate(&self) -> Result<()> {
+        check_outcome(self.error.as_ref(), self.cost_usd, self.output.as_deref())?;
+        if let Some(input) = &self.input {
+            if has_nul(input) {
+                return Err(Error::invalid("input", "must not contain NUL characters"));
+            }
+            let size = json_size(input);
+            if size > MAX_JSON_BYTES {
+                return Err(Error::invalid(
+                    "input",
+                    format!("is {size} bytes of JSON; the maximum is {MAX_JSON_BYTES}"),
+                ));
+            }
         }
         Ok(())
     }

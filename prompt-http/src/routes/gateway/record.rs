@@ -102,20 +102,20 @@ impl RunDraft {
                     f.latency_ms = Some(millis(latency));
                     f.started_at = Some(self.started_at);
                     f.completed_at = Some(now());
-                    let mut message = format!(
-                        "the upstream's answer could not be stored as is ({refused}); \
-                         the caller received it"
-                    );
-                    match outcome {
-                        Ok(r) if with_usage => self.usage(state, r, &mut f),
-                        Ok(_) => message.push_str("; its usage figures could not be stored"),
-                        Err(_) => {}
-                    }
+                    let usage_dropped = match outcome {
+                        Ok(r) if with_usage => {
+                            self.usage(state, r, &mut f);
+                            false
+                        }
+                        Ok(_) => true,
+                        Err(_) => false,
+                    };
                     f.status = RunStatus::Failed;
-                    f.error = Some(RunError {
-                        kind: "unrecordable_outcome".to_owned(),
-                        message,
-                    });
+                    f.error = Some(prompt_core::call::unrecordable_outcome(
+                        &refused,
+                        true,
+                        usage_dropped,
+                    ));
                     match f.into_run(self.project) {
                         Ok(run) => {
                             last = Some(Ok(run));
