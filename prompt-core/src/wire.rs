@@ -1,6 +1,9 @@
 //! The wire contract of errors: the one classification of [`Error`] into an HTTP status,
 //! a stable code, a public message and structured details, and its inverse.
 //!
+//! Over 600 lines with its tests: the round-trip tests of every error kind belong next
+//! to the classification they check.
+//!
 //! The HTTP service renders a [`Classified`] error in our body shape
 //! (`{"error": {"code", "message", "details"}}`, [`ErrorBody`]), in OpenAI's and in
 //! Langfuse's; the remote backend reads an [`ErrorBody`] back into the [`Error`] it was

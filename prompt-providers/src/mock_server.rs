@@ -1,6 +1,9 @@
 //! A mock LLM vendor server speaking the real OpenAI, Anthropic and Gemini wire
 //! formats, for tests, examples, demos and benchmarks without a network.
 //!
+//! One file, over 600 lines, on purpose: three vendors' fake wire formats share one
+//! behaviour table (the model name picks the behaviour) and one request log.
+//!
 //! Routes: `POST /v1/chat/completions` (OpenAI, streaming included),
 //! `POST /v1/messages` (Anthropic), `POST /v1beta/models/{model}:generateContent`
 //! (Gemini). Success answers echo the input (the message contents joined by a blank

@@ -1,6 +1,11 @@
 //! OpenAI chat completions, and every server that speaks the same API (vLLM, Ollama,
 //! DeepSeek, Groq, …) under a configured name and base URL.
 //!
+//! One file, over 600 lines, on purpose: like every provider module it holds the pure
+//! `build_request` / `parse_response` / `parse_openai_error` translations of one wire
+//! format (streaming included), golden-tested together; splitting them would scatter
+//! one vendor's format over several files.
+//!
 //! Wire format: `POST {base_url}/chat/completions`, `Authorization: Bearer <key>`.
 //! Streaming is server-sent events ending with `data: [DONE]`, with
 //! `stream_options.include_usage` so the last chunk carries the usage. For a stream,

@@ -1,6 +1,10 @@
 //! `NativeRegistry`: the Rust [`Registry`] behind the Python `Registry` and
 //! `AsyncRegistry` classes.
 //!
+//! One file, over 600 lines, on purpose: it is the one list of the native methods the
+//! Python twins call, each a thin conversion to the Rust `Registry`; the conversions
+//! themselves live in `convert.rs`, the errors in `error.rs`.
+//!
 //! Every method exists once. A registry opened with `open` blocks (without the GIL, so
 //! other Python threads run meanwhile); one opened with `open_async` returns an
 //! awaitable for the asyncio loop instead ([`NativeRegistry::dispatch`]).

@@ -1,5 +1,8 @@
 //! The static half of `analyze`: what can be said about a template without a model.
 //!
+//! One file, over 600 lines, on purpose: the lint table (codes, severities) and the
+//! rules that emit each code are read and changed together.
+//!
 //! Every finding is a [`Lint`] with a stable `code` (clients may match on it; codes are
 //! never renamed), a [`Severity`] and a message that says what to do. The checks:
 //!

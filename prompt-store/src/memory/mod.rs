@@ -1,6 +1,9 @@
 //! The in-memory backend: for tests and embedding. Everything lives behind one
 //! `RwLock`, so every method is atomic and version numbers are gapless by
 //! construction. Nothing survives the process.
+//!
+//! One file, over 600 lines, on purpose: the whole backend is one lock's state and the
+//! trait methods over it; split, every part would reach into the same private state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
