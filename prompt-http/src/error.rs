@@ -346,7 +346,7 @@ pub type LangfuseResult<T> = Result<T, LangfuseError>;
 /// An error of the OpenAI-compatible routes (`/v1/…`), answered in OpenAI's shape
 /// `{"error": {"message", "type", "param", "code"}}` so OpenAI SDKs raise their usual
 /// exceptions. A thin writer: the status, `type`, `code` and `param` come from one
-/// table over the classification ([`openai_row`]).
+/// table over the classification (`openai_row`).
 #[derive(Debug)]
 pub struct OpenAiError(pub ApiError);
 
