@@ -7,7 +7,7 @@
 //!
 //! Every method exists once. A registry opened with `open` blocks (without the GIL, so
 //! other Python threads run meanwhile); one opened with `open_async` returns an
-//! awaitable for the asyncio loop instead ([`NativeRegistry::dispatch`]).
+//! awaitable for the asyncio loop instead (`NativeRegistry::dispatch`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
