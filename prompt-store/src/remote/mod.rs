@@ -1,4 +1,5 @@
-//! The remote backend: [`PromptStore`] and [`RunLog`] over the HTTP API of a
+//! The remote backend: [`PromptStore`](prompt_core::PromptStore) and
+//! [`RunLog`](prompt_core::RunLog) over the HTTP API of a
 //! `prompt-registry serve` (the contract in `API.md`), so a program can use a central
 //! server with the same calls as an embedded store.
 //!
@@ -14,7 +15,7 @@
 //!
 //! What the HTTP API does not offer is `Unsupported`: projects and API keys are
 //! managed on the server; runs are recorded with [`RemoteStore::log_runs`] (the server
-//! assigns their ids), not with the id-preserving [`RunLog::insert_runs`].
+//! assigns their ids), not with the id-preserving [`RunLog::insert_runs`](prompt_core::RunLog::insert_runs).
 
 mod cache;
 mod client;
