@@ -229,10 +229,11 @@ pub trait PromptStore: Send + Sync + Debug {
 
     /// The server behind this store, when it is a server's (the remote store): a
     /// [`Registry`](crate::Registry) over it executes, queues, logs runs and runs the
-    /// authoring aids there (see [`crate::server`]). `None` (the default): locally.
-    fn server(&self) -> Option<Arc<dyn crate::server::RegistryServer>> {
-        None
-    }
+    /// authoring aids there (see [`crate::server`]); `None` for a local backend.
+    ///
+    /// Required, with no default: a wrapper store (a cache, a layer) that forgot to
+    /// forward it would make a registry over a server execute locally, silently.
+    fn server(&self) -> Option<Arc<dyn crate::server::RegistryServer>>;
 
     /// Whether this store is the validation layer ([`crate::validated`]), so that it is
     /// not layered twice. Backends keep the default, `false`.

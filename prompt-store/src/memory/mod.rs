@@ -242,6 +242,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl PromptStore for MemoryStore {
+    /// A local backend: runs execute in the caller's process.
+    fn server(&self) -> Option<Arc<dyn prompt_core::RegistryServer>> {
+        None
+    }
+
     async fn create_project(&self, name: &str) -> Result<Project> {
         let mut s = self.write()?;
         if s.project_names.contains_key(name) {

@@ -44,6 +44,11 @@ where
     for<'q> Option<D::Time>: Encode<'q, D>,
     for<'q> Option<D::TextList>: Encode<'q, D>,
 {
+    /// A local backend: runs execute in the caller's process.
+    fn server(&self) -> Option<std::sync::Arc<dyn prompt_core::RegistryServer>> {
+        None
+    }
+
     async fn create_project(&self, name: &str) -> Result<Project> {
         self.insert_project(name).await
     }
