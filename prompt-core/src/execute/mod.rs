@@ -1,5 +1,8 @@
 //! Executing prompts: resolve a version, render it, call a provider, record the run.
 //!
+//! Over 600 lines with its tests only: the plan is in `plan`, background workers in
+//! `workers`, the steps shared with the gateway in [`crate::call`].
+//!
 //! [`Registry::execute`] does it in the caller's task; [`Registry::submit`] stores a
 //! `pending` run and returns at once, and a [`WorkerPool`] executes pending runs.
 //!

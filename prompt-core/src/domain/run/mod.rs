@@ -1,4 +1,7 @@
 //! Runs: one execution of a prompt (or an ad-hoc request) and its outcome.
+//!
+//! Over 600 lines with its tests only: queries and statistics live in `query` and
+//! `stats`; what stays is the run, its inputs and their one set of checks.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
