@@ -48,6 +48,10 @@ enum Command {
             allow_negative_numbers = true
         )]
         revert: Option<u32>,
+        /// Confirm a `--revert`: what the reverted migrations created is dropped with
+        /// its data, so a revert without `--yes` is refused and changes nothing.
+        #[arg(long)]
+        yes: bool,
     },
     /// Manage API keys.
     Keys {
@@ -248,8 +252,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate {
             db,
             revert: Some(n),
+            yes,
         } => {
             init_logs(LogFormat::Pretty);
+            if !yes {
+                return Err(format!(
+                    "--revert {n} drops what the reverted migrations created, with its data \
+                     (prompts, runs, stored credentials …): add --yes to confirm; nothing was \
+                     reverted"
+                )
+                .into());
+            }
             let report = prompt_http::backend::revert(&db.database_url, n)
                 .await
                 .map_err(|e| match e {
@@ -269,7 +282,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Migrate { db, revert: None } => {
+        Command::Migrate {
+            db, revert: None, ..
+        } => {
             init_logs(LogFormat::Pretty);
             let applied = prompt_http::backend::migrate(&db.database_url)
                 .await

@@ -223,8 +223,18 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         "{err}"
     );
 
-    // Default N = 1: the newest migration.
+    // Without --yes a revert is refused and changes nothing.
     let (ok, err) = migrate(&["--revert"]);
+    assert!(!ok);
+    assert!(
+        err.contains("add --yes to confirm; nothing was reverted"),
+        "{err}"
+    );
+    let (ok, err) = migrate(&[]);
+    assert!(ok && err.contains("up to date"), "{err}");
+
+    // Default N = 1: the newest migration.
+    let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000701 (provider credentials)"),
@@ -236,22 +246,22 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--revert", "2"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "2"]);
     assert!(!ok);
     assert!(
         err.contains("--revert 2: cannot revert 2 migrations: the database has only 1 applied: 20261122000001 (initial); nothing was reverted"),
         "{err}"
     );
-    let (ok, err) = migrate(&["--revert", "0"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "0"]);
     assert!(!ok);
     assert!(err.contains("--revert 0: must be at least 1"), "{err}");
     for bad in ["-1", "two"] {
-        let (ok, err) = migrate(&["--revert", bad]);
+        let (ok, err) = migrate(&["--yes", "--revert", bad]);
         assert!(!ok);
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--revert", "1"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "1"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
