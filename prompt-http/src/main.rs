@@ -260,8 +260,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "--revert {n} drops what the reverted migrations created, with its data \
                      (prompts, runs, stored credentials …): add --yes to confirm; nothing was \
                      reverted"
-                )
-                .into());
+                ));
             }
             let report = prompt_http::backend::revert(&db.database_url, n)
                 .await
