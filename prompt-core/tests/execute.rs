@@ -1,6 +1,9 @@
 //! Prompt execution and background runs through the core `Registry`, on the memory
 //! store, with the in-process mock provider and real vendor modules against the mock
 //! vendor server.
+//!
+//! One file over 600 lines: each test is one scenario of the executor end to end; they
+//! share the registry, provider and wait helpers above them.
 
 #![allow(
     clippy::unwrap_used,

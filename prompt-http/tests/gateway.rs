@@ -3,6 +3,9 @@
 //! masked in every response, used before the environment's providers; chat
 //! completions (plain, prompt references, streamed) logged as runs; OpenAI's error
 //! shape, with vendor 429/529 mapped to 429/503 and `Retry-After`.
+//!
+//! One file over 600 lines: the scenarios share one server set-up (SQLite file, mock
+//! vendor, master key) and its request helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;

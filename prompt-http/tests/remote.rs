@@ -82,6 +82,18 @@ impl Server {
     }
 }
 
+/// The `greet` prompt, executed by the server's mock provider.
+async fn greet(reg: &Registry) {
+    reg.create_version(
+        "greet",
+        NewVersion::new("Hello {{ name }}")
+            .with_config(json!({"provider": "mock", "model": "mock/echo"}))
+            .with_labels(["production"]),
+    )
+    .await
+    .unwrap();
+}
+
 fn vars(v: serde_json::Value) -> Map<String, serde_json::Value> {
     v.as_object().cloned().unwrap()
 }
@@ -251,14 +263,7 @@ async fn prompts_versions_and_labels_round_trip_over_http() {
 async fn runs_executions_and_stats_over_http() {
     let server = Server::start().await;
     let (reg, remote) = server.registry(&server.admin, None).await;
-    reg.create_version(
-        "greet",
-        NewVersion::new("Hello {{ name }}")
-            .with_config(json!({"provider": "mock", "model": "mock/echo"}))
-            .with_labels(["production"]),
-    )
-    .await
-    .unwrap();
+    greet(&reg).await;
 
     let ex = remote
         .execute(
@@ -483,14 +488,7 @@ async fn a_registry_over_the_remote_store_executes_on_the_server() {
     let (reg, _remote) = server.registry(&server.admin, None).await;
     assert_eq!(reg.server_url(), Some(server.url.as_str()));
     assert_eq!(reg.current_project().await.unwrap().name, "default");
-    reg.create_version(
-        "greet",
-        NewVersion::new("Hello {{ name }}")
-            .with_config(json!({"provider": "mock", "model": "mock/echo"}))
-            .with_labels(["production"]),
-    )
-    .await
-    .unwrap();
+    greet(&reg).await;
 
     // This registry has no providers of its own: the server executed the call, and
     // the run is in the server's log.

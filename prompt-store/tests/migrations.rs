@@ -2,6 +2,9 @@
 //! refused, `run_migrations = false` refuses an out-of-date database; every migration
 //! is reversible (up → down → up gives the same schema), keeps the checksum databases
 //! of earlier builds recorded, and `revert` refuses bad counts before changing anything.
+//!
+//! One file over 600 lines: the SQLite and Postgres cases of each migration behaviour
+//! sit side by side, sharing the schema-dump helpers.
 
 #![allow(
     clippy::unwrap_used,

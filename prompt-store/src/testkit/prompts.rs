@@ -1,4 +1,7 @@
 //! Behaviour tests of prompts, versions, labels, projects and API keys.
+//!
+//! One file over 600 lines: it is the suite's list of prompt behaviours, one function
+//! per test that every backend runs; splitting it would only split the list.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
