@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod execute;
 pub mod page;
+pub mod people;
 pub mod provider;
 pub mod registry;
 pub mod server;
@@ -23,14 +24,17 @@ pub use authoring::{
 };
 pub use credential::{ProviderCredential, ProviderKind};
 pub use domain::{
-    ApiKeyRecord, ChatMessage, KeyRole, Label, LabelMove, NewPrompt, NewVersion, Project, Prompt,
-    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind,
+    ApiKeyRecord, AuditEntry, AuthSession, ChatMessage, Invitation, KeyRole, Label, LabelMove,
+    Member, Membership, NewPrompt, NewUser, NewVersion, OrgRole, Organization, Project, Prompt,
+    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind, User,
+    UserUpdate,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use execute::{
     ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
 };
 pub use page::{Page, PageRequest};
+pub use people::{OrgWithRole, PeopleStore};
 pub use provider::{
     ChatRequest, ChatResponse, ChatStream, Pricing, Provider, ProviderSet, StreamEvent, Usage,
     collect_stream,

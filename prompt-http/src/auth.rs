@@ -227,6 +227,8 @@ pub async fn authenticate(
         key_name: record.name,
         project: Project {
             id: record.project_id,
+            // Not loaded on the key path: nothing there reads them.
+            org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: String::new(),
             created_at: record.created_at,
         },

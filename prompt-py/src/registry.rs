@@ -175,6 +175,7 @@ async fn open_remote(
         // them); `Registry::current_project` asks the server once it can be reached.
         Err(Error::Unavailable { .. }) => prompt_core::Project {
             id: Uuid::nil(),
+            org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: project.unwrap_or_default(),
             created_at: prompt_core::domain::now(),
         },

@@ -1,5 +1,5 @@
 //! The domain: projects, prompts, versions and their templates, labels, API keys,
-//! runs and provider credentials.
+//! runs, provider credentials, and people (organizations, users, sessions, audit).
 //!
 //! Field names follow `API.md`; they are part of the public contract. "Model" in this
 //! product means an LLM, so the domain is not called that.
@@ -8,6 +8,7 @@ pub mod credential;
 mod key;
 mod label;
 mod message;
+mod people;
 mod project;
 mod prompt;
 pub mod run;
@@ -16,6 +17,7 @@ mod version;
 pub use key::*;
 pub use label::*;
 pub use message::*;
+pub use people::*;
 pub use project::*;
 pub use prompt::*;
 pub use version::*;

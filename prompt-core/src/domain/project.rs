@@ -22,7 +22,11 @@ pub fn new_id() -> Uuid {
 pub struct Project {
     /// Id.
     pub id: Uuid,
-    /// Unique name (`default` for embedded use).
+    /// The organization it belongs to ([`crate::domain::DEFAULT_ORG_ID`] for the
+    /// projects that existed before organizations, and for embedded use).
+    #[serde(default = "default_org_id")]
+    pub org_id: Uuid,
+    /// Name, unique within its organization (`default` for embedded use).
     pub name: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -30,3 +34,7 @@ pub struct Project {
 
 /// The name of the project embedded registries use.
 pub const DEFAULT_PROJECT: &str = "default";
+
+fn default_org_id() -> Uuid {
+    crate::domain::DEFAULT_ORG_ID
+}

@@ -114,6 +114,7 @@ pub async fn require_langfuse_key(
         key_name: record.name,
         project: prompt_core::Project {
             id: record.project_id,
+            org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: String::new(),
             created_at: record.created_at,
         },

@@ -254,6 +254,7 @@ impl PromptStore for MemoryStore {
         }
         let p = Project {
             id: new_id(),
+            org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: name.to_owned(),
             created_at: now(),
         };

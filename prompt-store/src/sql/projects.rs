@@ -33,6 +33,7 @@ where
     fn project_from_row(r: &D::Row) -> Result<Project, Failure> {
         Ok(Project {
             id: r.try_get("id")?,
+            org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: r.try_get("name")?,
             created_at: D::from_time(r.try_get("created_at")?)?,
         })
@@ -59,6 +60,7 @@ where
         write::<D, _, _, _>(|| async {
             let p = Project {
                 id: new_id(),
+                org_id: prompt_core::domain::DEFAULT_ORG_ID,
                 name: name.to_owned(),
                 created_at: now(),
             };
