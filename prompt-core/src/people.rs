@@ -175,6 +175,10 @@ pub trait PeopleStore: Send + Sync + Debug {
     /// The session with that id (live or not), or `NotFound`.
     async fn session(&self, id: Uuid) -> Result<AuthSession>;
 
+    /// The session whose current refresh token has that hash (live or not), or
+    /// `NotFound`.
+    async fn session_by_token(&self, token_hash: &str) -> Result<AuthSession>;
+
     /// Rotate the refresh token whose hash is `old_hash`:
     /// - it is the current token of a live session: the session takes `new_hash`,
     ///   `new_expires_at` and `last_used_at = at`, and the old hash is remembered as

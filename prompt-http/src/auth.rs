@@ -92,38 +92,79 @@ pub async fn create_key(
     Ok(issued)
 }
 
-/// Who is calling: the key's project and role.
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An API key (a service).
+    Key {
+        /// The key's id.
+        id: Uuid,
+        /// The key's visible prefix.
+        prefix: String,
+        /// The key's name (recorded as the author of versions and label moves).
+        name: String,
+    },
+    /// A signed-in user with an access token.
+    User {
+        /// The user's id.
+        id: Uuid,
+        /// The user's email (recorded as the author).
+        email: String,
+        /// The session the token was issued in.
+        session: Uuid,
+    },
+}
+
+/// Who is calling, in which project, with which role.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key's id.
-    pub key_id: Uuid,
-    /// The key's visible prefix.
-    pub key_prefix: String,
-    /// The key's name (recorded as the author of versions and label moves).
-    pub key_name: String,
+    /// The key or user.
+    pub principal: Principal,
     /// The project every query is scoped to.
     pub project: Project,
-    /// What the key may do.
+    /// What the caller may do there.
     pub role: KeyRole,
 }
 
 impl Caller {
-    /// `Forbidden` unless the key's role is at least `role`.
+    /// `Forbidden` unless the caller's role is at least `role`.
     pub fn require(&self, role: KeyRole) -> Result<(), ApiError> {
         if self.role >= role {
             Ok(())
         } else {
+            let who = match self.principal {
+                Principal::Key { .. } => "the key",
+                Principal::User { .. } => "your role in this project",
+            };
             Err(ApiError::Forbidden(format!(
-                "this needs the {} role; the key has {}",
+                "this needs the {} role; {who} has {}",
                 role.as_str(),
                 self.role.as_str()
             )))
         }
     }
 
-    /// The actor recorded in audit fields.
+    /// The actor recorded in audit fields: `key:NAME` or `user:EMAIL`.
     pub fn actor(&self) -> String {
-        format!("key:{}", self.key_name)
+        match &self.principal {
+            Principal::Key { name, .. } => format!("key:{name}"),
+            Principal::User { email, .. } => format!("user:{email}"),
+        }
+    }
+
+    /// The id the rate limiter counts against: the key's, or the user's.
+    pub fn limit_id(&self) -> Uuid {
+        match &self.principal {
+            Principal::Key { id, .. } | Principal::User { id, .. } => *id,
+        }
+    }
+
+    /// The signed-in user, if the caller is one.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match &self.principal {
+            Principal::User { id, .. } => Some(*id),
+            Principal::Key { .. } => None,
+        }
     }
 }
 
@@ -135,7 +176,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<Caller>()
             .cloned()
-            .ok_or_else(|| ApiError::Unauthorized("missing API key".into()))
+            .ok_or_else(|| ApiError::Unauthorized("missing API key or access token".into()))
     }
 }
 
@@ -187,12 +228,13 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Authenticate the bearer key, check the rate limit, and put the [`Caller`] in the
-/// request's extensions.
+/// Authenticate the bearer credential (an API key, or a user access token with its
+/// `X-Project` header), check the rate limit, and put the [`Caller`] in the request's
+/// extensions.
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match authenticate(&state, req.headers()).await {
         Ok(caller) => {
-            if let Err(e) = state.limiter.check(caller.key_id) {
+            if let Err(e) = state.limiter.check(caller.limit_id()) {
                 return e.into_response();
             }
             tracing::Span::current().record("project", tracing::field::display(caller.project.id));
@@ -203,14 +245,30 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     }
 }
 
-/// The [`Caller`] of a bearer key (no rate limit check).
+/// The [`Caller`] of a bearer key or access token (no rate limit check).
 pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Caller, ApiError> {
     let key = bearer(headers)?.ok_or_else(|| {
-        ApiError::Unauthorized("missing API key: send 'Authorization: Bearer <api key>'".into())
+        ApiError::Unauthorized(
+            "missing credentials: send 'Authorization: Bearer <api key or access token>'".into(),
+        )
     })?;
+    if crate::accounts::tokens::looks_like_jwt(key) {
+        let accounts = state.accounts.as_ref().ok_or_else(|| {
+            ApiError::Unauthorized("user access tokens are not accepted by this server".into())
+        })?;
+        let project = headers
+            .get(crate::accounts::access::PROJECT_HEADER)
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    ApiError::invalid("X-Project", "the header is not valid text")
+                })
+            })
+            .transpose()?;
+        return accounts.caller_for(&state.store, key, project).await;
+    }
     if key.len() > 200 {
         return Err(ApiError::Unauthorized("invalid API key".into()));
     }
@@ -222,9 +280,11 @@ pub async fn authenticate(
         Err(e) => return Err(e.into()),
     };
     Ok(Caller {
-        key_id: record.id,
-        key_prefix: record.prefix,
-        key_name: record.name,
+        principal: Principal::Key {
+            id: record.id,
+            prefix: record.prefix,
+            name: record.name,
+        },
         project: Project {
             id: record.project_id,
             // Not loaded on the key path: nothing there reads them.

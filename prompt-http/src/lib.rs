@@ -10,6 +10,7 @@ use prompt_core::{
 };
 use tokio::task::JoinHandle;
 
+pub mod accounts;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -51,6 +52,19 @@ pub struct StateConfig {
     /// were built with (`PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS`), so one setting applies
     /// to every provider.
     pub retry: prompt_providers::RetryPolicy,
+    /// People (users, organizations, sign-in), when the backend has a people store.
+    pub accounts: Option<AccountsSetup>,
+}
+
+/// What the people features are built from.
+#[derive(Debug, Clone)]
+pub struct AccountsSetup {
+    /// The store.
+    pub people: Arc<dyn prompt_core::PeopleStore>,
+    /// Where account emails go.
+    pub mailer: accounts::mail::Mailer,
+    /// Settings.
+    pub config: accounts::AccountsConfig,
 }
 
 impl Default for StateConfig {
@@ -64,6 +78,7 @@ impl Default for StateConfig {
             tools: ToolsConfig::default(),
             master_key: None,
             retry: prompt_providers::RetryPolicy::default(),
+            accounts: None,
         }
     }
 }
@@ -86,6 +101,13 @@ pub async fn build_state(
     base.seed_tools().await?;
     let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);
     let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
+    let accounts = match &config.accounts {
+        Some(setup) => Some(
+            accounts::Accounts::new(setup.people.clone(), setup.mailer.clone(), setup.config.clone())
+                .await?,
+        ),
+        None => None,
+    };
     Ok((
         AppState {
             store,
@@ -100,6 +122,7 @@ pub async fn build_state(
                 config.providers.clone(),
                 config.retry.clone(),
             ),
+            accounts,
         },
         writer_task,
     ))

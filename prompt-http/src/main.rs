@@ -225,6 +225,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 tools,
                 master_key,
                 retry: providers_config.retry.clone(),
+                accounts: None,
             };
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await

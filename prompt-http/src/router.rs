@@ -42,11 +42,11 @@ impl Default for RouterConfig {
 #[openapi(
     info(
         title = "Prompt Registry",
-        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`; the Langfuse-compatible routes (`/api/public/…`, tag `langfuse`) take HTTP Basic with a Langfuse key pair (`prompt-registry keys create --langfuse`) and answer errors in Langfuse's shape `{message, error}`; the OpenAI-compatible gateway (`/v1/…`, tag `gateway`) answers errors in OpenAI's shape. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
+        description = "Prompt management and LLM-run observability. Authenticate with `Authorization: Bearer <api key>`, or as a signed-in user with `Authorization: Bearer <access token>` plus `X-Project: ORG/NAME` (sign in at `/api/auth/login`; browsers keep the refresh token in an HttpOnly cookie and send `X-Requested-With` with cookie-authenticated calls); the Langfuse-compatible routes (`/api/public/…`, tag `langfuse`) take HTTP Basic with a Langfuse key pair (`prompt-registry keys create --langfuse`) and answer errors in Langfuse's shape `{message, error}`; the OpenAI-compatible gateway (`/v1/…`, tag `gateway`) answers errors in OpenAI's shape. Prompt names may contain `/`: encode it as `%2F` in paths (raw slashes are accepted too where unambiguous).",
         version = "1"
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = []))
+    security(("bearer" = []), ("access_token" = [], "project" = []))
 )]
 struct ApiDoc;
 
@@ -59,6 +59,29 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // A signed-in user's access token (from `/api/auth/login` or `/refresh`), with
+        // the project named in `X-Project` on project routes.
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's access token (JWT, 15 minutes) from /api/auth/login or /api/auth/refresh. On /api/v1 project routes send the project too: 'X-Project: ORG/NAME' (or NAME in the organization 'default', or the project's id); the role is the user's membership role there, checked on every request.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "project",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Project",
+                    "The project of a request made with a user access token: ORG/NAME, NAME (organization 'default') or the project's id.",
+                ),
+            )),
         );
         // The Langfuse-compatible routes: `PUBLIC_KEY:SECRET_KEY`.
         components.add_security_scheme(
@@ -110,6 +133,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, service_doc) = service_routes();
     doc.merge(service_doc);
     let (_, gateway_doc) = gateway_routes();
+    let (_, people_doc) = people_routes();
+    doc.merge(people_doc);
     doc.merge(gateway_doc);
     let (_, langfuse_doc) = crate::routes::langfuse::api_routes();
     doc.merge(langfuse_doc);
@@ -118,6 +143,40 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The OpenAI-compatible gateway (`/v1/…`): authenticated by the handlers themselves,
 /// so that every error, 401 included, is in OpenAI's shape.
+/// The people routes: sign-in (`/api/auth`), the user (`/api/users/me`) and
+/// organizations (`/api/v1/orgs`). Each handler authenticates as it needs (most take
+/// a user access token; sign-up, sign-in, refresh and the email links take none).
+pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use crate::routes::{auth, orgs, users};
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::send_verification))
+        .routes(routes!(auth::password_reset))
+        .routes(routes!(auth::password_reset_confirm))
+        .routes(routes!(users::get_me, users::patch_me, users::delete_me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::get_preferences, users::patch_preferences))
+        .routes(routes!(users::export))
+        .routes(routes!(orgs::create_org, orgs::list_orgs))
+        .routes(routes!(orgs::get_org, orgs::rename_org, orgs::delete_org))
+        .routes(routes!(orgs::list_members))
+        .routes(routes!(orgs::patch_member, orgs::remove_member))
+        .routes(routes!(orgs::create_invitation, orgs::list_invitations))
+        .routes(routes!(orgs::revoke_invitation))
+        .routes(routes!(orgs::accept_invitation))
+        .routes(routes!(orgs::create_project, orgs::list_projects))
+        .routes(routes!(orgs::rename_project, orgs::delete_project))
+        .routes(routes!(orgs::audit))
+        .split_for_parts()
+}
+
 fn gateway_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
         .routes(routes!(gateway::chat_completions))
@@ -140,6 +199,8 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     let (api, _) = api_routes();
     let (svc, _) = service_routes();
     let (gateway, _) = gateway_routes();
+    let (people, _) = people_routes();
+    let cors = cors_layer(&state);
     let api = api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         crate::auth::require_key,
@@ -148,6 +209,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(api)
         .merge(svc)
         .merge(gateway)
+        .merge(people)
         .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(no_route)
@@ -162,12 +224,57 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
             panic_response,
         ))
         .layer(middleware::from_fn(observe))
+        .layer(cors)
         .with_state(state);
     // Prompt names may hold raw slashes; rewrite them to %2F before routing.
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let inner = inner.clone();
         async move { inner.oneshot(normalize_prompt_path(req)).await }
     }))
+}
+
+/// CORS: off unless origins are configured (`PROMPT_REGISTRY_CORS_ORIGINS`); then those
+/// origins may call the API with credentials (the refresh cookie), and preflights are
+/// answered without them. Outermost, so a preflight never reaches authentication.
+fn cors_layer(state: &AppState) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = state
+        .accounts
+        .as_ref()
+        .map(|a| a.config.allowed_origins.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        // No Access-Control-* headers at all: browsers refuse cross-origin reads.
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_MATCH,
+            HeaderName::from_static("x-project"),
+            HeaderName::from_static("x-requested-with"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -27,6 +27,9 @@ pub struct AppState {
     pub protected_labels: Arc<Vec<String>>,
     /// Each project's providers: its stored credentials over the environment's.
     pub project_providers: crate::project_providers::ProjectProviders,
+    /// People: users, organizations, sign-in (none over a backend without a people
+    /// store; then only API keys authenticate).
+    pub accounts: Option<crate::accounts::Accounts>,
 }
 
 impl AppState {
@@ -65,6 +68,16 @@ impl AppState {
             })?;
         }
         Ok(())
+    }
+
+    /// The people features, or `Unsupported` (501) when this server has none.
+    pub fn accounts(&self) -> Result<&crate::accounts::Accounts, crate::error::ApiError> {
+        self.accounts.as_ref().ok_or_else(|| {
+            prompt_core::Error::unsupported(
+                "user accounts (this server's backend has no people store)",
+            )
+            .into()
+        })
     }
 
     /// The registry scoped to `project`.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::auth::{Admin, create_key};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
@@ -126,13 +127,19 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Answer of `GET /api/v1/project`: who the calling key is.
+/// Answer of `GET /api/v1/project`: who the caller is.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallerView {
-    /// The project every request with this key is scoped to.
+    /// The project every request of the caller is scoped to.
     pub project: prompt_core::Project,
-    /// The calling key (no secret).
-    pub key: CallerKey,
+    /// The caller's role in it.
+    pub role: KeyRole,
+    /// The calling key (no secret), when the caller is an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<CallerKey>,
+    /// The signed-in user, when the caller uses an access token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<CallerUser>,
 }
 
 /// The calling key, as [`CallerView`] shows it.
@@ -148,22 +155,40 @@ pub struct CallerKey {
     pub prefix: String,
 }
 
-/// The caller's project and key (any role): what a remote client opens against.
+/// The calling user, as [`CallerView`] shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerUser {
+    /// Id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
+}
+
+/// The caller's project and identity (any role): what a remote client opens against.
 #[utoipa::path(get, path = "/api/v1/project", tag = "keys",
     responses((status = 200, body = CallerView), (status = 401, body = ErrorBody)))]
 pub async fn whoami(
     State(state): State<AppState>,
     caller: crate::auth::Caller,
 ) -> ApiResult<Json<CallerView>> {
-    // Auth does not load the project's name (it is not needed to scope a request).
+    // Key auth does not load the project's name (it is not needed to scope a request).
     let project = state.store.project_by_id(caller.project.id).await?;
+    let (key, user) = match caller.principal {
+        Principal::Key { id, name, prefix } => (
+            Some(CallerKey {
+                id,
+                name,
+                role: caller.role,
+                prefix,
+            }),
+            None,
+        ),
+        Principal::User { id, email, .. } => (None, Some(CallerUser { id, email })),
+    };
     Ok(Json(CallerView {
         project,
-        key: CallerKey {
-            id: caller.key_id,
-            name: caller.key_name,
-            role: caller.role,
-            prefix: caller.key_prefix,
-        },
+        role: caller.role,
+        key,
+        user,
     }))
 }

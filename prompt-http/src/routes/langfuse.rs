@@ -109,9 +109,11 @@ pub async fn require_langfuse_key(
     }
     tracing::Span::current().record("project", tracing::field::display(record.project_id));
     req.extensions_mut().insert(Caller {
-        key_id: record.id,
-        key_prefix: record.prefix,
-        key_name: record.name,
+        principal: crate::auth::Principal::Key {
+            id: record.id,
+            prefix: record.prefix,
+            name: record.name,
+        },
         project: prompt_core::Project {
             id: record.project_id,
             org_id: prompt_core::domain::DEFAULT_ORG_ID,

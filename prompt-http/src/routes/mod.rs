@@ -1,12 +1,15 @@
 //! Handlers, grouped by resource. Paths are declared on each handler
 //! (`#[utoipa::path]`) and collected in `router.rs`.
 
+pub mod auth;
 pub mod execute;
 pub mod gateway;
 pub mod keys;
 pub mod langfuse;
+pub mod orgs;
 pub mod prompts;
 pub mod providers;
 pub mod runs;
 pub mod service;
 pub mod tools;
+pub mod users;

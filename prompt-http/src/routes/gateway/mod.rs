@@ -200,7 +200,7 @@ async fn caller_of(
     role: KeyRole,
 ) -> Result<Caller, OpenAiError> {
     let caller = authenticate(state, headers).await?;
-    state.limiter.check(caller.key_id)?;
+    state.limiter.check(caller.limit_id())?;
     tracing::Span::current().record("project", tracing::field::display(caller.project.id));
     caller.require(role)?;
     Ok(caller)
