@@ -208,7 +208,8 @@ impl Keys {
             None => {
                 // Maybe another instance rotated: look once more.
                 self.reload().await?;
-                self.secret(&kid).ok_or_else(|| bad("unknown or retired key"))?
+                self.secret(&kid)
+                    .ok_or_else(|| bad("unknown or retired key"))?
             }
         };
         let mut validation = Validation::new(Algorithm::HS256);
