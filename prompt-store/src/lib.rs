@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prompt_core::{ValidatedRunLog, ValidatedStore};
 
-use prompt_core::{Error, PromptStore, Result, RunLog};
+use prompt_core::{Error, PeopleStore, PromptStore, Result, RunLog};
 
 pub mod cache;
 pub mod memory;
@@ -33,8 +33,19 @@ pub use sqlite::{SqliteConfig, SqliteStore, parse_sqlite_error};
 
 /// A fresh in-memory prompt store and run log (one object behind both traits).
 pub fn memory() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>) {
+    let (store, runs, _) = memory_with_people();
+    (store, runs)
+}
+
+/// A fresh in-memory prompt store, run log and people store (one object behind the
+/// three traits, so projects made through one are seen by the others).
+pub fn memory_with_people() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>, Arc<dyn PeopleStore>) {
     let s = Arc::new(MemoryStore::new(MemoryConfig::default()));
-    (ValidatedStore::wrap(s.clone()), ValidatedRunLog::wrap(s))
+    (
+        ValidatedStore::wrap(s.clone()),
+        ValidatedRunLog::wrap(s.clone()),
+        s,
+    )
 }
 
 /// What a migration run did.
