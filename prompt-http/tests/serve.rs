@@ -252,7 +252,13 @@ async fn serves_https_with_a_self_signed_certificate() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     // An untrusting client refuses the certificate; plain HTTP gets no HTTP answer.
-    assert!(reqwest::Client::new().get(format!("{base}/healthz")).send().await.is_err());
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()

@@ -30,7 +30,9 @@ impl SmtpSink {
         let kept = messages.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let kept = kept.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
@@ -41,10 +43,19 @@ impl SmtpSink {
                         let upper = line.to_ascii_uppercase();
                         let reply: &[u8] = if upper.starts_with("EHLO") {
                             b"250-sink\r\n250 8BITMIME\r\n"
-                        } else if upper.starts_with("HELO") || upper.starts_with("MAIL FROM") || upper.starts_with("RSET") || upper.starts_with("NOOP") {
+                        } else if upper.starts_with("HELO")
+                            || upper.starts_with("MAIL FROM")
+                            || upper.starts_with("RSET")
+                            || upper.starts_with("NOOP")
+                        {
                             b"250 OK\r\n"
                         } else if upper.starts_with("RCPT TO") {
-                            to.push(line[8..].trim().trim_matches(|c| c == '<' || c == '>' || c == ':').to_owned());
+                            to.push(
+                                line[8..]
+                                    .trim()
+                                    .trim_matches(|c| c == '<' || c == '>' || c == ':')
+                                    .to_owned(),
+                            );
                             b"250 OK\r\n"
                         } else if upper == "DATA" {
                             let _ = w.write_all(b"354 go ahead\r\n").await;
@@ -80,18 +91,17 @@ impl SmtpSink {
     /// Wait (up to 5 s) for a message to `to` whose text holds `needle`; return it.
     pub async fn wait_for(&self, to: &str, needle: &str) -> Received {
         for _ in 0..500 {
-            if let Some(m) = self
-                .messages
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)) && m.text.contains(needle))
-            {
+            if let Some(m) = self.messages.lock().unwrap().iter().find(|m| {
+                m.to.iter().any(|t| t.eq_ignore_ascii_case(to)) && m.text.contains(needle)
+            }) {
                 return m.clone();
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        panic!("no mail to {to} containing {needle:?}; got {:?}", self.messages.lock().unwrap());
+        panic!(
+            "no mail to {to} containing {needle:?}; got {:?}",
+            self.messages.lock().unwrap()
+        );
     }
 
     pub fn count_to(&self, to: &str) -> usize {
