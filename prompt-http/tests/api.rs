@@ -943,6 +943,41 @@ async fn rate_limit_per_key() {
 /// these, and each is routed. A route added to the router without its `#[utoipa::path]`
 /// (or documented without a handler) fails here once it is added to this list.
 const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/auth/register"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/refresh"),
+    ("post", "/api/auth/logout"),
+    ("post", "/api/auth/logout-all"),
+    ("get", "/api/auth/sessions"),
+    ("delete", "/api/auth/sessions/{id}"),
+    ("post", "/api/auth/verify-email"),
+    ("post", "/api/auth/verify-email/send"),
+    ("post", "/api/auth/password-reset"),
+    ("post", "/api/auth/password-reset/confirm"),
+    ("get", "/api/users/me"),
+    ("patch", "/api/users/me"),
+    ("delete", "/api/users/me"),
+    ("post", "/api/users/me/password"),
+    ("get", "/api/users/me/preferences"),
+    ("patch", "/api/users/me/preferences"),
+    ("get", "/api/users/me/export"),
+    ("post", "/api/v1/orgs"),
+    ("get", "/api/v1/orgs"),
+    ("get", "/api/v1/orgs/{org}"),
+    ("patch", "/api/v1/orgs/{org}"),
+    ("delete", "/api/v1/orgs/{org}"),
+    ("get", "/api/v1/orgs/{org}/members"),
+    ("patch", "/api/v1/orgs/{org}/members/{user}"),
+    ("delete", "/api/v1/orgs/{org}/members/{user}"),
+    ("post", "/api/v1/orgs/{org}/invitations"),
+    ("get", "/api/v1/orgs/{org}/invitations"),
+    ("delete", "/api/v1/orgs/{org}/invitations/{id}"),
+    ("post", "/api/v1/invitations/accept"),
+    ("post", "/api/v1/orgs/{org}/projects"),
+    ("get", "/api/v1/orgs/{org}/projects"),
+    ("patch", "/api/v1/orgs/{org}/projects/{project}"),
+    ("delete", "/api/v1/orgs/{org}/projects/{project}"),
+    ("get", "/api/v1/orgs/{org}/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1015,6 +1050,9 @@ async fn openapi_documents_every_route() {
             .replace("{name}", "x")
             .replace("{version}", "1")
             .replace("{label}", "staging")
+            .replace("{org}", "acme")
+            .replace("{user}", "0190f0e0-0000-7000-8000-000000000000")
+            .replace("{project}", "web")
             .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));

@@ -219,7 +219,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701]"),
+        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001]"),
         "{err}"
     );
 
@@ -237,19 +237,20 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("reverted migration 20261122000701 (provider credentials)"),
+        err.contains("reverted migration 20261206000001 (people)"),
         "{err}"
     );
     assert!(
-        err.contains("the database is now at migration 20261122000001"),
+        err.contains("the database is now at migration 20261122000701"),
         "{err}"
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--yes", "--revert", "2"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "3"]);
     assert!(!ok);
     assert!(
-        err.contains("--revert 2: cannot revert 2 migrations: the database has only 1 applied: 20261122000001 (initial); nothing was reverted"),
+        err.contains("--revert 3: cannot revert 3 migrations: the database has only 2 applied")
+            && err.contains("nothing was reverted"),
         "{err}"
     );
     let (ok, err) = migrate(&["--yes", "--revert", "0"]);
@@ -261,7 +262,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--yes", "--revert", "1"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "2"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
@@ -273,7 +274,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701]"),
+        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001]"),
         "{err}"
     );
     let out = bin()
@@ -289,4 +290,72 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
 
     let out = bin().args(["migrate", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--revert [<N>]"));
+}
+
+#[test]
+fn users_orgs_and_projects_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("people.db").display());
+    let run = |args: &[&str]| {
+        let out = bin().args(args).env("DATABASE_URL", &db).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, link, err) = run(&[
+        "users",
+        "create",
+        "--email",
+        "Ada@Example.com",
+        "--org",
+        "acme",
+        "--role",
+        "owner",
+        "--public-url",
+        "https://registry.example.com",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        link.starts_with("https://registry.example.com/set-password?token="),
+        "the link alone on stdout: {link}"
+    );
+    assert!(
+        err.contains("created organization acme") && err.contains("is owner of acme"),
+        "{err}"
+    );
+    // Again: the same user, a fresh link.
+    let (ok, again, err) = run(&["users", "create", "--email", "ada@example.com"]);
+    assert!(ok && err.contains("exists already"), "{err}");
+    assert_ne!(link, again);
+    // Bad input names the flag.
+    let (ok, _, err) = run(&["users", "create", "--email", "nope"]);
+    assert!(!ok && err.contains("--email"), "{err}");
+    let (ok, _, err) = run(&[
+        "users",
+        "create",
+        "--email",
+        "b@example.com",
+        "--org",
+        "acme",
+        "--role",
+        "boss",
+    ]);
+    assert!(!ok && err.contains("--role"), "{err}");
+    // A key in ORG/NAME creates the project there.
+    let (ok, _, err) = run(&["keys", "create", "--project", "acme/web", "--role", "admin"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["orgs", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("acme\t"))
+            && out.lines().any(|l| l.starts_with("default\t")),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["projects", "list", "--org", "acme"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("acme/web\t")), "{out}");
+    let (ok, _, err) = run(&["projects", "list", "--org", "ghost"]);
+    assert!(!ok && err.contains("not found"), "{err}");
 }
