@@ -94,6 +94,10 @@ async fn signed_up(p: &People, email: &str) -> String {
     r.body["access_token"].as_str().unwrap().to_owned()
 }
 
+fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A")
+}
+
 fn without_request_id(r: &Resp) -> Value {
     let mut b = r.body.clone();
     if let Some(e) = b.get_mut("error").and_then(Value::as_object_mut) {
@@ -829,6 +833,62 @@ async fn api_keys_and_user_tokens_side_by_side(p: &People) {
         assert_eq!(r.body["project"]["name"], "default");
         assert_eq!(r.body["role"], "admin");
     }
+    // Runs made with a user token record the user; `?user=` filters by it, and by the
+    // `user` an OpenAI client sends through the gateway.
+    let me = p
+        .app
+        .as_user(Method::GET, "/api/users/me", &owner, None, None)
+        .await;
+    let user_ref = format!("user:{}", me.body["id"].as_str().unwrap());
+    let v = p
+        .app
+        .as_user(
+            Method::POST,
+            "/api/v1/prompts/hello/versions",
+            &owner,
+            Some("default"),
+            Some(json!({"template": "Hello {{who}}"})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.text);
+    let run = p
+        .app
+        .as_user(
+            Method::POST,
+            "/api/v1/prompts/hello/execute",
+            &owner,
+            Some("default"),
+            Some(json!({"version": 1, "variables": {"who": "you"}, "provider": "mock", "model": "mock/echo"})),
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    assert_eq!(run.body["user"], user_ref.as_str());
+    let g = p
+        .app
+        .post(
+            "/v1/chat/completions",
+            &key,
+            json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}], "user": "end-user-7"}),
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+    for (who, want) in [(user_ref.as_str(), 1), ("end-user-7", 1), ("nobody", 0)] {
+        let mut listed = 0;
+        for _ in 0..100 {
+            let r = p
+                .app
+                .get(&format!("/api/v1/runs?user={}", urlencode(who)), &key)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            listed = r.body["items"].as_array().unwrap().len();
+            if listed == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(listed, want, "runs of {who}");
+    }
+
     // A tampered or `alg: none` token is refused.
     let mut parts: Vec<String> = owner.split('.').map(str::to_owned).collect();
     parts[2] = "AAAA".into();

@@ -90,6 +90,9 @@ pub struct ExecuteOptions {
     /// Timeout of each provider request, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Who the run is made for (recorded as [`Run::user`]).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl ExecuteOptions {
@@ -134,6 +137,7 @@ impl ExecuteOptions {
             timeout_ms: stored
                 .and_then(|s| s.get("timeout_ms"))
                 .and_then(Value::as_u64),
+            user: run.user.clone(),
         }
     }
 
@@ -384,6 +388,7 @@ impl Registry {
         new.model = plan.model;
         new.variables = Value::Object(variables.clone());
         new.metadata = metadata;
+        new.user.clone_from(&options.user);
         let run = new.into_run(self.project.id)?;
         self.runs.insert_runs(std::slice::from_ref(&run)).await?;
         Ok((version, run))
@@ -626,11 +631,13 @@ mod tests {
             metadata: Some(json!({"user": "u1"})),
             stream: Some(true),
             timeout_ms: Some(1500),
+            user: Some("user:42".into()),
         };
         let mut new = NewRun::with_status(RunStatus::Pending);
         new.provider = opts.provider.clone();
         new.model = opts.model.clone();
         new.metadata = opts.run_metadata().unwrap();
+        new.user.clone_from(&opts.user);
         let run = new.into_run(Uuid::nil()).unwrap();
         assert_eq!(run.metadata["user"], json!("u1"));
         let back = ExecuteOptions::from_run(&run);

@@ -65,6 +65,7 @@ pub async fn execute(
         metadata: body.metadata,
         stream: None,
         timeout_ms: body.timeout_ms,
+        user: caller.user_id().map(|id| format!("user:{id}")),
     };
     let reg = state.executing_registry(&caller.project).await?;
     if body.run_async {

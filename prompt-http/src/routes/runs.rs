@@ -26,8 +26,11 @@ pub const MAX_BATCH: usize = 1000;
 pub async fn create_run(
     State(state): State<AppState>,
     Editor(caller): Editor,
-    ApiJson(body): ApiJson<NewRun>,
+    ApiJson(mut body): ApiJson<NewRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
+    if body.user.is_none() {
+        body.user = caller.user_id().map(|id| format!("user:{id}"));
+    }
     let reg = state.registry(&caller.project);
     let mut prepared = reg.prepare_runs(vec![body]).await?;
     let run = prepared

@@ -324,6 +324,12 @@ async fn call(
         variables: Value::Object(body.prompt_variables.clone().unwrap_or_default()),
         input: serde_json::to_value(&target.messages).unwrap_or(Value::Null),
         metadata: Value::Object(metadata),
+        user: body
+            .rest
+            .get("user")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| caller.user_id().map(|id| format!("user:{id}"))),
         started_at: now(),
     };
     draft.check()?;

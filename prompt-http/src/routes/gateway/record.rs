@@ -27,6 +27,8 @@ pub(super) struct RunDraft {
     pub(super) variables: Value,
     pub(super) input: Value,
     pub(super) metadata: Value,
+    /// Who the run is for: the OpenAI `user` field, else the signed-in user.
+    pub(super) user: Option<String>,
     pub(super) started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -50,6 +52,7 @@ impl RunDraft {
         new.variables = self.variables.clone();
         new.input = self.input.clone();
         new.metadata = self.metadata.clone();
+        new.user.clone_from(&self.user);
         new
     }
 
@@ -190,6 +193,12 @@ pub(super) async fn log_refused(
     new.variables = Value::Object(body.prompt_variables.clone().unwrap_or_default());
     new.input = Value::Array(body.messages.clone());
     new.metadata = json!({"source": "gateway"});
+    new.user = body
+        .rest
+        .get("user")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| caller.user_id().map(|id| format!("user:{id}")));
     new.latency_ms = Some(0);
     let run = match new.clone().into_run(caller.project.id) {
         Ok(run) => run,
