@@ -126,10 +126,19 @@ impl PostgresStore {
         }
         let before = self.applied_migrations().await?;
         sql::check_migrations(&before, &MIGRATOR)?;
-        MIGRATOR
-            .run(self.pool())
+        // sqlx takes a session-level advisory lock and does not release it when a
+        // migration fails: the connection is closed then, which releases it (else the
+        // next migrate or revert through this pool would wait for it forever).
+        let mut conn = self.pool().acquire().await.map_err(parse_postgres_error)?;
+        let ran = MIGRATOR
+            .run(&mut *conn)
             .await
-            .map_err(|e| sql::migrate_error(e, parse_postgres_error))?;
+            .map_err(|e| sql::migrate_error(e, parse_postgres_error));
+        if ran.is_err() {
+            conn.close_on_drop();
+        }
+        drop(conn);
+        ran?;
         let after = self.applied_migrations().await?;
         Ok(sql::report(&before, &after))
     }
@@ -137,7 +146,16 @@ impl PostgresStore {
     /// Revert the newest `count` applied migrations (see [`crate::Backend::revert`]).
     pub async fn revert(&self, count: u32) -> Result<RevertReport> {
         let before = self.applied_migrations().await?;
-        sql::revert(&MIGRATOR, &before, count, self.pool(), parse_postgres_error).await?;
+        // As in `migrate`: a failed revert leaves sqlx's advisory lock held by its
+        // session, so that connection is closed rather than returned to the pool.
+        let mut conn = self.pool().acquire().await.map_err(parse_postgres_error)?;
+        let reverted =
+            sql::revert(&MIGRATOR, &before, count, &mut *conn, parse_postgres_error).await;
+        if reverted.is_err() {
+            conn.close_on_drop();
+        }
+        drop(conn);
+        reverted?;
         let after = self.applied_migrations().await?;
         Ok(sql::revert_report(&before, &after, &MIGRATOR))
     }
