@@ -103,7 +103,7 @@ async fn prompts_versions_and_labels_round_trip_over_http() {
     let server = Server::start().await;
     let (reg, remote) = server.registry(&server.admin, None).await;
     assert_eq!(remote.caller().await.unwrap().project.name, "default");
-    assert_eq!(remote.caller().await.unwrap().key.role, KeyRole::Admin);
+    assert_eq!(remote.caller().await.unwrap().role(), Some(KeyRole::Admin));
 
     let p = reg
         .create_prompt(NewPrompt {

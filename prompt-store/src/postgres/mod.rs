@@ -126,35 +126,36 @@ impl PostgresStore {
         }
         let before = self.applied_migrations().await?;
         sql::check_migrations(&before, &MIGRATOR)?;
-        // sqlx takes a session-level advisory lock and does not release it when a
-        // migration fails: the connection is closed then, which releases it (else the
-        // next migrate or revert through this pool would wait for it forever).
-        let mut conn = self.pool().acquire().await.map_err(parse_postgres_error)?;
+        let pool = self.migration_pool().await?;
         let ran = MIGRATOR
-            .run(&mut *conn)
+            .run(&pool)
             .await
             .map_err(|e| sql::migrate_error(e, parse_postgres_error));
-        if ran.is_err() {
-            conn.close_on_drop();
-        }
-        drop(conn);
+        pool.close().await;
         ran?;
         let after = self.applied_migrations().await?;
         Ok(sql::report(&before, &after))
     }
 
+    /// A one-connection pool of its own for a migrate or revert. sqlx takes a
+    /// session-level advisory lock and does not release it when a migration fails;
+    /// closing this pool closes the session, which releases it (through the store's
+    /// pool, the next migrate or revert would wait for it forever).
+    async fn migration_pool(&self) -> Result<sqlx::PgPool> {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.config().acquire_timeout())
+            .connect_with(self.state.options.clone())
+            .await
+            .map_err(parse_postgres_error)
+    }
+
     /// Revert the newest `count` applied migrations (see [`crate::Backend::revert`]).
     pub async fn revert(&self, count: u32) -> Result<RevertReport> {
         let before = self.applied_migrations().await?;
-        // As in `migrate`: a failed revert leaves sqlx's advisory lock held by its
-        // session, so that connection is closed rather than returned to the pool.
-        let mut conn = self.pool().acquire().await.map_err(parse_postgres_error)?;
-        let reverted =
-            sql::revert(&MIGRATOR, &before, count, &mut *conn, parse_postgres_error).await;
-        if reverted.is_err() {
-            conn.close_on_drop();
-        }
-        drop(conn);
+        let pool = self.migration_pool().await?;
+        let reverted = sql::revert(&MIGRATOR, &before, count, &pool, parse_postgres_error).await;
+        pool.close().await;
         reverted?;
         let after = self.applied_migrations().await?;
         Ok(sql::revert_report(&before, &after, &MIGRATOR))

@@ -21,13 +21,36 @@ use super::cache::ResolveCache;
 use super::config::RemoteConfig;
 use super::error::{parse_remote_error, retry_after, transport_error};
 
-/// Who the API key is: its project and role (`GET /api/v1/project`).
+/// Who the caller is: its project and role (`GET /api/v1/project`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RemoteCaller {
-    /// The key's project: every request works in it.
+    /// The project every request works in.
     pub project: Project,
-    /// The calling key.
-    pub key: RemoteKey,
+    /// The caller's role there (servers before issue 15 sent it only in `key`).
+    #[serde(default)]
+    pub role: Option<KeyRole>,
+    /// The calling key, when the credential is an API key.
+    #[serde(default)]
+    pub key: Option<RemoteKey>,
+    /// The signed-in user, when the credential is a user access token.
+    #[serde(default)]
+    pub user: Option<RemoteUser>,
+}
+
+impl RemoteCaller {
+    /// The caller's role in the project.
+    pub fn role(&self) -> Option<KeyRole> {
+        self.role.or(self.key.as_ref().map(|k| k.role))
+    }
+}
+
+/// The signed-in user of a remote registry opened with an access token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RemoteUser {
+    /// Id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
 }
 
 /// The calling key, without its secret.
