@@ -160,3 +160,51 @@ def test_remote_example_runs(remote_server: RemoteServer) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "executed: completed" in out.stdout and "fallback: True" in out.stdout, out.stdout
+
+
+def _post_json(url: str, body: dict, token: str = "") -> dict:
+    import json
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read().decode()
+    return json.loads(text) if text else {}
+
+
+def test_a_user_access_token_works_in_remote_mode(remote_server: RemoteServer) -> None:
+    """``token=`` with ``project=``: the user's role in that project, the same methods."""
+    import uuid
+
+    email = f"py-{uuid.uuid4().hex[:8]}@example.com"
+    password = "violet tugboat ferments quietly"
+    base = remote_server.url
+    _post_json(f"{base}/api/auth/register", {"email": email, "password": password})
+    token = _post_json(f"{base}/api/auth/login", {"email": email, "password": password})["access_token"]
+    org = f"py{uuid.uuid4().hex[:8]}"
+    _post_json(f"{base}/api/v1/orgs", {"name": org}, token)
+    _post_json(f"{base}/api/v1/orgs/{org}/projects", {"name": "app"}, token)
+
+    reg = pr.Registry.open(base, token=token, project=f"{org}/app", cache=False)
+    reg.create_version("greet", "Hello {{ who }}", labels=["production"])
+    assert reg.get("greet").render(who="Ada") == "Hello Ada"
+    run = reg.execute("greet", variables={"who": "Ada"}, provider="mock", model="mock/echo")
+    assert run.status == "completed"
+    assert reg.list_versions("greet").items[0].created_by == f"user:{email}"
+
+    # Another organization's project is not found; the arguments are checked.
+    other = pr.Registry.open(base, token=token, project="default/nope", cache=False)
+    with pytest.raises(pr.NotFoundError):
+        other.get("greet")
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open(base, token=token)
+    assert e.value.field == "project"
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open(base, token="pr_not_a_jwt", project="x")
+    assert e.value.field == "token"
+    with pytest.raises(pr.ValidationError) as e:
+        pr.Registry.open(base, token=token, api_key="pr_x", project="x")
+    assert e.value.field == "token"
