@@ -53,10 +53,13 @@ impl PromptFilter {
 /// method is all or nothing.
 #[async_trait]
 pub trait PromptStore: Send + Sync + Debug {
-    /// Create a project. `AlreadyExists` if the name is taken.
+    /// Create a project. `name` is `NAME` (in the organization `default`) or
+    /// `ORG/NAME`. `AlreadyExists` if the organization has a project of that name,
+    /// `NotFound` if the organization does not exist.
     async fn create_project(&self, name: &str) -> Result<Project>;
 
-    /// The project of that name, or `NotFound`.
+    /// The project of that name (`NAME` in the organization `default`, or
+    /// `ORG/NAME`), or `NotFound`.
     async fn project_by_name(&self, name: &str) -> Result<Project>;
 
     /// The project with that id, or `NotFound`.

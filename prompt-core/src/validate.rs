@@ -122,6 +122,30 @@ pub fn project_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check a project reference: `NAME` (a project of the organization `default`) or
+/// `ORG/NAME`, each part a valid project name.
+pub fn project_ref(reference: &str) -> Result<()> {
+    match reference.split_once('/') {
+        Some((org, name)) => {
+            org_name(org).map_err(|e| in_field(e, "project"))?;
+            project_name(name)
+        }
+        None => project_name(reference),
+    }
+}
+
+/// Check an organization name: the same rules as a project name.
+pub fn org_name(name: &str) -> Result<()> {
+    project_name(name).map_err(|e| in_field(e, "organization"))
+}
+
+fn in_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::InvalidInput { message, .. } => Error::invalid(field, message),
+        other => other,
+    }
+}
+
 /// Check a version number: versions start at 1.
 pub fn version_number(v: u32) -> Result<()> {
     if v == 0 {
@@ -153,6 +177,23 @@ pub fn json_object(field: &str, value: &serde_json::Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_refs() {
+        for ok in ["p", "acme/p", "a-b.c/d_e"] {
+            project_ref(ok).unwrap();
+        }
+        for bad in ["", "/p", "acme/", "a/b/c", "a b/c", "acme/p q"] {
+            assert!(
+                matches!(project_ref(bad), Err(Error::InvalidInput { ref field, .. }) if field == "project"),
+                "{bad}"
+            );
+        }
+        org_name("acme").unwrap();
+        assert!(
+            matches!(org_name("a/b"), Err(Error::InvalidInput { ref field, .. }) if field == "organization")
+        );
+    }
 
     #[test]
     fn prompt_names() {

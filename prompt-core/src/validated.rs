@@ -60,12 +60,12 @@ impl ValidatedStore {
 #[async_trait]
 impl PromptStore for ValidatedStore {
     async fn create_project(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
+        validate::project_ref(name)?;
         self.inner.create_project(name).await
     }
 
     async fn project_by_name(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
+        validate::project_ref(name)?;
         self.inner.project_by_name(name).await
     }
 
@@ -74,7 +74,7 @@ impl PromptStore for ValidatedStore {
     }
 
     async fn ensure_project(&self, name: &str) -> Result<Project> {
-        validate::project_name(name)?;
+        validate::project_ref(name)?;
         self.inner.ensure_project(name).await
     }
 

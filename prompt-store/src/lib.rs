@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prompt_core::{ValidatedRunLog, ValidatedStore};
 
-use prompt_core::{Error, PromptStore, Result, RunLog};
+use prompt_core::{Error, PeopleStore, PromptStore, Result, RunLog};
 
 pub mod cache;
 pub mod memory;
@@ -33,8 +33,19 @@ pub use sqlite::{SqliteConfig, SqliteStore, parse_sqlite_error};
 
 /// A fresh in-memory prompt store and run log (one object behind both traits).
 pub fn memory() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>) {
+    let (store, runs, _) = memory_with_people();
+    (store, runs)
+}
+
+/// A fresh in-memory prompt store, run log and people store (one object behind the
+/// three traits, so projects made through one are seen by the others).
+pub fn memory_with_people() -> (Arc<dyn PromptStore>, Arc<dyn RunLog>, Arc<dyn PeopleStore>) {
     let s = Arc::new(MemoryStore::new(MemoryConfig::default()));
-    (ValidatedStore::wrap(s.clone()), ValidatedRunLog::wrap(s))
+    (
+        ValidatedStore::wrap(s.clone()),
+        ValidatedRunLog::wrap(s.clone()),
+        s,
+    )
 }
 
 /// What a migration run did.
@@ -110,14 +121,19 @@ enum Concrete {
     Postgres(PostgresStore),
 }
 
-/// An opened backend: the prompt store and the run log behind the traits, plus what
-/// only a database has (migrations, closing the pool).
+/// An opened backend: the prompt store, the run log and the people store behind the
+/// traits, plus what only a database has (migrations, closing the pool).
 #[derive(Debug, Clone)]
 pub struct Backend {
     /// The prompt store (cached if the options asked for it).
     pub store: Arc<dyn PromptStore>,
     /// The run log.
     pub runs: Arc<dyn RunLog>,
+    /// Organizations, users and sign-in state, on the same database (never cached:
+    /// sign-in state must be current). Every backend [`open`] opens has one; a remote
+    /// store (`RemoteStore`) is not a `Backend` and offers no people store, its server
+    /// owns the people.
+    pub people: Arc<dyn PeopleStore>,
     concrete: Concrete,
 }
 
@@ -229,7 +245,8 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Backend> {
             let m = Arc::new(MemoryStore::new(MemoryConfig::default()));
             Backend {
                 store: m.clone(),
-                runs: m,
+                runs: m.clone(),
+                people: m,
                 concrete: Concrete::Memory,
             }
         }
@@ -338,6 +355,7 @@ async fn connect_sqlite(url: &str, options: &OpenOptions, check: bool) -> Result
     Ok(Backend {
         store: Arc::new(s.clone()),
         runs: Arc::new(s.clone()),
+        people: Arc::new(s.clone()),
         concrete: Concrete::Sqlite(s),
     })
 }
@@ -365,6 +383,7 @@ async fn connect_postgres(url: &str, options: &OpenOptions, check: bool) -> Resu
     Ok(Backend {
         store: Arc::new(s.clone()),
         runs: Arc::new(s.clone()),
+        people: Arc::new(s.clone()),
         concrete: Concrete::Postgres(s),
     })
 }
@@ -407,5 +426,9 @@ mod tests {
         assert_eq!(b.kind(), BackendKind::Memory);
         assert_eq!(b.migrate().await.unwrap(), MigrationReport::default());
         b.store.ensure_project("x").await.unwrap();
+        // One database behind the three traits.
+        let org = b.people.create_org("acme", None).await.unwrap();
+        let p = b.store.ensure_project("acme/x").await.unwrap();
+        assert_eq!(p.org_id, org.id);
     }
 }

@@ -18,11 +18,13 @@ use prompt_store::{PostgresStore, RevertReport, RevertedMigration, SqliteConfig,
 use sqlx::Connection;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-/// The one migration this build has.
+/// The first migration.
 const INITIAL: i64 = 20261122000001;
-/// The newest migration, and every migration in order.
-const LATEST: i64 = 20261122000701;
-const ALL: [i64; 2] = [INITIAL, LATEST];
+/// The provider credentials migration.
+const CREDENTIALS: i64 = 20261122000701;
+/// The newest migration (people), and every migration in order.
+const LATEST: i64 = 20261206000001;
+const ALL: [i64; 3] = [INITIAL, CREDENTIALS, LATEST];
 /// A migration no build of this code has.
 const FUTURE: i64 = 20991231000000;
 
@@ -188,24 +190,32 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// an `.up.sql`/`.down.sql` pair keeps sqlx's checksum (of the SQL text) and description
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran.
-const SQLITE_CHECKSUMS: [(i64, &str); 2] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 3] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
     ),
     (
-        LATEST,
+        CREDENTIALS,
         "5fea846c9e87de2f9f4f84dc4772e7cdb6286b9c1981bd7a148bdc7c706cd88eb2a9acb7f6732c8ab20a7d1b3ab4a89d",
     ),
+    (
+        LATEST,
+        "a2c4bdee23fe866fddedebba596445a8d522fad9ae1b837ac8e03c0de37116e2f3e3eb8495fc7e2ac15f66ceaaa33f54",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 2] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 3] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
     ),
     (
-        LATEST,
+        CREDENTIALS,
         "ed47e601629b8eeff968afac805278b141efcae43ab6dda7cc93b87d7431f2cb930b13e06b50c1ecf56a8237869ced4c",
+    ),
+    (
+        LATEST,
+        "b192a82348b5ec591d1b429501cc509938457da0ec77f36e174ee4234f96bd87c287dbe8aa56888e71e34d437fcc6f4f",
     ),
 ];
 
@@ -309,42 +319,42 @@ fn sqlite_url(dir: &tempfile::TempDir, file: &str) -> String {
 #[tokio::test]
 async fn sqlite_up_down_up_gives_the_same_schema() {
     let dir = tempfile::tempdir().unwrap();
-    // The schema at the first migration, made by running the up scripts to it.
-    let initial_url = sqlite_url(&dir, "initial.db");
-    let pool = sqlx::SqlitePool::connect(&initial_url).await.unwrap();
-    SQLITE.run_to(INITIAL, &pool).await.unwrap();
+    // The schema at the credentials migration, made by running the up scripts to it.
+    let before_url = sqlite_url(&dir, "before.db");
+    let pool = sqlx::SqlitePool::connect(&before_url).await.unwrap();
+    SQLITE.run_to(CREDENTIALS, &pool).await.unwrap();
     pool.close().await;
-    let at_initial = sqlite_schema(&initial_url).await;
-    assert!(at_initial.iter().any(|l| l.contains("TABLE projects")));
+    let at_credentials = sqlite_schema(&before_url).await;
+    assert!(at_credentials.iter().any(|l| l.contains("TABLE projects")));
 
     let url = sqlite_url(&dir, "m.db");
     let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
     s.ensure_project("kept").await.unwrap();
     s.close().await;
     let latest = sqlite_schema(&url).await;
-    assert!(latest.iter().any(|l| l.contains("provider_credentials")));
-    assert_ne!(latest, at_initial);
+    assert!(latest.iter().any(|l| l.contains("TABLE organizations")));
+    assert_ne!(latest, at_credentials);
 
-    // Down one: the schema of the first migration; the data of its tables is kept.
+    // Down one: the schema of the credentials migration; the data of its tables is kept.
     let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(
-        report.reverted,
-        reverted(&[(LATEST, "provider credentials")])
-    );
-    assert_eq!(report.current, Some(INITIAL));
-    assert_eq!(sqlite_schema(&url).await, at_initial);
+    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
+    assert_eq!(report.current, Some(CREDENTIALS));
+    assert_eq!(sqlite_schema(&url).await, at_credentials);
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM projects").await,
         1
     );
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        1
+        2
     );
 
-    // Down the last one: nothing but the migration table is left.
-    let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(INITIAL, "initial")]));
+    // Down the other two: nothing but the migration table is left.
+    let report = prompt_store::revert(&url, 2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(CREDENTIALS, "provider credentials"), (INITIAL, "initial")])
+    );
     assert_eq!(report.current, None);
     assert_eq!(sqlite_schema(&url).await, Vec::<String>::new());
     assert_eq!(
@@ -357,11 +367,15 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(report.applied, ALL.to_vec());
     assert_eq!(sqlite_schema(&url).await, latest);
 
-    // Both at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 2).await.unwrap();
+    // All at once, newest first, and up again through an open.
+    let report = prompt_store::revert(&url, 3).await.unwrap();
     assert_eq!(
         report.reverted,
-        reverted(&[(LATEST, "provider credentials"), (INITIAL, "initial")])
+        reverted(&[
+            (LATEST, "people"),
+            (CREDENTIALS, "provider credentials"),
+            (INITIAL, "initial")
+        ])
     );
     assert_eq!(sqlite_schema(&url).await, Vec::<String>::new());
     let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
@@ -379,24 +393,24 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(3).await);
-    assert!(msg.contains("cannot revert 3 migrations"), "{msg}");
-    assert!(msg.contains("only 2 applied"), "{msg}");
+    let msg = invalid_count(s.revert(4).await);
+    assert!(msg.contains("cannot revert 4 migrations"), "{msg}");
+    assert!(msg.contains("only 3 applied"), "{msg}");
     assert!(
         msg.contains(&format!(
-            "{INITIAL} (initial), {LATEST} (provider credentials)"
+            "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {LATEST} (people)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 2 applied"), "{msg}");
+    assert!(msg.contains("only 3 applied"), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        2
+        3
     );
 
-    s.revert(2).await.unwrap();
+    s.revert(3).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -468,10 +482,7 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     SqliteStore::open(config).await.unwrap().close().await;
 
     let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(
-        report.reverted,
-        reverted(&[(LATEST, "provider credentials")])
-    );
+    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
         vec![LATEST]
@@ -485,7 +496,10 @@ async fn postgres_schema(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
     let queries = [
         "SELECT 'relation ' || relname::text || ' ' || relkind::text FROM pg_class \
          WHERE relnamespace = $1::text::regnamespace AND relname NOT LIKE '\\_sqlx\\_migrations%'",
-        "SELECT 'column ' || table_name || '.' || column_name || ' #' || ordinal_position || ' ' \
+        // The rank of the column, not its number: a column dropped by a revert leaves
+        // a gap in the numbers of the columns added after it by a new up.
+        "SELECT 'column ' || table_name || '.' || column_name || ' #' \
+         || rank() OVER (PARTITION BY table_name ORDER BY ordinal_position) || ' ' \
          || data_type || ' ' || udt_name || ' null=' || is_nullable || ' default=' \
          || coalesce(column_default, '-') || ' collate=' || coalesce(collation_name, '-') \
          FROM information_schema.columns \
@@ -523,11 +537,11 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     let pool = sqlx::PgPool::connect(&schema_url(&url, initial.name()))
         .await
         .unwrap();
-    POSTGRES.run_to(INITIAL, &pool).await.unwrap();
-    let at_initial = postgres_schema(&pool, initial.name()).await;
+    POSTGRES.run_to(CREDENTIALS, &pool).await.unwrap();
+    let at_credentials = postgres_schema(&pool, initial.name()).await;
     pool.close().await;
     assert!(
-        at_initial
+        at_credentials
             .iter()
             .any(|l| l.starts_with("relation projects"))
     );
@@ -536,16 +550,16 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     let s = PostgresStore::open(schema.config()).await.unwrap();
     s.ensure_project("kept").await.unwrap();
     let latest = postgres_schema(s.pool(), schema.name()).await;
-    assert!(latest.iter().any(|l| l.contains("provider_credentials")));
-    assert_ne!(latest, at_initial);
+    assert!(latest.iter().any(|l| l.contains("organizations")));
+    assert_ne!(latest, at_credentials);
 
     let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
+    assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
-        report.reverted,
-        reverted(&[(LATEST, "provider credentials")])
+        postgres_schema(s.pool(), schema.name()).await,
+        at_credentials
     );
-    assert_eq!(report.current, Some(INITIAL));
-    assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_initial);
     let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
         .fetch_one(s.pool())
         .await
@@ -554,8 +568,11 @@ async fn postgres_up_down_up_gives_the_same_schema() {
 
     // Through the URL, like `prompt-registry migrate --revert` gets it.
     let via_url = schema_url(&url, schema.name());
-    let report = prompt_store::revert(&via_url, 1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(INITIAL, "initial")]));
+    let report = prompt_store::revert(&via_url, 2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(CREDENTIALS, "provider credentials"), (INITIAL, "initial")])
+    );
     assert_eq!(report.current, None);
     assert_eq!(
         postgres_schema(s.pool(), schema.name()).await,
@@ -567,12 +584,16 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(3).await);
-    assert!(msg.contains("only 2 applied"), "{msg}");
-    let report = s.revert(2).await.unwrap();
+    let msg = invalid_count(s.revert(4).await);
+    assert!(msg.contains("only 3 applied"), "{msg}");
+    let report = s.revert(3).await.unwrap();
     assert_eq!(
         report.reverted,
-        reverted(&[(LATEST, "provider credentials"), (INITIAL, "initial")])
+        reverted(&[
+            (LATEST, "people"),
+            (CREDENTIALS, "provider credentials"),
+            (INITIAL, "initial")
+        ])
     );
     assert_eq!(
         postgres_schema(s.pool(), schema.name()).await,
@@ -598,11 +619,169 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
     let report = s.revert(1).await.unwrap();
-    assert_eq!(
-        report.reverted,
-        reverted(&[(LATEST, "provider credentials")])
-    );
+    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
     assert_eq!(s.migrate().await.unwrap().applied, vec![LATEST]);
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
+    s.close().await;
+}
+
+// -- the people migration on a database with data ----------------------------------
+
+/// Fill a database at the credentials migration with a project, a prompt with a
+/// version, an API key and a provider credential, through the old schema's SQL.
+/// Returns the project's and the prompt's ids.
+async fn old_schema_rows<'c, E>(conn: E, ids: (uuid::Uuid, uuid::Uuid), t: &str)
+where
+    E: sqlx::Executor<'c> + Copy,
+    for<'q> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
+    for<'q> uuid::Uuid: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+{
+    let (project, prompt) = ids;
+    let statements = [
+        format!("INSERT INTO projects (id, name, created_at) VALUES ($1, 'legacy', {t})"),
+        format!(
+            "INSERT INTO prompts (id, project_id, name, revision, created_at, updated_at) \
+             VALUES ($2, $1, 'greet', 1, {t}, {t})"
+        ),
+        format!(
+            "INSERT INTO api_keys (id, project_id, name, role, prefix, hash, created_at) \
+             VALUES ($2, $1, 'ci', 'viewer', 'pr_x', 'hash-1', {t})"
+        ),
+        format!(
+            "INSERT INTO provider_credentials (project_id, name, kind, sealed_api_key, key_hint, \
+             default_params, created_at, updated_at) \
+             VALUES ($1, 'openai', 'openai', 'sealed', 'sk-…', '{{}}', {t}, {t})"
+        ),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(prompt)
+            .execute(conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
+    use prompt_core::domain::DEFAULT_ORG_ID;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir, "old.db");
+    let ids = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    SQLITE.run_to(CREDENTIALS, &pool).await.unwrap();
+    old_schema_rows(&pool, ids, "1").await;
+    pool.close().await;
+
+    let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
+    let p = s.project_by_name("legacy").await.unwrap();
+    assert_eq!((p.id, p.org_id), (ids.0, DEFAULT_ORG_ID));
+    assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
+    assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
+    s.get_provider_credential(p.id, "openai").await.unwrap();
+    s.close().await;
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    // The references to projects still hold against the rebuilt table.
+    let e = sqlx::query(
+        "INSERT INTO prompts (id, project_id, name, revision, created_at, updated_at) \
+         VALUES (x'01', x'02', 'orphan', 1, 1, 1)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+
+    // Two organizations with a project of the same name: the revert fails, changes
+    // nothing.
+    sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES (x'03', 'acme', 1)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, org_id, name, created_at) VALUES (x'04', x'03', 'legacy', 1)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let latest = sqlite_schema(&url).await;
+    let e = prompt_store::revert(&url, 1).await.unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert_eq!(sqlite_schema(&url).await, latest);
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM organizations").await,
+        2
+    );
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM projects WHERE id = x'04'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(
+        sqlite_scalar(
+            &url,
+            "SELECT count(*) FROM prompts WHERE project_id IN (SELECT id FROM projects)"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn postgres_people_migration_keeps_data_and_foreign_keys() {
+    use prompt_core::domain::DEFAULT_ORG_ID;
+    let Some(url) = postgres_url() else { return };
+    let schema = PgTestSchema::create(&url).await;
+    let pool = sqlx::PgPool::connect(&schema_url(&url, schema.name()))
+        .await
+        .unwrap();
+    POSTGRES.run_to(CREDENTIALS, &pool).await.unwrap();
+    let ids = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    old_schema_rows(&pool, ids, "now()").await;
+
+    let s = PostgresStore::open(schema.config()).await.unwrap();
+    let p = s.project_by_name("legacy").await.unwrap();
+    assert_eq!((p.id, p.org_id), (ids.0, DEFAULT_ORG_ID));
+    assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
+    assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
+
+    let acme = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'acme', now())")
+        .bind(acme)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, 'legacy', now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let latest = postgres_schema(&pool, schema.name()).await;
+    let e = s.revert(1).await.unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert_eq!(postgres_schema(&pool, schema.name()).await, latest);
+    sqlx::query("DELETE FROM projects WHERE org_id = $1")
+        .bind(acme)
+        .execute(&pool)
+        .await
+        .unwrap();
+    s.revert(1).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM prompts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    pool.close().await;
     s.close().await;
 }

@@ -32,6 +32,16 @@ pub struct Project {
     pub created_at: DateTime<Utc>,
 }
 
+/// A project reference split into its organization's name (`None`: the organization
+/// [`crate::domain::DEFAULT_ORG`]) and the project's name: `NAME` or `ORG/NAME`
+/// (checked by [`crate::validate::project_ref`]).
+pub fn split_project_ref(reference: &str) -> (Option<&str>, &str) {
+    match reference.split_once('/') {
+        Some((org, name)) => (Some(org), name),
+        None => (None, reference),
+    }
+}
+
 /// The name of the project embedded registries use.
 pub const DEFAULT_PROJECT: &str = "default";
 

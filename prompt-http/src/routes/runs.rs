@@ -175,6 +175,8 @@ pub struct RunsQuery {
     pub provider: Option<String>,
     /// Model.
     pub model: Option<String>,
+    /// Who the runs were made for (`user:<id>`, or an OpenAI client's `user`).
+    pub user: Option<String>,
     /// Created at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
@@ -202,6 +204,7 @@ pub async fn list_runs(
         status: q.status,
         provider: q.provider,
         model: q.model,
+        user: q.user,
         since: q.since,
         until: q.until,
         order: q.order.unwrap_or_default(),

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::domain::{etag_of, new_id, now};
+use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::{RunPosition, StatsAccumulator};
 use prompt_core::store::PromptFilter;
@@ -21,6 +21,10 @@ use prompt_core::{
     RunStatus, RunUpdate, Selector, StatsQuery, validate,
 };
 use uuid::Uuid;
+
+mod people;
+
+use people::People;
 
 /// Configuration of the memory backend (it has none yet; kept for the uniform shape of
 /// backends).
@@ -132,7 +136,10 @@ impl PromptRow {
 #[derive(Debug, Default)]
 struct State {
     projects: HashMap<Uuid, Project>,
-    project_names: HashMap<String, Uuid>,
+    /// (organization, name) → project.
+    project_names: HashMap<(Uuid, String), Uuid>,
+    /// Organizations, users and sign-in state.
+    people: People,
     prompts: HashMap<Uuid, PromptRow>,
     /// (project, name) → live prompt id, ordered for listing.
     live: BTreeMap<(Uuid, String), Uuid>,
@@ -145,6 +152,31 @@ struct State {
 }
 
 impl State {
+    /// The organization a project reference names and the project's name.
+    fn resolve_ref<'r>(&self, reference: &'r str) -> Result<(Uuid, &'r str)> {
+        match split_project_ref(reference) {
+            (None, name) => Ok((DEFAULT_ORG_ID, name)),
+            (Some(org), name) => Ok((self.people.org_named(org)?.id, name)),
+        }
+    }
+
+    /// Create project `name` in `org` (which exists); `shown` names it in errors.
+    fn insert_project(&mut self, org: Uuid, name: &str, shown: &str) -> Result<Project> {
+        let key = (org, name.to_owned());
+        if self.project_names.contains_key(&key) {
+            return Err(Error::already_exists(format!("project '{shown}'")));
+        }
+        let p = Project {
+            id: new_id(),
+            org_id: org,
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        self.project_names.insert(key, p.id);
+        self.projects.insert(p.id, p.clone());
+        Ok(p)
+    }
+
     fn live_prompt(&self, project: Uuid, name: &str) -> Result<&PromptRow> {
         self.live
             .get(&(project, name.to_owned()))
@@ -195,7 +227,8 @@ fn prompt_not_found(name: &str) -> Error {
     Error::not_found(format!("prompt '{name}'"))
 }
 
-/// Prompt store and run log in memory. Clones share the same data.
+/// Prompt store, run log and people store in memory, with the organization `default`
+/// from the start. Clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<RwLock<State>>,
@@ -238,6 +271,13 @@ impl MemoryStore {
     fn runs_write(&self) -> Result<RwLockWriteGuard<'_, RunState>> {
         self.runs.write().map_err(poisoned)
     }
+
+    /// Whether `project` has runs.
+    fn has_runs(&self, project: Uuid) -> Result<bool> {
+        let lo = (project, DateTime::<Utc>::MIN_UTC, Uuid::nil());
+        let hi = (project, DateTime::<Utc>::MAX_UTC, Uuid::max());
+        Ok(self.runs_read()?.ordered.range(lo..=hi).next().is_some())
+    }
 }
 
 #[async_trait]
@@ -249,24 +289,15 @@ impl PromptStore for MemoryStore {
 
     async fn create_project(&self, name: &str) -> Result<Project> {
         let mut s = self.write()?;
-        if s.project_names.contains_key(name) {
-            return Err(Error::already_exists(format!("project '{name}'")));
-        }
-        let p = Project {
-            id: new_id(),
-            org_id: prompt_core::domain::DEFAULT_ORG_ID,
-            name: name.to_owned(),
-            created_at: now(),
-        };
-        s.project_names.insert(name.to_owned(), p.id);
-        s.projects.insert(p.id, p.clone());
-        Ok(p)
+        let (org, short) = s.resolve_ref(name)?;
+        s.insert_project(org, short, name)
     }
 
     async fn project_by_name(&self, name: &str) -> Result<Project> {
         let s = self.read()?;
+        let (org, short) = s.resolve_ref(name)?;
         s.project_names
-            .get(name)
+            .get(&(org, short.to_owned()))
             .and_then(|id| s.projects.get(id))
             .cloned()
             .ok_or_else(|| Error::not_found(format!("project '{name}'")))

@@ -162,6 +162,7 @@ impl Dialect for Postgres {
             .bind(&c.created_at)
             .bind(&c.started_at)
             .bind(&c.completed_at)
+            .bind(&c.user)
             .execute(writer)
             .await;
         match r {
@@ -294,6 +295,7 @@ struct Columns {
     created_at: Vec<DateTime<Utc>>,
     started_at: Vec<Option<DateTime<Utc>>>,
     completed_at: Vec<Option<DateTime<Utc>>>,
+    user: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -332,6 +334,7 @@ impl Columns {
             c.created_at.push(r.created_at);
             c.started_at.push(r.started_at);
             c.completed_at.push(r.completed_at);
+            c.user.push(r.user.clone());
         }
         Ok(c)
     }
@@ -343,5 +346,6 @@ const INSERT_RUNS: &str = concat!(
     ") SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], \
      $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], \
-     $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[])"
+     $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], \
+     $25::text[])"
 );

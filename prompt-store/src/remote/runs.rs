@@ -37,6 +37,7 @@ impl RunLog for RemoteStore {
             ("status", query.status.map(|s| s.as_str().to_owned())),
             ("provider", query.provider.clone()),
             ("model", query.model.clone()),
+            ("user", query.user.clone()),
             ("since", query.since.map(rfc3339)),
             ("until", query.until.map(rfc3339)),
         ] {

@@ -1,6 +1,7 @@
 //! What the SQL backends share: the store itself, written once over a [`Dialect`]
 //! (the statements, transaction scripts and row mappings of [`prompts`] with
-//! [`prompt_sql`], [`projects`], [`credentials`] and [`runs`]), the failure type of a transaction attempt, the retry of
+//! [`prompt_sql`], [`projects`], [`credentials`], [`runs`], and the people store of
+//! [`people`] with [`sign_in`]), the failure type of a transaction attempt, the retry of
 //! attempts that the database rolled back, number conversions, migration checks and
 //! reverts, and URL redaction.
 //!
@@ -41,10 +42,12 @@ use crate::{MigrationReport, RevertReport, RevertedMigration};
 
 mod credentials;
 mod dialect;
+mod people;
 mod projects;
 mod prompt_sql;
 mod prompts;
 mod runs;
+mod sign_in;
 mod store;
 
 pub(crate) use dialect::Dialect;

@@ -1,6 +1,7 @@
-//! Projects and API key records on any SQL dialect, for [`super::prompts`].
+//! Projects (named `NAME` in the organization `default`, or `ORG/NAME`) and API key
+//! records on any SQL dialect, for [`super::prompts`].
 
-use prompt_core::domain::{new_id, now};
+use prompt_core::domain::{DEFAULT_ORG_ID, new_id, now, split_project_ref};
 use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
@@ -8,7 +9,7 @@ use uuid::Uuid;
 use super::dialect::Dialect;
 use super::prompt_sql::project_not_found_on_fk;
 use super::store::{begin_write, finish, write};
-use super::{Failure, SqlStore, is_unique_violation};
+use super::{Failure, SqlStore, is_foreign_key_violation, is_unique_violation};
 
 #[expect(
     private_bounds,
@@ -30,10 +31,10 @@ where
     for<'q> Option<D::Time>: Encode<'q, D>,
     for<'q> Option<D::TextList>: Encode<'q, D>,
 {
-    fn project_from_row(r: &D::Row) -> Result<Project, Failure> {
+    pub(super) fn project_from_row(r: &D::Row) -> Result<Project, Failure> {
         Ok(Project {
             id: r.try_get("id")?,
-            org_id: prompt_core::domain::DEFAULT_ORG_ID,
+            org_id: r.try_get("org_id")?,
             name: r.try_get("name")?,
             created_at: D::from_time(r.try_get("created_at")?)?,
         })
@@ -55,41 +56,83 @@ where
         })
     }
 
-    /// Create a project (`AlreadyExists` if the name is taken).
-    pub(super) async fn insert_project(&self, name: &str) -> Result<Project> {
-        write::<D, _, _, _>(|| async {
-            let p = Project {
-                id: new_id(),
-                org_id: prompt_core::domain::DEFAULT_ORG_ID,
-                name: name.to_owned(),
-                created_at: now(),
-            };
-            let r = sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(p.id)
-                .bind(&p.name)
-                .bind(D::time(p.created_at))
-                .execute(&self.writer)
-                .await;
-            match r {
-                Ok(_) => Ok(p),
-                Err(e) if is_unique_violation(&e) => {
-                    Err(Error::already_exists(format!("project '{name}'")).into())
-                }
-                Err(e) => Err(e.into()),
+    /// The id of the organization a project reference names (`NAME`: the default
+    /// organization; `ORG/NAME`: ORG, `NotFound` if there is none), and the name.
+    async fn org_of_ref<'r>(&self, reference: &'r str) -> Result<(Uuid, &'r str), Failure> {
+        match split_project_ref(reference) {
+            (None, name) => Ok((DEFAULT_ORG_ID, name)),
+            (Some(org), name) => {
+                let row = sqlx::query("SELECT id FROM organizations WHERE name = $1")
+                    .bind(org)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("organization '{org}'")))?;
+                Ok((row.try_get("id")?, name))
             }
+        }
+    }
+
+    /// Create a project in `org` (`AlreadyExists` if the organization has a project of
+    /// that name, `NotFound` if the organization does not exist); `shown` names it in
+    /// errors.
+    pub(super) async fn insert_project_in(
+        &self,
+        org: Uuid,
+        name: &str,
+        shown: &str,
+    ) -> Result<Project, Failure> {
+        let p = Project {
+            id: new_id(),
+            org_id: org,
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let r = sqlx::query(
+            "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(p.id)
+        .bind(p.org_id)
+        .bind(&p.name)
+        .bind(D::time(p.created_at))
+        .execute(&self.writer)
+        .await;
+        match r {
+            Ok(_) => Ok(p),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::already_exists(format!("project '{shown}'")).into())
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(Error::not_found(format!("organization {org}")).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Create a project named by a reference, `NAME` or `ORG/NAME`
+    /// (`AlreadyExists` if the name is taken in the organization, `NotFound` if the
+    /// organization does not exist).
+    pub(super) async fn insert_project(&self, reference: &str) -> Result<Project> {
+        write::<D, _, _, _>(|| async {
+            let (org, name) = self.org_of_ref(reference).await?;
+            self.insert_project_in(org, name, reference).await
         })
         .await
     }
 
-    /// The project of that name, or `NotFound`.
-    pub(super) async fn project_named(&self, name: &str) -> Result<Project> {
+    /// The project a reference (`NAME` or `ORG/NAME`) names, or `NotFound`.
+    pub(super) async fn project_named(&self, reference: &str) -> Result<Project> {
         finish::<D, _>(
             async {
-                let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&self.reader)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("project '{name}'")))?;
+                let (org, name) = self.org_of_ref(reference).await?;
+                let row = sqlx::query(
+                    "SELECT id, org_id, name, created_at FROM projects \
+                     WHERE org_id = $1 AND name = $2",
+                )
+                .bind(org)
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("project '{reference}'")))?;
                 Self::project_from_row(&row)
             }
             .await,
@@ -100,11 +143,12 @@ where
     pub(super) async fn project_with_id(&self, id: Uuid) -> Result<Project> {
         finish::<D, _>(
             async {
-                let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.reader)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("project {id}")))?;
+                let row =
+                    sqlx::query("SELECT id, org_id, name, created_at FROM projects WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("project {id}")))?;
                 Self::project_from_row(&row)
             }
             .await,

@@ -29,7 +29,7 @@ macro_rules! run_cols {
         "id, project_id, prompt, version, label, provider, model, variables, input, output, \
          status, error_kind, error_message, latency_ms, time_to_first_token_ms, input_tokens, \
          output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, metadata, created_at, \
-         started_at, completed_at"
+         started_at, completed_at, run_user"
     };
 }
 pub(crate) use run_cols;
@@ -109,6 +109,7 @@ where
             .map(|m| D::from_money("cost_usd", m))
             .transpose()?,
         metadata: D::from_json("metadata", r.try_get("metadata")?)?,
+        user: r.try_get("run_user")?,
         created_at: D::from_time(r.try_get("created_at")?)?,
         started_at: opt_time("started_at")?,
         completed_at: opt_time("completed_at")?,
@@ -301,6 +302,9 @@ where
         }
         if let Some(m) = &query.model {
             q.push(" AND model = ").push_bind(m.clone());
+        }
+        if let Some(u) = &query.user {
+            q.push(" AND run_user = ").push_bind(u.clone());
         }
         if let Some(t) = query.since {
             q.push(" AND created_at >= ").push_bind(D::time(t));

@@ -26,7 +26,7 @@ use crate::sql::{
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Sqlite>);
 static RUN_SQL: LazyLock<RunSql> = LazyLock::new(RunSql::new::<Sqlite>);
 
-/// Rows per multi-row `INSERT` (24 parameters each, far under SQLite's limit of 32766).
+/// Rows per multi-row `INSERT` (25 parameters each, far under SQLite's limit of 32766).
 const INSERT_CHUNK: usize = 32;
 
 impl Dialect for Sqlite {
@@ -287,7 +287,8 @@ fn insert_values<'a>(runs: &'a [Encoded<'a>]) -> QueryBuilder<Sqlite> {
             .push_bind(e.metadata.as_str())
             .push_bind(Sqlite::time(r.created_at))
             .push_bind(m.started_at)
-            .push_bind(m.completed_at);
+            .push_bind(m.completed_at)
+            .push_bind(r.user.as_deref());
     });
     q
 }

@@ -135,6 +135,10 @@ pub struct Run {
     pub cost_usd: Option<Decimal>,
     /// Free-form: user id, session, tags, …
     pub metadata: Value,
+    /// Who the run was made for: `user:<id>` for a signed-in user, or the `user` an
+    /// OpenAI client sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When the provider call started.
@@ -207,6 +211,10 @@ pub struct NewRun {
     /// Free-form JSON object.
     #[serde(default)]
     pub metadata: Value,
+    /// Who the run was made for: `user:<id>` for a signed-in user, or the `user` an
+    /// OpenAI client sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// When the call started (defaults for finished runs: now minus latency).
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
@@ -237,6 +245,7 @@ impl NewRun {
             cache_write_tokens: None,
             cost_usd: None,
             metadata: Value::Null,
+            user: None,
             started_at: None,
             completed_at: None,
         }
@@ -260,7 +269,11 @@ impl NewRun {
                 return Err(Error::invalid("label", "needs a prompt"));
             }
         }
-        for (field, v) in [("provider", &self.provider), ("model", &self.model)] {
+        for (field, v) in [
+            ("provider", &self.provider),
+            ("model", &self.model),
+            ("user", &self.user),
+        ] {
             if let Some(v) = v {
                 if v.is_empty() {
                     return Err(Error::invalid(field, "must not be empty"));
@@ -379,6 +392,7 @@ impl NewRun {
             cache_write_tokens: self.cache_write_tokens,
             cost_usd: self.cost_usd,
             metadata: object_or_empty(self.metadata),
+            user: self.user,
             created_at,
             started_at,
             completed_at,

@@ -36,6 +36,9 @@ pub struct RunQuery {
     pub provider: Option<String>,
     /// Only runs of this model.
     pub model: Option<String>,
+    /// Only runs made for this user (exact match of [`Run::user`]).
+    #[serde(default)]
+    pub user: Option<String>,
     /// Only runs created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only runs created before this time.
@@ -94,6 +97,10 @@ impl RunQuery {
                 .model
                 .as_ref()
                 .is_none_or(|m| run.model.as_ref() == Some(m))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| run.user.as_ref() == Some(u))
             && self.since.is_none_or(|s| run.created_at >= s)
             && self.until.is_none_or(|u| run.created_at < u)
     }
