@@ -631,6 +631,16 @@ impl PeopleStore for MemoryStore {
             .ok_or_else(|| Error::not_found(format!("session {id}")))
     }
 
+    async fn session_by_token(&self, token_hash: &str) -> Result<AuthSession> {
+        self.read()?
+            .people
+            .sessions
+            .values()
+            .find(|s| s.token_hash == token_hash)
+            .cloned()
+            .ok_or_else(|| Error::not_found("session (by refresh token)"))
+    }
+
     async fn rotate_session(
         &self,
         old_hash: &str,

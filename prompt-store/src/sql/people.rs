@@ -868,6 +868,10 @@ where
         self.session_with_id(id).await
     }
 
+    async fn session_by_token(&self, token_hash: &str) -> Result<AuthSession> {
+        self.session_with_hash(token_hash).await
+    }
+
     async fn rotate_session(
         &self,
         old_hash: &str,

@@ -305,6 +305,24 @@ where
         )
     }
 
+    pub(super) async fn session_with_hash(&self, token_hash: &str) -> Result<AuthSession> {
+        finish::<D, _>(
+            async {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    session_cols!(),
+                    " FROM auth_sessions WHERE token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| Error::not_found("session (by refresh token)"))?;
+                Self::session_from_row(&row)
+            }
+            .await,
+        )
+    }
+
     pub(super) async fn rotate(
         &self,
         old_hash: &str,
