@@ -24,7 +24,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prompt_core::domain::{NewUser, SocialAccount, User, UserUpdate, now};
-use prompt_core::{Error, Result};
+use prompt_core::{Error, ProviderError, ProviderErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -274,8 +274,8 @@ pub fn pkce_challenge(verifier: &str) -> String {
 /// A configured provider, ready to call.
 #[derive(Debug)]
 pub enum SocialProvider {
-    /// OpenID Connect.
-    Oidc(OidcProvider),
+    /// OpenID Connect (boxed: its caches make it much larger than WeChat's).
+    Oidc(Box<OidcProvider>),
     /// WeChat.
     WeChat(WeChatProvider),
 }
@@ -307,7 +307,7 @@ impl SocialProviders {
             .map(|c| {
                 let p = match c {
                     SocialProviderConfig::Oidc(c) => {
-                        SocialProvider::Oidc(OidcProvider::new(c.clone(), http.clone()))
+                        SocialProvider::Oidc(Box::new(OidcProvider::new(c.clone(), http.clone())))
                     }
                     SocialProviderConfig::WeChat(c) => {
                         SocialProvider::WeChat(WeChatProvider::new(c.clone(), http.clone()))
@@ -352,6 +352,32 @@ impl SocialProviders {
             .or_insert(())
             .is_fresh()
     }
+}
+
+/// A provider that failed or answered what we cannot use: 502.
+fn provider_failed(
+    provider: &str,
+    kind: ProviderErrorKind,
+    status: Option<u16>,
+    vendor_code: Option<String>,
+    message: impl Into<String>,
+) -> Error {
+    ProviderError {
+        status,
+        vendor_code,
+        ..ProviderError::new(kind, provider, message)
+    }
+    .into()
+}
+
+/// A transport failure, without the URL (a WeChat URL carries the app secret).
+fn transport_failed(provider: &str, e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        ProviderErrorKind::Timeout
+    } else {
+        ProviderErrorKind::Connection
+    };
+    provider_failed(provider, kind, None, None, e.without_url().to_string())
 }
 
 /// The user's email when the provider gave none: `<subject>@<provider>.invalid`.

@@ -17,11 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use prompt_core::{Error, ProviderError, ProviderErrorKind, Result};
+use prompt_core::{Error, ProviderErrorKind, Result};
 use serde::{Deserialize, Deserializer};
 use tokio::sync::Mutex;
 
-use super::SocialIdentity;
+use super::{SocialIdentity, provider_failed, transport_failed};
 
 /// Google's issuer.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -171,32 +171,6 @@ fn refused(provider: &str, why: impl std::fmt::Display) -> Error {
     Error::Unauthorized {
         message: format!("sign-in with {provider} refused: {why}"),
     }
-}
-
-/// A provider that failed or answered what we cannot use: 502.
-pub(super) fn provider_failed(
-    provider: &str,
-    kind: ProviderErrorKind,
-    status: Option<u16>,
-    vendor_code: Option<String>,
-    message: impl Into<String>,
-) -> Error {
-    ProviderError {
-        status,
-        vendor_code,
-        ..ProviderError::new(kind, provider, message)
-    }
-    .into()
-}
-
-/// A transport failure, without the URL (a WeChat URL carries the app secret).
-pub(super) fn transport_failed(provider: &str, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ProviderErrorKind::Timeout
-    } else {
-        ProviderErrorKind::Connection
-    };
-    provider_failed(provider, kind, None, None, e.without_url().to_string())
 }
 
 impl OidcProvider {

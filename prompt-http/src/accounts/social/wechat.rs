@@ -23,8 +23,7 @@ use prompt_core::wire::ErrorDetails;
 use prompt_core::{Error, ProviderErrorKind, Result};
 use serde::Deserialize;
 
-use super::SocialIdentity;
-use super::oidc::{provider_failed, transport_failed};
+use super::{SocialIdentity, provider_failed, transport_failed};
 use crate::error::ApiError;
 
 /// The provider name of WeChat login.
