@@ -65,7 +65,9 @@ pub trait PeopleStore: Send + Sync + Debug {
     async fn rename_org(&self, id: Uuid, name: &str) -> Result<Organization>;
 
     /// Delete an organization with no projects (`Conflict` otherwise), with its
-    /// memberships and invitations. Audit entries stay.
+    /// memberships and invitations. Audit entries stay. The organization `default`
+    /// ([`crate::domain::DEFAULT_ORG_ID`]) is never deleted (`Conflict`): projects
+    /// named without an organization live there.
     async fn delete_org(&self, id: Uuid) -> Result<()>;
 
     // ----- projects of organizations -----

@@ -469,7 +469,7 @@ impl PeopleStore for MemoryStore {
                 created_at: m.created_at,
             });
         }
-        out.sort_by(|a, b| (lower(&a.email), a.user_id).cmp(&(lower(&b.email), b.user_id)));
+        out.sort_by_key(|m| (lower(&m.email), m.user_id));
         Ok(out)
     }
 
@@ -558,7 +558,7 @@ impl PeopleStore for MemoryStore {
             .filter(|i| i.org_id == org && i.accepted_at.is_none() && i.revoked_at.is_none())
             .cloned()
             .collect();
-        out.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        out.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(out)
     }
 
@@ -682,7 +682,7 @@ impl PeopleStore for MemoryStore {
             .filter(|x| x.user_id == user && x.is_live(at))
             .cloned()
             .collect();
-        out.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        out.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(out)
     }
 

@@ -11,11 +11,14 @@ pub const POSTGRES_URL_VAR: &str = "PROMPT_REGISTRY_TEST_POSTGRES_URL";
 
 /// A cache (default configuration) in front of a fresh memory store.
 pub async fn cached_memory_backend() -> Option<TestBackend> {
-    let (store, runs) = crate::memory();
-    Some(TestBackend::new(
-        Arc::new(CachedStore::new(store, CacheConfig::default())),
-        runs,
-    ))
+    let (store, runs, people) = crate::memory_with_people();
+    Some(
+        TestBackend::new(
+            Arc::new(CachedStore::new(store, CacheConfig::default())),
+            runs,
+        )
+        .with_people(people),
+    )
 }
 
 /// A fresh SQLite database file in a temp dir (deleted after the test).
@@ -26,11 +29,10 @@ pub async fn sqlite_backend() -> Option<TestBackend> {
     let s = crate::SqliteStore::open(crate::SqliteConfig::new(url))
         .await
         .expect("open SQLite");
-    Some(TestBackend::with_guard(
-        Arc::new(s.clone()),
-        Arc::new(s),
-        dir,
-    ))
+    Some(
+        TestBackend::with_guard(Arc::new(s.clone()), Arc::new(s.clone()), dir)
+            .with_people(Arc::new(s)),
+    )
 }
 
 /// A fresh in-memory SQLite database (`sqlite::memory:`).
@@ -39,7 +41,7 @@ pub async fn sqlite_memory_backend() -> Option<TestBackend> {
     let s = crate::SqliteStore::open(crate::SqliteConfig::new("sqlite::memory:"))
         .await
         .expect("open SQLite in memory");
-    Some(TestBackend::new(Arc::new(s.clone()), Arc::new(s)))
+    Some(TestBackend::new(Arc::new(s.clone()), Arc::new(s.clone())).with_people(Arc::new(s)))
 }
 
 /// The Postgres URL of the tests, or `None` after printing that the test is skipped.
@@ -157,11 +159,10 @@ pub async fn postgres_backend() -> Option<TestBackend> {
     let s = crate::PostgresStore::open(schema.config())
         .await
         .expect("open Postgres");
-    Some(TestBackend::with_guard(
-        Arc::new(s.clone()),
-        Arc::new(s),
-        schema,
-    ))
+    Some(
+        TestBackend::with_guard(Arc::new(s.clone()), Arc::new(s.clone()), schema)
+            .with_people(Arc::new(s)),
+    )
 }
 
 /// A cache listening for invalidations in front of a fresh Postgres backend.
@@ -174,9 +175,8 @@ pub async fn cached_postgres_backend() -> Option<TestBackend> {
         .expect("open Postgres");
     let cache =
         CachedStore::with_postgres_invalidation(Arc::new(s.clone()), CacheConfig::default(), &s);
-    Some(TestBackend::with_guard(
-        Arc::new(cache),
-        Arc::new(s),
-        schema,
-    ))
+    Some(
+        TestBackend::with_guard(Arc::new(cache), Arc::new(s.clone()), schema)
+            .with_people(Arc::new(s)),
+    )
 }

@@ -23,15 +23,17 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use prompt_core::{PromptStore, Registry, RunLog};
+use prompt_core::{PeopleStore, PromptStore, Registry, RunLog};
 
 mod backends;
 mod credentials;
+mod people;
 mod prompts;
 mod runs;
 
 pub use backends::*;
 pub use credentials::*;
+pub use people::*;
 pub use prompts::*;
 pub use runs::*;
 
@@ -83,6 +85,9 @@ pub struct TestBackend {
     pub store: Arc<dyn PromptStore>,
     /// The run log.
     pub runs: Arc<dyn RunLog>,
+    /// The people store on the same data, when the backend offers one (the people
+    /// tests skip otherwise).
+    pub people: Option<Arc<dyn PeopleStore>>,
     /// Kept alive for the test; dropped (cleaned up) after it.
     pub guard: Option<Box<dyn Any + Send + Sync>>,
     /// What the backend can do.
@@ -107,6 +112,7 @@ impl TestBackend {
         TestBackend {
             store: prompt_core::ValidatedStore::wrap(store),
             runs: prompt_core::ValidatedRunLog::wrap(runs),
+            people: None,
             guard: None,
             caps: Capabilities::ALL,
             registry_factory: None,
@@ -123,6 +129,12 @@ impl TestBackend {
             guard: Some(Box::new(guard)),
             ..TestBackend::new(store, runs)
         }
+    }
+
+    /// The same backend with its people store.
+    pub fn with_people(mut self, people: Arc<dyn PeopleStore>) -> Self {
+        self.people = Some(people);
+        self
     }
 
     /// A registry on a fresh project with a unique name.
@@ -146,8 +158,8 @@ impl TestBackend {
 
 /// The in-memory backend, for the suite.
 pub async fn memory_backend() -> Option<TestBackend> {
-    let (store, runs) = crate::memory();
-    Some(TestBackend::new(store, runs))
+    let (store, runs, people) = crate::memory_with_people();
+    Some(TestBackend::new(store, runs).with_people(people))
 }
 
 pub(crate) fn names<T, F: Fn(&T) -> String>(items: &[T], f: F) -> Vec<String> {
@@ -192,6 +204,19 @@ macro_rules! behaviour_suite {
             stats_counts_percentiles_and_sums,
             stats_grouping,
             claim_pending_never_twice,
+            runs_filter_by_user,
+            people_users_and_first_owner,
+            people_last_owner_is_kept,
+            people_orgs_and_their_projects,
+            people_project_access,
+            people_invitations,
+            people_concurrent_accept,
+            people_sessions_rotate_once,
+            people_one_time_tokens,
+            people_social_accounts,
+            people_audit_log,
+            people_signing_keys,
+            people_delete_user_anonymises,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
