@@ -262,9 +262,8 @@ pub async fn authenticate(
         let project = headers
             .get(crate::accounts::access::PROJECT_HEADER)
             .map(|v| {
-                v.to_str().map_err(|_| {
-                    ApiError::invalid("X-Project", "the header is not valid text")
-                })
+                v.to_str()
+                    .map_err(|_| ApiError::invalid("X-Project", "the header is not valid text"))
             })
             .transpose()?;
         return accounts.caller_for(&state.store, key, project).await;

@@ -87,6 +87,142 @@ pub struct ServeArgs {
     /// PROVIDER/MODEL, e.g. `openai/gpt-4o-mini`.
     #[arg(long, env = "PROMPT_REGISTRY_TOOLS_MODEL", default_value = prompt_core::authoring::DEFAULT_TOOLS_MODEL)]
     pub tools_model: String,
+    /// People: sign-up, sign-in, mail, CORS and TLS.
+    #[command(flatten)]
+    pub people: PeopleArgs,
+}
+
+/// Settings of users, sign-in, mail, browser access and TLS.
+#[derive(Debug, Clone, Args)]
+pub struct PeopleArgs {
+    /// Who may sign up: `open`, `invite-only` or `closed`.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_SIGNUP",
+        value_enum,
+        default_value = "open"
+    )]
+    pub signup: crate::accounts::SignupPolicy,
+    /// Refuse sign-in until the user's email is verified.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_REQUIRE_VERIFIED_EMAIL",
+        default_value_t = false
+    )]
+    pub require_verified_email: bool,
+    /// Minutes an access token lives.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_ACCESS_TOKEN_MINUTES",
+        default_value_t = 15
+    )]
+    pub access_token_minutes: u64,
+    /// Days a refresh token lives (each use starts a new one).
+    #[arg(long, env = "PROMPT_REGISTRY_REFRESH_TOKEN_DAYS", default_value_t = 30)]
+    pub refresh_token_days: u64,
+    /// Days after which the token signing key is replaced (without signing anyone out).
+    #[arg(long, env = "PROMPT_REGISTRY_SIGNING_KEY_DAYS", default_value_t = 30)]
+    pub signing_key_days: u64,
+    /// The service's public base URL, for links in emails (default: http://ADDR).
+    #[arg(long, env = "PROMPT_REGISTRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP server for account emails: `smtp://[user:pass@]host:port` (STARTTLS when
+    /// offered) or `smtps://…`; without it, links are logged at `info`.
+    #[arg(long, env = "PROMPT_REGISTRY_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of account emails.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_SMTP_FROM",
+        default_value = "Prompt Registry <no-reply@localhost>"
+    )]
+    pub smtp_from: String,
+    /// Comma-separated browser origins allowed to call the API (CORS, with
+    /// credentials); none by default (CORS off).
+    #[arg(long, env = "PROMPT_REGISTRY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// PEM certificate chain: serve HTTPS directly (with --tls-key).
+    #[arg(long, env = "PROMPT_REGISTRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PROMPT_REGISTRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl PeopleArgs {
+    /// The accounts settings; `addr` is the bound address (for the default public URL).
+    pub fn accounts_config(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<crate::accounts::AccountsConfig, String> {
+        use std::time::Duration;
+        let tls = self.tls_cert.is_some();
+        let public_url = match &self.public_url {
+            Some(u) => {
+                let u = u.trim_end_matches('/').to_owned();
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(format!(
+                        "invalid PROMPT_REGISTRY_PUBLIC_URL / --public-url '{u}': must start with http:// or https://"
+                    ));
+                }
+                u
+            }
+            None => format!("{}://{addr}", if tls { "https" } else { "http" }),
+        };
+        for (name, v, max) in [
+            (
+                "PROMPT_REGISTRY_ACCESS_TOKEN_MINUTES / --access-token-minutes",
+                self.access_token_minutes,
+                24 * 60,
+            ),
+            (
+                "PROMPT_REGISTRY_REFRESH_TOKEN_DAYS / --refresh-token-days",
+                self.refresh_token_days,
+                365,
+            ),
+            (
+                "PROMPT_REGISTRY_SIGNING_KEY_DAYS / --signing-key-days",
+                self.signing_key_days,
+                3650,
+            ),
+        ] {
+            if v == 0 || v > max {
+                return Err(format!("invalid {name} {v}: must be 1 to {max}"));
+            }
+        }
+        for o in &self.cors_origins {
+            let ok = (o.starts_with("http://") || o.starts_with("https://"))
+                && !o.ends_with('/')
+                && o.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return Err(format!(
+                    "invalid PROMPT_REGISTRY_CORS_ORIGINS / --cors-origins '{o}': an origin is SCHEME://HOST[:PORT] with no path or trailing slash"
+                ));
+            }
+        }
+        Ok(crate::accounts::AccountsConfig {
+            signup: self.signup,
+            require_verified_email: self.require_verified_email,
+            access_ttl: Duration::from_secs(self.access_token_minutes * 60),
+            refresh_ttl: Duration::from_secs(self.refresh_token_days * 24 * 3600),
+            key_rotation: Duration::from_secs(self.signing_key_days * 24 * 3600),
+            secure_cookies: tls || public_url.starts_with("https://"),
+            public_url,
+            allowed_origins: self.cors_origins.clone(),
+            ..crate::accounts::AccountsConfig::default()
+        })
+    }
+
+    /// The mailer of `--smtp-url`, or the log.
+    pub fn mailer(&self) -> Result<crate::accounts::mail::Mailer, String> {
+        match &self.smtp_url {
+            Some(url) => crate::accounts::mail::Mailer::smtp(url, &self.smtp_from)
+                .map_err(|e| format!("invalid PROMPT_REGISTRY_SMTP_URL / --smtp-url or PROMPT_REGISTRY_SMTP_FROM: {e}")),
+            None => Ok(crate::accounts::mail::Mailer::Log),
+        }
+    }
 }
 
 impl ServeArgs {

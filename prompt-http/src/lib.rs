@@ -103,8 +103,12 @@ pub async fn build_state(
     let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
     let accounts = match &config.accounts {
         Some(setup) => Some(
-            accounts::Accounts::new(setup.people.clone(), setup.mailer.clone(), setup.config.clone())
-                .await?,
+            accounts::Accounts::new(
+                setup.people.clone(),
+                setup.mailer.clone(),
+                setup.config.clone(),
+            )
+            .await?,
         ),
         None => None,
     };
@@ -155,6 +159,15 @@ pub async fn start_workers(state: &AppState, workers: usize) -> Result<WorkerPoo
         .await
 }
 
+/// Certificate and key files of a server that speaks HTTPS itself.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
+}
+
 /// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests,
 /// drain the run writer, and return.
 pub async fn serve(
@@ -164,7 +177,31 @@ pub async fn serve(
     config: RouterConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, writer_task, config, None, shutdown).await
+}
+
+/// [`serve`], over TLS (rustls) when `tls` is given. Handlers see the client's
+/// address (`ConnectInfo`) either way, for throttling and the audit log.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    config: RouterConfig,
+    tls: Option<TlsFiles>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limiter = state.limiter.clone();
+    let rotation = state.accounts.clone().map(|accounts| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = accounts.keys.rotate_if_due().await {
+                    tracing::warn!(error = %e, "signing key rotation failed; will retry");
+                }
+            }
+        })
+    });
     let shrinker = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -173,14 +210,55 @@ pub async fn serve(
         }
     });
     let router = app(state, config);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(files) => {
+            // rustls needs a process-wide crypto provider when more than one is linked.
+            let _ = rustls_provider_install();
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot load --tls-cert {} / --tls-key {}: {e}",
+                                files.cert.display(),
+                                files.key.display()
+                            ),
+                        )
+                    })?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
     shrinker.abort();
+    if let Some(r) = rotation {
+        r.abort();
+    }
     // Every clone of the state (and so of the writer's sender) is gone once the
     // router is dropped: the writer drains what is queued and ends.
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "run writer task failed");
     }
     result
+}
+
+fn rustls_provider_install() -> Result<(), ()> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .map_err(|_| ())
 }

@@ -80,6 +80,41 @@ impl AppState {
         })
     }
 
+    /// Record a security-relevant action of `caller` in its project's audit log (a
+    /// no-op without a people store). Never pass a secret in `data`.
+    pub async fn audit(
+        &self,
+        caller: &crate::auth::Caller,
+        client: &crate::accounts::ClientInfo,
+        action: &str,
+        data: serde_json::Value,
+    ) {
+        let Some(accounts) = &self.accounts else {
+            return;
+        };
+        // Key auth does not load the project's organization; a user's grant did.
+        let org = match caller.principal {
+            crate::auth::Principal::User { .. } => Some(caller.project.org_id),
+            crate::auth::Principal::Key { .. } => self
+                .store
+                .project_by_id(caller.project.id)
+                .await
+                .ok()
+                .map(|p| p.org_id),
+        };
+        accounts
+            .audit(
+                org,
+                Some(caller.project.id),
+                caller.user_id(),
+                &caller.actor(),
+                action,
+                client,
+                data,
+            )
+            .await;
+    }
+
     /// The registry scoped to `project`.
     pub fn registry(&self, project: &Project) -> Registry {
         self.base.for_project(project.clone())

@@ -198,3 +198,72 @@ async fn full_writer_queue_answers_503_with_retry_after() {
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }
+
+/// `serve --tls-cert --tls-key`: HTTPS straight from the binary's server, with a
+/// self-signed certificate the client trusts; plain HTTP to the TLS port fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let (store, runs) = prompt_store::memory();
+    let api_key = bootstrap_admin_key(&store).await.unwrap().unwrap();
+    let (state, writer_task) = build_state(store, runs, &StateConfig::default())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(prompt_http::serve_with(
+        listener,
+        state,
+        writer_task,
+        RouterConfig::default(),
+        Some(prompt_http::TlsFiles { cert, key }),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let mut healthy = None;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            healthy = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(healthy, Some(200));
+    let r = client
+        .post(format!("{base}/api/v1/prompts/tls/versions"))
+        .bearer_auth(&api_key)
+        .json(&json!({"template": "over {{what}}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // An untrusting client refuses the certificate; plain HTTP gets no HTTP answer.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    stop.send(()).unwrap();
+    done.await.unwrap().unwrap();
+}

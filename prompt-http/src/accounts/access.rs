@@ -83,7 +83,10 @@ impl Accounts {
         let grant = match self.access.cache.as_ref().and_then(|c| c.get(&key)) {
             Some(g) => g,
             None => {
-                let g = Arc::new(self.grant(store, claims.sub, claims.sid, project_ref).await?);
+                let g = Arc::new(
+                    self.grant(store, claims.sub, claims.sid, project_ref)
+                        .await?,
+                );
                 if let Some(c) = &self.access.cache {
                     c.insert(key, g.clone());
                 }

@@ -2,7 +2,8 @@
 //! links): through SMTP with lettre when configured, else into the log at `info` for an
 //! operator to pass on (said once at start-up).
 
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use prompt_core::{Error, Result};
 
@@ -78,11 +79,18 @@ impl Mailer {
                 let to: Mailbox = mail.to.parse().map_err(|e| {
                     Error::invalid("email", format!("'{}' is not a mailbox: {e}", mail.to))
                 })?;
+                // Quoted-printable, always: links stay readable in any mail client and
+                // tests can read the token back.
                 let message = Message::builder()
                     .from(from.clone())
                     .to(to)
                     .subject(mail.subject)
-                    .body(mail.body)
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .header(ContentTransferEncoding::QuotedPrintable)
+                            .body(mail.body),
+                    )
                     .map_err(|e| Error::internal(format!("building an email: {e}")))?;
                 transport
                     .send(message)

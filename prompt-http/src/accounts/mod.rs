@@ -20,12 +20,12 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 pub mod access;
-pub mod web;
 pub mod mail;
 pub mod password;
 pub mod social;
 pub mod throttle;
 pub mod tokens;
+pub mod web;
 
 use mail::{Mail, Mailer};
 use throttle::{LoginThrottle, ThrottleConfig};
@@ -158,7 +158,8 @@ fn secs(d: Duration) -> Result<chrono::Duration> {
 /// on both sides, a dot in the domain, no spaces or control characters.
 pub fn check_email(field: &str, email: &str) -> Result<String> {
     let email = email.trim();
-    let bad = |why: &str| Error::invalid(field, format!("'{email}' is not an email address: {why}"));
+    let bad =
+        |why: &str| Error::invalid(field, format!("'{email}' is not an email address: {why}"));
     if email.len() < 3 || email.len() > 254 {
         return Err(bad("it must be 3 to 254 characters"));
     }
@@ -456,8 +457,16 @@ impl Accounts {
             )
             .await?;
         self.access.clear();
-        self.audit(None, None, Some(user.id), &actor_of(&user), "user.email_verified", client, json!({}))
-            .await;
+        self.audit(
+            None,
+            None,
+            Some(user.id),
+            &actor_of(&user),
+            "user.email_verified",
+            client,
+            json!({}),
+        )
+        .await;
         Ok(user)
     }
 
@@ -476,8 +485,16 @@ impl Accounts {
                     ),
                     link,
                 });
-                self.audit(None, None, Some(user.id), "anonymous", "auth.password_reset_requested", client, json!({}))
-                    .await;
+                self.audit(
+                    None,
+                    None,
+                    Some(user.id),
+                    "anonymous",
+                    "auth.password_reset_requested",
+                    client,
+                    json!({}),
+                )
+                .await;
             }
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
@@ -487,7 +504,12 @@ impl Accounts {
 
     /// Set a new password with a reset (or set-password) token; every session of the
     /// user is revoked, and the email counts as verified (the link reached it).
-    pub async fn confirm_reset(&self, token: &str, password: &str, client: &ClientInfo) -> Result<User> {
+    pub async fn confirm_reset(
+        &self,
+        token: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<User> {
         let hash = tokens::hash_token(token);
         let t = match self
             .people
@@ -519,8 +541,16 @@ impl Accounts {
             .await?;
         self.people.revoke_sessions(user.id, now()).await?;
         self.access.clear();
-        self.audit(None, None, Some(user.id), &actor_of(&user), "auth.password_changed", client, json!({}))
-            .await;
+        self.audit(
+            None,
+            None,
+            Some(user.id),
+            &actor_of(&user),
+            "auth.password_changed",
+            client,
+            json!({}),
+        )
+        .await;
         Ok(user)
     }
 
@@ -559,7 +589,10 @@ impl Accounts {
             Err(e) => return Err(e.into()),
         };
         let ok = self
-            .verify_password(user.as_ref().and_then(|u| u.password_hash.clone()), password)
+            .verify_password(
+                user.as_ref().and_then(|u| u.password_hash.clone()),
+                password,
+            )
             .await;
         let Some(user) = user.filter(|_| ok) else {
             let mut failed = vec![(account, true)];
@@ -581,7 +614,11 @@ impl Accounts {
         if self.config.require_verified_email && !user.email_verified {
             return Err(ApiError::Forbidden("verify your email address first: follow the link sent to it (POST /api/auth/verify-email/send sends a new one)".into()));
         }
-        if user.password_hash.as_deref().is_some_and(password::needs_rehash) {
+        if user
+            .password_hash
+            .as_deref()
+            .is_some_and(password::needs_rehash)
+        {
             let hash = self.hash_password(password).await?;
             self.people
                 .update_user(
@@ -594,8 +631,16 @@ impl Accounts {
                 .await?;
         }
         let signed = self.start_session(user, client).await?;
-        self.audit(None, None, Some(signed.user.id), &actor_of(&signed.user), "auth.login", client, json!({"session": signed.session.id, "method": "password"}))
-            .await;
+        self.audit(
+            None,
+            None,
+            Some(signed.user.id),
+            &actor_of(&signed.user),
+            "auth.login",
+            client,
+            json!({"session": signed.session.id, "method": "password"}),
+        )
+        .await;
         Ok(signed)
     }
 

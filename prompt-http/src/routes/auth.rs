@@ -133,8 +133,12 @@ pub(crate) fn token_answer(state: &AppState, signed: SignedIn, mode: SessionMode
         user: signed.user,
     };
     let mut res = Json(body).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, "no-store".parse().map_err(|_| ApiError::Core(prompt_core::Error::internal("header")))?);
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store"
+            .parse()
+            .map_err(|_| ApiError::Core(prompt_core::Error::internal("header")))?,
+    );
     if mode == SessionMode::Cookie {
         res.headers_mut().insert(
             header::SET_COOKIE,
@@ -258,7 +262,15 @@ pub async fn logout(
         let _ = accounts.people.revoke_session(s.user_id, s.id, now()).await;
         accounts.access.clear();
         accounts
-            .audit(None, None, Some(s.user_id), &format!("user:{}", s.user_id), "auth.logout", &client, json!({"session": s.id}))
+            .audit(
+                None,
+                None,
+                Some(s.user_id),
+                &format!("user:{}", s.user_id),
+                "auth.logout",
+                &client,
+                json!({"session": s.id}),
+            )
             .await;
     }
     cleared(&state)
@@ -277,7 +289,15 @@ pub async fn logout_all(
     accounts.access.clear();
     let u = accounts.people.user_by_id(user.id).await?;
     accounts
-        .audit(None, None, Some(user.id), &actor_of(&u), "auth.logout_all", &client, json!({"sessions": n}))
+        .audit(
+            None,
+            None,
+            Some(user.id),
+            &actor_of(&u),
+            "auth.logout_all",
+            &client,
+            json!({"sessions": n}),
+        )
         .await;
     cleared(&state)
 }
@@ -302,8 +322,15 @@ pub struct SessionList {
 /// The signed-in user's live sessions.
 #[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", security(("access_token" = [])),
     responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
-pub async fn sessions(State(state): State<AppState>, user: SignedInUser) -> ApiResult<Json<SessionList>> {
-    let list = state.accounts()?.people.list_sessions(user.id, now()).await?;
+pub async fn sessions(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> ApiResult<Json<SessionList>> {
+    let list = state
+        .accounts()?
+        .people
+        .list_sessions(user.id, now())
+        .await?;
     Ok(Json(SessionList {
         items: list
             .into_iter()
@@ -331,7 +358,15 @@ pub async fn revoke_session(
     accounts.people.revoke_session(user.id, id, now()).await?;
     accounts.access.clear();
     accounts
-        .audit(None, None, Some(user.id), &format!("user:{}", user.id), "auth.session_revoked", &client, json!({"session": id}))
+        .audit(
+            None,
+            None,
+            Some(user.id),
+            &format!("user:{}", user.id),
+            "auth.session_revoked",
+            &client,
+            json!({"session": id}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -353,13 +388,18 @@ pub async fn verify_email(
     client: ClientInfo,
     ApiJson(body): ApiJson<TokenBody>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(state.accounts()?.verify_email(&body.token, &client).await?))
+    Ok(Json(
+        state.accounts()?.verify_email(&body.token, &client).await?,
+    ))
 }
 
 /// Send the signed-in user a new verification link.
 #[utoipa::path(post, path = "/api/auth/verify-email/send", tag = "auth", security(("access_token" = [])),
     responses((status = 202), (status = 401, body = ErrorBody)))]
-pub async fn send_verification(State(state): State<AppState>, user: SignedInUser) -> ApiResult<StatusCode> {
+pub async fn send_verification(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> ApiResult<StatusCode> {
     let accounts = state.accounts()?;
     let u = accounts.people.user_by_id(user.id).await?;
     if !u.email_verified {
@@ -385,7 +425,10 @@ pub async fn password_reset(
     client: ClientInfo,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<StatusCode> {
-    state.accounts()?.request_reset(&body.email, &client).await?;
+    state
+        .accounts()?
+        .request_reset(&body.email, &client)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -84,11 +84,20 @@ pub struct KeyList {
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Admin(caller): Admin,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let issued = create_key(&state.store, caller.project.id, &body.name, body.role).await?;
     let r = issued.record;
+    state
+        .audit(
+            &caller,
+            &client,
+            "api_key.created",
+            serde_json::json!({"key": r.id, "name": r.name, "role": r.role, "prefix": r.prefix}),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -118,12 +127,21 @@ pub async fn list(State(state): State<AppState>, Admin(caller): Admin) -> ApiRes
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::invalid("id", format!("'{id}' is not a key id (a UUID)")))?;
     state.store.revoke_api_key(caller.project.id, id).await?;
+    state
+        .audit(
+            &caller,
+            &client,
+            "api_key.revoked",
+            serde_json::json!({"key": id}),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -79,9 +79,20 @@ pub async fn create_org(
 ) -> ApiResult<(StatusCode, Json<OrgWithRole>)> {
     let accounts = state.accounts()?;
     check_org_name(&body.name)?;
-    let org = accounts.people.create_org(&body.name, Some(user.id)).await?;
+    let org = accounts
+        .people
+        .create_org(&body.name, Some(user.id))
+        .await?;
     accounts
-        .audit(Some(org.id), None, Some(user.id), &actor(accounts, &user).await?, "org.created", &client, json!({"name": org.name}))
+        .audit(
+            Some(org.id),
+            None,
+            Some(user.id),
+            &actor(accounts, &user).await?,
+            "org.created",
+            &client,
+            json!({"name": org.name}),
+        )
         .await;
     Ok((
         StatusCode::CREATED,
@@ -95,7 +106,10 @@ pub async fn create_org(
 /// The caller's organizations.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("access_token" = [])),
     responses((status = 200, body = OrgList), (status = 401, body = ErrorBody)))]
-pub async fn list_orgs(State(state): State<AppState>, user: SignedInUser) -> ApiResult<Json<OrgList>> {
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> ApiResult<Json<OrgList>> {
     let items = state.accounts()?.people.list_orgs(Some(user.id)).await?;
     Ok(Json(OrgList { items }))
 }
@@ -132,12 +146,23 @@ pub async fn rename_org(
     need(&m, OrgRole::Admin)?;
     check_org_name(&body.name)?;
     if org.id == prompt_core::domain::DEFAULT_ORG_ID {
-        return Err(ApiError::invalid("name", "the organization 'default' keeps its name: unqualified project names refer to it"));
+        return Err(ApiError::invalid(
+            "name",
+            "the organization 'default' keeps its name: unqualified project names refer to it",
+        ));
     }
     let renamed = accounts.people.rename_org(org.id, &body.name).await?;
     accounts.access.clear();
     accounts
-        .audit(Some(org.id), None, Some(user.id), &actor(accounts, &user).await?, "org.renamed", &client, json!({"from": org.name, "to": renamed.name}))
+        .audit(
+            Some(org.id),
+            None,
+            Some(user.id),
+            &actor(accounts, &user).await?,
+            "org.renamed",
+            &client,
+            json!({"from": org.name, "to": renamed.name}),
+        )
         .await;
     Ok(Json(OrgWithRole {
         org: renamed,
@@ -164,7 +189,15 @@ pub async fn delete_org(
     accounts.people.delete_org(org.id).await?;
     accounts.access.clear();
     accounts
-        .audit(Some(org.id), None, Some(user.id), &actor(accounts, &user).await?, "org.deleted", &client, json!({"name": org.name}))
+        .audit(
+            Some(org.id),
+            None,
+            Some(user.id),
+            &actor(accounts, &user).await?,
+            "org.deleted",
+            &client,
+            json!({"name": org.name}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -223,18 +256,36 @@ pub async fn patch_member(
     let who = actor(accounts, &user).await?;
     if let Some(role) = body.role {
         if (role == OrgRole::Owner || current.role == OrgRole::Owner) && m.role != OrgRole::Owner {
-            return Err(ApiError::Forbidden("only owners grant or take the owner role".into()));
+            return Err(ApiError::Forbidden(
+                "only owners grant or take the owner role".into(),
+            ));
         }
         accounts.people.set_member(org.id, member, role).await?;
         accounts
-            .audit(Some(org.id), None, Some(member), &who, "member.role_changed", &client, json!({"from": current.role, "to": role}))
+            .audit(
+                Some(org.id),
+                None,
+                Some(member),
+                &who,
+                "member.role_changed",
+                &client,
+                json!({"from": current.role, "to": role}),
+            )
             .await;
     }
     for (project, role) in body.project_roles.unwrap_or_default() {
         let p = org_project(&state, &org, &project).await?;
         accounts.people.set_project_role(p.id, member, role).await?;
         accounts
-            .audit(Some(org.id), Some(p.id), Some(member), &who, "member.project_role_changed", &client, json!({"project": p.name, "role": role}))
+            .audit(
+                Some(org.id),
+                Some(p.id),
+                Some(member),
+                &who,
+                "member.project_role_changed",
+                &client,
+                json!({"project": p.name, "role": role}),
+            )
             .await;
     }
     accounts.access.clear();
@@ -270,7 +321,15 @@ pub async fn remove_member(
     accounts.people.remove_member(org.id, member).await?;
     accounts.access.clear();
     accounts
-        .audit(Some(org.id), None, Some(member), &actor(accounts, &user).await?, "member.removed", &client, json!({}))
+        .audit(
+            Some(org.id),
+            None,
+            Some(member),
+            &actor(accounts, &user).await?,
+            "member.removed",
+            &client,
+            json!({}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -284,7 +343,8 @@ fn check_org_name(name: &str) -> ApiResult<()> {
 }
 
 fn parse_user_id(s: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(s).map_err(|_| ApiError::invalid("user", format!("'{s}' is not a user id (a UUID)")))
+    Uuid::parse_str(s)
+        .map_err(|_| ApiError::invalid("user", format!("'{s}' is not a user id (a UUID)")))
 }
 
 /// Body of `POST /api/v1/orgs/{org}/invitations`.
@@ -357,7 +417,10 @@ pub async fn create_invitation(
             revoked_at: None,
         })
         .await?;
-    let link = format!("{}/accept-invitation?token={token}", accounts.config.public_url);
+    let link = format!(
+        "{}/accept-invitation?token={token}",
+        accounts.config.public_url
+    );
     accounts.mailer.send_later(crate::accounts::mail::Mail {
         to: email.clone(),
         subject: format!("You are invited to {} on Prompt Registry", org.name),
@@ -369,9 +432,20 @@ pub async fn create_invitation(
         link,
     });
     accounts
-        .audit(Some(org.id), None, None, &who, "invitation.created", &client, json!({"email": email, "role": body.role, "invitation": invitation.id}))
+        .audit(
+            Some(org.id),
+            None,
+            None,
+            &who,
+            "invitation.created",
+            &client,
+            json!({"email": email, "role": body.role, "invitation": invitation.id}),
+        )
         .await;
-    Ok((StatusCode::CREATED, Json(NewInvitation { invitation, token })))
+    Ok((
+        StatusCode::CREATED,
+        Json(NewInvitation { invitation, token }),
+    ))
 }
 
 /// Open invitations (admin).
@@ -408,7 +482,15 @@ pub async fn revoke_invitation(
         .map_err(|_| ApiError::invalid("id", format!("'{id}' is not an invitation id (a UUID)")))?;
     accounts.people.revoke_invitation(org.id, id).await?;
     accounts
-        .audit(Some(org.id), None, None, &actor(accounts, &user).await?, "invitation.revoked", &client, json!({"invitation": id}))
+        .audit(
+            Some(org.id),
+            None,
+            None,
+            &actor(accounts, &user).await?,
+            "invitation.revoked",
+            &client,
+            json!({"invitation": id}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -432,37 +514,69 @@ pub async fn accept_invitation(
     ApiJson(body): ApiJson<AcceptBody>,
 ) -> ApiResult<Json<Membership>> {
     let accounts = state.accounts()?;
-    let refused = || ApiError::from(Error::not_found("invitation (unknown, used, revoked or expired)"));
+    let refused = || {
+        ApiError::from(Error::not_found(
+            "invitation (unknown, used, revoked or expired)",
+        ))
+    };
     let hash = tokens::hash_token(&body.token);
-    let inv = accounts.people.invitation_by_hash(&hash).await.map_err(|_| refused())?;
+    let inv = accounts
+        .people
+        .invitation_by_hash(&hash)
+        .await
+        .map_err(|_| refused())?;
     if !inv.is_open(now()) {
         return Err(refused());
     }
     let u = accounts.people.user_by_id(user.id).await?;
     if !inv.email.eq_ignore_ascii_case(&u.email) {
-        return Err(ApiError::Forbidden("this invitation was sent to another email address".into()));
+        return Err(ApiError::Forbidden(
+            "this invitation was sent to another email address".into(),
+        ));
     }
     if !u.email_verified {
         return Err(ApiError::Forbidden(
             "verify your email address before accepting an invitation (POST /api/auth/verify-email/send)".into(),
         ));
     }
-    let m = accounts.people.accept_invitation(&hash, user.id, now()).await.map_err(|e| match e {
-        Error::NotFound { .. } => refused(),
-        e => e.into(),
-    })?;
+    let m = accounts
+        .people
+        .accept_invitation(&hash, user.id, now())
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { .. } => refused(),
+            e => e.into(),
+        })?;
     accounts.access.clear();
     accounts
-        .audit(Some(m.org_id), None, Some(user.id), &actor_of(&u), "invitation.accepted", &client, json!({"role": m.role, "invitation": inv.id}))
+        .audit(
+            Some(m.org_id),
+            None,
+            Some(user.id),
+            &actor_of(&u),
+            "invitation.accepted",
+            &client,
+            json!({"role": m.role, "invitation": inv.id}),
+        )
         .await;
     Ok(Json(m))
 }
 
 async fn org_project(state: &AppState, org: &Organization, name: &str) -> ApiResult<Project> {
-    let missing = || ApiError::from(Error::not_found(format!("project '{name}' in organization '{}'", org.name)));
+    let missing = || {
+        ApiError::from(Error::not_found(format!(
+            "project '{name}' in organization '{}'",
+            org.name
+        )))
+    };
     let p = match Uuid::parse_str(name) {
         Ok(id) => state.store.project_by_id(id).await,
-        Err(_) => state.store.project_by_name(&format!("{}/{name}", org.name)).await,
+        Err(_) => {
+            state
+                .store
+                .project_by_name(&format!("{}/{name}", org.name))
+                .await
+        }
     };
     match p {
         Ok(p) if p.org_id == org.id => Ok(p),
@@ -513,9 +627,20 @@ pub async fn create_project(
     let (org, m) = membership_in(accounts, &user, &org).await?;
     need(&m, OrgRole::Admin)?;
     check_org_name(&body.name)?;
-    let p = accounts.people.create_org_project(org.id, &body.name).await?;
+    let p = accounts
+        .people
+        .create_org_project(org.id, &body.name)
+        .await?;
     accounts
-        .audit(Some(org.id), Some(p.id), None, &actor(accounts, &user).await?, "project.created", &client, json!({"name": p.name}))
+        .audit(
+            Some(org.id),
+            Some(p.id),
+            None,
+            &actor(accounts, &user).await?,
+            "project.created",
+            &client,
+            json!({"name": p.name}),
+        )
         .await;
     Ok((StatusCode::CREATED, Json(p)))
 }
@@ -532,7 +657,9 @@ pub async fn list_projects(
 ) -> ApiResult<Json<Page<Project>>> {
     let accounts = state.accounts()?;
     let (org, _) = membership_in(accounts, &user, &org).await?;
-    Ok(Json(accounts.people.list_org_projects(org.id, &q.page()).await?))
+    Ok(Json(
+        accounts.people.list_org_projects(org.id, &q.page()).await?,
+    ))
 }
 
 /// Rename a project (admin).
@@ -551,10 +678,21 @@ pub async fn rename_project(
     need(&m, OrgRole::Admin)?;
     check_org_name(&body.name)?;
     let p = org_project(&state, &org, &project).await?;
-    let renamed = accounts.people.rename_project(org.id, p.id, &body.name).await?;
+    let renamed = accounts
+        .people
+        .rename_project(org.id, p.id, &body.name)
+        .await?;
     accounts.access.clear();
     accounts
-        .audit(Some(org.id), Some(p.id), None, &actor(accounts, &user).await?, "project.renamed", &client, json!({"from": p.name, "to": renamed.name}))
+        .audit(
+            Some(org.id),
+            Some(p.id),
+            None,
+            &actor(accounts, &user).await?,
+            "project.renamed",
+            &client,
+            json!({"from": p.name, "to": renamed.name}),
+        )
         .await;
     Ok(Json(renamed))
 }
@@ -577,7 +715,15 @@ pub async fn delete_project(
     accounts.people.delete_project(org.id, p.id).await?;
     accounts.access.clear();
     accounts
-        .audit(Some(org.id), Some(p.id), None, &actor(accounts, &user).await?, "project.deleted", &client, json!({"name": p.name}))
+        .audit(
+            Some(org.id),
+            Some(p.id),
+            None,
+            &actor(accounts, &user).await?,
+            "project.deleted",
+            &client,
+            json!({"name": p.name}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

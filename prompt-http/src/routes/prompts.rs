@@ -310,6 +310,7 @@ pub async fn resolve(
     responses((status = 200, body = LabelMove), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_label(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
     ApiJson(body): ApiJson<SetLabelBody>,
@@ -320,6 +321,11 @@ pub async fn set_label(
         .registry(&caller.project)
         .set_label(&name, &label, body.version, Some(&caller.actor()))
         .await?;
+    if state.protected_labels.contains(&label) {
+        state
+            .audit(&caller, &client, "protected_label.moved", serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version}))
+            .await;
+    }
     Ok(Json(m))
 }
 
@@ -329,6 +335,7 @@ pub async fn set_label(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_label(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -338,6 +345,16 @@ pub async fn delete_label(
         .registry(&caller.project)
         .delete_label(&name, &label, Some(&caller.actor()))
         .await?;
+    if state.protected_labels.contains(&label) {
+        state
+            .audit(
+                &caller,
+                &client,
+                "protected_label.removed",
+                serde_json::json!({"prompt": name, "label": label}),
+            )
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

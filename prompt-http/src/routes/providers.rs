@@ -60,6 +60,7 @@ pub struct ProviderList {
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn put_provider(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Admin(caller): Admin,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PutProviderBody>,
@@ -67,6 +68,7 @@ pub async fn put_provider(
     if state.project_providers.keyring().is_none() {
         return Err(ApiError::MasterKeyNotConfigured);
     }
+    let kind = body.kind;
     let new = NewProviderCredential {
         kind: body.kind,
         base_url: body.base_url,
@@ -82,6 +84,18 @@ pub async fn put_provider(
     } else {
         StatusCode::OK
     };
+    state
+        .audit(
+            &caller,
+            &client,
+            if created {
+                "provider_credential.created"
+            } else {
+                "provider_credential.replaced"
+            },
+            serde_json::json!({"provider": name, "kind": kind}),
+        )
+        .await;
     Ok((status, Json(ProviderView::from(stored))).into_response())
 }
 
@@ -128,6 +142,7 @@ pub async fn get_provider(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_provider(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -135,5 +150,13 @@ pub async fn delete_provider(
         .project_providers
         .delete(&state.store, caller.project.id, &name)
         .await?;
+    state
+        .audit(
+            &caller,
+            &client,
+            "provider_credential.deleted",
+            serde_json::json!({"provider": name}),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

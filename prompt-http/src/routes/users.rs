@@ -100,7 +100,12 @@ pub async fn change_password(
     accounts
         .confirm_current_password(&user, body.current_password.as_deref())
         .await?;
-    crate::accounts::password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
+    crate::accounts::password::check_policy(
+        "new_password",
+        &body.new_password,
+        &user.email,
+        &user.name,
+    )?;
     let hash = accounts.hash_password(&body.new_password).await?;
     accounts
         .people
@@ -119,7 +124,15 @@ pub async fn change_password(
     }
     accounts.access.clear();
     accounts
-        .audit(None, None, Some(me.id), &actor_of(&user), "auth.password_changed", &client, json!({}))
+        .audit(
+            None,
+            None,
+            Some(me.id),
+            &actor_of(&user),
+            "auth.password_changed",
+            &client,
+            json!({}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -134,7 +147,12 @@ pub fn check_preferences(prefs: &Map<String, Value>) -> Result<(), ApiError> {
         match k.as_str() {
             "theme" => match v.as_str() {
                 Some("light" | "dark" | "system") => {}
-                _ => return Err(ApiError::invalid(field, "must be \"light\", \"dark\" or \"system\"")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        field,
+                        "must be \"light\", \"dark\" or \"system\"",
+                    ));
+                }
             },
             "language" => {
                 let ok = v.as_str().is_some_and(|s| {
@@ -142,25 +160,39 @@ pub fn check_preferences(prefs: &Map<String, Value>) -> Result<(), ApiError> {
                         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 });
                 if !ok {
-                    return Err(ApiError::invalid(field, "must be a language tag such as \"en\" or \"zh-CN\""));
+                    return Err(ApiError::invalid(
+                        field,
+                        "must be a language tag such as \"en\" or \"zh-CN\"",
+                    ));
                 }
             }
             "default_provider" => {
-                let s = v.as_str().ok_or_else(|| ApiError::invalid(&field, "must be a provider name"))?;
-                prompt_core::credential::validate_provider_name(s).map_err(|e| ApiError::invalid(&field, e.to_string()))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| ApiError::invalid(&field, "must be a provider name"))?;
+                prompt_core::credential::validate_provider_name(s)
+                    .map_err(|e| ApiError::invalid(&field, e.to_string()))?;
             }
             "default_model" => {
                 let ok = v.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 200);
                 if !ok {
-                    return Err(ApiError::invalid(field, "must be a model name of 1 to 200 characters"));
+                    return Err(ApiError::invalid(
+                        field,
+                        "must be a model name of 1 to 200 characters",
+                    ));
                 }
             }
             _ => {}
         }
     }
-    let size = serde_json::to_vec(prefs).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(prefs)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > 16 * 1024 {
-        return Err(ApiError::invalid("preferences", format!("are {size} bytes as JSON; at most 16384")));
+        return Err(ApiError::invalid(
+            "preferences",
+            format!("are {size} bytes as JSON; at most 16384"),
+        ));
     }
     Ok(())
 }
@@ -168,8 +200,18 @@ pub fn check_preferences(prefs: &Map<String, Value>) -> Result<(), ApiError> {
 /// The signed-in user's preferences.
 #[utoipa::path(get, path = "/api/users/me/preferences", tag = "users", security(("access_token" = [])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
-pub async fn get_preferences(State(state): State<AppState>, me: SignedInUser) -> ApiResult<Json<Map<String, Value>>> {
-    Ok(Json(state.accounts()?.people.user_by_id(me.id).await?.preferences))
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    me: SignedInUser,
+) -> ApiResult<Json<Map<String, Value>>> {
+    Ok(Json(
+        state
+            .accounts()?
+            .people
+            .user_by_id(me.id)
+            .await?
+            .preferences,
+    ))
 }
 
 /// Merge preferences: each key given replaces the stored one; `null` removes it.
@@ -224,12 +266,24 @@ pub struct Export {
 /// Export everything held about the signed-in user as one JSON document (audited).
 #[utoipa::path(get, path = "/api/users/me/export", tag = "users", security(("access_token" = [])),
     responses((status = 200, body = Export), (status = 401, body = ErrorBody)))]
-pub async fn export(State(state): State<AppState>, client: ClientInfo, me: SignedInUser) -> ApiResult<Json<Export>> {
+pub async fn export(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    me: SignedInUser,
+) -> ApiResult<Json<Export>> {
     let accounts = state.accounts()?;
     let people = &accounts.people;
     let user = people.user_by_id(me.id).await?;
     accounts
-        .audit(None, None, Some(me.id), &actor_of(&user), "user.exported", &client, json!({}))
+        .audit(
+            None,
+            None,
+            Some(me.id),
+            &actor_of(&user),
+            "user.exported",
+            &client,
+            json!({}),
+        )
         .await;
     Ok(Json(Export {
         exported_at: now(),
@@ -282,7 +336,15 @@ pub async fn delete_me(
     }
     accounts.access.clear();
     accounts
-        .audit(None, None, None, "deleted user", "user.deleted", &client, json!({"user_id": me.id}))
+        .audit(
+            None,
+            None,
+            None,
+            "deleted user",
+            "user.deleted",
+            &client,
+            json!({"user_id": me.id}),
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,8 @@ use prompt_http::{RouterConfig, StateConfig, app, auth, build_state};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod smtp;
+
 /// An app under test.
 pub struct TestApp {
     pub router: Router,
@@ -60,6 +62,16 @@ impl Default for Options {
 
 impl TestApp {
     pub async fn new(store: Arc<dyn PromptStore>, runs: Arc<dyn RunLog>, opts: Options) -> Self {
+        Self::with_accounts(store, runs, opts, None).await
+    }
+
+    /// An app with the people features over `accounts`.
+    pub async fn with_accounts(
+        store: Arc<dyn PromptStore>,
+        runs: Arc<dyn RunLog>,
+        opts: Options,
+        accounts: Option<prompt_http::AccountsSetup>,
+    ) -> Self {
         let (state, _writer) = build_state(
             store.clone(),
             runs.clone(),
@@ -67,6 +79,7 @@ impl TestApp {
                 rate_limit: opts.rate_limit,
                 rate_burst: opts.rate_burst,
                 writer: opts.writer,
+                accounts,
                 ..StateConfig::default()
             },
         )
@@ -112,6 +125,32 @@ impl TestApp {
             .await
             .unwrap()
             .key
+    }
+
+    /// A request with a user's access token and the project header.
+    pub async fn as_user(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        project: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(p) = project {
+            b = b.header("x-project", p);
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {

@@ -52,6 +52,28 @@ def _check_url(url: object, api_key: Optional[str]) -> Tuple[str, Optional[str]]
     return url, api_key
 
 
+def _credential(api_key: Optional[str], token: Optional[str], project: object) -> Optional[str]:
+    """The bearer credential of a remote registry: an API key, or a user access token
+    (which needs the project named)."""
+    if token is None:
+        return api_key
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if api_key is not None:
+        raise ValidationError("pass api_key= or token=, not both", field="token")
+    if not token.startswith("eyJ") or token.count(".") != 2:
+        raise ValidationError(
+            "is not a user access token (a JWT from /api/auth/login); API keys go in api_key=",
+            field="token",
+        )
+    if project is None:
+        raise ValidationError(
+            "is required with token= (ORG/NAME, or NAME in the organization 'default')",
+            field="project",
+        )
+    return token
+
+
 def _check_project(project: object) -> Optional[str]:
     if project is not None and not isinstance(project, str):
         raise TypeError(f"project must be a str, not {type(project).__name__}")

@@ -20,6 +20,7 @@ from ._convert import (
     UNSET,
     _check_project,
     _check_url,
+    _credential,
     _exec_options,
     _execution,
     _fallback_version,
@@ -82,6 +83,7 @@ class Registry:
         cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS,
         api_key: Optional[str] = None,
         master_key: Optional[str] = None,
+        token: Optional[str] = None,
     ) -> "Registry":
         """Open ``memory://``, ``sqlite:///path.db`` (created if missing; migrations
         applied), ``postgres://...``, or a server at ``http(s)://host:port`` (remote).
@@ -95,13 +97,17 @@ class Registry:
         ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
         refreshing in the background, so a server that goes down does not break prompts
         already fetched. A server that is down at open is not an error; a refused key
-        is (:class:`AuthError`).
+        is (:class:`AuthError`). ``token`` instead of ``api_key``: a signed-in user's
+        access token (from ``POST /api/auth/login``); then ``project`` is required
+        (``ORG/NAME``, or ``NAME`` in the organization ``default``), the role is the
+        user's there, and the token expires after its lifetime (15 minutes by default):
+        long-running programs use an API key.
 
         ``master_key`` (embedded only; else ``$PROMPT_REGISTRY_MASTER_KEY``): 32 random
         bytes as 64 hex characters or base64, the key provider credentials stored with
         :meth:`put_provider` are sealed under (AES-256-GCM), as the server does. Stored
         credentials come before the environment's providers in every execution."""
-        url, api_key = _check_url(url, api_key)
+        url, api_key = _check_url(url, _credential(api_key, token, project))
         if master_key is not None and not isinstance(master_key, str):
             raise TypeError(f"master_key must be a str, not {type(master_key).__name__}")
         native = _native.open(

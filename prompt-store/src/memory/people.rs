@@ -638,7 +638,7 @@ impl PeopleStore for MemoryStore {
             .values()
             .find(|s| s.token_hash == token_hash)
             .cloned()
-            .ok_or_else(|| Error::not_found("session (by refresh token)"))
+            .ok_or_else(|| Error::not_found("session"))
     }
 
     async fn rotate_session(

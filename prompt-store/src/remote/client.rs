@@ -84,7 +84,24 @@ impl RemoteStore {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
             .map_err(|_| Error::invalid("api_key", "is not a valid header value"))?;
         auth.set_sensitive(true);
+        // A signed-in user's access token (a JWT) names its project in a header; an API
+        // key is bound to one.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if config.api_key.starts_with("eyJ") {
+            let project = config.project.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "project",
+                    "is required with a user access token (ORG/NAME, or NAME in the organization 'default')",
+                )
+            })?;
+            headers.insert(
+                "x-project",
+                HeaderValue::from_str(project)
+                    .map_err(|_| Error::invalid("project", "is not a valid header value"))?,
+            );
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!(
@@ -126,8 +143,9 @@ impl RemoteStore {
                     return Err(parse_remote_error(a.status, a.retry_after, &a.body).0);
                 }
                 let caller: RemoteCaller = decode(&a.body)?;
+                // `ORG/NAME` names the project `NAME` of organization `ORG`.
                 if let Some(p) = &self.inner.expected_project
-                    && *p != caller.project.name
+                    && p.rsplit('/').next() != Some(caller.project.name.as_str())
                 {
                     return Err(Error::invalid(
                         "project",

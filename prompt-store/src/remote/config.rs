@@ -10,7 +10,10 @@ use prompt_core::{Error, Result};
 pub struct RemoteConfig {
     /// Base URL of the server, e.g. `http://127.0.0.1:8080` (no `/api/v1`).
     pub url: String,
-    /// An API key of the project to work in (`pr_…`). Never logged or shown by `Debug`.
+    /// An API key of the project to work in (`pr_…`), or a signed-in user's access token
+    /// (a JWT from `/api/auth/login`; then `project` is required and sent as
+    /// `X-Project`; it expires after its lifetime, 15 minutes by default). Never logged
+    /// or shown by `Debug`.
     pub api_key: String,
     /// Deadline of each request (default 10 s).
     pub timeout: Duration,

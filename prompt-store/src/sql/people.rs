@@ -869,7 +869,7 @@ where
     }
 
     async fn session_by_token(&self, token_hash: &str) -> Result<AuthSession> {
-        self.session_with_hash(token_hash).await
+        self.session_with_token(token_hash).await
     }
 
     async fn rotate_session(

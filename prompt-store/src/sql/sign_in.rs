@@ -305,7 +305,7 @@ where
         )
     }
 
-    pub(super) async fn session_with_hash(&self, token_hash: &str) -> Result<AuthSession> {
+    pub(super) async fn session_with_token(&self, token_hash: &str) -> Result<AuthSession> {
         finish::<D, _>(
             async {
                 let row = sqlx::query(concat!(
@@ -316,7 +316,7 @@ where
                 .bind(token_hash)
                 .fetch_optional(&self.reader)
                 .await?
-                .ok_or_else(|| Error::not_found("session (by refresh token)"))?;
+                .ok_or_else(|| Error::not_found("session"))?;
                 Self::session_from_row(&row)
             }
             .await,
