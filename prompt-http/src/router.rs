@@ -147,7 +147,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// organizations (`/api/v1/orgs`). Each handler authenticates as it needs (most take
 /// a user access token; sign-up, sign-in, refresh and the email links take none).
 pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use crate::routes::{auth, orgs, users};
+    use crate::routes::{auth, orgs, social, users};
     OpenApiRouter::new()
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -160,6 +160,10 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::send_verification))
         .routes(routes!(auth::password_reset))
         .routes(routes!(auth::password_reset_confirm))
+        .routes(routes!(social::providers))
+        .routes(routes!(social::start))
+        .routes(routes!(social::callback))
+        .routes(routes!(social::sign_in))
         .routes(routes!(users::get_me, users::patch_me, users::delete_me))
         .routes(routes!(users::change_password))
         .routes(routes!(users::get_preferences, users::patch_preferences))

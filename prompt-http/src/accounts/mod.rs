@@ -22,6 +22,7 @@ use crate::error::ApiError;
 pub mod access;
 pub mod mail;
 pub mod password;
+pub mod social;
 pub mod throttle;
 pub mod tokens;
 pub mod web;
@@ -70,6 +71,8 @@ pub struct AccountsConfig {
     pub allowed_origins: Vec<String>,
     /// Mark the refresh cookie `Secure` (the service is reached over TLS).
     pub secure_cookies: bool,
+    /// Social sign-in providers (see [`social::SocialProviderConfig::from_env`]).
+    pub social: Vec<social::SocialProviderConfig>,
 }
 
 impl Default for AccountsConfig {
@@ -87,6 +90,7 @@ impl Default for AccountsConfig {
             access_cache_ttl: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             secure_cookies: false,
+            social: Vec::new(),
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct Accounts {
     pub throttle: Arc<LoginThrottle>,
     /// Users' roles in projects, briefly cached.
     pub access: access::AccessCache,
+    /// The social sign-in providers.
+    pub social: social::SocialProviders,
 }
 
 /// The one answer to a failed sign-in, whatever failed.
@@ -205,6 +211,7 @@ impl Accounts {
             mailer,
             throttle: Arc::new(LoginThrottle::new(config.throttle)),
             access: access::AccessCache::new(config.access_cache_ttl),
+            social: social::SocialProviders::new(&config.social),
             config: Arc::new(config),
         })
     }

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use prompt_core::domain::{SigningKey, now};
 use prompt_core::{Error, PeopleStore, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -195,8 +196,50 @@ impl Keys {
     /// `exp` (no leeway beyond 30 s of clock skew). `Unauthorized` otherwise, saying
     /// why in general terms.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims> {
+        self.verify_for(
+            token,
+            TOKEN_ISSUER,
+            &["exp", "iss", "aud", "sub"],
+            "access token",
+        )
+        .await
+    }
+
+    /// Sign short-lived claims of our own that are not an access token (the state of a
+    /// social sign-in kept in a cookie), with the current key and HS256. The claims
+    /// must carry `iss` = [`TOKEN_ISSUER`], an `aud` of their own (never
+    /// [`TOKEN_ISSUER`], so that they can never pass for an access token) and `exp`.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String> {
+        let key = self
+            .newest()
+            .ok_or_else(|| Error::unavailable("no signing key is loaded"))?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.id.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&key.secret))
+            .map_err(|e| Error::internal(format!("signing a token: {e}")))
+    }
+
+    /// Verify claims signed by [`Keys::sign_claims`] for `audience`, with the same
+    /// rules as access tokens. `Unauthorized` naming `what` otherwise.
+    pub async fn verify_claims<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        what: &str,
+    ) -> Result<T> {
+        self.verify_for(token, audience, &["exp", "iss", "aud"], what)
+            .await
+    }
+
+    async fn verify_for<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        required: &[&str],
+        what: &str,
+    ) -> Result<T> {
         let bad = |why: &str| Error::Unauthorized {
-            message: format!("invalid access token: {why}"),
+            message: format!("invalid {what}: {why}"),
         };
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed"))?;
         if header.alg != Algorithm::HS256 {
@@ -215,10 +258,10 @@ impl Keys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_issuer(&[TOKEN_ISSUER]);
-        validation.set_audience(&[TOKEN_ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(required);
         validation.leeway = 30;
-        jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&secret), &validation)
+        jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(&secret), &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad("expired"),

@@ -11,5 +11,6 @@ pub mod prompts;
 pub mod providers;
 pub mod runs;
 pub mod service;
+pub mod social;
 pub mod tools;
 pub mod users;
