@@ -202,7 +202,10 @@ impl PeopleArgs {
                 ));
             }
         }
+        let social =
+            crate::accounts::social::SocialProviderConfig::from_env(|k| std::env::var(k).ok())?;
         Ok(crate::accounts::AccountsConfig {
+            social,
             signup: self.signup,
             require_verified_email: self.require_verified_email,
             access_ttl: Duration::from_secs(self.access_token_minutes * 60),

@@ -943,6 +943,10 @@ async fn rate_limit_per_key() {
 /// these, and each is routed. A route added to the router without its `#[utoipa::path]`
 /// (or documented without a handler) fails here once it is added to this list.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/auth/social"),
+    ("get", "/api/auth/social/{provider}/start"),
+    ("get", "/api/auth/social/{provider}/callback"),
+    ("post", "/api/auth/social/{provider}"),
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
     ("post", "/api/auth/refresh"),
@@ -1053,6 +1057,7 @@ async fn openapi_documents_every_route() {
             .replace("{org}", "acme")
             .replace("{user}", "0190f0e0-0000-7000-8000-000000000000")
             .replace("{project}", "web")
+            .replace("{provider}", "google")
             .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));

@@ -3,6 +3,11 @@
 //! invitations, the role matrix of user tokens over the project routes, cross-org
 //! 404s, account deletion and export, CORS and CSRF — on memory, SQLite files and
 //! Postgres.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 mod common;
 

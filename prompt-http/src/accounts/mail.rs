@@ -12,8 +12,8 @@ use prompt_core::{Error, Result};
 pub enum Mailer {
     /// An SMTP server.
     Smtp {
-        /// The transport (pooled connections).
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// The transport (pooled connections; boxed, it is large).
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         /// The sender.
         from: Mailbox,
     },
@@ -54,7 +54,10 @@ impl Mailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| Error::invalid("smtp_url", format!("not a usable SMTP URL: {e}")))?
             .build();
-        Ok(Mailer::Smtp { transport, from })
+        Ok(Mailer::Smtp {
+            transport: Box::new(transport),
+            from,
+        })
     }
 
     /// Whether mail is really sent.

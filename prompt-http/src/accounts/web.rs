@@ -62,9 +62,7 @@ impl FromRequestParts<AppState> for SignedInUser {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Err(e) = state.limiter.check(claims.sub) {
-            return Err(e);
-        }
+        state.limiter.check(claims.sub)?;
         Ok(SignedInUser {
             id: claims.sub,
             session: claims.sid,

@@ -119,7 +119,11 @@ pub struct TokenAnswer {
 
 /// The answer to a sign-in: the tokens in the body, the refresh token also (cookie
 /// mode: only) in the `HttpOnly` cookie.
-pub(crate) fn token_answer(state: &AppState, signed: SignedIn, mode: SessionMode) -> ApiResult<Response> {
+pub(crate) fn token_answer(
+    state: &AppState,
+    signed: SignedIn,
+    mode: SessionMode,
+) -> ApiResult<Response> {
     let accounts = state.accounts()?;
     let expires_in = (signed.access_expires_at - now()).num_seconds().max(0);
     let refresh_age = (signed.session.expires_at - now()).num_seconds().max(0);
