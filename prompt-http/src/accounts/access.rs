@@ -22,6 +22,7 @@ pub const PROJECT_HEADER: &str = "x-project";
 
 #[derive(Debug, Clone)]
 struct Grant {
+    claims: super::tokens::AccessClaims,
     project: Project,
     role: KeyRole,
     email: String,
@@ -30,7 +31,9 @@ struct Grant {
 /// Users' recent grants.
 #[derive(Debug, Clone)]
 pub struct AccessCache {
-    cache: Option<moka::sync::Cache<(Uuid, Uuid, String), Arc<Grant>>>,
+    /// Keyed by the whole token (only ever inserted after it verified) and the project
+    /// asked for, so a hit skips the signature check as well as the reads.
+    cache: Option<moka::sync::Cache<(String, String), Arc<Grant>>>,
 }
 
 impl AccessCache {
@@ -69,7 +72,6 @@ impl Accounts {
         token: &str,
         project_ref: Option<&str>,
     ) -> Result<Caller, ApiError> {
-        let claims = self.keys.verify(token).await?;
         let project_ref = project_ref.map(str::trim).filter(|p| !p.is_empty()).ok_or_else(|| {
             ApiError::BadRequest {
                 message: "a request with a user access token names its project: send the header 'X-Project: ORG/NAME' (or NAME in the default organization, or the project's id)".into(),
@@ -79,14 +81,19 @@ impl Accounts {
                 }),
             }
         })?;
-        let key = (claims.sub, claims.sid, project_ref.to_owned());
-        let grant = match self.access.cache.as_ref().and_then(|c| c.get(&key)) {
+        let key = (token.to_owned(), project_ref.to_owned());
+        let cached = self
+            .access
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&key))
+            // A cached grant outlives no token: past `exp`, verify again (and fail).
+            .filter(|g| g.claims.exp > chrono::Utc::now().timestamp());
+        let grant = match cached {
             Some(g) => g,
             None => {
-                let g = Arc::new(
-                    self.grant(store, claims.sub, claims.sid, project_ref)
-                        .await?,
-                );
+                let claims = self.keys.verify(token).await?;
+                let g = Arc::new(self.grant(store, claims, project_ref).await?);
                 if let Some(c) = &self.access.cache {
                     c.insert(key, g.clone());
                 }
@@ -95,9 +102,9 @@ impl Accounts {
         };
         Ok(Caller {
             principal: Principal::User {
-                id: claims.sub,
+                id: grant.claims.sub,
                 email: grant.email.clone(),
-                session: claims.sid,
+                session: grant.claims.sid,
             },
             project: grant.project.clone(),
             role: grant.role,
@@ -107,10 +114,10 @@ impl Accounts {
     async fn grant(
         &self,
         store: &Arc<dyn PromptStore>,
-        user: Uuid,
-        sid: Uuid,
+        claims: super::tokens::AccessClaims,
         project_ref: &str,
     ) -> Result<Grant, ApiError> {
+        let (user, sid) = (claims.sub, claims.sid);
         let revoked = || ApiError::Unauthorized("the session of this token was signed out".into());
         match self.people.session(sid).await {
             Ok(s) if s.user_id == user && s.revoked_at.is_none() => {}
@@ -146,6 +153,7 @@ impl Accounts {
             Err(e) => return Err(e.into()),
         };
         Ok(Grant {
+            claims,
             project,
             role,
             email,

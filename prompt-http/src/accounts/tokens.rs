@@ -69,6 +69,7 @@ pub fn looks_like_jwt(token: &str) -> bool {
 pub struct Keys {
     people: Arc<dyn PeopleStore>,
     keys: Arc<RwLock<Vec<SigningKey>>>,
+    last_reload: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     access_ttl: Duration,
     rotate_after: Duration,
 }
@@ -92,6 +93,7 @@ impl Keys {
         let keys = Keys {
             people,
             keys: Arc::new(RwLock::new(Vec::new())),
+            last_reload: Arc::new(std::sync::Mutex::new(None)),
             access_ttl,
             rotate_after,
         };
@@ -249,7 +251,12 @@ impl Keys {
         let secret = match self.secret(&kid) {
             Some(s) => s,
             None => {
-                // Maybe another instance rotated: look once more.
+                // Maybe another instance rotated: look once more (at most once a
+                // second, so tokens with made-up key ids cannot make every request
+                // read the database).
+                if !self.may_reload() {
+                    return Err(bad("unknown or retired key"));
+                }
                 self.reload().await?;
                 self.secret(&kid)
                     .ok_or_else(|| bad("unknown or retired key"))?
@@ -267,6 +274,16 @@ impl Keys {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad("expired"),
                 _ => bad("signature or claims do not verify"),
             })
+    }
+
+    fn may_reload(&self) -> bool {
+        let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     fn secret(&self, kid: &str) -> Option<Vec<u8>> {
