@@ -3,9 +3,10 @@
 #  1. authenticated GET /api/v1/prompts/{name}/resolve with a user access token
 #     (JWT + X-Project) vs an API key, interleaved rounds in the same server;
 #  2. the cost of one sign-in (argon2id), sequential;
-#  3. a 1,000-attempt credential-stuffing loop from 127.0.0.1 against 20 accounts,
-#     while another client (127.0.0.2) keeps resolving and signs in: who is locked
-#     out, and whether the others are still served.
+#  3. a 1,000-attempt credential-stuffing loop against 20 accounts, first from one
+#     address (127.0.0.1), then spread over 50 addresses (127.0.1.x), while another
+#     client (127.0.0.2) keeps resolving: who is locked out, and whether the others
+#     are still served.
 # Needs: wrk, curl, python3. Usage: DURATION=8s ./benches/load/people.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -94,22 +95,28 @@ def other_client():
         bystander.append(get("/api/v1/prompts/bench%2Fresolve/resolve", "127.0.0.2"))
         time.sleep(0.01)
 t = threading.Thread(target=other_client); t.start()
-counts = {}
-t0 = time.perf_counter()
-def attack(worker):
-    for n in range(worker, 1000, 8):
-        s = post("/api/auth/login", {"email": f"user{n % 20 + 1}@example.com", "password": f"guess-{n}"})
-        counts[s] = counts.get(s, 0) + 1
-workers = [threading.Thread(target=attack, args=(w,)) for w in range(8)]
-[w.start() for w in workers]; [w.join() for w in workers]
-elapsed = time.perf_counter() - t0
-legit = post("/api/auth/login", {"email": "user1@example.com", "password": "violet tugboat ferments quietly"}, source="127.0.0.3")
+def stuffing(label, source_of):
+    counts = {}
+    t0 = time.perf_counter()
+    def attack(worker):
+        for n in range(worker, 1000, 8):
+            s = post("/api/auth/login", {"email": f"user{n % 20 + 1}@example.com", "password": f"guess-{n}"},
+                     source=source_of(n))
+            counts[s] = counts.get(s, 0) + 1
+    workers = [threading.Thread(target=attack, args=(w,)) for w in range(8)]
+    [w.start() for w in workers]; [w.join() for w in workers]
+    elapsed = time.perf_counter() - t0
+    legit = post("/api/auth/login", {"email": "user1@example.com", "password": "violet tugboat ferments quietly"}, source="127.0.0.3")
+    fresh = post("/api/auth/login", {"email": "owner@example.com", "password": "violet tugboat ferments quietly"}, source="127.0.0.3")
+    print(f"{label}: 1000 attempts in {elapsed:.1f} s; answers {dict(sorted(counts.items()))}; "
+          f"then from 127.0.0.3 with the right password: an attacked account HTTP {legit}, "
+          f"an account not attacked HTTP {fresh}")
+stuffing("one address", lambda n: "127.0.0.1")
+stuffing("50 addresses", lambda n: f"127.0.1.{n % 50 + 1}")
 stop = True; t.join()
 ok = [ms for s, ms in bystander if s == 200]
 ok.sort()
 p = lambda q: ok[min(len(ok) - 1, int(q * len(ok)))] if ok else float("nan")
-print(f"attack: 1000 attempts in {elapsed:.1f} s; answers {dict(sorted(counts.items()))}")
-print(f"bystander on 127.0.0.2 during the attack: {len(ok)}/{len(bystander)} resolves OK, p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms")
-print(f"a locked-out account's owner from 127.0.0.3 with the right password: HTTP {legit}")
+print(f"bystander on 127.0.0.2 during both attacks: {len(ok)}/{len(bystander)} resolves OK, p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms")
 PY
 echo "serve RSS at the end: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$PID/status)"
