@@ -232,10 +232,33 @@ async fn signup_verify_login_refresh_reuse_logout(p: &People) {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    for want in ["auth.login", "auth.refresh_reused", "auth.logout_all"] {
+    let _ = login(p, "owner@example.com", "a wrong password here").await;
+    let audit = p
+        .app
+        .as_user(
+            Method::GET,
+            "/api/v1/orgs/default/audit?limit=500",
+            &t,
+            None,
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in [
+        "auth.login",
+        "auth.login_failed",
+        "auth.refresh_reused",
+        "auth.logout_all",
+    ] {
         assert!(actions.contains(&want), "{want} in {actions:?}");
     }
     assert!(!audit.text.contains(&refresh1) && !audit.text.contains(PW));
+    assert!(!audit.text.contains("a wrong password here"));
 }
 
 async fn wrong_password_and_unknown_email_look_the_same_and_throttle(p: &People) {
@@ -683,6 +706,121 @@ async fn orgs_invitations_and_the_role_matrix(p: &People) {
     assert_error(&busy, 409, "conflict");
 }
 
+/// Every project route, with the least project role it needs.
+const PROJECT_ROUTES: &[(&str, &str, &str)] = &[
+    ("post", "/api/v1/prompts", "editor"),
+    ("get", "/api/v1/prompts", "viewer"),
+    ("get", "/api/v1/prompts/{name}", "viewer"),
+    ("patch", "/api/v1/prompts/{name}", "editor"),
+    ("delete", "/api/v1/prompts/{name}", "editor"),
+    ("post", "/api/v1/prompts/{name}/versions", "editor"),
+    ("get", "/api/v1/prompts/{name}/versions", "viewer"),
+    ("get", "/api/v1/prompts/{name}/versions/{version}", "viewer"),
+    ("get", "/api/v1/prompts/{name}/resolve", "viewer"),
+    ("put", "/api/v1/prompts/{name}/labels/{label}", "editor"),
+    ("delete", "/api/v1/prompts/{name}/labels/{label}", "editor"),
+    (
+        "get",
+        "/api/v1/prompts/{name}/labels/{label}/history",
+        "viewer",
+    ),
+    ("post", "/api/v1/prompts/{name}/render", "viewer"),
+    ("post", "/api/v1/runs", "editor"),
+    ("post", "/api/v1/runs/batch", "editor"),
+    ("get", "/api/v1/runs", "viewer"),
+    ("get", "/api/v1/runs/{id}", "viewer"),
+    ("get", "/api/v1/prompts/{name}/stats", "viewer"),
+    ("post", "/api/v1/prompts/{name}/execute", "editor"),
+    ("post", "/api/v1/keys", "admin"),
+    ("get", "/api/v1/keys", "admin"),
+    ("delete", "/api/v1/keys/{id}", "admin"),
+    ("get", "/api/v1/project", "viewer"),
+    ("put", "/api/v1/providers/{name}", "admin"),
+    ("get", "/api/v1/providers", "editor"),
+    ("get", "/api/v1/providers/{name}", "editor"),
+    ("delete", "/api/v1/providers/{name}", "admin"),
+    ("post", "/api/v1/tools/analyze", "editor"),
+    ("post", "/api/v1/tools/remix", "editor"),
+    ("post", "/api/v1/tools/create", "editor"),
+    ("post", "/api/v1/prompts/{name}/optimize", "editor"),
+];
+
+/// Each organization role on every project route: below the route's role → 403,
+/// at or above → anything but 401/403; a user of another organization → 404.
+async fn role_matrix_over_every_project_route(p: &People) {
+    let owner = signed_up(p, "matrix-owner@example.com").await;
+    p.app
+        .as_user(
+            Method::POST,
+            "/api/v1/orgs",
+            &owner,
+            None,
+            Some(json!({"name": "matrix"})),
+        )
+        .await;
+    p.app
+        .as_user(
+            Method::POST,
+            "/api/v1/orgs/matrix/projects",
+            &owner,
+            None,
+            Some(json!({"name": "p"})),
+        )
+        .await;
+    let org = p.people.org_by_name("matrix").await.unwrap();
+    let mut tokens = Vec::new();
+    for (role, level) in [("viewer", 0), ("member", 1), ("admin", 2)] {
+        let email = format!("matrix-{role}@example.com");
+        assert_eq!(register(p, &email).await.status, StatusCode::ACCEPTED);
+        let u = p.people.user_by_email(&email).await.unwrap();
+        p.people
+            .set_member(org.id, u.id, prompt_core::OrgRole::parse(role).unwrap())
+            .await
+            .unwrap();
+        let t = login(p, &email, PW).await.body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tokens.push((role, level, t));
+    }
+    let outsider = signed_up(p, "matrix-outsider@example.com").await;
+    for (method, path, needs) in PROJECT_ROUTES {
+        let need = match *needs {
+            "viewer" => 0,
+            "editor" => 1,
+            _ => 2,
+        };
+        let uri = path
+            .replace("{name}", "x")
+            .replace("{version}", "1")
+            .replace("{label}", "staging")
+            .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
+        for (role, level, token) in &tokens {
+            let r = p
+                .app
+                .as_user(m.clone(), &uri, token, Some("matrix/p"), body.clone())
+                .await;
+            if *level < need {
+                assert_error(&r, 403, "forbidden");
+            } else {
+                assert!(
+                    r.status != StatusCode::FORBIDDEN && r.status != StatusCode::UNAUTHORIZED,
+                    "{role} on {method} {uri}: {} {}",
+                    r.status,
+                    r.text
+                );
+            }
+        }
+        let r = p
+            .app
+            .as_user(m.clone(), &uri, &outsider, Some("matrix/p"), body.clone())
+            .await;
+        assert_error(&r, 404, "not_found");
+    }
+}
+
 async fn deletion_and_export(p: &People) {
     let owner = signed_up(p, "first@example.com").await;
     let second = signed_up(p, "second@example.com").await;
@@ -1084,6 +1222,7 @@ macro_rules! people_suite {
             wrong_password_and_unknown_email_look_the_same_and_throttle,
             bad_input_names_the_field,
             orgs_invitations_and_the_role_matrix,
+            role_matrix_over_every_project_route,
             deletion_and_export,
             api_keys_and_user_tokens_side_by_side,
             browser_sessions_cors_and_csrf,

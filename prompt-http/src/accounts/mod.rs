@@ -613,14 +613,16 @@ impl Accounts {
                 password,
             )
             .await;
+        let target = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| ok) else {
             let mut failed = vec![(account, true)];
             failed.extend(address.map(|a| (a, false)));
             let locked = self.throttle.fail(&failed);
+            // About the account when it exists, so that its organizations see it.
             self.audit(
                 None,
                 None,
-                None,
+                target,
                 "anonymous",
                 "auth.login_failed",
                 client,
