@@ -118,7 +118,7 @@ impl User {
 /// A user to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUser {
-    /// Email (checked by [`crate::validate::email`]).
+    /// Email (the service checks it with `prompt_http::accounts::check_email`).
     pub email: String,
     /// Display name.
     pub name: String,
