@@ -87,36 +87,61 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     }
 }
 
-/// The `Set-Cookie` value holding `token` (or clearing the cookie when `None`).
-pub fn refresh_cookie(token: Option<&str>, max_age_secs: i64, secure: bool) -> HeaderValue {
-    let mut c = Cookie::build((REFRESH_COOKIE, token.unwrap_or_default().to_owned()))
+/// An `HttpOnly` cookie of ours: `name=value` on `path` for `max_age_secs`, or its
+/// removal when `value` is `None`; `Secure` when the service is reached over TLS.
+pub fn http_only_cookie(
+    name: &'static str,
+    path: &'static str,
+    same_site: SameSite,
+    value: Option<&str>,
+    max_age_secs: i64,
+    secure: bool,
+) -> HeaderValue {
+    let mut c = Cookie::build((name, value.unwrap_or_default().to_owned()))
         .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/api/auth")
+        .same_site(same_site)
+        .path(path)
         .secure(secure)
-        .max_age(cookie::time::Duration::seconds(if token.is_some() {
+        .max_age(cookie::time::Duration::seconds(if value.is_some() {
             max_age_secs
         } else {
             0
         }))
         .build();
-    if token.is_none() {
+    if value.is_none() {
         c.make_removal();
     }
-    // Cookie values are base64url: always a valid header.
+    // Our values are base64url or JWTs: always a valid header.
     HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The refresh token in the request's cookie, if any.
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of our cookie `name` in the request, if any and not empty.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == REFRESH_COOKIE && !c.value().is_empty())
+        .find(|c| c.name() == name && !c.value().is_empty())
         .map(|c| c.value().to_owned())
+}
+
+/// The `Set-Cookie` value holding `token` (or clearing the cookie when `None`).
+pub fn refresh_cookie(token: Option<&str>, max_age_secs: i64, secure: bool) -> HeaderValue {
+    http_only_cookie(
+        REFRESH_COOKIE,
+        "/api/auth",
+        SameSite::Strict,
+        token,
+        max_age_secs,
+        secure,
+    )
+}
+
+/// The refresh token in the request's cookie, if any.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    read_cookie(headers, REFRESH_COOKIE)
 }
 
 /// Refuse a cookie-authenticated call that could be a cross-site request forgery.

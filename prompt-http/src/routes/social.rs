@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 use prompt_core::Error;
 use prompt_core::wire::ErrorDetails;
 use serde::Deserialize;
@@ -102,34 +102,19 @@ fn callback_url(accounts: &Accounts, provider: &str) -> String {
 }
 
 fn flow_cookie(value: Option<&str>, secure: bool) -> Result<HeaderValue, ApiError> {
-    let mut c = Cookie::build((FLOW_COOKIE, value.unwrap_or_default().to_owned()))
-        .http_only(true)
-        // Lax: the provider's redirect back is a cross-site top-level GET.
-        .same_site(SameSite::Lax)
-        .path(FLOW_COOKIE_PATH)
-        .secure(secure)
-        .max_age(cookie::time::Duration::seconds(if value.is_some() {
-            FLOW_TTL.as_secs() as i64
-        } else {
-            0
-        }))
-        .build();
-    if value.is_none() {
-        c.make_removal();
-    }
-    HeaderValue::from_str(&c.to_string())
-        .map_err(|_| Error::internal("the flow cookie is not a header value").into())
+    // Lax: the provider's redirect back is a cross-site top-level GET.
+    Ok(crate::accounts::web::http_only_cookie(
+        FLOW_COOKIE,
+        FLOW_COOKIE_PATH,
+        SameSite::Lax,
+        value,
+        i64::try_from(FLOW_TTL.as_secs()).unwrap_or(i64::MAX),
+        secure,
+    ))
 }
 
 fn flow_from_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == FLOW_COOKIE && !c.value().is_empty())
-        .map(|c| c.value().to_owned())
+    crate::accounts::web::read_cookie(headers, FLOW_COOKIE)
 }
 
 /// Begin signing in with a provider: redirect (302) to it, with `state`, `nonce` and
