@@ -241,7 +241,7 @@ pub trait PeopleStore: Send + Sync + Debug {
     async fn append_audit(&self, entry: AuditEntry) -> Result<()>;
 
     /// The audit log of `org`, newest first: its own entries, and the entries without
-    /// an organization about users who are its members now.
+    /// an organization about users who are its members now, from when they joined.
     async fn list_audit(&self, org: Uuid, page: &PageRequest) -> Result<Page<AuditEntry>>;
 
     /// The entries about or by `user` (for the user's data export), newest first, at

@@ -193,7 +193,7 @@ pub async fn serve_with(
     let limiter = state.limiter.clone();
     let rotation = state.accounts.clone().map(|accounts| {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            let mut tick = tokio::time::interval(accounts::tokens::KEY_RELOAD_INTERVAL);
             loop {
                 tick.tick().await;
                 if let Err(e) = accounts.keys.rotate_if_due().await {

@@ -662,6 +662,20 @@ async fn a_verified_email_links_to_the_account_that_has_it() {
         })
         .await
         .unwrap();
+    // An account whose address was never proved is not linked, even to a provider
+    // that vouches for the address: whoever registered it may not be its owner.
+    let r = t.google_sign_in(json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    t.people
+        .update_user(
+            existing.id,
+            prompt_core::UserUpdate {
+                email_verified: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let r = t.google_sign_in(json!({})).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
     let user = t.refresh_as(&r).await;

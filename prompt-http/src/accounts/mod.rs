@@ -298,9 +298,18 @@ impl Accounts {
                 "confirm with the account's current password",
             )),
             (Some(h), Some(p)) => {
+                // Guesses count against the account as sign-in failures do: a stolen
+                // access token is not a way around the throttle.
+                let (account, _) = Self::throttle_keys(&user.email, &ClientInfo::default());
+                let attempt = self
+                    .throttle
+                    .begin(vec![(account, true)])
+                    .map_err(rate_limited)?;
                 if self.verify_password(Some(h.clone()), p).await {
+                    attempt.succeeded();
                     Ok(())
                 } else {
+                    attempt.failed();
                     Err(ApiError::Forbidden("the current password is wrong".into()))
                 }
             }
@@ -320,6 +329,14 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<Option<User>> {
         let email = check_email("email", email)?;
+        if email.to_ascii_lowercase().ends_with(".invalid") {
+            // Reserved (RFC 2606): the placeholder addresses of social accounts that
+            // come without an email live there.
+            return Err(Error::invalid(
+                "email",
+                format!("'{email}' is in the reserved domain .invalid"),
+            ));
+        }
         let name = match name {
             Some(n) => check_name("name", n)?,
             None => email.split('@').next().unwrap_or("user").to_owned(),
@@ -492,32 +509,45 @@ impl Accounts {
     /// Ask for a password reset: answers the same whether or not the email is known.
     pub async fn request_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let email = check_email("email", email)?;
-        match self.people.user_by_email(&email).await {
-            Ok(user) => {
-                let token = self.one_time(user.id, TokenPurpose::PasswordReset).await?;
-                let link = format!("{}/reset-password?token={token}", self.config.public_url);
-                self.mailer.send_later(Mail {
-                    to: user.email.clone(),
-                    subject: "Reset your Prompt Registry password".into(),
-                    body: format!(
-                        "Set a new password: {link}\n(or POST the token and a new password to /api/auth/password-reset/confirm)\n\nToken: {token}\n\nIf you did not ask for this, ignore this email."
-                    ),
-                    link,
-                });
-                self.audit(
-                    None,
-                    None,
-                    Some(user.id),
-                    "anonymous",
-                    "auth.password_reset_requested",
-                    client,
-                    json!({}),
-                )
-                .await;
+        // The answer comes before any work that only a known email does (the token,
+        // the mail, the audit entry), so its timing does not tell whether the email
+        // has an account.
+        let this = self.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.send_reset(&email, &client).await {
+                tracing::warn!(error = %e, "a password-reset request could not be completed");
             }
-            Err(Error::NotFound { .. }) => {}
+        });
+        Ok(())
+    }
+
+    async fn send_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        let user = match self.people.user_by_email(email).await {
+            Ok(user) => user,
+            Err(Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
-        }
+        };
+        let token = self.one_time(user.id, TokenPurpose::PasswordReset).await?;
+        let link = format!("{}/reset-password?token={token}", self.config.public_url);
+        self.mailer.send_later(Mail {
+            to: user.email.clone(),
+            subject: "Reset your Prompt Registry password".into(),
+            body: format!(
+                "Set a new password: {link}\n(or POST the token and a new password to /api/auth/password-reset/confirm)\n\nToken: {token}\n\nIf you did not ask for this, ignore this email."
+            ),
+            link,
+        });
+        self.audit(
+            None,
+            None,
+            Some(user.id),
+            "anonymous",
+            "auth.password_reset_requested",
+            client,
+            json!({}),
+        )
+        .await;
         Ok(())
     }
 
@@ -573,7 +603,8 @@ impl Accounts {
         Ok(user)
     }
 
-    fn throttle_keys(email: &str, client: &ClientInfo) -> (String, Option<String>) {
+    /// The throttle's keys of a sign-in: the account's and the client address's.
+    pub fn throttle_keys(email: &str, client: &ClientInfo) -> (String, Option<String>) {
         (
             format!("account:{}", email.to_ascii_lowercase()),
             client.ip.map(|ip| format!("address:{ip}")),
@@ -597,11 +628,11 @@ impl Accounts {
             ));
         }
         let (account, address) = Self::throttle_keys(&email, client);
-        let mut keys = vec![account.clone()];
-        keys.extend(address.clone());
-        if let Err(wait) = self.throttle.check(&keys) {
-            return Err(rate_limited(wait));
-        }
+        let mut keys = vec![(account, true)];
+        keys.extend(address.map(|a| (a, false)));
+        // The attempt holds its place before the password is checked: guesses sent
+        // all at once cannot all pass before the first failure is counted.
+        let attempt = self.throttle.begin(keys).map_err(rate_limited)?;
         let user = match self.people.user_by_email(&email).await {
             Ok(u) => Some(u),
             Err(Error::NotFound { .. }) => None,
@@ -615,9 +646,7 @@ impl Accounts {
             .await;
         let target = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| ok) else {
-            let mut failed = vec![(account, true)];
-            failed.extend(address.map(|a| (a, false)));
-            let locked = self.throttle.fail(&failed);
+            let locked = attempt.failed();
             // About the account when it exists, so that its organizations see it.
             self.audit(
                 None,
@@ -631,7 +660,7 @@ impl Accounts {
             .await;
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         };
-        self.throttle.succeed(&account);
+        attempt.succeeded();
         if self.config.require_verified_email && !user.email_verified {
             return Err(ApiError::Forbidden("verify your email address first: follow the link sent to it (POST /api/auth/verify-email/send sends a new one)".into()));
         }

@@ -39,11 +39,15 @@ impl Default for ThrottleConfig {
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
+    /// Attempts being checked right now: they count against the allowance, so that
+    /// guesses sent all at once cannot all pass before the first failure is counted.
+    in_flight: u32,
     last: Instant,
     locked_until: Option<Instant>,
 }
 
-/// The throttle. Keys are `account:<email>` and `address:<ip>`.
+/// The throttle. Keys are `account:<email>` and `address:<ip>`, each with whether it
+/// is an account (its allowance).
 #[derive(Debug)]
 pub struct LoginThrottle {
     config: ThrottleConfig,
@@ -52,6 +56,16 @@ pub struct LoginThrottle {
 
 /// Most keys held before old ones are swept.
 const MAX_KEYS: usize = 100_000;
+
+/// One attempt being checked, holding its place against the allowance of each key.
+/// End it with [`Attempt::failed`] or [`Attempt::succeeded`]; dropped without either
+/// (an error before the password was judged), it only gives its place back.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    keys: Vec<(String, bool)>,
+    done: bool,
+}
 
 impl LoginThrottle {
     /// A throttle with these limits.
@@ -62,55 +76,97 @@ impl LoginThrottle {
         }
     }
 
-    /// `Err(wait)` if any of `keys` is locked out now.
-    pub fn check(&self, keys: &[String]) -> Result<(), Duration> {
-        let now = Instant::now();
-        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = keys
-            .iter()
-            .filter_map(|k| records.get(k)?.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max();
-        match wait {
-            Some(w) => Err(w),
-            None => Ok(()),
+    fn allowance(&self, is_account: bool) -> u32 {
+        if is_account {
+            self.config.account_failures
+        } else {
+            self.config.address_failures
         }
     }
 
-    /// Count a failure against each of `keys` (with its allowance), locking out those
-    /// over it; returns the longest lock-out now in force.
-    pub fn fail(&self, keys: &[(String, bool)]) -> Option<Duration> {
+    /// Begin an attempt on `keys`: `Err(wait)` if any key is locked out, or already
+    /// has as many failures plus attempts in flight as its allowance.
+    pub fn begin(&self, keys: Vec<(String, bool)>) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         if records.len() > MAX_KEYS {
             let forget = self.config.forget_after;
-            records.retain(|_, r| now.duration_since(r.last) < forget);
+            records.retain(|_, r| r.in_flight > 0 || now.duration_since(r.last) < forget);
         }
-        let mut longest = None;
-        for (key, is_account) in keys {
-            let allowance = if *is_account {
-                self.config.account_failures
-            } else {
-                self.config.address_failures
+        let mut wait: Option<Duration> = None;
+        for (key, is_account) in &keys {
+            let Some(r) = records.get_mut(key) else {
+                continue;
             };
+            if r.in_flight == 0 && now.duration_since(r.last) >= self.config.forget_after {
+                r.failures = 0;
+                r.locked_until = None;
+            }
+            let w = match r.locked_until {
+                Some(until) if until > now => Some(until - now),
+                _ if r.failures + r.in_flight >= self.allowance(*is_account) => {
+                    Some(self.config.base_lockout)
+                }
+                _ => None,
+            };
+            if let Some(w) = w {
+                wait = Some(wait.map_or(w, |x| x.max(w)));
+            }
+        }
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        for (key, _) in &keys {
             let r = records.entry(key.clone()).or_insert(Record {
                 failures: 0,
+                in_flight: 0,
                 last: now,
                 locked_until: None,
             });
-            if now.duration_since(r.last) >= self.config.forget_after {
-                r.failures = 0;
+            r.in_flight += 1;
+            r.last = now;
+        }
+        Ok(Attempt {
+            throttle: self,
+            keys,
+            done: false,
+        })
+    }
+
+    fn release(&self, keys: &[(String, bool)]) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, _) in keys {
+            if let Some(r) = records.get_mut(key) {
+                r.in_flight = r.in_flight.saturating_sub(1);
             }
+        }
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong: count a failure against each key, locking out those
+    /// over their allowance; returns the longest lock-out now in force.
+    pub fn failed(mut self) -> Option<Duration> {
+        self.done = true;
+        let t = self.throttle;
+        let now = Instant::now();
+        let mut records = t.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut longest = None;
+        for (key, is_account) in &self.keys {
+            let Some(r) = records.get_mut(key) else {
+                continue;
+            };
+            r.in_flight = r.in_flight.saturating_sub(1);
             r.failures = r.failures.saturating_add(1);
             r.last = now;
+            let allowance = t.allowance(*is_account);
             if r.failures >= allowance {
                 let doublings = (r.failures - allowance).min(20);
-                let lock = self
+                let lock = t
                     .config
                     .base_lockout
                     .saturating_mul(1u32 << doublings)
-                    .min(self.config.max_lockout);
+                    .min(t.config.max_lockout);
                 r.locked_until = Some(now + lock);
                 longest = Some(longest.map_or(lock, |l: Duration| l.max(lock)));
             }
@@ -118,11 +174,27 @@ impl LoginThrottle {
         longest
     }
 
-    /// A successful sign-in clears the account's record (not the address's: one good
-    /// password must not reset a stuffing run from that address).
-    pub fn succeed(&self, account_key: &str) {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        records.remove(account_key);
+    /// The password was right: the account's record is cleared (not the address's:
+    /// one good password must not reset a stuffing run from that address).
+    pub fn succeeded(mut self) {
+        self.done = true;
+        let t = self.throttle;
+        let mut records = t.records.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, is_account) in &self.keys {
+            if *is_account {
+                records.remove(key);
+            } else if let Some(r) = records.get_mut(key) {
+                r.in_flight = r.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.throttle.release(&self.keys);
+        }
     }
 }
 
@@ -138,15 +210,44 @@ mod tests {
             base_lockout: Duration::from_secs(10),
             ..ThrottleConfig::default()
         });
-        let keys = |a: &str| vec![(format!("account:{a}"), true), ("address:x".into(), false)];
-        assert_eq!(t.fail(&keys("a")), None);
-        assert_eq!(t.fail(&keys("a")), None);
-        let first = t.fail(&keys("a")).unwrap();
-        let second = t.fail(&keys("a")).unwrap();
-        assert!(second > first, "{first:?} then {second:?}");
-        assert!(t.check(&["account:a".into()]).is_err());
-        assert!(t.check(&["account:b".into(), "address:x".into()]).is_ok());
-        t.succeed("account:a");
-        assert!(t.check(&["account:a".into()]).is_ok());
+        let keys = |a: &str| {
+            vec![
+                (format!("account:{a}"), true),
+                ("address:x".to_owned(), false),
+            ]
+        };
+        assert_eq!(t.begin(keys("a")).unwrap().failed(), None);
+        assert_eq!(t.begin(keys("a")).unwrap().failed(), None);
+        let first = t.begin(keys("a")).unwrap().failed().unwrap();
+        assert!(t.begin(keys("a")).is_err(), "locked out");
+        assert!(
+            t.begin(keys("b")).is_ok(),
+            "another account from the same address"
+        );
+        let _ = first;
+        // A success clears the account.
+        let t = LoginThrottle::new(ThrottleConfig::default());
+        t.begin(keys("c")).unwrap().failed();
+        t.begin(keys("c")).unwrap().succeeded();
+        for _ in 0..4 {
+            t.begin(keys("c")).unwrap().failed();
+        }
+        assert!(
+            t.begin(keys("c")).is_ok(),
+            "4 failures after the success: under 5"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_allowance() {
+        let t = LoginThrottle::new(ThrottleConfig::default());
+        let keys = || vec![("account:v".to_owned(), true)];
+        let held: Vec<_> = (0..5).map(|_| t.begin(keys()).unwrap()).collect();
+        assert!(
+            t.begin(keys()).is_err(),
+            "five guesses in flight: the sixth waits"
+        );
+        drop(held);
+        assert!(t.begin(keys()).is_ok(), "given back when dropped unjudged");
     }
 }

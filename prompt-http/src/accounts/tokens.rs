@@ -27,6 +27,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// How often a running service reloads the signing keys (and rotates them when due).
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Issuer and audience of our access tokens.
 pub const TOKEN_ISSUER: &str = "prompt-registry";
 
@@ -143,8 +146,12 @@ impl Keys {
         // A key stops signing when a newer one is made; every token it signed has
         // expired one access lifetime (plus the clock-skew leeway) later. So every key
         // older than the newest key made before that horizon can go.
-        let grace = chrono::Duration::from_std(self.access_ttl + Duration::from_secs(60))
-            .map_err(|e| Error::internal(format!("access token lifetime: {e}")))?;
+        // Another instance may go on signing with the older key until its next reload
+        // (every KEY_RELOAD_INTERVAL), and its tokens live one access lifetime more.
+        let grace = chrono::Duration::from_std(
+            self.access_ttl + KEY_RELOAD_INTERVAL + Duration::from_secs(60),
+        )
+        .map_err(|e| Error::internal(format!("access token lifetime: {e}")))?;
         let horizon = at - grace;
         let cutoff = {
             let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());

@@ -254,12 +254,20 @@ pub async fn patch_member(
     let member = parse_user_id(&member)?;
     let current = accounts.people.membership(org.id, member).await?;
     let who = actor(accounts, &user).await?;
+    let touches_owner = body.role == Some(OrgRole::Owner)
+        || (current.role == OrgRole::Owner
+            && (body.role.is_some() || body.project_roles.is_some()));
+    if touches_owner && m.role != OrgRole::Owner {
+        return Err(ApiError::Forbidden(
+            "only owners grant or take the owner role, or change an owner's project roles".into(),
+        ));
+    }
+    // Every project named must exist before anything changes: all or nothing.
+    let mut overrides = Vec::new();
+    for (project, role) in body.project_roles.unwrap_or_default() {
+        overrides.push((org_project(&state, &org, &project).await?, role));
+    }
     if let Some(role) = body.role {
-        if (role == OrgRole::Owner || current.role == OrgRole::Owner) && m.role != OrgRole::Owner {
-            return Err(ApiError::Forbidden(
-                "only owners grant or take the owner role".into(),
-            ));
-        }
         accounts.people.set_member(org.id, member, role).await?;
         accounts
             .audit(
@@ -273,8 +281,7 @@ pub async fn patch_member(
             )
             .await;
     }
-    for (project, role) in body.project_roles.unwrap_or_default() {
-        let p = org_project(&state, &org, &project).await?;
+    for (p, role) in overrides {
         accounts.people.set_project_role(p.id, member, role).await?;
         accounts
             .audit(
@@ -362,14 +369,14 @@ fn default_role() -> OrgRole {
     OrgRole::Member
 }
 
-/// A new invitation: the token is shown once (it is also emailed).
+/// A new invitation. Its token goes only to the invited address (or, without SMTP,
+/// into the server's log for an operator): shown to the inviter, it would let anyone
+/// with an organization make a verified account for any address.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewInvitation {
     /// The invitation.
     #[serde(flatten)]
     pub invitation: Invitation,
-    /// The single-use token to accept it with (`POST /api/v1/invitations/accept`).
-    pub token: String,
 }
 
 /// Invitations of an organization.
@@ -442,10 +449,7 @@ pub async fn create_invitation(
             json!({"email": email, "role": body.role, "invitation": invitation.id}),
         )
         .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewInvitation { invitation, token }),
-    ))
+    Ok((StatusCode::CREATED, Json(NewInvitation { invitation })))
 }
 
 /// Open invitations (admin).

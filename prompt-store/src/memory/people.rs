@@ -795,9 +795,12 @@ impl PeopleStore for MemoryStore {
             .map(|(_, e)| e)
             .filter(|e| match e.org_id {
                 Some(o) => o == org,
-                None => e
-                    .user_id
-                    .is_some_and(|u| p.memberships.contains_key(&(org, u))),
+                // A member's own events from the day they joined only.
+                None => e.user_id.is_some_and(|u| {
+                    p.memberships
+                        .get(&(org, u))
+                        .is_some_and(|m| m.created_at <= e.at)
+                }),
             })
             .take(limit as usize + 1)
             .cloned()

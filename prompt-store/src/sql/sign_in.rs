@@ -601,8 +601,10 @@ where
         ));
         q.push_bind(org)
             .push(
-                " OR (org_id IS NULL AND user_id IN \
-                 (SELECT user_id FROM memberships WHERE org_id = ",
+                // A member's own events (sign-ins …) from the day they joined only.
+                " OR (org_id IS NULL AND EXISTS (SELECT 1 FROM memberships m \
+                 WHERE m.user_id = audit_log.user_id AND m.created_at <= audit_log.at \
+                 AND m.org_id = ",
             )
             .push_bind(org)
             .push(")))");

@@ -772,7 +772,8 @@ pub async fn people_social_accounts(b: &TestBackend) {
 }
 
 /// The audit log of an organization: its entries and the organization-less entries
-/// of its current members, newest first, in pages; a user's own entries.
+/// of its current members since they joined, newest first, in pages; a user's own
+/// entries.
 pub async fn people_audit_log(b: &TestBackend) {
     let Some(p) = people(b) else { return };
     let member = user(&*p, "m@x.io").await;
@@ -821,10 +822,14 @@ pub async fn people_audit_log(b: &TestBackend) {
         vec!["elsewhere", "auth.login", "member.role_changed"]
     );
     assert_eq!(p.user_audit(member.id, 1).await.unwrap().len(), 1);
-    // A stranger's sign-in shows once the stranger is a member.
+    // A new member's own events show from when they joined, not before: an
+    // organization does not learn a member's earlier history elsewhere.
     p.set_member(org.id, stranger.id, OrgRole::Viewer)
         .await
         .unwrap();
+    let mut later = audit(None, Some(stranger.id), "auth.login");
+    later.at = now() + Duration::seconds(1);
+    p.append_audit(later.clone()).await.unwrap();
     let all = p
         .list_audit(
             org.id,
@@ -835,7 +840,8 @@ pub async fn people_audit_log(b: &TestBackend) {
         )
         .await
         .unwrap();
-    assert!(all.items.iter().any(|e| e.action == "auth.login_failed"));
+    assert!(!all.items.iter().any(|e| e.action == "auth.login_failed"));
+    assert!(all.items.iter().any(|e| e.id == later.id));
 }
 
 /// Signing keys: stored once, listed newest first, retired by age.

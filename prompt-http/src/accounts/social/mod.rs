@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use prompt_core::domain::{NewUser, SocialAccount, User, UserUpdate, now};
+use prompt_core::domain::{NewUser, SocialAccount, User, now};
 use prompt_core::{Error, ProviderError, ProviderErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -441,22 +441,17 @@ impl Accounts {
             .and_then(|e| check_email("email", e).ok());
         if let Some(email) = &email {
             match self.people.user_by_email(email).await {
-                Ok(user) if identity.email_verified => {
-                    let user = if user.email_verified {
-                        user
-                    } else {
-                        // The provider proved the address: that is what verifying is.
-                        self.people
-                            .update_user(
-                                user.id,
-                                UserUpdate {
-                                    email_verified: Some(true),
-                                    ..UserUpdate::default()
-                                },
-                            )
-                            .await?
-                    };
+                Ok(user) if identity.email_verified && user.email_verified => {
                     return self.link(user, identity, client).await;
+                }
+                Ok(_) if identity.email_verified => {
+                    // Whoever registered this address never proved it: it may not be
+                    // the person the provider vouches for. Linking would hand the real
+                    // owner an account someone else holds the password of.
+                    return Err(Error::conflict(format!(
+                        "an account with the email {email} exists but its address was never verified, so it is not linked to {provider}: if it is yours, reset its password (POST /api/auth/password-reset) or verify it, then sign in with {provider} again"
+                    ))
+                    .into());
                 }
                 Ok(_) => {
                     return Err(Error::conflict(format!(
