@@ -196,9 +196,8 @@ def test_a_user_access_token_works_in_remote_mode(remote_server: RemoteServer) -
     assert reg.list_versions("greet").items[0].created_by == f"user:{email}"
 
     # Another organization's project is not found; the arguments are checked.
-    other = pr.Registry.open(base, token=token, project="default/nope", cache=False)
     with pytest.raises(pr.NotFoundError):
-        other.get("greet")
+        pr.Registry.open(base, token=token, project="default/nope", cache=False)
     with pytest.raises(pr.ValidationError) as e:
         pr.Registry.open(base, token=token)
     assert e.value.field == "project"
