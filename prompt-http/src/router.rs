@@ -147,7 +147,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// organizations (`/api/v1/orgs`). Each handler authenticates as it needs (most take
 /// a user access token; sign-up, sign-in, refresh and the email links take none).
 pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use crate::routes::{auth, orgs, social, users};
+    use crate::routes::{auth, invitations, orgs, social, users};
     OpenApiRouter::new()
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -172,9 +172,12 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orgs::get_org, orgs::rename_org, orgs::delete_org))
         .routes(routes!(orgs::list_members))
         .routes(routes!(orgs::patch_member, orgs::remove_member))
-        .routes(routes!(orgs::create_invitation, orgs::list_invitations))
-        .routes(routes!(orgs::revoke_invitation))
-        .routes(routes!(orgs::accept_invitation))
+        .routes(routes!(
+            invitations::create_invitation,
+            invitations::list_invitations
+        ))
+        .routes(routes!(invitations::revoke_invitation))
+        .routes(routes!(invitations::accept_invitation))
         .routes(routes!(orgs::create_project, orgs::list_projects))
         .routes(routes!(orgs::rename_project, orgs::delete_project))
         .routes(routes!(orgs::audit))

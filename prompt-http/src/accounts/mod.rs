@@ -4,14 +4,12 @@
 //! The HTTP handlers (`routes::auth`, `routes::users`, `routes::orgs`) and the CLI call
 //! these flows; the rules live here once.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prompt_core::domain::{
-    AuditEntry, AuthSession, NewUser, OneTimeToken, Rotation, TokenPurpose, User, UserUpdate,
-    new_id, now,
+    AuditEntry, AuthSession, NewUser, Rotation, User, UserUpdate, new_id, now,
 };
 use prompt_core::{Error, PeopleStore, Result};
 use serde_json::{Value, json};
@@ -19,7 +17,11 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
+pub use config::{AccountsConfig, ClientInfo, SignupPolicy, check_email, check_name};
+
 pub mod access;
+mod config;
+mod links;
 pub mod mail;
 pub mod password;
 pub mod social;
@@ -28,81 +30,8 @@ pub mod tokens;
 pub mod web;
 
 use mail::{Mail, Mailer};
-use throttle::{LoginThrottle, ThrottleConfig};
+use throttle::LoginThrottle;
 use tokens::Keys;
-
-/// Who may sign up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SignupPolicy {
-    /// Anyone.
-    Open,
-    /// Only with an invitation.
-    InviteOnly,
-    /// Nobody (accounts come from the CLI).
-    Closed,
-}
-
-/// Settings of the people features.
-#[derive(Debug, Clone)]
-pub struct AccountsConfig {
-    /// Who may sign up.
-    pub signup: SignupPolicy,
-    /// Refuse sign-in until the email is verified.
-    pub require_verified_email: bool,
-    /// Lifetime of access tokens.
-    pub access_ttl: Duration,
-    /// Lifetime of a refresh token (each rotation starts a new one).
-    pub refresh_ttl: Duration,
-    /// Age at which the signing key is replaced.
-    pub key_rotation: Duration,
-    /// Lifetime of verification and reset links.
-    pub link_ttl: Duration,
-    /// Lifetime of invitations.
-    pub invitation_ttl: Duration,
-    /// The public base URL of the service, for links in emails.
-    pub public_url: String,
-    /// The sign-in throttle.
-    pub throttle: ThrottleConfig,
-    /// How long a user's role in a project may be served from memory. Changes made
-    /// through this instance take effect at once; this bounds changes made through
-    /// another instance.
-    pub access_cache_ttl: Duration,
-    /// Browser origins allowed to call the API (CORS) and to use the session cookie.
-    pub allowed_origins: Vec<String>,
-    /// Mark the refresh cookie `Secure` (the service is reached over TLS).
-    pub secure_cookies: bool,
-    /// Social sign-in providers (see [`social::SocialProviderConfig::from_env`]).
-    pub social: Vec<social::SocialProviderConfig>,
-}
-
-impl Default for AccountsConfig {
-    fn default() -> Self {
-        AccountsConfig {
-            signup: SignupPolicy::Open,
-            require_verified_email: false,
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            key_rotation: Duration::from_secs(30 * 24 * 3600),
-            link_ttl: Duration::from_secs(24 * 3600),
-            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
-            public_url: "http://127.0.0.1:8080".to_owned(),
-            throttle: ThrottleConfig::default(),
-            access_cache_ttl: Duration::from_secs(5),
-            allowed_origins: Vec::new(),
-            secure_cookies: false,
-            social: Vec::new(),
-        }
-    }
-}
-
-/// Facts about the client of a request, for sessions and the audit log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// Its address.
-    pub ip: Option<IpAddr>,
-    /// Its user agent, truncated to 200 characters.
-    pub user_agent: Option<String>,
-}
 
 /// The outcome of a sign-in or refresh: tokens to hand to the client.
 #[derive(Clone)]
@@ -156,46 +85,6 @@ pub const BAD_CREDENTIALS: &str = "invalid email or password";
 
 fn secs(d: Duration) -> Result<chrono::Duration> {
     chrono::Duration::from_std(d).map_err(|e| Error::internal(format!("duration: {e}")))
-}
-
-/// Normalize and check an email address: trimmed, 3–254 characters, one `@` with text
-/// on both sides, a dot in the domain, no spaces or control characters.
-pub fn check_email(field: &str, email: &str) -> Result<String> {
-    let email = email.trim();
-    let bad =
-        |why: &str| Error::invalid(field, format!("'{email}' is not an email address: {why}"));
-    if email.len() < 3 || email.len() > 254 {
-        return Err(bad("it must be 3 to 254 characters"));
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("it contains a space or a control character"));
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return Err(bad("it has no '@'"));
-    };
-    if local.is_empty() || local.contains('@') {
-        return Err(bad("the part before '@' is empty or holds another '@'"));
-    }
-    if domain.len() < 3 || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.')
-    {
-        return Err(bad("the domain must be like example.com"));
-    }
-    Ok(email.to_owned())
-}
-
-/// Check a display name: 1–100 characters once trimmed, no control characters.
-pub fn check_name(field: &str, name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if name.chars().count() > 100 {
-        return Err(Error::invalid(field, "is longer than 100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains a control character"));
-    }
-    Ok(name.to_owned())
 }
 
 impl Accounts {
@@ -433,174 +322,6 @@ impl Accounts {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Make and send a verification link for `user`.
-    pub async fn send_verification(&self, user: &User) -> Result<()> {
-        let token = self.one_time(user.id, TokenPurpose::VerifyEmail).await?;
-        let link = format!("{}/verify-email?token={token}", self.config.public_url);
-        self.mailer.send_later(Mail {
-            to: user.email.clone(),
-            subject: "Verify your email for Prompt Registry".into(),
-            body: format!(
-                "Confirm that {} is your address: {link}\n(or POST the token to /api/auth/verify-email)\n\nToken: {token}",
-                user.email
-            ),
-            link,
-        });
-        Ok(())
-    }
-
-    async fn one_time(&self, user: Uuid, purpose: TokenPurpose) -> Result<String> {
-        let token = tokens::random_token();
-        let at = now();
-        self.people
-            .create_token(OneTimeToken {
-                token_hash: tokens::hash_token(&token),
-                purpose,
-                user_id: user,
-                created_at: at,
-                expires_at: at + secs(self.config.link_ttl)?,
-            })
-            .await?;
-        Ok(token)
-    }
-
-    /// A link to set a first password (for accounts made with the CLI).
-    pub async fn set_password_link(&self, user: &User) -> Result<String> {
-        let token = self.one_time(user.id, TokenPurpose::SetPassword).await?;
-        Ok(format!(
-            "{}/set-password?token={token}  (or POST {{\"token\": \"{token}\", \"password\": \"…\"}} to {}/api/auth/password-reset/confirm)",
-            self.config.public_url, self.config.public_url
-        ))
-    }
-
-    /// Use a verification token.
-    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<User> {
-        let t = self
-            .people
-            .consume_token(TokenPurpose::VerifyEmail, &tokens::hash_token(token), now())
-            .await
-            .map_err(|_| link_refused())?;
-        let user = self
-            .people
-            .update_user(
-                t.user_id,
-                UserUpdate {
-                    email_verified: Some(true),
-                    ..UserUpdate::default()
-                },
-            )
-            .await?;
-        self.access.clear();
-        self.audit(
-            None,
-            None,
-            Some(user.id),
-            &actor_of(&user),
-            "user.email_verified",
-            client,
-            json!({}),
-        )
-        .await;
-        Ok(user)
-    }
-
-    /// Ask for a password reset: answers the same whether or not the email is known.
-    pub async fn request_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
-        let email = check_email("email", email)?;
-        // The answer comes before any work that only a known email does (the token,
-        // the mail, the audit entry), so its timing does not tell whether the email
-        // has an account.
-        let this = self.clone();
-        let client = client.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.send_reset(&email, &client).await {
-                tracing::warn!(error = %e, "a password-reset request could not be completed");
-            }
-        });
-        Ok(())
-    }
-
-    async fn send_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
-        let user = match self.people.user_by_email(email).await {
-            Ok(user) => user,
-            Err(Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let token = self.one_time(user.id, TokenPurpose::PasswordReset).await?;
-        let link = format!("{}/reset-password?token={token}", self.config.public_url);
-        self.mailer.send_later(Mail {
-            to: user.email.clone(),
-            subject: "Reset your Prompt Registry password".into(),
-            body: format!(
-                "Set a new password: {link}\n(or POST the token and a new password to /api/auth/password-reset/confirm)\n\nToken: {token}\n\nIf you did not ask for this, ignore this email."
-            ),
-            link,
-        });
-        self.audit(
-            None,
-            None,
-            Some(user.id),
-            "anonymous",
-            "auth.password_reset_requested",
-            client,
-            json!({}),
-        )
-        .await;
-        Ok(())
-    }
-
-    /// Set a new password with a reset (or set-password) token; every session of the
-    /// user is revoked, and the email counts as verified (the link reached it).
-    pub async fn confirm_reset(
-        &self,
-        token: &str,
-        password: &str,
-        client: &ClientInfo,
-    ) -> Result<User> {
-        let hash = tokens::hash_token(token);
-        let t = match self
-            .people
-            .consume_token(TokenPurpose::PasswordReset, &hash, now())
-            .await
-        {
-            Ok(t) => t,
-            Err(Error::NotFound { .. }) => self
-                .people
-                .consume_token(TokenPurpose::SetPassword, &hash, now())
-                .await
-                .map_err(|_| link_refused())?,
-            Err(e) => return Err(e),
-        };
-        let user = self.people.user_by_id(t.user_id).await?;
-        // The token is used either way: a weak password means asking for a new link,
-        // which is the safe side.
-        password::check_policy("password", password, &user.email, &user.name)?;
-        let user = self
-            .people
-            .update_user(
-                user.id,
-                UserUpdate {
-                    password_hash: Some(self.hash_password(password).await?),
-                    email_verified: Some(true),
-                    ..UserUpdate::default()
-                },
-            )
-            .await?;
-        self.people.revoke_sessions(user.id, now()).await?;
-        self.access.clear();
-        self.audit(
-            None,
-            None,
-            Some(user.id),
-            &actor_of(&user),
-            "auth.password_changed",
-            client,
-            json!({}),
-        )
-        .await;
-        Ok(user)
     }
 
     /// The throttle's keys of a sign-in: the account's and the client address's.

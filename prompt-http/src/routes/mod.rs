@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod execute;
 pub mod gateway;
+pub mod invitations;
 pub mod keys;
 pub mod langfuse;
 pub mod orgs;

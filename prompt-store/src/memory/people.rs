@@ -1,6 +1,10 @@
 //! [`PeopleStore`] in memory: the people live in the same lock's state as the
 //! projects and prompts, so every method is one atomic step and the invariants (last
 //! owner, single use, rotate once) hold by construction.
+//!
+//! One file for the one trait implementation of the memory backend (as `mod.rs` is
+//! for the prompt store), hence over 600 lines; its tests are the shared behaviour
+//! suite, not here.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,5 +1,7 @@
 //! Social sign-in: OpenID Connect providers (Google as a preset, any other issuer by
-//! name) and WeChat website login.
+//! name) and WeChat website login. (The providers' wire formats are in `oidc.rs` and
+//! `wechat.rs`; this file is the shared account resolution and configuration, one
+//! job, hence a little over 600 lines.)
 //!
 //! - **Configuration** is data ([`SocialProviderConfig`]), read from the environment by
 //!   [`SocialProviderConfig::from_env`]; issuers and API bases are configurable so that
