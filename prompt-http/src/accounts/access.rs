@@ -34,6 +34,9 @@ pub struct AccessCache {
     /// Keyed by the whole token (only ever inserted after it verified) and the project
     /// asked for, so a hit skips the signature check as well as the reads.
     cache: Option<moka::sync::Cache<(String, String), Arc<Grant>>>,
+    /// Bumped by every [`AccessCache::clear`]: a grant read from the store before a
+    /// clear is not cached after it (it may hold the role the change took away).
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AccessCache {
@@ -46,11 +49,18 @@ impl AccessCache {
                     .time_to_live(ttl)
                     .build()
             }),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Forget every grant (after any change that may lower one).
     pub fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(c) = &self.cache {
             c.invalidate_all();
         }
@@ -93,8 +103,11 @@ impl Accounts {
             Some(g) => g,
             None => {
                 let claims = self.keys.verify(token).await?;
+                let read_at = self.access.generation();
                 let g = Arc::new(self.grant(store, claims, project_ref).await?);
-                if let Some(c) = &self.access.cache {
+                if let Some(c) = &self.access.cache
+                    && self.access.generation() == read_at
+                {
                     c.insert(key, g.clone());
                 }
                 g
