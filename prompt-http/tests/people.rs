@@ -3,6 +3,9 @@
 //! invitations, the role matrix of user tokens over the project routes, cross-org
 //! 404s, account deletion and export, CORS and CSRF — on memory, SQLite files and
 //! Postgres.
+//!
+//! One file over 600 lines: the scenarios share the setup and helpers and run as one
+//! suite per backend through `people_suite!`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

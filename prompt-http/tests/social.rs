@@ -2,7 +2,8 @@
 //! a local OpenID Connect issuer and a local WeChat API that speak the real wire
 //! formats (discovery, JWKS, the token endpoint with client authentication and
 //! PKCE; WeChat's `sns/*` answers, `errcode` bodies with HTTP 200 included).
-//! Nothing here reaches the internet.
+//! Nothing here reaches the internet. One file over 600 lines: the mock identity
+//! providers are its shared fixture.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
