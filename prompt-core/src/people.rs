@@ -108,7 +108,8 @@ pub trait PeopleStore: Send + Sync + Debug {
     /// Delete a user: `Conflict` while the user is the only owner of an organization.
     /// Removes the user's memberships, project roles, sessions, one-time tokens and
     /// social accounts, and replaces the user's authorship (`created_by` of versions,
-    /// `moved_by` of label moves, audit actors) equal to `actor` by `deleted user`.
+    /// `moved_by` of label moves, audit actors, `invited_by` of invitations) equal to
+    /// `actor` by `deleted user`.
     async fn delete_user(&self, id: Uuid, actor: &str) -> Result<()>;
 
     // ----- memberships -----

@@ -407,6 +407,11 @@ impl PeopleStore for MemoryStore {
                 DELETED_USER.clone_into(&mut e.actor);
             }
         }
+        for i in p.invitations.values_mut() {
+            if i.invited_by == actor {
+                DELETED_USER.clone_into(&mut i.invited_by);
+            }
+        }
         p.emails.remove(&lower(&user.email));
         p.users.remove(&id);
         for row in s.prompts.values_mut() {

@@ -648,6 +648,7 @@ where
                 "UPDATE prompt_versions SET created_by = $1 WHERE created_by = $2",
                 "UPDATE label_moves SET moved_by = $1 WHERE moved_by = $2",
                 "UPDATE audit_log SET actor = $1 WHERE actor = $2",
+                "UPDATE invitations SET invited_by = $1 WHERE invited_by = $2",
             ] {
                 sqlx::query(sql)
                     .bind(DELETED_USER)

@@ -915,8 +915,32 @@ pub async fn people_delete_user_anonymises(b: &TestBackend) {
     let mut e = audit(None, Some(leaver.id), "auth.login");
     e.actor = actor.into();
     p.append_audit(e).await.unwrap();
+    let sent = p
+        .create_invitation(Invitation {
+            id: new_id(),
+            org_id: DEFAULT_ORG_ID,
+            email: "friend@x.io".into(),
+            role: OrgRole::Viewer,
+            token_hash: "leaver-invite".into(),
+            invited_by: actor.into(),
+            created_at: now(),
+            expires_at: now() + Duration::days(1),
+            accepted_at: None,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
 
     p.delete_user(leaver.id, actor).await.unwrap();
+    assert_eq!(
+        p.invitation_by_hash("leaver-invite")
+            .await
+            .unwrap()
+            .invited_by,
+        "deleted user",
+        "invitation {} still names the deleted user",
+        sent.id
+    );
     assert!(is_not_found(p.user_by_id(leaver.id).await));
     assert!(is_not_found(p.session(s.id).await));
     assert!(is_not_found(p.user_by_social("google", "leaver").await));
