@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod people_cli;
 pub mod project_providers;
 pub mod router;
 pub mod routes;

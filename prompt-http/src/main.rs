@@ -61,17 +61,17 @@ enum Command {
     /// Manage users.
     Users {
         #[command(subcommand)]
-        command: UsersCommand,
+        command: prompt_http::people_cli::UsersCommand,
     },
     /// Organizations.
     Orgs {
         #[command(subcommand)]
-        command: OrgsCommand,
+        command: prompt_http::people_cli::OrgsCommand,
     },
     /// Projects.
     Projects {
         #[command(subcommand)]
-        command: ProjectsCommand,
+        command: prompt_http::people_cli::ProjectsCommand,
     },
     /// Re-encrypt every stored provider credential under a new master key, in one
     /// transaction. Then restart the servers with the new key.
@@ -116,57 +116,6 @@ enum KeysCommand {
         project: String,
         /// The key's id.
         id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum UsersCommand {
-    /// Create a user (or find the existing one with that email), optionally give them a
-    /// role in an organization, and print a one-time link to set their password alone
-    /// on stdout.
-    Create {
-        #[command(flatten)]
-        db: DatabaseArgs,
-        /// Email address.
-        #[arg(long)]
-        email: String,
-        /// Display name (the email's local part by default).
-        #[arg(long)]
-        name: Option<String>,
-        /// An organization to add the user to (created if it does not exist).
-        #[arg(long)]
-        org: Option<String>,
-        /// The role there: owner, admin, member or viewer.
-        #[arg(long, default_value = "member", requires = "org")]
-        role: String,
-        /// The server's public base URL, for the link.
-        #[arg(
-            long,
-            env = "PROMPT_REGISTRY_PUBLIC_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        public_url: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum OrgsCommand {
-    /// List every organization.
-    List {
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ProjectsCommand {
-    /// List projects as ORG/NAME, of one organization or of all.
-    List {
-        #[command(flatten)]
-        db: DatabaseArgs,
-        /// Only this organization's.
-        #[arg(long)]
-        org: Option<String>,
     },
 }
 
@@ -394,9 +343,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys { command } => keys(command).await,
-        Command::Users { command } => users(command).await,
-        Command::Orgs { command } => orgs(command).await,
-        Command::Projects { command } => projects(command).await,
+        Command::Users { command } => prompt_http::people_cli::users(command).await,
+        Command::Orgs { command } => prompt_http::people_cli::orgs(command).await,
+        Command::Projects { command } => prompt_http::people_cli::projects(command).await,
         Command::RotateMasterKey(args) => {
             init_logs(LogFormat::Pretty);
             let (store, _) = open(&args.db).await?;
@@ -406,166 +355,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                  restart the servers with it as {}",
                 prompt_http::secrets::MASTER_KEY_ENV
             );
-            Ok(())
-        }
-    }
-}
-
-async fn open_people(db: &DatabaseArgs) -> Result<Opened, String> {
-    open_cached(db, Duration::ZERO, Duration::ZERO).await
-}
-
-async fn users(command: UsersCommand) -> Result<(), String> {
-    match command {
-        UsersCommand::Create {
-            db,
-            email,
-            name,
-            org,
-            role,
-            public_url,
-        } => {
-            let email = prompt_http::accounts::check_email("email", &email)
-                .map_err(|e| format!("--email: {e}"))?;
-            let name = match name {
-                Some(n) => prompt_http::accounts::check_name("name", &n)
-                    .map_err(|e| format!("--name: {e}"))?,
-                None => email.split('@').next().unwrap_or("user").to_owned(),
-            };
-            let role = prompt_core::OrgRole::parse(&role).map_err(|e| format!("--role: {e}"))?;
-            if let Some(o) = &org {
-                validate::org_name(o).map_err(|e| format!("--org: {e}"))?;
-            }
-            if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-                return Err(format!(
-                    "--public-url '{public_url}': must start with http:// or https://"
-                ));
-            }
-            let opened = open_people(&db).await?;
-            let people = opened.backend.people.clone();
-            let user = match people
-                .create_user(prompt_core::NewUser {
-                    email: email.clone(),
-                    name,
-                    password_hash: None,
-                    email_verified: false,
-                })
-                .await
-            {
-                Ok(u) => {
-                    eprintln!("created user {} ({})", u.email, u.id);
-                    u
-                }
-                Err(prompt_core::Error::AlreadyExists { .. }) => {
-                    let u = people
-                        .user_by_email(&email)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    eprintln!("user {} exists already ({})", u.email, u.id);
-                    u
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            if let Some(o) = org {
-                let org = match people.org_by_name(&o).await {
-                    Ok(org) => org,
-                    Err(prompt_core::Error::NotFound { .. }) => {
-                        let org = people
-                            .create_org(&o, None)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        eprintln!("created organization {}", org.name);
-                        org
-                    }
-                    Err(e) => return Err(e.to_string()),
-                };
-                people
-                    .set_member(org.id, user.id, role)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                eprintln!("{} is {} of {}", user.email, role.as_str(), org.name);
-            }
-            let accounts = prompt_http::accounts::Accounts::new(
-                people,
-                prompt_http::accounts::mail::Mailer::Log,
-                prompt_http::accounts::AccountsConfig {
-                    public_url: public_url.trim_end_matches('/').to_owned(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let link = accounts
-                .set_password_link(&user)
-                .await
-                .map_err(|e| e.to_string())?;
-            eprintln!("one-time link to set the password (valid 24 hours):");
-            println!("{link}");
-            opened.backend.close().await;
-            Ok(())
-        }
-    }
-}
-
-async fn orgs(command: OrgsCommand) -> Result<(), String> {
-    match command {
-        OrgsCommand::List { db } => {
-            let opened = open_people(&db).await?;
-            for o in opened
-                .backend
-                .people
-                .list_orgs(None)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                println!(
-                    "{}\t{}\t{}",
-                    o.org.name,
-                    o.org.id,
-                    o.org.created_at.to_rfc3339()
-                );
-            }
-            opened.backend.close().await;
-            Ok(())
-        }
-    }
-}
-
-async fn projects(command: ProjectsCommand) -> Result<(), String> {
-    match command {
-        ProjectsCommand::List { db, org } => {
-            if let Some(o) = &org {
-                validate::org_name(o).map_err(|e| format!("--org: {e}"))?;
-            }
-            let opened = open_people(&db).await?;
-            let people = opened.backend.people.clone();
-            let orgs = people.list_orgs(None).await.map_err(|e| e.to_string())?;
-            let chosen: Vec<_> = orgs
-                .into_iter()
-                .filter(|o| org.as_ref().is_none_or(|n| *n == o.org.name))
-                .collect();
-            if let Some(n) = &org
-                && chosen.is_empty()
-            {
-                return Err(format!("--org: organization '{n}' not found"));
-            }
-            for o in chosen {
-                let mut page = prompt_core::PageRequest::first(500);
-                loop {
-                    let p = people
-                        .list_org_projects(o.org.id, &page)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    for project in &p.items {
-                        println!("{}/{}\t{}", o.org.name, project.name, project.id);
-                    }
-                    match p.next_cursor {
-                        Some(c) => page.cursor = Some(c),
-                        None => break,
-                    }
-                }
-            }
-            opened.backend.close().await;
             Ok(())
         }
     }

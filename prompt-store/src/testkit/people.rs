@@ -2,6 +2,9 @@
 //! memberships and the last-owner rule, invitations, sessions and refresh-token
 //! rotation, one-time tokens, social accounts, the audit log and signing keys. Each
 //! runs on a fresh database, so "the first user" is the test's first user.
+//!
+//! One file over 600 lines: one behaviour body per `PeopleStore` subject, registered
+//! together in the suite list, sharing the small builders at the top.
 
 use std::sync::Arc;
 
