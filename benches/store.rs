@@ -247,7 +247,14 @@ fn bench_writes<S: PromptStore + RunLog>(
             let v = flip;
             async move {
                 store
-                    .set_label(project, "support/triage", "staging", v, Some("bench"))
+                    .set_label(
+                        project,
+                        "support/triage",
+                        "staging",
+                        v,
+                        prompt_core::LabelExpect::Any,
+                        Some("bench"),
+                    )
                     .await
                     .unwrap()
             }

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "support/triage",
             "production",
             v2.version,
+            prompt_core::LabelExpect::Any,
             Some("quickstart"),
         )
         .await?;

@@ -34,6 +34,13 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// What was asked for existed once and is no longer kept (e.g. a change-log
+    /// cursor older than the retained log): start over from the current state.
+    #[error("gone: {message}")]
+    Gone {
+        /// What is gone and what to do.
+        message: String,
+    },
     /// An `If-Match` style precondition did not hold.
     #[error("precondition failed: {message}")]
     PreconditionFailed {
@@ -100,6 +107,8 @@ pub enum ErrorKind {
     AlreadyExists,
     /// See [`Error::Conflict`].
     Conflict,
+    /// See [`Error::Gone`].
+    Gone,
     /// See [`Error::PreconditionFailed`].
     PreconditionFailed,
     /// See [`Error::InvalidInput`].
@@ -127,6 +136,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Gone { .. } => ErrorKind::Gone,
             Error::PreconditionFailed { .. } => ErrorKind::PreconditionFailed,
             Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::Template(_) => ErrorKind::Template,

@@ -4,6 +4,7 @@ pub mod authoring;
 pub mod call;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod page;
 pub mod people;
@@ -24,12 +25,14 @@ pub use authoring::{
 };
 pub use credential::{ProviderCredential, ProviderKind};
 pub use domain::{
-    ApiKeyRecord, AuditEntry, AuthSession, ChatMessage, Invitation, KeyRole, Label, LabelMove,
-    Member, Membership, NewPrompt, NewUser, NewVersion, OrgRole, Organization, Project, Prompt,
-    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind, User,
-    UserUpdate,
+    ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,
+    Committed, Delivery, DeliveryReport, DeliveryStatus, Event, EventPage, EventType, Invitation,
+    KeyRole, Label, LabelExpect, LabelMove, Member, Membership, NewEvent, NewPrompt, NewUser,
+    NewVersion, OrgRole, Organization, Project, Prompt, PromptUpdate, PromptVersion, Rendered,
+    Role, Selector, Template, TemplateKind, User, UserUpdate, Webhook, WebhookUpdate,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
+pub use events::{EventLog, WebhookStore};
 pub use execute::{
     ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
 };

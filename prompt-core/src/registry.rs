@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::authoring::ToolsConfig;
 use crate::domain::{
-    DEFAULT_PROJECT, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
+    DEFAULT_PROJECT, LabelExpect, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
     PromptVersion, Rendered, Selector,
 };
 use crate::error::{Error, Result};
@@ -196,29 +196,41 @@ impl Registry {
         self.store.resolve(self.pid(), name, selector).await
     }
 
-    /// Point a label at a version (audited). `latest` is refused.
+    /// Point a label at a version (audited). `latest` is refused; `expect` is a
+    /// compare-and-set precondition (`LabelExpect::Any` for none).
     pub async fn set_label(
         &self,
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         self.store
-            .set_label(self.pid(), name, label, version, actor)
+            .set_label(self.pid(), name, label, version, expect, actor)
             .await
     }
 
-    /// Remove a label (audited).
+    /// Remove a label (audited), if it satisfies `expect`.
     pub async fn delete_label(
         &self,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         self.store
-            .delete_label(self.pid(), name, label, actor)
+            .delete_label(self.pid(), name, label, expect, actor)
             .await
+    }
+
+    /// Apply prompt, version and label operations in one transaction, all or nothing
+    /// (see [`PromptStore::apply_batch`]).
+    pub async fn apply_batch(
+        &self,
+        ops: Vec<crate::BatchOp>,
+    ) -> Result<Vec<crate::BatchOutcome>, crate::BatchFailure> {
+        self.store.apply_batch(self.pid(), ops).await
     }
 
     /// Who moved a label, from which version to which, newest first.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::credential::ProviderCredential;
 use crate::domain::{
-    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
-    Selector,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
+    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, Selector,
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
@@ -50,7 +50,8 @@ impl PromptFilter {
 }
 
 /// Prompts, versions, labels, projects and API key records. Transactional: each
-/// method is all or nothing.
+/// method is all or nothing. Every write appends its events (see
+/// [`crate::domain::event`]) to the project's change log in the same transaction.
 #[async_trait]
 pub trait PromptStore: Send + Sync + Debug {
     /// Create a project. `name` is `NAME` (in the organization `default`) or
@@ -111,7 +112,10 @@ pub trait PromptStore: Send + Sync + Debug {
     /// Create the next version of a prompt, creating the prompt if it does not exist
     /// (also when several callers race). Version numbers are gapless and unique per
     /// prompt under any concurrency; the labels of `new` move to it in the same
-    /// transaction, with history rows.
+    /// transaction, with history rows. Preconditions, checked under the prompt's
+    /// lock: `new.parent_version` (`Conflict` naming the current latest unless it is
+    /// still the latest; `0`: no version yet) and `new.if_match` (`PreconditionFailed`
+    /// unless it is the prompt's etag; the prompt must then exist).
     async fn create_version(
         &self,
         project: Uuid,
@@ -141,24 +145,38 @@ pub trait PromptStore: Send + Sync + Debug {
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion>;
 
     /// Point `label` at `version` atomically, recording the move. `latest` is refused
-    /// (`InvalidInput`); `NotFound` if the prompt or version is missing.
+    /// (`InvalidInput`); `NotFound` if the prompt or version is missing;
+    /// `PreconditionFailed` unless the label's current version satisfies `expect`
+    /// (checked and moved atomically: compare-and-set).
     async fn set_label(
         &self,
         project: Uuid,
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove>;
 
-    /// Remove a label, recording the move. `NotFound` if the label is not set.
+    /// Remove a label, recording the move. `NotFound` if the label is not set;
+    /// `PreconditionFailed` unless it satisfies `expect`.
     async fn delete_label(
         &self,
         project: Uuid,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove>;
+
+    /// Apply `ops` in one transaction: all or nothing, each with its preconditions,
+    /// their events appended together. The outcomes are in the order of `ops`; a
+    /// failure names the failing operation's index and nothing is written.
+    async fn apply_batch(
+        &self,
+        project: Uuid,
+        ops: Vec<BatchOp>,
+    ) -> Result<Vec<BatchOutcome>, BatchFailure>;
 
     /// Moves of one label, newest first, keyset-paginated. `NotFound` if the prompt is
     /// missing; an empty page if the label never existed.

@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 use crate::credential::{ProviderCredential, Reseal};
 use crate::domain::{
-    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate, PromptVersion,
-    Selector,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
+    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, Selector,
 };
 use crate::error::Result;
 use crate::page::{Page, PageRequest};
@@ -167,13 +167,14 @@ impl PromptStore for ValidatedStore {
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         validate::prompt_name(name)?;
         validate::settable_label(label)?;
         validate::version_number(version)?;
         self.inner
-            .set_label(project, name, label, version, actor)
+            .set_label(project, name, label, version, expect, actor)
             .await
     }
 
@@ -182,11 +183,23 @@ impl PromptStore for ValidatedStore {
         project: Uuid,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         validate::prompt_name(name)?;
         validate::settable_label(label)?;
-        self.inner.delete_label(project, name, label, actor).await
+        self.inner
+            .delete_label(project, name, label, expect, actor)
+            .await
+    }
+
+    async fn apply_batch(
+        &self,
+        project: Uuid,
+        ops: Vec<BatchOp>,
+    ) -> Result<Vec<BatchOutcome>, BatchFailure> {
+        let ops = crate::domain::validate_batch(ops)?;
+        self.inner.apply_batch(project, ops).await
     }
 
     async fn label_history(

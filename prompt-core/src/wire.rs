@@ -40,6 +40,9 @@ pub enum ErrorCode {
     Conflict,
     /// An `If-Match` style precondition did not hold (412).
     PreconditionFailed,
+    /// What was asked for is no longer kept, e.g. a change-log cursor older than the
+    /// retained log (410): resync.
+    Gone,
     /// The body is larger than the server's limit (413).
     PayloadTooLarge,
     /// A value is invalid or a template cannot be rendered (422).
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::Gone => "gone",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::RateLimited => "rate_limited",
@@ -296,6 +300,7 @@ impl Error {
             Error::PreconditionFailed { message } => {
                 with(412, ErrorCode::PreconditionFailed, reason(message))
             }
+            Error::Gone { message } => with(410, ErrorCode::Gone, reason(message)),
             Error::InvalidInput { field, message } => with(
                 422,
                 ErrorCode::ValidationFailed,
@@ -374,6 +379,9 @@ impl Error {
             },
             ErrorKind::Conflict => Error::conflict(why(&message)),
             ErrorKind::PreconditionFailed => Error::PreconditionFailed {
+                message: why(&message),
+            },
+            ErrorKind::Gone => Error::Gone {
                 message: why(&message),
             },
             ErrorKind::InvalidInput => Error::invalid(
@@ -484,6 +492,7 @@ fn from_code(
         ErrorCode::NotFound => Error::NotFound { what: message },
         ErrorCode::Conflict => Error::conflict(message),
         ErrorCode::PreconditionFailed => Error::PreconditionFailed { message },
+        ErrorCode::Gone => Error::Gone { message },
         ErrorCode::RateLimited => Error::Unavailable {
             message: format!("rate limited by the registry server: {message}"),
             retry_after,

@@ -196,9 +196,15 @@ async fn echo_model_gives_valid_answers() {
     assert_eq!(tool_runs(&reg, "_tools/create").await.len(), before);
 
     // Optimize: a new version, production untouched, history says where it came from.
-    reg.set_label("support/urgency", "production", 1, None)
-        .await
-        .unwrap();
+    reg.set_label(
+        "support/urgency",
+        "production",
+        1,
+        prompt_core::LabelExpect::Any,
+        None,
+    )
+    .await
+    .unwrap();
     let o = reg
         .optimize(
             "support/urgency",

@@ -407,6 +407,7 @@ fn openai_row(c: &Classified) -> OpenAiRow {
         ErrorCode::NotFound => row(404, "invalid_request_error", "unknown_url"),
         ErrorCode::Conflict => row(409, "invalid_request_error", "conflict"),
         ErrorCode::PreconditionFailed => row(412, "invalid_request_error", "precondition_failed"),
+        ErrorCode::Gone => row(410, "invalid_request_error", "gone"),
         // OpenAI answers invalid values with 400, not 422.
         ErrorCode::ValidationFailed => match d.template_error {
             Some(t) => OpenAiRow {

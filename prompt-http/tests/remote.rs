@@ -159,7 +159,13 @@ async fn prompts_versions_and_labels_round_trip_over_http() {
         .unwrap();
     assert_eq!(latest.version, 2);
     let mv = reg
-        .set_label("support/triage", "production", 2, None)
+        .set_label(
+            "support/triage",
+            "production",
+            2,
+            prompt_core::LabelExpect::Any,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((mv.from_version, mv.to_version), (Some(1), Some(2)));
@@ -170,7 +176,12 @@ async fn prompts_versions_and_labels_round_trip_over_http() {
     assert_eq!(history.items.len(), 2);
 
     let del = reg
-        .delete_label("support/triage", "production", None)
+        .delete_label(
+            "support/triage",
+            "production",
+            prompt_core::LabelExpect::Any,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((del.from_version, del.to_version), (Some(2), None));
@@ -459,7 +470,10 @@ async fn the_client_cache_serves_stale_while_the_server_is_down() {
     );
 
     // A write through this client is seen at once, whatever the TTL.
-    reader.set_label("p", "production", 1, None).await.unwrap();
+    reader
+        .set_label("p", "production", 1, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap();
     assert_eq!(reader.resolve("p", &sel).await.unwrap().version, 1);
 
     // Server gone: the cached lookup is still answered; an uncached one is Unavailable.

@@ -42,6 +42,7 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
         }
         Error::Conflict { .. } => "ConflictError",
         Error::PreconditionFailed { .. } => "PreconditionFailedError",
+        Error::Gone { .. } => "GoneError",
         Error::InvalidInput { field, .. } => {
             kw.set_item("field", field)?;
             "ValidationError"

@@ -578,7 +578,14 @@ impl NativeRegistry {
         let r = self.registry.clone();
         let v = try_arg!(self, py, opt_u32(Some(version), "version")).unwrap_or_default();
         self.call(py, async move {
-            r.set_label(&name, &label, v, actor.as_deref()).await
+            r.set_label(
+                &name,
+                &label,
+                v,
+                prompt_core::LabelExpect::Any,
+                actor.as_deref(),
+            )
+            .await
         })
     }
 
@@ -592,7 +599,13 @@ impl NativeRegistry {
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         self.call(py, async move {
-            r.delete_label(&name, &label, actor.as_deref()).await
+            r.delete_label(
+                &name,
+                &label,
+                prompt_core::LabelExpect::Any,
+                actor.as_deref(),
+            )
+            .await
         })
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prompt_core::{ValidatedRunLog, ValidatedStore};
 
-use prompt_core::{Error, PeopleStore, PromptStore, Result, RunLog};
+use prompt_core::{Error, EventLog, PeopleStore, PromptStore, Result, RunLog, WebhookStore};
 
 pub mod cache;
 pub mod memory;
@@ -134,6 +134,11 @@ pub struct Backend {
     /// store (`RemoteStore`) is not a `Backend` and offers no people store, its server
     /// owns the people.
     pub people: Arc<dyn PeopleStore>,
+    /// The change log of every project (see [`prompt_core::domain::event`]), on the
+    /// same database; never cached.
+    pub events: Arc<dyn EventLog>,
+    /// Webhooks, their outbox cursors and delivery logs, on the same database.
+    pub webhooks: Arc<dyn WebhookStore>,
     concrete: Concrete,
 }
 
@@ -246,7 +251,9 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Backend> {
             Backend {
                 store: m.clone(),
                 runs: m.clone(),
-                people: m,
+                people: m.clone(),
+                events: m.clone(),
+                webhooks: m,
                 concrete: Concrete::Memory,
             }
         }
@@ -356,6 +363,8 @@ async fn connect_sqlite(url: &str, options: &OpenOptions, check: bool) -> Result
         store: Arc::new(s.clone()),
         runs: Arc::new(s.clone()),
         people: Arc::new(s.clone()),
+        events: Arc::new(s.clone()),
+        webhooks: Arc::new(s.clone()),
         concrete: Concrete::Sqlite(s),
     })
 }
@@ -384,6 +393,8 @@ async fn connect_postgres(url: &str, options: &OpenOptions, check: bool) -> Resu
         store: Arc::new(s.clone()),
         runs: Arc::new(s.clone()),
         people: Arc::new(s.clone()),
+        events: Arc::new(s.clone()),
+        webhooks: Arc::new(s.clone()),
         concrete: Concrete::Postgres(s),
     })
 }

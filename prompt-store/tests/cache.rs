@@ -76,7 +76,7 @@ async fn hits_misses_and_write_through_invalidation() {
         vec!["production"]
     );
     cache
-        .set_label(p, "x", "production", 2, None)
+        .set_label(p, "x", "production", 2, prompt_core::LabelExpect::Any, None)
         .await
         .unwrap();
     assert_eq!(cache.resolve(p, "x", &prod).await.unwrap().version, 2);
@@ -89,7 +89,7 @@ async fn hits_misses_and_write_through_invalidation() {
             .is_empty()
     );
     cache
-        .delete_label(p, "x", "production", None)
+        .delete_label(p, "x", "production", prompt_core::LabelExpect::Any, None)
         .await
         .unwrap();
     assert!(cache.resolve(p, "x", &prod).await.is_err(), "deleted label");
@@ -128,7 +128,7 @@ async fn ttl_bounds_staleness_of_foreign_writes() {
     assert_eq!(cache.resolve(p, "t", &prod).await.unwrap().version, 1);
     let moved = Instant::now();
     inner
-        .set_label(p, "t", "production", 2, None)
+        .set_label(p, "t", "production", 2, prompt_core::LabelExpect::Any, None)
         .await
         .unwrap();
     assert_eq!(
@@ -144,7 +144,7 @@ async fn ttl_bounds_staleness_of_foreign_writes() {
     assert!(moved.elapsed() >= Duration::from_millis(250), "{took:?}");
     // An explicit invalidation (what a listener does) works at once.
     inner
-        .set_label(p, "t", "production", 1, None)
+        .set_label(p, "t", "production", 1, prompt_core::LabelExpect::Any, None)
         .await
         .unwrap();
     cache.invalidator().invalidate_prompt(p, "t");
@@ -230,9 +230,16 @@ async fn postgres_label_move_reaches_other_instances() {
             .await
             .unwrap();
     }
-    a.set_label(p, "shared", "production", 1, Some("alice"))
-        .await
-        .unwrap();
+    a.set_label(
+        p,
+        "shared",
+        "production",
+        1,
+        prompt_core::LabelExpect::Any,
+        Some("alice"),
+    )
+    .await
+    .unwrap();
     // B reads production (a miss, then a hit: it is cached).
     let seen = |want: u32| {
         let b = &b;
@@ -254,9 +261,16 @@ async fn postgres_label_move_reaches_other_instances() {
         "B serves it from its cache"
     );
 
-    a.set_label(p, "shared", "production", 2, Some("alice"))
-        .await
-        .unwrap();
+    a.set_label(
+        p,
+        "shared",
+        "production",
+        2,
+        prompt_core::LabelExpect::Any,
+        Some("alice"),
+    )
+    .await
+    .unwrap();
     let took = eventually(Duration::from_secs(1), seen(2))
         .await
         .expect("B sees the move within a second");
@@ -283,16 +297,30 @@ async fn postgres_label_move_reaches_other_instances() {
         .unwrap();
     assert!(killed);
     // Moved while B may well be disconnected: the flush on reconnect covers it.
-    a.set_label(p, "shared", "production", 3, None)
-        .await
-        .unwrap();
+    a.set_label(
+        p,
+        "shared",
+        "production",
+        3,
+        prompt_core::LabelExpect::Any,
+        None,
+    )
+    .await
+    .unwrap();
     connected(&b, 2).await;
     eventually(Duration::from_secs(1), seen(3))
         .await
         .expect("seen after reconnecting");
-    a.set_label(p, "shared", "production", 1, None)
-        .await
-        .unwrap();
+    a.set_label(
+        p,
+        "shared",
+        "production",
+        1,
+        prompt_core::LabelExpect::Any,
+        None,
+    )
+    .await
+    .unwrap();
     eventually(Duration::from_secs(1), seen(1))
         .await
         .expect("notifications flow again after reconnecting");

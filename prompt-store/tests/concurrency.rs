@@ -62,7 +62,14 @@ async fn label_history_is_a_chain(ra: Registry, rb: Registry) {
     for i in 0..40u32 {
         let r = if i % 2 == 0 { ra.clone() } else { rb.clone() };
         tasks.push(tokio::spawn(async move {
-            r.set_label("chain", "production", i % 5 + 1, None).await
+            r.set_label(
+                "chain",
+                "production",
+                i % 5 + 1,
+                prompt_core::LabelExpect::Any,
+                None,
+            )
+            .await
         }));
     }
     for t in tasks {

@@ -38,9 +38,15 @@ async fn child(path: String) {
             .await
             .unwrap();
         println!("ACK version {}", v.version);
-        reg.set_label("durable", "production", v.version, None)
-            .await
-            .unwrap();
+        reg.set_label(
+            "durable",
+            "production",
+            v.version,
+            prompt_core::LabelExpect::Any,
+            None,
+        )
+        .await
+        .unwrap();
         println!("ACK label {}", v.version);
         let run = reg
             .log_run(NewRun::with_status(RunStatus::Pending))

@@ -421,6 +421,8 @@ impl Registry {
             commit_message: Some(message),
             labels: Vec::new(),
             created_by: req.created_by.clone(),
+            parent_version: None,
+            if_match: None,
         };
         let version = self.create_version(name, new).await?;
         Ok(Optimized {

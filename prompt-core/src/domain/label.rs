@@ -35,3 +35,51 @@ pub struct LabelMove {
     /// When.
     pub moved_at: DateTime<Utc>,
 }
+
+/// A compare-and-set precondition of a label move: what the label must point at for
+/// the move to happen (otherwise `PreconditionFailed`, naming where it points now).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelExpect {
+    /// No precondition.
+    #[default]
+    Any,
+    /// The label must not be set.
+    Unset,
+    /// The label must point at this version.
+    At(u32),
+}
+
+impl LabelExpect {
+    /// From the wire's `expected_version`: absent → any, `null` → unset, a number →
+    /// that version.
+    pub fn from_wire(expected_version: Option<Option<u32>>) -> Self {
+        match expected_version {
+            None => LabelExpect::Any,
+            Some(None) => LabelExpect::Unset,
+            Some(Some(v)) => LabelExpect::At(v),
+        }
+    }
+
+    /// `Ok` if a label currently at `current` (`None`: unset) satisfies this;
+    /// otherwise `PreconditionFailed` naming where `label` of `prompt` points now.
+    pub fn check(self, prompt: &str, label: &str, current: Option<u32>) -> crate::Result<()> {
+        let expected = match self {
+            LabelExpect::Any => return Ok(()),
+            LabelExpect::Unset if current.is_none() => return Ok(()),
+            LabelExpect::At(v) if current == Some(v) => return Ok(()),
+            LabelExpect::Unset => "unset".to_owned(),
+            LabelExpect::At(v) => format!("at version {v}"),
+        };
+        let now = current.map_or_else(
+            || "is not set".to_owned(),
+            |v| format!("points at version {v}"),
+        );
+        Err(crate::Error::PreconditionFailed {
+            message: format!(
+                "label '{label}' of prompt '{prompt}' moved meanwhile: it {now}, expected {expected}"
+            ),
+        })
+    }
+}

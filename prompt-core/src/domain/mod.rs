@@ -1,10 +1,13 @@
 //! The domain: projects, prompts, versions and their templates, labels, API keys,
-//! runs, provider credentials, and people (organizations, users, sessions, audit).
+//! runs, provider credentials, people (organizations, users, sessions, audit), the
+//! change log (events), webhooks and batches.
 //!
 //! Field names follow `API.md`; they are part of the public contract. "Model" in this
 //! product means an LLM, so the domain is not called that.
 
+mod batch;
 pub mod credential;
+mod event;
 mod key;
 mod label;
 mod message;
@@ -13,7 +16,10 @@ mod project;
 mod prompt;
 pub mod run;
 mod version;
+mod webhook;
 
+pub use batch::*;
+pub use event::*;
 pub use key::*;
 pub use label::*;
 pub use message::*;
@@ -21,6 +27,7 @@ pub use people::*;
 pub use project::*;
 pub use prompt::*;
 pub use version::*;
+pub use webhook::*;
 
 #[cfg(test)]
 mod tests {

@@ -138,7 +138,7 @@ impl PromptUpdate {
 }
 
 /// `null` → `Some(None)`, absent → `None`, value → `Some(Some(v))`.
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer, T: Serialize>(

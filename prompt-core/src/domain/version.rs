@@ -84,6 +84,15 @@ pub struct NewVersion {
     /// Who (set by the service from the API key, not by the client).
     #[serde(default, skip_deserializing)]
     pub created_by: Option<String>,
+    /// Precondition: the version this one was written against. The creation is
+    /// refused (`Conflict`, naming the current latest) unless the prompt's latest
+    /// version is still this one; `0` means "the prompt has no version yet".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<u32>,
+    /// Precondition: the prompt's etag (from `If-Match`); refused with
+    /// `PreconditionFailed` unless it is current (`*` matches any existing prompt).
+    #[serde(default, skip)]
+    pub if_match: Option<String>,
 }
 
 impl NewVersion {
@@ -96,6 +105,8 @@ impl NewVersion {
             commit_message: None,
             labels: Vec::new(),
             created_by: None,
+            parent_version: None,
+            if_match: None,
         }
     }
 

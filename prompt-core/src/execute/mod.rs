@@ -209,6 +209,7 @@ pub fn run_error_kind(e: &Error) -> &'static str {
             ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::Conflict => "conflict",
             ErrorKind::PreconditionFailed => "precondition_failed",
+            ErrorKind::Gone => "gone",
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::Template => "template",
             ErrorKind::Provider => "provider",

@@ -509,7 +509,14 @@ pub async fn update_version(
     let reg = state.registry(&caller.project);
     let actor = caller.actor();
     for l in &labels {
-        reg.set_label(&name, l, version, Some(&actor)).await?;
+        reg.set_label(
+            &name,
+            l,
+            version,
+            prompt_core::LabelExpect::Any,
+            Some(&actor),
+        )
+        .await?;
     }
     let v = reg.resolve(&name, &Selector::Version(version)).await?;
     let p = reg.get_prompt(&name).await?;

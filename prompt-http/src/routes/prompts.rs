@@ -319,7 +319,13 @@ pub async fn set_label(
     state.check_labels(&caller, [&label])?;
     let m = state
         .registry(&caller.project)
-        .set_label(&name, &label, body.version, Some(&caller.actor()))
+        .set_label(
+            &name,
+            &label,
+            body.version,
+            prompt_core::LabelExpect::Any,
+            Some(&caller.actor()),
+        )
         .await?;
     if state.protected_labels.contains(&label) {
         state
@@ -343,7 +349,12 @@ pub async fn delete_label(
     state.check_labels(&caller, [&label])?;
     state
         .registry(&caller.project)
-        .delete_label(&name, &label, Some(&caller.actor()))
+        .delete_label(
+            &name,
+            &label,
+            prompt_core::LabelExpect::Any,
+            Some(&caller.actor()),
+        )
         .await?;
     if state.protected_labels.contains(&label) {
         state

@@ -53,6 +53,13 @@ class PreconditionFailedError(PromptRegistryError):
     kind = "precondition_failed"
 
 
+class GoneError(PromptRegistryError):
+    """What was asked for is no longer kept (a change-log cursor older than the
+    retained log): read the current state again, then follow the log from its head."""
+
+    kind = "gone"
+
+
 class ValidationError(PromptRegistryError, ValueError):
     """An argument is invalid. ``field`` names it (a dotted path for nested ones)."""
 
@@ -129,6 +136,7 @@ __all__ = [
     "AlreadyExistsError",
     "ConflictError",
     "PreconditionFailedError",
+    "GoneError",
     "ValidationError",
     "TemplateError",
     "ProviderError",

@@ -33,8 +33,8 @@ use moka::sync::Cache;
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate,
-    PromptVersion, Result, Selector,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
+    NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
 };
 use uuid::Uuid;
 
@@ -479,11 +479,12 @@ impl PromptStore for CachedStore {
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let r = self
             .inner
-            .set_label(project, name, label, version, actor)
+            .set_label(project, name, label, version, expect, actor)
             .await;
         self.wrote(project, name);
         r
@@ -494,10 +495,27 @@ impl PromptStore for CachedStore {
         project: Uuid,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        let r = self.inner.delete_label(project, name, label, actor).await;
+        let r = self
+            .inner
+            .delete_label(project, name, label, expect, actor)
+            .await;
         self.wrote(project, name);
+        r
+    }
+
+    async fn apply_batch(
+        &self,
+        project: Uuid,
+        ops: Vec<BatchOp>,
+    ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
+        let names: Vec<String> = ops.iter().map(|op| op.prompt_name().to_owned()).collect();
+        let r = self.inner.apply_batch(project, ops).await;
+        for name in &names {
+            self.wrote(project, name);
+        }
         r
     }
 

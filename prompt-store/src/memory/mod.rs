@@ -16,12 +16,13 @@ use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::{RunPosition, StatsAccumulator};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore,
-    PromptUpdate, PromptVersion, ProviderCredential, Result, Run, RunLog, RunQuery, RunStats,
-    RunStatus, RunUpdate, Selector, StatsQuery, validate,
+    ApiKeyRecord, Error, LabelExpect, LabelMove, NewPrompt, NewVersion, Order, Project, Prompt,
+    PromptStore, PromptUpdate, PromptVersion, ProviderCredential, Result, Run, RunLog, RunQuery,
+    RunStats, RunStatus, RunUpdate, Selector, StatsQuery, validate,
 };
 use uuid::Uuid;
 
+mod feed;
 mod people;
 
 use people::People;
@@ -495,6 +496,7 @@ impl PromptStore for MemoryStore {
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let mut s = self.write()?;
@@ -504,6 +506,7 @@ impl PromptStore for MemoryStore {
                 "version {version} of prompt '{name}'"
             )));
         }
+        expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
         Ok(row.move_label(label, Some(version), actor, now()))
     }
 
@@ -512,16 +515,26 @@ impl PromptStore for MemoryStore {
         project: Uuid,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let mut s = self.write()?;
         let row = s.live_prompt_mut(project, name)?;
-        if !row.labels.contains_key(label) {
+        let Some((current, _)) = row.labels.get(label) else {
             return Err(Error::not_found(format!(
                 "label '{label}' of prompt '{name}'"
             )));
-        }
+        };
+        expect.check(name, label, Some(*current))?;
         Ok(row.move_label(label, None, actor, now()))
+    }
+
+    async fn apply_batch(
+        &self,
+        _project: Uuid,
+        _ops: Vec<prompt_core::BatchOp>,
+    ) -> std::result::Result<Vec<prompt_core::BatchOutcome>, prompt_core::BatchFailure> {
+        Err(Error::unsupported("apply_batch on memory (being written)").into())
     }
 
     async fn label_history(

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prompt_core::RegistryServer;
 use prompt_core::{
-    ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Project, Prompt,
-    PromptFilter, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
+    NewVersion, Page, PageRequest, Project, Prompt, PromptFilter, PromptStore, PromptUpdate,
+    PromptVersion, Result, Selector,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -119,16 +120,25 @@ impl PromptStore for RemoteStore {
     ) -> Result<PromptVersion> {
         // Checked here too, so a bad template fails the same way without a round trip.
         let (new, _) = new.prepare()?;
-        let body = json!({
+        let mut body = json!({
             "template": new.template,
             "template_format": new.template_format,
             "config": new.config,
             "commit_message": new.commit_message,
             "labels": new.labels,
         });
+        if let Some(parent) = new.parent_version {
+            body["parent_version"] = json!(parent);
+        }
         let path = prompt_path(name, "/versions")?;
         let r = self
-            .send_json(Method::POST, &path, &[], Some(body), None)
+            .send_json(
+                Method::POST,
+                &path,
+                &[],
+                Some(body),
+                new.if_match.as_deref(),
+            )
             .await;
         self.invalidate(name);
         r
@@ -169,17 +179,18 @@ impl PromptStore for RemoteStore {
         name: &str,
         label: &str,
         version: u32,
+        expect: LabelExpect,
         _actor: Option<&str>,
     ) -> Result<LabelMove> {
         let path = label_path(name, label, "")?;
+        let mut body = json!({ "version": version });
+        match expect {
+            LabelExpect::Any => {}
+            LabelExpect::Unset => body["expected_version"] = serde_json::Value::Null,
+            LabelExpect::At(v) => body["expected_version"] = json!(v),
+        }
         let r = self
-            .send_json(
-                Method::PUT,
-                &path,
-                &[],
-                Some(json!({ "version": version })),
-                None,
-            )
+            .send_json(Method::PUT, &path, &[], Some(body), None)
             .await;
         self.invalidate(name);
         r
@@ -190,9 +201,16 @@ impl PromptStore for RemoteStore {
         _project: Uuid,
         name: &str,
         label: &str,
+        expect: LabelExpect,
         _actor: Option<&str>,
     ) -> Result<LabelMove> {
-        let path = label_path(name, label, "")?;
+        let mut path = label_path(name, label, "")?;
+        match expect {
+            LabelExpect::Any => {}
+            // A label that is not set cannot be deleted: the server answers 404.
+            LabelExpect::Unset => {}
+            LabelExpect::At(v) => path.push_str(&format!("?expected_version={v}")),
+        }
         let r = self.send_empty(Method::DELETE, &path).await;
         self.invalidate(name);
         r?;
@@ -205,6 +223,14 @@ impl PromptStore for RemoteStore {
             .into_iter()
             .next()
             .ok_or_else(|| Error::internal("the deleted label has no history"))
+    }
+
+    async fn apply_batch(
+        &self,
+        _project: Uuid,
+        _ops: Vec<BatchOp>,
+    ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
+        Err(Error::unsupported("apply_batch on a remote registry (being written)").into())
     }
 
     async fn label_history(

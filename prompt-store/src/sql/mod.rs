@@ -42,6 +42,7 @@ use crate::{MigrationReport, RevertReport, RevertedMigration};
 
 mod credentials;
 mod dialect;
+mod feed;
 mod people;
 mod projects;
 mod prompt_sql;

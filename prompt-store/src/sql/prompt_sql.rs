@@ -274,6 +274,7 @@ where
         prompt: &str,
         label: &str,
         to: Option<u32>,
+        expect: prompt_core::LabelExpect,
         actor: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<LabelMove, Failure> {
@@ -285,6 +286,8 @@ where
                         .bind(label)
                         .fetch_optional(&mut *conn)
                         .await?;
+                let old: Option<i64> = old.map(|r| r.try_get("version")).transpose()?;
+                expect.check(prompt, label, opt_version(old)?)?;
                 sqlx::query(
                     "INSERT INTO labels (prompt_id, label, version, updated_at) \
                      VALUES ($1, $2, $3, $4) \
@@ -297,7 +300,7 @@ where
                 .bind(D::time(at))
                 .execute(&mut *conn)
                 .await?;
-                old.map(|r| r.try_get("version")).transpose()?
+                old
             }
             None => {
                 let old = sqlx::query(
@@ -308,7 +311,9 @@ where
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| Error::not_found(format!("label '{label}' of prompt '{prompt}'")))?;
-                Some(old.try_get("version")?)
+                let old: i64 = old.try_get("version")?;
+                expect.check(prompt, label, opt_version(Some(old))?)?;
+                Some(old)
             }
         };
         let m = LabelMove {

@@ -284,6 +284,7 @@ where
                     name,
                     l,
                     Some(number),
+                    prompt_core::LabelExpect::Any,
                     new.created_by.as_deref(),
                     at,
                 )
@@ -415,6 +416,7 @@ where
         name: &str,
         label: &str,
         version: u32,
+        expect: prompt_core::LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         write::<D, _, _, _>(|| async {
@@ -428,8 +430,17 @@ where
                 );
             }
             let at = now();
-            let m =
-                Self::move_label(&mut tx, prompt_id, name, label, Some(version), actor, at).await?;
+            let m = Self::move_label(
+                &mut tx,
+                prompt_id,
+                name,
+                label,
+                Some(version),
+                expect,
+                actor,
+                at,
+            )
+            .await?;
             Self::touch(&mut tx, prompt_id, 1, at).await?;
             self.notify(&mut tx, project, name).await?;
             tx.commit().await?;
@@ -443,6 +454,7 @@ where
         project: Uuid,
         name: &str,
         label: &str,
+        expect: prompt_core::LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         write::<D, _, _, _>(|| async {
@@ -451,13 +463,22 @@ where
                 .await?
                 .ok_or_else(|| prompt_not_found(name))?;
             let at = now();
-            let m = Self::move_label(&mut tx, prompt_id, name, label, None, actor, at).await?;
+            let m =
+                Self::move_label(&mut tx, prompt_id, name, label, None, expect, actor, at).await?;
             Self::touch(&mut tx, prompt_id, 1, at).await?;
             self.notify(&mut tx, project, name).await?;
             tx.commit().await?;
             Ok(m)
         })
         .await
+    }
+
+    async fn apply_batch(
+        &self,
+        _project: Uuid,
+        _ops: Vec<prompt_core::BatchOp>,
+    ) -> std::result::Result<Vec<prompt_core::BatchOutcome>, prompt_core::BatchFailure> {
+        Err(Error::unsupported("apply_batch on SQL (being written)").into())
     }
 
     async fn label_history(

@@ -899,9 +899,15 @@ pub async fn people_delete_user_anonymises(b: &TestBackend) {
     let mut kept = NewVersion::new("hello");
     kept.created_by = Some("user:owner@x.io".into());
     reg.create_version("greet", kept).await.unwrap();
-    reg.set_label("greet", "production", 1, Some(actor))
-        .await
-        .unwrap();
+    reg.set_label(
+        "greet",
+        "production",
+        1,
+        prompt_core::LabelExpect::Any,
+        Some(actor),
+    )
+    .await
+    .unwrap();
     let s = p
         .create_session(session(leaver.id, "lt", Duration::days(1)))
         .await

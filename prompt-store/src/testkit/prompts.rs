@@ -84,21 +84,33 @@ pub async fn prompt_bad_input_everywhere(b: &TestBackend) {
     }
     r.create_version("ok", NewVersion::new("x")).await.unwrap();
     for l in ["", "Prod", "a b", &"l".repeat(37)] {
-        let e = s.set_label(pid, "ok", l, 1, None).await.unwrap_err();
+        let e = s
+            .set_label(pid, "ok", l, 1, prompt_core::LabelExpect::Any, None)
+            .await
+            .unwrap_err();
         assert_eq!(invalid_field(&e), Some("label"), "{l:?}: {e:?}");
         let e = s.resolve(pid, "ok", &Selector::label(l)).await.unwrap_err();
         assert_eq!(invalid_field(&e), Some("label"), "{l:?}");
     }
-    let e = s.set_label(pid, "ok", "latest", 1, None).await.unwrap_err();
+    let e = s
+        .set_label(pid, "ok", "latest", 1, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert_eq!(invalid_field(&e), Some("label"));
-    let e = s.delete_label(pid, "ok", "latest", None).await.unwrap_err();
+    let e = s
+        .delete_label(pid, "ok", "latest", prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert_eq!(invalid_field(&e), Some("label"));
     let e = s
         .resolve(pid, "ok", &Selector::Version(0))
         .await
         .unwrap_err();
     assert_eq!(invalid_field(&e), Some("version"));
-    let e = s.set_label(pid, "ok", "prod", 0, None).await.unwrap_err();
+    let e = s
+        .set_label(pid, "ok", "prod", 0, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert_eq!(invalid_field(&e), Some("version"));
     let e = s
         .create_version(pid, "ok", NewVersion::new("x").with_config(json!("str")))
@@ -244,7 +256,10 @@ pub async fn latest_follows_newest_version(b: &TestBackend) {
         "latest moved off version 1: {:?}",
         old.labels
     );
-    let e = r.set_label("l", "latest", 1, None).await.unwrap_err();
+    let e = r
+        .set_label("l", "latest", 1, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidInput { .. }));
 }
 
@@ -299,17 +314,31 @@ pub async fn label_moves_and_history(b: &TestBackend) {
             .unwrap();
     }
     let m = r
-        .set_label("m", "production", 1, Some("alice"))
+        .set_label(
+            "m",
+            "production",
+            1,
+            prompt_core::LabelExpect::Any,
+            Some("alice"),
+        )
         .await
         .unwrap();
     assert_eq!((m.from_version, m.to_version), (None, Some(1)));
     if b.caps.named_actors {
         assert_eq!(m.moved_by.as_deref(), Some("alice"));
     }
-    r.set_label("m", "production", 3, Some("bob"))
+    r.set_label(
+        "m",
+        "production",
+        3,
+        prompt_core::LabelExpect::Any,
+        Some("bob"),
+    )
+    .await
+    .unwrap();
+    r.set_label("m", "production", 2, prompt_core::LabelExpect::Any, None)
         .await
         .unwrap();
-    r.set_label("m", "production", 2, None).await.unwrap();
     assert_eq!(
         r.resolve("m", &Selector::default()).await.unwrap().version,
         2
@@ -338,7 +367,10 @@ pub async fn label_moves_and_history(b: &TestBackend) {
         assert_eq!(h2.items[0].moved_by.as_deref(), Some("alice"));
     }
     assert!(h2.next_cursor.is_none());
-    let e = r.set_label("m", "production", 9, None).await.unwrap_err();
+    let e = r
+        .set_label("m", "production", 9, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
     assert!(e.to_string().contains("version 9"), "{e}");
     let empty = r
@@ -359,14 +391,20 @@ pub async fn label_delete_and_errors(b: &TestBackend) {
     r.create_version("d", NewVersion::new("x").with_labels(["staging"]))
         .await
         .unwrap();
-    let m = r.delete_label("d", "staging", Some("carol")).await.unwrap();
+    let m = r
+        .delete_label("d", "staging", prompt_core::LabelExpect::Any, Some("carol"))
+        .await
+        .unwrap();
     assert_eq!((m.from_version, m.to_version), (Some(1), None));
     let e = r
         .resolve("d", &Selector::label("staging"))
         .await
         .unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
-    let e = r.delete_label("d", "staging", None).await.unwrap_err();
+    let e = r
+        .delete_label("d", "staging", prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
     assert!(
         !r.get_prompt("d")
@@ -734,7 +772,9 @@ pub async fn project_isolation(b: &TestBackend) {
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        other.set_label("secret", "x", 1, None).await,
+        other
+            .set_label("secret", "x", 1, prompt_core::LabelExpect::Any, None)
+            .await,
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(

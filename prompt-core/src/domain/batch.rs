@@ -1,0 +1,235 @@
+//! Batch operations: up to [`MAX_BATCH_OPS`] prompt, version and label operations
+//! applied in one transaction, all or nothing, their events appended together.
+
+use serde::{Deserialize, Serialize};
+
+use super::label::{LabelExpect, LabelMove};
+use super::prompt::{NewPrompt, Prompt, PromptUpdate};
+use super::version::{NewVersion, PromptVersion};
+use crate::error::Error;
+use crate::validate;
+
+/// Most operations in one batch.
+pub const MAX_BATCH_OPS: usize = 1000;
+
+/// One operation of a batch. On the wire: `{"op": "create_version", …}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BatchOp {
+    /// Create a prompt without versions.
+    CreatePrompt {
+        /// The prompt.
+        prompt: NewPrompt,
+    },
+    /// Update a prompt's description and/or tags.
+    UpdatePrompt {
+        /// The prompt's name.
+        name: String,
+        /// The changes.
+        update: PromptUpdate,
+        /// Precondition: the prompt's current etag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_match: Option<String>,
+    },
+    /// Archive a prompt.
+    ArchivePrompt {
+        /// The prompt's name.
+        name: String,
+    },
+    /// Create the next version of a prompt (creating the prompt if missing);
+    /// `version.parent_version` is honoured.
+    CreateVersion {
+        /// The prompt's name.
+        name: String,
+        /// The version.
+        version: NewVersion,
+    },
+    /// Point a label at a version.
+    SetLabel {
+        /// The prompt's name.
+        name: String,
+        /// The label.
+        label: String,
+        /// The version.
+        version: u32,
+        /// Compare-and-set: where the label must point now (`null`: unset).
+        #[serde(
+            default,
+            with = "super::prompt::double_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        expected_version: Option<Option<u32>>,
+    },
+    /// Remove a label.
+    DeleteLabel {
+        /// The prompt's name.
+        name: String,
+        /// The label.
+        label: String,
+        /// Compare-and-set: where the label must point now.
+        #[serde(
+            default,
+            with = "super::prompt::double_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        expected_version: Option<Option<u32>>,
+    },
+}
+
+impl BatchOp {
+    /// The name of the prompt the operation is about.
+    pub fn prompt_name(&self) -> &str {
+        match self {
+            BatchOp::CreatePrompt { prompt } => &prompt.name,
+            BatchOp::UpdatePrompt { name, .. }
+            | BatchOp::ArchivePrompt { name }
+            | BatchOp::CreateVersion { name, .. }
+            | BatchOp::SetLabel { name, .. }
+            | BatchOp::DeleteLabel { name, .. } => name,
+        }
+    }
+
+    /// The operation checked and normalised with the checks of the single-operation
+    /// methods of [`crate::ValidatedStore`] (a version's template is checked by the
+    /// store, as for `create_version`).
+    pub fn validated(self) -> crate::Result<Self> {
+        Ok(match self {
+            BatchOp::CreatePrompt { prompt } => BatchOp::CreatePrompt {
+                prompt: prompt.validated()?,
+            },
+            BatchOp::UpdatePrompt {
+                name,
+                update,
+                if_match,
+            } => {
+                validate::prompt_name(&name)?;
+                BatchOp::UpdatePrompt {
+                    name,
+                    update: update.validated()?,
+                    if_match,
+                }
+            }
+            BatchOp::ArchivePrompt { name } => {
+                validate::prompt_name(&name)?;
+                BatchOp::ArchivePrompt { name }
+            }
+            BatchOp::CreateVersion { name, version } => {
+                validate::prompt_name(&name)?;
+                BatchOp::CreateVersion { name, version }
+            }
+            BatchOp::SetLabel {
+                name,
+                label,
+                version,
+                expected_version,
+            } => {
+                validate::prompt_name(&name)?;
+                validate::settable_label(&label)?;
+                validate::version_number(version)?;
+                BatchOp::SetLabel {
+                    name,
+                    label,
+                    version,
+                    expected_version,
+                }
+            }
+            BatchOp::DeleteLabel {
+                name,
+                label,
+                expected_version,
+            } => {
+                validate::prompt_name(&name)?;
+                validate::settable_label(&label)?;
+                BatchOp::DeleteLabel {
+                    name,
+                    label,
+                    expected_version,
+                }
+            }
+        })
+    }
+
+    /// The precondition of a label operation (`Any` for the others).
+    pub fn label_expect(&self) -> LabelExpect {
+        match self {
+            BatchOp::SetLabel {
+                expected_version, ..
+            }
+            | BatchOp::DeleteLabel {
+                expected_version, ..
+            } => LabelExpect::from_wire(*expected_version),
+            _ => LabelExpect::Any,
+        }
+    }
+}
+
+/// The result of one applied operation, in the order of the batch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchOutcome {
+    /// `create_prompt`, `update_prompt`: the prompt after the operation.
+    Prompt(Prompt),
+    /// `create_version`: the new version.
+    Version(PromptVersion),
+    /// `set_label`, `delete_label`: the recorded move.
+    LabelMove(LabelMove),
+    /// `archive_prompt`: the archived prompt's name.
+    Archived(String),
+}
+
+/// Why a batch was not applied: the operation at `index` failed (nothing of the batch
+/// was written).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchFailure {
+    /// The failing operation's position in the batch (0-based); `None` when the
+    /// batch as a whole was refused (too many operations, database unavailable).
+    pub index: Option<usize>,
+    /// Why.
+    pub error: Error,
+}
+
+impl BatchFailure {
+    /// The failure of the operation at `index`.
+    pub fn at(index: usize, error: Error) -> Self {
+        BatchFailure {
+            index: Some(index),
+            error,
+        }
+    }
+}
+
+impl From<Error> for BatchFailure {
+    fn from(error: Error) -> Self {
+        BatchFailure { index: None, error }
+    }
+}
+
+/// `ops` checked with [`BatchOp::validated`]; a failure names its index (and its
+/// field as `ops[i].field`).
+pub fn validate_batch(ops: Vec<BatchOp>) -> Result<Vec<BatchOp>, BatchFailure> {
+    check_batch_size(&ops)?;
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            op.validated()
+                .map_err(|e| BatchFailure::at(i, e.in_field(&format!("ops[{i}]"))))
+        })
+        .collect()
+}
+
+/// Refuse an empty batch or one of more than [`MAX_BATCH_OPS`] operations.
+pub fn check_batch_size(ops: &[BatchOp]) -> Result<(), BatchFailure> {
+    if ops.is_empty() || ops.len() > MAX_BATCH_OPS {
+        return Err(Error::invalid(
+            "ops",
+            format!(
+                "a batch holds 1 to {MAX_BATCH_OPS} operations, got {}",
+                ops.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! The change log: one [`Event`] per write, per project, numbered `seq` strictly
+//! increasing in commit order.
+//!
+//! # The contract every backend keeps
+//!
+//! - An event is appended in the **same transaction** as the change it records: a
+//!   committed change always has its event, a rolled-back one never.
+//! - `seq` starts at 1 per project and is **gapless and in commit order**: once a reader
+//!   has seen `seq = N`, no event below `N` can appear later. The SQL backends get this
+//!   from one counter row per project (`event_heads`), incremented as the last step
+//!   before commit: the row lock serialises a project's writers from that statement to
+//!   their commit, and a rolled-back increment is undone with its transaction.
+//! - Old events may be pruned (retention); a cursor older than what is retained is
+//!   answered with [`Error::Gone`](crate::Error::Gone) so that the client resyncs.
+//!
+//! # Who did it
+//!
+//! Writes that carry no actor of their own (creating a prompt, revoking a key, …) take
+//! it from [`actor::scope`]: the HTTP service scopes every authenticated request with
+//! its caller (`key:<prefix>` or `user:<id>`); an embedding program may do the same.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// What kind of change an [`Event`] records. On the wire: `prompt.created`, …
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// A prompt was created (without a version, or by its first version).
+    #[serde(rename = "prompt.created")]
+    PromptCreated,
+    /// A prompt's description or tags changed. `data`: `{description?, tags?}`.
+    #[serde(rename = "prompt.updated")]
+    PromptUpdated,
+    /// A prompt was archived.
+    #[serde(rename = "prompt.archived")]
+    PromptArchived,
+    /// A version was created. `version` is its number; `data`: `{id, labels,
+    /// commit_message}`.
+    #[serde(rename = "version.created")]
+    VersionCreated,
+    /// A label now points at `version`. `data`: `{from}` (the version it left, or null).
+    #[serde(rename = "label.moved")]
+    LabelMoved,
+    /// A label was removed. `data`: `{from}`.
+    #[serde(rename = "label.removed")]
+    LabelRemoved,
+    /// An API key was created. `data`: `{id, name, role, prefix}`.
+    #[serde(rename = "api_key.created")]
+    ApiKeyCreated,
+    /// An API key was revoked. `data`: `{id}`.
+    #[serde(rename = "api_key.revoked")]
+    ApiKeyRevoked,
+    /// A provider credential was stored or replaced. `data`: `{name, kind}` (never the
+    /// secret).
+    #[serde(rename = "credential.put")]
+    CredentialPut,
+    /// A provider credential was deleted. `data`: `{name}`.
+    #[serde(rename = "credential.deleted")]
+    CredentialDeleted,
+    /// A member's access to the project changed: an organization membership was
+    /// added, changed or removed, or a per-project role set or cleared. `data`:
+    /// `{user, org_role?, project_role?}` (null when removed).
+    #[serde(rename = "member.changed")]
+    MemberChanged,
+}
+
+impl EventType {
+    /// Every type, in documentation order.
+    pub const ALL: [EventType; 11] = [
+        EventType::PromptCreated,
+        EventType::PromptUpdated,
+        EventType::PromptArchived,
+        EventType::VersionCreated,
+        EventType::LabelMoved,
+        EventType::LabelRemoved,
+        EventType::ApiKeyCreated,
+        EventType::ApiKeyRevoked,
+        EventType::CredentialPut,
+        EventType::CredentialDeleted,
+        EventType::MemberChanged,
+    ];
+
+    /// The wire name, e.g. `label.moved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::PromptCreated => "prompt.created",
+            EventType::PromptUpdated => "prompt.updated",
+            EventType::PromptArchived => "prompt.archived",
+            EventType::VersionCreated => "version.created",
+            EventType::LabelMoved => "label.moved",
+            EventType::LabelRemoved => "label.removed",
+            EventType::ApiKeyCreated => "api_key.created",
+            EventType::ApiKeyRevoked => "api_key.revoked",
+            EventType::CredentialPut => "credential.put",
+            EventType::CredentialDeleted => "credential.deleted",
+            EventType::MemberChanged => "member.changed",
+        }
+    }
+
+    /// The type of a wire name; `InvalidInput` on `field` listing the valid names.
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    format!(
+                        "unknown event type '{s}'; one of: {}",
+                        EventType::ALL.map(EventType::as_str).join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// Whether events of this type change what a prompt resolves to (so caches of
+    /// that prompt must drop it).
+    pub fn touches_prompt(self) -> bool {
+        matches!(
+            self,
+            EventType::PromptCreated
+                | EventType::PromptUpdated
+                | EventType::PromptArchived
+                | EventType::VersionCreated
+                | EventType::LabelMoved
+                | EventType::LabelRemoved
+        )
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a project's change log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the project's log: 1, 2, 3, … in commit order, without gaps.
+    pub seq: u64,
+    /// A unique id (for de-duplication by receivers).
+    pub id: Uuid,
+    /// The project.
+    pub project: Uuid,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The prompt concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The version concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The label concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Who did it (`key:<prefix>`, `user:<id>`, or what an embedding program set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// When it was committed (the write's clock).
+    pub at: DateTime<Utc>,
+    /// Type-specific details (see [`EventType`]); never a secret.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// An event before it is appended: the store gives it `seq`, `id`, `project` and `at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// The prompt concerned, if any.
+    pub prompt: Option<String>,
+    /// The version concerned, if any.
+    pub version: Option<u32>,
+    /// The label concerned, if any.
+    pub label: Option<String>,
+    /// Who did it; `None` takes [`actor::current`].
+    pub actor: Option<String>,
+    /// Details.
+    pub data: Value,
+}
+
+impl NewEvent {
+    /// An event of `kind` about prompt `prompt`, with no details yet.
+    pub fn prompt(kind: EventType, prompt: &str) -> Self {
+        NewEvent {
+            kind,
+            prompt: Some(prompt.to_owned()),
+            version: None,
+            label: None,
+            actor: None,
+            data: Value::Object(Default::default()),
+        }
+    }
+
+    /// An event of `kind` about no prompt, with `data`.
+    pub fn project(kind: EventType, data: Value) -> Self {
+        NewEvent {
+            kind,
+            prompt: None,
+            version: None,
+            label: None,
+            actor: None,
+            data,
+        }
+    }
+
+    /// With `version`.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// With `label`.
+    pub fn with_label(mut self, label: &str) -> Self {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// With `actor` (when the write has one of its own).
+    pub fn with_actor(mut self, actor: Option<&str>) -> Self {
+        self.actor = actor.map(str::to_owned);
+        self
+    }
+
+    /// With `data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The stored event: `seq`, `id` and `at` given by the store, the actor of the
+    /// write or else the scoped one.
+    pub fn into_event(self, project: Uuid, seq: u64, id: Uuid, at: DateTime<Utc>) -> Event {
+        Event {
+            seq,
+            id,
+            project,
+            kind: self.kind,
+            prompt: self.prompt,
+            version: self.version,
+            label: self.label,
+            actor: self.actor.or_else(actor::current),
+            at,
+            data: self.data,
+        }
+    }
+}
+
+/// Most events a page holds.
+pub const MAX_EVENT_PAGE: u32 = 1000;
+/// Events in a page when the caller does not say.
+pub const DEFAULT_EVENT_PAGE: u32 = 100;
+
+/// A page of a project's log: events with `seq > after`, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// The events, by `seq` ascending, without gaps.
+    pub events: Vec<Event>,
+    /// The cursor to ask with next (`after=next`): the last `seq` of this page, or
+    /// `after` when the page is empty.
+    pub next: u64,
+    /// The project's latest `seq` when the page was read (0 for an empty log).
+    pub head: u64,
+}
+
+impl EventPage {
+    /// Whether more events follow this page.
+    pub fn has_more(&self) -> bool {
+        self.next < self.head
+    }
+}
+
+/// The most events a page may hold: `limit` checked (1..=1000), or the default.
+pub fn event_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        None => Ok(DEFAULT_EVENT_PAGE),
+        Some(n) if (1..=MAX_EVENT_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_EVENT_PAGE}, got {n}"),
+        )),
+    }
+}
+
+/// The error of a cursor older than the retained log.
+pub fn cursor_gone(after: u64, oldest: u64) -> Error {
+    Error::Gone {
+        message: format!(
+            "events after {after} are no longer retained (the oldest kept is {oldest}); \
+             resync: read the current state, then follow the log from its head"
+        ),
+    }
+}
+
+/// A wake-up: events up to `seq` of `project` were committed (in this process, or in
+/// another instance on the same database). Lossy by design: a subscriber that misses
+/// one reads the log from its cursor anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The project.
+    pub project: Uuid,
+    /// Its latest committed `seq`.
+    pub seq: u64,
+}
+
+/// The actor of writes that carry none of their own, scoped per task.
+pub mod actor {
+    use std::future::Future;
+
+    tokio::task_local! {
+        static ACTOR: String;
+    }
+
+    /// Run `fut` with `actor` as the author of the events its writes append.
+    pub async fn scope<F: Future>(actor: String, fut: F) -> F::Output {
+        ACTOR.scope(actor, fut).await
+    }
+
+    /// The scoped actor, if any.
+    pub fn current() -> Option<String> {
+        ACTOR.try_with(Clone::clone).ok()
+    }
+}
