@@ -219,7 +219,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001]"),
+        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"),
         "{err}"
     );
 
@@ -237,19 +237,19 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("reverted migration 20261206000001 (people)"),
+        err.contains("reverted migration 20261207000001 (events)"),
         "{err}"
     );
     assert!(
-        err.contains("the database is now at migration 20261122000701"),
+        err.contains("the database is now at migration 20261206000001"),
         "{err}"
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--yes", "--revert", "3"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "4"]);
     assert!(!ok);
     assert!(
-        err.contains("--revert 3: cannot revert 3 migrations: the database has only 2 applied")
+        err.contains("--revert 4: cannot revert 4 migrations: the database has only 3 applied")
             && err.contains("nothing was reverted"),
         "{err}"
     );
@@ -262,7 +262,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--yes", "--revert", "2"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "3"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
@@ -274,7 +274,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001]"),
+        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"),
         "{err}"
     );
     let out = bin()
