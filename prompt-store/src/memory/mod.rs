@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 mod feed;
 mod people;
+mod webhooks;
 
 use people::People;
 

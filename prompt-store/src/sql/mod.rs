@@ -50,6 +50,7 @@ mod prompts;
 mod runs;
 mod sign_in;
 mod store;
+mod webhooks;
 
 pub(crate) use dialect::Dialect;
 pub(crate) use prompt_sql::PromptSql;
