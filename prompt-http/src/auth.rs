@@ -229,8 +229,9 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Authenticate the bearer credential (an API key, or a user access token with its
-/// `X-Project` header), check the rate limit, and put the [`Caller`] in the request's
-/// extensions.
+/// `X-Project` header), check the rate limit, put the [`Caller`] in the request's
+/// extensions, and run the rest of the request with the caller as the actor of the
+/// events its writes append ([`prompt_core::domain::actor::scope`]).
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match authenticate(&state, req.headers()).await {
         Ok(caller) => {
@@ -238,8 +239,10 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
                 return e.into_response();
             }
             tracing::Span::current().record("project", tracing::field::display(caller.project.id));
+            // The events the request's writes append name the caller as their actor.
+            let actor = caller.actor();
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            prompt_core::domain::actor::scope(actor, next.run(req)).await
         }
         Err(e) => e.into_response(),
     }

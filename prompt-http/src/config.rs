@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// PROVIDER/MODEL, e.g. `openai/gpt-4o-mini`.
     #[arg(long, env = "PROMPT_REGISTRY_TOOLS_MODEL", default_value = prompt_core::authoring::DEFAULT_TOOLS_MODEL)]
     pub tools_model: String,
+    /// Days the change log keeps events (pruned hourly); a client whose cursor is
+    /// older must resync (410 `gone`).
+    #[arg(
+        long = "event-retention-days",
+        env = "PROMPT_REGISTRY_EVENT_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub event_retention_days: u64,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,
@@ -229,6 +237,14 @@ impl PeopleArgs {
 }
 
 impl ServeArgs {
+    /// The live feed's settings: the defaults with the configured retention.
+    pub fn feed_config(&self) -> crate::feed::FeedConfig {
+        crate::feed::FeedConfig {
+            retention: std::time::Duration::from_secs(self.event_retention_days * 24 * 3600),
+            ..crate::feed::FeedConfig::default()
+        }
+    }
+
     /// Validate; the error names the bad setting.
     pub fn validate(&self) -> Result<SocketAddr, String> {
         let addr: SocketAddr = self.addr.parse().map_err(|e| {
@@ -253,6 +269,12 @@ impl ServeArgs {
         }
         prompt_core::ToolsConfig::from_model(&self.tools_model)
             .map_err(|e| format!("invalid PROMPT_REGISTRY_TOOLS_MODEL / --tools-model: {e}"))?;
+        if self.event_retention_days == 0 || self.event_retention_days > 36_500 {
+            return Err(format!(
+                "invalid PROMPT_REGISTRY_EVENT_RETENTION_DAYS / --event-retention-days {}: must be 1 to 36500",
+                self.event_retention_days
+            ));
+        }
         if self.run_queue == 0 {
             return Err(
                 "invalid PROMPT_REGISTRY_RUN_QUEUE / --run-queue: must be at least 1".into(),

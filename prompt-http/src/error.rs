@@ -63,6 +63,15 @@ pub enum ApiError {
     /// Storing provider credentials needs `PROMPT_REGISTRY_MASTER_KEY` (503
     /// `master_key_not_configured`).
     MasterKeyNotConfigured,
+    /// The failure of one operation of a batch (`POST /api/v1/batch`): its status,
+    /// with `details.field` naming the operation (`ops[3]`, or the field inside it,
+    /// `ops[3].version`) and the message prefixed with it.
+    InBatch {
+        /// The operation's error.
+        error: Box<ApiError>,
+        /// The operation's position in the batch (0-based).
+        index: usize,
+    },
     /// An error of an execution whose (failed) run was recorded: `details.run_id`.
     WithRun {
         /// The error.
@@ -175,6 +184,21 @@ impl ApiError {
                     crate::secrets::MASTER_KEY_ENV
                 ),
             ),
+            ApiError::InBatch { error, index } => {
+                let mut c = error.classify();
+                // A 5xx hides its cause; naming the operation is fine, its message is not
+                // replaced.
+                let op = format!("ops[{index}]");
+                c.details.field = Some(match c.details.field.take() {
+                    Some(f) if f == op || f.starts_with(&format!("{op}.")) => f,
+                    Some(f) => format!("{op}.{f}"),
+                    None => op.clone(),
+                });
+                if !c.message.starts_with(&op) {
+                    c.message = format!("{op}: {}", c.message);
+                }
+                c
+            }
             ApiError::WithRun { error, run_id } => {
                 let mut c = error.classify();
                 c.details.run_id = Some(*run_id);

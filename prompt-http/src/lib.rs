@@ -16,6 +16,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod limit;
 pub mod metrics;
 pub mod people_cli;
@@ -55,6 +56,11 @@ pub struct StateConfig {
     pub retry: prompt_providers::RetryPolicy,
     /// People (users, organizations, sign-in), when the backend has a people store.
     pub accounts: Option<AccountsSetup>,
+    /// The change log (`Backend::events`); without it the change-feed routes answer
+    /// 501 and nothing is pruned.
+    pub events: Option<Arc<dyn prompt_core::EventLog>>,
+    /// The live feed's settings and the log's retention.
+    pub feed: feed::FeedConfig,
 }
 
 /// What the people features are built from.
@@ -80,6 +86,8 @@ impl Default for StateConfig {
             master_key: None,
             retry: prompt_providers::RetryPolicy::default(),
             accounts: None,
+            events: None,
+            feed: feed::FeedConfig::default(),
         }
     }
 }
@@ -128,6 +136,10 @@ pub async fn build_state(
                 config.retry.clone(),
             ),
             accounts,
+            feed: config
+                .events
+                .clone()
+                .map(|events| feed::Feed::new(events, config.feed.clone())),
         },
         writer_task,
     ))
@@ -192,6 +204,16 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limiter = state.limiter.clone();
+    let feed = state.feed.clone();
+    let pruner = feed.clone().map(|feed| tokio::spawn(prune_events(feed)));
+    // Open SSE streams and WebSockets would hold a graceful shutdown up forever: end
+    // them (each with a final `cut_off`) as soon as it starts.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(feed) = feed {
+            feed.close();
+        }
+    };
     let rotation = state.accounts.clone().map(|accounts| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(accounts::tokens::KEY_RELOAD_INTERVAL);
@@ -247,6 +269,9 @@ pub async fn serve_with(
         }
     };
     shrinker.abort();
+    if let Some(p) = pruner {
+        p.abort();
+    }
     if let Some(r) = rotation {
         r.abort();
     }
@@ -256,6 +281,30 @@ pub async fn serve_with(
         tracing::error!(error = %e, "run writer task failed");
     }
     result
+}
+
+/// How often the change log is pruned.
+pub const EVENT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Every [`EVENT_PRUNE_INTERVAL`] (and once at start-up), delete the events older
+/// than the feed's retention. With several instances each prunes; the deletes are
+/// idempotent.
+async fn prune_events(feed: feed::Feed) {
+    let mut tick = tokio::time::interval(EVENT_PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let retention =
+            chrono::Duration::from_std(feed.config().retention).unwrap_or(chrono::Duration::MAX);
+        let before = chrono::Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match feed.events().prune_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, %before, "pruned old events from the change log"),
+            Err(prompt_core::Error::Unsupported { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the change log failed; will retry"),
+        }
+    }
 }
 
 fn rustls_provider_install() -> Result<(), ()> {

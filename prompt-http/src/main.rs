@@ -245,6 +245,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     mailer: args.people.mailer()?,
                     config: args.people.accounts_config(addr)?,
                 }),
+                events: Some(opened.backend.events.clone()),
+                feed: args.feed_config(),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(

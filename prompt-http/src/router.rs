@@ -17,7 +17,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::{
     ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
-use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools};
+use crate::routes::{
+    batch, events, execute, gateway, keys, prompts, providers, runs, service, tools, ws,
+};
 use crate::state::AppState;
 
 /// Limits applied by the router.
@@ -124,6 +126,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             providers::get_provider,
             providers::delete_provider
         ))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(events::sync_status))
+        .routes(routes!(ws::ws))
+        .routes(routes!(batch::apply_batch))
         .split_for_parts()
 }
 

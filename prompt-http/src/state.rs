@@ -30,6 +30,9 @@ pub struct AppState {
     /// People: users, organizations, sign-in (none over a backend without a people
     /// store; then only API keys authenticate).
     pub accounts: Option<crate::accounts::Accounts>,
+    /// The change feed: the log and this instance's live subscribers (none over a
+    /// store without a change log; then the feed routes answer 501).
+    pub feed: Option<crate::feed::Feed>,
 }
 
 impl AppState {
@@ -113,6 +116,16 @@ impl AppState {
                 data,
             )
             .await;
+    }
+
+    /// The change feed, or `Unsupported` (501) when this server has none.
+    pub fn feed(&self) -> Result<&crate::feed::Feed, crate::error::ApiError> {
+        self.feed.as_ref().ok_or_else(|| {
+            prompt_core::Error::unsupported(
+                "the change feed (this server's store has no change log)",
+            )
+            .into()
+        })
     }
 
     /// The registry scoped to `project`.

@@ -944,6 +944,11 @@ async fn rate_limit_per_key() {
 /// these, and each is routed. A route added to the router without its `#[utoipa::path]`
 /// (or documented without a handler) fails here once it is added to this list.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/events/stream"),
+    ("get", "/api/v1/ws"),
+    ("get", "/api/sync/status"),
+    ("post", "/api/v1/batch"),
     ("get", "/api/auth/social"),
     ("get", "/api/auth/social/{provider}/start"),
     ("get", "/api/auth/social/{provider}/callback"),

@@ -108,7 +108,7 @@ pub async fn require_langfuse_key(
         return LangfuseError(e).into_response();
     }
     tracing::Span::current().record("project", tracing::field::display(record.project_id));
-    req.extensions_mut().insert(Caller {
+    let caller = Caller {
         principal: crate::auth::Principal::Key {
             id: record.id,
             prefix: record.prefix,
@@ -121,8 +121,11 @@ pub async fn require_langfuse_key(
             created_at: record.created_at,
         },
         role: record.role,
-    });
-    next.run(req).await
+    };
+    // The events the request's writes append name the key as their actor.
+    let actor = caller.actor();
+    req.extensions_mut().insert(caller);
+    prompt_core::domain::actor::scope(actor, next.run(req)).await
 }
 
 fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>) -> Value {

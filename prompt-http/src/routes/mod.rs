@@ -2,6 +2,8 @@
 //! (`#[utoipa::path]`) and collected in `router.rs`.
 
 pub mod auth;
+pub mod batch;
+pub mod events;
 pub mod execute;
 pub mod gateway;
 pub mod invitations;
@@ -15,3 +17,4 @@ pub mod service;
 pub mod social;
 pub mod tools;
 pub mod users;
+pub mod ws;

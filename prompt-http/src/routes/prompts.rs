@@ -87,6 +87,44 @@ pub fn selector(label: Option<String>, version: Option<u32>) -> ApiResult<Select
 pub struct SetLabelBody {
     /// The version the label should point at.
     pub version: u32,
+    /// Compare-and-set: the version the label must point at now (`null`: it must not
+    /// be set); otherwise 412 naming where it points. Absent: no precondition.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub expected_version: Option<Option<u32>>,
+}
+
+/// `?expected_version=` of `DELETE …/labels/{label}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteLabelQuery {
+    /// Compare-and-set: the version the label must point at now; otherwise 412.
+    pub expected_version: Option<u32>,
+}
+
+/// A field that is present: `null` is `Some(None)` (absent is `None` by default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+/// The `If-Match` header, trimmed, if sent; 400 naming it when it is not text.
+pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    match headers.get(header::IF_MATCH) {
+        Some(v) => Ok(Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest {
+                    message: "If-Match is not valid text".into(),
+                    details: Box::new(prompt_core::wire::ErrorDetails {
+                        header: Some("if-match".into()),
+                        ..Default::default()
+                    }),
+                })?
+                .trim()
+                .to_owned(),
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Body of `POST …/render`.
@@ -189,15 +227,7 @@ pub async fn update_prompt(
     ApiJson(body): ApiJson<PromptUpdate>,
 ) -> ApiResult<Response> {
     state.check_reserved(&caller, &name)?;
-    let if_match = match headers.get(header::IF_MATCH) {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("If-Match is not valid text"))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let if_match = if_match(&headers)?;
     let p = state
         .registry(&caller.project)
         .update_prompt(&name, body, if_match.as_deref())
@@ -222,19 +252,24 @@ pub async fn archive_prompt(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Create the next version (and the prompt if missing).
+/// Create the next version (and the prompt if missing). Preconditions: `parent_version`
+/// in the body (the version this one was based on; `0`: the prompt has none yet) →
+/// 409 naming the current latest when another version came meanwhile; `If-Match` with
+/// the prompt's etag → 412 when the prompt changed.
 #[utoipa::path(post, path = "/api/v1/prompts/{name}/versions", tag = "versions", request_body = NewVersion,
-    params(("name" = String, Path, description = "prompt name")),
-    responses((status = 201, body = PromptVersion), (status = 422, body = ErrorBody)))]
+    params(("name" = String, Path, description = "prompt name"), ("If-Match" = Option<String>, Header, description = "the prompt's etag from GET")),
+    responses((status = 201, body = PromptVersion), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_version(
     State(state): State<AppState>,
     Editor(caller): Editor,
     Path(name): Path<String>,
+    headers: HeaderMap,
     ApiJson(mut body): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<PromptVersion>)> {
     state.check_reserved(&caller, &name)?;
     state.check_labels(&caller, &body.labels)?;
     body.created_by = Some(caller.actor());
+    body.if_match = if_match(&headers)?;
     let v = state
         .registry(&caller.project)
         .create_version(&name, body)
@@ -304,10 +339,12 @@ pub async fn resolve(
     ))
 }
 
-/// Point a label at a version (atomically, audited). `latest` → 422.
+/// Point a label at a version (atomically, audited). `latest` → 422. With
+/// `expected_version` (a number, or `null` for "not set"), only if the label is still
+/// there, else 412.
 #[utoipa::path(put, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels", request_body = SetLabelBody,
     params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label")),
-    responses((status = 200, body = LabelMove), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = LabelMove), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_label(
     State(state): State<AppState>,
     client: crate::accounts::ClientInfo,
@@ -323,7 +360,7 @@ pub async fn set_label(
             &name,
             &label,
             body.version,
-            prompt_core::LabelExpect::Any,
+            prompt_core::LabelExpect::from_wire(body.expected_version),
             Some(&caller.actor()),
         )
         .await?;
@@ -335,15 +372,16 @@ pub async fn set_label(
     Ok(Json(m))
 }
 
-/// Remove a label.
+/// Remove a label. With `?expected_version=N`, only if it still points at N, else 412.
 #[utoipa::path(delete, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels",
-    params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "prompt name"), ("label" = String, Path, description = "label"), DeleteLabelQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub async fn delete_label(
     State(state): State<AppState>,
     client: crate::accounts::ClientInfo,
     Editor(caller): Editor,
     Path((name, label)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<DeleteLabelQuery>,
 ) -> ApiResult<StatusCode> {
     state.check_reserved(&caller, &name)?;
     state.check_labels(&caller, [&label])?;
@@ -352,7 +390,7 @@ pub async fn delete_label(
         .delete_label(
             &name,
             &label,
-            prompt_core::LabelExpect::Any,
+            prompt_core::LabelExpect::from_wire(q.expected_version.map(Some)),
             Some(&caller.actor()),
         )
         .await?;

@@ -1,0 +1,121 @@
+//! `POST /api/v1/batch`: prompt, version and label operations applied together, all
+//! or nothing, their events appended together.
+
+use axum::Json;
+use axum::extract::State;
+use prompt_core::domain::{BatchFailure, BatchOp, BatchOutcome, validate_batch};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, Editor};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// Body of `POST /api/v1/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    /// 1 to 1000 operations, applied in order.
+    pub ops: Vec<BatchOp>,
+}
+
+/// Answer of `POST /api/v1/batch`: one outcome per operation, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// The outcomes.
+    pub results: Vec<BatchOutcome>,
+}
+
+/// The error of a refused batch: the failing operation's status, naming it.
+fn batch_error(f: BatchFailure) -> ApiError {
+    match f.index {
+        Some(index) => ApiError::InBatch {
+            error: Box::new(ApiError::Core(f.error)),
+            index,
+        },
+        None => ApiError::Core(f.error),
+    }
+}
+
+/// `Forbidden` (naming the operation) unless `caller` may do every operation: the
+/// checks of the single routes — the reserved `_tools/` namespace, protected labels
+/// (moved by `set_label`, `delete_label`, or a new version's `labels`).
+fn check_permissions(state: &AppState, caller: &Caller, ops: &[BatchOp]) -> ApiResult<()> {
+    for (index, op) in ops.iter().enumerate() {
+        let in_batch = |e| ApiError::InBatch {
+            error: Box::new(e),
+            index,
+        };
+        state
+            .check_reserved(caller, op.prompt_name())
+            .map_err(in_batch)?;
+        match op {
+            BatchOp::SetLabel { label, .. } | BatchOp::DeleteLabel { label, .. } => {
+                state.check_labels(caller, [label]).map_err(in_batch)?;
+            }
+            BatchOp::CreateVersion { version, .. } => {
+                state
+                    .check_labels(caller, &version.labels)
+                    .map_err(in_batch)?;
+            }
+            BatchOp::CreatePrompt { .. }
+            | BatchOp::UpdatePrompt { .. }
+            | BatchOp::ArchivePrompt { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// Apply up to 1000 operations (`create_prompt`, `update_prompt`, `archive_prompt`,
+/// `create_version`, `set_label`, `delete_label`, each `{"op": …, …}`) in one
+/// transaction: all or nothing. 200 with one outcome per operation; otherwise the
+/// failing operation's status (400/403/404/409/412/422 …) with `details.field`
+/// naming it (`ops[2]`, or the field inside it) and nothing written. Preconditions
+/// (`if_match`, `version.parent_version`, `expected_version`) and protected labels
+/// apply as on the single routes.
+#[utoipa::path(post, path = "/api/v1/batch", tag = "batch", request_body = BatchBody,
+    responses((status = 200, body = BatchResponse), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn apply_batch(
+    State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
+    Editor(caller): Editor,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> ApiResult<Json<BatchResponse>> {
+    let mut ops = validate_batch(body.ops).map_err(batch_error)?;
+    check_permissions(&state, &caller, &ops)?;
+    let actor = caller.actor();
+    for op in &mut ops {
+        if let BatchOp::CreateVersion { version, .. } = op {
+            version.created_by = Some(actor.clone());
+        }
+    }
+    let results = state
+        .registry(&caller.project)
+        .apply_batch(ops)
+        .await
+        .map_err(batch_error)?;
+    // Moves of protected labels are audited, as on the label routes.
+    for r in &results {
+        if let BatchOutcome::LabelMove(m) = r
+            && state.protected_labels.contains(&m.label)
+        {
+            let action = if m.to_version.is_some() {
+                "protected_label.moved"
+            } else {
+                "protected_label.removed"
+            };
+            state
+                .audit(
+                    &caller,
+                    &client,
+                    action,
+                    serde_json::json!({"prompt": m.prompt, "label": m.label, "from": m.from_version, "to": m.to_version}),
+                )
+                .await;
+        }
+    }
+    Ok(Json(BatchResponse { results }))
+}
