@@ -168,6 +168,8 @@ struct Inner {
     events: Arc<dyn EventLog>,
     config: FeedConfig,
     tails: Mutex<HashMap<Uuid, Weak<Tail>>>,
+    /// Held while a tail is being created (its start read is async).
+    creating: tokio::sync::Mutex<()>,
     subscribers: Mutex<HashMap<u64, Registered>>,
     next_id: AtomicU64,
     closing: watch::Sender<bool>,
@@ -242,6 +244,7 @@ impl Feed {
                 events,
                 config,
                 tails: Mutex::new(HashMap::new()),
+                creating: tokio::sync::Mutex::new(()),
                 subscribers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 closing,
@@ -284,7 +287,7 @@ impl Feed {
         if self.is_closed() {
             return Err(Error::unavailable("the server is shutting down"));
         }
-        let tail = self.tail_for(req.project);
+        let tail = self.tail_for(req.project).await?;
         // First the broadcast, then the log: see the module's documentation.
         let rx = tail.tx.subscribe();
         let events = self.inner.events.clone();
@@ -362,16 +365,33 @@ impl Feed {
     }
 
     /// The project's tail, started if it has none.
-    fn tail_for(&self, project: Uuid) -> Arc<Tail> {
-        let mut tails = lock(&self.inner.tails);
-        if let Some(t) = tails.get(&project).and_then(Weak::upgrade) {
-            return t;
+    ///
+    /// A new tail starts at the head it reads before it exists: every subscriber
+    /// reads the log after that (and so up to at least that head), so the tail
+    /// publishes everything a subscriber may still need.
+    async fn tail_for(&self, project: Uuid) -> Result<Arc<Tail>> {
+        if let Some(t) = lock(&self.inner.tails)
+            .get(&project)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(t);
         }
+        // One tail per project, also when its first subscribers come together.
+        let _creating = self.inner.creating.lock().await;
+        if let Some(t) = lock(&self.inner.tails)
+            .get(&project)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(t);
+        }
+        let start = self.inner.events.head(project).await?;
+        let mut tails = lock(&self.inner.tails);
         let (tx, _) = broadcast::channel(self.inner.config.capacity.max(1));
         let published = Arc::new(Notify::new());
         let task = tokio::spawn(run_tail(
             self.inner.events.clone(),
             project,
+            start,
             Publisher {
                 tx: tx.clone(),
                 published: published.clone(),
@@ -387,7 +407,7 @@ impl Feed {
         });
         tails.insert(project, Arc::downgrade(&tail));
         metrics::gauge!("prompt_registry_feed_tails").set(tails.len() as f64);
-        tail
+        Ok(tail)
     }
 }
 
@@ -589,27 +609,24 @@ impl Publisher {
     }
 }
 
-async fn run_tail(events: Arc<dyn EventLog>, project: Uuid, tx: Publisher, poll: Duration) {
+async fn run_tail(
+    events: Arc<dyn EventLog>,
+    project: Uuid,
+    start: u64,
+    tx: Publisher,
+    poll: Duration,
+) {
     let mut commits = Some(events.commits());
     let mut tick = tokio::time::interval(poll.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cursor: Option<u64> = None;
+    let mut cursor = start;
     loop {
-        cursor = match cursor {
-            Some(c) => Some(publish_from(&events, project, c, &tx).await),
-            None => match events.head(project).await {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    tracing::warn!(error = %e, %project, "change feed: cannot read the head");
-                    None
-                }
-            },
-        };
+        cursor = publish_from(&events, project, cursor, &tx).await;
         loop {
             tokio::select! {
                 _ = tick.tick() => break,
                 r = next_commit(&mut commits) => match r {
-                    Ok(c) if c.project == project && cursor.is_none_or(|cur| c.seq > cur) => break,
+                    Ok(c) if c.project == project && c.seq > cursor => break,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => commits = None,
@@ -663,5 +680,248 @@ async fn publish_pages(
                 return cursor;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hub against a log kept in a vector (the store backends have their own
+    //! suite; here only the hub's ordering, sharing and cut-off rules are under test).
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use async_trait::async_trait;
+    use prompt_core::domain::{EventPage, EventType, cursor_gone};
+
+    #[derive(Debug)]
+    struct VecLog {
+        events: Mutex<Vec<Event>>,
+        oldest: AtomicU64,
+        reads: AtomicU64,
+        commits: broadcast::Sender<Committed>,
+    }
+
+    impl VecLog {
+        fn new() -> Arc<Self> {
+            Arc::new(VecLog {
+                events: Mutex::new(Vec::new()),
+                oldest: AtomicU64::new(1),
+                reads: AtomicU64::new(0),
+                commits: broadcast::channel(16).0,
+            })
+        }
+
+        /// Append `n` events and announce them (unless `quiet`).
+        fn append(&self, project: Uuid, n: usize, prompt: &str, quiet: bool) -> u64 {
+            let mut events = lock(&self.events);
+            for _ in 0..n {
+                let seq = events.len() as u64 + 1;
+                events.push(Event {
+                    seq,
+                    id: Uuid::now_v7(),
+                    project,
+                    kind: EventType::LabelMoved,
+                    prompt: Some(prompt.to_owned()),
+                    version: Some(1),
+                    label: Some("staging".into()),
+                    actor: None,
+                    at: Utc::now(),
+                    data: serde_json::json!({}),
+                });
+            }
+            let head = events.len() as u64;
+            if !quiet {
+                let _ = self.commits.send(Committed { project, seq: head });
+            }
+            head
+        }
+    }
+
+    #[async_trait]
+    impl EventLog for VecLog {
+        async fn events(&self, _project: Uuid, after: u64, limit: u32) -> Result<EventPage> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let oldest = self.oldest.load(Ordering::Relaxed);
+            let events = lock(&self.events);
+            let head = events.len() as u64;
+            if after + 1 < oldest && head >= oldest {
+                return Err(cursor_gone(after, oldest));
+            }
+            let page: Vec<Event> = events
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit as usize)
+                .cloned()
+                .collect();
+            let next = page.last().map_or(after, |e| e.seq);
+            Ok(EventPage {
+                events: page,
+                next,
+                head,
+            })
+        }
+
+        async fn head(&self, _project: Uuid) -> Result<u64> {
+            Ok(lock(&self.events).len() as u64)
+        }
+
+        async fn prune_events(&self, _before: DateTime<Utc>) -> Result<u64> {
+            Ok(0)
+        }
+
+        fn commits(&self) -> broadcast::Receiver<Committed> {
+            self.commits.subscribe()
+        }
+    }
+
+    fn config() -> FeedConfig {
+        FeedConfig {
+            capacity: 64,
+            // Only the wake-ups drive the tests, unless they say otherwise.
+            poll_interval: Duration::from_secs(3600),
+            ..FeedConfig::default()
+        }
+    }
+
+    fn request(project: Uuid, after: Option<u64>) -> SubscribeRequest {
+        SubscribeRequest {
+            project,
+            after,
+            prompts: None,
+            kind: SubscriptionKind::Ws,
+            owner: Uuid::nil(),
+        }
+    }
+
+    async fn seq_of(sub: &mut Subscription) -> u64 {
+        match tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .unwrap()
+        {
+            Next::Event(e) => e.seq,
+            Next::CutOff(c) => panic!("cut off: {c:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_subscriber_gets_the_missed_events_then_live_ones_once_each() {
+        let log = VecLog::new();
+        let feed = Feed::new(log.clone(), config());
+        let p = Uuid::now_v7();
+        log.append(p, 5, "a", false);
+        let mut sub = feed.subscribe(request(p, Some(2))).await.unwrap();
+        let mut head_sub = feed.subscribe(request(p, None)).await.unwrap();
+        assert_eq!(head_sub.cursor(), 5);
+        log.append(p, 3, "a", false);
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(seq_of(&mut sub).await);
+        }
+        assert_eq!(got, vec![3, 4, 5, 6, 7, 8]);
+        for want in 6..=8 {
+            assert_eq!(seq_of(&mut head_sub).await, want);
+        }
+        assert_eq!(
+            feed.subscriptions(p, Uuid::nil(), 8)
+                .iter()
+                .map(|s| (s.cursor, s.lag))
+                .collect::<Vec<_>>(),
+            vec![(8, 0), (8, 0)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_thousand_subscribers_share_one_tail_which_stops_with_the_last() {
+        let log = VecLog::new();
+        let feed = Feed::new(log.clone(), config());
+        let p = Uuid::now_v7();
+        let mut subs = Vec::new();
+        for _ in 0..1000 {
+            subs.push(feed.subscribe(request(p, None)).await.unwrap());
+        }
+        assert_eq!(feed.tails(), 1);
+        let reads_before = log.reads.load(Ordering::Relaxed);
+        log.append(p, 1, "a", false);
+        for s in &mut subs {
+            assert_eq!(seq_of(s).await, 1);
+        }
+        // One event, a thousand subscribers: the log was read by the tail alone
+        // (a page with the event, at most an empty page after it).
+        let reads = log.reads.load(Ordering::Relaxed) - reads_before;
+        assert!(reads <= 2, "{reads} reads of the log");
+        drop(subs);
+        assert_eq!(feed.tails(), 0);
+        assert!(feed.subscriptions(p, Uuid::nil(), 1).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lost_wake_up_is_made_good_by_the_poll() {
+        let log = VecLog::new();
+        let feed = Feed::new(
+            log.clone(),
+            FeedConfig {
+                poll_interval: Duration::from_millis(20),
+                ..config()
+            },
+        );
+        let p = Uuid::now_v7();
+        let mut sub = feed.subscribe(request(p, None)).await.unwrap();
+        log.append(p, 2, "a", true);
+        assert_eq!(seq_of(&mut sub).await, 1);
+        assert_eq!(seq_of(&mut sub).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_cut_off_with_its_cursor_others_go_on() {
+        let log = VecLog::new();
+        let feed = Feed::new(log.clone(), config());
+        let p = Uuid::now_v7();
+        let mut slow = feed.subscribe(request(p, None)).await.unwrap();
+        let mut fast = feed.subscribe(request(p, None)).await.unwrap();
+        for _ in 0..4 {
+            log.append(p, 30, "a", false);
+            for _ in 0..30 {
+                seq_of(&mut fast).await;
+            }
+        }
+        assert!(slow.lagging());
+        match slow.next().await {
+            Next::CutOff(c) => {
+                assert_eq!(c.reason, CutReason::Lagged);
+                assert_eq!(c.cursor, 0);
+            }
+            Next::Event(e) => panic!("expected a cut-off, got {e:?}"),
+        }
+        log.append(p, 1, "a", false);
+        assert_eq!(seq_of(&mut fast).await, 121);
+    }
+
+    #[tokio::test]
+    async fn prompt_filters_close_and_gone() {
+        let log = VecLog::new();
+        let feed = Feed::new(log.clone(), config());
+        let p = Uuid::now_v7();
+        log.append(p, 2, "a", false);
+        let mut only_b = feed
+            .subscribe(SubscribeRequest {
+                prompts: Some(HashSet::from(["b".to_owned()])),
+                ..request(p, Some(0))
+            })
+            .await
+            .unwrap();
+        log.append(p, 1, "b", false);
+        assert_eq!(seq_of(&mut only_b).await, 3);
+        assert_eq!(only_b.cursor(), 3);
+
+        log.oldest.store(3, Ordering::Relaxed);
+        let e = feed.subscribe(request(p, Some(0))).await.unwrap_err();
+        assert!(matches!(e, Error::Gone { .. }), "{e:?}");
+
+        feed.close();
+        match only_b.next().await {
+            Next::CutOff(c) => assert_eq!((c.reason, c.cursor), (CutReason::ShuttingDown, 3)),
+            Next::Event(e) => panic!("{e:?}"),
+        }
+        assert!(feed.subscribe(request(p, None)).await.is_err());
     }
 }
