@@ -23,16 +23,18 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use prompt_core::{PeopleStore, PromptStore, Registry, RunLog};
+use prompt_core::{EventLog, PeopleStore, PromptStore, Registry, RunLog};
 
 mod backends;
 mod credentials;
+mod feed;
 mod people;
 mod prompts;
 mod runs;
 
 pub use backends::*;
 pub use credentials::*;
+pub use feed::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
@@ -88,6 +90,9 @@ pub struct TestBackend {
     /// The people store on the same data, when the backend offers one (the people
     /// tests skip otherwise).
     pub people: Option<Arc<dyn PeopleStore>>,
+    /// The change log on the same data, when the backend offers one (the feed tests
+    /// skip otherwise).
+    pub events: Option<Arc<dyn EventLog>>,
     /// Kept alive for the test; dropped (cleaned up) after it.
     pub guard: Option<Box<dyn Any + Send + Sync>>,
     /// What the backend can do.
@@ -113,6 +118,7 @@ impl TestBackend {
             store: prompt_core::ValidatedStore::wrap(store),
             runs: prompt_core::ValidatedRunLog::wrap(runs),
             people: None,
+            events: None,
             guard: None,
             caps: Capabilities::ALL,
             registry_factory: None,
@@ -137,6 +143,12 @@ impl TestBackend {
         self
     }
 
+    /// The same backend with its event log.
+    pub fn with_events(mut self, events: Arc<dyn EventLog>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// A registry on a fresh project with a unique name.
     pub async fn registry(&self, project: &str) -> Registry {
         match &self.registry_factory {
@@ -158,8 +170,12 @@ impl TestBackend {
 
 /// The in-memory backend, for the suite.
 pub async fn memory_backend() -> Option<TestBackend> {
-    let (store, runs, people) = crate::memory_with_people();
-    Some(TestBackend::new(store, runs).with_people(people))
+    let s = Arc::new(crate::MemoryStore::new(crate::MemoryConfig::default()));
+    Some(
+        TestBackend::new(s.clone(), s.clone())
+            .with_people(s.clone())
+            .with_events(s),
+    )
 }
 
 pub(crate) fn names<T, F: Fn(&T) -> String>(items: &[T], f: F) -> Vec<String> {
@@ -217,6 +233,12 @@ macro_rules! behaviour_suite {
             people_audit_log,
             people_signing_keys,
             people_delete_user_anonymises,
+            events_record_every_write,
+            events_actor_scope_and_failed_writes,
+            batch_all_or_nothing,
+            write_preconditions,
+            events_in_commit_order_under_concurrency,
+            events_prune_gone_and_wakeups,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
