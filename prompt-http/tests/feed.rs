@@ -489,14 +489,16 @@ async fn events_page_orders_pages_checks_and_answers_gone_after_prune() {
     assert_eq!(viewer.get("/api/v1/events").await.status, 200);
     assert_eq!(c.with_key("nope").get("/api/v1/events").await.status, 401);
 
-    // Pruned: a cursor before what is kept is gone (410), on every transport.
+    // Pruned: a cursor before what is kept is gone (410), on every transport. (The
+    // viewer key above appended an event: the head moved.)
+    let n = c.head().await;
     let pruned = server
         .parts
         .events
         .prune_events(chrono::Utc::now() + chrono::Duration::minutes(1))
         .await
         .unwrap();
-    assert!(pruned >= n, "{pruned}");
+    assert!(pruned >= n - h0, "{pruned}");
     let r = c.get(&format!("/api/v1/events?after={h0}")).await;
     assert_eq!(r.status, 410, "{:?}", r.body);
     assert_eq!(r.code(), "gone");
@@ -886,10 +888,29 @@ async fn a_websocket_on_one_instance_gets_a_label_move_made_on_another_over_post
     ca.version("greet", "Hello").await;
     let mut ws = ws_connect(&b).await;
     let cursor = ws_subscribe(&mut ws, json!({"type": "subscribe", "prompts": ["greet"]})).await;
-    ca.move_label("greet", "staging", 1).await;
+    // B's notification listener connects in the background once its tail asks for
+    // wake-ups; a commit before it listens wakes nobody (wake-ups are lossy, the poll
+    // is the safety net, and B's is off). Nudge until the first wake-up comes through:
+    // B then reads its log from its cursor, so every nudge arrives, in order.
+    let mut nudges = 0u64;
+    let first = loop {
+        nudges += 1;
+        ca.move_label("greet", "staging", 1).await;
+        if let Ok(e) = tokio::time::timeout(Duration::from_secs(2), ws_event(&mut ws)).await {
+            break e;
+        }
+        assert!(nudges < 30, "no wake-up crossed from A to B");
+    };
+    assert_eq!(label_event(&first), ("greet".into(), "staging".into(), 1));
+    assert_eq!(first["seq"], cursor + 1);
+    for i in 1..nudges {
+        assert_eq!(ws_event(&mut ws).await["seq"], cursor + 1 + i);
+    }
+    // Now B listens: a move on A reaches B's subscriber through NOTIFY alone.
+    ca.move_label("greet", "production", 1).await;
     let e = ws_event(&mut ws).await;
-    assert_eq!(label_event(&e), ("greet".into(), "staging".into(), 1));
-    assert_eq!(e["seq"], cursor + 1);
+    assert_eq!(label_event(&e), ("greet".into(), "production".into(), 1));
+    assert_eq!(e["seq"], cursor + 1 + nudges);
 }
 
 #[tokio::test]
@@ -1008,6 +1029,8 @@ async fn batch_is_all_or_nothing_names_the_failing_op_and_emits_its_events_toget
     let server = Server::sqlite(&dir.path().join("r.db")).await;
     let c = server.client();
     c.version("existing", "one").await;
+    let editor = c.with_key(&server.key(KeyRole::Editor).await);
+    let viewer = c.with_key(&server.key(KeyRole::Viewer).await);
     let head = c.head().await;
 
     // The op at index 2 fails: nothing of the batch is written.
@@ -1074,7 +1097,6 @@ async fn batch_is_all_or_nothing_names_the_failing_op_and_emits_its_events_toget
     assert!(r.field().starts_with("ops[0]"), "{:?}", r.body);
 
     // Protected labels: as on the label routes, an editor may not move them.
-    let editor = c.with_key(&server.key(KeyRole::Editor).await);
     let r = editor
         .post(
             "/api/v1/batch",
@@ -1090,7 +1112,6 @@ async fn batch_is_all_or_nothing_names_the_failing_op_and_emits_its_events_toget
         "{:?}",
         r.body
     );
-    let viewer = c.with_key(&server.key(KeyRole::Viewer).await);
     let r = viewer
         .post(
             "/api/v1/batch",
