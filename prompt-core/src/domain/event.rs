@@ -327,6 +327,15 @@ impl NewEvent {
         )
     }
 
+    /// `member.changed`: `user`'s access to the project now — their organization role
+    /// and per-project role, each `None` when they have none.
+    pub fn member_changed(user: Uuid, org_role: Option<&str>, project_role: Option<&str>) -> Self {
+        Self::project(
+            EventType::MemberChanged,
+            serde_json::json!({"user": user, "org_role": org_role, "project_role": project_role}),
+        )
+    }
+
     /// The stored event: `seq`, `id` and `at` given by the store, the actor of the
     /// write or else the scoped one.
     pub fn into_event(self, project: Uuid, seq: u64, id: Uuid, at: DateTime<Utc>) -> Event {

@@ -49,6 +49,78 @@ impl State {
     }
 }
 
+impl State {
+    /// Append `member.changed` for `user` to `project`'s log, or to the log of every
+    /// project of `org` when `project` is `None`; the wake-ups to send.
+    pub(super) fn member_changed(
+        &mut self,
+        org: Uuid,
+        project: Option<Uuid>,
+        user: Uuid,
+    ) -> Vec<Committed> {
+        let projects: Vec<Uuid> = match project {
+            Some(p) => vec![p],
+            None => {
+                let mut ps: Vec<Uuid> = self
+                    .projects
+                    .values()
+                    .filter(|p| p.org_id == org)
+                    .map(|p| p.id)
+                    .collect();
+                ps.sort();
+                ps
+            }
+        };
+        let org_role = self
+            .people
+            .memberships
+            .get(&(org, user))
+            .map(|m| m.role.as_str());
+        let mut events = Vec::with_capacity(projects.len());
+        for p in projects {
+            let project_role = self
+                .people
+                .project_roles
+                .get(&(p, user))
+                .map(|r| r.as_str());
+            events.push((p, NewEvent::member_changed(user, org_role, project_role)));
+        }
+        events
+            .into_iter()
+            .filter_map(|(p, e)| self.append(p, vec![e]))
+            .collect()
+    }
+}
+
+impl State {
+    /// Replace the actor `actor` of every event by `by` (a deleted user's).
+    pub(super) fn anonymise_events(&mut self, actor: &str, by: &str) {
+        for log in self.feed.values_mut() {
+            for e in log.events.iter_mut() {
+                if e.actor.as_deref() == Some(actor) {
+                    e.actor = Some(by.to_owned());
+                }
+            }
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Release the write lock `s`, then send the wake-ups `woken`; returns `out`.
+    pub(super) fn wake<T>(
+        &self,
+        s: std::sync::RwLockWriteGuard<'_, State>,
+        woken: Vec<Committed>,
+        out: T,
+    ) -> T {
+        drop(s);
+        for c in woken {
+            self.notifier.send(Some(c));
+        }
+        out
+    }
+}
+
 /// The wake-ups of a memory store's commits (shared by its clones).
 #[derive(Debug)]
 pub(super) struct Notifier(broadcast::Sender<Committed>);

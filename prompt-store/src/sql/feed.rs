@@ -95,6 +95,53 @@ where
         }))
     }
 
+    /// Append `member.changed` for `user` to `project`'s log, or to the log of every
+    /// project of `org` when `project` is `None` (in id order, so that concurrent
+    /// writers take the logs' locks in one order); the wake-ups to send after commit.
+    pub(super) async fn member_changed(
+        &self,
+        conn: &mut D::Connection,
+        org: Uuid,
+        project: Option<Uuid>,
+        user: Uuid,
+    ) -> Result<Vec<Committed>, Failure> {
+        let projects: Vec<Uuid> = match project {
+            Some(p) => vec![p],
+            None => sqlx::query("SELECT id FROM projects WHERE org_id = $1 ORDER BY id")
+                .bind(org)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut woken = Vec::with_capacity(projects.len());
+        for p in projects {
+            let row = sqlx::query(
+                "SELECT m.role AS org_role, r.role AS project_role FROM projects p \
+                 LEFT JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 \
+                 LEFT JOIN project_roles r ON r.project_id = p.id AND r.user_id = $1 \
+                 WHERE p.id = $2",
+            )
+            .bind(user)
+            .bind(p)
+            .fetch_one(&mut *conn)
+            .await?;
+            let org_role: Option<String> = row.try_get("org_role")?;
+            let project_role: Option<String> = row.try_get("project_role")?;
+            let e = NewEvent::member_changed(user, org_role.as_deref(), project_role.as_deref());
+            woken.extend(self.append_events(conn, p, vec![e]).await?);
+        }
+        Ok(woken)
+    }
+
+    /// Wake this process's subscribers after commits.
+    pub(super) fn committed_all(&self, woken: Vec<Committed>) {
+        for c in woken {
+            self.committed(Some(c));
+        }
+    }
+
     /// Wake this process's subscribers after a commit.
     pub(super) fn committed(&self, c: Option<Committed>) {
         if let Some(c) = c {

@@ -529,3 +529,77 @@ pub async fn events_prune_gone_and_wakeups(b: &TestBackend) {
     assert_eq!(page.events.len(), 1);
     assert_eq!(page.events[0].seq, 3);
 }
+
+/// Membership changes append `member.changed` to the logs of the projects they
+/// affect: an organization role to every project of the organization, a project role
+/// to its project; a deleted user's events lose their actor.
+pub async fn events_member_changed(b: &TestBackend) {
+    let Some(l) = log(b) else { return };
+    let Some(p) = b.people.clone() else {
+        eprintln!("SKIPPED on this backend: the people store");
+        return;
+    };
+    let new_user = |email: &str| prompt_core::NewUser {
+        email: email.into(),
+        name: "n".into(),
+        password_hash: None,
+        email_verified: true,
+    };
+    let owner = p.create_user(new_user("own@feed.io")).await.unwrap();
+    let m = p.create_user(new_user("mem@feed.io")).await.unwrap();
+    let org = p.create_org("feedorg", Some(owner.id)).await.unwrap();
+    let web = p.create_org_project(org.id, "web").await.unwrap();
+    let api = p.create_org_project(org.id, "api").await.unwrap();
+    let (h_web, h_api) = (l.head(web.id).await.unwrap(), l.head(api.id).await.unwrap());
+    p.set_member(org.id, m.id, prompt_core::OrgRole::Member)
+        .await
+        .unwrap();
+    for (proj, h) in [(web.id, h_web), (api.id, h_api)] {
+        let page = l.events(proj, h, 10).await.unwrap();
+        assert_eq!(page.events.len(), 1, "one event per project of the org");
+        let e = &page.events[0];
+        assert_eq!(e.kind, EventType::MemberChanged);
+        assert_eq!(
+            e.data,
+            json!({"user": m.id, "org_role": "member", "project_role": null})
+        );
+    }
+    p.set_project_role(web.id, m.id, Some(KeyRole::Viewer))
+        .await
+        .unwrap();
+    assert_eq!(l.head(api.id).await.unwrap(), h_api + 1, "api untouched");
+    let last = l.events(web.id, h_web + 1, 10).await.unwrap().events;
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].data["project_role"], json!("viewer"));
+    p.remove_member(org.id, m.id).await.unwrap();
+    let last = l.events(web.id, h_web + 2, 10).await.unwrap().events;
+    assert_eq!(
+        last[0].data,
+        json!({"user": m.id, "org_role": null, "project_role": null})
+    );
+
+    // A deleted user's events keep happening but no longer name them.
+    p.set_member(org.id, m.id, prompt_core::OrgRole::Member)
+        .await
+        .unwrap();
+    let who = "user:mem@feed.io";
+    actor::scope(
+        who.into(),
+        b.store.create_prompt(web.id, NewPrompt::named("by-mem")),
+    )
+    .await
+    .unwrap();
+    let head = l.head(web.id).await.unwrap();
+    assert_eq!(
+        l.events(web.id, head - 1, 1).await.unwrap().events[0]
+            .actor
+            .as_deref(),
+        Some(who)
+    );
+    p.delete_user(m.id, who).await.unwrap();
+    let all = l.events(web.id, 0, 1000).await.unwrap().events;
+    assert!(all.iter().all(|e| e.actor.as_deref() != Some(who)));
+    let gone = all.last().unwrap();
+    assert_eq!(gone.kind, EventType::MemberChanged);
+    assert_eq!(gone.data["org_role"], json!(null));
+}

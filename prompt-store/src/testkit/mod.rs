@@ -239,6 +239,7 @@ macro_rules! behaviour_suite {
             write_preconditions,
             events_in_commit_order_under_concurrency,
             events_prune_gone_and_wakeups,
+            events_member_changed,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
