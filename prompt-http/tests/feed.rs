@@ -268,16 +268,25 @@ impl Client {
                 .starts_with("text/event-stream")
         );
         Sse {
-            stream: Box::pin(r.bytes_stream()),
-            buf: String::new(),
+            stream: Box::pin(eventsource_stream::Eventsource::eventsource(
+                r.bytes_stream(),
+            )),
         }
     }
 }
 
 /// A Server-Sent Events reader.
 struct Sse {
-    stream: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
+    stream: Pin<
+        Box<
+            dyn Stream<
+                    Item = Result<
+                        eventsource_stream::Event,
+                        eventsource_stream::EventStreamError<reqwest::Error>,
+                    >,
+                > + Send,
+        >,
+    >,
 }
 
 #[derive(Debug)]
@@ -288,41 +297,18 @@ struct Frame {
 }
 
 impl Sse {
-    /// The next frame that is not a keep-alive comment; `None` when the stream ends.
+    /// The next frame (keep-alive comments are not frames); `None` when the stream
+    /// ends.
     async fn next(&mut self) -> Option<Frame> {
-        tokio::time::timeout(HANG, self.next_frame())
+        let e = tokio::time::timeout(HANG, self.stream.next())
             .await
-            .expect("an SSE frame or the end of the stream")
-    }
-
-    async fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let (mut id, mut event, mut data) = (None, None, String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if id.is_none() && event.is_none() && data.is_empty() {
-                    continue;
-                }
-                return Some(Frame {
-                    id,
-                    event,
-                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
-                });
-            }
-            match self.stream.next().await {
-                Some(Ok(b)) => self.buf.push_str(&String::from_utf8_lossy(&b)),
-                _ => return None,
-            }
-        }
+            .expect("an SSE frame or the end of the stream")?
+            .unwrap();
+        Some(Frame {
+            id: (!e.id.is_empty()).then_some(e.id),
+            event: (!e.event.is_empty()).then_some(e.event),
+            data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+        })
     }
 
     /// The next event frame, checked: `id` is its seq, `event` its type.
