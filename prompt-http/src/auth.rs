@@ -248,6 +248,31 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     }
 }
 
+/// On the people routes (which authenticate in their handlers): run a write made with
+/// a valid user access token with the user as the actor of the events it appends
+/// (`user:EMAIL`, as [`Caller::actor`]). Reads, and requests without a valid token, run
+/// unscoped; the handlers still decide who may do what.
+pub async fn scope_user_actor(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let user = match (&state.accounts, req.method().is_safe()) {
+        (Some(accounts), false) => match bearer(req.headers()) {
+            Ok(Some(token)) if crate::accounts::tokens::looks_like_jwt(token) => {
+                match accounts.keys.verify(token).await {
+                    Ok(claims) => accounts.people.user_by_id(claims.sub).await.ok(),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match user {
+        Some(u) => {
+            prompt_core::domain::actor::scope(crate::accounts::actor_of(&u), next.run(req)).await
+        }
+        None => next.run(req).await,
+    }
+}
+
 /// The [`Caller`] of a bearer key or access token (no rate limit check).
 pub async fn authenticate(
     state: &AppState,

@@ -214,6 +214,10 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     let (svc, _) = service_routes();
     let (gateway, _) = gateway_routes();
     let (people, _) = people_routes();
+    let people = people.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::scope_user_actor,
+    ));
     let cors = cors_layer(&state);
     let api = api.route_layer(middleware::from_fn_with_state(
         state.clone(),
