@@ -34,6 +34,8 @@ struct Parts {
     store: Arc<dyn PromptStore>,
     runs: Arc<dyn RunLog>,
     events: Arc<dyn EventLog>,
+    /// With it, the server has the people features (sign-up, organizations).
+    people: Option<Arc<dyn prompt_core::PeopleStore>>,
 }
 
 async fn sqlite_parts(path: &std::path::Path) -> Parts {
@@ -44,6 +46,7 @@ async fn sqlite_parts(path: &std::path::Path) -> Parts {
         store: b.store,
         runs: b.runs,
         events: b.events,
+        people: Some(b.people),
     }
 }
 
@@ -70,6 +73,14 @@ impl Server {
             &StateConfig {
                 events: Some(parts.events.clone()),
                 feed,
+                accounts: parts
+                    .people
+                    .clone()
+                    .map(|people| prompt_http::AccountsSetup {
+                        people,
+                        mailer: prompt_http::accounts::mail::Mailer::Log,
+                        config: prompt_http::accounts::AccountsConfig::default(),
+                    }),
                 ..StateConfig::default()
             },
         )
@@ -857,6 +868,7 @@ async fn a_websocket_on_one_instance_gets_a_label_move_made_on_another_over_post
             store: Arc::new(s.clone()),
             runs: Arc::new(s.clone()),
             events: Arc::new(s),
+            people: None,
         }
     };
     let a = Server::start(open().await, None, FeedConfig::default()).await;
@@ -1156,4 +1168,67 @@ async fn batch_is_all_or_nothing_names_the_failing_op_and_emits_its_events_toget
     for e in &events {
         assert_eq!(ws_event(&mut ws).await["seq"], e["seq"]);
     }
+}
+
+#[tokio::test]
+async fn a_users_write_on_the_people_routes_names_the_user_as_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::sqlite(&dir.path().join("r.db")).await;
+    let c = server.client();
+    let pw = "violet tugboat ferments quietly";
+    let r = c
+        .post(
+            "/api/auth/register",
+            json!({"email": "own@example.com", "password": pw}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let r = c
+        .post(
+            "/api/auth/login",
+            json!({"email": "own@example.com", "password": pw}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let user = c.with_key(r.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        user.post("/api/v1/orgs", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    let r = user
+        .post("/api/v1/orgs/acme/projects", json!({"name": "web"}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let me = user.get("/api/users/me").await;
+    let id = me.body["id"].as_str().unwrap().to_owned();
+    // The owner gives themselves a per-project role: a member.changed event in web.
+    let r = user
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/orgs/acme/members/{id}"),
+            Some(json!({"project_roles": {"web": "admin"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = user
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/events?limit=1000",
+            None,
+            &[("x-project", "acme/web")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let changed: Vec<&Value> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "member.changed")
+        .collect();
+    assert!(!changed.is_empty(), "{:?}", r.body);
+    let last = changed[changed.len() - 1];
+    assert_eq!(last["actor"], "user:own@example.com", "{last}");
 }
