@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use prompt_core::credential::ProviderView;
 use prompt_core::{
-    Error, ExecuteOptions, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter, PromptUpdate,
-    Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
+    Error, ExecuteOptions, LabelExpect, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter,
+    PromptUpdate, Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
 };
 use prompt_providers::credentials::{
     Keyring, MasterKey, NewProviderCredential, ProjectProviders, StoredProviderSource,
@@ -566,7 +566,8 @@ impl NativeRegistry {
         )
     }
 
-    #[pyo3(signature = (name, label, version, actor = None))]
+    /// `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, version, actor = None, expected_version = None))]
     fn set_label<'py>(
         &self,
         py: Python<'py>,
@@ -574,38 +575,44 @@ impl NativeRegistry {
         label: String,
         version: i64,
         actor: Option<String>,
+        expected_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let v = try_arg!(self, py, opt_u32(Some(version), "version")).unwrap_or_default();
+        let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
-            r.set_label(
-                &name,
-                &label,
-                v,
-                prompt_core::LabelExpect::Any,
-                actor.as_deref(),
-            )
-            .await
+            r.set_label(&name, &label, v, expect, actor.as_deref())
+                .await
         })
     }
 
-    #[pyo3(signature = (name, label, actor = None))]
+    /// `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, actor = None, expected_version = None))]
     fn delete_label<'py>(
         &self,
         py: Python<'py>,
         name: String,
         label: String,
         actor: Option<String>,
+        expected_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
+        let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
-            r.delete_label(
-                &name,
-                &label,
-                prompt_core::LabelExpect::Any,
-                actor.as_deref(),
-            )
-            .await
+            if expect == LabelExpect::Unset {
+                // "Must be unset" can never be deleted: answer without a write, the
+                // same on every backend (the HTTP API has no way to say it on DELETE,
+                // so a remote store would delete the label unchecked).
+                prompt_core::validate::settable_label(&label)?;
+                let prompt = r.get_prompt(&name).await?;
+                let current = prompt.labels.get(&label).copied();
+                expect.check(&name, &label, current)?;
+                return Err(Error::not_found(format!(
+                    "label '{label}' of prompt '{name}'"
+                )));
+            }
+            r.delete_label(&name, &label, expect, actor.as_deref())
+                .await
         })
     }
 
@@ -922,6 +929,16 @@ impl NativeRegistry {
             self.is_async
         )
     }
+}
+
+/// The compare-and-set of a label operation from Python's `expected_version`: `None`
+/// checks nothing, `0` requires the label to be unset, `n` requires it to point at `n`.
+fn label_expect(expected_version: Option<i64>) -> prompt_core::Result<LabelExpect> {
+    Ok(match opt_u32(expected_version, "expected_version")? {
+        None => LabelExpect::Any,
+        Some(0) => LabelExpect::Unset,
+        Some(v) => LabelExpect::At(v),
+    })
 }
 
 fn execute_options(

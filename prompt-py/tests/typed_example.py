@@ -36,6 +36,11 @@ def sync_usage() -> None:
         print(missing)
     print(created, text, cost, ids, cursor, p50, list(moves))
 
+    # the change feed: parent versions, label compare-and-set
+    v2: pr.PromptVersion = reg.create_version("a", "Hello {{ n }}", parent_version=v.version)
+    move: pr.LabelMove = reg.set_label("a", "production", v2.version, expected_version=v.version)
+    print(move)
+
 
 async def async_usage() -> None:
     reg: pr.AsyncRegistry = await pr.AsyncRegistry.open("memory://")

@@ -187,10 +187,18 @@ class AsyncRegistry:
         labels: Optional[Sequence[str]] = None,
         commit_message: Optional[str] = None,
         template_format: str = "mustache",
+        parent_version: Optional[int] = None,
     ) -> PromptVersion:
         """Create the next version (and the prompt if missing); ``latest`` and the
-        given ``labels`` move to it atomically."""
-        payload = _version_payload(template, config, labels, commit_message, template_format)
+        given ``labels`` move to it atomically.
+
+        ``parent_version``: the version this edit is based on (``0``: the prompt had
+        no version). If the prompt's latest version is another one by now (someone
+        else saved meanwhile), nothing is written and :class:`ConflictError` names the
+        current latest: rebase the edit on it and try again. ``None``: no check."""
+        payload = _version_payload(
+            template, config, labels, commit_message, template_format, parent_version
+        )
         return PromptVersion._from(await self._n.create_version(name, payload))
 
     async def list_versions(
@@ -229,14 +237,39 @@ class AsyncRegistry:
         return await self.get(name, version=version)
 
     async def set_label(
-        self, name: str, label: str, version: int, *, actor: Optional[str] = None
+        self,
+        name: str,
+        label: str,
+        version: int,
+        *,
+        actor: Optional[str] = None,
+        expected_version: Optional[int] = None,
     ) -> LabelMove:
-        """Point ``label`` at ``version`` (audited). ``latest`` cannot be set."""
-        return LabelMove._from(await self._n.set_label(name, label, version, actor))
+        """Point ``label`` at ``version`` (audited). ``latest`` cannot be set.
 
-    async def delete_label(self, name: str, label: str, *, actor: Optional[str] = None) -> LabelMove:
-        """Remove a label (audited)."""
-        return LabelMove._from(await self._n.delete_label(name, label, actor))
+        ``expected_version`` makes it a compare-and-set: ``None`` checks nothing, ``0``
+        requires the label to be unset, ``n`` requires it to point at version ``n``
+        now. If it does not, nothing moves and :class:`PreconditionFailedError` says
+        where the label points (a negative value is a :class:`ValidationError` on
+        ``expected_version``)."""
+        return LabelMove._from(
+            await self._n.set_label(name, label, version, actor, expected_version)
+        )
+
+    async def delete_label(
+        self,
+        name: str,
+        label: str,
+        *,
+        actor: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> LabelMove:
+        """Remove a label (audited).
+
+        ``expected_version``: as for :meth:`set_label` (``n``: only if the label still
+        points at ``n``, else :class:`PreconditionFailedError`; ``0``, "must be unset",
+        never deletes anything)."""
+        return LabelMove._from(await self._n.delete_label(name, label, actor, expected_version))
 
     async def label_history(
         self,

@@ -144,16 +144,20 @@ def _version_payload(
     labels: Optional[Sequence[str]],
     commit_message: Optional[str],
     template_format: str,
+    parent_version: Optional[int] = None,
 ) -> Dict[str, Any]:
     if isinstance(labels, str):
         raise TypeError("labels must be a list of str, not a str")
-    return {
+    payload: Dict[str, Any] = {
         "template": _template(template),
         "template_format": template_format,
         "config": dict(config) if config is not None else {},
         "labels": list(labels) if labels is not None else [],
         "commit_message": commit_message,
     }
+    if parent_version is not None:
+        payload["parent_version"] = parent_version
+    return payload
 
 
 def _vars(variables: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:

@@ -1,0 +1,192 @@
+"""The change feed from Python, on every backend: edits based on a parent version and
+label compare-and-set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from typing import Dict, List, Union
+
+import pytest
+
+import prompt_registry as pr
+
+from conftest import Backend, RemoteServer
+
+NAME = "support/triage"
+
+_FEED_ROUTES: Dict[str, bool] = {}
+
+
+def _server_has_feed(server: RemoteServer, key: str) -> bool:
+    """Whether the server answers ``GET /api/v1/events`` (a server built without the
+    change-feed routes answers 404)."""
+    if server.url not in _FEED_ROUTES:
+        req = urllib.request.Request(
+            f"{server.url}/api/v1/events?after=0&limit=1",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                json.load(resp)
+            _FEED_ROUTES[server.url] = True
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+            _FEED_ROUTES[server.url] = False
+    return _FEED_ROUTES[server.url]
+
+
+@pytest.fixture
+def feed(backend: Backend, project: str) -> None:
+    """Label compare-and-set, batches and the event log need the server's change-feed
+    routes (``expected_version``, ``POST /api/v1/batch``, ``GET /api/v1/events``):
+    remote cases are skipped, saying so, against a server that has none."""
+    server = backend.server
+    if server is not None and not _server_has_feed(server, server.key(project)):
+        pytest.skip("this prompt-registry server has no change-feed routes (/api/v1/events)")
+
+
+# -- edits based on a parent version ------------------------------------------------
+
+
+def test_an_edit_based_on_a_stale_version_conflicts(reg: pr.Registry) -> None:
+    v1 = reg.create_version(NAME, "one", parent_version=0)
+    assert v1.version == 1
+    # Two editors read version 1; the first to save wins.
+    mine = reg.create_version(NAME, "two (mine)", parent_version=v1.version)
+    with pytest.raises(pr.ConflictError) as e:
+        reg.create_version(NAME, "two (theirs)", parent_version=v1.version)
+    assert "latest version is 2" in str(e.value), str(e.value)
+    assert e.value.kind == "conflict" and e.value.index is None
+    assert [v.version for v in reg.list_versions(NAME)] == [2, 1]  # nothing written
+    assert reg.get(NAME, label="latest") == mine
+    # Rebased on the latest, it goes through.
+    assert reg.create_version(NAME, "three", parent_version=2).version == 3
+    with pytest.raises(pr.ConflictError):
+        reg.create_version(NAME, "as if new", parent_version=0)
+    # No check without a parent.
+    assert reg.create_version(NAME, "four").version == 4
+    with pytest.raises(pr.ValidationError) as v:
+        reg.create_version(NAME, "x", parent_version=-1)
+    assert v.value.field == "parent_version"
+
+
+def test_racing_editors_one_wins_threads(reg: pr.Registry) -> None:
+    reg.create_version(NAME, "base")
+    barrier = threading.Barrier(2)
+    results: List[Union[pr.PromptVersion, BaseException]] = []
+    lock = threading.Lock()
+
+    def edit(text: str) -> None:
+        barrier.wait()
+        try:
+            out: Union[pr.PromptVersion, BaseException] = reg.create_version(
+                NAME, text, parent_version=1
+            )
+        except BaseException as exc:  # noqa: BLE001 - collected and checked below
+            out = exc
+        with lock:
+            results.append(out)
+
+    threads = [threading.Thread(target=edit, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    won = [r for r in results if isinstance(r, pr.PromptVersion)]
+    lost = [r for r in results if not isinstance(r, pr.PromptVersion)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert isinstance(lost[0], pr.ConflictError), repr(lost[0])
+    assert "latest version is 2" in str(lost[0])
+    assert [v.version for v in reg.list_versions(NAME)] == [2, 1]
+    assert reg.get(NAME, label="latest").template == won[0].template
+
+
+@pytest.mark.asyncio
+async def test_racing_editors_one_wins_async(backend: Backend, project: str) -> None:
+    reg = await backend.open_async(project)
+    await reg.create_version(NAME, "base")
+    results = await asyncio.gather(
+        reg.create_version(NAME, "a", parent_version=1),
+        reg.create_version(NAME, "b", parent_version=1),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, pr.PromptVersion)]
+    lost = [r for r in results if not isinstance(r, pr.PromptVersion)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert isinstance(lost[0], pr.ConflictError), repr(lost[0])
+    assert "latest version is 2" in str(lost[0])
+    assert [v.version for v in await reg.list_versions(NAME)] == [2, 1]
+
+
+# -- label compare-and-set ---------------------------------------------------------
+
+
+def test_label_compare_and_set(reg: pr.Registry, feed: None) -> None:
+    reg.create_version(NAME, "one")
+    reg.create_version(NAME, "two")
+    first = reg.set_label(NAME, "production", 1, expected_version=0)  # must be unset: it is
+    assert (first.from_version, first.to_version) == (None, 1)
+
+    with pytest.raises(pr.PreconditionFailedError) as e:
+        reg.set_label(NAME, "production", 2, expected_version=0)  # set meanwhile
+    assert "points at version 1" in str(e.value), str(e.value)
+    with pytest.raises(pr.PreconditionFailedError) as e:
+        reg.set_label(NAME, "production", 2, expected_version=2)  # stale
+    assert "points at version 1" in str(e.value)
+    assert reg.get(NAME).version == 1  # neither moved it
+
+    moved = reg.set_label(NAME, "production", 2, expected_version=1)
+    assert (moved.from_version, moved.to_version) == (1, 2)
+    assert reg.get(NAME).version == 2
+    assert reg.set_label(NAME, "staging", 1).to_version == 1  # None: no check
+
+    with pytest.raises(pr.PreconditionFailedError):
+        reg.delete_label(NAME, "production", expected_version=1)  # stale
+    assert reg.get(NAME).version == 2  # not deleted
+    gone = reg.delete_label(NAME, "production", expected_version=2)
+    assert (gone.from_version, gone.to_version) == (2, None)
+    with pytest.raises(pr.NotFoundError):
+        reg.get(NAME)
+
+    for call in (
+        lambda: reg.set_label(NAME, "production", 1, expected_version=-1),
+        lambda: reg.delete_label(NAME, "staging", expected_version=-1),
+    ):
+        with pytest.raises(pr.ValidationError) as v:
+            call()
+        assert v.value.field == "expected_version"
+    # Only the moves that went through are in the history.
+    history = reg.label_history(NAME, "production")
+    assert [(m.from_version, m.to_version) for m in history] == [(2, None), (1, 2), (None, 1)]
+
+
+def test_deleting_a_label_expected_unset_never_deletes(reg: pr.Registry) -> None:
+    reg.create_version(NAME, "one", labels=["production"])
+    with pytest.raises(pr.PreconditionFailedError) as e:
+        reg.delete_label(NAME, "production", expected_version=0)
+    assert "points at version 1" in str(e.value)
+    assert reg.get(NAME).version == 1
+    with pytest.raises(pr.NotFoundError):
+        reg.delete_label(NAME, "staging", expected_version=0)
+    with pytest.raises(pr.ValidationError) as v:
+        reg.delete_label(NAME, "latest", expected_version=0)
+    assert v.value.field == "label"
+    assert [m.to_version for m in reg.label_history(NAME, "production")] == [1]
+
+
+@pytest.mark.asyncio
+async def test_label_compare_and_set_async(backend: Backend, project: str, feed: None) -> None:
+    reg = await backend.open_async(project)
+    await reg.create_version(NAME, "one", labels=["production"])
+    await reg.create_version(NAME, "two")
+    with pytest.raises(pr.PreconditionFailedError):
+        await reg.set_label(NAME, "production", 2, expected_version=2)
+    assert (await reg.set_label(NAME, "production", 2, expected_version=1)).to_version == 2
+    with pytest.raises(pr.PreconditionFailedError):
+        await reg.delete_label(NAME, "production", expected_version=1)
+    assert (await reg.delete_label(NAME, "production", expected_version=2)).to_version is None
