@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use prompt_core::credential::ProviderView;
 use prompt_core::{
-    Error, ExecuteOptions, LabelExpect, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter,
-    PromptUpdate, Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
+    BatchFailure, BatchOp, Error, ExecuteOptions, LabelExpect, NewPrompt, NewRun, NewVersion,
+    PageRequest, PromptFilter, PromptUpdate, Registry, RunQuery, Selector, StatsQuery, WorkerPool,
+    WorkerPoolConfig,
 };
 use prompt_providers::credentials::{
     Keyring, MasterKey, NewProviderCredential, ProjectProviders, StoredProviderSource,
@@ -30,8 +31,8 @@ use prompt_providers::credentials::{
 use prompt_providers::{ProvidersConfig, RetryPolicy};
 use prompt_store::{CacheConfig, OpenOptions, RemoteConfig, RemoteStore};
 
-use crate::convert::{opt_u32, parse, to_json, to_py};
-use crate::error::to_py_err;
+use crate::convert::{opt_u32, parse, parse_at, to_json, to_py};
+use crate::error::{batch_failure_to_py, to_py_err};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
@@ -616,6 +617,32 @@ impl NativeRegistry {
         })
     }
 
+    /// Apply `ops` (each the JSON of a `BatchOp`) all or nothing: a list with one
+    /// outcome dict per operation (`{"prompt": …}`, `{"version": …}`,
+    /// `{"label_move": …}`, `{"archived": name}`). A failure raises the error's class
+    /// with `index` set to the failing operation (`None`: the whole batch refused).
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        ops: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let ops = batch_ops(&ops)?;
+        // The failure travels as a value, so that it keeps its index through
+        // `dispatch` (whose errors are plain core errors) and raises the same way in
+        // both modes, argument errors included.
+        let fut = async move {
+            Ok(match ops {
+                Ok(ops) => r.apply_batch(ops).await,
+                Err(failure) => Err(failure),
+            })
+        };
+        self.dispatch(py, fut, |py, outcome| match outcome {
+            Ok(outcomes) => to_py(py, &outcomes),
+            Err(failure) => Err(batch_failure_to_py(py, failure)),
+        })
+    }
+
     #[pyo3(signature = (name, label, limit = None, cursor = None))]
     fn label_history<'py>(
         &self,
@@ -939,6 +966,21 @@ fn label_expect(expected_version: Option<i64>) -> prompt_core::Result<LabelExpec
         Some(0) => LabelExpect::Unset,
         Some(v) => LabelExpect::At(v),
     })
+}
+
+/// The operations of a batch: each a dict, as JSON, as a `BatchOp`. A malformed one is
+/// the batch's failure at its index (named `ops[i]…`); a value that is not JSON at all
+/// is a `TypeError`/`ValueError`, as for every argument.
+fn batch_ops(ops: &[Bound<'_, PyAny>]) -> PyResult<Result<Vec<BatchOp>, BatchFailure>> {
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let at = format!("ops[{i}]");
+        match parse_at::<BatchOp>(to_json(op, &at)?, &at) {
+            Ok(op) => out.push(op),
+            Err(e) => return Ok(Err(BatchFailure::at(i, e))),
+        }
+    }
+    Ok(Ok(out))
 }
 
 fn execute_options(

@@ -1,5 +1,5 @@
-"""The change feed from Python, on every backend: edits based on a parent version and
-label compare-and-set."""
+"""The change feed from Python, on every backend: edits based on a parent version,
+label compare-and-set and batches (all or nothing, the failing operation's index)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from typing import Dict, List, Union
+from typing import Any, Dict, List, Union
 
 import pytest
 
@@ -190,3 +190,105 @@ async def test_label_compare_and_set_async(backend: Backend, project: str, feed:
     with pytest.raises(pr.PreconditionFailedError):
         await reg.delete_label(NAME, "production", expected_version=1)
     assert (await reg.delete_label(NAME, "production", expected_version=2)).to_version is None
+
+
+# -- batches -----------------------------------------------------------------------
+
+
+def test_batch_applies_every_operation_and_types_the_results(reg: pr.Registry,
+                                                             feed: None) -> None:
+    results = reg.batch([
+        {"op": "create_prompt", "prompt": {"name": "a", "tags": ["x"]}},
+        {"op": "create_version", "name": "a", "version": {"template": "A {{ x }}"}},
+        {"op": "set_label", "name": "a", "label": "production", "version": 1,
+         "expected_version": None},
+        {"op": "update_prompt", "name": "a", "update": {"description": "the a"}},
+        {"op": "create_version", "name": "b", "version": {"template": "B",
+                                                          "labels": ["staging"]}},
+        {"op": "archive_prompt", "name": "b"},
+    ])
+    assert [type(r).__name__ for r in results] == [
+        "Prompt", "PromptVersion", "LabelMove", "Prompt", "PromptVersion", "str"]
+    created, v1, move, updated, vb, archived = results
+    assert isinstance(created, pr.Prompt) and created.name == "a" and created.tags == ["x"]
+    assert isinstance(v1, pr.PromptVersion) and (v1.prompt, v1.version) == ("a", 1)
+    assert v1.variables == ["x"]
+    assert isinstance(move, pr.LabelMove)
+    assert (move.label, move.from_version, move.to_version) == ("production", None, 1)
+    assert isinstance(updated, pr.Prompt) and updated.description == "the a"
+    assert isinstance(vb, pr.PromptVersion) and "staging" in vb.labels
+    assert archived == "b"
+    assert reg.get("a").render(x=1) == "A 1"
+    assert [p.name for p in reg.list_prompts()] == ["a"]
+
+
+def test_a_failing_operation_writes_nothing_and_names_its_index(reg: pr.Registry,
+                                                                feed: None) -> None:
+    reg.create_version("a", "one", labels=["production"])
+    ops: List[Dict[str, Any]] = [
+        {"op": "create_version", "name": "c", "version": {"template": "C"}},
+        {"op": "set_label", "name": "c", "label": "production", "version": 1},
+        {"op": "set_label", "name": "a", "label": "production", "version": 1,
+         "expected_version": 7},
+        {"op": "archive_prompt", "name": "a"},
+    ]
+    with pytest.raises(pr.PreconditionFailedError) as e:
+        reg.batch(ops)
+    assert e.value.index == 2, repr(e.value)
+    with pytest.raises(pr.NotFoundError):
+        reg.get_prompt("c")  # the operations before it were rolled back
+    assert reg.get("a").version == 1  # and the one after it never ran
+
+    ops[2] = {"op": "set_label", "name": "a", "label": "latest", "version": 1}
+    with pytest.raises(pr.ValidationError) as v:
+        reg.batch(ops)
+    assert (v.value.index, v.value.field) == (2, "ops[2].label")
+
+    ops[2] = {"op": "create_version", "name": "bad name\n", "version": {"template": "x"}}
+    with pytest.raises(pr.ValidationError) as v:
+        reg.batch(ops)
+    assert v.value.index == 2 and v.value.field == "ops[2].name"
+
+    ops[1] = {"op": "rename_prompt", "name": "c"}
+    with pytest.raises(pr.ValidationError) as v:
+        reg.batch(ops)
+    assert v.value.index == 1 and (v.value.field or "").startswith("ops[1]"), v.value.field
+
+    with pytest.raises(pr.ValidationError) as v:
+        reg.batch([])
+    assert (v.value.index, v.value.field) == (None, "ops")
+    too_many = [{"op": "archive_prompt", "name": "a"}] * 1001
+    with pytest.raises(pr.ValidationError) as v:
+        reg.batch(too_many)
+    assert v.value.index is None
+    assert [p.name for p in reg.list_prompts()] == ["a"]
+
+    bad: Any = "not a list"
+    with pytest.raises(TypeError):
+        reg.batch(bad)
+    with pytest.raises(TypeError):
+        reg.batch([bad])
+    with pytest.raises(TypeError):
+        reg.batch([{"op": "archive_prompt", "name": object()}])
+
+
+@pytest.mark.asyncio
+async def test_batch_async(backend: Backend, project: str, feed: None) -> None:
+    reg = await backend.open_async(project)
+    results = await reg.batch([
+        {"op": "create_version", "name": "a", "version": {"template": "A"}},
+        {"op": "set_label", "name": "a", "label": "production", "version": 1},
+    ])
+    assert isinstance(results[0], pr.PromptVersion) and isinstance(results[1], pr.LabelMove)
+    with pytest.raises(pr.NotFoundError) as e:
+        await reg.batch([
+            {"op": "create_version", "name": "b", "version": {"template": "B"}},
+            {"op": "set_label", "name": "b", "label": "production", "version": 1},
+            {"op": "set_label", "name": "a", "label": "production", "version": 9},
+        ])
+    assert e.value.index == 2
+    with pytest.raises(pr.NotFoundError):
+        await reg.get_prompt("b")
+    with pytest.raises(pr.ValidationError) as v:
+        await reg.batch([])
+    assert v.value.index is None

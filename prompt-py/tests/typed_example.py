@@ -36,10 +36,18 @@ def sync_usage() -> None:
         print(missing)
     print(created, text, cost, ids, cursor, p50, list(moves))
 
-    # the change feed: parent versions, label compare-and-set
+    # the change feed: parent versions, label compare-and-set, batches
     v2: pr.PromptVersion = reg.create_version("a", "Hello {{ n }}", parent_version=v.version)
     move: pr.LabelMove = reg.set_label("a", "production", v2.version, expected_version=v.version)
-    print(move)
+    results: List[pr.BatchResult] = reg.batch([
+        {"op": "set_label", "name": "a", "label": "staging", "version": 1, "expected_version": None},
+    ])
+    try:
+        reg.batch([{"op": "archive_prompt", "name": "missing"}])
+    except pr.PromptRegistryError as e:
+        index: Optional[int] = e.index
+        print(index)
+    print(move, results)
 
 
 async def async_usage() -> None:

@@ -28,6 +28,7 @@ from ._errors import (
     ValidationError,
 )
 from ._models import (
+    BatchResult,
     LabelMove,
     Page,
     Prompt,
@@ -57,6 +58,7 @@ __all__ = [
     "StoredProvider",
     "LabelMove",
     "Page",
+    "BatchResult",
     "Rendered",
     "Template",
     "UNSET",

@@ -160,6 +160,18 @@ def _version_payload(
     return payload
 
 
+def _batch_ops(ops: object) -> List[Dict[str, Any]]:
+    """The operations of a batch as the list of dicts the native module parses."""
+    if isinstance(ops, (str, bytes, Mapping)) or not isinstance(ops, Sequence):
+        raise TypeError(f"ops must be a list of dicts, not {type(ops).__name__}")
+    out = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, Mapping):
+            raise TypeError(f"ops[{i}] must be a dict, not {type(op).__name__}")
+        out.append(dict(op))
+    return out
+
+
 def _vars(variables: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     if variables is None:
         return None

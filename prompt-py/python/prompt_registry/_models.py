@@ -321,6 +321,27 @@ class StoredProvider(_Model):
         )
 
 
+#: One result of :meth:`Registry.batch`, by operation: the prompt after
+#: ``create_prompt``/``update_prompt``, the new version of ``create_version``, the
+#: recorded move of ``set_label``/``delete_label``, the name of an archived prompt.
+BatchResult = Union[Prompt, PromptVersion, LabelMove, str]
+
+
+def _batch_result(d: Mapping[str, Any]) -> BatchResult:
+    # An outcome is externally tagged: {"prompt": {...}}, {"archived": "name"}, ...
+    [(tag, value)] = list(d.items())
+    if tag == "prompt":
+        return Prompt._from(value)
+    if tag == "version":
+        return PromptVersion._from(value)
+    if tag == "label_move":
+        return LabelMove._from(value)
+    if tag == "archived":
+        name: str = value
+        return name
+    raise ValueError(f"unknown batch outcome {tag!r}")
+
+
 T = TypeVar("T")
 
 

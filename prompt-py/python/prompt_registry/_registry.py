@@ -18,6 +18,7 @@ from . import _native
 from ._convert import (
     DEFAULT_CACHE_TTL_MS,
     UNSET,
+    _batch_ops,
     _check_project,
     _check_url,
     _credential,
@@ -39,6 +40,7 @@ from ._convert import (
 )
 from ._errors import PromptRegistryError, UnavailableError
 from ._models import (
+    BatchResult,
     LabelMove,
     Page,
     Prompt,
@@ -49,6 +51,7 @@ from ._models import (
     RunStats,
     StoredProvider,
     Template,
+    _batch_result,
 )
 from ._tools import (
     Analysis,
@@ -277,6 +280,29 @@ class Registry:
     ) -> Page[LabelMove]:
         """Moves of a label, newest first."""
         return Page._from(self._n.label_history(name, label, limit, cursor), LabelMove._from)
+
+    def batch(self, ops: Sequence[Mapping[str, Any]]) -> List[BatchResult]:
+        """Apply up to 1000 operations in one transaction, all or nothing. Each is a
+        dict as in ``POST /api/v1/batch``, tagged by ``op``:
+
+        - ``{"op": "create_prompt", "prompt": {"name", "description"?, "tags"?}}``
+        - ``{"op": "update_prompt", "name", "update": {"description"?, "tags"?}, "if_match"?}``
+        - ``{"op": "archive_prompt", "name"}``
+        - ``{"op": "create_version", "name", "version": {"template", "labels"?, "parent_version"?, ...}}``
+        - ``{"op": "set_label", "name", "label", "version", "expected_version"?}``
+        - ``{"op": "delete_label", "name", "label", "expected_version"?}``
+
+        In a batch, ``"expected_version": None`` means "the label must be unset" (the
+        wire's ``null``); leave the key out for no check.
+
+        Returns one result per operation, in order: the :class:`Prompt` after
+        ``create_prompt``/``update_prompt``, the new :class:`PromptVersion`, the
+        :class:`LabelMove` of a label operation, the name (``str``) of an archived
+        prompt. If any operation fails, nothing is written and its error is raised with
+        ``index`` set to its position (``ValidationError.field`` reads
+        ``ops[i]...``); ``index`` is ``None`` when the batch as a whole is refused
+        (empty, more than 1000 operations)."""
+        return [_batch_result(o) for o in self._n.batch(_batch_ops(ops))]
 
     def render(
         self,
