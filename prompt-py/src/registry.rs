@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use prompt_core::credential::ProviderView;
 use prompt_core::{
-    BatchFailure, BatchOp, Error, ExecuteOptions, LabelExpect, NewPrompt, NewRun, NewVersion,
-    PageRequest, PromptFilter, PromptUpdate, Registry, RunQuery, Selector, StatsQuery, WorkerPool,
-    WorkerPoolConfig,
+    BatchFailure, BatchOp, Error, EventLog, ExecuteOptions, LabelExpect, NewPrompt, NewRun,
+    NewVersion, PageRequest, PromptFilter, PromptUpdate, Registry, RunQuery, Selector, StatsQuery,
+    WorkerPool, WorkerPoolConfig,
 };
 use prompt_providers::credentials::{
     Keyring, MasterKey, NewProviderCredential, ProjectProviders, StoredProviderSource,
@@ -62,11 +62,15 @@ where
     }
 }
 
-/// What `open` makes: the registry, and the providers of its project (stored
-/// credentials over the environment's) for storing credentials.
+/// What `open` makes: the registry, the providers of its project (stored
+/// credentials over the environment's) for storing credentials, and the change log the
+/// registry's writes append to.
 struct Opened {
     registry: Registry,
     providers: ProjectProviders,
+    /// The backend's event log (every project's; read with the registry's project id),
+    /// or for a remote registry the server's, scoped by the key.
+    events: Arc<dyn EventLog>,
 }
 
 /// The arguments of `open` / `open_async`.
@@ -98,7 +102,8 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
                  stored credentials",
             ));
         }
-        let registry = open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await?;
+        let (registry, events) =
+            open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await?;
         let providers = ProjectProviders::new(
             None,
             prompt_core::ProviderSet::new(),
@@ -107,6 +112,7 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
         return Ok(Opened {
             registry,
             providers,
+            events,
         });
     }
     if api_key.is_some() {
@@ -131,6 +137,7 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
         ..OpenOptions::default()
     };
     let backend = prompt_store::open_with(&url, &options).await?;
+    let events = backend.events.clone();
     let registry = Registry::with_project(backend.store.clone(), backend.runs, &project).await?;
     let config = ProvidersConfig::from_lookup(|k| std::env::var(k).ok())?;
     let base = config.build()?;
@@ -152,18 +159,20 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
     Ok(Opened {
         registry,
         providers,
+        events,
     })
 }
 
-/// A registry over a remote server. The project is the API key's; a server that cannot
-/// be reached at open is not an error (cached lookups and `fallback=` still work), a
-/// refused key is.
+/// A registry over a remote server, and the server's event log (the remote store reads
+/// it for the key's project, whatever project id it is given). The project is the API
+/// key's; a server that cannot be reached at open is not an error (cached lookups and
+/// `fallback=` still work), a refused key is.
 async fn open_remote(
     url: String,
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: String,
-) -> prompt_core::Result<Registry> {
+) -> prompt_core::Result<(Registry, Arc<dyn EventLog>)> {
     let mut config = RemoteConfig::new(url, api_key);
     config.cache_ttl = cache_ttl_ms.map(std::time::Duration::from_millis);
     // A `project` given is checked against the key's by the first request that reaches
@@ -185,7 +194,8 @@ async fn open_remote(
     let store = Arc::new(remote);
     // The registry hands executions, submissions, run logging and the tools to the
     // server itself: the store is a server's (`PromptStore::server`).
-    Ok(Registry::from_parts(store.clone(), store, project))
+    let events: Arc<dyn EventLog> = store.clone();
+    Ok((Registry::from_parts(store.clone(), store, project), events))
 }
 
 /// The environment variable naming the tools model (as for the server).
@@ -327,6 +337,8 @@ pub struct NativeRegistry {
     registry: Registry,
     /// The project's providers: stored credentials are written through them.
     providers: ProjectProviders,
+    /// The change log `events` and `head` read.
+    events: Arc<dyn EventLog>,
     is_async: bool,
     workers: Arc<Mutex<Option<WorkerPool>>>,
 }
@@ -336,6 +348,7 @@ impl NativeRegistry {
         NativeRegistry {
             registry: opened.registry,
             providers: opened.providers,
+            events: opened.events,
             is_async,
             workers: Arc::default(),
         }
@@ -641,6 +654,38 @@ impl NativeRegistry {
             Ok(outcomes) => to_py(py, &outcomes),
             Err(failure) => Err(batch_failure_to_py(py, failure)),
         })
+    }
+
+    /// A page of the project's change log: events with `seq > after`, oldest first, at
+    /// most `limit` (1 to 1000, default 100), and the `next` cursor and `head`.
+    #[pyo3(signature = (after = 0, limit = None))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        after: i64,
+        limit: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let log = self.events.clone();
+        let project = self.registry.project().id;
+        let after = try_arg!(
+            self,
+            py,
+            u64::try_from(after)
+                .map_err(|_| Error::invalid("after", format!("{after} is negative")))
+        );
+        let limit = try_arg!(
+            self,
+            py,
+            opt_u32(limit, "limit").and_then(prompt_core::domain::event_limit)
+        );
+        self.call(py, async move { log.events(project, after, limit).await })
+    }
+
+    /// The project's latest event `seq` (0 for an empty log).
+    fn head<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let log = self.events.clone();
+        let project = self.registry.project().id;
+        self.call(py, async move { log.head(project).await })
     }
 
     #[pyo3(signature = (name, label, limit = None, cursor = None))]

@@ -1,5 +1,6 @@
 """The change feed from Python, on every backend: edits based on a parent version,
-label compare-and-set and batches (all or nothing, the failing operation's index)."""
+label compare-and-set, batches (all or nothing, the failing operation's index) and the
+project's event log."""
 
 from __future__ import annotations
 
@@ -225,6 +226,7 @@ def test_batch_applies_every_operation_and_types_the_results(reg: pr.Registry,
 def test_a_failing_operation_writes_nothing_and_names_its_index(reg: pr.Registry,
                                                                 feed: None) -> None:
     reg.create_version("a", "one", labels=["production"])
+    head = reg.head()
     ops: List[Dict[str, Any]] = [
         {"op": "create_version", "name": "c", "version": {"template": "C"}},
         {"op": "set_label", "name": "c", "label": "production", "version": 1},
@@ -238,6 +240,7 @@ def test_a_failing_operation_writes_nothing_and_names_its_index(reg: pr.Registry
     with pytest.raises(pr.NotFoundError):
         reg.get_prompt("c")  # the operations before it were rolled back
     assert reg.get("a").version == 1  # and the one after it never ran
+    assert reg.head() == head  # no event either
 
     ops[2] = {"op": "set_label", "name": "a", "label": "latest", "version": 1}
     with pytest.raises(pr.ValidationError) as v:
@@ -261,7 +264,7 @@ def test_a_failing_operation_writes_nothing_and_names_its_index(reg: pr.Registry
     with pytest.raises(pr.ValidationError) as v:
         reg.batch(too_many)
     assert v.value.index is None
-    assert [p.name for p in reg.list_prompts()] == ["a"]
+    assert reg.head() == head
 
     bad: Any = "not a list"
     with pytest.raises(TypeError):
@@ -292,3 +295,83 @@ async def test_batch_async(backend: Backend, project: str, feed: None) -> None:
     with pytest.raises(pr.ValidationError) as v:
         await reg.batch([])
     assert v.value.index is None
+
+
+# -- the event log -----------------------------------------------------------------
+
+
+def test_every_write_shows_up_in_order(reg: pr.Registry, feed: None) -> None:
+    start = reg.head()
+    reg.create_prompt(NAME, tags=["t"])
+    reg.create_version(NAME, "one {{ x }}", labels=["production"], commit_message="first")
+    move = reg.set_label(NAME, "staging", 1, actor="ada")
+    reg.delete_label(NAME, "staging")
+    reg.update_prompt(NAME, description="triage")
+    reg.archive(NAME)
+
+    page = reg.events(after=start)
+    assert isinstance(page, pr.EventPage)
+    assert [(e.type, e.prompt, e.version, e.label) for e in page] == [
+        ("prompt.created", NAME, None, None),
+        ("version.created", NAME, 1, None),
+        ("label.moved", NAME, 1, "production"),
+        ("label.moved", NAME, 1, "staging"),
+        ("label.removed", NAME, None, "staging"),
+        ("prompt.updated", NAME, None, None),
+        ("prompt.archived", NAME, None, None),
+    ]
+    assert [e.seq for e in page] == list(range(start + 1, start + 8))
+    assert page.next == page.head == start + 7 == reg.head()
+    assert not page.has_more and len(page) == 7
+    events = page.events
+    assert all(isinstance(e, pr.Event) and e.at.tzinfo is not None for e in events)
+    assert len({e.id for e in events}) == 7
+    assert events[1].data["commit_message"] == "first"
+    assert events[3].actor == move.moved_by and events[4].data == {"from": 1}
+    assert events[5].data == {"description": "triage"}
+    assert page.to_dict()["events"][0]["type"] == "prompt.created"
+
+    # Followed page by page with the cursor: the same events, none twice.
+    seen: List[pr.Event] = []
+    after = start
+    while True:
+        part = reg.events(after=after, limit=3)
+        assert len(part) <= 3 and part.head == start + 7
+        seen.extend(part)
+        after = part.next
+        if not part.has_more:
+            break
+    assert seen == events
+    tail = reg.events(after=page.head)
+    assert len(tail) == 0 and tail.next == page.head
+
+
+def test_event_arguments_are_checked(reg: pr.Registry, feed: None) -> None:
+    for kwargs, field in (({"after": -1}, "after"), ({"limit": 0}, "limit"),
+                          ({"limit": 1001}, "limit"), ({"limit": -5}, "limit")):
+        with pytest.raises(pr.ValidationError) as v:
+            reg.events(**kwargs)
+        assert v.value.field == field, kwargs
+    full = reg.events(limit=1000)  # the upper bound is allowed
+    assert full.next == full.head == reg.head()
+    bad: Any = "0"
+    with pytest.raises(TypeError):
+        reg.events(after=bad)
+
+
+@pytest.mark.asyncio
+async def test_events_async(backend: Backend, project: str, feed: None) -> None:
+    reg = await backend.open_async(project)
+    start = await reg.head()
+    await reg.batch([
+        {"op": "create_version", "name": "a", "version": {"template": "A"}},
+        {"op": "set_label", "name": "a", "label": "production", "version": 1},
+    ])
+    page = await reg.events(after=start)
+    # A batch's events are appended together, in the order of its operations.
+    assert [e.type for e in page] == [
+        "prompt.created", "version.created", "label.moved"]
+    assert page.head == await reg.head() == start + 3
+    with pytest.raises(pr.ValidationError) as v:
+        await reg.events(after=-1)
+    assert v.value.field == "after"

@@ -36,7 +36,7 @@ def sync_usage() -> None:
         print(missing)
     print(created, text, cost, ids, cursor, p50, list(moves))
 
-    # the change feed: parent versions, label compare-and-set, batches
+    # the change feed: parent versions, label compare-and-set, batches, the event log
     v2: pr.PromptVersion = reg.create_version("a", "Hello {{ n }}", parent_version=v.version)
     move: pr.LabelMove = reg.set_label("a", "production", v2.version, expected_version=v.version)
     results: List[pr.BatchResult] = reg.batch([
@@ -47,7 +47,11 @@ def sync_usage() -> None:
     except pr.PromptRegistryError as e:
         index: Optional[int] = e.index
         print(index)
-    print(move, results)
+    head: int = reg.head()
+    events: pr.EventPage = reg.events(after=0, limit=10)
+    seqs: List[int] = [ev.seq for ev in events]
+    types: List[str] = [ev.type for ev in events.events]
+    print(move, results, head, events.next, events.has_more, seqs, types)
 
 
 async def async_usage() -> None:

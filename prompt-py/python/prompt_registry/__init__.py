@@ -29,6 +29,8 @@ from ._errors import (
 )
 from ._models import (
     BatchResult,
+    Event,
+    EventPage,
     LabelMove,
     Page,
     Prompt,
@@ -59,6 +61,8 @@ __all__ = [
     "LabelMove",
     "Page",
     "BatchResult",
+    "Event",
+    "EventPage",
     "Rendered",
     "Template",
     "UNSET",

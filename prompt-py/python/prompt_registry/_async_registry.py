@@ -44,6 +44,7 @@ from ._convert import (
 from ._errors import PromptRegistryError, UnavailableError
 from ._models import (
     BatchResult,
+    EventPage,
     LabelMove,
     Page,
     Prompt,
@@ -103,7 +104,10 @@ class AsyncRegistry:
         project (``project``, if given, must be the key's). Executions run on the server.
         ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
         refreshing in the background, so a server that goes down does not break prompts
-        already fetched. A server that is down at open is not an error; a refused key
+        already fetched. Meanwhile the registry follows the server's event stream and
+        drops a prompt's cached lookups as soon as an event about it arrives (a label
+        moved by anyone is seen at once, not after ``cache_ttl_ms``, which stays the
+        bound while the stream is down). A server that is down at open is not an error; a refused key
         is (:class:`AuthError`). ``token`` instead of ``api_key``: a signed-in user's
         access token (from ``POST /api/auth/login``); then ``project`` is required
         (``ORG/NAME``, or ``NAME`` in the organization ``default``), the role is the
@@ -319,6 +323,23 @@ class AsyncRegistry:
         """Resolve and render in one call."""
         result: Rendered = await self._n.render(name, _vars(variables), label, version)
         return result
+
+    # the change log
+    async def events(self, *, after: int = 0, limit: Optional[int] = None) -> EventPage:
+        """The project's change log after the cursor ``after`` (a ``seq``; 0 for the
+        start), oldest first: at most ``limit`` events (1 to 1000, default 100).
+        Follow it with ``after=page.next`` until ``page.has_more`` is false; every
+        write (prompt, version, label, key, credential and member changes) appears
+        once, in commit order. :class:`GoneError` when the events after ``after`` are
+        no longer retained: read the current state, then follow from :meth:`head`.
+        A negative ``after`` is a :class:`ValidationError` on ``after``."""
+        return EventPage._from(await self._n.events(after, limit))
+
+    async def head(self) -> int:
+        """The ``seq`` of the project's latest event (0 when nothing happened yet):
+        ``events(after=head())`` returns only what happens from now on."""
+        seq: int = await self._n.head()
+        return seq
 
     # execution
     async def execute(
