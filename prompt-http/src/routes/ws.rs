@@ -63,6 +63,10 @@ use crate::state::AppState;
 pub const CLOSE_LAGGED: u16 = 4008;
 /// The close code after a `cut_off` whose cursor was pruned.
 pub const CLOSE_GONE: u16 = 4010;
+/// The read buffer of a connection, in bytes.
+const READ_BUFFER: usize = 4 * 1024;
+/// The largest message a client may send, in bytes.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// A `subscribe` message.
 #[derive(Debug, Deserialize)]
@@ -156,7 +160,14 @@ pub async fn ws(
         upgrade.map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
     // The connection outlives the request: it keeps the caller's actor for nothing
     // (it writes nothing) and its project and identity for the subscription.
-    Ok(upgrade.on_upgrade(move |socket| connection(socket, feed, caller)))
+    Ok(upgrade
+        // Client messages are a few hundred bytes: a small read buffer (tungstenite's
+        // default is 128 KiB per connection, most of an idle subscriber's memory) and
+        // a bound on what a client may send.
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| connection(socket, feed, caller)))
 }
 
 /// Writes to the socket what the connection queues, then its last messages.
