@@ -127,7 +127,11 @@ impl Server {
 
     fn client(&self) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            // A hung server fails the test where it hangs, instead of blocking it.
+            http: reqwest::Client::builder()
+                .read_timeout(HANG)
+                .build()
+                .unwrap(),
             url: self.url.clone(),
             key: self.key.clone(),
         }
@@ -344,8 +348,9 @@ fn ws_request(server: &Server) -> tokio_tungstenite::tungstenite::handshake::cli
 }
 
 async fn ws_connect(server: &Server) -> Ws {
-    tokio_tungstenite::connect_async(ws_request(server))
+    tokio::time::timeout(HANG, tokio_tungstenite::connect_async(ws_request(server)))
         .await
+        .expect("the WebSocket handshake completes")
         .unwrap()
         .0
 }
@@ -859,7 +864,14 @@ async fn a_websocket_on_one_instance_gets_a_label_move_made_on_another_over_post
     let Some(url) = prompt_store::testkit::postgres_url() else {
         return;
     };
-    let schema = prompt_store::testkit::PgTestSchema::create(&url).await;
+    // A hang anywhere (a server, a pool, the listener) is a failure, not a stuck run.
+    tokio::time::timeout(Duration::from_secs(180), two_instances_on_postgres(&url))
+        .await
+        .expect("the two-instance scenario finishes");
+}
+
+async fn two_instances_on_postgres(url: &str) {
+    let schema = prompt_store::testkit::PgTestSchema::create(url).await;
     let open = || async {
         let s = prompt_store::PostgresStore::open(schema.config())
             .await
