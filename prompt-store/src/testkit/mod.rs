@@ -30,12 +30,14 @@ mod credentials;
 mod people;
 mod prompts;
 mod runs;
+mod webhooks;
 
 pub use backends::*;
 pub use credentials::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
+pub use webhooks::*;
 
 /// What a backend can do through the store traits; the suite skips what it cannot,
 /// saying so. A backend is done when every test its capabilities allow passes.
