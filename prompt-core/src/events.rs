@@ -81,6 +81,15 @@ pub trait WebhookStore: Send + Sync + Debug {
     /// holds the lease; `NotFound` if the webhook was deleted.
     async fn record_delivery(&self, worker: &str, report: DeliveryReport) -> Result<Webhook>;
 
+    /// Move the cursor of a webhook `worker` holds forward to `cursor`, past events
+    /// its filters do not want (nothing is logged; a cursor never moves back).
+    /// `Conflict` if `worker` no longer holds the lease; `NotFound` if the webhook was
+    /// deleted.
+    async fn skip_events(&self, worker: &str, id: Uuid, cursor: u64) -> Result<Webhook> {
+        let _ = (worker, id, cursor);
+        Err(crate::error::Error::unsupported("skipping webhook events"))
+    }
+
     /// Log an attempt made by hand (a redelivery): the webhook's cursor and state do
     /// not change.
     async fn log_delivery(&self, project: Uuid, delivery: Delivery) -> Result<Delivery>;

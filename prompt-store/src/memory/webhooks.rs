@@ -199,6 +199,18 @@ impl WebhookStore for MemoryStore {
         Ok(hook)
     }
 
+    async fn skip_events(&self, worker: &str, id: Uuid, cursor: u64) -> Result<Webhook> {
+        let mut s = self.write()?;
+        let row = s.hooks.rows.get_mut(&id).ok_or_else(|| not_found(id))?;
+        if row.lease.as_ref().is_none_or(|(w, _)| w != worker) {
+            return Err(Error::conflict(format!(
+                "webhook {id} is not leased to worker '{worker}' (any more)"
+            )));
+        }
+        row.hook.cursor = row.hook.cursor.max(cursor);
+        Ok(row.hook.clone())
+    }
+
     async fn log_delivery(&self, project: Uuid, delivery: Delivery) -> Result<Delivery> {
         let mut s = self.write()?;
         s.hooks.row(project, delivery.webhook_id)?;

@@ -472,6 +472,40 @@ where
         .await
     }
 
+    async fn skip_events(&self, worker: &str, id: Uuid, cursor: u64) -> Result<Webhook> {
+        let cursor = to_i64("cursor", cursor)?;
+        write::<D, _, _, _>(|| async {
+            // One conditional statement: the lease check and the move together.
+            let row = sqlx::query(concat!(
+                "UPDATE webhooks SET cursor = CASE WHEN cursor < $3 THEN $3 ELSE cursor END \
+                 WHERE id = $1 AND lease_owner = $2 RETURNING ",
+                hook_cols!()
+            ))
+            .bind(id)
+            .bind(worker)
+            .bind(cursor)
+            .fetch_optional(&self.writer)
+            .await?;
+            match row {
+                Some(row) => Self::webhook_from_row(&row),
+                None => {
+                    let exists = sqlx::query("SELECT id FROM webhooks WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                    Err(match exists {
+                        None => not_found(id),
+                        Some(_) => Error::conflict(format!(
+                            "webhook {id} is not leased to worker '{worker}' (any more)"
+                        )),
+                    }
+                    .into())
+                }
+            }
+        })
+        .await
+    }
+
     async fn log_delivery(&self, project: Uuid, delivery: Delivery) -> Result<Delivery> {
         let vals = DeliveryRow::of(&delivery)?;
         let d = &delivery;

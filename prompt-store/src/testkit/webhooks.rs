@@ -552,6 +552,27 @@ pub async fn webhooks_record_delivery(b: &WebhookBackend) {
     assert_eq!(got.http_status, Some(204));
     assert_eq!(got.status, DeliveryStatus::Delivered);
     assert_eq!(got.error, None);
+    // Skipping events it does not want: forward only, lease-checked.
+    let skipped = b
+        .webhooks
+        .skip_events("w2", h.id, h.cursor + 5)
+        .await
+        .unwrap();
+    assert_eq!(skipped.cursor, h.cursor + 5);
+    let back = b
+        .webhooks
+        .skip_events("w2", h.id, h.cursor + 2)
+        .await
+        .unwrap();
+    assert_eq!(back.cursor, h.cursor + 5, "a cursor never moves back");
+    assert!(matches!(
+        b.webhooks.skip_events("intruder", h.id, h.cursor + 9).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        b.webhooks.get_webhook(p, h.id).await.unwrap().cursor,
+        h.cursor + 5
+    );
     // Deleted while leased: NotFound.
     b.webhooks.delete_webhook(p, h.id).await.unwrap();
     let r = b
@@ -569,6 +590,10 @@ pub async fn webhooks_record_delivery(b: &WebhookBackend) {
         )
         .await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    assert!(matches!(
+        b.webhooks.skip_events("w2", h.id, h.cursor + 9).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// The delivery log: manual deliveries leave the webhook alone; newest first, keyset
