@@ -24,6 +24,7 @@ pub mod router;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod webhooks;
 pub mod writer;
 
 pub use router::{RouterConfig, app, openapi};
@@ -55,6 +56,9 @@ pub struct StateConfig {
     pub retry: prompt_providers::RetryPolicy,
     /// People (users, organizations, sign-in), when the backend has a people store.
     pub accounts: Option<AccountsSetup>,
+    /// Webhooks, when the backend has a webhook store and event log (their secrets
+    /// are sealed with `master_key`).
+    pub webhooks: Option<webhooks::WebhooksSetup>,
 }
 
 /// What the people features are built from.
@@ -80,6 +84,7 @@ impl Default for StateConfig {
             master_key: None,
             retry: prompt_providers::RetryPolicy::default(),
             accounts: None,
+            webhooks: None,
         }
     }
 }
@@ -113,6 +118,11 @@ pub async fn build_state(
         ),
         None => None,
     };
+    let webhooks = config
+        .webhooks
+        .clone()
+        .map(|setup| webhooks::Webhooks::new(setup, config.master_key.clone()))
+        .transpose()?;
     Ok((
         AppState {
             store,
@@ -128,6 +138,7 @@ pub async fn build_state(
                 config.retry.clone(),
             ),
             accounts,
+            webhooks,
         },
         writer_task,
     ))

@@ -245,6 +245,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     mailer: args.people.mailer()?,
                     config: args.people.accounts_config(addr)?,
                 }),
+                webhooks: Some(prompt_http::webhooks::WebhooksSetup {
+                    store: opened.backend.webhooks.clone(),
+                    events: opened.backend.events.clone(),
+                    projects: opened.store.clone(),
+                    people: Some(opened.backend.people.clone()),
+                    config: args.webhooks.config()?,
+                }),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(
@@ -258,6 +265,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let workers = start_workers(&state, args.workers)
                 .await
                 .map_err(|e| e.to_string())?;
+            let hook_worker = state
+                .webhooks
+                .clone()
+                .filter(|w| w.config().worker)
+                .map(prompt_http::webhooks::worker::spawn);
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 format!("cannot listen on {addr} (PROMPT_REGISTRY_ADDR / --addr): {e}")
             })?;
@@ -293,6 +305,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await;
             workers.shutdown().await;
+            if let Some(w) = hook_worker {
+                w.shutdown().await;
+            }
             opened.backend.close().await;
             served.map_err(|e| format!("server error: {e}"))
         }

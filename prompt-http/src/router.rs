@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::{
     ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
-use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools};
+use crate::routes::{execute, gateway, keys, prompts, providers, runs, service, tools, webhooks};
 use crate::state::AppState;
 
 /// Limits applied by the router.
@@ -124,6 +124,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             providers::get_provider,
             providers::delete_provider
         ))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .split_for_parts()
 }
 

@@ -30,6 +30,9 @@ pub struct AppState {
     /// People: users, organizations, sign-in (none over a backend without a people
     /// store; then only API keys authenticate).
     pub accounts: Option<crate::accounts::Accounts>,
+    /// Webhooks (none when the server was started without them: their routes answer
+    /// 501).
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl AppState {

@@ -15,3 +15,4 @@ pub mod service;
 pub mod social;
 pub mod tools;
 pub mod users;
+pub mod webhooks;

@@ -2,7 +2,7 @@
 //! state, so every method is atomic (a lease is taken or a delivery recorded under the
 //! write lock: two workers never hold the same webhook).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -148,15 +148,38 @@ impl WebhookStore for MemoryStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Webhook>> {
+        let free = |r: &HookRow| {
+            r.hook.enabled
+                && r.hook.next_attempt_at <= now
+                && r.lease.as_ref().is_none_or(|(_, t)| *t <= now)
+        };
+        // The heads of the candidates' projects, read before the write lock (the
+        // event log takes the lock itself); a head only grows, so one read early is
+        // at worst a pass late.
+        let projects: HashSet<Uuid> = self
+            .read()?
+            .hooks
+            .rows
+            .values()
+            .filter(|r| free(r))
+            .map(|r| r.hook.project_id)
+            .collect();
+        let mut heads = HashMap::with_capacity(projects.len());
+        for p in projects {
+            let head = match self.head(p).await {
+                Ok(h) => h,
+                Err(Error::Unsupported { .. }) => 0,
+                Err(e) => return Err(e),
+            };
+            heads.insert(p, head);
+        }
         let mut s = self.write()?;
         let mut due: Vec<(DateTime<Utc>, Uuid)> = s
             .hooks
             .rows
             .values()
             .filter(|r| {
-                r.hook.enabled
-                    && r.hook.next_attempt_at <= now
-                    && r.lease.as_ref().is_none_or(|(_, t)| *t <= now)
+                free(r) && r.hook.cursor < heads.get(&r.hook.project_id).copied().unwrap_or(0)
             })
             .map(|r| (r.hook.next_attempt_at, r.hook.id))
             .collect();

@@ -68,7 +68,8 @@ fn small(field: &str, v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::internal(format!("stored {field} is out of range: {v}")))
 }
 
-/// The lease statement: `$1` worker, `$2` until, `$3` now, `$4` limit. `lock` picks
+/// The lease statement: `$1` worker, `$2` until, `$3` now, `$4` limit. Only webhooks
+/// with pending events (cursor below the project's head) are candidates. `lock` picks
 /// the candidates without waiting on rows other workers are leasing (Postgres).
 fn lease_sql(lock: &str) -> String {
     format!(
@@ -76,6 +77,8 @@ fn lease_sql(lock: &str) -> String {
             "WITH picked AS MATERIALIZED (\
                SELECT id FROM webhooks WHERE enabled AND next_attempt_at <= $3 \
                AND (lease_owner IS NULL OR lease_until <= $3) \
+               AND cursor < COALESCE((SELECT h.seq FROM event_heads h \
+                                      WHERE h.project_id = webhooks.project_id), 0) \
                ORDER BY next_attempt_at, id LIMIT $4{}) \
              UPDATE webhooks SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM picked) AND enabled AND next_attempt_at <= $3 \

@@ -133,6 +133,22 @@ async fn project(b: &WebhookBackend) -> Uuid {
         .id
 }
 
+/// Write to `project` so that it has events after every webhook's cursor (webhooks
+/// without pending events are not leased).
+async fn write_events(b: &WebhookBackend, project: Uuid) {
+    b.store
+        .create_prompt(
+            project,
+            NewPrompt {
+                name: format!("p-{}", Uuid::new_v4().simple()),
+                description: None,
+                tags: vec![],
+            },
+        )
+        .await
+        .expect("prompt");
+}
+
 /// The project's head if the backend's event log works yet, else 0.
 async fn head_or_zero(b: &WebhookBackend, project: Uuid) -> u64 {
     match b.events.head(project).await {
@@ -248,6 +264,7 @@ pub async fn webhooks_crud(b: &WebhookBackend) {
     assert!(u.prompts.is_empty());
 
     // Disabled by failures, then enabled by hand: the failure state is cleared.
+    write_events(b, p).await;
     let at = now();
     let leased = b
         .webhooks
@@ -349,6 +366,12 @@ pub async fn webhooks_lease_exclusive(b: &WebhookBackend) {
     off.enabled = false;
     off.next_attempt_at = t0 - Duration::hours(1);
     let off = b.webhooks.create_webhook(off).await.unwrap();
+    // Caught up (no event after its cursor): never leased.
+    let idle_project = project(b).await;
+    let mut idle = new_webhook(idle_project, "https://example.com/idle");
+    idle.next_attempt_at = t0 - Duration::hours(2);
+    let idle = b.webhooks.create_webhook(idle).await.unwrap();
+    write_events(b, p).await;
 
     let until = t0 + Duration::seconds(60);
     let first = b.webhooks.lease_webhooks("a", t0, until, 3).await.unwrap();
@@ -386,7 +409,7 @@ pub async fn webhooks_lease_exclusive(b: &WebhookBackend) {
     }
     let expected: HashSet<Uuid> = ids.iter().copied().collect();
     assert_eq!(seen, expected);
-    assert!(!seen.contains(&future.id) && !seen.contains(&off.id));
+    assert!(!seen.contains(&future.id) && !seen.contains(&off.id) && !seen.contains(&idle.id));
     // Held: nothing to lease.
     assert!(
         b.webhooks
@@ -447,6 +470,7 @@ pub async fn webhooks_record_delivery(b: &WebhookBackend) {
         .create_webhook(new_webhook(p, "https://example.com"))
         .await
         .unwrap();
+    write_events(b, p).await;
     let t0 = now();
     let leased = b
         .webhooks
