@@ -30,6 +30,7 @@ pub use domain::{
     KeyRole, Label, LabelExpect, LabelMove, Member, Membership, NewEvent, NewPrompt, NewUser,
     NewVersion, OrgRole, Organization, Project, Prompt, PromptUpdate, PromptVersion, Rendered,
     Role, Selector, Template, TemplateKind, User, UserUpdate, Webhook, WebhookUpdate,
+    check_batch_size, check_if_match, check_parent_version, validate_batch,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};

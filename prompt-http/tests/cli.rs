@@ -219,7 +219,9 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"),
+        err.contains(
+            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"
+        ),
         "{err}"
     );
 
@@ -274,7 +276,9 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"),
+        err.contains(
+            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"
+        ),
         "{err}"
     );
     let out = bin()

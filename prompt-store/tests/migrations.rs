@@ -22,9 +22,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 const INITIAL: i64 = 20261122000001;
 /// The provider credentials migration.
 const CREDENTIALS: i64 = 20261122000701;
-/// The newest migration (people), and every migration in order.
-const LATEST: i64 = 20261206000001;
-const ALL: [i64; 3] = [INITIAL, CREDENTIALS, LATEST];
+/// The people migration (organizations, users, memberships).
+const PEOPLE: i64 = 20261206000001;
+/// The events migration (the change log, its per-project heads, webhooks and their
+/// deliveries).
+const EVENTS: i64 = 20261207000001;
+/// The newest migration (events), and every migration in order.
+const LATEST: i64 = EVENTS;
+const ALL: [i64; 4] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS];
+/// The tables the events migration creates.
+const EVENT_TABLES: [&str; 4] = ["event_heads", "events", "webhooks", "webhook_deliveries"];
 /// A migration no build of this code has.
 const FUTURE: i64 = 20991231000000;
 
@@ -189,8 +196,9 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// `<version>_<name>.sql` files) recorded in `_sqlx_migrations`. Turning a migration into
 /// an `.up.sql`/`.down.sql` pair keeps sqlx's checksum (of the SQL text) and description
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
-/// scripts are byte for byte what those builds ran.
-const SQLITE_CHECKSUMS: [(i64, &str); 3] = [
+/// scripts are byte for byte what those builds ran. The newest is pinned as well: once
+/// a build has run it, its up script is fixed too.
+const SQLITE_CHECKSUMS: [(i64, &str); 4] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -200,11 +208,15 @@ const SQLITE_CHECKSUMS: [(i64, &str); 3] = [
         "5fea846c9e87de2f9f4f84dc4772e7cdb6286b9c1981bd7a148bdc7c706cd88eb2a9acb7f6732c8ab20a7d1b3ab4a89d",
     ),
     (
-        LATEST,
+        PEOPLE,
         "a2c4bdee23fe866fddedebba596445a8d522fad9ae1b837ac8e03c0de37116e2f3e3eb8495fc7e2ac15f66ceaaa33f54",
     ),
+    (
+        EVENTS,
+        "9d3c595b3d832b5a4251cefa603b08d88a2b6c5b8764346ec3d2a364165e31cd28cae26b1e5960c1ce590bc8bf5c264d",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 3] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 4] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -214,8 +226,12 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 3] = [
         "ed47e601629b8eeff968afac805278b141efcae43ab6dda7cc93b87d7431f2cb930b13e06b50c1ecf56a8237869ced4c",
     ),
     (
-        LATEST,
+        PEOPLE,
         "b192a82348b5ec591d1b429501cc509938457da0ec77f36e174ee4234f96bd87c287dbe8aa56888e71e34d437fcc6f4f",
+    ),
+    (
+        EVENTS,
+        "5255df6961f2304d3b33b5ec617a004fe74ab292a86b5868b3298dfb0ff2d3068e963741bbb4047660a00b58a416ceda",
     ),
 ];
 
@@ -305,6 +321,12 @@ async fn sqlite_schema(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a schema from [`sqlite_schema`] has the table.
+fn sqlite_has_table(schema: &[String], table: &str) -> bool {
+    let line = format!("table {table} on {table}: ");
+    schema.iter().any(|l| l.starts_with(&line))
+}
+
 async fn sqlite_scalar(url: &str, sql: &'static str) -> i64 {
     let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
     let n = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
@@ -319,13 +341,24 @@ fn sqlite_url(dir: &tempfile::TempDir, file: &str) -> String {
 #[tokio::test]
 async fn sqlite_up_down_up_gives_the_same_schema() {
     let dir = tempfile::tempdir().unwrap();
-    // The schema at the credentials migration, made by running the up scripts to it.
+    // The schemas at the credentials and the people migrations, made by running the up
+    // scripts to them.
     let before_url = sqlite_url(&dir, "before.db");
     let pool = sqlx::SqlitePool::connect(&before_url).await.unwrap();
     SQLITE.run_to(CREDENTIALS, &pool).await.unwrap();
-    pool.close().await;
     let at_credentials = sqlite_schema(&before_url).await;
+    SQLITE.run_to(PEOPLE, &pool).await.unwrap();
+    pool.close().await;
+    let at_people = sqlite_schema(&before_url).await;
     assert!(at_credentials.iter().any(|l| l.contains("TABLE projects")));
+    assert!(at_people.iter().any(|l| l.contains("TABLE organizations")));
+    assert_ne!(at_people, at_credentials);
+    for table in EVENT_TABLES {
+        assert!(
+            !sqlite_has_table(&at_people, table),
+            "{table}: {at_people:?}"
+        );
+    }
 
     let url = sqlite_url(&dir, "m.db");
     let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
@@ -333,11 +366,37 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     s.close().await;
     let latest = sqlite_schema(&url).await;
     assert!(latest.iter().any(|l| l.contains("TABLE organizations")));
-    assert_ne!(latest, at_credentials);
+    for table in EVENT_TABLES {
+        assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
+    }
+    assert_ne!(latest, at_people);
 
-    // Down one: the schema of the credentials migration; the data of its tables is kept.
+    // Down one: the schema of the people migration, without the events tables; the
+    // data of its tables is kept.
     let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
+    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    assert_eq!(report.current, Some(PEOPLE));
+    let after_events = sqlite_schema(&url).await;
+    for table in EVENT_TABLES {
+        assert!(
+            !sqlite_has_table(&after_events, table),
+            "{table}: {after_events:?}"
+        );
+    }
+    assert_eq!(after_events, at_people);
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM projects").await,
+        1
+    );
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
+        3
+    );
+
+    // Down one more: the schema of the credentials migration; the data of its tables
+    // is kept.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(PEOPLE, "people")]));
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(sqlite_schema(&url).await, at_credentials);
     assert_eq!(
@@ -368,11 +427,12 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(sqlite_schema(&url).await, latest);
 
     // All at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 3).await.unwrap();
+    let report = prompt_store::revert(&url, 4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
-            (LATEST, "people"),
+            (EVENTS, "events"),
+            (PEOPLE, "people"),
             (CREDENTIALS, "provider credentials"),
             (INITIAL, "initial")
         ])
@@ -393,24 +453,25 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(4).await);
-    assert!(msg.contains("cannot revert 4 migrations"), "{msg}");
-    assert!(msg.contains("only 3 applied"), "{msg}");
+    let msg = invalid_count(s.revert(5).await);
+    assert!(msg.contains("cannot revert 5 migrations"), "{msg}");
+    assert!(msg.contains("only 4 applied"), "{msg}");
     assert!(
         msg.contains(&format!(
-            "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {LATEST} (people)"
+            "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
+             {EVENTS} (events)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 3 applied"), "{msg}");
+    assert!(msg.contains("only 4 applied"), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        3
+        4
     );
 
-    s.revert(3).await.unwrap();
+    s.revert(4).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -481,11 +542,15 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
+    let report = prompt_store::revert(&url, 2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(EVENTS, "events"), (PEOPLE, "people")])
+    );
+    assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![LATEST]
+        vec![PEOPLE, EVENTS]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -522,6 +587,11 @@ async fn postgres_schema(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
     lines
 }
 
+/// Whether a schema from [`postgres_schema`] has the table.
+fn postgres_has_table(schema: &[String], table: &str) -> bool {
+    schema.contains(&format!("relation {table} r"))
+}
+
 fn schema_url(url: &str, schema: &str) -> String {
     format!(
         "{url}{}options=-c%20search_path%3D{schema}",
@@ -532,29 +602,61 @@ fn schema_url(url: &str, schema: &str) -> String {
 #[tokio::test]
 async fn postgres_up_down_up_gives_the_same_schema() {
     let Some(url) = postgres_url() else { return };
-    // The schema at the first migration, in a schema of its own.
+    // The schemas at the credentials and the people migrations, in a schema of their
+    // own.
     let initial = PgTestSchema::create(&url).await;
     let pool = sqlx::PgPool::connect(&schema_url(&url, initial.name()))
         .await
         .unwrap();
     POSTGRES.run_to(CREDENTIALS, &pool).await.unwrap();
     let at_credentials = postgres_schema(&pool, initial.name()).await;
+    POSTGRES.run_to(PEOPLE, &pool).await.unwrap();
+    let at_people = postgres_schema(&pool, initial.name()).await;
     pool.close().await;
     assert!(
         at_credentials
             .iter()
             .any(|l| l.starts_with("relation projects"))
     );
+    assert!(
+        at_people
+            .iter()
+            .any(|l| l.starts_with("relation organizations"))
+    );
+    assert_ne!(at_people, at_credentials);
+    for table in EVENT_TABLES {
+        assert!(!postgres_has_table(&at_people, table), "{table}");
+    }
 
     let schema = PgTestSchema::create(&url).await;
     let s = PostgresStore::open(schema.config()).await.unwrap();
     s.ensure_project("kept").await.unwrap();
     let latest = postgres_schema(s.pool(), schema.name()).await;
     assert!(latest.iter().any(|l| l.contains("organizations")));
-    assert_ne!(latest, at_credentials);
+    for table in EVENT_TABLES {
+        assert!(postgres_has_table(&latest, table), "{table}: {latest:?}");
+    }
+    assert_ne!(latest, at_people);
 
     let report = s.revert(1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
+    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    assert_eq!(report.current, Some(PEOPLE));
+    let after_events = postgres_schema(s.pool(), schema.name()).await;
+    for table in EVENT_TABLES {
+        assert!(
+            !postgres_has_table(&after_events, table),
+            "{table}: {after_events:?}"
+        );
+    }
+    assert_eq!(after_events, at_people);
+    let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(projects, 1, "the data of the tables kept is kept");
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(PEOPLE, "people")]));
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         postgres_schema(s.pool(), schema.name()).await,
@@ -584,13 +686,14 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(4).await);
-    assert!(msg.contains("only 3 applied"), "{msg}");
-    let report = s.revert(3).await.unwrap();
+    let msg = invalid_count(s.revert(5).await);
+    assert!(msg.contains("only 4 applied"), "{msg}");
+    let report = s.revert(4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
-            (LATEST, "people"),
+            (EVENTS, "events"),
+            (PEOPLE, "people"),
             (CREDENTIALS, "provider credentials"),
             (INITIAL, "initial")
         ])
@@ -618,9 +721,13 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(LATEST, "people")]));
-    assert_eq!(s.migrate().await.unwrap().applied, vec![LATEST]);
+    let report = s.revert(2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(EVENTS, "events"), (PEOPLE, "people")])
+    );
+    assert_eq!(report.current, Some(CREDENTIALS));
+    assert_eq!(s.migrate().await.unwrap().applied, vec![PEOPLE, EVENTS]);
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
 }
@@ -696,9 +803,16 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+    c.close().await.unwrap();
+
+    // The events migration goes first: the people migration is the newest again.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    assert_eq!(report.current, Some(PEOPLE));
 
     // Two organizations with a project of the same name: the revert fails, changes
     // nothing.
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES (x'03', 'acme', 1)")
         .execute(&mut c)
         .await
@@ -724,7 +838,9 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
         .await
         .unwrap();
     c.close().await.unwrap();
-    prompt_store::revert(&url, 1).await.unwrap();
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(PEOPLE, "people")]));
+    assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         sqlite_scalar(
             &url,
@@ -753,6 +869,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
+    // The events migration goes first: the people migration is the newest again.
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    assert_eq!(report.current, Some(PEOPLE));
+
+    // Two organizations with a project of the same name: the revert fails, changes
+    // nothing.
     let acme = uuid::Uuid::now_v7();
     sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'acme', now())")
         .bind(acme)
@@ -776,7 +899,9 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
         .execute(&pool)
         .await
         .unwrap();
-    s.revert(1).await.unwrap();
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(PEOPLE, "people")]));
+    assert_eq!(report.current, Some(CREDENTIALS));
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM prompts")
         .fetch_one(&pool)
         .await

@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::credential::ProviderCredential;
+use super::key::ApiKeyRecord;
+use super::label::LabelMove;
+use super::prompt::PromptUpdate;
+use super::version::PromptVersion;
 use crate::error::{Error, Result};
 
 /// What kind of change an [`Event`] records. On the wire: `prompt.created`, …
@@ -235,6 +240,100 @@ impl NewEvent {
     pub fn with_data(mut self, data: Value) -> Self {
         self.data = data;
         self
+    }
+
+    /// `prompt.created` for a prompt created with `description` and `tags`.
+    pub fn prompt_created(name: &str, description: Option<&str>, tags: &[String]) -> Self {
+        Self::prompt(EventType::PromptCreated, name)
+            .with_data(serde_json::json!({"description": description, "tags": tags}))
+    }
+
+    /// `prompt.updated`: `data` holds the fields the update set.
+    pub fn prompt_updated(name: &str, update: &PromptUpdate) -> Self {
+        let mut data = serde_json::Map::new();
+        if let Some(d) = &update.description {
+            data.insert("description".into(), serde_json::json!(d));
+        }
+        if let Some(t) = &update.tags {
+            data.insert("tags".into(), serde_json::json!(t));
+        }
+        Self::prompt(EventType::PromptUpdated, name).with_data(Value::Object(data))
+    }
+
+    /// `prompt.archived`.
+    pub fn prompt_archived(name: &str) -> Self {
+        Self::prompt(EventType::PromptArchived, name)
+    }
+
+    /// `version.created` for `v` (its author is the actor).
+    pub fn version_created(v: &PromptVersion) -> Self {
+        let labels: Vec<&String> = v
+            .labels
+            .iter()
+            .filter(|l| l.as_str() != crate::validate::LATEST_LABEL)
+            .collect();
+        Self::prompt(EventType::VersionCreated, &v.prompt)
+            .with_version(v.version)
+            .with_actor(v.created_by.as_deref())
+            .with_data(serde_json::json!({
+                "id": v.id,
+                "labels": labels,
+                "commit_message": v.commit_message,
+            }))
+    }
+
+    /// `label.moved` or `label.removed` for the recorded move `m` (its mover is the
+    /// actor; `data.from` is the version the label left).
+    pub fn label_changed(m: &LabelMove) -> Self {
+        let (kind, version) = match m.to_version {
+            Some(v) => (EventType::LabelMoved, Some(v)),
+            None => (EventType::LabelRemoved, None),
+        };
+        NewEvent {
+            version,
+            ..Self::prompt(kind, &m.prompt)
+                .with_label(&m.label)
+                .with_actor(m.moved_by.as_deref())
+                .with_data(serde_json::json!({"from": m.from_version}))
+        }
+    }
+
+    /// `api_key.created` for `k` (never its hash).
+    pub fn api_key_created(k: &ApiKeyRecord) -> Self {
+        Self::project(
+            EventType::ApiKeyCreated,
+            serde_json::json!({"id": k.id, "name": k.name, "role": k.role, "prefix": k.prefix}),
+        )
+    }
+
+    /// `api_key.revoked` for key `id`.
+    pub fn api_key_revoked(id: Uuid) -> Self {
+        Self::project(EventType::ApiKeyRevoked, serde_json::json!({"id": id}))
+    }
+
+    /// `credential.put` for `c` (its name and kind, never the secret).
+    pub fn credential_put(c: &ProviderCredential) -> Self {
+        Self::project(
+            EventType::CredentialPut,
+            serde_json::json!({"name": c.name, "kind": c.kind}),
+        )
+    }
+
+    /// `credential.deleted` for the credential `name`.
+    pub fn credential_deleted(name: &str) -> Self {
+        Self::project(
+            EventType::CredentialDeleted,
+            serde_json::json!({"name": name}),
+        )
+    }
+
+    /// `member.changed`: `user`'s access to the project now — their organization role
+    /// and per-project role, each `None` when they have none.
+    pub fn member_changed(user: Uuid, org_role: Option<&str>, project_role: Option<&str>) -> Self {
+        Self::project(
+            EventType::MemberChanged,
+            serde_json::json!({"user": user, "org_role": org_role, "project_role": project_role}),
+        )
     }
 
     /// The stored event: `seq`, `id` and `at` given by the store, the actor of the

@@ -159,6 +159,41 @@ impl NewVersion {
     }
 }
 
+/// The precondition of [`NewVersion::parent_version`]: `Conflict`, naming the current
+/// latest, unless the prompt's `latest` version is still `parent` (`0` or `None`
+/// latest: no version yet).
+pub fn check_parent_version(prompt: &str, latest: Option<u32>, parent: Option<u32>) -> Result<()> {
+    match parent {
+        Some(p) if p != latest.unwrap_or(0) => Err(Error::conflict(format!(
+            "prompt '{prompt}' changed meanwhile: its latest version is {}, your edit is \
+             based on {}; rebase it on the latest and try again",
+            latest.map_or_else(|| "none (it has no version)".to_owned(), |l| l.to_string()),
+            if p == 0 {
+                "no version".to_owned()
+            } else {
+                format!("version {p}")
+            }
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The `If-Match` precondition of a write to a prompt whose current etag is `etag`
+/// (`None`: the prompt does not exist): `PreconditionFailed` unless `if_match` is
+/// absent, `*` on an existing prompt, or the current etag.
+pub fn check_if_match(prompt: &str, etag: Option<&str>, if_match: Option<&str>) -> Result<()> {
+    match (if_match, etag) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Error::PreconditionFailed {
+            message: format!("prompt '{prompt}' does not exist (If-Match was given)"),
+        }),
+        (Some(m), Some(etag)) if m == "*" || m == etag => Ok(()),
+        (Some(_), Some(etag)) => Err(Error::PreconditionFailed {
+            message: format!("prompt '{prompt}' has changed; its etag is now {etag}"),
+        }),
+    }
+}
+
 /// How to pick a version of a prompt.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

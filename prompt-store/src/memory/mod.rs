@@ -11,14 +11,16 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prompt_core::domain::actor;
 use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::{RunPosition, StatsAccumulator};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, Error, LabelExpect, LabelMove, NewPrompt, NewVersion, Order, Project, Prompt,
-    PromptStore, PromptUpdate, PromptVersion, ProviderCredential, Result, Run, RunLog, RunQuery,
-    RunStats, RunStatus, RunUpdate, Selector, StatsQuery, validate,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewEvent,
+    NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate, PromptVersion,
+    ProviderCredential, Result, Run, RunLog, RunQuery, RunStats, RunStatus, RunUpdate, Selector,
+    StatsQuery, check_batch_size, check_if_match, check_parent_version, validate,
 };
 use uuid::Uuid;
 
@@ -26,6 +28,7 @@ mod feed;
 mod people;
 mod webhooks;
 
+use feed::{Notifier, ProjectLog};
 use people::People;
 
 /// Configuration of the memory backend (it has none yet; kept for the uniform shape of
@@ -153,6 +156,8 @@ struct State {
     key_hashes: HashMap<String, Uuid>,
     /// (project, provider name) → credential.
     credentials: BTreeMap<(Uuid, String), ProviderCredential>,
+    /// project → its change log.
+    feed: HashMap<Uuid, ProjectLog>,
 }
 
 impl State {
@@ -225,6 +230,226 @@ impl State {
         self.live.insert(key, id);
         Ok(self.prompts.entry(id).or_insert(row))
     }
+
+    // The prompt writes, once each: the single-operation methods and `apply_batch`
+    // run them; each pushes the events it causes onto `ev`.
+
+    fn create_prompt_op(
+        &mut self,
+        project: Uuid,
+        new: NewPrompt,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<Prompt> {
+        let p = self.insert_prompt(project, new)?.to_prompt();
+        ev.push(NewEvent::prompt_created(
+            &p.name,
+            p.description.as_deref(),
+            &p.tags,
+        ));
+        Ok(p)
+    }
+
+    fn update_prompt_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<Prompt> {
+        let row = self.live_prompt_mut(project, name)?;
+        check_if_match(name, Some(&etag_of(row.id, row.revision)), if_match)?;
+        ev.push(NewEvent::prompt_updated(name, &update));
+        if let Some(d) = update.description {
+            row.description = d;
+        }
+        if let Some(t) = update.tags {
+            row.tags = t;
+        }
+        row.touch(now());
+        Ok(row.to_prompt())
+    }
+
+    fn archive_prompt_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<()> {
+        let id = self
+            .live
+            .remove(&(project, name.to_owned()))
+            .ok_or_else(|| prompt_not_found(name))?;
+        if let Some(row) = self.prompts.get_mut(&id) {
+            row.archived = true;
+            row.touch(now());
+        }
+        ev.push(NewEvent::prompt_archived(name));
+        Ok(())
+    }
+
+    fn create_version_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        new: NewVersion,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<PromptVersion> {
+        let (new, variables) = new.prepare()?;
+        let row = match self.live_prompt(project, name) {
+            Ok(_) => self.live_prompt_mut(project, name)?,
+            Err(Error::NotFound { .. }) => {
+                check_if_match(name, None, new.if_match.as_deref())?;
+                let row = self.insert_prompt(project, NewPrompt::named(name))?;
+                ev.push(NewEvent::prompt_created(name, None, &[]));
+                row
+            }
+            Err(e) => return Err(e),
+        };
+        check_if_match(
+            name,
+            Some(&etag_of(row.id, row.revision)),
+            new.if_match.as_deref(),
+        )?;
+        check_parent_version(
+            name,
+            row.versions.last().map(|v| v.version),
+            new.parent_version,
+        )?;
+        let at = now();
+        let number = u32::try_from(row.versions.len() + 1)
+            .map_err(|_| Error::conflict("too many versions"))?;
+        let version = PromptVersion {
+            id: new_id(),
+            prompt: row.name.clone(),
+            prompt_id: row.id,
+            version: number,
+            kind: new.template.kind(),
+            template: new.template,
+            template_format: new.template_format,
+            variables,
+            config: new.config,
+            labels: Vec::new(),
+            commit_message: new.commit_message,
+            created_by: new.created_by.clone(),
+            created_at: at,
+        };
+        let (vid, pid) = (version.id, row.id);
+        row.versions.push(Arc::new(version));
+        let mut moves = Vec::with_capacity(new.labels.len());
+        for l in &new.labels {
+            moves.push(row.move_label(l, Some(number), new.created_by.as_deref(), at));
+        }
+        row.touch(at);
+        let out = row
+            .version_with_labels(number)
+            .ok_or_else(|| Error::internal("version vanished"))?;
+        self.version_ids.insert(vid, pid);
+        ev.push(NewEvent::version_created(&out));
+        ev.extend(moves.iter().map(NewEvent::label_changed));
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_label_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        version: u32,
+        expect: LabelExpect,
+        actor: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<LabelMove> {
+        let row = self.live_prompt_mut(project, name)?;
+        if version as usize > row.versions.len() {
+            return Err(Error::not_found(format!(
+                "version {version} of prompt '{name}'"
+            )));
+        }
+        expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
+        let m = row.move_label(label, Some(version), actor, now());
+        ev.push(NewEvent::label_changed(&m));
+        Ok(m)
+    }
+
+    fn delete_label_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        expect: LabelExpect,
+        actor: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<LabelMove> {
+        let row = self.live_prompt_mut(project, name)?;
+        let Some((current, _)) = row.labels.get(label) else {
+            return Err(Error::not_found(format!(
+                "label '{label}' of prompt '{name}'"
+            )));
+        };
+        expect.check(name, label, Some(*current))?;
+        let m = row.move_label(label, None, actor, now());
+        ev.push(NewEvent::label_changed(&m));
+        Ok(m)
+    }
+
+    /// One operation of a batch.
+    fn batch_op(
+        &mut self,
+        project: Uuid,
+        op: BatchOp,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<BatchOutcome> {
+        let expect = op.label_expect();
+        Ok(match op {
+            BatchOp::CreatePrompt { prompt } => {
+                BatchOutcome::Prompt(self.create_prompt_op(project, prompt, ev)?)
+            }
+            BatchOp::UpdatePrompt {
+                name,
+                update,
+                if_match,
+            } => BatchOutcome::Prompt(self.update_prompt_op(
+                project,
+                &name,
+                update,
+                if_match.as_deref(),
+                ev,
+            )?),
+            BatchOp::ArchivePrompt { name } => {
+                self.archive_prompt_op(project, &name, ev)?;
+                BatchOutcome::Archived(name)
+            }
+            BatchOp::CreateVersion { name, version } => {
+                BatchOutcome::Version(self.create_version_op(project, &name, version, ev)?)
+            }
+            BatchOp::SetLabel {
+                name,
+                label,
+                version,
+                ..
+            } => BatchOutcome::LabelMove(self.set_label_op(
+                project,
+                &name,
+                &label,
+                version,
+                expect,
+                actor::current().as_deref(),
+                ev,
+            )?),
+            BatchOp::DeleteLabel { name, label, .. } => {
+                BatchOutcome::LabelMove(self.delete_label_op(
+                    project,
+                    &name,
+                    &label,
+                    expect,
+                    actor::current().as_deref(),
+                    ev,
+                )?)
+            }
+        })
+    }
 }
 
 fn prompt_not_found(name: &str) -> Error {
@@ -237,6 +462,7 @@ fn prompt_not_found(name: &str) -> Error {
 pub struct MemoryStore {
     state: Arc<RwLock<State>>,
     runs: Arc<RwLock<RunState>>,
+    notifier: Arc<Notifier>,
 }
 
 #[derive(Debug, Default)]
@@ -266,6 +492,21 @@ impl MemoryStore {
 
     fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
         self.state.write().map_err(poisoned)
+    }
+
+    /// Append `events` of `project` under the write lock `s`, release it, then wake
+    /// subscribers; returns `out`.
+    fn commit<T>(
+        &self,
+        mut s: RwLockWriteGuard<'_, State>,
+        project: Uuid,
+        events: Vec<NewEvent>,
+        out: T,
+    ) -> T {
+        let c = s.append(project, events);
+        drop(s);
+        self.notifier.send(c);
+        out
     }
 
     fn runs_read(&self) -> Result<RwLockReadGuard<'_, RunState>> {
@@ -317,7 +558,9 @@ impl PromptStore for MemoryStore {
 
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
         let mut s = self.write()?;
-        Ok(s.insert_prompt(project, new)?.to_prompt())
+        let mut ev = Vec::new();
+        let p = s.create_prompt_op(project, new, &mut ev)?;
+        Ok(self.commit(s, project, ev, p))
     }
 
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
@@ -360,37 +603,16 @@ impl PromptStore for MemoryStore {
         if_match: Option<&str>,
     ) -> Result<Prompt> {
         let mut s = self.write()?;
-        let row = s.live_prompt_mut(project, name)?;
-        let etag = etag_of(row.id, row.revision);
-        if let Some(expected) = if_match
-            && expected != etag
-            && expected != "*"
-        {
-            return Err(Error::PreconditionFailed {
-                message: format!("prompt '{name}' has changed; its etag is now {etag}"),
-            });
-        }
-        if let Some(d) = update.description {
-            row.description = d;
-        }
-        if let Some(t) = update.tags {
-            row.tags = t;
-        }
-        row.touch(now());
-        Ok(row.to_prompt())
+        let mut ev = Vec::new();
+        let p = s.update_prompt_op(project, name, update, if_match, &mut ev)?;
+        Ok(self.commit(s, project, ev, p))
     }
 
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
         let mut s = self.write()?;
-        let id = s
-            .live
-            .remove(&(project, name.to_owned()))
-            .ok_or_else(|| prompt_not_found(name))?;
-        if let Some(row) = s.prompts.get_mut(&id) {
-            row.archived = true;
-            row.touch(now());
-        }
-        Ok(())
+        let mut ev = Vec::new();
+        s.archive_prompt_op(project, name, &mut ev)?;
+        Ok(self.commit(s, project, ev, ()))
     }
 
     async fn create_version(
@@ -399,42 +621,10 @@ impl PromptStore for MemoryStore {
         name: &str,
         new: NewVersion,
     ) -> Result<PromptVersion> {
-        let (new, variables) = new.prepare()?;
         let mut s = self.write()?;
-        let row = match s.live_prompt(project, name) {
-            Ok(_) => s.live_prompt_mut(project, name)?,
-            Err(Error::NotFound { .. }) => s.insert_prompt(project, NewPrompt::named(name))?,
-            Err(e) => return Err(e),
-        };
-        let at = now();
-        let number = u32::try_from(row.versions.len() + 1)
-            .map_err(|_| Error::conflict("too many versions"))?;
-        let version = PromptVersion {
-            id: new_id(),
-            prompt: row.name.clone(),
-            prompt_id: row.id,
-            version: number,
-            kind: new.template.kind(),
-            template: new.template,
-            template_format: new.template_format,
-            variables,
-            config: new.config,
-            labels: Vec::new(),
-            commit_message: new.commit_message,
-            created_by: new.created_by.clone(),
-            created_at: at,
-        };
-        let (vid, pid) = (version.id, row.id);
-        row.versions.push(Arc::new(version));
-        for l in &new.labels {
-            row.move_label(l, Some(number), new.created_by.as_deref(), at);
-        }
-        row.touch(at);
-        let out = row
-            .version_with_labels(number)
-            .ok_or_else(|| Error::internal("version vanished"))?;
-        s.version_ids.insert(vid, pid);
-        Ok(out)
+        let mut ev = Vec::new();
+        let v = s.create_version_op(project, name, new, &mut ev)?;
+        Ok(self.commit(s, project, ev, v))
     }
 
     async fn list_versions(
@@ -503,14 +693,9 @@ impl PromptStore for MemoryStore {
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let mut s = self.write()?;
-        let row = s.live_prompt_mut(project, name)?;
-        if version as usize > row.versions.len() {
-            return Err(Error::not_found(format!(
-                "version {version} of prompt '{name}'"
-            )));
-        }
-        expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
-        Ok(row.move_label(label, Some(version), actor, now()))
+        let mut ev = Vec::new();
+        let m = s.set_label_op(project, name, label, version, expect, actor, &mut ev)?;
+        Ok(self.commit(s, project, ev, m))
     }
 
     async fn delete_label(
@@ -522,22 +707,36 @@ impl PromptStore for MemoryStore {
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let mut s = self.write()?;
-        let row = s.live_prompt_mut(project, name)?;
-        let Some((current, _)) = row.labels.get(label) else {
-            return Err(Error::not_found(format!(
-                "label '{label}' of prompt '{name}'"
-            )));
-        };
-        expect.check(name, label, Some(*current))?;
-        Ok(row.move_label(label, None, actor, now()))
+        let mut ev = Vec::new();
+        let m = s.delete_label_op(project, name, label, expect, actor, &mut ev)?;
+        Ok(self.commit(s, project, ev, m))
     }
 
+    /// All or nothing: the prompts' state is saved first and put back if an
+    /// operation fails (the memory store has no transactions).
     async fn apply_batch(
         &self,
-        _project: Uuid,
-        _ops: Vec<prompt_core::BatchOp>,
-    ) -> std::result::Result<Vec<prompt_core::BatchOutcome>, prompt_core::BatchFailure> {
-        Err(Error::unsupported("apply_batch on memory (being written)").into())
+        project: Uuid,
+        ops: Vec<BatchOp>,
+    ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
+        check_batch_size(&ops)?;
+        let mut s = self.write()?;
+        if !s.projects.contains_key(&project) {
+            return Err(Error::not_found(format!("project {project}")).into());
+        }
+        let saved = (s.prompts.clone(), s.live.clone(), s.version_ids.clone());
+        let mut ev = Vec::new();
+        let mut out = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            match s.batch_op(project, op, &mut ev) {
+                Ok(o) => out.push(o),
+                Err(e) => {
+                    (s.prompts, s.live, s.version_ids) = saved;
+                    return Err(BatchFailure::at(i, e));
+                }
+            }
+        }
+        Ok(self.commit(s, project, ev, out))
     }
 
     async fn label_history(
@@ -577,7 +776,8 @@ impl PromptStore for MemoryStore {
         }
         s.key_hashes.insert(record.hash.clone(), record.id);
         s.keys.insert(record.id, record.clone());
-        Ok(record)
+        let ev = vec![NewEvent::api_key_created(&record)];
+        Ok(self.commit(s, record.project_id, ev, record))
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
@@ -606,10 +806,12 @@ impl PromptStore for MemoryStore {
         let mut s = self.write()?;
         match s.keys.get_mut(&id) {
             Some(k) if k.project_id == project => {
+                let mut ev = Vec::new();
                 if k.revoked_at.is_none() {
                     k.revoked_at = Some(now());
+                    ev.push(NewEvent::api_key_revoked(id));
                 }
-                Ok(())
+                Ok(self.commit(s, project, ev, ()))
             }
             _ => Err(Error::not_found(format!("api key {id}"))),
         }
@@ -631,7 +833,8 @@ impl PromptStore for MemoryStore {
             credential.created_at = old.created_at;
         }
         s.credentials.insert(key, credential.clone());
-        Ok(credential)
+        let ev = vec![NewEvent::credential_put(&credential)];
+        Ok(self.commit(s, credential.project_id, ev, credential))
     }
 
     async fn get_provider_credential(
@@ -657,11 +860,12 @@ impl PromptStore for MemoryStore {
     }
 
     async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
-        self.write()?
-            .credentials
+        let mut s = self.write()?;
+        s.credentials
             .remove(&(project, name.to_owned()))
-            .map(|_| ())
-            .ok_or_else(|| credential_not_found(name))
+            .ok_or_else(|| credential_not_found(name))?;
+        let ev = vec![NewEvent::credential_deleted(name)];
+        Ok(self.commit(s, project, ev, ()))
     }
 
     async fn reseal_provider_credentials(

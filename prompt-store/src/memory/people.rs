@@ -32,9 +32,9 @@ pub(super) struct People {
     /// ASCII-lowercased email → user.
     emails: HashMap<String, Uuid>,
     /// (org, user) → membership.
-    memberships: BTreeMap<(Uuid, Uuid), Membership>,
+    pub(super) memberships: BTreeMap<(Uuid, Uuid), Membership>,
     /// (project, user) → role override.
-    project_roles: BTreeMap<(Uuid, Uuid), KeyRole>,
+    pub(super) project_roles: BTreeMap<(Uuid, Uuid), KeyRole>,
     invitations: HashMap<Uuid, Invitation>,
     sessions: HashMap<Uuid, AuthSession>,
     /// Rotated refresh token hash → its session.
@@ -389,6 +389,14 @@ impl PeopleStore for MemoryStore {
         for org in owned {
             s.people.check_not_last_owner(org, id)?;
         }
+        let mut orgs: Vec<Uuid> = s
+            .people
+            .memberships
+            .keys()
+            .filter(|(_, u)| *u == id)
+            .map(|(o, _)| *o)
+            .collect();
+        orgs.sort();
         let p = &mut s.people;
         p.memberships.retain(|(_, u), _| *u != id);
         p.project_roles.retain(|(_, u), _| *u != id);
@@ -428,7 +436,12 @@ impl PeopleStore for MemoryStore {
                 }
             }
         }
-        Ok(())
+        s.anonymise_events(actor, DELETED_USER);
+        let mut woken = Vec::new();
+        for org in orgs {
+            woken.extend(s.member_changed(org, None, id));
+        }
+        Ok(self.wake(s, woken, ()))
     }
 
     async fn set_member(&self, org: Uuid, user: Uuid, role: OrgRole) -> Result<Membership> {
@@ -438,7 +451,9 @@ impl PeopleStore for MemoryStore {
         if role != OrgRole::Owner {
             s.people.check_not_last_owner(org, user)?;
         }
-        Ok(s.people.put_member(org, user, role))
+        let m = s.people.put_member(org, user, role);
+        let woken = s.member_changed(org, None, user);
+        Ok(self.wake(s, woken, m))
     }
 
     async fn membership(&self, org: Uuid, user: Uuid) -> Result<Membership> {
@@ -493,7 +508,8 @@ impl PeopleStore for MemoryStore {
             .project_roles
             .retain(|(pid, uid), _| !(*uid == user && in_org.contains(pid)));
         s.people.memberships.remove(&(org, user));
-        Ok(())
+        let woken = s.member_changed(org, None, user);
+        Ok(self.wake(s, woken, ()))
     }
 
     async fn set_project_role(
@@ -519,7 +535,8 @@ impl PeopleStore for MemoryStore {
                 s.people.project_roles.remove(&(project, user));
             }
         }
-        Ok(())
+        let woken = s.member_changed(org, Some(project), user);
+        Ok(self.wake(s, woken, ()))
     }
 
     async fn project_access(&self, user: Uuid, project: Uuid) -> Result<Option<KeyRole>> {
@@ -612,7 +629,9 @@ impl PeopleStore for MemoryStore {
             Some(m) if m.role >= role => m.role,
             _ => role,
         };
-        Ok(s.people.put_member(org, user, role))
+        let m = s.people.put_member(org, user, role);
+        let woken = s.member_changed(org, None, user);
+        Ok(self.wake(s, woken, m))
     }
 
     async fn create_session(&self, session: AuthSession) -> Result<AuthSession> {

@@ -134,6 +134,31 @@ impl Dialect for Postgres {
         notify(state, conn, listener::keys_payload(project)).await
     }
 
+    async fn notify_events(
+        state: &PostgresState,
+        conn: &mut PgConnection,
+        project: Uuid,
+        seq: u64,
+    ) -> Result<(), Failure> {
+        notify(state, conn, listener::events_payload(project, seq)).await
+    }
+
+    fn follow_commits(
+        state: &PostgresState,
+        local: &tokio::sync::broadcast::Sender<prompt_core::Committed>,
+    ) {
+        if state.config.notify {
+            state.commit_listener.get_or_init(|| {
+                listener::spawn(
+                    state.options.clone(),
+                    state.config.notify_channel.clone(),
+                    std::time::Duration::from_millis(state.config.listener_ping_ms),
+                    listener::CommitSink(local.clone()),
+                )
+            });
+        }
+    }
+
     async fn insert_runs(writer: &Pool<Postgres>, runs: &[Run]) -> Result<(), Failure> {
         let c = Columns::of(runs)?;
         // One statement is one transaction: all rows or none, durable on return.

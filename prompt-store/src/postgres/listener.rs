@@ -1,11 +1,15 @@
-//! The `LISTEN` side of cross-process cache invalidation.
+//! The `LISTEN` side of cross-process notifications: cache invalidation (a
+//! [`Invalidator`]) and the change feed's commit wake-ups (a [`CommitSink`]), one
+//! connection each, both on the store's notification channel.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use prompt_core::Committed;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::cache::Invalidator;
@@ -21,6 +25,80 @@ struct Payload {
 #[derive(Serialize, Deserialize)]
 struct KeysPayload {
     revoked_key_of: Uuid,
+}
+
+/// The payload of a notification that a project's change log reached `seq`.
+#[derive(Serialize, Deserialize)]
+struct EventsPayload {
+    events_of: Uuid,
+    seq: u64,
+}
+
+/// The payload of a commit wake-up.
+pub(crate) fn events_payload(project: Uuid, seq: u64) -> String {
+    serde_json::to_string(&EventsPayload {
+        events_of: project,
+        seq,
+    })
+    .unwrap_or_default()
+}
+
+/// What a listener does with what it hears.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// Subscribed (again): whatever happened before is to be assumed. `false` stops.
+    fn connected(&self) -> bool;
+    /// A notification's payload. `false` stops.
+    fn notified(&self, payload: &str) -> bool;
+    /// Whether nobody needs the listener any more.
+    fn is_closed(&self) -> bool;
+}
+
+impl Sink for Invalidator {
+    fn connected(&self) -> bool {
+        self.invalidate_all()
+    }
+
+    fn notified(&self, payload: &str) -> bool {
+        if let Ok(p) = serde_json::from_str::<Payload>(payload) {
+            self.invalidate_prompt(p.project, &p.prompt)
+        } else if serde_json::from_str::<KeysPayload>(payload).is_ok() {
+            self.invalidate_keys()
+        } else if serde_json::from_str::<EventsPayload>(payload).is_ok() {
+            // The change feed's wake-ups: the prompt notifications cover the cache.
+            !self.is_closed()
+        } else {
+            // Not ours to understand: be safe.
+            self.invalidate_all()
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        Invalidator::is_closed(self)
+    }
+}
+
+/// Passes other instances' commits on to this store's change-feed subscribers.
+pub(crate) struct CommitSink(pub(crate) broadcast::Sender<Committed>);
+
+impl Sink for CommitSink {
+    fn connected(&self) -> bool {
+        // Subscribers read the log from their cursors; nothing to replay.
+        true
+    }
+
+    fn notified(&self, payload: &str) -> bool {
+        if let Ok(p) = serde_json::from_str::<EventsPayload>(payload) {
+            let _ = self.0.send(Committed {
+                project: p.events_of,
+                seq: p.seq,
+            });
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// The payload of a revocation notification.
@@ -97,11 +175,11 @@ impl Drop for InvalidationListener {
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub(crate) fn spawn(
+pub(crate) fn spawn<K: Sink>(
     options: PgConnectOptions,
     channel: String,
     ping: Duration,
-    invalidator: Invalidator,
+    invalidator: K,
 ) -> InvalidationListener {
     let status = Arc::new(ListenerStatus::default());
     let task = tokio::spawn(run(options, channel, ping, invalidator, status.clone()));
@@ -110,11 +188,11 @@ pub(crate) fn spawn(
 
 /// Connect, subscribe, flush, and pass notifications on until the connection fails;
 /// then again, with exponential backoff between failed attempts.
-async fn run(
+async fn run<K: Sink>(
     options: PgConnectOptions,
     channel: String,
     ping: Duration,
-    invalidator: Invalidator,
+    invalidator: K,
     status: Arc<ListenerStatus>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -126,11 +204,11 @@ async fn run(
                 status.connects.fetch_add(1, Ordering::AcqRel);
                 // Subscribed now: anything committed before is covered by the flush,
                 // anything after by a notification.
-                if !invalidator.invalidate_all() {
+                if !invalidator.connected() {
                     return;
                 }
                 backoff = MIN_BACKOFF;
-                tracing::debug!(channel, pid, "cache invalidation listener connected");
+                tracing::debug!(channel, pid, "notification listener connected");
                 let why = receive(&mut listener, ping, &invalidator, &status).await;
                 status.connected.store(false, Ordering::Release);
                 status.backend_pid.store(0, Ordering::Release);
@@ -138,7 +216,7 @@ async fn run(
                     Stop::CacheGone => return,
                     Stop::Lost(e) => tracing::warn!(
                         error = %e,
-                        "cache invalidation listener lost its connection; reconnecting \
+                        "notification listener lost its connection; reconnecting \
                          (the label TTL bounds staleness meanwhile)"
                     ),
                 }
@@ -146,7 +224,7 @@ async fn run(
                 continue;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cache invalidation listener cannot connect");
+                tracing::warn!(error = %e, retry_in = ?backoff, "notification listener cannot connect");
             }
         }
         tokio::time::sleep(backoff).await;
@@ -183,25 +261,17 @@ enum Stop {
     Lost(String),
 }
 
-async fn receive(
+async fn receive<K: Sink>(
     listener: &mut PgListener,
     ping: Duration,
-    invalidator: &Invalidator,
+    invalidator: &K,
     status: &ListenerStatus,
 ) -> Stop {
     loop {
         match tokio::time::timeout(ping, listener.try_recv()).await {
             Ok(Ok(Some(n))) => {
                 status.notifications.fetch_add(1, Ordering::Relaxed);
-                let alive = if let Ok(p) = serde_json::from_str::<Payload>(n.payload()) {
-                    invalidator.invalidate_prompt(p.project, &p.prompt)
-                } else if serde_json::from_str::<KeysPayload>(n.payload()).is_ok() {
-                    invalidator.invalidate_keys()
-                } else {
-                    // Not ours to understand: be safe.
-                    invalidator.invalidate_all()
-                };
-                if !alive {
+                if !invalidator.notified(n.payload()) {
                     return Stop::CacheGone;
                 }
             }

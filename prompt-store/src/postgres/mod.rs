@@ -55,6 +55,9 @@ pub struct PostgresState {
     options: PgConnectOptions,
     /// The configuration it was opened with.
     config: PostgresConfig,
+    /// The listener that passes other instances' commits on to the change feed's
+    /// subscribers, started on first use.
+    commit_listener: std::sync::OnceLock<InvalidationListener>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -106,7 +109,12 @@ impl PostgresStore {
         Ok(SqlStore {
             writer: pool.clone(),
             reader: pool,
-            state: Arc::new(PostgresState { options, config }),
+            state: Arc::new(PostgresState {
+                options,
+                config,
+                commit_listener: std::sync::OnceLock::new(),
+            }),
+            commits: sql::commit_channel(),
         })
     }
 

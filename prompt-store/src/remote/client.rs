@@ -75,8 +75,10 @@ pub struct RemoteStore {
 
 pub(super) struct Inner {
     http: reqwest::Client,
-    base: String,
-    auth: HeaderValue,
+    pub(super) base: String,
+    pub(super) auth: HeaderValue,
+    /// The change feed's follower and wake-ups.
+    pub(super) feed: super::feed::Feed,
     pub(super) execute_timeout: Duration,
     expected_project: Option<String>,
     pub(super) cache: Option<ResolveCache>,
@@ -123,6 +125,7 @@ impl RemoteStore {
                     .map_err(|_| Error::invalid("project", "is not a valid header value"))?,
             );
         }
+        let feed = super::feed::Feed::new(headers.clone(), config.connect_timeout)?;
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(config.timeout)
@@ -138,6 +141,7 @@ impl RemoteStore {
                 http,
                 base: config.url.trim_end_matches('/').to_owned(),
                 auth,
+                feed,
                 execute_timeout: config.execute_timeout,
                 expected_project: config.project,
                 cache: config

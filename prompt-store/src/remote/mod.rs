@@ -21,6 +21,7 @@ mod cache;
 mod client;
 mod config;
 mod error;
+mod feed;
 mod prompts;
 mod runs;
 mod server;
@@ -28,6 +29,7 @@ mod server;
 pub use client::{RemoteCaller, RemoteKey, RemoteStore};
 pub use config::RemoteConfig;
 pub use error::parse_remote_error;
+pub use feed::FeedStatus;
 
 #[cfg(test)]
 mod tests {

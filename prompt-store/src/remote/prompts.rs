@@ -13,7 +13,16 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::client::{RemoteStore, label_path, page_query, prompt_path, rfc3339};
+use super::client::{RemoteStore, decode, label_path, page_query, prompt_path, rfc3339};
+use super::error::parse_remote_error;
+
+/// The index of the failing operation in a batch error body
+/// (`error.details.index`).
+fn batch_index(body: &[u8]) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let i = v.pointer("/error/details/index")?.as_u64()?;
+    usize::try_from(i).ok()
+}
 
 #[async_trait]
 impl PromptStore for RemoteStore {
@@ -162,7 +171,11 @@ impl PromptStore for RemoteStore {
     ) -> Result<PromptVersion> {
         match &self.inner.cache {
             None => self.fetch_version(name, selector).await,
-            Some(cache) => cache.resolve(self, name, selector).await,
+            Some(cache) => {
+                // Cached lookups are kept current by the event stream.
+                self.follow_feed();
+                cache.resolve(self, name, selector).await
+            }
         }
     }
 
@@ -225,12 +238,32 @@ impl PromptStore for RemoteStore {
             .ok_or_else(|| Error::internal("the deleted label has no history"))
     }
 
+    /// `POST /api/v1/batch`; a failure keeps the index the server names.
     async fn apply_batch(
         &self,
         _project: Uuid,
-        _ops: Vec<BatchOp>,
+        ops: Vec<BatchOp>,
     ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
-        Err(Error::unsupported("apply_batch on a remote registry (being written)").into())
+        #[derive(serde::Deserialize)]
+        struct Applied {
+            results: Vec<BatchOutcome>,
+        }
+        let names: Vec<String> = ops.iter().map(|o| o.prompt_name().to_owned()).collect();
+        let body = json!({ "ops": ops });
+        let a = self
+            .send(Method::POST, "/api/v1/batch", &[], Some(body), None)
+            .await?;
+        if !a.status.is_success() {
+            let (error, _) = parse_remote_error(a.status, a.retry_after, &a.body);
+            return Err(BatchFailure {
+                index: batch_index(&a.body),
+                error,
+            });
+        }
+        for n in &names {
+            self.invalidate(n);
+        }
+        Ok(decode::<Applied>(&a.body)?.results)
     }
 
     async fn label_history(

@@ -1,7 +1,7 @@
 //! Provider credentials on any SQL dialect (the sealed keys are opaque text here).
 
 use prompt_core::credential::Reseal;
-use prompt_core::{Error, ProviderCredential, ProviderKind, Result};
+use prompt_core::{Error, NewEvent, ProviderCredential, ProviderKind, Result};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
@@ -34,7 +34,9 @@ where
     for<'q> Uuid: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Option<String>: Encode<'q, D>,
+    for<'q> Option<i64>: Encode<'q, D>,
 {
     fn credential_from_row(r: &D::Row) -> Result<ProviderCredential, Failure> {
         Ok(ProviderCredential {
@@ -54,6 +56,7 @@ where
     pub(crate) async fn put_credential(&self, c: ProviderCredential) -> Result<ProviderCredential> {
         let params = D::json("default_params", &c.default_params)?;
         write::<D, _, _, _>(|| async {
+            let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(concat!(
                 "INSERT INTO provider_credentials (",
                 cols!(),
@@ -74,15 +77,20 @@ where
             .bind(&params)
             .bind(D::time(c.created_at))
             .bind(D::time(c.updated_at))
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *tx)
             .await;
-            match r {
-                Ok(row) => Self::credential_from_row(&row),
+            let stored = match r {
+                Ok(row) => Self::credential_from_row(&row)?,
                 Err(e) if is_foreign_key_violation(&e) => {
-                    Err(Error::not_found(format!("project {}", c.project_id)).into())
+                    return Err(Error::not_found(format!("project {}", c.project_id)).into());
                 }
-                Err(e) => Err(e.into()),
-            }
+                Err(e) => return Err(e.into()),
+            };
+            let ev = vec![NewEvent::credential_put(&stored)];
+            let done = self.append_events(&mut tx, c.project_id, ev).await?;
+            tx.commit().await?;
+            self.committed(done);
+            Ok(stored)
         })
         .await
     }
@@ -132,15 +140,20 @@ where
     /// Delete the credential `name` of `project` (`NotFound` if there is none).
     pub(crate) async fn delete_credential(&self, project: Uuid, name: &str) -> Result<()> {
         write::<D, _, _, _>(|| async {
+            let mut tx = begin_write(&self.writer).await?;
             let r =
                 sqlx::query("DELETE FROM provider_credentials WHERE project_id = $1 AND name = $2")
                     .bind(project)
                     .bind(name)
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
             if D::rows_affected(&r) == 0 {
                 return Err(not_found(name).into());
             }
+            let ev = vec![NewEvent::credential_deleted(name)];
+            let c = self.append_events(&mut tx, project, ev).await?;
+            tx.commit().await?;
+            self.committed(c);
             Ok(())
         })
         .await

@@ -30,8 +30,9 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use prompt_core::{Decimal, Error, Result, Run, RunStats, StatsQuery};
+use prompt_core::{Committed, Decimal, Error, Result, Run, RunStats, StatsQuery};
 use sqlx::{Database, IntoArguments, Pool, QueryBuilder};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Failure;
@@ -160,6 +161,20 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
         conn: &'a mut Self::Connection,
         project: Uuid,
     ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+
+    /// Tell other instances that `project`'s log reached `seq`, on commit of the
+    /// transaction on `conn` (a wake-up only: they read the events from the table).
+    fn notify_events<'a>(
+        state: &'a Self::State,
+        conn: &'a mut Self::Connection,
+        project: Uuid,
+        seq: u64,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
+
+    /// Make sure commits of other instances reach `local` (Postgres: a `LISTEN`ing
+    /// connection started on first use; nothing on SQLite, whose only writer is this
+    /// process).
+    fn follow_commits(state: &Self::State, local: &broadcast::Sender<Committed>);
 
     /// Insert `runs` (all or none, durable on return); a duplicate id is
     /// `AlreadyExists` naming the run. SQLite: chunked multi-row `INSERT`s in one

@@ -45,6 +45,7 @@ mod dialect;
 mod feed;
 mod people;
 mod projects;
+mod prompt_ops;
 mod prompt_sql;
 mod prompts;
 mod runs;
@@ -59,6 +60,11 @@ pub use store::SqlStore;
 // What only SQLite's own run insertion and claim use.
 #[cfg(feature = "sqlite")]
 pub(crate) use {runs::Mutable, store::begin_write};
+
+/// The channel of a store's commit wake-ups.
+pub(crate) fn commit_channel() -> tokio::sync::broadcast::Sender<prompt_core::Committed> {
+    tokio::sync::broadcast::channel(1024).0
+}
 
 /// Why one attempt of a store operation failed: a driver error (to be classified by the
 /// backend's `parse_…_error`, and maybe retried), or one of our errors, final.

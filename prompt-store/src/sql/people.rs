@@ -632,6 +632,14 @@ where
                 Self::lock_org(&mut tx, org).await?;
                 Self::check_not_last_owner(&mut tx, org, id).await?;
             }
+            let orgs: Vec<Uuid> =
+                sqlx::query("SELECT org_id FROM memberships WHERE user_id = $1 ORDER BY org_id")
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("org_id"))
+                    .collect::<Result<_, _>>()?;
             for sql in [
                 "DELETE FROM memberships WHERE user_id = $1",
                 "DELETE FROM project_roles WHERE user_id = $1",
@@ -649,6 +657,7 @@ where
                 "UPDATE label_moves SET moved_by = $1 WHERE moved_by = $2",
                 "UPDATE audit_log SET actor = $1 WHERE actor = $2",
                 "UPDATE invitations SET invited_by = $1 WHERE invited_by = $2",
+                "UPDATE events SET actor = $1 WHERE actor = $2",
             ] {
                 sqlx::query(sql)
                     .bind(DELETED_USER)
@@ -656,7 +665,12 @@ where
                     .execute(&mut *tx)
                     .await?;
             }
+            let mut woken = Vec::new();
+            for org in orgs {
+                woken.extend(self.member_changed(&mut tx, org, None, id).await?);
+            }
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(())
         })
         .await
@@ -670,7 +684,9 @@ where
                 Self::check_not_last_owner(&mut tx, org, user).await?;
             }
             let m = Self::put_member(&mut tx, org, user, role).await?;
+            let woken = self.member_changed(&mut tx, org, None, user).await?;
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(m)
         })
         .await
@@ -761,7 +777,9 @@ where
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
+            let woken = self.member_changed(&mut tx, org, None, user).await?;
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(())
         })
         .await
@@ -806,7 +824,11 @@ where
                         .await?;
                 }
             }
+            let woken = self
+                .member_changed(&mut tx, org, Some(project), user)
+                .await?;
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(())
         })
         .await

@@ -2,7 +2,7 @@
 //! records on any SQL dialect, for [`super::prompts`].
 
 use prompt_core::domain::{DEFAULT_ORG_ID, new_id, now, split_project_ref};
-use prompt_core::{ApiKeyRecord, Error, KeyRole, Project, Result};
+use prompt_core::{ApiKeyRecord, Error, KeyRole, NewEvent, Project, Result};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
@@ -158,6 +158,7 @@ where
     /// Store an API key record (`NotFound` if its project does not exist).
     pub(super) async fn insert_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
         write::<D, _, _, _>(|| async {
+            let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(
                 "INSERT INTO api_keys (id, project_id, name, role, prefix, hash, created_at, \
                  revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -170,13 +171,20 @@ where
             .bind(&record.hash)
             .bind(D::time(record.created_at))
             .bind(record.revoked_at.map(D::time))
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await;
             match r {
-                Ok(_) => Ok(record.clone()),
-                Err(e) if is_unique_violation(&e) => Err(Error::already_exists("api key").into()),
-                Err(e) => Err(project_not_found_on_fk(e, record.project_id)),
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::already_exists("api key").into());
+                }
+                Err(e) => return Err(project_not_found_on_fk(e, record.project_id)),
             }
+            let ev = vec![NewEvent::api_key_created(&record)];
+            let c = self.append_events(&mut tx, record.project_id, ev).await?;
+            tx.commit().await?;
+            self.committed(c);
+            Ok(record.clone())
         })
         .await
     }
@@ -221,8 +229,8 @@ where
         write::<D, _, _, _>(|| async {
             let mut tx = begin_write(&self.writer).await?;
             let r = sqlx::query(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
-                 WHERE id = $2 AND project_id = $3",
+                "UPDATE api_keys SET revoked_at = $1 \
+                 WHERE id = $2 AND project_id = $3 AND revoked_at IS NULL",
             )
             .bind(D::time(now()))
             .bind(id)
@@ -230,11 +238,24 @@ where
             .execute(&mut *tx)
             .await?;
             if D::rows_affected(&r) == 0 {
-                return Err(Error::not_found(format!("api key {id}")).into());
+                // Revoked before (nothing changes, no event), or not this project's.
+                let exists =
+                    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 AND project_id = $2")
+                        .bind(id)
+                        .bind(project)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return match exists {
+                    Some(_) => Ok(()),
+                    None => Err(Error::not_found(format!("api key {id}")).into()),
+                };
             }
             // Other instances' caches drop their keys when this commits.
             D::notify_keys(&self.state, &mut tx, project).await?;
+            let ev = vec![NewEvent::api_key_revoked(id)];
+            let c = self.append_events(&mut tx, project, ev).await?;
             tx.commit().await?;
+            self.committed(c);
             Ok(())
         })
         .await

@@ -14,6 +14,24 @@ use uuid::Uuid;
 use super::dialect::Dialect;
 use super::{Failure, SqlStore, is_foreign_key_violation, opt_version, to_version};
 
+/// A prompt row locked by a write transaction.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Locked {
+    /// Its id.
+    pub(super) id: Uuid,
+    /// Its latest version.
+    pub(super) latest: Option<u32>,
+    /// Its etag revision.
+    pub(super) revision: i64,
+}
+
+impl Locked {
+    /// Its etag.
+    pub(super) fn etag(&self) -> String {
+        etag_of(self.id, self.revision)
+    }
+}
+
 /// The statements of this module that contain dialect fragments, built once per
 /// dialect (see [`Dialect::prompt_sql`]).
 #[derive(Debug)]
@@ -22,7 +40,6 @@ pub(crate) struct PromptSql {
     pub(super) load_prompt: String,
     pub(super) list_prompts: String,
     pub(super) lock_prompt: String,
-    pub(super) lock_revision: String,
     pub(super) insert_prompt: String,
     pub(super) insert_missing_prompt: String,
     pub(super) update_prompt: String,
@@ -99,11 +116,7 @@ impl PromptSql {
                 "SELECT {prompt_cols} FROM prompts p WHERE {live_p} AND p.project_id = "
             ),
             lock_prompt: format!(
-                "SELECT id, latest_version FROM prompts \
-                 WHERE project_id = $1 AND name = $2 AND {live}{lock}"
-            ),
-            lock_revision: format!(
-                "SELECT id, revision FROM prompts \
+                "SELECT id, latest_version, revision FROM prompts \
                  WHERE project_id = $1 AND name = $2 AND {live}{lock}"
             ),
             insert_prompt: format!(
@@ -237,23 +250,24 @@ where
         }))
     }
 
-    /// The live prompt `name`, locked for the rest of the write transaction: (id,
-    /// latest version), or `None`.
+    /// The live prompt `name`, locked for the rest of the write transaction, or
+    /// `None`.
     pub(super) async fn lock_prompt(
         conn: &mut D::Connection,
         project: Uuid,
         name: &str,
-    ) -> Result<Option<(Uuid, Option<u32>)>, Failure> {
+    ) -> Result<Option<Locked>, Failure> {
         let row = sqlx::query(D::prompt_sql().lock_prompt.as_str())
             .bind(project)
             .bind(name)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
-            Some(r) => Ok(Some((
-                r.try_get("id")?,
-                opt_version(r.try_get("latest_version")?)?,
-            ))),
+            Some(r) => Ok(Some(Locked {
+                id: r.try_get("id")?,
+                latest: opt_version(r.try_get("latest_version")?)?,
+                revision: r.try_get("revision")?,
+            })),
             None => Ok(None),
         }
     }

@@ -11,20 +11,21 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::domain::{etag_of, new_id, now};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, Error, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptStore,
-    PromptUpdate, PromptVersion, Result, Selector, validate,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
+    NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
+    check_batch_size, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::prompt_sql::{project_not_found_on_fk, prompt_not_found};
-use super::store::{begin_write, finish, write};
-use super::{SqlStore, is_unique_violation, opt_version};
+use super::prompt_ops::Op;
+use super::prompt_sql::prompt_not_found;
+use super::store::finish;
+use super::{SqlStore, opt_version};
 
 #[async_trait]
 impl<D, S> PromptStore for SqlStore<D, S>
@@ -62,33 +63,10 @@ where
     }
 
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
-        let tags = D::text_list("tags", &new.tags)?;
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let id = new_id();
-            let at = now();
-            let r = sqlx::query(D::prompt_sql().insert_prompt.as_str())
-                .bind(id)
-                .bind(project)
-                .bind(&new.name)
-                .bind(&new.description)
-                .bind(&tags)
-                .bind(D::time(at))
-                .execute(&mut *tx)
-                .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(Error::already_exists(format!("prompt '{}'", new.name)).into());
-                }
-                Err(e) => return Err(project_not_found_on_fk(e, project)),
-            }
-            self.notify(&mut tx, project, &new.name).await?;
-            let p = Self::load_prompt(&mut tx, id).await?;
-            tx.commit().await?;
-            Ok(p)
-        })
-        .await
+        match self.run_one(project, Op::create_prompt(new)?).await? {
+            BatchOutcome::Prompt(p) => Ok(p),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
@@ -153,63 +131,18 @@ where
         update: PromptUpdate,
         if_match: Option<&str>,
     ) -> Result<Prompt> {
-        let tags = update
-            .tags
-            .as_ref()
-            .map(|t| D::text_list("tags", t))
-            .transpose()?;
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let row = sqlx::query(D::prompt_sql().lock_revision.as_str())
-                .bind(project)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| prompt_not_found(name))?;
-            let id: Uuid = row.try_get("id")?;
-            let etag = etag_of(id, row.try_get("revision")?);
-            if let Some(expected) = if_match
-                && expected != etag
-                && expected != "*"
-            {
-                return Err(Error::PreconditionFailed {
-                    message: format!("prompt '{name}' has changed; its etag is now {etag}"),
-                }
-                .into());
-            }
-            sqlx::query(D::prompt_sql().update_prompt.as_str())
-                .bind(update.description.is_some())
-                .bind(update.description.clone().flatten())
-                .bind(&tags)
-                .bind(D::time(now()))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            self.notify(&mut tx, project, name).await?;
-            let p = Self::load_prompt(&mut tx, id).await?;
-            tx.commit().await?;
-            Ok(p)
-        })
-        .await
+        let op = Op::update_prompt(name, update, if_match.map(str::to_owned))?;
+        match self.run_one(project, op).await? {
+            BatchOutcome::Prompt(p) => Ok(p),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let r = sqlx::query(D::prompt_sql().archive_prompt.as_str())
-                .bind(D::time(now()))
-                .bind(project)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            if D::rows_affected(&r) == 0 {
-                return Err(prompt_not_found(name).into());
-            }
-            self.notify(&mut tx, project, name).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
+        let op = Op::ArchivePrompt {
+            name: name.to_owned(),
+        };
+        self.run_one(project, op).await.map(|_| ())
     }
 
     async fn create_version(
@@ -218,110 +151,13 @@ where
         name: &str,
         new: NewVersion,
     ) -> Result<PromptVersion> {
-        let (new, variables) = new.prepare()?;
-        let template = D::json("template", &new.template)?;
-        let variables_json = D::json("variables", &variables)?;
-        let config = D::json("config", &new.config)?;
-        let no_tags = D::text_list("tags", &[])?;
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let at = now();
-            // Lock the prompt; create it first if it is missing. A prompt we insert is
-            // ours until commit; a concurrent creator of the same name makes the insert
-            // return nothing, and the lock that follows sees its committed row. A
-            // prompt archived in between is simply created again (bounded).
-            let mut tries = 0;
-            let (prompt_id, latest) = loop {
-                if let Some(found) = Self::lock_prompt(&mut tx, project, name).await? {
-                    break found;
-                }
-                tries += 1;
-                if tries > 10 {
-                    return Err(Error::conflict(format!(
-                        "prompt '{name}' keeps being archived while a version is created"
-                    ))
-                    .into());
-                }
-                let inserted = sqlx::query(D::prompt_sql().insert_missing_prompt.as_str())
-                    .bind(new_id())
-                    .bind(project)
-                    .bind(name)
-                    .bind(&no_tags)
-                    .bind(D::time(at))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| project_not_found_on_fk(e, project))?;
-                if let Some(row) = inserted {
-                    break (row.try_get("id")?, None);
-                }
-            };
-            let number = latest
-                .unwrap_or(0)
-                .checked_add(1)
-                .ok_or_else(|| Error::conflict("too many versions"))?;
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO prompt_versions (id, prompt_id, version, template, template_format, \
-                 variables, config, commit_message, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(id)
-            .bind(prompt_id)
-            .bind(i64::from(number))
-            .bind(&template)
-            .bind(new.template_format.as_str())
-            .bind(&variables_json)
-            .bind(&config)
-            .bind(&new.commit_message)
-            .bind(&new.created_by)
-            .bind(D::time(at))
-            .execute(&mut *tx)
-            .await?;
-            for l in &new.labels {
-                Self::move_label(
-                    &mut tx,
-                    prompt_id,
-                    name,
-                    l,
-                    Some(number),
-                    prompt_core::LabelExpect::Any,
-                    new.created_by.as_deref(),
-                    at,
-                )
-                .await?;
-            }
-            sqlx::query(
-                "UPDATE prompts SET latest_version = $1, revision = revision + $2, updated_at = $3 \
-                 WHERE id = $4",
-            )
-            .bind(i64::from(number))
-            .bind(1 + new.labels.len() as i64)
-            .bind(D::time(at))
-            .bind(prompt_id)
-            .execute(&mut *tx)
-            .await?;
-            self.notify(&mut tx, project, name).await?;
-            tx.commit().await?;
-            let mut labels = new.labels.clone();
-            labels.push(validate::LATEST_LABEL.to_owned());
-            labels.sort();
-            Ok(PromptVersion {
-                id,
-                prompt: name.to_owned(),
-                prompt_id,
-                version: number,
-                kind: new.template.kind(),
-                template: new.template.clone(),
-                template_format: new.template_format,
-                variables: variables.clone(),
-                config: new.config.clone(),
-                labels,
-                commit_message: new.commit_message.clone(),
-                created_by: new.created_by.clone(),
-                created_at: at,
-            })
-        })
-        .await
+        match self
+            .run_one(project, Op::create_version(name, new)?)
+            .await?
+        {
+            BatchOutcome::Version(v) => Ok(v),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn list_versions(
@@ -416,37 +252,11 @@ where
         name: &str,
         label: &str,
         version: u32,
-        expect: prompt_core::LabelExpect,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let (prompt_id, latest) = Self::lock_prompt(&mut tx, project, name)
-                .await?
-                .ok_or_else(|| prompt_not_found(name))?;
-            if latest.is_none_or(|l| version > l) {
-                return Err(
-                    Error::not_found(format!("version {version} of prompt '{name}'")).into(),
-                );
-            }
-            let at = now();
-            let m = Self::move_label(
-                &mut tx,
-                prompt_id,
-                name,
-                label,
-                Some(version),
-                expect,
-                actor,
-                at,
-            )
-            .await?;
-            Self::touch(&mut tx, prompt_id, 1, at).await?;
-            self.notify(&mut tx, project, name).await?;
-            tx.commit().await?;
-            Ok(m)
-        })
-        .await
+        self.move_one(project, name, label, Some(version), expect, actor)
+            .await
     }
 
     async fn delete_label(
@@ -454,31 +264,25 @@ where
         project: Uuid,
         name: &str,
         label: &str,
-        expect: prompt_core::LabelExpect,
+        expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        write::<D, _, _, _>(|| async {
-            let mut tx = begin_write(&self.writer).await?;
-            let (prompt_id, _) = Self::lock_prompt(&mut tx, project, name)
-                .await?
-                .ok_or_else(|| prompt_not_found(name))?;
-            let at = now();
-            let m =
-                Self::move_label(&mut tx, prompt_id, name, label, None, expect, actor, at).await?;
-            Self::touch(&mut tx, prompt_id, 1, at).await?;
-            self.notify(&mut tx, project, name).await?;
-            tx.commit().await?;
-            Ok(m)
-        })
-        .await
+        self.move_one(project, name, label, None, expect, actor)
+            .await
     }
 
     async fn apply_batch(
         &self,
-        _project: Uuid,
-        _ops: Vec<prompt_core::BatchOp>,
-    ) -> std::result::Result<Vec<prompt_core::BatchOutcome>, prompt_core::BatchFailure> {
-        Err(Error::unsupported("apply_batch on SQL (being written)").into())
+        project: Uuid,
+        ops: Vec<BatchOp>,
+    ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
+        check_batch_size(&ops)?;
+        let ops = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| Op::from_batch(op).map_err(|e| BatchFailure::at(i, e)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.run_ops(project, &ops).await
     }
 
     async fn label_history(
@@ -587,5 +391,63 @@ where
             }
             .await,
         )
+    }
+}
+
+/// The error of an operation whose outcome is of another kind (a bug).
+fn unexpected() -> Error {
+    Error::internal("a store operation returned the outcome of another kind")
+}
+
+#[expect(
+    private_bounds,
+    reason = "crate-internal helpers of the generic store: its public surface is the store traits"
+)]
+impl<D, S> SqlStore<D, S>
+where
+    D: Dialect<State = S>,
+    S: Send + Sync + 'static,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'a> &'a str: ColumnIndex<D::Row>,
+    for<'q> Uuid: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Option<String>: Encode<'q, D>,
+    for<'q> Option<i64>: Encode<'q, D>,
+    for<'q> Option<D::Time>: Encode<'q, D>,
+    for<'q> Option<D::TextList>: Encode<'q, D>,
+{
+    /// One operation in its own transaction.
+    async fn run_one(&self, project: Uuid, op: Op<D>) -> Result<BatchOutcome> {
+        self.run_ops(project, std::slice::from_ref(&op))
+            .await
+            .map_err(|f| f.error)?
+            .pop()
+            .ok_or_else(unexpected)
+    }
+
+    /// Move (`Some`) or remove (`None`) a label in its own transaction.
+    async fn move_one(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        to: Option<u32>,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let op = Op::MoveLabel {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            to,
+            expect,
+            actor: actor.map(str::to_owned),
+        };
+        match self.run_one(project, op).await? {
+            BatchOutcome::LabelMove(m) => Ok(m),
+            _ => Err(unexpected()),
+        }
     }
 }

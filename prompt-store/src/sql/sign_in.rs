@@ -252,7 +252,9 @@ where
                     .transpose()?;
             let role = current.map_or(invited, |c| c.max(invited));
             let m = Self::put_member(&mut tx, org, user, role).await?;
+            let woken = self.member_changed(&mut tx, org, None, user).await?;
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(m)
         })
         .await

@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use prompt_core::Result;
+use prompt_core::{Committed, Result};
 use sqlx::{Pool, Transaction};
+use tokio::sync::broadcast;
 
 use super::dialect::Dialect;
 use super::{Failure, retry};
@@ -24,6 +25,9 @@ pub struct SqlStore<DB: sqlx::Database, S> {
     pub(crate) reader: Pool<DB>,
     /// The backend's own state.
     pub(crate) state: Arc<S>,
+    /// Wake-ups of the change feed's subscribers after commits (see
+    /// [`prompt_core::EventLog::commits`]).
+    pub(crate) commits: broadcast::Sender<Committed>,
 }
 
 impl<DB: sqlx::Database, S> Clone for SqlStore<DB, S> {
@@ -32,6 +36,7 @@ impl<DB: sqlx::Database, S> Clone for SqlStore<DB, S> {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
             state: self.state.clone(),
+            commits: self.commits.clone(),
         }
     }
 }

@@ -142,6 +142,21 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    async fn notify_events(
+        _state: &SqliteConfig,
+        _conn: &mut SqliteConnection,
+        _project: Uuid,
+        _seq: u64,
+    ) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn follow_commits(
+        _state: &SqliteConfig,
+        _local: &tokio::sync::broadcast::Sender<prompt_core::Committed>,
+    ) {
+    }
+
     async fn insert_runs(writer: &Pool<Sqlite>, runs: &[Run]) -> Result<(), Failure> {
         let encoded = runs.iter().map(Encoded::of).collect::<Result<Vec<_>>>()?;
         let mut tx = begin_write(writer).await?;

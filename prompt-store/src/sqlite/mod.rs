@@ -113,6 +113,7 @@ impl SqliteStore {
                 .connect_lazy_with(options)
         };
         Ok(SqlStore {
+            commits: sql::commit_channel(),
             writer,
             reader,
             state: std::sync::Arc::new(config),

@@ -11,13 +11,15 @@ pub const POSTGRES_URL_VAR: &str = "PROMPT_REGISTRY_TEST_POSTGRES_URL";
 
 /// A cache (default configuration) in front of a fresh memory store.
 pub async fn cached_memory_backend() -> Option<TestBackend> {
-    let (store, runs, people) = crate::memory_with_people();
+    let s = Arc::new(crate::MemoryStore::new(crate::MemoryConfig::default()));
+    let store = prompt_core::ValidatedStore::wrap(s.clone());
     Some(
         TestBackend::new(
             Arc::new(CachedStore::new(store, CacheConfig::default())),
-            runs,
+            s.clone(),
         )
-        .with_people(people),
+        .with_people(s.clone())
+        .with_events(s),
     )
 }
 
@@ -31,7 +33,8 @@ pub async fn sqlite_backend() -> Option<TestBackend> {
         .expect("open SQLite");
     Some(
         TestBackend::with_guard(Arc::new(s.clone()), Arc::new(s.clone()), dir)
-            .with_people(Arc::new(s)),
+            .with_people(Arc::new(s.clone()))
+            .with_events(Arc::new(s)),
     )
 }
 
@@ -41,7 +44,11 @@ pub async fn sqlite_memory_backend() -> Option<TestBackend> {
     let s = crate::SqliteStore::open(crate::SqliteConfig::new("sqlite::memory:"))
         .await
         .expect("open SQLite in memory");
-    Some(TestBackend::new(Arc::new(s.clone()), Arc::new(s.clone())).with_people(Arc::new(s)))
+    Some(
+        TestBackend::new(Arc::new(s.clone()), Arc::new(s.clone()))
+            .with_people(Arc::new(s.clone()))
+            .with_events(Arc::new(s)),
+    )
 }
 
 /// The Postgres URL of the tests, or `None` after printing that the test is skipped.
@@ -161,7 +168,8 @@ pub async fn postgres_backend() -> Option<TestBackend> {
         .expect("open Postgres");
     Some(
         TestBackend::with_guard(Arc::new(s.clone()), Arc::new(s.clone()), schema)
-            .with_people(Arc::new(s)),
+            .with_people(Arc::new(s.clone()))
+            .with_events(Arc::new(s)),
     )
 }
 
@@ -177,6 +185,7 @@ pub async fn cached_postgres_backend() -> Option<TestBackend> {
         CachedStore::with_postgres_invalidation(Arc::new(s.clone()), CacheConfig::default(), &s);
     Some(
         TestBackend::with_guard(Arc::new(cache), Arc::new(s.clone()), schema)
-            .with_people(Arc::new(s)),
+            .with_people(Arc::new(s.clone()))
+            .with_events(Arc::new(s)),
     )
 }

@@ -23,10 +23,11 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use prompt_core::{PeopleStore, PromptStore, Registry, RunLog};
+use prompt_core::{EventLog, PeopleStore, PromptStore, Registry, RunLog};
 
 mod backends;
 mod credentials;
+mod feed;
 mod people;
 mod prompts;
 mod runs;
@@ -34,6 +35,7 @@ mod webhooks;
 
 pub use backends::*;
 pub use credentials::*;
+pub use feed::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
@@ -90,6 +92,9 @@ pub struct TestBackend {
     /// The people store on the same data, when the backend offers one (the people
     /// tests skip otherwise).
     pub people: Option<Arc<dyn PeopleStore>>,
+    /// The change log on the same data, when the backend offers one (the feed tests
+    /// skip otherwise).
+    pub events: Option<Arc<dyn EventLog>>,
     /// Kept alive for the test; dropped (cleaned up) after it.
     pub guard: Option<Box<dyn Any + Send + Sync>>,
     /// What the backend can do.
@@ -115,6 +120,7 @@ impl TestBackend {
             store: prompt_core::ValidatedStore::wrap(store),
             runs: prompt_core::ValidatedRunLog::wrap(runs),
             people: None,
+            events: None,
             guard: None,
             caps: Capabilities::ALL,
             registry_factory: None,
@@ -139,6 +145,12 @@ impl TestBackend {
         self
     }
 
+    /// The same backend with its event log.
+    pub fn with_events(mut self, events: Arc<dyn EventLog>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// A registry on a fresh project with a unique name.
     pub async fn registry(&self, project: &str) -> Registry {
         match &self.registry_factory {
@@ -160,8 +172,12 @@ impl TestBackend {
 
 /// The in-memory backend, for the suite.
 pub async fn memory_backend() -> Option<TestBackend> {
-    let (store, runs, people) = crate::memory_with_people();
-    Some(TestBackend::new(store, runs).with_people(people))
+    let s = Arc::new(crate::MemoryStore::new(crate::MemoryConfig::default()));
+    Some(
+        TestBackend::new(s.clone(), s.clone())
+            .with_people(s.clone())
+            .with_events(s),
+    )
 }
 
 pub(crate) fn names<T, F: Fn(&T) -> String>(items: &[T], f: F) -> Vec<String> {
@@ -219,6 +235,13 @@ macro_rules! behaviour_suite {
             people_audit_log,
             people_signing_keys,
             people_delete_user_anonymises,
+            events_record_every_write,
+            events_actor_scope_and_failed_writes,
+            batch_all_or_nothing,
+            write_preconditions,
+            events_in_commit_order_under_concurrency,
+            events_prune_gone_and_wakeups,
+            events_member_changed,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

@@ -1,0 +1,438 @@
+//! The writes of prompts, versions and labels, once each, for the single-operation
+//! methods of [`prompt_core::PromptStore`] and for `apply_batch` alike: an [`Op`] is a
+//! write prepared before its transaction (validated, its values encoded), and
+//! [`SqlStore::run_ops`] is the one transaction script that applies a list of them,
+//! appends their events and commits, all or nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use prompt_core::domain::{actor, new_id, now};
+use prompt_core::{
+    BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, NewEvent, NewPrompt, NewVersion,
+    PromptUpdate, PromptVersion, Result, check_if_match, check_parent_version, validate,
+};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
+use uuid::Uuid;
+
+use super::dialect::Dialect;
+use super::prompt_sql::{project_not_found_on_fk, prompt_not_found};
+use super::store::{begin_write, write};
+use super::{Failure, SqlStore, is_unique_violation};
+
+/// A version to create, prepared: validated, its variables found, its JSON encoded.
+pub(super) struct PreparedVersion<D: Dialect> {
+    new: NewVersion,
+    variables: Vec<String>,
+    template: D::Json,
+    variables_json: D::Json,
+    config: D::Json,
+    no_tags: D::TextList,
+}
+
+/// One prompt write, prepared.
+pub(super) enum Op<D: Dialect> {
+    /// Create a prompt.
+    CreatePrompt { new: NewPrompt, tags: D::TextList },
+    /// Update a prompt's description and/or tags.
+    UpdatePrompt {
+        name: String,
+        update: PromptUpdate,
+        tags: Option<D::TextList>,
+        if_match: Option<String>,
+    },
+    /// Archive a prompt.
+    ArchivePrompt { name: String },
+    /// Create a version.
+    CreateVersion {
+        name: String,
+        version: Box<PreparedVersion<D>>,
+    },
+    /// Point a label at a version (`Some`) or remove it (`None`).
+    MoveLabel {
+        name: String,
+        label: String,
+        to: Option<u32>,
+        expect: LabelExpect,
+        actor: Option<String>,
+    },
+}
+
+impl<D: Dialect> Op<D> {
+    /// Create prompt `new`.
+    pub(super) fn create_prompt(new: NewPrompt) -> Result<Self> {
+        let tags = D::text_list("tags", &new.tags)?;
+        Ok(Op::CreatePrompt { new, tags })
+    }
+
+    /// Update prompt `name`.
+    pub(super) fn update_prompt(
+        name: &str,
+        update: PromptUpdate,
+        if_match: Option<String>,
+    ) -> Result<Self> {
+        let tags = update
+            .tags
+            .as_ref()
+            .map(|t| D::text_list("tags", t))
+            .transpose()?;
+        Ok(Op::UpdatePrompt {
+            name: name.to_owned(),
+            update,
+            tags,
+            if_match,
+        })
+    }
+
+    /// Create the next version of `name`.
+    pub(super) fn create_version(name: &str, new: NewVersion) -> Result<Self> {
+        let (new, variables) = new.prepare()?;
+        Ok(Op::CreateVersion {
+            name: name.to_owned(),
+            version: Box::new(PreparedVersion {
+                template: D::json("template", &new.template)?,
+                variables_json: D::json("variables", &variables)?,
+                config: D::json("config", &new.config)?,
+                no_tags: D::text_list("tags", &[])?,
+                new,
+                variables,
+            }),
+        })
+    }
+
+    /// A batch operation (label moves are by the scoped actor).
+    pub(super) fn from_batch(op: BatchOp) -> Result<Self> {
+        let expect = op.label_expect();
+        match op {
+            BatchOp::CreatePrompt { prompt } => Self::create_prompt(prompt),
+            BatchOp::UpdatePrompt {
+                name,
+                update,
+                if_match,
+            } => Self::update_prompt(&name, update, if_match),
+            BatchOp::ArchivePrompt { name } => Ok(Op::ArchivePrompt { name }),
+            BatchOp::CreateVersion { name, version } => Self::create_version(&name, version),
+            BatchOp::SetLabel {
+                name,
+                label,
+                version,
+                ..
+            } => Ok(Op::MoveLabel {
+                name,
+                label,
+                to: Some(version),
+                expect,
+                actor: actor::current(),
+            }),
+            BatchOp::DeleteLabel { name, label, .. } => Ok(Op::MoveLabel {
+                name,
+                label,
+                to: None,
+                expect,
+                actor: actor::current(),
+            }),
+        }
+    }
+
+    /// The prompt the operation writes.
+    fn name(&self) -> &str {
+        match self {
+            Op::CreatePrompt { new, .. } => &new.name,
+            Op::UpdatePrompt { name, .. }
+            | Op::ArchivePrompt { name }
+            | Op::CreateVersion { name, .. }
+            | Op::MoveLabel { name, .. } => name,
+        }
+    }
+}
+
+#[expect(
+    private_bounds,
+    reason = "crate-internal helpers of the generic store: its public surface is the store traits"
+)]
+impl<D, S> SqlStore<D, S>
+where
+    D: Dialect<State = S>,
+    S: Send + Sync + 'static,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'a> &'a str: ColumnIndex<D::Row>,
+    for<'q> Uuid: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Option<String>: Encode<'q, D>,
+    for<'q> Option<i64>: Encode<'q, D>,
+    for<'q> Option<D::Time>: Encode<'q, D>,
+    for<'q> Option<D::TextList>: Encode<'q, D>,
+{
+    /// Apply `ops` in one write transaction, in order, append their events and
+    /// commit; all or nothing. A failure names the failing operation's index.
+    pub(super) async fn run_ops(
+        &self,
+        project: Uuid,
+        ops: &[Op<D>],
+    ) -> Result<Vec<BatchOutcome>, BatchFailure> {
+        const NONE: usize = usize::MAX;
+        let failed_at = AtomicUsize::new(NONE);
+        let r = write::<D, _, _, _>(|| async {
+            failed_at.store(NONE, Ordering::Relaxed);
+            let mut tx = begin_write(&self.writer).await?;
+            let mut ev = Vec::new();
+            let mut out = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                match self.apply_op(&mut tx, project, op, &mut ev).await {
+                    Ok(o) => out.push(o),
+                    Err(f) => {
+                        failed_at.store(i, Ordering::Relaxed);
+                        return Err(f);
+                    }
+                }
+            }
+            let mut names: Vec<&str> = ops.iter().map(Op::name).collect();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                self.notify(&mut tx, project, n).await?;
+            }
+            let c = self.append_events(&mut tx, project, ev).await?;
+            tx.commit().await?;
+            self.committed(c);
+            Ok(out)
+        })
+        .await;
+        r.map_err(|error| {
+            let i = failed_at.load(Ordering::Relaxed);
+            BatchFailure {
+                index: (i != NONE).then_some(i),
+                error,
+            }
+        })
+    }
+
+    /// Apply one operation: the only body of each prompt write.
+    async fn apply_op(
+        &self,
+        tx: &mut D::Connection,
+        project: Uuid,
+        op: &Op<D>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<BatchOutcome, Failure> {
+        match op {
+            Op::CreatePrompt { new, tags } => {
+                let id = new_id();
+                let r = sqlx::query(D::prompt_sql().insert_prompt.as_str())
+                    .bind(id)
+                    .bind(project)
+                    .bind(&new.name)
+                    .bind(&new.description)
+                    .bind(tags)
+                    .bind(D::time(now()))
+                    .execute(&mut *tx)
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(Error::already_exists(format!("prompt '{}'", new.name)).into());
+                    }
+                    Err(e) => return Err(project_not_found_on_fk(e, project)),
+                }
+                ev.push(NewEvent::prompt_created(
+                    &new.name,
+                    new.description.as_deref(),
+                    &new.tags,
+                ));
+                Ok(BatchOutcome::Prompt(Self::load_prompt(tx, id).await?))
+            }
+            Op::UpdatePrompt {
+                name,
+                update,
+                tags,
+                if_match,
+            } => {
+                let locked = Self::lock_prompt(tx, project, name)
+                    .await?
+                    .ok_or_else(|| prompt_not_found(name))?;
+                check_if_match(name, Some(&locked.etag()), if_match.as_deref())?;
+                sqlx::query(D::prompt_sql().update_prompt.as_str())
+                    .bind(update.description.is_some())
+                    .bind(update.description.clone().flatten())
+                    .bind(tags)
+                    .bind(D::time(now()))
+                    .bind(locked.id)
+                    .execute(&mut *tx)
+                    .await?;
+                ev.push(NewEvent::prompt_updated(name, update));
+                Ok(BatchOutcome::Prompt(
+                    Self::load_prompt(tx, locked.id).await?,
+                ))
+            }
+            Op::ArchivePrompt { name } => {
+                let r = sqlx::query(D::prompt_sql().archive_prompt.as_str())
+                    .bind(D::time(now()))
+                    .bind(project)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                if D::rows_affected(&r) == 0 {
+                    return Err(prompt_not_found(name).into());
+                }
+                ev.push(NewEvent::prompt_archived(name));
+                Ok(BatchOutcome::Archived(name.clone()))
+            }
+            Op::CreateVersion { name, version } => Ok(BatchOutcome::Version(
+                self.insert_version(tx, project, name, version, ev).await?,
+            )),
+            Op::MoveLabel {
+                name,
+                label,
+                to,
+                expect,
+                actor,
+            } => {
+                let locked = Self::lock_prompt(tx, project, name)
+                    .await?
+                    .ok_or_else(|| prompt_not_found(name))?;
+                if let Some(v) = to
+                    && locked.latest.is_none_or(|l| *v > l)
+                {
+                    return Err(Error::not_found(format!("version {v} of prompt '{name}'")).into());
+                }
+                let at = now();
+                let m = Self::move_label(
+                    tx,
+                    locked.id,
+                    name,
+                    label,
+                    *to,
+                    *expect,
+                    actor.as_deref(),
+                    at,
+                )
+                .await?;
+                Self::touch(tx, locked.id, 1, at).await?;
+                ev.push(NewEvent::label_changed(&m));
+                Ok(BatchOutcome::LabelMove(m))
+            }
+        }
+    }
+
+    /// Create the next version of `name` (and the prompt if it is missing).
+    async fn insert_version(
+        &self,
+        tx: &mut D::Connection,
+        project: Uuid,
+        name: &str,
+        p: &PreparedVersion<D>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<PromptVersion, Failure> {
+        let new = &p.new;
+        let at = now();
+        // Lock the prompt; create it first if it is missing. A prompt we insert is
+        // ours until commit; a concurrent creator of the same name makes the insert
+        // return nothing, and the lock that follows sees its committed row. A prompt
+        // archived in between is simply created again (bounded).
+        let mut tries = 0;
+        let locked = loop {
+            if let Some(found) = Self::lock_prompt(tx, project, name).await? {
+                check_if_match(name, Some(&found.etag()), new.if_match.as_deref())?;
+                break found;
+            }
+            check_if_match(name, None, new.if_match.as_deref())?;
+            tries += 1;
+            if tries > 10 {
+                return Err(Error::conflict(format!(
+                    "prompt '{name}' keeps being archived while a version is created"
+                ))
+                .into());
+            }
+            let inserted = sqlx::query(D::prompt_sql().insert_missing_prompt.as_str())
+                .bind(new_id())
+                .bind(project)
+                .bind(name)
+                .bind(&p.no_tags)
+                .bind(D::time(at))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| project_not_found_on_fk(e, project))?;
+            if let Some(row) = inserted {
+                ev.push(NewEvent::prompt_created(name, None, &[]));
+                break super::prompt_sql::Locked {
+                    id: row.try_get("id")?,
+                    latest: None,
+                    revision: 1,
+                };
+            }
+        };
+        check_parent_version(name, locked.latest, new.parent_version)?;
+        let number = locked
+            .latest
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| Error::conflict("too many versions"))?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO prompt_versions (id, prompt_id, version, template, template_format, \
+             variables, config, commit_message, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(locked.id)
+        .bind(i64::from(number))
+        .bind(&p.template)
+        .bind(new.template_format.as_str())
+        .bind(&p.variables_json)
+        .bind(&p.config)
+        .bind(&new.commit_message)
+        .bind(&new.created_by)
+        .bind(D::time(at))
+        .execute(&mut *tx)
+        .await?;
+        let mut moves = Vec::with_capacity(new.labels.len());
+        for l in &new.labels {
+            moves.push(
+                Self::move_label(
+                    tx,
+                    locked.id,
+                    name,
+                    l,
+                    Some(number),
+                    LabelExpect::Any,
+                    new.created_by.as_deref(),
+                    at,
+                )
+                .await?,
+            );
+        }
+        sqlx::query(
+            "UPDATE prompts SET latest_version = $1, revision = revision + $2, updated_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(i64::from(number))
+        .bind(1 + new.labels.len() as i64)
+        .bind(D::time(at))
+        .bind(locked.id)
+        .execute(&mut *tx)
+        .await?;
+        let mut labels = new.labels.clone();
+        labels.push(validate::LATEST_LABEL.to_owned());
+        labels.sort();
+        let v = PromptVersion {
+            id,
+            prompt: name.to_owned(),
+            prompt_id: locked.id,
+            version: number,
+            kind: new.template.kind(),
+            template: new.template.clone(),
+            template_format: new.template_format,
+            variables: p.variables.clone(),
+            config: new.config.clone(),
+            labels,
+            commit_message: new.commit_message.clone(),
+            created_by: new.created_by.clone(),
+            created_at: at,
+        };
+        ev.push(NewEvent::version_created(&v));
+        ev.extend(moves.iter().map(NewEvent::label_changed));
+        Ok(v)
+    }
+}
