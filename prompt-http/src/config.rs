@@ -153,6 +153,15 @@ pub struct WebhookArgs {
         default_value_t = 86_400
     )]
     pub retry_window_secs: u64,
+    /// Seconds a worker holds the webhooks it took (more than twice the attempt
+    /// timeout). A crashed worker's webhooks wait for their lease to run out, then
+    /// another worker (or the restarted one) resumes them.
+    #[arg(
+        long = "webhooks-lease-secs",
+        env = "PROMPT_REGISTRY_WEBHOOKS_LEASE_SECS",
+        default_value_t = 60
+    )]
+    pub lease_secs: u64,
     /// Milliseconds between looks for due webhooks when nothing wakes the worker.
     #[arg(
         long = "webhooks-tick-ms",
@@ -199,12 +208,13 @@ impl WebhookArgs {
             backoff_base: Duration::from_millis(self.backoff_base_ms),
             backoff_max: Duration::from_millis(self.backoff_max_ms),
             retry_window: Duration::from_secs(self.retry_window_secs),
-            // Room for several attempts per lease.
-            lease: (timeout * 6).max(Duration::from_secs(60)),
+            lease: Duration::from_secs(self.lease_secs),
             tick: Duration::from_millis(self.tick_ms),
             ..crate::webhooks::WebhookConfig::default()
         };
-        config.validate()?;
+        config
+            .validate()
+            .map_err(|e| format!("invalid webhook settings (PROMPT_REGISTRY_WEBHOOKS_*): {e}"))?;
         Ok(config)
     }
 }

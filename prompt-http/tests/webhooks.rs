@@ -682,16 +682,24 @@ async fn disabled_after_n_failures_then_reenabled() {
     assert_eq!(h.deliveries(&id).await.len(), 3);
     // Audit: the worker's disabling is recorded in the project's organization log.
     let project = h.app.store.project_by_name("default").await.unwrap();
-    let audit = h
-        .people
-        .list_audit(project.org_id, &prompt_core::PageRequest::default())
-        .await
-        .unwrap();
-    let entry = audit
-        .items
-        .iter()
-        .find(|e| e.action == "webhook.disabled")
-        .expect("an audit entry for the disabling");
+    // (Written just after the webhook's state: wait for it.)
+    let mut found = None;
+    for _ in 0..500 {
+        let audit = h
+            .people
+            .list_audit(project.org_id, &prompt_core::PageRequest::default())
+            .await
+            .unwrap();
+        found = audit
+            .items
+            .into_iter()
+            .find(|e| e.action == "webhook.disabled");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let entry = found.expect("an audit entry for the disabling");
     assert_eq!(entry.actor, "system:webhooks");
     assert_eq!(entry.project_id, Some(project.id));
     assert_eq!(entry.data["webhook"].as_str().unwrap(), id);
@@ -805,6 +813,9 @@ async fn serve_binary(db: &str, port: u16, expect_key: bool) -> (std::process::C
         .env("PROMPT_REGISTRY_WEBHOOKS_BACKOFF_BASE_MS", "20")
         .env("PROMPT_REGISTRY_WEBHOOKS_BACKOFF_MAX_MS", "200")
         .env("PROMPT_REGISTRY_WEBHOOKS_TICK_MS", "100")
+        // A crash leaves the webhook leased: short, so the restart resumes it soon.
+        .env("PROMPT_REGISTRY_WEBHOOKS_TIMEOUT_MS", "1000")
+        .env("PROMPT_REGISTRY_WEBHOOKS_LEASE_SECS", "3")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -98,8 +98,12 @@ impl WebhookConfig {
         if self.max_failures == 0 {
             return Err("webhook max failures must be at least 1".into());
         }
-        if self.lease <= self.timeout {
-            return Err("the webhook lease must be longer than the attempt timeout".into());
+        if self.lease <= self.timeout * 2 {
+            return Err(
+                "the webhook lease (PROMPT_REGISTRY_WEBHOOKS_LEASE_SECS) must be more than twice \
+                 the attempt timeout (PROMPT_REGISTRY_WEBHOOKS_TIMEOUT_MS)"
+                    .into(),
+            );
         }
         if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
             return Err("webhook backoff: base must be > 0 and max ≥ base".into());
