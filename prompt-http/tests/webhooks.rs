@@ -724,6 +724,50 @@ async fn disabled_after_n_failures_then_reenabled() {
     h.worker.unwrap().shutdown().await;
 }
 
+/// Events pruned before delivery (the webhook was disabled meanwhile) are skipped
+/// once it is enabled again: the next events arrive, the worker is not stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_events_are_skipped_after_reenabling() {
+    let receiver = Receiver::start(200).await;
+    let h = hook_app(test_config(true), true).await;
+    let (created, _) = h
+        .create_hook(json!({"url": receiver.url, "enabled": false}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    h.write_prompt("old", 3).await;
+    let pruned = h
+        .events
+        .prune_events(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(pruned > 0);
+    let r = h
+        .app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&h.app.admin),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    h.write_prompt("new", 1).await;
+    until("the events after the pruned ones", || {
+        receiver
+            .delivered()
+            .iter()
+            .any(|r| r.event().prompt.as_deref() == Some("new"))
+    })
+    .await;
+    assert!(
+        receiver
+            .delivered()
+            .iter()
+            .all(|r| r.event().prompt.as_deref() == Some("new"))
+    );
+    h.worker.unwrap().shutdown().await;
+}
+
 /// Redelivery by hand: the same event again, logged `manual`, the cursor unmoved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_redelivery() {

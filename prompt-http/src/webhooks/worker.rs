@@ -142,9 +142,17 @@ impl Webhooks {
                 .await
             {
                 Ok(p) => p,
-                Err(e @ Error::Gone { .. }) => {
-                    tracing::error!(webhook = %id, cursor, error = %e, "events pending for this webhook were pruned before delivery");
-                    break;
+                Err(Error::Gone { .. }) => {
+                    // Pruned before delivery (say, while the webhook was disabled):
+                    // nothing to deliver of them; go on from the oldest kept.
+                    match self.oldest_kept(hook.project_id, cursor).await {
+                        Some(kept) if kept > cursor => {
+                            tracing::warn!(webhook = %id, from = cursor + 1, to = kept, "events pruned before delivery are skipped");
+                            cursor = kept;
+                            continue 'pages;
+                        }
+                        _ => break,
+                    }
                 }
                 Err(Error::Unsupported { .. }) => break,
                 Err(e) => {
@@ -201,6 +209,22 @@ impl Webhooks {
             self.release(worker, id).await;
         }
         retry_in
+    }
+
+    /// The smallest cursor above `gone` from which `project`'s log is whole (events
+    /// after it are all kept): a binary search between `gone` and the head.
+    async fn oldest_kept(&self, project: uuid::Uuid, gone: u64) -> Option<u64> {
+        let head = self.events().head(project).await.ok()?;
+        let (mut lo, mut hi) = (gone, head);
+        while hi > lo + 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.events().events(project, mid, 1).await {
+                Ok(_) => hi = mid,
+                Err(Error::Gone { .. }) => lo = mid,
+                Err(_) => return None,
+            }
+        }
+        Some(hi)
     }
 
     async fn release(&self, worker: &str, id: uuid::Uuid) {
