@@ -13,6 +13,7 @@
 //! before it was recorded is made again (at least once). Passes run on every commit
 //! wake-up ([`prompt_core::EventLog::commits`]) and on a periodic tick.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -87,6 +88,10 @@ impl Webhooks {
     pub async fn pass(&self, worker: &str) -> Option<Duration> {
         let config = self.config().clone();
         let mut soonest: Option<Duration> = None;
+        // Each webhook is served once per pass: one that is still pending after it
+        // was served (its log could not be read, its secret does not open, its lease
+        // window ran out) waits for the next pass instead of spinning here.
+        let mut served_ids = HashSet::new();
         loop {
             let at = now();
             let until = at
@@ -103,9 +108,15 @@ impl Webhooks {
                     return None;
                 }
             };
-            if leased.is_empty() {
+            let (fresh, again): (Vec<Webhook>, Vec<Webhook>) =
+                leased.into_iter().partition(|h| served_ids.insert(h.id));
+            for h in again {
+                self.release(worker, h.id).await;
+            }
+            if fresh.is_empty() {
                 return soonest;
             }
+            let leased = fresh;
             let deadline = Instant::now() + config.lease;
             let served: Vec<Option<Duration>> = futures_util::stream::iter(leased)
                 .map(|hook| self.serve(worker, hook, deadline))
@@ -169,8 +180,10 @@ impl Webhooks {
                     cursor = event.seq;
                     continue;
                 }
-                // Leave room for one whole attempt inside the lease.
+                // Leave room for one whole attempt inside the lease; the next pass
+                // (at once) goes on.
                 if Instant::now() + self.config().timeout * 2 > deadline {
+                    retry_in = Some(Duration::ZERO);
                     break 'pages;
                 }
                 match self.deliver(worker, &hook, &secret, &event).await {
