@@ -246,10 +246,10 @@ async fn postgres_label_move_reaches_other_instances() {
         let prod = &prod;
         move || async move { b.resolve(p, "shared", prod).await.unwrap().version == want }
     };
-    // A's four writes so far each notified B; once B has them all, what B caches
-    // stays cached.
+    // A's four writes so far each notified B twice (the prompt's invalidation and the
+    // change feed's wake-up); once B has them all, what B caches stays cached.
     let lb = b.postgres_listener().unwrap();
-    eventually(Duration::from_secs(1), || async { lb.notifications() >= 4 })
+    eventually(Duration::from_secs(1), || async { lb.notifications() >= 8 })
         .await
         .expect("B receives A's notifications");
     eventually(Duration::from_secs(1), seen(1)).await.unwrap();

@@ -350,7 +350,10 @@ impl State {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of PromptStore::set_label, plus the events"
+    )]
     fn set_label_op(
         &mut self,
         project: Uuid,
@@ -612,7 +615,8 @@ impl PromptStore for MemoryStore {
         let mut s = self.write()?;
         let mut ev = Vec::new();
         s.archive_prompt_op(project, name, &mut ev)?;
-        Ok(self.commit(s, project, ev, ()))
+        self.commit(s, project, ev, ());
+        Ok(())
     }
 
     async fn create_version(
@@ -811,7 +815,8 @@ impl PromptStore for MemoryStore {
                     k.revoked_at = Some(now());
                     ev.push(NewEvent::api_key_revoked(id));
                 }
-                Ok(self.commit(s, project, ev, ()))
+                self.commit(s, project, ev, ());
+                Ok(())
             }
             _ => Err(Error::not_found(format!("api key {id}"))),
         }
@@ -865,7 +870,8 @@ impl PromptStore for MemoryStore {
             .remove(&(project, name.to_owned()))
             .ok_or_else(|| credential_not_found(name))?;
         let ev = vec![NewEvent::credential_deleted(name)];
-        Ok(self.commit(s, project, ev, ()))
+        self.commit(s, project, ev, ());
+        Ok(())
     }
 
     async fn reseal_provider_credentials(

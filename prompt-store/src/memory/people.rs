@@ -441,7 +441,8 @@ impl PeopleStore for MemoryStore {
         for org in orgs {
             woken.extend(s.member_changed(org, None, id));
         }
-        Ok(self.wake(s, woken, ()))
+        self.wake(s, woken, ());
+        Ok(())
     }
 
     async fn set_member(&self, org: Uuid, user: Uuid, role: OrgRole) -> Result<Membership> {
@@ -509,7 +510,8 @@ impl PeopleStore for MemoryStore {
             .retain(|(pid, uid), _| !(*uid == user && in_org.contains(pid)));
         s.people.memberships.remove(&(org, user));
         let woken = s.member_changed(org, None, user);
-        Ok(self.wake(s, woken, ()))
+        self.wake(s, woken, ());
+        Ok(())
     }
 
     async fn set_project_role(
@@ -536,7 +538,8 @@ impl PeopleStore for MemoryStore {
             }
         }
         let woken = s.member_changed(org, Some(project), user);
-        Ok(self.wake(s, woken, ()))
+        self.wake(s, woken, ());
+        Ok(())
     }
 
     async fn project_access(&self, user: Uuid, project: Uuid) -> Result<Option<KeyRole>> {

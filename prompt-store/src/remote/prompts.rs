@@ -16,12 +16,13 @@ use uuid::Uuid;
 use super::client::{RemoteStore, decode, label_path, page_query, prompt_path, rfc3339};
 use super::error::parse_remote_error;
 
-/// The index of the failing operation in a batch error body
-/// (`error.details.index`).
+/// The index of the failing operation in a batch error body: the server names it in
+/// `error.details.field` (`ops[3]`, `ops[3].name`).
 fn batch_index(body: &[u8]) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let i = v.pointer("/error/details/index")?.as_u64()?;
-    usize::try_from(i).ok()
+    let field = v.pointer("/error/details/field")?.as_str()?;
+    let rest = field.strip_prefix("ops[")?;
+    rest[..rest.find(']')?].parse().ok()
 }
 
 #[async_trait]

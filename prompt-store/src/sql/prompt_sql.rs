@@ -282,6 +282,10 @@ where
 
     /// Point `label` at `to` (or delete it with `None`; `NotFound` if it does not
     /// exist) and record the move. The caller holds the prompt's row lock.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one step of a transaction script: the connection, the row and the move"
+    )]
     pub(super) async fn move_label(
         conn: &mut D::Connection,
         prompt_id: Uuid,
