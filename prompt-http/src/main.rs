@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP service. On an empty database it creates project `default` and
     /// prints one admin API key, once.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (serve also applies them on start-up), or
     /// with `--revert [N]` revert the newest N of them.
     Migrate {

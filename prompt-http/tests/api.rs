@@ -1025,7 +1025,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/webhooks/{id}"),
     ("post", "/api/v1/webhooks/{id}/rotate-secret"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
-    ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    ),
     // The OpenAI-compatible gateway.
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),

@@ -213,10 +213,11 @@ impl Webhooks {
                 break;
             }
         }
-        if !lost && cursor > hook.cursor {
-            if let Err(e) = self.store().skip_events(worker, id, cursor).await {
-                tracing::debug!(webhook = %id, error = %e, "could not move the cursor past skipped events");
-            }
+        if !lost
+            && cursor > hook.cursor
+            && let Err(e) = self.store().skip_events(worker, id, cursor).await
+        {
+            tracing::debug!(webhook = %id, error = %e, "could not move the cursor past skipped events");
         }
         if !lost {
             self.release(worker, id).await;
