@@ -614,6 +614,35 @@ async fn outage_then_every_wanted_event_in_order_signed() {
     h.worker.unwrap().shutdown().await;
 }
 
+/// Two workers on one database (as two instances would run): every event is delivered
+/// once, in order, per webhook — a webhook is leased to one worker at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_deliver_each_event_once_in_order() {
+    let receivers = [Receiver::start(200).await, Receiver::start(200).await];
+    let h = hook_app(test_config(true), true).await;
+    let second = worker::spawn(h.hooks.clone());
+    let mut hooks = Vec::new();
+    for r in &receivers {
+        let (created, _) = h.create_hook(json!({"url": r.url})).await;
+        hooks.push(h.stored(created["id"].as_str().unwrap()).await);
+    }
+    for i in 0..10 {
+        h.write_prompt(&format!("p{i}"), 2).await;
+    }
+    for (r, hook) in receivers.iter().zip(&hooks) {
+        let wanted = h.wanted(hook, hook.cursor).await;
+        until("every event at this receiver", || {
+            r.delivered().len() >= wanted.len()
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let got: Vec<_> = r.delivered().iter().map(|d| d.event().id).collect();
+        assert_eq!(got, wanted.iter().map(|e| e.id).collect::<Vec<_>>());
+    }
+    second.shutdown().await;
+    h.worker.unwrap().shutdown().await;
+}
+
 /// A 3xx is a failed attempt: logged with its status, the redirect never followed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_not_followed() {
