@@ -150,6 +150,15 @@ pub fn parse<T: DeserializeOwned>(v: Value, field: &str) -> prompt_core::Result<
     })
 }
 
+/// [`parse`] for one element of a list argument: a mismatch is named `at.path` (e.g.
+/// `ops[2].version.template`), or `at` when it is the whole element.
+pub fn parse_at<T: DeserializeOwned>(v: Value, at: &str) -> prompt_core::Result<T> {
+    parse(v, at).map_err(|e| match &e {
+        prompt_core::Error::InvalidInput { field, .. } if field != at => e.in_field(at),
+        _ => e,
+    })
+}
+
 /// An optional Python int as a `u32` field (version, limit): negative or too large is
 /// `InvalidInput` on `field` (raised as `ValidationError`, a `ValueError`).
 pub fn opt_u32(v: Option<i64>, field: &str) -> prompt_core::Result<Option<u32>> {

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
 
-use prompt_core::{Error, ProviderErrorKind, TemplateError};
+use prompt_core::{BatchFailure, Error, ProviderErrorKind, TemplateError};
 
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -22,15 +22,27 @@ fn errors_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 
 /// The Python exception of a core error: the one exhaustive mapping.
 pub fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
-    match build(py, &e) {
+    raise(py, e, None)
+}
+
+/// The Python exception of a refused batch: the error's usual class, with `index` set
+/// to the failing operation's position (`None` when the batch as a whole was refused).
+pub fn batch_failure_to_py(py: Python<'_>, failure: BatchFailure) -> PyErr {
+    raise(py, failure.error, failure.index)
+}
+
+/// `index`: the failing operation of a batch, if any (`None` outside batches).
+fn raise(py: Python<'_>, e: Error, index: Option<usize>) -> PyErr {
+    match build(py, &e, index) {
         Ok(err) => err,
         // The error module could not be imported (a broken install): say what happened.
         Err(import_err) => PyRuntimeError::new_err(format!("{e} (and {import_err})")),
     }
 }
 
-fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
+fn build(py: Python<'_>, e: &Error, index: Option<usize>) -> PyResult<PyErr> {
     let kw = PyDict::new(py);
+    kw.set_item("index", index)?;
     let class = match e {
         Error::NotFound { what } => {
             kw.set_item("what", what)?;
@@ -110,7 +122,7 @@ fn kind_name(e: &Error) -> String {
 
 /// The exception a synthetic core error of `kind` maps to, not raised: lets the tests
 /// check [`to_py_err`] for every kind, including those no public call can provoke
-/// (`conflict` needs a run update, `internal` a bug).
+/// (`internal` needs a bug).
 #[pyfunction]
 #[pyo3(name = "_error_for_kind")]
 pub fn error_for_kind<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use prompt_core::credential::ProviderView;
 use prompt_core::{
-    Error, ExecuteOptions, NewPrompt, NewRun, NewVersion, PageRequest, PromptFilter, PromptUpdate,
-    Registry, RunQuery, Selector, StatsQuery, WorkerPool, WorkerPoolConfig,
+    BatchFailure, BatchOp, Error, EventLog, ExecuteOptions, LabelExpect, NewPrompt, NewRun,
+    NewVersion, PageRequest, PromptFilter, PromptUpdate, Registry, RunQuery, Selector, StatsQuery,
+    WorkerPool, WorkerPoolConfig,
 };
 use prompt_providers::credentials::{
     Keyring, MasterKey, NewProviderCredential, ProjectProviders, StoredProviderSource,
@@ -30,8 +31,8 @@ use prompt_providers::credentials::{
 use prompt_providers::{ProvidersConfig, RetryPolicy};
 use prompt_store::{CacheConfig, OpenOptions, RemoteConfig, RemoteStore};
 
-use crate::convert::{opt_u32, parse, to_json, to_py};
-use crate::error::to_py_err;
+use crate::convert::{opt_u32, parse, parse_at, to_json, to_py};
+use crate::error::{batch_failure_to_py, to_py_err};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
@@ -61,11 +62,15 @@ where
     }
 }
 
-/// What `open` makes: the registry, and the providers of its project (stored
-/// credentials over the environment's) for storing credentials.
+/// What `open` makes: the registry, the providers of its project (stored
+/// credentials over the environment's) for storing credentials, and the change log the
+/// registry's writes append to.
 struct Opened {
     registry: Registry,
     providers: ProjectProviders,
+    /// The backend's event log (every project's; read with the registry's project id),
+    /// or for a remote registry the server's, scoped by the key.
+    events: Arc<dyn EventLog>,
 }
 
 /// The arguments of `open` / `open_async`.
@@ -97,7 +102,8 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
                  stored credentials",
             ));
         }
-        let registry = open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await?;
+        let (registry, events) =
+            open_remote(url, project, cache_ttl_ms, api_key.unwrap_or_default()).await?;
         let providers = ProjectProviders::new(
             None,
             prompt_core::ProviderSet::new(),
@@ -106,6 +112,7 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
         return Ok(Opened {
             registry,
             providers,
+            events,
         });
     }
     if api_key.is_some() {
@@ -130,6 +137,7 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
         ..OpenOptions::default()
     };
     let backend = prompt_store::open_with(&url, &options).await?;
+    let events = backend.events.clone();
     let registry = Registry::with_project(backend.store.clone(), backend.runs, &project).await?;
     let config = ProvidersConfig::from_lookup(|k| std::env::var(k).ok())?;
     let base = config.build()?;
@@ -151,18 +159,20 @@ async fn open_registry(args: OpenArgs) -> prompt_core::Result<Opened> {
     Ok(Opened {
         registry,
         providers,
+        events,
     })
 }
 
-/// A registry over a remote server. The project is the API key's; a server that cannot
-/// be reached at open is not an error (cached lookups and `fallback=` still work), a
-/// refused key is.
+/// A registry over a remote server, and the server's event log (the remote store reads
+/// it for the key's project, whatever project id it is given). The project is the API
+/// key's; a server that cannot be reached at open is not an error (cached lookups and
+/// `fallback=` still work), a refused key is.
 async fn open_remote(
     url: String,
     project: Option<String>,
     cache_ttl_ms: Option<u64>,
     api_key: String,
-) -> prompt_core::Result<Registry> {
+) -> prompt_core::Result<(Registry, Arc<dyn EventLog>)> {
     let mut config = RemoteConfig::new(url, api_key);
     config.cache_ttl = cache_ttl_ms.map(std::time::Duration::from_millis);
     // A `project` given is checked against the key's by the first request that reaches
@@ -184,7 +194,8 @@ async fn open_remote(
     let store = Arc::new(remote);
     // The registry hands executions, submissions, run logging and the tools to the
     // server itself: the store is a server's (`PromptStore::server`).
-    Ok(Registry::from_parts(store.clone(), store, project))
+    let events: Arc<dyn EventLog> = store.clone();
+    Ok((Registry::from_parts(store.clone(), store, project), events))
 }
 
 /// The environment variable naming the tools model (as for the server).
@@ -326,6 +337,8 @@ pub struct NativeRegistry {
     registry: Registry,
     /// The project's providers: stored credentials are written through them.
     providers: ProjectProviders,
+    /// The change log `events` and `head` read.
+    events: Arc<dyn EventLog>,
     is_async: bool,
     workers: Arc<Mutex<Option<WorkerPool>>>,
 }
@@ -335,6 +348,7 @@ impl NativeRegistry {
         NativeRegistry {
             registry: opened.registry,
             providers: opened.providers,
+            events: opened.events,
             is_async,
             workers: Arc::default(),
         }
@@ -566,7 +580,8 @@ impl NativeRegistry {
         )
     }
 
-    #[pyo3(signature = (name, label, version, actor = None))]
+    /// `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, version, actor = None, expected_version = None))]
     fn set_label<'py>(
         &self,
         py: Python<'py>,
@@ -574,39 +589,103 @@ impl NativeRegistry {
         label: String,
         version: i64,
         actor: Option<String>,
+        expected_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let v = try_arg!(self, py, opt_u32(Some(version), "version")).unwrap_or_default();
+        let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
-            r.set_label(
-                &name,
-                &label,
-                v,
-                prompt_core::LabelExpect::Any,
-                actor.as_deref(),
-            )
-            .await
+            r.set_label(&name, &label, v, expect, actor.as_deref())
+                .await
         })
     }
 
-    #[pyo3(signature = (name, label, actor = None))]
+    /// `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, actor = None, expected_version = None))]
     fn delete_label<'py>(
         &self,
         py: Python<'py>,
         name: String,
         label: String,
         actor: Option<String>,
+        expected_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
+        let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
-            r.delete_label(
-                &name,
-                &label,
-                prompt_core::LabelExpect::Any,
-                actor.as_deref(),
-            )
-            .await
+            if expect == LabelExpect::Unset {
+                // "Must be unset" can never be deleted: answer without a write, the
+                // same on every backend (the HTTP API has no way to say it on DELETE,
+                // so a remote store would delete the label unchecked).
+                prompt_core::validate::settable_label(&label)?;
+                let prompt = r.get_prompt(&name).await?;
+                let current = prompt.labels.get(&label).copied();
+                expect.check(&name, &label, current)?;
+                return Err(Error::not_found(format!(
+                    "label '{label}' of prompt '{name}'"
+                )));
+            }
+            r.delete_label(&name, &label, expect, actor.as_deref())
+                .await
         })
+    }
+
+    /// Apply `ops` (each the JSON of a `BatchOp`) all or nothing: a list with one
+    /// outcome dict per operation (`{"prompt": …}`, `{"version": …}`,
+    /// `{"label_move": …}`, `{"archived": name}`). A failure raises the error's class
+    /// with `index` set to the failing operation (`None`: the whole batch refused).
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        ops: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let ops = batch_ops(&ops)?;
+        // The failure travels as a value, so that it keeps its index through
+        // `dispatch` (whose errors are plain core errors) and raises the same way in
+        // both modes, argument errors included.
+        let fut = async move {
+            Ok(match ops {
+                Ok(ops) => r.apply_batch(ops).await,
+                Err(failure) => Err(failure),
+            })
+        };
+        self.dispatch(py, fut, |py, outcome| match outcome {
+            Ok(outcomes) => to_py(py, &outcomes),
+            Err(failure) => Err(batch_failure_to_py(py, failure)),
+        })
+    }
+
+    /// A page of the project's change log: events with `seq > after`, oldest first, at
+    /// most `limit` (1 to 1000, default 100), and the `next` cursor and `head`.
+    #[pyo3(signature = (after = 0, limit = None))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        after: i64,
+        limit: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let log = self.events.clone();
+        let project = self.registry.project().id;
+        let after = try_arg!(
+            self,
+            py,
+            u64::try_from(after)
+                .map_err(|_| Error::invalid("after", format!("{after} is negative")))
+        );
+        let limit = try_arg!(
+            self,
+            py,
+            opt_u32(limit, "limit").and_then(prompt_core::domain::event_limit)
+        );
+        self.call(py, async move { log.events(project, after, limit).await })
+    }
+
+    /// The project's latest event `seq` (0 for an empty log).
+    fn head<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let log = self.events.clone();
+        let project = self.registry.project().id;
+        self.call(py, async move { log.head(project).await })
     }
 
     #[pyo3(signature = (name, label, limit = None, cursor = None))]
@@ -922,6 +1001,31 @@ impl NativeRegistry {
             self.is_async
         )
     }
+}
+
+/// The compare-and-set of a label operation from Python's `expected_version`: `None`
+/// checks nothing, `0` requires the label to be unset, `n` requires it to point at `n`.
+fn label_expect(expected_version: Option<i64>) -> prompt_core::Result<LabelExpect> {
+    Ok(match opt_u32(expected_version, "expected_version")? {
+        None => LabelExpect::Any,
+        Some(0) => LabelExpect::Unset,
+        Some(v) => LabelExpect::At(v),
+    })
+}
+
+/// The operations of a batch: each a dict, as JSON, as a `BatchOp`. A malformed one is
+/// the batch's failure at its index (named `ops[i]…`); a value that is not JSON at all
+/// is a `TypeError`/`ValueError`, as for every argument.
+fn batch_ops(ops: &[Bound<'_, PyAny>]) -> PyResult<Result<Vec<BatchOp>, BatchFailure>> {
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let at = format!("ops[{i}]");
+        match parse_at::<BatchOp>(to_json(op, &at)?, &at) {
+            Ok(op) => out.push(op),
+            Err(e) => return Ok(Err(BatchFailure::at(i, e))),
+        }
+    }
+    Ok(Ok(out))
 }
 
 fn execute_options(

@@ -39,6 +39,7 @@ def test_every_kind_maps_to_its_class(kind: str) -> None:
 def test_attributes_of_mapped_errors() -> None:
     e: Any = _native._error_for_kind("invalid_input")
     assert e.field == "name" and e.kind == "invalid_input" and isinstance(e, ValueError)
+    assert e.index is None  # set only by Registry.batch (see test_feed.py)
     e = _native._error_for_kind("template")
     assert e.missing_variables == ["a", "b"] and e.field == "variables"
     e = _native._error_for_kind("provider")

@@ -36,6 +36,23 @@ def sync_usage() -> None:
         print(missing)
     print(created, text, cost, ids, cursor, p50, list(moves))
 
+    # the change feed: parent versions, label compare-and-set, batches, the event log
+    v2: pr.PromptVersion = reg.create_version("a", "Hello {{ n }}", parent_version=v.version)
+    move: pr.LabelMove = reg.set_label("a", "production", v2.version, expected_version=v.version)
+    results: List[pr.BatchResult] = reg.batch([
+        {"op": "set_label", "name": "a", "label": "staging", "version": 1, "expected_version": None},
+    ])
+    try:
+        reg.batch([{"op": "archive_prompt", "name": "missing"}])
+    except pr.PromptRegistryError as e:
+        index: Optional[int] = e.index
+        print(index)
+    head: int = reg.head()
+    events: pr.EventPage = reg.events(after=0, limit=10)
+    seqs: List[int] = [ev.seq for ev in events]
+    types: List[str] = [ev.type for ev in events.events]
+    print(move, results, head, events.next, events.has_more, seqs, types)
+
 
 async def async_usage() -> None:
     reg: pr.AsyncRegistry = await pr.AsyncRegistry.open("memory://")

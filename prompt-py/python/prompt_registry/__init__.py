@@ -28,6 +28,9 @@ from ._errors import (
     ValidationError,
 )
 from ._models import (
+    BatchResult,
+    Event,
+    EventPage,
     LabelMove,
     Page,
     Prompt,
@@ -57,6 +60,9 @@ __all__ = [
     "StoredProvider",
     "LabelMove",
     "Page",
+    "BatchResult",
+    "Event",
+    "EventPage",
     "Rendered",
     "Template",
     "UNSET",

@@ -21,6 +21,7 @@ from . import _native
 from ._convert import (
     DEFAULT_CACHE_TTL_MS,
     UNSET,
+    _batch_ops,
     _check_project,
     _check_url,
     _credential,
@@ -42,6 +43,8 @@ from ._convert import (
 )
 from ._errors import PromptRegistryError, UnavailableError
 from ._models import (
+    BatchResult,
+    EventPage,
     LabelMove,
     Page,
     Prompt,
@@ -52,6 +55,7 @@ from ._models import (
     RunStats,
     StoredProvider,
     Template,
+    _batch_result,
 )
 from ._tools import (
     Analysis,
@@ -100,7 +104,10 @@ class AsyncRegistry:
         project (``project``, if given, must be the key's). Executions run on the server.
         ``cache`` keeps label lookups for ``cache_ttl_ms``, then serves them stale while
         refreshing in the background, so a server that goes down does not break prompts
-        already fetched. A server that is down at open is not an error; a refused key
+        already fetched. Meanwhile the registry follows the server's event stream and
+        drops a prompt's cached lookups as soon as an event about it arrives (a label
+        moved by anyone is seen at once, not after ``cache_ttl_ms``, which stays the
+        bound while the stream is down). A server that is down at open is not an error; a refused key
         is (:class:`AuthError`). ``token`` instead of ``api_key``: a signed-in user's
         access token (from ``POST /api/auth/login``); then ``project`` is required
         (``ORG/NAME``, or ``NAME`` in the organization ``default``), the role is the
@@ -187,10 +194,18 @@ class AsyncRegistry:
         labels: Optional[Sequence[str]] = None,
         commit_message: Optional[str] = None,
         template_format: str = "mustache",
+        parent_version: Optional[int] = None,
     ) -> PromptVersion:
         """Create the next version (and the prompt if missing); ``latest`` and the
-        given ``labels`` move to it atomically."""
-        payload = _version_payload(template, config, labels, commit_message, template_format)
+        given ``labels`` move to it atomically.
+
+        ``parent_version``: the version this edit is based on (``0``: the prompt had
+        no version). If the prompt's latest version is another one by now (someone
+        else saved meanwhile), nothing is written and :class:`ConflictError` names the
+        current latest: rebase the edit on it and try again. ``None``: no check."""
+        payload = _version_payload(
+            template, config, labels, commit_message, template_format, parent_version
+        )
         return PromptVersion._from(await self._n.create_version(name, payload))
 
     async def list_versions(
@@ -229,14 +244,39 @@ class AsyncRegistry:
         return await self.get(name, version=version)
 
     async def set_label(
-        self, name: str, label: str, version: int, *, actor: Optional[str] = None
+        self,
+        name: str,
+        label: str,
+        version: int,
+        *,
+        actor: Optional[str] = None,
+        expected_version: Optional[int] = None,
     ) -> LabelMove:
-        """Point ``label`` at ``version`` (audited). ``latest`` cannot be set."""
-        return LabelMove._from(await self._n.set_label(name, label, version, actor))
+        """Point ``label`` at ``version`` (audited). ``latest`` cannot be set.
 
-    async def delete_label(self, name: str, label: str, *, actor: Optional[str] = None) -> LabelMove:
-        """Remove a label (audited)."""
-        return LabelMove._from(await self._n.delete_label(name, label, actor))
+        ``expected_version`` makes it a compare-and-set: ``None`` checks nothing, ``0``
+        requires the label to be unset, ``n`` requires it to point at version ``n``
+        now. If it does not, nothing moves and :class:`PreconditionFailedError` says
+        where the label points (a negative value is a :class:`ValidationError` on
+        ``expected_version``)."""
+        return LabelMove._from(
+            await self._n.set_label(name, label, version, actor, expected_version)
+        )
+
+    async def delete_label(
+        self,
+        name: str,
+        label: str,
+        *,
+        actor: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> LabelMove:
+        """Remove a label (audited).
+
+        ``expected_version``: as for :meth:`set_label` (``n``: only if the label still
+        points at ``n``, else :class:`PreconditionFailedError`; ``0``, "must be unset",
+        never deletes anything)."""
+        return LabelMove._from(await self._n.delete_label(name, label, actor, expected_version))
 
     async def label_history(
         self,
@@ -249,6 +289,29 @@ class AsyncRegistry:
         """Moves of a label, newest first."""
         return Page._from(await self._n.label_history(name, label, limit, cursor), LabelMove._from)
 
+    async def batch(self, ops: Sequence[Mapping[str, Any]]) -> List[BatchResult]:
+        """Apply up to 1000 operations in one transaction, all or nothing. Each is a
+        dict as in ``POST /api/v1/batch``, tagged by ``op``:
+
+        - ``{"op": "create_prompt", "prompt": {"name", "description"?, "tags"?}}``
+        - ``{"op": "update_prompt", "name", "update": {"description"?, "tags"?}, "if_match"?}``
+        - ``{"op": "archive_prompt", "name"}``
+        - ``{"op": "create_version", "name", "version": {"template", "labels"?, "parent_version"?, ...}}``
+        - ``{"op": "set_label", "name", "label", "version", "expected_version"?}``
+        - ``{"op": "delete_label", "name", "label", "expected_version"?}``
+
+        In a batch, ``"expected_version": None`` means "the label must be unset" (the
+        wire's ``null``); leave the key out for no check.
+
+        Returns one result per operation, in order: the :class:`Prompt` after
+        ``create_prompt``/``update_prompt``, the new :class:`PromptVersion`, the
+        :class:`LabelMove` of a label operation, the name (``str``) of an archived
+        prompt. If any operation fails, nothing is written and its error is raised with
+        ``index`` set to its position (``ValidationError.field`` reads
+        ``ops[i]...``); ``index`` is ``None`` when the batch as a whole is refused
+        (empty, more than 1000 operations)."""
+        return [_batch_result(o) for o in await self._n.batch(_batch_ops(ops))]
+
     async def render(
         self,
         name: str,
@@ -260,6 +323,23 @@ class AsyncRegistry:
         """Resolve and render in one call."""
         result: Rendered = await self._n.render(name, _vars(variables), label, version)
         return result
+
+    # the change log
+    async def events(self, *, after: int = 0, limit: Optional[int] = None) -> EventPage:
+        """The project's change log after the cursor ``after`` (a ``seq``; 0 for the
+        start), oldest first: at most ``limit`` events (1 to 1000, default 100).
+        Follow it with ``after=page.next`` until ``page.has_more`` is false; every
+        write (prompt, version, label, key, credential and member changes) appears
+        once, in commit order. :class:`GoneError` when the events after ``after`` are
+        no longer retained: read the current state, then follow from :meth:`head`.
+        A negative ``after`` is a :class:`ValidationError` on ``after``."""
+        return EventPage._from(await self._n.events(after, limit))
+
+    async def head(self) -> int:
+        """The ``seq`` of the project's latest event (0 when nothing happened yet):
+        ``events(after=head())`` returns only what happens from now on."""
+        seq: int = await self._n.head()
+        return seq
 
     # execution
     async def execute(

@@ -144,16 +144,32 @@ def _version_payload(
     labels: Optional[Sequence[str]],
     commit_message: Optional[str],
     template_format: str,
+    parent_version: Optional[int] = None,
 ) -> Dict[str, Any]:
     if isinstance(labels, str):
         raise TypeError("labels must be a list of str, not a str")
-    return {
+    payload: Dict[str, Any] = {
         "template": _template(template),
         "template_format": template_format,
         "config": dict(config) if config is not None else {},
         "labels": list(labels) if labels is not None else [],
         "commit_message": commit_message,
     }
+    if parent_version is not None:
+        payload["parent_version"] = parent_version
+    return payload
+
+
+def _batch_ops(ops: object) -> List[Dict[str, Any]]:
+    """The operations of a batch as the list of dicts the native module parses."""
+    if isinstance(ops, (str, bytes, Mapping)) or not isinstance(ops, Sequence):
+        raise TypeError(f"ops must be a list of dicts, not {type(ops).__name__}")
+    out = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, Mapping):
+            raise TypeError(f"ops[{i}] must be a dict, not {type(op).__name__}")
+        out.append(dict(op))
+    return out
 
 
 def _vars(variables: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:

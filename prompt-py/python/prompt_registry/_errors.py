@@ -3,7 +3,8 @@
 Every error the Rust core reports is raised as a subclass of
 :class:`PromptRegistryError`; the Rust side picks the class in one place
 (``prompt-py/src/error.rs``). ``kind`` is the core's stable error kind
-(``not_found``, ``invalid_input``, ``provider`` ...).
+(``not_found``, ``invalid_input``, ``provider`` ...). An error that refused a
+:meth:`Registry.batch` carries the failing operation's ``index``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ class PromptRegistryError(Exception):
 
     kind: str = "internal"
     message: str
+    #: For an error raised by :meth:`Registry.batch`: the 0-based index of the
+    #: operation that failed, or ``None`` when the batch as a whole was refused (empty,
+    #: too long, database unavailable). ``None`` for every other call.
+    index: Optional[int] = None
 
     def __init__(self, message: str = "", **attrs: Any) -> None:
         super().__init__(message)
@@ -42,13 +47,16 @@ class AlreadyExistsError(PromptRegistryError):
 
 
 class ConflictError(PromptRegistryError):
-    """The request conflicts with the current state."""
+    """The request conflicts with the current state, e.g. a version created with a
+    ``parent_version`` that is no longer the latest (the message names the latest)."""
 
     kind = "conflict"
 
 
 class PreconditionFailedError(PromptRegistryError):
-    """An ``if_match`` etag did not match the current one."""
+    """A precondition did not hold: an ``if_match`` etag that is not the current one,
+    or a label's ``expected_version`` that is not where the label points (the message
+    says where it points now)."""
 
     kind = "precondition_failed"
 

@@ -321,6 +321,102 @@ class StoredProvider(_Model):
         )
 
 
+#: One result of :meth:`Registry.batch`, by operation: the prompt after
+#: ``create_prompt``/``update_prompt``, the new version of ``create_version``, the
+#: recorded move of ``set_label``/``delete_label``, the name of an archived prompt.
+BatchResult = Union[Prompt, PromptVersion, LabelMove, str]
+
+
+def _batch_result(d: Mapping[str, Any]) -> BatchResult:
+    # An outcome is externally tagged: {"prompt": {...}}, {"archived": "name"}, ...
+    [(tag, value)] = list(d.items())
+    if tag == "prompt":
+        return Prompt._from(value)
+    if tag == "version":
+        return PromptVersion._from(value)
+    if tag == "label_move":
+        return LabelMove._from(value)
+    if tag == "archived":
+        name: str = value
+        return name
+    raise ValueError(f"unknown batch outcome {tag!r}")
+
+
+@dataclass(frozen=True)
+class Event(_Model):
+    """One entry of the project's change log. ``seq`` numbers a project's events 1, 2,
+    3, ... in commit order, without gaps; ``type`` is what happened
+    (``prompt.created``, ``prompt.updated``, ``prompt.archived``, ``version.created``,
+    ``label.moved``, ``label.removed``, ``api_key.created``, ``api_key.revoked``,
+    ``credential.put``, ``credential.deleted``, ``member.changed``); ``data`` holds
+    the type's details (e.g. ``{"from": 1}`` for a label move), never a secret."""
+
+    seq: int
+    id: str
+    project: str
+    type: str
+    prompt: Optional[str]
+    version: Optional[int]
+    label: Optional[str]
+    actor: Optional[str]
+    at: datetime
+    data: Any
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "Event":
+        return cls(
+            seq=d["seq"],
+            id=d["id"],
+            project=d["project"],
+            type=d["type"],
+            prompt=d.get("prompt"),
+            version=d.get("version"),
+            label=d.get("label"),
+            actor=d.get("actor"),
+            at=_req_dt(d["at"]),
+            data=d.get("data"),
+        )
+
+
+@dataclass(frozen=True)
+class EventPage(_Model):
+    """A page of the change log: ``events`` after the cursor asked with, oldest first;
+    ``next`` is the cursor to ask with next (``events(after=page.next)``), ``head`` the
+    project's latest ``seq`` when the page was read. Iterable, like :class:`Page`."""
+
+    events: List[Event]
+    next: int
+    head: int
+
+    @property
+    def has_more(self) -> bool:
+        """Whether more events follow this page (``next < head``)."""
+        return self.next < self.head
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "EventPage":
+        return cls(
+            events=[Event._from(e) for e in d["events"]],
+            next=d["next"],
+            head=d["head"],
+        )
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"events": [...], "next": ..., "head": ...}`` with each event's
+        ``to_dict()``."""
+        return {
+            "events": [e.to_dict() for e in self.events],
+            "next": self.next,
+            "head": self.head,
+        }
+
+
 T = TypeVar("T")
 
 
