@@ -55,7 +55,7 @@ pub fn spawn(webhooks: Webhooks) -> WorkerHandle {
         let tick = webhooks.config().tick;
         tracing::info!(%worker, "webhook delivery worker started");
         loop {
-            let soonest = webhooks.pass(&worker).await;
+            let soonest = webhooks.pass(&worker, &stopped).await;
             let wait = soonest.map_or(tick, |d| d.min(tick));
             tokio::select! {
                 _ = stopped.changed() => break,
@@ -83,9 +83,11 @@ enum Step {
 }
 
 impl Webhooks {
-    /// One pass: lease due webhooks until none is left and serve each. Returns how
-    /// soon one may be due again after a failure (for the next wake-up), if known.
-    pub async fn pass(&self, worker: &str) -> Option<Duration> {
+    /// One pass: lease due webhooks until none is left and serve each, until `stop`
+    /// turns true (then the webhooks in hand are released after their attempt in
+    /// flight). Returns how soon one may be due again after a failure (for the next
+    /// wake-up), if known.
+    pub async fn pass(&self, worker: &str, stop: &watch::Receiver<bool>) -> Option<Duration> {
         let config = self.config().clone();
         let mut soonest: Option<Duration> = None;
         // Each webhook is served once per pass: one that is still pending after it
@@ -93,6 +95,9 @@ impl Webhooks {
         // window ran out) waits for the next pass instead of spinning here.
         let mut served_ids = HashSet::new();
         loop {
+            if *stop.borrow() {
+                return soonest;
+            }
             let at = now();
             let until = at
                 + chrono::Duration::from_std(config.lease)
@@ -119,7 +124,7 @@ impl Webhooks {
             let leased = fresh;
             let deadline = Instant::now() + config.lease;
             let served: Vec<Option<Duration>> = futures_util::stream::iter(leased)
-                .map(|hook| self.serve(worker, hook, deadline))
+                .map(|hook| self.serve(worker, hook, deadline, stop))
                 .buffer_unordered(config.batch as usize)
                 .collect()
                 .await;
@@ -132,7 +137,13 @@ impl Webhooks {
     /// Deliver a leased webhook's pending events until it is caught up, an attempt
     /// fails, or its lease is nearly over; then release it. Returns the backoff after
     /// a failure.
-    async fn serve(&self, worker: &str, mut hook: Webhook, deadline: Instant) -> Option<Duration> {
+    async fn serve(
+        &self,
+        worker: &str,
+        mut hook: Webhook,
+        deadline: Instant,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<Duration> {
         let id = hook.id;
         let mut retry_in = None;
         let secret = match self.open_secret(&hook) {
@@ -179,6 +190,9 @@ impl Webhooks {
                 if !hook.wants(&event) {
                     cursor = event.seq;
                     continue;
+                }
+                if *stop.borrow() {
+                    break 'pages;
                 }
                 // Leave room for one whole attempt inside the lease; the next pass
                 // (at once) goes on.
