@@ -797,6 +797,50 @@ async fn pruned_events_are_skipped_after_reenabling() {
     h.worker.unwrap().shutdown().await;
 }
 
+/// An event that keeps failing for its whole retry window is given up (logged
+/// `given_up`) and the next event is attempted; the webhook stays enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_after_the_retry_window_then_next_event() {
+    let receiver = Receiver::start(500).await;
+    let h = hook_app(
+        WebhookConfig {
+            retry_window: Duration::from_millis(300),
+            ..test_config(true)
+        },
+        true,
+    )
+    .await;
+    let (created, _) = h.create_hook(json!({"url": receiver.url})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    h.write_prompt("p", 2).await;
+    let hook = h.stored(&id).await;
+    let wanted = h.wanted(&hook, hook.cursor).await;
+    assert!(wanted.len() >= 2);
+    let mut log = Vec::new();
+    for _ in 0..3000 {
+        log = h.deliveries(&id).await;
+        if log.iter().any(|d| d["event_seq"] == wanted[1].seq) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first: Vec<&Value> = log
+        .iter()
+        .filter(|d| d["event_seq"] == wanted[0].seq)
+        .collect();
+    // Newest first: the last attempt at the first event gave it up.
+    assert_eq!(first[0]["status"], "given_up", "{log:?}");
+    assert!(first[1..].iter().all(|d| d["status"] == "failed"));
+    assert!(
+        log.iter().any(|d| d["event_seq"] == wanted[1].seq),
+        "the next event is attempted"
+    );
+    let now = h.hook(&id).await;
+    assert_eq!(now["enabled"], true);
+    assert!(now["cursor"].as_u64().unwrap() >= wanted[0].seq);
+    h.worker.unwrap().shutdown().await;
+}
+
 /// Redelivery by hand: the same event again, logged `manual`, the cursor unmoved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_redelivery() {
