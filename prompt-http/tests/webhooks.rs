@@ -1,9 +1,10 @@
 //! Webhooks end to end: the API (CRUD, validation, the secret shown once, project
 //! isolation), and deliveries from a real worker over a real SQLite store to a real
 //! local receiver (an axum server on 127.0.0.1:0 that records what it gets):
-//! signatures, order and filters through an outage, redirects not followed, automatic
-//! disabling, manual redelivery, and a `kill -9` of the real binary between commit
-//! and delivery.
+//! signatures, order and filters through an outage, two workers sharing the work, the
+//! SSRF guard at delivery time, redirects not followed, automatic disabling, events
+//! given up after their retry window, pruned events skipped, manual redelivery, and a
+//! `kill -9` of the real binary between commit and delivery.
 //!
 //! One file on purpose (like the other long test files): every test shares the
 //! receiver and the app builder below.
@@ -640,6 +641,66 @@ async fn two_workers_deliver_each_event_once_in_order() {
         assert_eq!(got, wanted.iter().map(|e| e.id).collect::<Vec<_>>());
     }
     second.shutdown().await;
+    h.worker.unwrap().shutdown().await;
+}
+
+/// The guard holds at delivery time too (a name may resolve elsewhere later): a
+/// webhook that points at loopback by address or by name — stored directly, as if its
+/// DNS had changed since creation — is refused at each attempt and never connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_refused_at_delivery_time() {
+    let receiver = Receiver::start(200).await;
+    let h = hook_app(test_config(false), true).await;
+    let project = h.app.store.project_by_name("default").await.unwrap().id;
+    let port = receiver.url.split(':').nth(2).unwrap().to_owned();
+    let mut ids = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let id = prompt_core::domain::new_id();
+        let at = chrono::Utc::now();
+        let sealed = h.hooks.seal(project, id, "whsec_test").unwrap().unwrap();
+        h.store
+            .create_webhook(Webhook {
+                id,
+                project_id: project,
+                url,
+                events: vec![],
+                prompts: vec![],
+                enabled: true,
+                disabled_reason: None,
+                cursor: 0,
+                failures: 0,
+                next_attempt_at: at,
+                failing_since: None,
+                created_by: None,
+                created_at: at,
+                updated_at: at,
+                secret_sealed: sealed,
+            })
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    h.write_prompt("p", 1).await;
+    for id in &ids {
+        let mut log = Vec::new();
+        for _ in 0..3000 {
+            log = h.deliveries(id).await;
+            if !log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = &log[0];
+        assert_eq!(d["status"], "failed");
+        assert!(d.get("http_status").is_none(), "{d}");
+        let error = d["error"].as_str().unwrap();
+        assert!(error.contains("SSRF guard"), "{error}");
+        assert!(error.contains("loopback"), "{error}");
+    }
+    assert!(receiver.received().is_empty(), "no connection was made");
     h.worker.unwrap().shutdown().await;
 }
 
