@@ -63,9 +63,11 @@ pub trait WebhookStore: Send + Sync + Debug {
     /// Delete a webhook and its delivery log; `NotFound` if missing.
     async fn delete_webhook(&self, project: Uuid, id: Uuid) -> Result<()>;
 
-    /// Lease to `worker` until `until` up to `limit` enabled webhooks whose next
-    /// attempt is due at `now` and that no other worker holds (a lease whose time
-    /// is over is free), oldest due first. Safe under concurrent workers: a webhook is
+    /// Lease to `worker` until `until` up to `limit` enabled webhooks with events
+    /// after their cursor (the project's head is past it), whose next attempt is due
+    /// at `now` and that no other worker holds (a lease whose time is over is free),
+    /// oldest due first. Caught-up webhooks are not leased, so an idle webhook costs
+    /// the worker nothing. Safe under concurrent workers: a webhook is
     /// leased to one worker at a time.
     async fn lease_webhooks(
         &self,
@@ -80,6 +82,15 @@ pub trait WebhookStore: Send + Sync + Debug {
     /// webhook as it is now. `Conflict` (and nothing written) if `worker` no longer
     /// holds the lease; `NotFound` if the webhook was deleted.
     async fn record_delivery(&self, worker: &str, report: DeliveryReport) -> Result<Webhook>;
+
+    /// Move the cursor of a webhook `worker` holds forward to `cursor`, past events
+    /// its filters do not want (nothing is logged; a cursor never moves back).
+    /// `Conflict` if `worker` no longer holds the lease; `NotFound` if the webhook was
+    /// deleted.
+    async fn skip_events(&self, worker: &str, id: Uuid, cursor: u64) -> Result<Webhook> {
+        let _ = (worker, id, cursor);
+        Err(crate::error::Error::unsupported("skipping webhook events"))
+    }
 
     /// Log an attempt made by hand (a redelivery): the webhook's cursor and state do
     /// not change.

@@ -25,6 +25,7 @@ pub mod router;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod webhooks;
 pub mod writer;
 
 pub use router::{RouterConfig, app, openapi};
@@ -61,6 +62,9 @@ pub struct StateConfig {
     pub events: Option<Arc<dyn prompt_core::EventLog>>,
     /// The live feed's settings and the log's retention.
     pub feed: feed::FeedConfig,
+    /// Webhooks, when the backend has a webhook store and event log (their secrets
+    /// are sealed with `master_key`).
+    pub webhooks: Option<webhooks::WebhooksSetup>,
 }
 
 /// What the people features are built from.
@@ -88,6 +92,7 @@ impl Default for StateConfig {
             accounts: None,
             events: None,
             feed: feed::FeedConfig::default(),
+            webhooks: None,
         }
     }
 }
@@ -121,6 +126,11 @@ pub async fn build_state(
         ),
         None => None,
     };
+    let webhooks = config
+        .webhooks
+        .clone()
+        .map(|setup| webhooks::Webhooks::new(setup, config.master_key.clone()))
+        .transpose()?;
     Ok((
         AppState {
             store,
@@ -140,6 +150,7 @@ pub async fn build_state(
                 .events
                 .clone()
                 .map(|events| feed::Feed::new(events, config.feed.clone())),
+            webhooks,
         },
         writer_task,
     ))

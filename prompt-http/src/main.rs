@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP service. On an empty database it creates project `default` and
     /// prints one admin API key, once.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (serve also applies them on start-up), or
     /// with `--revert [N]` revert the newest N of them.
     Migrate {
@@ -247,6 +247,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }),
                 events: Some(opened.backend.events.clone()),
                 feed: args.feed_config(),
+                webhooks: Some(prompt_http::webhooks::WebhooksSetup {
+                    store: opened.backend.webhooks.clone(),
+                    events: opened.backend.events.clone(),
+                    projects: opened.store.clone(),
+                    people: Some(opened.backend.people.clone()),
+                    config: args.webhooks.config()?,
+                }),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(
@@ -260,6 +267,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let workers = start_workers(&state, args.workers)
                 .await
                 .map_err(|e| e.to_string())?;
+            let hook_worker = state
+                .webhooks
+                .clone()
+                .filter(|w| w.config().worker)
+                .map(prompt_http::webhooks::worker::spawn);
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 format!("cannot listen on {addr} (PROMPT_REGISTRY_ADDR / --addr): {e}")
             })?;
@@ -295,6 +307,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await;
             workers.shutdown().await;
+            if let Some(w) = hook_worker {
+                w.shutdown().await;
+            }
             opened.backend.close().await;
             served.map_err(|e| format!("server error: {e}"))
         }

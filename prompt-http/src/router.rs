@@ -18,7 +18,7 @@ use crate::error::{
     ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
 use crate::routes::{
-    batch, events, execute, gateway, keys, prompts, providers, runs, service, tools, ws,
+    batch, events, execute, gateway, keys, prompts, providers, runs, service, tools, webhooks, ws,
 };
 use crate::state::AppState;
 
@@ -131,6 +131,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::sync_status))
         .routes(routes!(ws::ws))
         .routes(routes!(batch::apply_batch))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .split_for_parts()
 }
 

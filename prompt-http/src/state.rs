@@ -33,6 +33,9 @@ pub struct AppState {
     /// The change feed: the log and this instance's live subscribers (none over a
     /// store without a change log; then the feed routes answer 501).
     pub feed: Option<crate::feed::Feed>,
+    /// Webhooks (none when the server was started without them: their routes answer
+    /// 501).
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl AppState {

@@ -1022,6 +1022,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/providers/{name}"),
     ("get", "/api/v1/providers/{name}"),
     ("delete", "/api/v1/providers/{name}"),
+    // Webhooks.
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("patch", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    ),
     // The OpenAI-compatible gateway.
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
@@ -1064,6 +1076,7 @@ async fn openapi_documents_every_route() {
             .replace("{user}", "0190f0e0-0000-7000-8000-000000000000")
             .replace("{project}", "web")
             .replace("{provider}", "google")
+            .replace("{delivery_id}", "0190f0e0-0000-7000-8000-000000000001")
             .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));

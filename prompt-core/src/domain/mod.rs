@@ -7,7 +7,7 @@
 
 mod batch;
 pub mod credential;
-mod event;
+pub mod event;
 mod key;
 mod label;
 mod message;
@@ -16,7 +16,7 @@ mod project;
 mod prompt;
 pub mod run;
 mod version;
-mod webhook;
+pub mod webhook;
 
 pub use batch::*;
 pub use event::*;

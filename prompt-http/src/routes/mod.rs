@@ -17,4 +17,5 @@ pub mod service;
 pub mod social;
 pub mod tools;
 pub mod users;
+pub mod webhooks;
 pub mod ws;

@@ -145,6 +145,8 @@ struct State {
     project_names: HashMap<(Uuid, String), Uuid>,
     /// Organizations, users and sign-in state.
     people: People,
+    /// Webhooks and their delivery logs.
+    hooks: webhooks::Hooks,
     prompts: HashMap<Uuid, PromptRow>,
     /// (project, name) → live prompt id, ordered for listing.
     live: BTreeMap<(Uuid, String), Uuid>,

@@ -31,6 +31,7 @@ mod feed;
 mod people;
 mod prompts;
 mod runs;
+mod webhooks;
 
 pub use backends::*;
 pub use credentials::*;
@@ -38,6 +39,7 @@ pub use feed::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
+pub use webhooks::*;
 
 /// What a backend can do through the store traits; the suite skips what it cannot,
 /// saying so. A backend is done when every test its capabilities allow passes.
