@@ -896,31 +896,38 @@ async fn two_instances_on_postgres(url: &str) {
     .await;
     let ca = a.client();
     ca.version("greet", "Hello").await;
+    ca.version("greet", "Hi").await;
     let mut ws = ws_connect(&b).await;
     let cursor = ws_subscribe(&mut ws, json!({"type": "subscribe", "prompts": ["greet"]})).await;
     // B's notification listener connects in the background once its tail asks for
     // wake-ups; a commit before it listens wakes nobody (wake-ups are lossy, the poll
-    // is the safety net, and B's is off). Nudge until the first wake-up comes through:
-    // B then reads its log from its cursor, so every nudge arrives, in order.
-    let mut nudges = 0u64;
-    let first = loop {
-        nudges += 1;
-        ca.move_label("greet", "staging", 1).await;
-        if let Ok(e) = tokio::time::timeout(Duration::from_secs(2), ws_event(&mut ws)).await {
-            break e;
+    // is the safety net, and B's is off). The tail's first read may also deliver a
+    // move by itself. So: nudge until a move made *after* an earlier one was received
+    // arrives — only a wake-up from A can do that. Every move arrives, in order.
+    let (mut made, mut received) = (0u64, 0u64);
+    loop {
+        let before = received;
+        made += 1;
+        ca.move_label("greet", "staging", 1 + (made % 2) as u32)
+            .await;
+        while let Ok(e) = tokio::time::timeout(Duration::from_secs(2), ws_event(&mut ws)).await {
+            received += 1;
+            assert_eq!(e["seq"], cursor + received, "{e}");
+            assert_eq!(label_event(&e).1, "staging");
+            if received == made {
+                break;
+            }
         }
-        assert!(nudges < 30, "no wake-up crossed from A to B");
-    };
-    assert_eq!(label_event(&first), ("greet".into(), "staging".into(), 1));
-    assert_eq!(first["seq"], cursor + 1);
-    for i in 1..nudges {
-        assert_eq!(ws_event(&mut ws).await["seq"], cursor + 1 + i);
+        if before > 0 && received == made {
+            break;
+        }
+        assert!(made < 30, "no wake-up crossed from A to B");
     }
     // Now B listens: a move on A reaches B's subscriber through NOTIFY alone.
     ca.move_label("greet", "production", 1).await;
     let e = ws_event(&mut ws).await;
     assert_eq!(label_event(&e), ("greet".into(), "production".into(), 1));
-    assert_eq!(e["seq"], cursor + 1 + nudges);
+    assert_eq!(e["seq"], cursor + received + 1);
 }
 
 #[tokio::test]
