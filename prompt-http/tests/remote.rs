@@ -12,7 +12,7 @@ use prompt_core::{
     TemplateFormat,
 };
 use prompt_http::{RouterConfig, StateConfig, auth, bootstrap_admin_key, build_state, serve};
-use prompt_store::{RemoteConfig, RemoteStore};
+use prompt_store::{MemoryConfig, MemoryStore, RemoteConfig, RemoteStore};
 use serde_json::{Map, json};
 
 struct Server {
@@ -25,12 +25,23 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
-        let (store, runs) = prompt_store::memory();
+        let m = Arc::new(MemoryStore::new(MemoryConfig::default()));
+        let store: Arc<dyn PromptStore> = m.clone();
         let admin = bootstrap_admin_key(&store).await.unwrap().unwrap();
-        let (state, writer_task) = build_state(store.clone(), runs, &StateConfig::default())
+        Server::start_on(m, admin, "127.0.0.1:0").await
+    }
+
+    /// A server over `m` (its event log included) listening on `addr`.
+    async fn start_on(m: Arc<MemoryStore>, admin: String, addr: &str) -> Server {
+        let store: Arc<dyn PromptStore> = m.clone();
+        let config = StateConfig {
+            events: Some(m.clone()),
+            ..StateConfig::default()
+        };
+        let (state, writer_task) = build_state(store.clone(), m.clone(), &config)
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(serve(
@@ -59,14 +70,24 @@ impl Server {
             .key
     }
 
-    fn remote(&self, key: &str, ttl: Option<Duration>) -> RemoteStore {
+    fn remote(&self, key: &str, ttl: Option<Duration>, follow: bool) -> RemoteStore {
         let mut c = RemoteConfig::new(&self.url, key);
         c.cache_ttl = ttl;
+        c.follow_events = follow;
         RemoteStore::new(c).unwrap()
     }
 
     async fn registry(&self, key: &str, ttl: Option<Duration>) -> (Registry, RemoteStore) {
-        let remote = self.remote(key, ttl);
+        self.registry_with(key, ttl, true).await
+    }
+
+    async fn registry_with(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        follow: bool,
+    ) -> (Registry, RemoteStore) {
+        let remote = self.remote(key, ttl, follow);
         let project = remote.caller().await.unwrap().project.clone();
         let reg = Registry::from_parts(Arc::new(remote.clone()), Arc::new(remote.clone()), project);
         (reg, remote)
@@ -392,7 +413,7 @@ async fn keys_scope_and_roles_come_back_as_auth_errors() {
         .await
         .unwrap();
 
-    let bad = server.remote("pr_00000000_nope", None);
+    let bad = server.remote("pr_00000000_nope", None, true);
     assert!(matches!(
         bad.caller().await,
         Err(Error::Unauthorized { .. })
@@ -434,11 +455,13 @@ async fn the_client_cache_serves_stale_while_the_server_is_down() {
 
     // A client whose entries stay fresh for a minute and one whose entries are stale
     // at once (a TTL of 1 ns): the states of the cache without waiting for time to pass.
+    // Neither follows the event stream, so the TTL alone decides (what it does when
+    // the stream is down).
     let (fresh, _) = server
-        .registry(&server.admin, Some(Duration::from_secs(60)))
+        .registry_with(&server.admin, Some(Duration::from_secs(60)), false)
         .await;
     let (reader, remote) = server
-        .registry(&server.admin, Some(Duration::from_nanos(1)))
+        .registry_with(&server.admin, Some(Duration::from_nanos(1)), false)
         .await;
     let sel = Selector::default();
     assert_eq!(fresh.resolve("p", &sel).await.unwrap().version, 1);
@@ -556,4 +579,100 @@ async fn a_registry_over_the_remote_store_executes_on_the_server() {
         .unwrap();
     assert_eq!(analysis.source.unwrap().version, 1);
     assert_eq!(analysis.variables, vec!["name".to_owned()]);
+}
+
+/// Poll `check` until it holds, for at most `within`.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A cached remote store follows the server's event stream: a label moved by another
+/// client is served as soon as its event arrives, not after the TTL (an hour here);
+/// after the server restarts, the follower resumes from its cursor and catches up
+/// with a move made while it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_lookups_follow_the_event_stream_across_a_restart() {
+    let m = Arc::new(MemoryStore::new(MemoryConfig::default()));
+    let store: Arc<dyn PromptStore> = m.clone();
+    let admin = bootstrap_admin_key(&store).await.unwrap().unwrap();
+    let mut server = Server::start_on(m.clone(), admin.clone(), "127.0.0.1:0").await;
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let (writer, _) = server.registry(&admin, None).await;
+    for t in ["one", "two", "three"] {
+        writer
+            .create_version("live", NewVersion::new(t))
+            .await
+            .unwrap();
+    }
+    let expect = prompt_core::LabelExpect::Any;
+    writer
+        .set_label("live", "production", 1, expect, None)
+        .await
+        .unwrap();
+    let (reader, remote) = server
+        .registry(&admin, Some(Duration::from_secs(3600)))
+        .await;
+    let prod = Selector::default();
+    assert_eq!(reader.resolve("live", &prod).await.unwrap().version, 1);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            remote.feed_status().connected
+        })
+        .await,
+        "the follower connects: {:?}",
+        remote.feed_status()
+    );
+
+    writer
+        .set_label("live", "production", 2, expect, None)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            reader.resolve("live", &prod).await.unwrap().version == 2
+        })
+        .await,
+        "the move is seen well within the TTL"
+    );
+    let cursor = remote.feed_status().cursor;
+    assert!(cursor > 0);
+
+    // The server goes away; a move is made meanwhile (straight into its store); the
+    // reader keeps serving what it has.
+    server.stop().await;
+    m.set_label(
+        m.project_by_name("default").await.unwrap().id,
+        "live",
+        "production",
+        3,
+        expect,
+        Some("offline"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reader.resolve("live", &prod).await.unwrap().version, 2);
+    let mut again = Server::start_on(m.clone(), admin.clone(), &addr).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            reader.resolve("live", &prod).await.unwrap().version == 3
+        })
+        .await,
+        "after the restart the follower catches up from its cursor: {:?}",
+        remote.feed_status()
+    );
+    let status = remote.feed_status();
+    assert!(status.connects >= 2, "{status:?}");
+    assert!(status.cursor > cursor, "{status:?}");
+    again.stop().await;
 }

@@ -17,7 +17,7 @@
 //!
 //! Writes that carry no actor of their own (creating a prompt, revoking a key, …) take
 //! it from [`actor::scope`]: the HTTP service scopes every authenticated request with
-//! its caller (`key:<prefix>` or `user:<id>`); an embedding program may do the same.
+//! its caller (`key:<name>` or `user:<email>`); an embedding program may do the same.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,7 @@ pub struct Event {
     /// The label concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Who did it (`key:<prefix>`, `user:<id>`, or what an embedding program set).
+    /// Who did it (`key:<name>`, `user:<email>`, or what an embedding program set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// When it was committed (the write's clock).

@@ -81,8 +81,8 @@ pub struct NewVersion {
     /// Labels to point at the new version, in the same transaction.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Who (set by the service from the API key, not by the client).
-    #[serde(default, skip_deserializing)]
+    /// Who (set by the service from the API key, not by the client; never sent).
+    #[serde(default, skip)]
     pub created_by: Option<String>,
     /// Precondition: the version this one was written against. The creation is
     /// refused (`Conflict`, naming the current latest) unless the prompt's latest

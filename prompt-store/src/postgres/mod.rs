@@ -76,6 +76,10 @@ impl PostgresStore {
     pub async fn open(config: PostgresConfig) -> Result<Self> {
         let run = config.run_migrations;
         let store = Self::connect(config).await?;
+        // Follow other instances' commits from now on (not from the first
+        // subscriber), so that a subscriber's first wake-up does not wait for the
+        // listener to connect.
+        drop(prompt_core::EventLog::commits(&store));
         if run {
             store.migrate().await?;
         } else {

@@ -80,6 +80,8 @@ pub(super) struct Inner {
     /// The change feed's follower and wake-ups.
     pub(super) feed: super::feed::Feed,
     pub(super) execute_timeout: Duration,
+    /// Whether cached lookups follow the event stream.
+    pub(super) follow_events: bool,
     expected_project: Option<String>,
     pub(super) cache: Option<ResolveCache>,
     caller: OnceCell<RemoteCaller>,
@@ -142,6 +144,7 @@ impl RemoteStore {
                 base: config.url.trim_end_matches('/').to_owned(),
                 auth,
                 feed,
+                follow_events: config.follow_events,
                 execute_timeout: config.execute_timeout,
                 expected_project: config.project,
                 cache: config

@@ -32,6 +32,11 @@ pub struct RemoteConfig {
     pub cache_ttl: Option<Duration>,
     /// Most lookups the client cache keeps (default 10 000).
     pub cache_capacity: u64,
+    /// Keep the client cache current by following the server's event stream (default
+    /// on): a change is seen as soon as its event arrives instead of after the TTL.
+    /// Off, only the TTL bounds staleness (for networks that cut long-lived
+    /// connections).
+    pub follow_events: bool,
 }
 
 impl fmt::Debug for RemoteConfig {
@@ -45,6 +50,7 @@ impl fmt::Debug for RemoteConfig {
             .field("project", &self.project)
             .field("cache_ttl", &self.cache_ttl)
             .field("cache_capacity", &self.cache_capacity)
+            .field("follow_events", &self.follow_events)
             .finish()
     }
 }
@@ -61,6 +67,7 @@ impl RemoteConfig {
             project: None,
             cache_ttl: Some(Duration::from_secs(60)),
             cache_capacity: 10_000,
+            follow_events: true,
         }
     }
 

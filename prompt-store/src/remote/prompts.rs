@@ -174,7 +174,9 @@ impl PromptStore for RemoteStore {
             None => self.fetch_version(name, selector).await,
             Some(cache) => {
                 // Cached lookups are kept current by the event stream.
-                self.follow_feed();
+                if self.inner.follow_events {
+                    self.follow_feed();
+                }
                 cache.resolve(self, name, selector).await
             }
         }
