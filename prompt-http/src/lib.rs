@@ -216,7 +216,10 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let limiter = state.limiter.clone();
     let feed = state.feed.clone();
-    let pruner = feed.clone().map(|feed| tokio::spawn(prune_events(feed)));
+    let hooks = state.webhooks.as_ref().map(|w| w.store().clone());
+    let pruner = feed
+        .clone()
+        .map(|feed| tokio::spawn(prune_events(feed, hooks)));
     // Open SSE streams and WebSockets would hold a graceful shutdown up forever: end
     // them (each with a final `cut_off`) as soon as it starts.
     let shutdown = async move {
@@ -298,9 +301,9 @@ pub async fn serve_with(
 pub const EVENT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Every [`EVENT_PRUNE_INTERVAL`] (and once at start-up), delete the events older
-/// than the feed's retention. With several instances each prunes; the deletes are
-/// idempotent.
-async fn prune_events(feed: feed::Feed) {
+/// than the feed's retention, and the webhook delivery log entries as old. With
+/// several instances each prunes; the deletes are idempotent.
+async fn prune_events(feed: feed::Feed, hooks: Option<Arc<dyn prompt_core::WebhookStore>>) {
     let mut tick = tokio::time::interval(EVENT_PRUNE_INTERVAL);
     loop {
         tick.tick().await;
@@ -314,6 +317,16 @@ async fn prune_events(feed: feed::Feed) {
             Ok(n) => tracing::info!(pruned = n, %before, "pruned old events from the change log"),
             Err(prompt_core::Error::Unsupported { .. }) => {}
             Err(e) => tracing::warn!(error = %e, "pruning the change log failed; will retry"),
+        }
+        if let Some(h) = &hooks {
+            match h.prune_deliveries(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, %before, "pruned old webhook deliveries"),
+                Err(prompt_core::Error::Unsupported { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning webhook deliveries failed; will retry")
+                }
+            }
         }
     }
 }

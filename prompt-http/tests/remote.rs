@@ -645,6 +645,18 @@ async fn cached_lookups_follow_the_event_stream_across_a_restart() {
         .await,
         "the move is seen well within the TTL"
     );
+    // Once the follower has seen the head, a lookup is cached for good (one made while
+    // the move's event was in flight is answered but, rightly, not kept).
+    let head = prompt_core::EventLog::head(&remote, uuid::Uuid::nil())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            remote.feed_status().cursor >= head
+        })
+        .await
+    );
+    assert_eq!(reader.resolve("live", &prod).await.unwrap().version, 2);
     let cursor = remote.feed_status().cursor;
     assert!(cursor > 0);
 

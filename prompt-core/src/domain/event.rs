@@ -11,7 +11,7 @@
 //!   before commit: the row lock serialises a project's writers from that statement to
 //!   their commit, and a rolled-back increment is undone with its transaction.
 //! - Old events may be pruned (retention); a cursor older than what is retained is
-//!   answered with [`Error::Gone`](crate::Error::Gone) so that the client resyncs.
+//!   answered with [`Error::Gone`] so that the client resyncs.
 //!
 //! # Who did it
 //!

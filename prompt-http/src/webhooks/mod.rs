@@ -548,6 +548,12 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
                 Some("a shared (CGNAT) address")
             } else if v4.is_broadcast() || v4.is_multicast() {
                 Some("a broadcast or multicast address")
+            } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+                Some("a benchmarking address (198.18.0.0/15)")
+            } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+                Some("an IETF protocol address (192.0.0.0/24)")
+            } else if o[0] >= 240 {
+                Some("a reserved address (240.0.0.0/4)")
             } else {
                 None
             }
@@ -556,7 +562,27 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return forbidden_ip(IpAddr::V4(v4));
             }
-            let s0 = v6.segments()[0];
+            let seg = v6.segments();
+            let s0 = seg[0];
+            // IPv4 addresses inside IPv6: IPv4-compatible (::a.b.c.d), NAT64
+            // (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they carry.
+            let embedded = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            let compatible = seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
+            let nat64 = seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let carried = if compatible || nat64 {
+                Some(embedded(seg[6], seg[7]))
+            } else if s0 == 0x2002 {
+                Some(embedded(seg[1], seg[2]))
+            } else {
+                None
+            };
+            if let Some(v4) = carried
+                && let Some(why) = forbidden_ip(IpAddr::V4(v4))
+            {
+                return Some(why);
+            }
             if v6.is_loopback() {
                 Some("a loopback address")
             } else if v6.is_unspecified() {
@@ -565,6 +591,8 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
                 Some("a unique local address (fc00::/7)")
             } else if (s0 & 0xffc0) == 0xfe80 {
                 Some("a link-local address")
+            } else if (s0 & 0xffc0) == 0xfec0 {
+                Some("a site-local address (fec0::/10)")
             } else if v6.is_multicast() {
                 Some("a multicast address")
             } else {
@@ -668,11 +696,29 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "fec0::1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.8",
+            "240.0.0.1",
         ] {
             let ip: IpAddr = bad.parse().expect("ip");
             assert!(forbidden_ip(ip).is_some(), "{bad} should be refused");
         }
-        for good in ["93.184.216.34", "100.128.0.1", "8.8.8.8", "2606:4700::1111"] {
+        for good in [
+            "93.184.216.34",
+            "100.128.0.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "198.20.0.1",
+        ] {
             let ip: IpAddr = good.parse().expect("ip");
             assert!(forbidden_ip(ip).is_none(), "{good} should be allowed");
         }

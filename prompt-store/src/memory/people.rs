@@ -330,10 +330,12 @@ impl PeopleStore for MemoryStore {
         };
         s.people.emails.insert(key, user.id);
         s.people.users.insert(user.id, user.clone());
+        let mut woken = Vec::new();
         if s.people.orgs.contains_key(&DEFAULT_ORG_ID) && s.people.owners(DEFAULT_ORG_ID) == 0 {
             s.people.put_member(DEFAULT_ORG_ID, user.id, OrgRole::Owner);
+            woken = s.member_changed(DEFAULT_ORG_ID, None, user.id);
         }
-        Ok(user)
+        Ok(self.wake(s, woken, user))
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<User> {

@@ -40,10 +40,7 @@ impl ResolveCache {
     pub(super) fn new(ttl: Duration, capacity: u64) -> Self {
         ResolveCache {
             ttl,
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .support_invalidation_closures()
-                .build(),
+            entries: moka::sync::Cache::builder().max_capacity(capacity).build(),
             refreshing: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),
             writes: Mutex::new(()),
@@ -60,9 +57,19 @@ impl ResolveCache {
     pub(super) fn invalidate_prompt(&self, name: &str) {
         let _w = self.writes.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        let name = name.to_owned();
-        // Only fails if invalidation closures were not enabled, which `new` does.
-        let _ = self.entries.invalidate_entries_if(move |k, _| k.0 == name);
+        // Each matching key at once (a prompt has a few lookups cached). Not
+        // `invalidate_entries_if`: it works in the background by insertion time, at a
+        // clock granularity that can take an answer stored right after this drop for
+        // one stored before it, and drop it too.
+        let keys: Vec<Key> = self
+            .entries
+            .iter()
+            .filter(|(k, _)| k.0 == name)
+            .map(|(k, _)| Key::clone(&k))
+            .collect();
+        for k in keys {
+            self.entries.invalidate(&k);
+        }
     }
 
     fn store(&self, key: Key, version: PromptVersion, epoch: u64) {

@@ -223,8 +223,23 @@ impl PromptStore for RemoteStore {
         let mut path = label_path(name, label, "")?;
         match expect {
             LabelExpect::Any => {}
-            // A label that is not set cannot be deleted: the server answers 404.
-            LabelExpect::Unset => {}
+            // "Delete it if it is not set" through the batch route, which takes the
+            // precondition as the store does (412 if set, 404 if not).
+            LabelExpect::Unset => {
+                let op = BatchOp::DeleteLabel {
+                    name: name.to_owned(),
+                    label: label.to_owned(),
+                    expected_version: Some(None),
+                };
+                let mut out = self
+                    .apply_batch(Uuid::nil(), vec![op])
+                    .await
+                    .map_err(|f| f.error)?;
+                return match out.pop() {
+                    Some(BatchOutcome::LabelMove(m)) => Ok(m),
+                    _ => Err(Error::internal("a label deletion answered another outcome")),
+                };
+            }
             LabelExpect::At(v) => path.push_str(&format!("?expected_version={v}")),
         }
         let r = self.send_empty(Method::DELETE, &path).await;

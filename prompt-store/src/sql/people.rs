@@ -529,16 +529,21 @@ where
                 Err(e) => return Err(e.into()),
             };
             // The first user owns the data that was there before.
+            let mut woken = Vec::new();
             match Self::lock_org(&mut tx, DEFAULT_ORG_ID).await {
                 Ok(()) => {
                     if Self::owners(&mut tx, DEFAULT_ORG_ID).await? == 0 {
                         Self::put_member(&mut tx, DEFAULT_ORG_ID, user.id, OrgRole::Owner).await?;
+                        woken = self
+                            .member_changed(&mut tx, DEFAULT_ORG_ID, None, user.id)
+                            .await?;
                     }
                 }
                 Err(Failure::App(Error::NotFound { .. })) => {}
                 Err(e) => return Err(e),
             }
             tx.commit().await?;
+            self.committed_all(woken);
             Ok(user)
         })
         .await
