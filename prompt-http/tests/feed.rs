@@ -1251,3 +1251,82 @@ async fn a_users_write_on_the_people_routes_names_the_user_as_the_actor() {
     let last = changed[changed.len() - 1];
     assert_eq!(last["actor"], "user:own@example.com", "{last}");
 }
+
+/// Live subscriptions are authorised again and again: once the subscriber's key is
+/// revoked, its SSE stream ends with `cut_off` (`unauthorized`) and its WebSocket
+/// with a `cut_off` and close 4001, at the next check; other subscribers go on.
+#[tokio::test]
+async fn a_revoked_key_loses_its_live_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = sqlite_parts(&dir.path().join("auth.db")).await;
+    let mut server = Server::start(
+        parts,
+        None,
+        FeedConfig {
+            auth_recheck: Duration::from_millis(100),
+            ..FeedConfig::default()
+        },
+    )
+    .await;
+    let admin = server.client();
+    admin.version("greet", "Hello").await;
+    let viewer_key = server.key(KeyRole::Viewer).await;
+    let viewer = Client {
+        key: viewer_key.clone(),
+        ..server.client()
+    };
+    let mut sse = viewer.sse(None, "").await;
+    let mut ws_req = server.ws_url().into_client_request().unwrap();
+    ws_req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {viewer_key}").parse().unwrap(),
+    );
+    let mut ws = tokio::time::timeout(HANG, tokio_tungstenite::connect_async(ws_req))
+        .await
+        .expect("the WebSocket handshake completes")
+        .unwrap()
+        .0;
+    ws_subscribe(&mut ws, json!({"type": "subscribe"})).await;
+    let mut admin_sse = admin.sse(None, "").await;
+
+    // Alive: both receive a move.
+    admin.move_label("greet", "staging", 1).await;
+    assert_eq!(sse.event().await["type"], "label.moved");
+    assert_eq!(ws_event(&mut ws).await["type"], "label.moved");
+    assert_eq!(admin_sse.event().await["type"], "label.moved");
+
+    // Revoked through the API: the next check cuts both off.
+    let p = server.parts.store.ensure_project("default").await.unwrap();
+    let keys = server.parts.store.list_api_keys(p.id).await.unwrap();
+    let id = keys.iter().find(|k| k.name == "other").unwrap().id;
+    assert_eq!(
+        admin.delete(&format!("/api/v1/keys/{id}")).await.status,
+        204
+    );
+    // The revocation's own event may come first (the subscriber may see that its key
+    // was revoked); nothing after it.
+    let mut cut = sse.next().await.expect("a frame");
+    if cut.event.as_deref() == Some("api_key.revoked") {
+        cut = sse.next().await.expect("a cut_off frame");
+    }
+    assert_eq!(cut.event.as_deref(), Some("cut_off"), "{cut:?}");
+    assert_eq!(cut.data["reason"], "unauthorized", "{cut:?}");
+    assert!(sse.next().await.is_none(), "the stream ends");
+    let mut m = ws_recv(&mut ws).await;
+    if m["type"] == "event" && m["event"]["type"] == "api_key.revoked" {
+        m = ws_recv(&mut ws).await;
+    }
+    assert_eq!(m["type"], "cut_off", "{m}");
+    assert_eq!(m["reason"], "unauthorized", "{m}");
+    match tokio::time::timeout(HANG, ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4001),
+        other => panic!("expected close 4001, got {other:?}"),
+    }
+
+    // The admin's stream is not affected: it sees the revocation, then what follows.
+    admin.move_label("greet", "staging", 1).await;
+    assert_eq!(admin_sse.event().await["type"], "api_key.revoked");
+    assert_eq!(admin_sse.event().await["type"], "label.moved");
+    drop(admin_sse);
+    server.stop().await;
+}

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prompt_core::domain::{Committed, Event, MAX_EVENT_PAGE};
+use prompt_core::domain::{Committed, Event, EventType, MAX_EVENT_PAGE};
 use prompt_core::{Error, EventLog, Result};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, watch};
@@ -59,6 +59,10 @@ pub struct FeedConfig {
     pub ping_interval: Duration,
     /// Events older than this are pruned from the log (hourly).
     pub retention: Duration,
+    /// How often a live subscription's credentials are checked again: one whose key
+    /// was revoked, whose access token expired or whose member lost the project is
+    /// cut off (`unauthorized`) at its next check.
+    pub auth_recheck: Duration,
 }
 
 impl Default for FeedConfig {
@@ -69,6 +73,7 @@ impl Default for FeedConfig {
             ws_queue: 256,
             ping_interval: Duration::from_secs(30),
             retention: Duration::from_secs(30 * 24 * 3600),
+            auth_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -93,6 +98,9 @@ pub enum CutReason {
     Gone,
     /// The server is shutting down.
     ShuttingDown,
+    /// The subscriber's credentials no longer hold (revoked key, expired token, lost
+    /// access): reconnect with valid ones.
+    Unauthorized,
     /// The log could not be read.
     Unavailable,
 }
@@ -104,6 +112,7 @@ impl CutReason {
             CutReason::Lagged => "lagged",
             CutReason::Gone => "gone",
             CutReason::ShuttingDown => "shutting_down",
+            CutReason::Unauthorized => "unauthorized",
             CutReason::Unavailable => "unavailable",
         }
     }
@@ -156,6 +165,21 @@ pub struct SubscribeRequest {
     pub kind: SubscriptionKind,
     /// Who subscribes (the caller's key or user id), for the status route.
     pub owner: Uuid,
+    /// How to check that the subscriber's credentials still hold (every
+    /// [`FeedConfig::auth_recheck`]); `None`: never checked again.
+    pub still_allowed: Option<AuthCheck>,
+}
+
+/// A check that a subscriber's credentials still hold: `false` ends its subscription.
+#[derive(Clone)]
+pub struct AuthCheck(
+    pub Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>,
+);
+
+impl std::fmt::Debug for AuthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthCheck")
+    }
 }
 
 /// The per-project hub of this instance's live subscribers. Cheap to clone.
@@ -339,6 +363,9 @@ impl Feed {
                 id,
                 cursor: shared_cursor,
             },
+            auth: req.still_allowed,
+            auth_every: self.inner.config.auth_recheck,
+            next_auth: tokio::time::Instant::now() + self.inner.config.auth_recheck,
         })
     }
 
@@ -443,6 +470,9 @@ pub struct Subscription {
     prompts: Option<HashSet<String>>,
     closing: watch::Receiver<bool>,
     registration: Registration,
+    auth: Option<AuthCheck>,
+    auth_every: Duration,
+    next_auth: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -499,6 +529,19 @@ impl Subscription {
         })
     }
 
+    /// Pass `event` on; after one that may have taken the subscriber's access away
+    /// (a key revoked, a membership changed) its credentials are checked before
+    /// anything else is passed on.
+    fn pass(&mut self, event: Arc<Event>) -> Next {
+        if matches!(
+            event.kind,
+            EventType::ApiKeyRevoked | EventType::MemberChanged
+        ) {
+            self.next_auth = tokio::time::Instant::now();
+        }
+        Next::Event(event)
+    }
+
     /// The next event, or the end of the subscription. Cancel-safe: dropping the
     /// future loses nothing (the state changes only after each await).
     pub async fn next(&mut self) -> Next {
@@ -506,13 +549,25 @@ impl Subscription {
             if *self.closing.borrow() {
                 return self.cut(CutReason::ShuttingDown, "the server is shutting down");
             }
+            if let Some(check) = &self.auth
+                && tokio::time::Instant::now() >= self.next_auth
+            {
+                if !(check.0)().await {
+                    return self.cut(
+                        CutReason::Unauthorized,
+                        "the credentials of this subscription no longer hold (revoked key, \
+                         expired token or lost access); reconnect with valid ones",
+                    );
+                }
+                self.next_auth = tokio::time::Instant::now() + self.auth_every;
+            }
             if let Some(event) = self.backlog.pop_front() {
                 if event.seq <= self.cursor {
                     continue;
                 }
                 self.advance(event.seq);
                 if self.wants(&event) {
-                    return Next::Event(event);
+                    return self.pass(event);
                 }
                 continue;
             }
@@ -544,6 +599,7 @@ impl Subscription {
                 _ = self.closing.changed() => {
                     return self.cut(CutReason::ShuttingDown, "the server is shutting down");
                 }
+                () = tokio::time::sleep_until(self.next_auth), if self.auth.is_some() => continue,
                 r = self.rx.recv() => r,
             };
             match received {
@@ -559,7 +615,7 @@ impl Subscription {
                     }
                     self.advance(event.seq);
                     if self.wants(&event) {
-                        return Next::Event(event);
+                        return self.pass(event);
                     }
                 }
                 Ok(Item::Reset) => {
@@ -790,6 +846,7 @@ mod tests {
             prompts: None,
             kind: SubscriptionKind::Ws,
             owner: Uuid::nil(),
+            still_allowed: None,
         }
     }
 

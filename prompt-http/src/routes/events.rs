@@ -20,7 +20,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::feed::{CutOff, Next, SubscribeRequest, SubscriptionKind, SubscriptionStatus};
+use crate::feed::{
+    AuthCheck, CutOff, Next, SubscribeRequest, SubscriptionKind, SubscriptionStatus,
+};
 use crate::state::AppState;
 
 /// How often an idle event stream sends a comment, so that proxies keep it open.
@@ -170,6 +172,30 @@ fn sse_cut_off(cut: &CutOff) -> SseEvent {
     SseEvent::default().event("cut_off").data(data)
 }
 
+/// The check that the credentials in `headers` still open `project`: a revoked key,
+/// an expired access token or lost access ends a live subscription; a database that
+/// cannot answer right now does not (the next check decides).
+pub(crate) fn still_allowed(state: &AppState, headers: &HeaderMap, project: Uuid) -> AuthCheck {
+    let (state, headers) = (state.clone(), headers.clone());
+    AuthCheck(std::sync::Arc::new(move || {
+        let (state, headers) = (state.clone(), headers.clone());
+        Box::pin(async move {
+            use prompt_core::Error as E;
+            match crate::auth::authenticate(&state, &headers).await {
+                Ok(caller) => caller.project.id == project,
+                Err(
+                    ApiError::Unauthorized(_)
+                    | ApiError::Forbidden(_)
+                    | ApiError::Core(
+                        E::Unauthorized { .. } | E::Forbidden { .. } | E::NotFound { .. },
+                    ),
+                ) => false,
+                Err(_) => true,
+            }
+        })
+    }))
+}
+
 /// The project's change log, live, as Server-Sent Events: `id:` the event's `seq`,
 /// `event:` its type (`label.moved` …), `data:` the event as JSON; a comment every
 /// 15 s when idle. Starts after the `Last-Event-ID` header, else `?after=`, else at
@@ -224,6 +250,7 @@ pub async fn stream_events(
             prompts,
             kind: SubscriptionKind::Sse,
             owner: caller.limit_id(),
+            still_allowed: Some(still_allowed(&state, &headers, caller.project.id)),
         })
         .await?;
     let stream = futures_util::stream::unfold(Some(sub), |sub| async move {

@@ -55,7 +55,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::parse_value;
 use crate::feed::{
-    CutOff, CutReason, Feed, Next, SubscribeRequest, Subscription, SubscriptionKind,
+    AuthCheck, CutOff, CutReason, Feed, Next, SubscribeRequest, Subscription, SubscriptionKind,
 };
 use crate::state::AppState;
 
@@ -63,6 +63,8 @@ use crate::state::AppState;
 pub const CLOSE_LAGGED: u16 = 4008;
 /// The close code after a `cut_off` whose cursor was pruned.
 pub const CLOSE_GONE: u16 = 4010;
+/// The close code after a `cut_off` whose credentials no longer hold.
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// The read buffer of a connection, in bytes.
 const READ_BUFFER: usize = 4 * 1024;
 /// The largest message a client may send, in bytes.
@@ -142,10 +144,11 @@ fn invalid(field: &str, message: &str) -> Message {
 /// `{"type":"subscribed","cursor":N,"head":H}`, `{"type":"event","event":{…}}`,
 /// `{"type":"pong"}`, `{"type":"error","code":"invalid_input"|"gone"|…,"field"?,"message"}`
 /// and, when the server ends the subscription, `{"type":"cut_off","cursor":N,"reason":
-/// "lagged"|"gone"|"shutting_down"|"unavailable","message"}` followed by a close frame
-/// (4008 lagged, 4010 gone, 1001 shutting down, 1011 unavailable): resubscribe with
-/// `after: N`. The server pings every 30 s and closes a connection that does not
-/// answer.
+/// "lagged"|"gone"|"shutting_down"|"unavailable"|"unauthorized","message"}` followed by
+/// a close frame (4008 lagged, 4010 gone, 4001 unauthorized — the key was revoked, the
+/// token expired or access was lost, checked every 30 s —, 1001 shutting down, 1011
+/// unavailable): resubscribe with `after: N`. The server pings every 30 s and closes a
+/// connection that does not answer.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "events",
     responses((status = 101, description = "switching to the WebSocket protocol described above"),
         (status = 400, body = ErrorBody, description = "not a WebSocket upgrade request"),
@@ -153,6 +156,7 @@ fn invalid(field: &str, message: &str) -> Message {
 pub async fn ws(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let feed = state.feed()?.clone();
@@ -167,7 +171,10 @@ pub async fn ws(
         .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| connection(socket, feed, caller)))
+        .on_upgrade(move |socket| {
+            let check = super::events::still_allowed(&state, &headers, caller.project.id);
+            connection(socket, feed, caller, check)
+        }))
 }
 
 /// Writes to the socket what the connection queues, then its last messages.
@@ -205,6 +212,7 @@ fn close_code(reason: CutReason) -> u16 {
         CutReason::Lagged => CLOSE_LAGGED,
         CutReason::Gone => CLOSE_GONE,
         CutReason::ShuttingDown => 1001,
+        CutReason::Unauthorized => CLOSE_UNAUTHORIZED,
         CutReason::Unavailable => 1011,
     }
 }
@@ -225,7 +233,7 @@ enum Action {
     Subscribe(SubscribeRequest),
 }
 
-fn client_message(text: &str, caller: &Caller) -> Action {
+fn client_message(text: &str, caller: &Caller, check: &AuthCheck) -> Action {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return Action::Reply(invalid("message", &format!("not JSON: {e}"))),
@@ -251,6 +259,7 @@ fn client_message(text: &str, caller: &Caller) -> Action {
                 prompts,
                 kind: SubscriptionKind::Ws,
                 owner: caller.limit_id(),
+                still_allowed: Some(check.clone()),
             })
         }
         Some(other) => Action::Reply(invalid(
@@ -301,7 +310,7 @@ enum End {
 /// place in the project's broadcast then falls behind, and once it is further behind
 /// than the broadcast holds (checked each time the tail publishes) the client is cut
 /// off with the cursor of what it was given.
-async fn connection(socket: WebSocket, feed: Feed, caller: Caller) {
+async fn connection(socket: WebSocket, feed: Feed, caller: Caller, check: AuthCheck) {
     let config = feed.config().clone();
     let (sink, mut stream) = socket.split();
     let (queue, queued) = mpsc::channel::<Message>(config.ws_queue.max(1));
@@ -333,7 +342,7 @@ async fn connection(socket: WebSocket, feed: Feed, caller: Caller) {
                     }
                     Some(Ok(Message::Text(text))) => {
                         heard = true;
-                        match client_message(text.as_str(), &caller) {
+                        match client_message(text.as_str(), &caller, &check) {
                             Action::Reply(m) => m,
                             Action::Subscribe(req) => {
                                 sub = None;
