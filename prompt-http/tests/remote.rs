@@ -1,6 +1,9 @@
 //! The remote store (`prompt_store::RemoteStore`) against the real service on a real
 //! socket: every call goes over HTTP, errors come back as the core errors they were,
 //! and the client cache serves stale entries while the server is down.
+//!
+//! One file, over 600 lines, on purpose: every test drives the same in-process server
+//! harness (`Server`) through the remote client; split, each part would repeat it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::sync::Arc;

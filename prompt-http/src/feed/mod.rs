@@ -26,6 +26,11 @@
 //!   pruned, and to every subscriber when the server shuts down ([`Feed::close`]).
 //!
 //! The hub also knows who is subscribed, for `GET /api/sync/status`.
+//!
+//! One file, over 600 lines, on purpose: the hub, its tails and its subscriptions share
+//! one private state (the broadcast, the registry of subscribers, the closing signal)
+//! and one ordering argument (subscribe first, then read the log, de-duplicate by
+//! `seq`); about a third of the file is the unit tests of that argument.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,6 +9,10 @@
 //! disjoint sets instead of waiting for each other. Recording a delivery reads the
 //! webhook's row with [`Dialect::FOR_UPDATE`] in a write transaction, checks the lease
 //! owner, then writes the log row and the new state before commit.
+//!
+//! One file, over 600 lines, on purpose: it is the one implementation of
+//! `WebhookStore` (its statements, row mappings and transaction scripts) for both
+//! dialects, as `prompts.rs` is for `PromptStore`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,5 +1,8 @@
 //! Behaviour tests of the change feed's log, of batches and of the write
 //! preconditions (parent version, `If-Match`, label compare-and-set).
+//!
+//! One file, just over 600 lines: one test body per behaviour of the feed's contract,
+//! run unchanged on every backend; they share the log helpers at the top.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

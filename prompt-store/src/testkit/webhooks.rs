@@ -7,6 +7,10 @@
 //! ```rust,ignore
 //! prompt_store::webhook_suite!(prompt_store::testkit::memory_webhooks);
 //! ```
+//!
+//! One file, over 600 lines, on purpose: the suite of one trait, its fixtures and the
+//! macro that runs it on every backend; the near-identical stretches are the same
+//! lease scenario checked from each side (the lease holder and the others).
 
 use std::any::Any;
 use std::collections::HashSet;
