@@ -515,8 +515,11 @@ fn run_at(n: NewRun, project: uuid::Uuid, t: DateTime<Utc>) -> Run {
     r
 }
 
-/// (bucket, group, count, failed) of each row.
-fn rows(stats: &[RunStats]) -> Vec<(Option<DateTime<Utc>>, Option<String>, u64, u64)> {
+/// A stats row in short: (bucket, group, count, failed).
+type Row = (Option<DateTime<Utc>>, Option<String>, u64, u64);
+
+/// Each row in short.
+fn rows(stats: &[RunStats]) -> Vec<Row> {
     stats
         .iter()
         .map(|s| (s.bucket, s.group.clone(), s.count, s.failed))

@@ -274,3 +274,44 @@ impl StatsQuery {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn bucket_starts_floor_in_utc() {
+        let t = utc("2026-01-05T10:59:59.999999Z");
+        assert_eq!(Bucket::Minute.start_of(t), utc("2026-01-05T10:59:00Z"));
+        assert_eq!(Bucket::Hour.start_of(t), utc("2026-01-05T10:00:00Z"));
+        assert_eq!(Bucket::Day.start_of(t), utc("2026-01-05T00:00:00Z"));
+        // Floored, not truncated towards zero, before 1970 too.
+        let old = utc("1969-12-31T23:59:30Z");
+        assert_eq!(Bucket::Minute.start_of(old), utc("1969-12-31T23:59:00Z"));
+        assert_eq!(Bucket::Day.start_of(old), utc("1969-12-31T00:00:00Z"));
+    }
+
+    #[test]
+    fn bucket_counts_touch_partial_buckets() {
+        let since = utc("2026-01-05T10:30:00Z");
+        assert_eq!(Bucket::Hour.count(since, since), 1);
+        assert_eq!(Bucket::Hour.count(since, utc("2026-01-05T11:00:00Z")), 1);
+        assert_eq!(Bucket::Hour.count(since, utc("2026-01-05T11:00:01Z")), 2);
+        assert_eq!(
+            Bucket::Minute.count(since, since + chrono::Duration::days(8)),
+            11_520
+        );
+    }
+
+    #[test]
+    fn stats_query_json_without_new_fields() {
+        let q: StatsQuery =
+            serde_json::from_str(r#"{"prompt": "p", "group_by": "model"}"#).unwrap();
+        assert_eq!(q.prompt.as_deref(), Some("p"));
+        assert_eq!((q.bucket, q.since), (None, None));
+    }
+}
