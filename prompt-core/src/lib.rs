@@ -45,7 +45,8 @@ pub use provider::{
 };
 pub use registry::Registry;
 pub use run::{
-    GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate, StatsQuery,
+    Bucket, GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate,
+    StatsQuery,
 };
 pub use server::RegistryServer;
 pub use store::{PromptFilter, PromptStore, RunLog};

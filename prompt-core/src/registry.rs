@@ -362,11 +362,15 @@ impl Registry {
         self.runs.query_runs(self.pid(), query).await
     }
 
-    /// Aggregates of a prompt's runs. `NotFound` if the prompt does not exist.
+    /// Aggregates of a prompt's runs, or of every run of the project when
+    /// `query.prompt` is `None` (see [`StatsQuery`] for the rows and their order).
+    /// `NotFound` if the prompt does not exist.
     pub async fn stats(&self, query: &StatsQuery) -> Result<Vec<RunStats>> {
         // The query is checked (by the run log's validation layer) before the prompt.
         let stats = self.runs.stats(self.pid(), query).await?;
-        self.store.get_prompt(self.pid(), &query.prompt).await?;
+        if let Some(p) = &query.prompt {
+            self.store.get_prompt(self.pid(), p).await?;
+        }
         Ok(stats)
     }
 

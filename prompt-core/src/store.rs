@@ -282,8 +282,11 @@ pub trait RunLog: Send + Sync + Debug {
     /// Runs matching `query`, ordered by `(created_at, id)`, keyset-paginated.
     async fn query_runs(&self, project: Uuid, query: &RunQuery) -> Result<Page<Run>>;
 
-    /// Aggregates of a prompt's runs, one row per group (one row in all without
-    /// grouping, with zero counts if there are no runs).
+    /// Aggregates of a prompt's runs (or of all the project's runs when
+    /// `query.prompt` is `None`), one row per (time bucket, group), ordered by bucket
+    /// then group (no group first, then by key bytes). One row in all without grouping
+    /// or buckets, with zero counts if there are no runs; buckets without runs are
+    /// omitted. Percentiles are [`crate::run::percentile_cont`]'s.
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>>;
 
     /// Claim up to `limit` pending runs for execution by `worker`, oldest first, so

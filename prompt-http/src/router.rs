@@ -110,6 +110,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(prompts::render))
         .routes(routes!(execute::execute))
         .routes(routes!(runs::stats))
+        .routes(routes!(runs::project_stats))
         .routes(routes!(runs::create_run, runs::list_runs))
         .routes(routes!(runs::create_runs_batch))
         .routes(routes!(runs::get_run))

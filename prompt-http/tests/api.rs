@@ -43,6 +43,7 @@ async fn service_endpoints(app: &TestApp) {
         "/api/v1/prompts",
         "/api/v1/prompts/{name}/resolve",
         "/api/v1/runs/batch",
+        "/api/v1/stats",
         "/api/v1/keys/{id}",
         "/healthz",
     ] {
@@ -668,6 +669,167 @@ async fn runs_log_list_stats(app: &TestApp) {
     );
 }
 
+/// A run of project `default` created at `at` (RFC 3339), stored directly so that its
+/// time is known.
+async fn run_at(app: &TestApp, prompt: &str, model: &str, failed: bool, latency: u64, at: &str) {
+    let project = app.store.ensure_project("default").await.unwrap().id;
+    let mut n = prompt_core::NewRun::with_status(if failed {
+        prompt_core::RunStatus::Failed
+    } else {
+        prompt_core::RunStatus::Completed
+    });
+    n.prompt = Some(prompt.into());
+    n.version = Some(1);
+    n.model = Some(model.into());
+    if failed {
+        n.error = Some(prompt_core::RunError {
+            kind: "timeout".into(),
+            message: "slow".into(),
+        });
+    } else {
+        n.latency_ms = Some(latency);
+        n.input_tokens = Some(10);
+        n.output_tokens = Some(5);
+        n.cost_usd = Some("0.001".parse().unwrap());
+    }
+    let mut run = n.into_run(project).unwrap();
+    run.created_at = at.parse().unwrap();
+    app.runs.insert_runs(&[run]).await.unwrap();
+}
+
+/// The field a 422 names.
+fn field_of(r: &common::Resp) -> &str {
+    r.body["error"]["details"]["field"]
+        .as_str()
+        .unwrap_or("<no field>")
+}
+
+async fn stats_buckets_and_project_wide(app: &TestApp) {
+    let k = &app.admin;
+    seed(app, k, "r").await;
+    seed(app, k, "s").await;
+    run_at(app, "r", "gpt", false, 10, "2026-01-05T10:05:00Z").await;
+    run_at(app, "r", "gpt", false, 30, "2026-01-05T10:55:00Z").await;
+    run_at(app, "r", "claude", true, 0, "2026-01-05T10:56:00Z").await;
+    run_at(app, "r", "gpt", false, 100, "2026-01-05T11:00:00Z").await;
+    run_at(app, "r", "gpt", false, 7, "2026-01-05T12:59:59Z").await;
+    run_at(app, "s", "claude", false, 50, "2026-01-05T10:30:00Z").await;
+    let range = "since=2026-01-05T10:00:00Z&until=2026-01-05T13:00:00Z";
+
+    // A prompt's series.
+    let s = app
+        .get(&format!("/api/v1/prompts/r/stats?bucket=hour&{range}"), k)
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    assert_eq!(s.body["prompt"], "r");
+    assert_eq!(s.body["bucket"], "hour");
+    let groups = s.body["groups"].as_array().unwrap();
+    let summary: Vec<(Value, Value, Value)> = groups
+        .iter()
+        .map(|g| (g["bucket"].clone(), g["count"].clone(), g["failed"].clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (json!("2026-01-05T10:00:00Z"), json!(3), json!(1)),
+            (json!("2026-01-05T11:00:00Z"), json!(1), json!(0)),
+            (json!("2026-01-05T12:00:00Z"), json!(1), json!(0)),
+        ]
+    );
+    assert_eq!(groups[0]["latency_p50_ms"], 20.0);
+    assert_eq!(groups[0]["input_tokens"], 20);
+    assert_eq!(groups[0]["cost_usd"], "0.002");
+    assert_eq!(groups[0]["group"], Value::Null);
+    // Not bucketed: the same answer as before, each row with a null bucket.
+    let s = app
+        .get(&format!("/api/v1/prompts/r/stats?{range}"), k)
+        .await;
+    assert_eq!(s.body["bucket"], Value::Null);
+    assert_eq!(s.body["groups"][0]["bucket"], Value::Null);
+    assert_eq!(s.body["groups"][0]["count"], 5);
+
+    // The project's series, grouped by model.
+    let p = app
+        .get(
+            &format!("/api/v1/stats?bucket=hour&group_by=model&{range}"),
+            k,
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert_eq!(p.body["prompt"], Value::Null);
+    assert_eq!(p.body["group_by"], "model");
+    let rows: Vec<(Value, Value, Value)> = p.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["bucket"].clone(), g["group"].clone(), g["count"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (json!("2026-01-05T10:00:00Z"), json!("claude"), json!(2)),
+            (json!("2026-01-05T10:00:00Z"), json!("gpt"), json!(2)),
+            (json!("2026-01-05T11:00:00Z"), json!("gpt"), json!(1)),
+            (json!("2026-01-05T12:00:00Z"), json!("gpt"), json!(1)),
+        ]
+    );
+    let total = app.get("/api/v1/stats", k).await;
+    assert_eq!(total.status, StatusCode::OK, "{}", total.text);
+    assert_eq!(total.body["groups"][0]["count"], 6);
+    let one = app.get("/api/v1/stats?prompt=s", k).await;
+    assert_eq!(one.body["prompt"], "s");
+    assert_eq!(one.body["groups"][0]["count"], 1);
+    assert_error(
+        &app.get("/api/v1/stats?prompt=ghost", k).await,
+        404,
+        "not_found",
+    );
+
+    // Bad input: 422 naming the parameter, never a 500.
+    for (url, field, says) in [
+        (
+            format!("/api/v1/stats?bucket=week&{range}"),
+            "bucket",
+            "unknown variant",
+        ),
+        (
+            format!("/api/v1/prompts/r/stats?bucket=fortnight&{range}"),
+            "bucket",
+            "unknown variant",
+        ),
+        (
+            "/api/v1/stats?bucket=hour".to_owned(),
+            "since",
+            "a bucketed query needs since",
+        ),
+        (
+            "/api/v1/prompts/r/stats?bucket=day".to_owned(),
+            "since",
+            "a bucketed query needs since",
+        ),
+        (
+            "/api/v1/stats?bucket=minute&since=2026-01-01T00:00:00Z&until=2026-01-09T00:00:00Z"
+                .to_owned(),
+            "bucket",
+            "11520",
+        ),
+        ("/api/v1/stats?since=yesterday".to_owned(), "since", ""),
+        ("/api/v1/stats?group_by=colour".to_owned(), "group_by", ""),
+        ("/api/v1/stats?prompt=bad%20name".to_owned(), "prompt", ""),
+    ] {
+        let r = app.get(&url, k).await;
+        assert_error(&r, 422, "validation_failed");
+        assert_eq!(field_of(&r), field, "{url}: {}", r.text);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{url}: {}",
+            r.text
+        );
+    }
+    let r = app.get("/api/v1/stats?colour=red", k).await;
+    assert_error(&r, 422, "validation_failed");
+}
+
 async fn runs_batch_partial_failure(app: &TestApp) {
     let k = &app.admin;
     seed(app, k, "b").await;
@@ -848,7 +1010,7 @@ macro_rules! api_suite {
     ($factory:path) => {
         api_suite!(@t $factory; service_endpoints, protected_labels_need_admin_and_roles_come_before_bodies, request_ids, auth_and_roles, keys_lifecycle,
             prompt_crud_and_etag, versions_labels_resolve_render, bad_input_gets_clear_errors,
-            project_isolation, runs_log_list_stats, runs_batch_partial_failure,
+            project_isolation, runs_log_list_stats, stats_buckets_and_project_wide, runs_batch_partial_failure,
             pagination_of_prompts_and_runs, execute_with_mock_provider);
     };
     (@t $factory:path; $($name:ident),* $(,)?) => {
@@ -1006,6 +1168,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/prompts/{name}/render"),
     ("post", "/api/v1/prompts/{name}/execute"),
     ("get", "/api/v1/prompts/{name}/stats"),
+    ("get", "/api/v1/stats"),
     ("post", "/api/v1/prompts/{name}/optimize"),
     ("post", "/api/v1/runs"),
     ("get", "/api/v1/runs"),

@@ -731,6 +731,7 @@ const PROJECT_ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/runs", "viewer"),
     ("get", "/api/v1/runs/{id}", "viewer"),
     ("get", "/api/v1/prompts/{name}/stats", "viewer"),
+    ("get", "/api/v1/stats", "viewer"),
     ("post", "/api/v1/prompts/{name}/execute", "editor"),
     ("post", "/api/v1/keys", "admin"),
     ("get", "/api/v1/keys", "admin"),

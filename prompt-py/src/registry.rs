@@ -875,7 +875,9 @@ impl NativeRegistry {
         self.call(py, async move { r.get_run(id).await })
     }
 
-    /// `query` is the JSON of a `StatsQuery`; a list of stats dicts.
+    /// `query` is the JSON of a `StatsQuery` (`prompt` null for the whole project,
+    /// `bucket` `minute` | `hour` | `day` for a series); a list of stats dicts, each
+    /// with its `bucket` start (RFC 3339) or null.
     fn stats<'py>(
         &self,
         py: Python<'py>,

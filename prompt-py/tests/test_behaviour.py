@@ -252,6 +252,52 @@ def test_stats(reg: pr.Registry) -> None:
         reg.stats("missing")
 
 
+def test_stats_buckets_and_project_wide(reg: pr.Registry) -> None:
+    reg.create_version("a", "x")
+    reg.create_version("b", "y")
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    for name, latency in [("a", 10), ("a", 30), ("b", 50)]:
+        reg.log_run(prompt=name, version=1, model="m1" if name == "a" else "m2",
+                    status="completed", latency_ms=latency, input_tokens=3,
+                    output_tokens=1, cost_usd="0.5")
+    reg.log_run(prompt="b", version=1, model="m2", status="failed",
+                error={"kind": "server", "message": "boom"})
+    # The existing call forms, and the whole project with no name.
+    assert reg.stats("a").count == 2
+    assert reg.stats("b").failed == 1
+    total = reg.stats()
+    assert (total.count, total.failed, total.input_tokens, total.bucket) == (4, 1, 9, None)
+    assert total.cost_usd == Decimal("1.5")
+    assert {g.group: g.count for g in reg.stats_by(None, "model")} == {"m1": 2, "m2": 2}
+
+    series = reg.stats(since=since, bucket="minute")
+    assert isinstance(series, list) and 1 <= len(series) <= 7
+    assert sum(s.count for s in series) == 4
+    assert sum(s.failed for s in series) == 1
+    starts = [s.bucket for s in series]
+    assert starts == sorted(starts)
+    for s in series:
+        assert s.bucket is not None and s.bucket.utcoffset() == dt.timedelta(0)
+        assert (s.bucket.second, s.bucket.microsecond) == (0, 0)
+        assert s.bucket >= since.replace(second=0, microsecond=0)
+    assert sum(s.count for s in reg.stats("a", since=since, bucket="hour")) == 2
+    per_model: dict[object, int] = {}
+    for g in reg.stats_by(None, "model", since=since, bucket="day"):
+        assert g.bucket is not None and (g.bucket.hour, g.bucket.minute) == (0, 0)
+        per_model[g.group] = per_model.get(g.group, 0) + g.count
+    assert per_model == {"m1": 2, "m2": 2}
+
+    with pytest.raises(pr.ValidationError) as e:
+        reg.stats(bucket="hour")
+    assert e.value.field == "since"
+    with pytest.raises(pr.ValidationError) as e:
+        reg.stats(since=since, bucket="week")
+    assert e.value.field == "bucket"
+    with pytest.raises(pr.ValidationError) as e:
+        reg.stats_by("a", "model", since=since - dt.timedelta(days=30), bucket="minute")
+    assert e.value.field == "bucket" and "10000" in str(e.value)
+
+
 def test_projects_are_isolated(backend: Backend, project: str) -> None:
     if backend.kind == "memory":
         pytest.skip("each memory:// registry is its own store")

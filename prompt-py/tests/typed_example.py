@@ -25,6 +25,11 @@ def sync_usage() -> None:
     cursor: Optional[str] = page.next_cursor
     stats: pr.RunStats = reg.stats("a")
     p50: Optional[float] = stats.latency_p50_ms
+    project: pr.RunStats = reg.stats()
+    series: List[pr.RunStats] = reg.stats(since=created, bucket="hour")
+    starts: List[Optional[datetime]] = [s.bucket for s in series]
+    per_model: List[pr.RunStats] = reg.stats_by(None, "model", since=created, bucket="day")
+    print(project.count, starts, len(per_model))
     moves: pr.Page[pr.LabelMove] = reg.label_history("a", "production")
     try:
         reg.get("missing")

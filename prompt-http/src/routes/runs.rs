@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use prompt_core::{
-    GroupBy, NewRun, Order, Page, PageRequest, Run, RunQuery, RunStats, RunStatus, StatsQuery,
+    Bucket, GroupBy, NewRun, Order, Page, PageRequest, Run, RunQuery, RunStats, RunStatus,
+    StatsQuery,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -233,34 +234,60 @@ pub async fn get_run(
     Ok(Json(state.registry(&caller.project).get_run(id).await?))
 }
 
-/// Parameters of `GET …/stats`.
+/// Parameters of `GET /api/v1/prompts/{name}/stats`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
-    /// Runs created at or after.
+    /// Runs created at or after (RFC 3339); needed with `bucket`.
     pub since: Option<DateTime<Utc>>,
-    /// Runs created before.
+    /// Runs created before (RFC 3339); now when absent.
     pub until: Option<DateTime<Utc>>,
     /// `version`, `label` or `model`.
     pub group_by: Option<GroupBy>,
+    /// `minute`, `hour` or `day`: a series of time buckets (UTC), at most 10,000 of
+    /// them in `since..until`; buckets without runs are omitted.
+    pub bucket: Option<Bucket>,
+}
+
+/// Parameters of `GET /api/v1/stats`: those of a prompt's stats, and the prompt.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectStatsParams {
+    /// Only runs of this prompt; every run of the project when absent.
+    pub prompt: Option<String>,
+    /// Runs created at or after (RFC 3339); needed with `bucket`.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs created before (RFC 3339); now when absent.
+    pub until: Option<DateTime<Utc>>,
+    /// `version`, `label` or `model`.
+    pub group_by: Option<GroupBy>,
+    /// `minute`, `hour` or `day`: a series of time buckets (UTC), at most 10,000 of
+    /// them in `since..until`; buckets without runs are omitted.
+    pub bucket: Option<Bucket>,
 }
 
 /// Answer of `GET …/stats`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
-    /// The prompt.
-    pub prompt: String,
+    /// The prompt; `null` for the whole project.
+    pub prompt: Option<String>,
     /// The grouping asked for.
     pub group_by: Option<GroupBy>,
-    /// One row per group (one row without grouping).
+    /// The time buckets asked for.
+    pub bucket: Option<Bucket>,
+    /// One row per (bucket, group), ordered by bucket then group; one row in all
+    /// without grouping or buckets. Buckets without runs are omitted: clients fill
+    /// the gaps.
     pub groups: Vec<RunStats>,
 }
 
-/// Aggregates of a prompt's runs.
+/// Aggregates of a prompt's runs, optionally grouped and in time buckets.
 #[utoipa::path(get, path = "/api/v1/prompts/{name}/stats", tag = "runs",
     params(("name" = String, Path, description = "prompt name"), StatsParams),
-    responses((status = 200, body = StatsResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StatsResponse), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a bad parameter, named in `details.field`")))]
 pub async fn stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -268,15 +295,46 @@ pub async fn stats(
     ApiQuery(q): ApiQuery<StatsParams>,
 ) -> ApiResult<Json<StatsResponse>> {
     let query = StatsQuery {
-        prompt: name.clone(),
+        prompt: Some(name),
         since: q.since,
         until: q.until,
         group_by: q.group_by,
+        bucket: q.bucket,
     };
+    answer_stats(&state, &caller, query).await
+}
+
+/// Aggregates of the project's runs (or one prompt's), optionally grouped and in time
+/// buckets: the dashboards' series.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "runs",
+    params(ProjectStatsParams),
+    responses((status = 200, body = StatsResponse), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a bad parameter, named in `details.field`")))]
+pub async fn project_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ProjectStatsParams>,
+) -> ApiResult<Json<StatsResponse>> {
+    let query = StatsQuery {
+        prompt: q.prompt,
+        since: q.since,
+        until: q.until,
+        group_by: q.group_by,
+        bucket: q.bucket,
+    };
+    answer_stats(&state, &caller, query).await
+}
+
+async fn answer_stats(
+    state: &AppState,
+    caller: &Caller,
+    query: StatsQuery,
+) -> ApiResult<Json<StatsResponse>> {
     let groups = state.registry(&caller.project).stats(&query).await?;
     Ok(Json(StatsResponse {
-        prompt: name,
-        group_by: q.group_by,
+        prompt: query.prompt,
+        group_by: query.group_by,
+        bucket: query.bucket,
         groups,
     }))
 }

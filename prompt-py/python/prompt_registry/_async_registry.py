@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union, overload
 
 from . import _native
 from ._convert import (
@@ -461,23 +461,60 @@ class AsyncRegistry:
         """One run by id."""
         return Run._from(await self._n.get_run(_run_id(run_id)))
 
+    @overload
     async def stats(
-        self, name: str, *, since: Optional[datetime] = None, until: Optional[datetime] = None
-    ) -> RunStats:
-        """Totals of a prompt's runs: count, failed, error rate, latency percentiles,
-        tokens, cost."""
-        return _total(await self._n.stats(_stats_query(name, since, until, None)))
+        self,
+        name: Optional[str] = None,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        bucket: None = None,
+    ) -> RunStats: ...
+
+    @overload
+    async def stats(
+        self,
+        name: Optional[str] = None,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        bucket: str,
+    ) -> List[RunStats]: ...
+
+    async def stats(
+        self,
+        name: Optional[str] = None,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        bucket: Optional[str] = None,
+    ) -> Union[RunStats, List[RunStats]]:
+        """Totals of a prompt's runs (of every run of the project when ``name`` is
+        None): count, failed, error rate, latency percentiles, tokens, cost.
+
+        With ``bucket`` (``"minute"``, ``"hour"`` or ``"day"``, UTC; needs ``since``;
+        at most 10,000 buckets up to ``until`` or now) the answer is a series: one
+        :class:`RunStats` per bucket that has runs, oldest first, with ``bucket`` its
+        start. Buckets without runs are left out: fill the gaps when you plot them."""
+        rows = await self._n.stats(_stats_query(name, since, until, None, bucket))
+        if bucket is not None:
+            return [RunStats._from(s) for s in rows]
+        return _total(rows)
 
     async def stats_by(
         self,
-        name: str,
+        name: Optional[str],
         group_by: str,
         *,
         since: Optional[datetime] = None,
         until: Optional[datetime] = None,
+        bucket: Optional[str] = None,
     ) -> List[RunStats]:
-        """Stats per ``version``, ``label`` or ``model``."""
-        return [RunStats._from(s) for s in await self._n.stats(_stats_query(name, since, until, group_by))]
+        """Stats per ``version``, ``label`` or ``model`` of a prompt's runs (of the
+        project's when ``name`` is None); with ``bucket``, a series per group, ordered
+        by bucket then group (see :meth:`stats`)."""
+        q = _stats_query(name, since, until, group_by, bucket)
+        return [RunStats._from(s) for s in await self._n.stats(q)]
 
     # stored provider credentials
     async def put_provider(

@@ -269,13 +269,18 @@ def _run_query(
 
 
 def _stats_query(
-    name: str, since: Optional[datetime], until: Optional[datetime], group_by: Optional[str]
+    name: Optional[str],
+    since: Optional[datetime],
+    until: Optional[datetime],
+    group_by: Optional[str],
+    bucket: Optional[str] = None,
 ) -> Dict[str, Any]:
     return {
         "prompt": name,
         "since": _iso("since", since),
         "until": _iso("until", until),
         "group_by": group_by,
+        "bucket": bucket,
     }
 
 

@@ -234,7 +234,8 @@ class Run(_Model):
 
 @dataclass(frozen=True)
 class RunStats(_Model):
-    """Aggregates over a prompt's runs (or one group of them)."""
+    """Aggregates over a prompt's (or the project's) runs, or one group or time bucket
+    of them."""
 
     group: Optional[str]
     count: int
@@ -246,6 +247,8 @@ class RunStats(_Model):
     input_tokens: int
     output_tokens: int
     cost_usd: Decimal
+    bucket: Optional[datetime] = None
+    """The UTC start of the row's time bucket; None when the stats are not bucketed."""
 
     @property
     def tokens(self) -> int:
@@ -266,6 +269,7 @@ class RunStats(_Model):
             input_tokens=d["input_tokens"],
             output_tokens=d["output_tokens"],
             cost_usd=cost if cost is not None else Decimal(0),
+            bucket=_dt(d.get("bucket")),
         )
 
 

@@ -973,7 +973,9 @@ impl RunLog for MemoryStore {
 
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
         let s = self.runs_read()?;
-        let mut groups: BTreeMap<Option<String>, StatsAccumulator> = BTreeMap::new();
+        // Keyed by (bucket, group): the map's order is the answer's.
+        type Key = (Option<DateTime<Utc>>, Option<String>);
+        let mut groups: BTreeMap<Key, StatsAccumulator> = BTreeMap::new();
         let lo = (
             project,
             query.since.unwrap_or(DateTime::<Utc>::MIN_UTC),
@@ -981,17 +983,21 @@ impl RunLog for MemoryStore {
         );
         let hi = (project, DateTime::<Utc>::MAX_UTC, Uuid::max());
         for r in s.ordered.range(lo..=hi).map(|(_, r)| r) {
-            if r.prompt.as_deref() != Some(query.prompt.as_str())
-                || query.until.is_some_and(|u| r.created_at >= u)
-            {
+            if !query.matches(r) {
                 continue;
             }
-            groups.entry(query.group_of(r)).or_default().add_run(r);
+            groups
+                .entry((query.bucket_of(r), query.group_of(r)))
+                .or_default()
+                .add_run(r);
         }
-        if groups.is_empty() && query.group_by.is_none() {
-            groups.insert(None, StatsAccumulator::default());
+        if groups.is_empty() && query.group_by.is_none() && query.bucket.is_none() {
+            groups.insert((None, None), StatsAccumulator::default());
         }
-        Ok(groups.into_iter().map(|(g, acc)| acc.finish(g)).collect())
+        Ok(groups
+            .into_iter()
+            .map(|((b, g), acc)| acc.finish(b, g))
+            .collect())
     }
 
     async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {

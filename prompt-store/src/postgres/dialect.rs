@@ -231,7 +231,23 @@ impl Dialect for Postgres {
         // percentile_cont interpolates between ranks exactly like
         // prompt_core::run::percentile_cont; sums are exact (numeric).
         let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {} AS grp, count(*) AS n, \
+            "SELECT {} AS grp, ",
+            stats_group(query.group_by)
+        ));
+        match query.bucket {
+            // date_trunc of the UTC wall-clock time, turned back into a timestamptz:
+            // the bucket does not depend on the session's TimeZone.
+            Some(b) => {
+                q.push("date_trunc(")
+                    .push_bind(b.as_str())
+                    .push(", created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'");
+            }
+            None => {
+                q.push("CAST(NULL AS timestamptz)");
+            }
+        }
+        q.push(
+            " AS bkt, count(*) AS n, \
              count(*) FILTER (WHERE status = 'failed') AS failed, \
              percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50, \
              percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95, \
@@ -239,11 +255,10 @@ impl Dialect for Postgres {
              COALESCE(sum(input_tokens), 0) AS input_tokens, \
              COALESCE(sum(output_tokens), 0) AS output_tokens, \
              COALESCE(sum(cost_usd), 0) AS cost_usd",
-            stats_group(query.group_by)
-        ));
+        );
         push_stats_filter(&mut q, project, query);
-        if query.group_by.is_some() {
-            q.push(" GROUP BY 1");
+        if query.group_by.is_some() || query.bucket.is_some() {
+            q.push(" GROUP BY 1, 2");
         }
         let rows = q.build().fetch_all(reader).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -255,6 +270,7 @@ impl Dialect for Postgres {
                 Ok(d.to_u64().unwrap_or(u64::MAX))
             };
             out.push(RunStats {
+                bucket: r.try_get("bkt")?,
                 group: r.try_get("grp")?,
                 count,
                 failed,
@@ -271,8 +287,10 @@ impl Dialect for Postgres {
                 cost_usd: r.try_get::<Decimal, _>("cost_usd")?.normalize(),
             });
         }
-        // The order of every backend: no group first, then by group key bytes.
-        out.sort_by(|a, b| a.group.cmp(&b.group));
+        // The order of every backend: by bucket, then no group first, then by group
+        // key bytes (sorted here rather than by ORDER BY, whose text collation may
+        // differ from byte order).
+        out.sort_by(|a, b| (a.bucket, &a.group).cmp(&(b.bucket, &b.group)));
         Ok(out)
     }
 }

@@ -73,9 +73,16 @@ impl RunLog for RemoteStore {
         {
             q.push(("group_by", s));
         }
-        let a: StatsAnswer = self
-            .get_json(&prompt_path(&query.prompt, "/stats")?, &q)
-            .await?;
+        if let Some(b) = query.bucket {
+            q.push(("bucket", b.as_str().to_owned()));
+        }
+        // A prompt's stats keep their route (servers before project-wide stats answer
+        // it too); the project's are `GET /api/v1/stats`.
+        let path = match &query.prompt {
+            Some(p) => prompt_path(p, "/stats")?,
+            None => "/api/v1/stats".to_owned(),
+        };
+        let a: StatsAnswer = self.get_json(&path, &q).await?;
         Ok(a.groups)
     }
 }

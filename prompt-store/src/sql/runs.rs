@@ -170,18 +170,18 @@ pub(crate) fn stats_group(group_by: Option<GroupBy>) -> &'static str {
     }
 }
 
-/// Append the runs a statistics query covers: `project_id = … AND prompt = …` and
-/// the time range.
+/// Append the runs a statistics query covers: `project_id = …`, `AND prompt = …` when
+/// the query names a prompt, and the time range.
 pub(crate) fn push_stats_filter<D>(q: &mut QueryBuilder<D>, project: Uuid, query: &StatsQuery)
 where
     D: Dialect,
     for<'q> Uuid: Encode<'q, D> + Type<D>,
     for<'q> String: Encode<'q, D> + Type<D>,
 {
-    q.push(" FROM runs WHERE project_id = ")
-        .push_bind(project)
-        .push(" AND prompt = ")
-        .push_bind(query.prompt.clone());
+    q.push(" FROM runs WHERE project_id = ").push_bind(project);
+    if let Some(p) = &query.prompt {
+        q.push(" AND prompt = ").push_bind(p.clone());
+    }
     if let Some(t) = query.since {
         q.push(" AND created_at >= ").push_bind(D::time(t));
     }

@@ -227,18 +227,39 @@ impl Dialect for Sqlite {
         project: Uuid,
         query: &StatsQuery,
     ) -> Result<Vec<RunStats>, Failure> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {} AS grp, status, latency_ms, input_tokens, output_tokens, cost_usd",
-            stats_group(query.group_by)
-        ));
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {} AS grp, ", stats_group(query.group_by)));
+        match query.bucket {
+            // created_at is integer microseconds since the epoch: the bucket's start is
+            // it floored to a multiple of the width (floored, not truncated towards
+            // zero, so that times before 1970 land where Bucket::start_of puts them).
+            Some(b) => {
+                let w = b.seconds() * 1_000_000;
+                q.push("created_at - ((created_at % ")
+                    .push_bind(w)
+                    .push(") + ")
+                    .push_bind(w)
+                    .push(") % ")
+                    .push_bind(w);
+            }
+            None => {
+                q.push("CAST(NULL AS INTEGER)");
+            }
+        }
+        q.push(" AS bkt, status, latency_ms, input_tokens, output_tokens, cost_usd");
         push_stats_filter(&mut q, project, query);
         // Aggregated in Rust with the same accumulator as the memory backend (exact
         // decimal sums, percentile_cont interpolation); rows are streamed rather than
-        // collected.
-        let mut groups: BTreeMap<Option<String>, StatsAccumulator> = BTreeMap::new();
+        // collected. Keyed by (bucket, group): the map's order is the answer's.
+        type Key = (Option<DateTime<Utc>>, Option<String>);
+        let mut groups: BTreeMap<Key, StatsAccumulator> = BTreeMap::new();
         let mut rows = q.build().fetch(reader);
         while let Some(r) = rows.try_next().await? {
-            groups.entry(r.try_get("grp")?).or_default().add(
+            let bucket = r
+                .try_get::<Option<i64>, _>("bkt")?
+                .map(Self::from_time)
+                .transpose()?;
+            groups.entry((bucket, r.try_get("grp")?)).or_default().add(
                 RunStatus::parse(&r.try_get::<String, _>("status")?)?,
                 opt_u64("latency_ms", r.try_get("latency_ms")?)?,
                 opt_u64("input_tokens", r.try_get("input_tokens")?)?,
@@ -248,10 +269,13 @@ impl Dialect for Sqlite {
                     .transpose()?,
             );
         }
-        if groups.is_empty() && query.group_by.is_none() {
-            groups.insert(None, StatsAccumulator::default());
+        if groups.is_empty() && query.group_by.is_none() && query.bucket.is_none() {
+            groups.insert((None, None), StatsAccumulator::default());
         }
-        Ok(groups.into_iter().map(|(g, acc)| acc.finish(g)).collect())
+        Ok(groups
+            .into_iter()
+            .map(|((b, g), acc)| acc.finish(b, g))
+            .collect())
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Duration, Utc};
+use prompt_core::run::MAX_BUCKETS;
 use prompt_core::{
-    Decimal, Error, GroupBy, NewRun, NewVersion, Order, PageRequest, Registry, RunError, RunQuery,
-    RunStatus, RunUpdate, StatsQuery,
+    Bucket, Decimal, Error, GroupBy, NewRun, NewVersion, Order, PageRequest, Registry, Run,
+    RunError, RunQuery, RunStats, RunStatus, RunUpdate, StatsQuery,
 };
 use serde_json::json;
 
@@ -498,6 +500,353 @@ pub async fn stats_grouping(b: &TestBackend) {
         .map(|s| (s.group.clone(), s.count))
         .collect();
     assert_eq!(labels, vec![(None, 3), (Some("production".into()), 1)]);
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// `n` as a run of `project` created at `t` (only `insert_runs` takes a caller's time).
+fn run_at(n: NewRun, project: uuid::Uuid, t: DateTime<Utc>) -> Run {
+    let mut r = n.into_run(project).unwrap();
+    r.created_at = t;
+    r.started_at = r.started_at.map(|_| t);
+    r.completed_at = r.completed_at.map(|_| t);
+    r
+}
+
+/// A stats row in short: (bucket, group, count, failed).
+type Row = (Option<DateTime<Utc>>, Option<String>, u64, u64);
+
+/// Each row in short.
+fn rows(stats: &[RunStats]) -> Vec<Row> {
+    stats
+        .iter()
+        .map(|s| (s.bucket, s.group.clone(), s.count, s.failed))
+        .collect()
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-6,
+        (a, b) => a == b,
+    }
+}
+
+/// Hourly buckets: one row per hour with runs (an hour without runs is omitted), at
+/// the hour's UTC start, with each hour's counts, percentiles, tokens and cost; `since`
+/// is inclusive and `until` exclusive.
+pub async fn stats_hourly_buckets(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "runs at caller-chosen times") {
+        return;
+    }
+    let r = reg(b).await;
+    r.create_version("h", NewVersion::new("x")).await.unwrap();
+    let project = r.project().id;
+    let runs = vec![
+        run_at(
+            completed("h", 1, 99),
+            project,
+            utc("2026-01-05T09:59:59.999999Z"),
+        ),
+        run_at(completed("h", 1, 10), project, utc("2026-01-05T10:00:00Z")),
+        run_at(completed("h", 1, 30), project, utc("2026-01-05T10:10:00Z")),
+        run_at(failed("h", 1), project, utc("2026-01-05T10:30:00Z")),
+        run_at(
+            completed("h", 1, 20),
+            project,
+            utc("2026-01-05T10:59:59.999999Z"),
+        ),
+        run_at(completed("h", 1, 100), project, utc("2026-01-05T11:00:00Z")),
+        run_at(completed("h", 1, 200), project, utc("2026-01-05T11:45:00Z")),
+        run_at(completed("h", 1, 7), project, utc("2026-01-05T13:15:00Z")),
+        run_at(completed("h", 1, 99), project, utc("2026-01-05T14:00:00Z")),
+    ];
+    b.runs.insert_runs(&runs).await.unwrap();
+    let mut q = StatsQuery::prompt("h");
+    q.bucket = Some(Bucket::Hour);
+    q.since = Some(utc("2026-01-05T10:00:00Z"));
+    q.until = Some(utc("2026-01-05T14:00:00Z"));
+    let got = r.stats(&q).await.unwrap();
+    assert_eq!(
+        rows(&got),
+        vec![
+            (Some(utc("2026-01-05T10:00:00Z")), None, 4, 1),
+            (Some(utc("2026-01-05T11:00:00Z")), None, 2, 0),
+            (Some(utc("2026-01-05T13:00:00Z")), None, 1, 0),
+        ]
+    );
+    let p50: Vec<_> = got.iter().map(|s| s.latency_p50_ms).collect();
+    assert_eq!(p50, vec![Some(20.0), Some(150.0), Some(7.0)]);
+    assert!(close(got[1].latency_p95_ms, Some(195.0)), "{:?}", got[1]);
+    assert_eq!(got[0].error_rate, 0.25);
+    let tokens: Vec<_> = got
+        .iter()
+        .map(|s| (s.input_tokens, s.output_tokens))
+        .collect();
+    assert_eq!(tokens, vec![(30, 15), (20, 10), (10, 5)]);
+    let cost: Vec<Decimal> = got.iter().map(|s| s.cost_usd).collect();
+    let want: Vec<Decimal> = ["0.0003", "0.0002", "0.0001"]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(cost, want);
+    // Not bucketed: one row, without a bucket.
+    q.bucket = None;
+    let total = r.stats(&q).await.unwrap();
+    assert_eq!(rows(&total), vec![(None, None, 7, 1)]);
+    // Bucketed with no runs in range: no rows at all.
+    q.bucket = Some(Bucket::Hour);
+    q.since = Some(utc("2025-01-01T00:00:00Z"));
+    q.until = Some(utc("2025-01-02T00:00:00Z"));
+    assert_eq!(r.stats(&q).await.unwrap(), vec![]);
+    // Daily: the same runs in one row starting at midnight UTC.
+    q.bucket = Some(Bucket::Day);
+    q.since = Some(utc("2026-01-05T10:00:00Z"));
+    q.until = None;
+    assert_eq!(
+        rows(&r.stats(&q).await.unwrap()),
+        vec![(Some(utc("2026-01-05T00:00:00Z")), None, 8, 1)]
+    );
+}
+
+/// Minute buckets combine with a grouping: a series per group, ordered by bucket then
+/// group.
+pub async fn stats_minute_buckets_by_model(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "runs at caller-chosen times") {
+        return;
+    }
+    let r = reg(b).await;
+    r.create_version("m", NewVersion::new("x")).await.unwrap();
+    let project = r.project().id;
+    let runs = vec![
+        run_at(completed("m", 1, 10), project, utc("2026-02-01T08:00:10Z")),
+        run_at(failed("m", 1), project, utc("2026-02-01T08:00:50Z")),
+        run_at(completed("m", 1, 30), project, utc("2026-02-01T08:01:05Z")),
+        run_at(completed("m", 1, 50), project, utc("2026-02-01T08:01:59Z")),
+        run_at(failed("m", 1), project, utc("2026-02-01T08:03:00Z")),
+    ];
+    b.runs.insert_runs(&runs).await.unwrap();
+    let mut q = StatsQuery::prompt("m");
+    q.bucket = Some(Bucket::Minute);
+    q.group_by = Some(GroupBy::Model);
+    q.since = Some(utc("2026-02-01T08:00:00Z"));
+    q.until = Some(utc("2026-02-01T09:00:00Z"));
+    let got = r.stats(&q).await.unwrap();
+    let (gpt, claude) = (Some("gpt-4o-mini".to_owned()), Some("claude".to_owned()));
+    assert_eq!(
+        rows(&got),
+        vec![
+            (Some(utc("2026-02-01T08:00:00Z")), claude.clone(), 1, 1),
+            (Some(utc("2026-02-01T08:00:00Z")), gpt.clone(), 1, 0),
+            (Some(utc("2026-02-01T08:01:00Z")), gpt, 2, 0),
+            (Some(utc("2026-02-01T08:03:00Z")), claude, 1, 1),
+        ]
+    );
+    assert_eq!(got[2].latency_p50_ms, Some(40.0));
+    assert_eq!(got[0].latency_p50_ms, None);
+    assert_eq!(got[2].input_tokens, 20);
+}
+
+/// Without a prompt, stats cover every run of the project (runs of any prompt and
+/// runs without one), and no other project's.
+pub async fn stats_project_wide(b: &TestBackend) {
+    let r = reg(b).await;
+    let other = reg(b).await;
+    for name in ["a", "b"] {
+        r.create_version(name, NewVersion::new("x")).await.unwrap();
+    }
+    other
+        .create_version("a", NewVersion::new("x"))
+        .await
+        .unwrap();
+    let empty = r.stats(&StatsQuery::project()).await.unwrap();
+    assert_eq!(rows(&empty), vec![(None, None, 0, 0)]);
+    let mut adhoc = completed("a", 1, 1);
+    adhoc.prompt = None;
+    adhoc.version = None;
+    let batch = vec![
+        completed("a", 1, 10),
+        completed("a", 1, 20),
+        failed("a", 1),
+        completed("b", 1, 30),
+        failed("b", 1),
+        adhoc,
+    ];
+    for res in r.log_runs(batch).await.unwrap() {
+        res.unwrap();
+    }
+    for res in other.log_runs(vec![completed("a", 1, 5000)]).await.unwrap() {
+        res.unwrap();
+    }
+    let all = r.stats(&StatsQuery::project()).await.unwrap();
+    assert_eq!(rows(&all), vec![(None, None, 6, 2)]);
+    assert_eq!(all[0].latency_p50_ms, Some(15.0));
+    assert_eq!(all[0].input_tokens, 40);
+    assert_eq!(all[0].cost_usd, "0.0004".parse::<Decimal>().unwrap());
+    assert_eq!(
+        rows(&r.stats(&StatsQuery::prompt("b")).await.unwrap()),
+        vec![(None, None, 2, 1)]
+    );
+    let mut by_model = StatsQuery::project();
+    by_model.group_by = Some(GroupBy::Model);
+    let models: Vec<_> = r
+        .stats(&by_model)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.group.clone(), s.count))
+        .collect();
+    assert_eq!(
+        models,
+        vec![(Some("claude".into()), 2), (Some("gpt-4o-mini".into()), 4)]
+    );
+    // Bucketed by day from an hour ago: the runs (just logged) in aligned buckets.
+    let mut daily = StatsQuery::project();
+    daily.bucket = Some(Bucket::Day);
+    daily.since = Some(prompt_core::domain::now() - Duration::hours(1));
+    let days = r.stats(&daily).await.unwrap();
+    assert!(!days.is_empty() && days.len() <= 2, "{days:?}");
+    assert_eq!(days.iter().map(|s| s.count).sum::<u64>(), 6);
+    for d in &days {
+        let start = d.bucket.unwrap();
+        assert_eq!(Bucket::Day.start_of(start), start, "{d:?}");
+    }
+}
+
+/// A bucketed query needs `since` and at most `MAX_BUCKETS` buckets; the errors name
+/// the field.
+pub async fn stats_bucket_validation(b: &TestBackend) {
+    let r = reg(b).await;
+    r.create_version("v", NewVersion::new("x")).await.unwrap();
+    let invalid = |e: Error| match e {
+        Error::InvalidInput { field, message } => (field, message),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let mut q = StatsQuery::prompt("v");
+    q.bucket = Some(Bucket::Hour);
+    let (field, message) = invalid(r.stats(&q).await.unwrap_err());
+    assert_eq!(field, "since");
+    assert!(
+        message.contains("a bucketed query needs since"),
+        "{message}"
+    );
+    // Project-wide too.
+    let mut p = StatsQuery::project();
+    p.bucket = Some(Bucket::Minute);
+    assert_eq!(invalid(r.stats(&p).await.unwrap_err()).0, "since");
+    // 8 days of minutes: 11520 buckets.
+    q.bucket = Some(Bucket::Minute);
+    q.since = Some(utc("2026-03-01T00:00:00Z"));
+    q.until = Some(utc("2026-03-09T00:00:00Z"));
+    let (field, message) = invalid(r.stats(&q).await.unwrap_err());
+    assert_eq!(field, "bucket");
+    assert!(
+        message.contains("11520") && message.contains(&MAX_BUCKETS.to_string()),
+        "{message}"
+    );
+    // Without until, the range ends now.
+    let mut open = StatsQuery::prompt("v");
+    open.bucket = Some(Bucket::Minute);
+    open.since = Some(prompt_core::domain::now() - Duration::days(30));
+    assert_eq!(invalid(r.stats(&open).await.unwrap_err()).0, "bucket");
+    // Exactly the limit is fine, and so are the same 8 days in hours.
+    q.until = Some(utc("2026-03-01T00:00:00Z") + Duration::minutes(MAX_BUCKETS));
+    assert_eq!(r.stats(&q).await.unwrap(), vec![]);
+    q.until = Some(utc("2026-03-09T00:00:00Z"));
+    q.bucket = Some(Bucket::Hour);
+    assert_eq!(r.stats(&q).await.unwrap(), vec![]);
+    q.until = Some(utc("2026-02-01T00:00:00Z"));
+    assert_eq!(invalid(r.stats(&q).await.unwrap_err()).0, "until");
+    let mut bad = StatsQuery::project();
+    bad.prompt = Some("bad name".into());
+    assert_eq!(invalid(r.stats(&bad).await.unwrap_err()).0, "prompt");
+}
+
+/// Bucketed rows add up to the totals of the same range (counts, failures, tokens,
+/// cost), per group too, in order, with aligned buckets; a bucket holding every run
+/// has the totals' percentiles.
+pub async fn stats_buckets_agree_with_totals(b: &TestBackend) {
+    if !b.can(b.caps.run_internals, "runs at caller-chosen times") {
+        return;
+    }
+    let r = reg(b).await;
+    r.create_version("t", NewVersion::new("x")).await.unwrap();
+    r.create_version("t", NewVersion::new("y")).await.unwrap();
+    let project = r.project().id;
+    let start = utc("2026-04-10T00:00:00Z");
+    // 150 runs over about 3 days at scattered times, of two versions and two models.
+    let runs: Vec<Run> = (0..150i64)
+        .map(|i| {
+            let version = 1 + (i % 2) as u32;
+            let n = if i % 7 == 0 {
+                failed("t", version)
+            } else {
+                let mut n = completed("t", version, (i * 37 % 500) as u64);
+                n.input_tokens = Some(i as u64);
+                n.cost_usd = Some(Decimal::new(i, 6));
+                n
+            };
+            run_at(n, project, start + Duration::seconds(i * 7919 % 259_200))
+        })
+        .collect();
+    b.runs.insert_runs(&runs).await.unwrap();
+    let since = start - Duration::minutes(30);
+    let until = start + Duration::days(3);
+    for group_by in [None, Some(GroupBy::Model), Some(GroupBy::Version)] {
+        let mut q = StatsQuery::prompt("t");
+        q.since = Some(since);
+        q.until = Some(until);
+        q.group_by = group_by;
+        let totals = r.stats(&q).await.unwrap();
+        for bucket in [Bucket::Minute, Bucket::Hour, Bucket::Day] {
+            q.bucket = Some(bucket);
+            let series = r.stats(&q).await.unwrap();
+            let keys: Vec<_> = series.iter().map(|s| (s.bucket, s.group.clone())).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(
+                keys, sorted,
+                "{bucket:?} {group_by:?}: ordered, one row per key"
+            );
+            for s in &series {
+                let t = s.bucket.unwrap();
+                assert_eq!(bucket.start_of(t), t);
+                assert!(t >= bucket.start_of(since) && t < until, "{t}");
+                assert!(s.count > 0, "empty buckets are omitted");
+            }
+            for total in &totals {
+                let mine: Vec<&RunStats> =
+                    series.iter().filter(|s| s.group == total.group).collect();
+                let sum = |f: fn(&RunStats) -> u64| mine.iter().map(|s| f(s)).sum::<u64>();
+                assert_eq!(sum(|s| s.count), total.count, "{bucket:?} {group_by:?}");
+                assert_eq!(sum(|s| s.failed), total.failed);
+                assert_eq!(sum(|s| s.input_tokens), total.input_tokens);
+                assert_eq!(sum(|s| s.output_tokens), total.output_tokens);
+                let cost: Decimal = mine.iter().map(|s| s.cost_usd).sum();
+                assert_eq!(cost.normalize(), total.cost_usd);
+            }
+        }
+        // One wide bucket per group holds everything: same percentiles as the totals.
+        q.bucket = Some(Bucket::Day);
+        q.since = Some(start + Duration::hours(1));
+        q.until = Some(start + Duration::hours(20));
+        let day = r.stats(&q).await.unwrap();
+        q.bucket = None;
+        let whole = r.stats(&q).await.unwrap();
+        assert_eq!(day.len(), whole.len());
+        for (d, w) in day.iter().zip(&whole) {
+            assert_eq!((d.group.clone(), d.count), (w.group.clone(), w.count));
+            for (a, b) in [
+                (d.latency_p50_ms, w.latency_p50_ms),
+                (d.latency_p95_ms, w.latency_p95_ms),
+                (d.latency_p99_ms, w.latency_p99_ms),
+            ] {
+                assert!(close(a, b), "{d:?} vs {w:?}");
+            }
+        }
+    }
 }
 
 /// Pending runs are claimed once each, even by concurrent claimers.

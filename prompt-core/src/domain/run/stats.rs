@@ -1,5 +1,6 @@
 //! Aggregates of runs: counts, error rate, latency percentiles, tokens and cost.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,10 @@ use super::*;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunStats {
+    /// The UTC start of the row's time bucket (see [`StatsQuery::bucket`]), `None`
+    /// when the query is not bucketed.
+    #[serde(default)]
+    pub bucket: Option<DateTime<Utc>>,
     /// The group's key (version number, label or model), `None` for the total or
     /// for runs without that field.
     pub group: Option<String>,
@@ -94,11 +99,13 @@ impl StatsAccumulator {
         );
     }
 
-    /// The figures.
-    pub fn finish(mut self, group: Option<String>) -> RunStats {
+    /// The figures of the time bucket starting at `bucket` (`None`: not bucketed) and
+    /// group `group`.
+    pub fn finish(mut self, bucket: Option<DateTime<Utc>>, group: Option<String>) -> RunStats {
         self.latencies.sort_by(f64::total_cmp);
         let l = &self.latencies;
         RunStats {
+            bucket,
             group,
             count: self.count,
             failed: self.failed,
