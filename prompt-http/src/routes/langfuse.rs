@@ -223,7 +223,7 @@ pub struct LangfusePrompt {
 
 /// `GET /api/public/v2/prompts/{name}`: a version by label (default `production`) or
 /// number, in Langfuse's shape.
-#[utoipa::path(get, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
+#[utoipa::path(get, path = "/api/public/v2/prompts/{name}", tag = "langfuse", operation_id = "langfuse_get_prompt",
     security(("basic" = [])),
     params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
     responses((status = 200, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
@@ -264,7 +264,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/public/v2/prompts`: prompt metadata, `data` + `meta`.
-#[utoipa::path(get, path = "/api/public/v2/prompts", tag = "langfuse",
+#[utoipa::path(get, path = "/api/public/v2/prompts", tag = "langfuse", operation_id = "langfuse_list_prompts",
     security(("basic" = [])),
     params(ListQuery),
     responses((status = 200, description = "`{data: [{name, type, versions, labels, tags, lastUpdatedAt, lastConfig}], meta: {page, limit, totalItems, totalPages}}`"),
@@ -415,7 +415,7 @@ fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
 }
 
 /// `POST /api/public/v2/prompts`: a new version (the prompt is created if missing).
-#[utoipa::path(post, path = "/api/public/v2/prompts", tag = "langfuse", request_body = CreateBody,
+#[utoipa::path(post, path = "/api/public/v2/prompts", tag = "langfuse", operation_id = "langfuse_create_prompt", request_body = CreateBody,
     security(("basic" = [])),
     responses((status = 201, body = LangfusePrompt), (status = 400, body = LangfuseErrorBody),
         (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody)))]

@@ -5,16 +5,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use prompt_core::domain::{Membership, OrgRole, Organization};
-use prompt_core::{AuditEntry, Error, KeyRole, Member, OrgWithRole, Page, PageRequest, Project};
+use prompt_core::{AuditEntry, Error, KeyRole, Member, OrgWithRole, Page, Project};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::web::SignedInUser;
 use crate::accounts::{Accounts, ClientInfo, actor_of};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::prompts::PageQuery;
 use crate::state::AppState;
 
 /// The organization `name` and the caller's membership: 404 unless a member.
@@ -382,25 +383,6 @@ async fn org_project(state: &AppState, org: &Organization, name: &str) -> ApiRes
 pub struct ProjectBody {
     /// Name, unique in the organization: 1–100 of letters, digits, `_ . -`.
     pub name: String,
-}
-
-/// Query of project listings.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Items per page (1–500, default 50).
-    pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
-
-impl PageQuery {
-    fn page(self) -> PageRequest {
-        PageRequest {
-            limit: self.limit,
-            cursor: self.cursor,
-        }
-    }
 }
 
 /// Create a project in the organization (admin).

@@ -48,7 +48,8 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn page(self) -> PageRequest {
+    /// As the store's page request.
+    pub(crate) fn page(self) -> PageRequest {
         PageRequest {
             limit: self.limit,
             cursor: self.cursor,

@@ -36,6 +36,7 @@ const FLOW_COOKIE_PATH: &str = "/api/auth/social";
 
 /// Query of `GET /api/auth/social/{provider}/start`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
     /// Where to go after signing in: a path on this site (`/prompts`), `/` by default.
     pub redirect_to: Option<String>,
@@ -43,6 +44,7 @@ pub struct StartQuery {
 
 /// Query of `GET /api/auth/social/{provider}/callback`, as the provider sends it.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     /// The authorization code.
     pub code: Option<String>,
@@ -341,6 +343,7 @@ pub async fn sign_in(
 
 /// The configured social sign-in providers.
 #[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = SocialProviderList)]
 pub struct ProviderList {
     /// Their names, sorted (`google`, `wechat`, OpenID Connect names).
     pub items: Vec<String>,

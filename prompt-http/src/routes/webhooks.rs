@@ -192,7 +192,7 @@ fn prompt_names(names: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 /// Create a webhook; it receives the events committed from now on.
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = CreateWebhookBody,
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "create_webhook", request_body = CreateWebhookBody,
     responses((status = 201, body = WebhookWithSecret), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
@@ -250,7 +250,7 @@ pub async fn create(
 }
 
 /// The project's webhooks, oldest first (no secrets).
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks",
     responses((status = 200, body = WebhookList), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
