@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust (every crate, every backend) and, once the Python module
-# exists, its pytest suite. This is the command the README gives and .ci/run calls.
+# The whole test suite: Rust (every crate, every backend), the web console (component
+# tests and end to end in Chromium) and the Python module's pytest suite. This is the
+# command the README gives and .ci/run calls.
 #
 # Postgres: set PROMPT_REGISTRY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)
 # to run the Postgres backend's tests; without it they are skipped and say so.
@@ -14,6 +15,9 @@ fi
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+echo "== console tests"
+scripts/test-ui.sh
 
 if [ -x scripts/test-python.sh ]; then
   echo "== python tests"

@@ -25,10 +25,11 @@ pub mod router;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod ui;
 pub mod webhooks;
 pub mod writer;
 
-pub use router::{RouterConfig, app, openapi};
+pub use router::{RouterConfig, app, openapi, openapi_json};
 pub use state::AppState;
 
 use crate::limit::KeyLimiter;

@@ -76,6 +76,9 @@ enum Command {
     /// Re-encrypt every stored provider credential under a new master key, in one
     /// transaction. Then restart the servers with the new key.
     RotateMasterKey(prompt_http::secrets::RotateArgs),
+    /// Print the OpenAPI document (what `/openapi.json` serves) on stdout, without a
+    /// database or a server; the console's typed client is generated from it.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -363,6 +366,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Users { command } => prompt_http::people_cli::users(command).await,
         Command::Orgs { command } => prompt_http::people_cli::orgs(command).await,
         Command::Projects { command } => prompt_http::people_cli::projects(command).await,
+        Command::Openapi => {
+            println!("{}", prompt_http::openapi_json());
+            Ok(())
+        }
         Command::RotateMasterKey(args) => {
             init_logs(LogFormat::Pretty);
             let (store, _) = open(&args.db).await?;

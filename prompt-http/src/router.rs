@@ -48,6 +48,8 @@ impl Default for RouterConfig {
         version = "1"
     ),
     modifiers(&BearerAuth),
+    // Schemas only query parameters refer to (the path macros collect body schemas only).
+    components(schemas(prompt_core::Order, crate::routes::runs::BatchInclude)),
     security(("bearer" = []), ("access_token" = [], "project" = []))
 )]
 struct ApiDoc;
@@ -118,6 +120,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::whoami))
         .routes(routes!(tools::analyze))
+        .routes(routes!(tools::render_draft))
         .routes(routes!(tools::remix))
         .routes(routes!(tools::create))
         .routes(routes!(tools::optimize))
@@ -140,7 +143,15 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document of the whole service.
+/// The OpenAPI document of the whole service as pretty JSON: what `/openapi.json`
+/// serves and `prompt-registry openapi` prints.
+pub fn openapi_json() -> String {
+    openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The whole OpenAPI document: every route's operation and schema.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api_routes();
     let (_, service_doc) = service_routes();
@@ -229,6 +240,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         state.clone(),
         crate::auth::require_key,
     ));
+    let console = crate::ui::router();
     let inner: Router = Router::new()
         .merge(api)
         .merge(svc)
@@ -236,7 +248,21 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(people)
         .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .fallback(no_route)
+        // A GET outside the API namespaces is the console's (its client-side routes
+        // answer index.html); anything else unmatched is a 404 in the path's error shape.
+        .fallback(move |req: Request| async move {
+            let console_get = (req.method() == axum::http::Method::GET
+                || req.method() == axum::http::Method::HEAD)
+                && crate::ui::is_console_path(req.uri().path());
+            if console_get {
+                match console.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            } else {
+                no_route(req.uri().clone()).await
+            }
+        })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -61,7 +61,11 @@ async fn service_endpoints(app: &TestApp) {
         "{}",
         r.text
     );
-    let r = app.call(Method::GET, "/nope", None, None).await;
+    // Outside the API namespaces a GET is the console's (tests/console.rs); inside, an
+    // unknown path is a JSON 404.
+    let r = app.call(Method::GET, "/api/v1/nope", None, None).await;
+    assert_error(&r, 404, "not_found");
+    let r = app.call(Method::DELETE, "/nope", None, None).await;
     assert_error(&r, 404, "not_found");
 }
 
@@ -1179,6 +1183,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/keys/{id}"),
     ("get", "/api/v1/project"),
     ("post", "/api/v1/tools/analyze"),
+    ("post", "/api/v1/tools/render"),
     ("post", "/api/v1/tools/remix"),
     ("post", "/api/v1/tools/create"),
     ("get", "/api/v1/providers"),

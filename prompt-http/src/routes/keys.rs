@@ -80,7 +80,7 @@ pub struct KeyList {
 }
 
 /// Create a key in the caller's project.
-#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = CreateKeyBody,
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", operation_id = "create_key", request_body = CreateKeyBody,
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ pub async fn create(
 }
 
 /// List the project's keys (no secrets).
-#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", operation_id = "list_keys",
     responses((status = 200, body = KeyList), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Json<KeyList>> {
     let keys = state.store.list_api_keys(caller.project.id).await?;
@@ -158,6 +158,9 @@ pub struct CallerView {
     /// The signed-in user, when the caller uses an access token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<CallerUser>,
+    /// The labels only the admin role may move or remove here (the console marks them
+    /// and hides their controls from other roles).
+    pub protected_labels: Vec<String>,
 }
 
 /// The calling key, as [`CallerView`] shows it.
@@ -208,5 +211,6 @@ pub async fn whoami(
         role: caller.role,
         key,
         user,
+        protected_labels: state.protected_labels.as_ref().clone(),
     }))
 }

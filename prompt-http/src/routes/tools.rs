@@ -11,8 +11,10 @@ use prompt_core::{
     Analysis, AnalyzeRequest, CreateRequest, Created, Error, OptimizeRequest, Optimized, Remix,
     RemixRequest,
 };
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::auth::Editor;
+use crate::auth::{Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -70,7 +72,7 @@ pub async fn remix(
 
 /// Write a template for a goal, using the requested variables. With `save_as` it is
 /// saved as version 1 of a new prompt (201; 409 if the name is taken).
-#[utoipa::path(post, path = "/api/v1/tools/create", tag = "tools", request_body = CreateRequest,
+#[utoipa::path(post, path = "/api/v1/tools/create", tag = "tools", operation_id = "create_from_goal", request_body = CreateRequest,
     responses((status = 200, body = Created), (status = 201, body = Created),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -114,4 +116,55 @@ pub async fn optimize(
     let reg = state.registry(&caller.project);
     let optimized = reg.optimize(&name, body).await.map_err(tool_error)?;
     Ok((StatusCode::CREATED, Json(optimized)))
+}
+
+/// Body of `POST /api/v1/tools/render`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderDraftBody {
+    /// The draft: a text, or `[{role, content}]`.
+    pub template: prompt_core::Template,
+    /// Its language (`mustache` by default).
+    #[serde(default)]
+    pub template_format: Option<prompt_core::TemplateFormat>,
+    /// The variables to render with.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: prompt_core::Variables,
+}
+
+/// Answer of `POST /api/v1/tools/render`: `text` for a text draft, `messages` for a chat
+/// draft.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderedDraft {
+    /// The variables the draft uses, in order of first use.
+    pub variables: Vec<String>,
+    /// The rendered text (text drafts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The rendered messages (chat drafts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<prompt_core::ChatMessage>>,
+}
+
+/// Render a draft template that is not stored (the console's preview as you type),
+/// strictly, exactly as a stored version with the same template renders: a missing
+/// variable or a bad template is a `422` that names it. Any role; no model, no write.
+#[utoipa::path(post, path = "/api/v1/tools/render", tag = "tools", request_body = RenderDraftBody,
+    responses((status = 200, body = RenderedDraft), (status = 422, body = ErrorBody)))]
+pub async fn render_draft(
+    _caller: Caller,
+    ApiJson(body): ApiJson<RenderDraftBody>,
+) -> ApiResult<Json<RenderedDraft>> {
+    let format = body.template_format.unwrap_or_default();
+    let variables = body.template.check(format)?;
+    let (text, messages) = match body.template.render(format, &body.variables)? {
+        prompt_core::Rendered::Text(t) => (Some(t), None),
+        prompt_core::Rendered::Messages(m) => (None, Some(m)),
+    };
+    Ok(Json(RenderedDraft {
+        variables,
+        text,
+        messages,
+    }))
 }
