@@ -140,6 +140,18 @@ async function main() {
       await page.getByRole('alert').filter({ hasText: 'customer' }).first().waitFor();
     });
 
+    await step('authoring aids say plainly that the tools model is the mock', async () => {
+      await page.getByRole('button', { name: 'Critique' }).click();
+      const critique = page.getByTestId('critique');
+      await critique.waitFor();
+      await critique.getByTestId('mock-model').waitFor();
+      await page.getByRole('button', { name: 'Remix' }).click();
+      await page.getByTestId('remix').getByTestId('mock-model').waitFor();
+      await page.getByLabel('Create from a goal').fill('Route a support ticket to a team');
+      await page.getByRole('button', { name: 'Write a draft' }).click();
+      await page.getByText('Skeleton assembled from the goal').waitFor();
+    });
+
     await step('save version 2', async () => {
       await page.getByLabel('Commit message').fill('urgency and customer');
       await page.getByRole('button', { name: 'Save as version 2' }).click();
@@ -196,9 +208,16 @@ async function main() {
       await screen(page, '09-run-detail');
     });
 
-    await step('the dashboard counts the run and draws it', async () => {
-      await page.getByRole('link', { name: 'Dashboard' }).click();
+    await step('the dashboards count the run and draw it', async () => {
+      // The prompt's own dashboard: exactly the playground run.
+      await page.goto(base + '/prompt/support/triage?tab=dashboard');
       await page.getByTestId('dashboard-total').getByText('1 runs in range').waitFor();
+      await page.getByLabel('Split by').selectOption('version');
+      await page.getByTestId('dashboard-total').getByText('1 runs in range').waitFor();
+      // The project's: the playground run and the tools model's runs (critique, remix, create).
+      await page.getByRole('link', { name: 'Dashboard' }).click();
+      const total = page.getByTestId('dashboard-total');
+      await total.getByText(/[1-9][0-9]* runs in range/).waitFor();
       await page.locator('[data-testid="chart-Requests"] svg.recharts-surface').waitFor();
       await screen(page, '10-dashboard');
     });

@@ -79,7 +79,7 @@ export async function startServer(extraEnv = {}) {
     dir,
     output: () => output,
     /** Run a CLI command against the same database. */
-    cli: (args) => execFileSync(binary(), args, { cwd: dir, env, encoding: 'utf8' }),
+    cli: (args) => execFileSync(binary(), args, { cwd: dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

@@ -85,7 +85,10 @@ export function Aids({
             </ul>
           </div>
         ) : (
-          <p className="notice warn">No critique: {c.reason ?? 'the tools model is unavailable'}.</p>
+          <div data-testid="critique">
+            <ModelNote model={c.model} />
+            <p className="notice warn">No critique: {c.reason ?? 'the tools model is unavailable'}.</p>
+          </div>
         ))}
       <div className="row">
         <label className="inline">
@@ -124,6 +127,7 @@ export function Aids({
       {create.data && (
         <div className="card">
           <ModelNote model={create.data.model} />
+          <p className="hint">{create.data.rationale}</p>
           <pre>{typeof create.data.template === 'string' ? create.data.template : JSON.stringify(create.data.template, null, 2)}</pre>
           <button type="button" onClick={() => onTemplate(create.data.template)}>
             Use this draft
