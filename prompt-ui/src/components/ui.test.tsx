@@ -66,3 +66,16 @@ test('a confirmation runs the action only when confirmed, and shows its error', 
   expect(action).toHaveBeenCalledTimes(1);
   expect(await screen.findByRole('alert')).toHaveTextContent('Conflict: production moved to v5 meanwhile');
 });
+
+test('dates follow the language preference on <html lang>', async () => {
+  const { when } = await import('./ui');
+  document.documentElement.lang = 'de-DE';
+  const de = when('2026-12-06T21:00:00Z');
+  document.documentElement.lang = 'en-US';
+  const en = when('2026-12-06T21:00:00Z');
+  expect(de).not.toBe(en);
+  expect(de).toContain('6.12.2026');
+  document.documentElement.lang = 'not a tag!';
+  expect(when('2026-12-06T21:00:00Z')).toBeTruthy();
+  document.documentElement.lang = '';
+});

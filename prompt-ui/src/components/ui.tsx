@@ -160,9 +160,19 @@ export function money(v: string | number | null | undefined): string {
   return n === 0 ? '$0' : n < 0.01 ? `$${n.toPrecision(2)}` : `$${n.toFixed(4)}`;
 }
 
-/** A date and time in the user's locale. */
+/** The language dates and numbers follow: the user's preference (set on <html lang>). */
+export function locale(): string | undefined {
+  return document.documentElement.lang || undefined;
+}
+
+/** A date and time in the user's language. */
 export function when(v: string | null | undefined): string {
   if (!v) return '—';
   const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? v : d.toLocaleString();
+  if (Number.isNaN(d.getTime())) return v;
+  try {
+    return d.toLocaleString(locale());
+  } catch {
+    return d.toLocaleString();
+  }
 }

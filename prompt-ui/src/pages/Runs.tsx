@@ -6,7 +6,7 @@ import { Link, useSearchParams } from 'react-router';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { api, unwrap } from '../api/client';
-import { ErrorBox, Loading, money, useTitle } from '../components/ui';
+import { ErrorBox, Loading, money, useTitle, when } from '../components/ui';
 
 const PAGE = 200;
 const ROW = 34;
@@ -121,7 +121,7 @@ export default function Runs() {
                   aria-rowindex={it.index + 1}
                   style={{ top: it.start, height: ROW }}
                 >
-                  <div role="cell">{new Date(r.created_at).toLocaleString()}</div>
+                  <div role="cell">{when(r.created_at)}</div>
                   <div role="cell">{r.prompt ?? '—'}</div>
                   <div role="cell">{r.version ? `v${r.version}` : '—'}</div>
                   <div role="cell">{r.label ?? '—'}</div>

@@ -66,8 +66,10 @@ function Runner({ prompt, version, label }: { prompt: Prompt; version: PromptVer
   const [values, setValues] = useValues();
   const [output, setOutput] = useState('');
   const cfg = version.config as Record<string, unknown>;
-  const [provider, setProvider] = useState(String(cfg.provider ?? 'mock'));
-  const [model, setModel] = useState(String(cfg.model ?? 'mock/echo'));
+  // The version's config first, then the user's default model (Settings → Preferences).
+  const prefs = qc.getQueryData<{ default_provider?: string; default_model?: string }>(['preferences']);
+  const [provider, setProvider] = useState(String(cfg.provider ?? prefs?.default_provider ?? 'mock'));
+  const [model, setModel] = useState(String(cfg.model ?? prefs?.default_model ?? 'mock/echo'));
   const edited = JSON.stringify(template) !== JSON.stringify(version.template);
   const overridden = provider !== String(cfg.provider ?? '') || model !== String(cfg.model ?? '');
   const analysis = useAnalysis(template, version.template_format, edited && canEdit);

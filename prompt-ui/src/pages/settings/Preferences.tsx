@@ -8,6 +8,7 @@ import { Settings } from './SettingsNav';
 interface Prefs {
   theme?: Theme;
   language?: string;
+  default_provider?: string;
   default_model?: string;
 }
 
@@ -23,12 +24,13 @@ function Form({ initial }: { initial: Prefs }) {
   const qc = useQueryClient();
   const [theme, setThemeValue] = useState<Theme>(initial.theme ?? 'system');
   const [language, setLang] = useState(initial.language ?? '');
+  const [provider, setProvider] = useState(initial.default_provider ?? '');
   const [model, setModel] = useState(initial.default_model ?? '');
   const save = useMutation({
     mutationFn: () =>
       unwrap(
         api.PATCH('/api/users/me/preferences', {
-          body: { theme, language: language || null, default_model: model || null },
+          body: { theme, language: language || null, default_provider: provider || null, default_model: model || null },
         }),
       ),
     onSuccess: (p) => {
@@ -57,6 +59,10 @@ function Form({ initial }: { initial: Prefs }) {
         <div className="field">
           <label htmlFor="lang">Language (dates and numbers)</label>
           <input id="lang" value={language} onChange={(e) => setLang(e.target.value)} placeholder="en, fr, zh-CN" />
+        </div>
+        <div className="field">
+          <label htmlFor="provider">Default provider (the playground's, when a version names none)</label>
+          <input id="provider" value={provider} onChange={(e) => setProvider(e.target.value)} placeholder="openai" />
         </div>
         <div className="field">
           <label htmlFor="model">Default model</label>
