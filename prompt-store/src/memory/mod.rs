@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use prompt_core::domain::actor;
 use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
 use prompt_core::page::{Page, PageRequest};
-use prompt_core::run::{RunPosition, StatsAccumulator};
+use prompt_core::run::RunPosition;
 use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewEvent,
@@ -974,8 +974,7 @@ impl RunLog for MemoryStore {
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>> {
         let s = self.runs_read()?;
         // Keyed by (bucket, group): the map's order is the answer's.
-        type Key = (Option<DateTime<Utc>>, Option<String>);
-        let mut groups: BTreeMap<Key, StatsAccumulator> = BTreeMap::new();
+        let mut groups = prompt_core::run::StatsGroups::new();
         let lo = (
             project,
             query.since.unwrap_or(DateTime::<Utc>::MIN_UTC),
@@ -991,13 +990,7 @@ impl RunLog for MemoryStore {
                 .or_default()
                 .add_run(r);
         }
-        if groups.is_empty() && query.group_by.is_none() && query.bucket.is_none() {
-            groups.insert((None, None), StatsAccumulator::default());
-        }
-        Ok(groups
-            .into_iter()
-            .map(|((b, g), acc)| acc.finish(b, g))
-            .collect())
+        Ok(prompt_core::run::stats_rows(groups, query))
     }
 
     async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {

@@ -5,13 +5,11 @@
 //! transaction, pending runs are claimed only after a reader saw one, and statistics
 //! are computed in process (SQLite has no `percentile_cont`).
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use prompt_core::run::StatsAccumulator;
 use prompt_core::{Decimal, Error, Result, Run, RunStats, RunStatus, StatsQuery};
 use sqlx::sqlite::{SqliteQueryResult, SqliteRow};
 use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -251,8 +249,7 @@ impl Dialect for Sqlite {
         // Aggregated in Rust with the same accumulator as the memory backend (exact
         // decimal sums, percentile_cont interpolation); rows are streamed rather than
         // collected. Keyed by (bucket, group): the map's order is the answer's.
-        type Key = (Option<DateTime<Utc>>, Option<String>);
-        let mut groups: BTreeMap<Key, StatsAccumulator> = BTreeMap::new();
+        let mut groups = prompt_core::run::StatsGroups::new();
         let mut rows = q.build().fetch(reader);
         while let Some(r) = rows.try_next().await? {
             let bucket = r
@@ -269,13 +266,7 @@ impl Dialect for Sqlite {
                     .transpose()?,
             );
         }
-        if groups.is_empty() && query.group_by.is_none() && query.bucket.is_none() {
-            groups.insert((None, None), StatsAccumulator::default());
-        }
-        Ok(groups
-            .into_iter()
-            .map(|((b, g), acc)| acc.finish(b, g))
-            .collect())
+        Ok(prompt_core::run::stats_rows(groups, query))
     }
 }
 

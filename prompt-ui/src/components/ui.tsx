@@ -29,6 +29,21 @@ export function Loading({ what = 'Loading' }: { what?: string }) {
   );
 }
 
+/** A query's data once it has come; until then its loading state, or its error. */
+export function QueryView<T>({
+  query,
+  what,
+  children,
+}: {
+  query: { isPending: boolean; error: unknown; data: T | undefined };
+  what?: string;
+  children: (data: T) => ReactNode;
+}) {
+  if (query.error) return <ErrorBox error={query.error} />;
+  if (query.data === undefined) return <Loading what={what} />;
+  return <>{children(query.data)}</>;
+}
+
 /** A button that asks for confirmation in a modal dialog before acting. */
 export function ConfirmButton({
   label,

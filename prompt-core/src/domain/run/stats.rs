@@ -123,3 +123,20 @@ impl StatsAccumulator {
         }
     }
 }
+
+/// Accumulators of a statistics query keyed by (bucket start, group), for backends that
+/// aggregate in Rust.
+pub type StatsGroups =
+    std::collections::BTreeMap<(Option<DateTime<Utc>>, Option<String>), StatsAccumulator>;
+
+/// The answer of `query` from its accumulators, ordered by bucket then group: an
+/// unbucketed, ungrouped query over no runs still answers one (empty) total row.
+pub fn stats_rows(mut groups: StatsGroups, query: &StatsQuery) -> Vec<RunStats> {
+    if groups.is_empty() && query.group_by.is_none() && query.bucket.is_none() {
+        groups.insert((None, None), StatsAccumulator::default());
+    }
+    groups
+        .into_iter()
+        .map(|((b, g), acc)| acc.finish(b, g))
+        .collect()
+}

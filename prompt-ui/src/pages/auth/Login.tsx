@@ -4,7 +4,7 @@ import { useQuery } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import { session } from '../../lib/session';
 import { ErrorBox } from '../../components/ui';
-import { AuthFrame, safeNext } from './AuthFrame';
+import { AuthFrame, EmailField, safeNext, signIn } from './AuthFrame';
 
 const SOCIAL_LABELS: Record<string, string> = { google: 'Google', wechat: 'WeChat' };
 
@@ -27,10 +27,7 @@ export default function Login() {
     setBusy(true);
     setError(null);
     try {
-      const answer = await unwrap(
-        api.POST('/api/auth/login', { body: { email, password, session: 'cookie' } }),
-      );
-      session.accept(answer);
+      await signIn(email, password);
       navigate(next, { replace: true });
     } catch (err) {
       setError(err);
@@ -47,10 +44,7 @@ export default function Login() {
         </p>
       )}
       <form onSubmit={submit} className="card">
-        <div className="field">
-          <label htmlFor="email">Email</label>
-          <input id="email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
-        </div>
+        <EmailField value={email} onChange={setEmail} autoComplete="username" />
         <div className="field">
           <label htmlFor="password">Password</label>
           <input id="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />

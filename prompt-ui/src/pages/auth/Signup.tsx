@@ -1,9 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, unwrap } from '../../api/client';
-import { session } from '../../lib/session';
 import { ErrorBox } from '../../components/ui';
-import { AuthFrame } from './AuthFrame';
+import { AuthFrame, EmailField, signIn } from './AuthFrame';
 
 /** Sign up (with an invitation token when one is in the URL), then sign in at once. */
 export default function Signup() {
@@ -28,10 +27,7 @@ export default function Signup() {
       );
       // The answer is the same whether or not the email was free (no enumeration): try
       // to sign in; a taken email fails here like a wrong password.
-      const answer = await unwrap(
-        api.POST('/api/auth/login', { body: { email, password, session: 'cookie' } }),
-      );
-      session.accept(answer);
+      await signIn(email, password);
       navigate('/prompts', { replace: true });
     } catch (err) {
       setError(err);
@@ -43,10 +39,7 @@ export default function Signup() {
   return (
     <AuthFrame title={invitation ? 'Join your team' : 'Create your account'}>
       <form onSubmit={submit} className="card">
-        <div className="field">
-          <label htmlFor="email">Email</label>
-          <input id="email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
-        </div>
+        <EmailField value={email} onChange={setEmail} autoComplete="email" />
         <div className="field">
           <label htmlFor="name">Name (optional)</label>
           <input id="name" autoComplete="name" value={name} onChange={(e) => setName(e.target.value)} />

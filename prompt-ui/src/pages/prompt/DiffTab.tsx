@@ -24,26 +24,8 @@ export default function DiffTab({ prompt }: { prompt: Prompt }) {
   return (
     <section aria-label="Diff">
       <div className="row">
-        <label className="inline">
-          <span>From</span>
-          <select value={from} onChange={(e) => set('from', e.target.value)} aria-label="From version">
-            {versions.map((v) => (
-              <option key={v.version} value={v.version}>
-                v{v.version}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label className="inline">
-          <span>To</span>
-          <select value={to} onChange={(e) => set('to', e.target.value)} aria-label="To version">
-            {versions.map((v) => (
-              <option key={v.version} value={v.version}>
-                v{v.version}
-              </option>
-            ))}
-          </select>
-        </label>
+        <VersionSelect label="From" value={from} versions={versions} onChange={(v) => set('from', v)} />
+        <VersionSelect label="To" value={to} versions={versions} onChange={(v) => set('to', v)} />
         <fieldset className="row" style={{ border: 'none', margin: 0, padding: 0 }}>
           <legend className="sr-only">View</legend>
           <label className="inline">
@@ -57,6 +39,21 @@ export default function DiffTab({ prompt }: { prompt: Prompt }) {
       <ErrorBox error={a.error ?? b.error} />
       {a.data && b.data ? <VersionDiff a={a.data} b={b.data} mode={mode} /> : <Loading />}
     </section>
+  );
+}
+
+function VersionSelect({ label, value, versions, onChange }: { label: string; value: number; versions: PromptVersion[]; onChange: (v: string) => void }) {
+  return (
+    <label className="inline">
+      <span>{label}</span>
+      <select value={value} onChange={(e) => onChange(e.target.value)} aria-label={`${label} version`}>
+        {versions.map((v) => (
+          <option key={v.version} value={v.version}>
+            v{v.version}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 

@@ -5,11 +5,9 @@
 // save fail with a conflict instead of silently replacing their work.
 import { useState } from 'react';
 import { Link, useNavigate } from 'react-router';
-import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { api, unwrap } from '../../api/client';
 import { ErrorBox, Loading } from '../../components/ui';
 import { canonicalJson } from '../../lib/diff';
-import { useVersions, type Prompt, type PromptVersion } from './data';
+import { useCreateVersion, useVersions, type Prompt, type PromptVersion } from './data';
 import { parseConfig, Preview, TemplateEditor, useAnalysis, useValues, type Template } from './Draft';
 import { Aids } from './Aids';
 
@@ -26,7 +24,6 @@ function Editor({ prompt, initialBase }: { prompt: Prompt; initialBase: PromptVe
   const [base] = useState(initialBase);
   const newer = (prompt.latest_version ?? 0) > (base?.version ?? 0);
   const navigate = useNavigate();
-  const qc = useQueryClient();
   const [template, setTemplate] = useState<Template>(base?.template ?? '');
   const [format, setFormat] = useState<string>(base?.template_format ?? 'mustache');
   const [configText, setConfigText] = useState(
@@ -36,26 +33,7 @@ function Editor({ prompt, initialBase }: { prompt: Prompt; initialBase: PromptVe
   const [values, setValues] = useValues();
   const analysis = useAnalysis(template, format, true);
   const config = parseConfig(configText);
-  const save = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/prompts/{name}/versions', {
-          params: { path: { name: prompt.name } },
-          body: {
-            template,
-            template_format: format as 'mustache',
-            config: config.value ?? {},
-            commit_message: message || null,
-            parent_version: base?.version ?? 0,
-          },
-        }),
-      ),
-    onSuccess: (v) => {
-      void qc.invalidateQueries({ queryKey: ['prompt', prompt.name] });
-      void qc.invalidateQueries({ queryKey: ['prompts'] });
-      navigate(`/prompt/${prompt.name}?tab=versions&v=${v.version}`);
-    },
-  });
+  const save = useCreateVersion(prompt.name, (v) => navigate(`/prompt/${prompt.name}?tab=versions&v=${v.version}`));
   const variables = analysis.data?.variables ?? base?.variables ?? [];
   return (
     <div className="grid2">
@@ -63,7 +41,13 @@ function Editor({ prompt, initialBase }: { prompt: Prompt; initialBase: PromptVe
         aria-label="New version"
         onSubmit={(e) => {
           e.preventDefault();
-          save.mutate();
+          save.mutate({
+            template,
+            template_format: format as 'mustache',
+            config: config.value ?? {},
+            commit_message: message || null,
+            parent_version: base?.version ?? 0,
+          });
         }}
       >
         <p className="hint">

@@ -4,7 +4,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
-import { ConfirmButton, ErrorBox, Loading, when } from '../../components/ui';
+import { ConfirmButton, ErrorBox, QueryView, when } from '../../components/ui';
 import { useCan, useWhoami } from '../../lib/hooks';
 import { useVersions, type Prompt } from './data';
 
@@ -197,11 +197,8 @@ function History({ prompt, label }: { prompt: string; label: string }) {
   return (
     <details className="card">
       <summary>History of {label}</summary>
-      {h.isPending ? (
-        <Loading />
-      ) : h.error ? (
-        <ErrorBox error={h.error} />
-      ) : (
+      <QueryView query={h}>
+        {(data) => (
         <table>
           <thead>
             <tr>
@@ -212,7 +209,7 @@ function History({ prompt, label }: { prompt: string; label: string }) {
             </tr>
           </thead>
           <tbody>
-            {h.data.items.map((m) => (
+            {data.items.map((m) => (
               <tr key={m.id}>
                 <td>{when(m.moved_at)}</td>
                 <td>{m.from_version ? `v${m.from_version}` : '—'}</td>
@@ -222,7 +219,8 @@ function History({ prompt, label }: { prompt: string; label: string }) {
             ))}
           </tbody>
         </table>
-      )}
+        )}
+      </QueryView>
     </details>
   );
 }

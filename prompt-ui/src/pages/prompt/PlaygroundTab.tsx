@@ -9,7 +9,7 @@ import { api, unwrap } from '../../api/client';
 import { ErrorBox, Loading, money } from '../../components/ui';
 import { useCan } from '../../lib/hooks';
 import { streamChat } from '../../lib/stream';
-import { useVersions, type Prompt, type PromptVersion } from './data';
+import { useCreateVersion, useVersions, type Prompt, type PromptVersion } from './data';
 import { Preview, TemplateEditor, useAnalysis, useValues, type Template } from './Draft';
 
 export default function PlaygroundTab({ prompt }: { prompt: Prompt }) {
@@ -107,22 +107,7 @@ function Runner({ prompt, version, label }: { prompt: Prompt; version: PromptVer
       return unwrap(api.GET('/api/v1/runs/{id}', { params: { path: { id: runId } } }));
     },
   });
-  const save = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/prompts/{name}/versions', {
-          params: { path: { name: prompt.name } },
-          body: {
-            template,
-            template_format: version.template_format,
-            config: version.config,
-            commit_message: `edited in the playground from v${version.version}`,
-            parent_version: prompt.latest_version ?? 0,
-          },
-        }),
-      ),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['prompt', prompt.name] }),
-  });
+  const save = useCreateVersion(prompt.name);
   const r = run.data;
   return (
     <div className="grid2">
@@ -153,7 +138,19 @@ function Runner({ prompt, version, label }: { prompt: Prompt; version: PromptVer
         )}
         {edited && canEdit && (
           <div className="row">
-            <button type="button" onClick={() => save.mutate()} disabled={save.isPending}>
+            <button
+              type="button"
+              disabled={save.isPending}
+              onClick={() =>
+                save.mutate({
+                  template,
+                  template_format: version.template_format,
+                  config: version.config,
+                  commit_message: `edited in the playground from v${version.version}`,
+                  parent_version: prompt.latest_version ?? 0,
+                })
+              }
+            >
               Save as a new version
             </button>
             {save.data && (

@@ -1,6 +1,6 @@
 // The prompt page's queries: one key family per prompt (`['prompt', name, …]`), so that
 // a change-feed event about the prompt refreshes all of them at once.
-import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import type { components } from '../../api/schema';
 
@@ -48,4 +48,23 @@ export function useVersion(name: string, version: number | null) {
 /** The template as editable text: a text, or JSON-free message list. */
 export function isChat(t: PromptVersion['template']): t is ChatMessage[] {
   return Array.isArray(t);
+}
+
+export type NewVersion = components['schemas']['NewVersion'];
+
+/**
+ * Create a version of `name` (with `parent_version`, so a version created meanwhile
+ * makes it a conflict); refreshes the prompt's queries and the list once created.
+ */
+export function useCreateVersion(name: string, onCreated?: (v: PromptVersion) => void) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: NewVersion) =>
+      unwrap(api.POST('/api/v1/prompts/{name}/versions', { params: { path: { name } }, body })),
+    onSuccess: (v) => {
+      void qc.invalidateQueries({ queryKey: ['prompt', name] });
+      void qc.invalidateQueries({ queryKey: ['prompts'] });
+      onCreated?.(v);
+    },
+  });
 }

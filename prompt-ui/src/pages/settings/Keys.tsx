@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
-import { ConfirmButton, ErrorBox, Loading, when } from '../../components/ui';
+import { ConfirmButton, ErrorBox, QueryView, when } from '../../components/ui';
 import { useCan } from '../../lib/hooks';
 import { Settings } from './SettingsNav';
 
@@ -60,11 +60,8 @@ export default function Keys() {
           <pre data-testid="new-key-secret">{create.data.key}</pre>
         </div>
       )}
-      {keys.isPending ? (
-        <Loading />
-      ) : keys.error ? (
-        <ErrorBox error={keys.error} />
-      ) : (
+      <QueryView query={keys}>
+        {(data) => (
         <table data-testid="keys-table">
           <thead>
             <tr>
@@ -77,7 +74,7 @@ export default function Keys() {
             </tr>
           </thead>
           <tbody>
-            {keys.data.items.map((k) => (
+            {data.items.map((k) => (
               <tr key={k.id} data-testid={`key-${k.name}`}>
                 <td>{k.name}</td>
                 <td>{k.role}</td>
@@ -106,7 +103,8 @@ export default function Keys() {
             ))}
           </tbody>
         </table>
-      )}
+        )}
+      </QueryView>
     </Settings>
   );
 }

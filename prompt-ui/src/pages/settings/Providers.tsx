@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
-import { ConfirmButton, ErrorBox, Loading, when } from '../../components/ui';
+import { ConfirmButton, ErrorBox, QueryView, when } from '../../components/ui';
 import { canonicalJson } from '../../lib/diff';
 import { useCan } from '../../lib/hooks';
 import { parseConfig } from '../prompt/Draft';
@@ -81,11 +81,8 @@ export default function Providers() {
       ) : (
         <p className="notice">Changing credentials needs the admin role.</p>
       )}
-      {list.isPending ? (
-        <Loading />
-      ) : list.error ? (
-        <ErrorBox error={list.error} />
-      ) : (
+      <QueryView query={list}>
+        {(data) => (
         <table>
           <thead>
             <tr>
@@ -99,7 +96,7 @@ export default function Providers() {
             </tr>
           </thead>
           <tbody>
-            {list.data.items.map((p) => (
+            {data.items.map((p) => (
               <tr key={p.name}>
                 <td>{p.name}</td>
                 <td>{p.kind}</td>
@@ -129,7 +126,7 @@ export default function Providers() {
                 )}
               </tr>
             ))}
-            {list.data.items.length === 0 && (
+            {data.items.length === 0 && (
               <tr>
                 <td colSpan={7} className="hint">
                   No stored credential: the server's environment (e.g. OPENAI_API_KEY) and the mock provider are used.
@@ -138,7 +135,8 @@ export default function Providers() {
             )}
           </tbody>
         </table>
-      )}
+        )}
+      </QueryView>
     </Settings>
   );
 }

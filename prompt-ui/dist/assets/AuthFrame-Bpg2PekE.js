@@ -1,1 +1,0 @@
-import{R as e,s as t}from"./index-BoyFV0Bi.js";var n=e();function r({title:e,children:r}){return t(e),(0,n.jsxs)(`main`,{id:`main`,className:`narrow`,children:[(0,n.jsx)(`p`,{className:`hint`,children:`Prompt Registry`}),(0,n.jsx)(`h1`,{children:e}),r]})}function i(e){return e&&e.startsWith(`/`)&&!e.startsWith(`//`)?e:`/prompts`}export{i as n,r as t};

@@ -1,1 +1,0 @@
-import{R as e,b as t,s as n}from"./index-BoyFV0Bi.js";var r=e();function i(){return n(`Not found`),(0,r.jsxs)(r.Fragment,{children:[(0,r.jsx)(`h1`,{children:`Nothing here`}),(0,r.jsxs)(`p`,{children:[`This page does not exist. `,(0,r.jsx)(t,{to:`/prompts`,children:`Back to the prompts`})]})]})}export{i as default};
