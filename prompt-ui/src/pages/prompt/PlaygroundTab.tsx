@@ -108,6 +108,9 @@ function Runner({ prompt, version, label }: { prompt: Prompt; version: PromptVer
     },
   });
   const save = useCreateVersion(prompt.name);
+  // The latest version when this playground opened: a save based on it is refused if
+  // someone created another meanwhile.
+  const [latestSeen] = useState(prompt.latest_version ?? 0);
   const r = run.data;
   return (
     <div className="grid2">
@@ -147,7 +150,7 @@ function Runner({ prompt, version, label }: { prompt: Prompt; version: PromptVer
                   template_format: version.template_format,
                   config: version.config,
                   commit_message: `edited in the playground from v${version.version}`,
-                  parent_version: prompt.latest_version ?? 0,
+                  parent_version: latestSeen,
                 })
               }
             >
