@@ -69,6 +69,17 @@ pub enum Error {
         /// When to retry, if known.
         retry_after: Option<Duration>,
     },
+    /// The database's storage refused a write: the disk (or the database's size limit)
+    /// is full, the file is read-only, or the storage failed with an I/O error. Unlike
+    /// [`Error::Unavailable`] this needs an operator (free space, fix the mount), but it
+    /// is retryable: the store recovers by itself once the storage accepts writes again.
+    #[error("storage: {message}")]
+    Storage {
+        /// What the storage said (for logs; not answered to clients).
+        message: String,
+        /// When to retry, if known.
+        retry_after: Option<Duration>,
+    },
     /// The credentials are missing or invalid (a remote server answered 401).
     #[error("unauthorized: {message}")]
     Unauthorized {
@@ -119,6 +130,8 @@ pub enum ErrorKind {
     Provider,
     /// See [`Error::Unavailable`].
     Unavailable,
+    /// See [`Error::Storage`].
+    Storage,
     /// See [`Error::Unauthorized`].
     Unauthorized,
     /// See [`Error::Forbidden`].
@@ -142,6 +155,7 @@ impl Error {
             Error::Template(_) => ErrorKind::Template,
             Error::Provider(_) => ErrorKind::Provider,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Storage { .. } => ErrorKind::Storage,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Forbidden { .. } => ErrorKind::Forbidden,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
@@ -182,6 +196,14 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::Storage`] without a retry hint.
+    pub fn storage(message: impl Into<String>) -> Self {
+        Error::Storage {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     /// Shorthand for [`Error::Internal`].
     pub fn internal(message: impl Into<String>) -> Self {
         Error::Internal {
@@ -211,7 +233,7 @@ impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Unavailable { .. } => true,
+            Error::Unavailable { .. } | Error::Storage { .. } => true,
             Error::Provider(p) => p.kind.is_retryable(),
             _ => false,
         }
@@ -378,6 +400,8 @@ mod tests {
         assert!(!ProviderErrorKind::QuotaExhausted.is_retryable());
         assert!(!ProviderErrorKind::Auth.is_retryable());
         assert!(Error::unavailable("db").is_retryable());
+        assert!(Error::storage("disk full").is_retryable());
+        assert_eq!(Error::storage("disk full").kind(), ErrorKind::Storage);
         assert_eq!(
             Error::from(ProviderError::new(
                 ProviderErrorKind::Overloaded,

@@ -53,6 +53,10 @@ pub enum ErrorCode {
     ProviderError,
     /// A dependency is temporarily unavailable; retry later (503).
     Unavailable,
+    /// The server's storage refused a write: the disk or database is full, read-only, or
+    /// failing with I/O errors (507, with `Retry-After`). Retry once an operator has
+    /// freed space; nothing of the refused write was stored.
+    InsufficientStorage,
     /// The server has no master key to seal provider credentials (503).
     MasterKeyNotConfigured,
     /// The server's backend does not implement the operation (501).
@@ -81,6 +85,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::MasterKeyNotConfigured => "master_key_not_configured",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Internal => "internal",
@@ -240,6 +245,10 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The public message of an unavailable dependency: the cause stays in the log.
 const UNAVAILABLE_MESSAGE: &str = "the service is temporarily unavailable; retry later";
 
+/// The public message of [`Error::Storage`] (its cause is logged, never answered).
+const STORAGE_MESSAGE: &str =
+    "the server's storage is full or failing; nothing was written, retry later";
+
 impl Classified {
     /// A classification with no details, retry hint or hidden cause.
     pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
@@ -335,6 +344,15 @@ impl Error {
                 cause: Some(message.clone()),
                 ..with(503, ErrorCode::Unavailable, ErrorDetails::default())
             },
+            Error::Storage {
+                message,
+                retry_after,
+            } => Classified {
+                message: STORAGE_MESSAGE.to_owned(),
+                retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+                cause: Some(message.clone()),
+                ..with(507, ErrorCode::InsufficientStorage, ErrorDetails::default())
+            },
             Error::Unauthorized { message } => Classified {
                 message: message.clone(),
                 ..with(401, ErrorCode::Unauthorized, reason(message))
@@ -409,6 +427,10 @@ impl Error {
             ErrorKind::Provider => provider_error(&d, why(&message), retry_after),
             ErrorKind::Unavailable => Error::Unavailable {
                 message: format!("the registry server is unavailable: {message}"),
+                retry_after,
+            },
+            ErrorKind::Storage => Error::Storage {
+                message: format!("the registry server's storage refused the write: {message}"),
                 retry_after,
             },
             ErrorKind::Unauthorized => Error::Unauthorized {
@@ -501,6 +523,10 @@ fn from_code(
             message: format!("the registry server is unavailable: {message}"),
             retry_after,
         },
+        ErrorCode::InsufficientStorage => Error::Storage {
+            message: format!("the registry server's storage refused the write: {message}"),
+            retry_after,
+        },
         ErrorCode::Unsupported => Error::unsupported(message),
         // A server from before `error_kind`: the provider's details are there.
         ErrorCode::ProviderError => provider_error(&d, message, retry_after),
@@ -588,6 +614,13 @@ mod tests {
         assert!(!c.message.contains("10.0.0.5"));
         assert_eq!(c.retry_after, Some(DEFAULT_RETRY_AFTER));
         assert_eq!(round_trip(&e, "later").kind(), ErrorKind::Unavailable);
+        let e = Error::storage("database or disk is full (/var/lib/registry.db)");
+        let c = e.classify();
+        assert_eq!((c.status, c.code), (507, ErrorCode::InsufficientStorage));
+        assert_eq!(c.code.as_str(), "insufficient_storage");
+        assert!(!c.message.contains("/var/lib"));
+        assert_eq!(c.retry_after, Some(DEFAULT_RETRY_AFTER));
+        assert_eq!(round_trip(&e, "later").kind(), ErrorKind::Storage);
         let e = Error::internal("index out of bounds");
         let c = e.classify();
         assert_eq!((c.status, c.message.as_str()), (500, "internal"));

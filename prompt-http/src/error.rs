@@ -496,6 +496,7 @@ fn openai_row(c: &Classified) -> OpenAiRow {
             }
         },
         ErrorCode::Unavailable => row(503, "server_error", "unavailable"),
+        ErrorCode::InsufficientStorage => row(507, "server_error", "insufficient_storage"),
         ErrorCode::MasterKeyNotConfigured => row(503, "server_error", "master_key_not_configured"),
         ErrorCode::Unsupported => row(501, "invalid_request_error", "unsupported"),
         ErrorCode::Internal | ErrorCode::Unknown => row(500, "server_error", "internal"),

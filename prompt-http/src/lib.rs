@@ -25,6 +25,7 @@ pub mod router;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod storage;
 pub mod ui;
 pub mod webhooks;
 pub mod writer;
@@ -152,6 +153,7 @@ pub async fn build_state(
                 .clone()
                 .map(|events| feed::Feed::new(events, config.feed.clone())),
             webhooks,
+            storage: storage::StorageHealth::default(),
         },
         writer_task,
     ))

@@ -41,6 +41,10 @@ fn describe() {
         "prompt_registry_runs_total",
         "Runs logged or executed, by status"
     );
+    metrics::describe_counter!(
+        "prompt_registry_write_failures_total",
+        "Writes that failed on the server's side, by kind (storage, unavailable, internal)"
+    );
     metrics::describe_counter!("prompt_registry_cache_hits_total", "Resolve cache hits");
     metrics::describe_counter!("prompt_registry_cache_misses_total", "Resolve cache misses");
     metrics::describe_histogram!(

@@ -273,6 +273,10 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::storage::track_writes,
+        ))
         .layer(middleware::from_fn(observe))
         .layer(cors)
         .with_state(state);

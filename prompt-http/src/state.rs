@@ -36,6 +36,8 @@ pub struct AppState {
     /// Webhooks (none when the server was started without them: their routes answer
     /// 501).
     pub webhooks: Option<crate::webhooks::Webhooks>,
+    /// Whether the database's storage takes writes (for `/readyz`).
+    pub storage: crate::storage::StorageHealth,
 }
 
 impl AppState {

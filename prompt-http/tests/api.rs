@@ -1270,3 +1270,118 @@ async fn openapi_documents_every_route() {
         "basic"
     );
 }
+
+/// Every run of the key's project, counted page by page through the API.
+async fn count_runs(app: &TestApp, key: &str) -> usize {
+    let mut n = 0;
+    let mut path = "/api/v1/runs?limit=500".to_owned();
+    loop {
+        let r = app.get(&path, key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        n += r.body["items"].as_array().unwrap().len();
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/runs?limit=500&cursor={c}"),
+            None => return n,
+        }
+    }
+}
+
+/// Issue 20: the disk holding the SQLite file fills up while runs are ingested. Every
+/// write is refused with 507 `insufficient_storage` and `Retry-After` (never a 500),
+/// `/readyz` answers 503 meanwhile; once space is freed, writes succeed again without
+/// a restart, `/readyz` is back to 200 and every run acknowledged before is there.
+#[tokio::test]
+async fn sqlite_disk_full_answers_507_and_recovers() {
+    use prompt_store::testkit::SmallDisk;
+    let disk = SmallDisk::new();
+    let store = prompt_store::SqliteStore::open(disk.config())
+        .await
+        .unwrap();
+    let app = TestApp::new(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(store.clone()),
+        Options::default(),
+    )
+    .await;
+    let key = app.admin.clone();
+    let run =
+        |i: usize| json!({"status": "completed", "output": format!("{i}:{}", "x".repeat(4_000))});
+    let ready = |app: &TestApp| {
+        let app = app.router.clone();
+        async move {
+            let r = tower::ServiceExt::oneshot(
+                app,
+                Request::get("/readyz").body(Body::empty()).unwrap(),
+            )
+            .await
+            .unwrap();
+            r.status()
+        }
+    };
+    let mut acked = 0;
+    for i in 0..20 {
+        let r = app.post("/api/v1/runs", &key, run(i)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        acked += 1;
+    }
+    assert_eq!(ready(&app).await, StatusCode::OK);
+    disk.fill().await;
+    let mut refused = 0;
+    for i in 0..2_000 {
+        let r = app.post("/api/v1/runs", &key, run(i)).await;
+        if r.status == StatusCode::CREATED {
+            acked += 1;
+            continue;
+        }
+        assert_error(&r, 507, "insufficient_storage");
+        assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+        assert!(
+            !r.text.contains("disk is full"),
+            "the cause stays in the log: {}",
+            r.text
+        );
+        assert_eq!(
+            ready(&app).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "readyz while writes fail"
+        );
+        refused += 1;
+        if refused == 5 {
+            break;
+        }
+    }
+    assert_eq!(
+        refused, 5,
+        "the disk never filled up ({acked} runs written)"
+    );
+    let r = app.call(Method::GET, "/metrics", None, None).await;
+    assert!(
+        r.text
+            .contains("prompt_registry_write_failures_total{kind=\"storage\"}"),
+        "{}",
+        r.text
+    );
+    disk.free().await;
+    for i in 0..5 {
+        let r = app.post("/api/v1/runs", &key, run(i)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "write {i} after space was freed: {}",
+            r.text
+        );
+        acked += 1;
+    }
+    assert_eq!(
+        ready(&app).await,
+        StatusCode::OK,
+        "readyz once writes succeed"
+    );
+    assert_eq!(
+        count_runs(&app, &key).await,
+        acked,
+        "acknowledged runs are all there"
+    );
+    drop(app);
+    store.close().await;
+}

@@ -89,7 +89,9 @@ fn build(py: Python<'_>, e: &Error, index: Option<usize>) -> PyResult<PyErr> {
                 "ProviderError"
             }
         }
-        Error::Unavailable { retry_after, .. } => {
+        // Storage full or failing is retryable once space is freed: the same class,
+        // told apart by `kind == "storage"`.
+        Error::Unavailable { retry_after, .. } | Error::Storage { retry_after, .. } => {
             kw.set_item("retry_after", retry_after.map(|d| d.as_secs_f64()))?;
             "UnavailableError"
         }
@@ -150,6 +152,10 @@ pub fn error_for_kind<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, P
         "unavailable" => Error::Unavailable {
             message: "database".into(),
             retry_after: Some(std::time::Duration::from_secs(2)),
+        },
+        "storage" => Error::Storage {
+            message: "database or disk is full".into(),
+            retry_after: Some(std::time::Duration::from_secs(1)),
         },
         "unsupported" => Error::unsupported("streaming"),
         "unauthorized" => Error::Unauthorized {

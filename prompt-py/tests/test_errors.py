@@ -21,6 +21,7 @@ KINDS: Dict[str, Type[pr.PromptRegistryError]] = {
     "provider": pr.ProviderError,
     "provider_auth": pr.ProviderAuthError,
     "unavailable": pr.UnavailableError,
+    "storage": pr.UnavailableError,
     "unsupported": pr.UnsupportedError,
     "unauthorized": pr.AuthError,
     "forbidden": pr.AuthError,
@@ -50,6 +51,8 @@ def test_attributes_of_mapped_errors() -> None:
     assert e.status == 401 and e.retryable is False
     e = _native._error_for_kind("unavailable")
     assert e.retry_after == 2.0
+    e = _native._error_for_kind("storage")
+    assert (e.kind, e.retry_after) == ("storage", 1.0)
     e = _native._error_for_kind("unauthorized")
     assert (e.kind, e.status) == ("unauthorized", 401) and not isinstance(e, pr.ProviderError)
     e = _native._error_for_kind("forbidden")

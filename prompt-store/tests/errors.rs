@@ -1,4 +1,5 @@
-//! Database failures come back as our error kinds (transient ones as `Unavailable`),
+//! Database failures come back as our error kinds (transient ones as `Unavailable`, a
+//! full or failing disk as `Storage`),
 //! never as a panic; transient ones are retried where that is safe.
 
 #![allow(
@@ -7,6 +8,7 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prompt_core::{Error, NewVersion, PromptStore};
@@ -29,8 +31,18 @@ fn assert_unavailable<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
 
 // ---- SQLite -------------------------------------------------------------------------
 
+fn assert_storage<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+    match r {
+        Err(e @ Error::Storage { .. }) => {
+            assert!(e.is_retryable());
+            e.to_string()
+        }
+        other => panic!("expected Storage, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn sqlite_disk_full_is_unavailable() {
+async fn sqlite_disk_full_is_storage() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("full.db").display());
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -41,7 +53,7 @@ async fn sqlite_disk_full_is_unavailable() {
         .execute(&mut c)
         .await
         .unwrap_err();
-    let msg = assert_unavailable::<()>(Err(parse_sqlite_error(e)));
+    let msg = assert_storage::<()>(Err(parse_sqlite_error(e)));
     assert!(msg.contains("full"), "{msg}");
 }
 
@@ -183,6 +195,26 @@ async fn postgres_serialization_failure_is_unavailable() {
     s.close().await;
 }
 
+/// Postgres' disk full (`53100`) and I/O error (`58030`) are `Storage`, like SQLite's
+/// full disk; other insufficient resources stay `Unavailable`.
+#[tokio::test]
+async fn postgres_disk_full_and_io_errors_are_storage() {
+    let Some(url) = postgres_url() else { return };
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let raise = |code: &'static str| {
+        sqlx::AssertSqlSafe(format!(
+            "DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '{code}'; END $$"
+        ))
+    };
+    for code in ["53100", "58030"] {
+        let e = c.execute(raise(code)).await.unwrap_err();
+        assert_storage::<()>(Err(parse_postgres_error(e)));
+    }
+    let e = c.execute(raise("53200")).await.unwrap_err();
+    assert_unavailable::<()>(Err(parse_postgres_error(e)));
+    c.close().await.unwrap();
+}
+
 /// The server ends the store's connections (a restart, an administrator): the next
 /// calls work on fresh connections.
 #[tokio::test]
@@ -214,4 +246,78 @@ async fn postgres_terminated_connections_are_replaced() {
             .unwrap();
     }
     s.close().await;
+}
+
+/// Every run of `reg`, counted page by page.
+async fn count_runs(reg: &prompt_core::Registry) -> usize {
+    let mut q = prompt_core::RunQuery {
+        page: prompt_core::PageRequest::first(500),
+        ..Default::default()
+    };
+    let mut n = 0;
+    loop {
+        let p = reg.runs(&q).await.unwrap();
+        n += p.items.len();
+        match p.next_cursor {
+            Some(c) => q.page.cursor = Some(c),
+            None => return n,
+        }
+    }
+}
+
+fn big_run(i: usize) -> prompt_core::NewRun {
+    let mut r = prompt_core::NewRun::with_status(prompt_core::RunStatus::Completed);
+    r.output = Some(format!("{i}:{}", "x".repeat(4_000)));
+    r
+}
+
+/// Issue 20: the disk holding the database fills up while runs are written. Every
+/// write fails with `Storage` (not `Internal`: the writer connection must not be left
+/// inside a transaction), and once space is freed writes succeed again without
+/// reopening the store, with every run acknowledged before the fault still there.
+#[tokio::test]
+async fn sqlite_writes_recover_after_the_disk_was_full() {
+    use prompt_store::testkit::{SmallDisk, TestBackend};
+    let disk = SmallDisk::new();
+    let store = SqliteStore::open(disk.config()).await.unwrap();
+    let b = TestBackend::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let reg = b.registry("disk").await;
+    let mut acked = 0;
+    for i in 0..20 {
+        reg.log_run(big_run(i)).await.unwrap();
+        acked += 1;
+    }
+    disk.fill().await;
+    let mut failures = 0;
+    for i in 0..2_000 {
+        match reg.log_run(big_run(i)).await {
+            Ok(_) => acked += 1,
+            Err(Error::Storage { .. }) => {
+                failures += 1;
+                if failures == 5 {
+                    break;
+                }
+            }
+            Err(other) => {
+                panic!("write {failures} after the disk filled up: expected Storage, got {other:?}")
+            }
+        }
+    }
+    assert_eq!(
+        failures, 5,
+        "the disk never filled up ({acked} runs written)"
+    );
+    disk.free().await;
+    for i in 0..5 {
+        reg.log_run(big_run(i))
+            .await
+            .unwrap_or_else(|e| panic!("write {i} after space was freed: {e:?}"));
+        acked += 1;
+    }
+    assert_eq!(
+        count_runs(&reg).await,
+        acked,
+        "acknowledged runs are all there"
+    );
+    store.close().await;
 }

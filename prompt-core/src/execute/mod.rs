@@ -214,6 +214,7 @@ pub fn run_error_kind(e: &Error) -> &'static str {
             ErrorKind::Template => "template",
             ErrorKind::Provider => "provider",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Storage => "storage",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Unsupported => "unsupported",

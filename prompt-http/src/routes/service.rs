@@ -23,10 +23,20 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database answers.
+/// The database answers and takes writes.
+///
+/// 503 while writes are refused for a full or failing disk, until one succeeds again.
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(ago) = state.storage.failing() {
+        return crate::error::ApiError::Core(prompt_core::Error::unavailable(format!(
+            "the database's storage refused a write {}s ago (full, read-only or failing) \
+             and no write succeeded since",
+            ago.as_secs()
+        )))
+        .into_response();
+    }
     if state.writer.is_closed() {
         return crate::error::ApiError::Core(prompt_core::Error::unavailable("run writer stopped"))
             .into_response();

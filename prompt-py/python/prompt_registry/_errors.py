@@ -119,7 +119,10 @@ class ProviderAuthError(ProviderError, AuthError):
 
 
 class UnavailableError(PromptRegistryError):
-    """A dependency (database, network) is temporarily unavailable; retrying may help."""
+    """A dependency (database, network) is temporarily unavailable; retrying may help.
+    ``kind == "storage"`` when the database's storage refused a write (disk full,
+    read-only, I/O error; a server's 507 ``insufficient_storage``): retry once space
+    is freed."""
 
     kind = "unavailable"
     retry_after: Optional[float] = None

@@ -22,10 +22,11 @@ fn sqlstate(e: &sqlx::Error) -> Option<String> {
 /// - other integrity violations (`23xxx`) → `Conflict`;
 /// - `40001` serialization failure, `40P01` deadlock, `55P03` lock not available,
 ///   `57014` statement cancelled, class `08` connection exceptions, `53xxx`
-///   insufficient resources (disk full, out of memory, too many connections),
+///   other insufficient resources (out of memory, too many connections),
 ///   `57P0x` server shutting down / starting up, `25006` read-only transaction (a
 ///   replica or a failover in progress), a refused or broken connection, an exhausted
 ///   or closed pool → `Unavailable` (retrying later may work);
+/// - `53100` disk full, `58030` I/O error → `Storage` (507, like SQLite's full disk);
 /// - `22xxx` data exceptions (a value the database cannot store) → `InvalidInput`;
 /// - anything else → `Internal` (the message is for logs).
 pub fn parse_postgres_error(e: sqlx::Error) -> Error {
@@ -48,7 +49,8 @@ fn parse_database_error(db: &dyn DatabaseError) -> Error {
         "55P03" => transient("lock not available", Some(Duration::from_millis(100))),
         "57014" => transient("statement cancelled", None),
         "25006" => transient("is read-only", Some(Duration::from_secs(1))),
-        "53100" => transient("disk full", None),
+        "53100" => Error::storage(format!("database disk full: {msg}")),
+        "58030" => Error::storage(format!("database I/O error: {msg}")),
         c if c.starts_with("53") => transient("out of resources", Some(Duration::from_secs(1))),
         c if c.starts_with("08") => transient("connection failed", Some(Duration::from_secs(1))),
         c if c.starts_with("57P") => transient("unavailable", Some(Duration::from_secs(1))),

@@ -57,6 +57,10 @@ pub fn parse_remote_error(
                 403 => Error::Forbidden {
                     message: "the API key may not do this".into(),
                 },
+                507 => Error::Storage {
+                    message: format!("the server answered {status}"),
+                    retry_after,
+                },
                 502..=504 => Error::Unavailable {
                     message: format!("the server answered {status}"),
                     retry_after,

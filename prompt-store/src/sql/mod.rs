@@ -245,7 +245,7 @@ pub(crate) fn migrate_error(e: MigrateError, parse: fn(sqlx::Error) -> Error) ->
         )),
         MigrateError::Execute(e) => parse(e),
         MigrateError::ExecuteMigration(e, v) => match parse(e) {
-            e @ Error::Unavailable { .. } => e,
+            e @ (Error::Unavailable { .. } | Error::Storage { .. }) => e,
             e => Error::internal(format!("database migration {v} failed: {e}")),
         },
         other => Error::internal(format!("database migration failed: {other}")),

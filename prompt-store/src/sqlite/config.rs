@@ -41,6 +41,11 @@ pub struct SqliteConfig {
     pub acquire_timeout_ms: u64,
     /// Durability of commits (default `full`).
     pub synchronous: SqliteSynchronous,
+    /// Most pages the database may hold (SQLite's `max_page_count`; a page is 4 KiB
+    /// by default): a size quota. A write that needs more fails as on a full disk
+    /// (`Storage`, answered 507) until rows are deleted. `None` (the default): no
+    /// quota beyond SQLite's own limit.
+    pub max_page_count: Option<u32>,
 }
 
 impl Default for SqliteConfig {
@@ -53,6 +58,7 @@ impl Default for SqliteConfig {
             busy_timeout_ms: 5_000,
             acquire_timeout_ms: 30_000,
             synchronous: SqliteSynchronous::Full,
+            max_page_count: None,
         }
     }
 }
@@ -76,6 +82,9 @@ impl SqliteConfig {
         }
         if self.url == "sqlite://" || self.url == "sqlite:" {
             return Err(Error::invalid("url", "names no database file"));
+        }
+        if self.max_page_count == Some(0) {
+            return Err(Error::invalid("max_page_count", "must be at least 1"));
         }
         if self.max_connections == 0 {
             return Err(Error::invalid("max_connections", "must be at least 1"));

@@ -36,9 +36,11 @@ pub(crate) fn code_of(db: &dyn DatabaseError) -> Option<i32> {
 ///   collided replace the generic description);
 /// - other constraint violations → `Conflict`;
 /// - `SQLITE_BUSY` / `SQLITE_LOCKED` (another process holds the write lock past the
-///   busy timeout), disk full, I/O errors, a file that cannot be opened, a read-only
-///   file, out of memory, an exhausted or closed pool, a lost connection →
-///   `Unavailable` (retrying later may work);
+///   busy timeout), a file that cannot be opened, out of memory, an exhausted or
+///   closed pool, a lost connection → `Unavailable` (retrying later may work);
+/// - `SQLITE_FULL` (disk or `max_page_count` full), `SQLITE_IOERR` (any extended
+///   code), `SQLITE_READONLY` → `Storage` (507: an operator must free space or fix
+///   the file; writes recover by themselves afterwards);
 /// - a corrupt file or decoding failures → `Internal`.
 pub fn parse_sqlite_error(e: sqlx::Error) -> Error {
     parse_driver_error(e, parse_database_error)
@@ -59,11 +61,12 @@ fn parse_database_error(db: &dyn DatabaseError) -> Error {
             message: format!("database is locked by another writer ({msg})"),
             retry_after: Some(Duration::from_millis(100)),
         },
-        (SQLITE_FULL, _) => Error::unavailable(format!("database or disk is full ({msg})")),
-        (SQLITE_IOERR | SQLITE_CANTOPEN | SQLITE_PROTOCOL, _) => {
-            Error::unavailable(format!("database file I/O failed ({msg})"))
+        (SQLITE_FULL, _) => Error::storage(format!("database or disk is full ({msg})")),
+        (SQLITE_IOERR, _) => Error::storage(format!("database file I/O failed ({msg})")),
+        (SQLITE_READONLY, _) => Error::storage(format!("database is read-only ({msg})")),
+        (SQLITE_CANTOPEN | SQLITE_PROTOCOL, _) => {
+            Error::unavailable(format!("database file cannot be used ({msg})"))
         }
-        (SQLITE_READONLY, _) => Error::unavailable(format!("database is read-only ({msg})")),
         (SQLITE_NOMEM | SQLITE_INTERRUPT, _) => Error::unavailable(format!("database: {msg}")),
         (SQLITE_TOOBIG, _) => Error::invalid("value", "is too large for the database"),
         (SQLITE_CORRUPT | SQLITE_NOTADB, _) => {

@@ -11,6 +11,16 @@
 //!
 //! Durability: `synchronous = FULL` by default — a commit that returned is in the
 //! synced write-ahead log.
+//!
+//! Failed writes: a write transaction whose statement or `COMMIT` fails is rolled back
+//! when it is dropped (sqlx queues a `ROLLBACK` and runs it as the connection returns
+//! to the pool). On a full disk (`SQLITE_FULL`) or an I/O error SQLite may have rolled
+//! the transaction back already, so that `ROLLBACK` fails and sqlx's transaction depth
+//! stays at one: every later `BEGIN IMMEDIATE` on that connection would fail with
+//! "attempted to call begin_with at non-zero transaction depth" until a restart. So the
+//! writer pool checks every connection it gets back (`release_writer`) and closes one
+//! still inside a transaction; the next write opens a fresh connection, and writes
+//! recover by themselves once the disk has space again.
 
 mod config;
 mod dialect;
@@ -50,6 +60,32 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Whether the writer connection `conn`, just released, may go back to the pool: only
+/// once no transaction is left open on it. The ping runs the `ROLLBACK` that dropping
+/// an unfinished transaction queued; if that `ROLLBACK` failed (SQLite had rolled the
+/// transaction back itself on a full disk or an I/O error, or the disk failed again)
+/// the connection is still inside a transaction as far as sqlx knows and is closed
+/// instead, which also ends any transaction SQLite still holds. The pool opens a new
+/// one for the next write.
+///
+/// An in-memory database lives only as long as its one connection, so that connection
+/// is kept whatever its state (it has no disk to fill).
+async fn release_writer(
+    conn: &mut sqlx::SqliteConnection,
+    memory: bool,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    if conn.is_in_transaction() && !memory {
+        tracing::warn!(
+            "closing the SQLite writer connection: a failed write left it inside a \
+             transaction that could not be rolled back"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 impl SqliteStore {
     /// Open the database: connect, then apply pending migrations (or, with
     /// `run_migrations = false`, refuse a database that needs them). A database
@@ -81,6 +117,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(config.busy_timeout())
             .synchronous(sync);
+        let options = match config.max_page_count {
+            Some(pages) => options.pragma("max_page_count", pages.to_string()),
+            None => options,
+        };
         let memory = config.is_memory();
         let options = if memory {
             options
@@ -89,7 +129,8 @@ impl SqliteStore {
         };
         let writer_options = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(config.acquire_timeout());
+            .acquire_timeout(config.acquire_timeout())
+            .after_release(move |conn, _| Box::pin(release_writer(conn, memory)));
         // An in-memory database lives as long as a connection to it: keep the one
         // connection open for the life of the store.
         let writer_options = if memory {

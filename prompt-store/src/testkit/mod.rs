@@ -31,6 +31,8 @@ mod feed;
 mod people;
 mod prompts;
 mod runs;
+#[cfg(feature = "sqlite")]
+mod small_disk;
 mod webhooks;
 
 pub use backends::*;
@@ -39,6 +41,8 @@ pub use feed::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
+#[cfg(feature = "sqlite")]
+pub use small_disk::*;
 pub use webhooks::*;
 
 /// What a backend can do through the store traits; the suite skips what it cannot,

@@ -1329,7 +1329,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The database answers. */
+        /**
+         * The database answers and takes writes.
+         * @description 503 while writes are refused for a full or failing disk, until one succeeds again.
+         */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -1888,7 +1891,7 @@ export interface components {
          * @description The stable, machine-readable code of an error body.
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "master_key_not_configured" | "unsupported" | "internal" | "unknown";
+        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "insufficient_storage" | "master_key_not_configured" | "unsupported" | "internal" | "unknown";
         /** @description The inside of an [`ErrorBody`]. */
         ErrorDetail: {
             /** @description The stable code. */
@@ -1952,7 +1955,7 @@ export interface components {
          *     exception classes are chosen from.
          * @enum {string}
          */
-        ErrorKind: "not_found" | "already_exists" | "conflict" | "gone" | "precondition_failed" | "invalid_input" | "template" | "provider" | "unavailable" | "unauthorized" | "forbidden" | "unsupported" | "internal";
+        ErrorKind: "not_found" | "already_exists" | "conflict" | "gone" | "precondition_failed" | "invalid_input" | "template" | "provider" | "unavailable" | "storage" | "unauthorized" | "forbidden" | "unsupported" | "internal";
         /** @description One entry of a project's change log. */
         Event: {
             /** @description Who did it (`key:<name>`, `user:<email>`, or what an embedding program set). */
