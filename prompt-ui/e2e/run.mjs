@@ -20,6 +20,7 @@ const axePath = require.resolve('axe-core/axe.min.js');
 
 const OWNER = { email: 'ada@example.com', password: 'violet tugboat ferments quietly' };
 const VIEWER = { email: 'vic@example.com', password: 'amber lantern drifts slowly' };
+const MEMBER = { email: 'bo@example.com', password: 'copper kettle hums at noon' };
 
 let failures = 0;
 let currentPage = null;
@@ -258,6 +259,36 @@ async function main() {
       await page.getByText('Saved.').waitFor();
       check((await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark', 'dark theme applied');
       await screen(page, '16-dark');
+    });
+
+    await step('invite a member, who signs up from the link and joins', async () => {
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('link', { name: 'Members and invitations' }).click();
+      await page.getByLabel('Email of the invited person').fill(MEMBER.email);
+      await page.getByLabel('Role of the invited person').selectOption('member');
+      await page.getByRole('button', { name: 'Invite' }).click();
+      await page.getByText(`Invitation sent to ${MEMBER.email}`).waitFor();
+      let link = null;
+      for (let i = 0; i < 50 && !link; i++) {
+        link = server.output().match(/accept-invitation\?token=([A-Za-z0-9_-]+)/);
+        if (!link) await new Promise((r) => setTimeout(r, 100));
+      }
+      check(link, 'the invitation link is logged (no SMTP)');
+      const mctx = await browser.newContext({ bypassCSP: true, viewport: { width: 1360, height: 900 } });
+      const m = await mctx.newPage();
+      await m.goto(`${base}/accept-invitation?token=${link[1]}`);
+      await m.getByRole('heading', { name: 'Accept the invitation' }).waitFor();
+      await screen(m, '19-invitation');
+      await m.getByRole('link', { name: 'Sign up' }).click();
+      await m.getByRole('heading', { name: 'Join your team' }).waitFor();
+      await m.getByLabel('Email').fill(MEMBER.email);
+      await m.getByLabel('Password').fill(MEMBER.password);
+      await m.getByRole('button', { name: 'Sign up' }).click();
+      await m.waitForURL(/\/prompts/);
+      await m.getByRole('link', { name: 'support/triage' }).waitFor();
+      check((await m.getByRole('button', { name: 'New prompt' }).count()) === 1, 'a member may create prompts');
+      await mctx.close();
+      await page.getByRole('cell', { name: MEMBER.email }).waitFor();
     });
 
     await step('live: a version created elsewhere appears without a reload', async () => {

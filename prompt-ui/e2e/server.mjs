@@ -55,7 +55,8 @@ export async function startServer(extraEnv = {}) {
     PROMPT_REGISTRY_ADDR: `127.0.0.1:${port}`,
     PROMPT_REGISTRY_RATE_LIMIT: '0',
     PROMPT_REGISTRY_PUBLIC_URL: url,
-    RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    // The mail links (no SMTP here) are logged at info: the invitation test reads them.
+    RUST_LOG: process.env.RUST_LOG ?? 'warn,prompt_http::accounts::mail=info',
     ...extraEnv,
   };
   const child = spawn(binary(), ['serve'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -107,11 +107,11 @@ export default function Members() {
           >
             <label className="inline">
               <span>Email</span>
-              <input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+              <input type="email" aria-label="Email of the invited person" required value={email} onChange={(e) => setEmail(e.target.value)} />
             </label>
             <label className="inline">
               <span>Role</span>
-              <select value={role} onChange={(e) => setRole(e.target.value as OrgRole)}>
+              <select aria-label="Role of the invited person" value={role} onChange={(e) => setRole(e.target.value as OrgRole)}>
                 {ORG_ROLES.map((r) => (
                   <option key={r} value={r}>
                     {r}
