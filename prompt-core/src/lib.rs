@@ -2,6 +2,7 @@
 
 pub mod authoring;
 pub mod call;
+pub mod diff;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -24,6 +25,7 @@ pub use authoring::{
     RemixRequest, RemixStyle, Tool, ToolsConfig,
 };
 pub use credential::{ProviderCredential, ProviderKind};
+pub use diff::VersionDiff;
 pub use domain::{
     ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,
     Committed, Delivery, DeliveryReport, DeliveryStatus, Event, EventPage, EventType, Invitation,

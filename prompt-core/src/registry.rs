@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::authoring::ToolsConfig;
+use crate::diff::VersionDiff;
 use crate::domain::{
     DEFAULT_PROJECT, LabelExpect, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
     PromptVersion, Rendered, Selector,
@@ -194,6 +195,31 @@ impl Registry {
     /// Resolve by label (default `production`) or version number.
     pub async fn resolve(&self, name: &str, selector: &Selector) -> Result<PromptVersion> {
         self.store.resolve(self.pid(), name, selector).await
+    }
+
+    /// What changed from one version of a prompt to another, each picked by label or
+    /// number (see [`crate::diff`]); the same version twice gives an identical diff.
+    /// `NotFound` names the side (`from` or `to`) that is missing.
+    pub async fn diff(&self, name: &str, from: &Selector, to: &Selector) -> Result<VersionDiff> {
+        let (from, to) = futures_util::future::try_join(
+            self.diff_side(name, from, "from"),
+            self.diff_side(name, to, "to"),
+        )
+        .await?;
+        Ok(VersionDiff::between(&from, &to))
+    }
+
+    /// One side of [`Registry::diff`]: a `NotFound` says which side it is.
+    async fn diff_side(
+        &self,
+        name: &str,
+        selector: &Selector,
+        side: &str,
+    ) -> Result<PromptVersion> {
+        self.resolve(name, selector).await.map_err(|e| match e {
+            Error::NotFound { what } => Error::not_found(format!("{what} (the diff's `{side}`)")),
+            other => other,
+        })
     }
 
     /// Point a label at a version (audited). `latest` is refused; `expect` is a

@@ -139,7 +139,7 @@ pub fn org_name(name: &str) -> Result<()> {
     project_name(name).map_err(|e| in_field(e, "organization"))
 }
 
-fn in_field(e: Error, field: &str) -> Error {
+pub(crate) fn in_field(e: Error, field: &str) -> Error {
     match e {
         Error::InvalidInput { message, .. } => Error::invalid(field, message),
         other => other,

@@ -107,6 +107,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(prompts::create_version, prompts::list_versions))
         .routes(routes!(prompts::get_version))
         .routes(routes!(prompts::resolve))
+        .routes(routes!(prompts::diff))
         .routes(routes!(prompts::set_label, prompts::delete_label))
         .routes(routes!(prompts::label_history))
         .routes(routes!(prompts::render))
@@ -374,7 +375,7 @@ impl ErrorShape {
 }
 
 const ACTIONS_1: &[&str] = &[
-    "versions", "resolve", "render", "execute", "stats", "optimize",
+    "versions", "resolve", "render", "execute", "stats", "optimize", "diff",
 ];
 
 /// `/api/v1/prompts/a/b/versions/3` → `/api/v1/prompts/a%2Fb/versions/3`.
@@ -592,6 +593,10 @@ mod tests {
         assert_eq!(
             norm("/api/v1/prompts/a/b/c/resolve?label=x"),
             "/api/v1/prompts/a%2Fb%2Fc/resolve?label=x"
+        );
+        assert_eq!(
+            norm("/api/v1/prompts/a/b/diff?from=1&to=production"),
+            "/api/v1/prompts/a%2Fb/diff?from=1&to=production"
         );
         assert_eq!(
             norm("/api/v1/prompts/a/b/labels/prod"),

@@ -1166,6 +1166,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/prompts/{name}/versions"),
     ("get", "/api/v1/prompts/{name}/versions/{version}"),
     ("get", "/api/v1/prompts/{name}/resolve"),
+    ("get", "/api/v1/prompts/{name}/diff"),
     ("put", "/api/v1/prompts/{name}/labels/{label}"),
     ("delete", "/api/v1/prompts/{name}/labels/{label}"),
     ("get", "/api/v1/prompts/{name}/labels/{label}/history"),

@@ -704,6 +704,22 @@ impl NativeRegistry {
         })
     }
 
+    /// The diff of two versions (`prompt_core::diff`) as a dict: `from_` and `to` are
+    /// each a version number or a label name, as text (the Python wrapper writes an
+    /// `int` as text), parsed by `Selector::parse`.
+    fn diff<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        from_: String,
+        to: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let from = try_arg!(self, py, Selector::parse("from_", &from_));
+        let to = try_arg!(self, py, Selector::parse("to", &to));
+        self.call(py, async move { r.diff(&name, &from, &to).await })
+    }
+
     /// Resolve and render: a `str`, or a list of message dicts.
     #[pyo3(signature = (name, variables = None, label = None, version = None))]
     fn render<'py>(

@@ -80,3 +80,50 @@ async def test_awaiting_does_not_block_the_event_loop(tmp_path: "pytest.TempPath
     # The loop kept running other tasks while the runs were being written.
     assert ticks > 100, ticks
     assert (await reg.stats("p")).count == 6000
+
+
+@pytest.mark.asyncio
+async def test_async_diff(backend: Backend, project: str) -> None:
+    reg = await backend.open_async(project)
+    await reg.create_version(NAME, "Classify {{ ticket }}\nBe brief.",
+                             config={"model": "a"}, commit_message="first", labels=["production"])
+    await reg.create_version(NAME, "Classify this {{ ticket }}\nBe brief.\n{{ team }}",
+                             config={"model": "b", "temperature": 0}, commit_message="second")
+    d = await reg.diff(NAME, from_="production", to=2)
+    assert isinstance(d, pr.VersionDiff)
+    assert (d.from_.version, d.to.version) == (1, 2)
+    assert (d.from_.commit_message, d.to.commit_message) == ("first", "second")
+    assert d.template_kind == "text" and not d.identical and not d.kind_changed
+    line = d.hunks[0].lines[0]
+    assert line.op == "change" and line.old_text == "Classify {{ ticket }}"
+    assert pr.DiffSegment("insert", "this ") in line.segments, line.segments
+    assert d.hunks[0].lines[-1] == pr.DiffLine("insert", None, 3, "{{ team }}", None, None, [])
+    assert d.variables_added == ["team"] and d.variables_removed == []
+    assert {"op": "replace", "path": "/model", "value": "b"} in d.config_patch
+
+    await reg.create_version(NAME, [{"role": "user", "content": "{{ ticket }}"}])
+    await reg.create_version(NAME, [{"role": "system", "content": "Be brief."},
+                                    {"role": "user", "content": "{{ ticket }}"}])
+    d = await reg.diff(NAME, from_=3, to="latest")
+    assert d.template_kind == "chat"
+    assert [m.status for m in d.messages] == ["added", "unchanged"]
+    assert d.messages[0].to_message == {"role": "system", "content": "Be brief."}
+    assert (await reg.diff(NAME, from_=4, to="latest")).identical
+
+    with pytest.raises(pr.NotFoundError, match="`from`"):
+        await reg.diff(NAME, from_=9, to=1)
+    with pytest.raises(pr.NotFoundError, match="`to`"):
+        await reg.diff(NAME, from_=1, to="nope")
+    with pytest.raises(pr.ValidationError) as e:
+        await reg.diff(NAME, from_=-1, to=1)
+    assert e.value.field == "from_"
+    with pytest.raises(TypeError):
+        await reg.diff(NAME, from_=1.5, to=1)  # type: ignore[arg-type]
+
+
+def test_sync_diff(reg: pr.Registry) -> None:
+    reg.create_version(NAME, "a", labels=["production"])
+    reg.create_version(NAME, "b", template_format="jinja")
+    d = reg.diff(NAME, from_="production", to=2)
+    assert d.format_changed and d.hunks[0].lines[0].segments == [
+        pr.DiffSegment("delete", "a"), pr.DiffSegment("insert", "b")]

@@ -230,6 +230,26 @@ impl Selector {
         }
     }
 
+    /// A selector written as one text, as in `?from=`/`?to=` of a diff: digits are a
+    /// version number (which must be 1 or more), anything else a label name. So a
+    /// label made only of digits cannot be written this way, and neither can one like
+    /// `-1` (a sign and digits read as a version number, and refused). `field` names
+    /// the parameter in the `InvalidInput` error.
+    pub fn parse(field: &str, value: &str) -> Result<Self> {
+        let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return match value.parse::<u32>() {
+                Ok(v) if v > 0 && !value.starts_with('+') => Ok(Selector::Version(v)),
+                _ => Err(Error::invalid(
+                    field,
+                    format!("'{value}' is not a version number (1, 2, 3 …) nor a label"),
+                )),
+            };
+        }
+        validate::label(value).map_err(|e| validate::in_field(e, field))?;
+        Ok(Selector::Label(value.to_owned()))
+    }
+
     /// The `NotFound` error for a prompt that exists but has nothing under this
     /// selector: it names the label or version (and says when `latest` is missing
     /// because there are no versions). Every backend answers with it.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use prompt_core::{
     LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter, PromptUpdate,
-    PromptVersion, Rendered, Selector, Variables,
+    PromptVersion, Rendered, Selector, Variables, VersionDiff,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -337,6 +337,43 @@ pub async fn resolve(
     let sel = selector(q.label, q.version)?;
     Ok(Json(
         state.registry(&caller.project).resolve(&name, &sel).await?,
+    ))
+}
+
+/// `?from=&to=` of `GET …/diff`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The version diffed from: a version number (`3`) or a label name (`production`).
+    pub from: String,
+    /// The version diffed to: a version number or a label name.
+    pub to: String,
+}
+
+/// A structured diff of two versions, each given by number or label.
+///
+/// Text line hunks with word-level changes, chat messages added/removed/changed/unchanged,
+/// variables, template format, an RFC 6902 JSON Patch of the config, and both commit
+/// messages. A text ↔ chat change diffs the text against the messages' contents joined
+/// by a blank line. 404 names the missing side; 422 names a `from`/`to` that is neither
+/// a version number nor a label.
+#[utoipa::path(get, path = "/api/v1/prompts/{name}/diff", tag = "versions",
+    params(("name" = String, Path, description = "prompt name"), DiffQuery),
+    responses((status = 200, body = VersionDiff), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> ApiResult<Json<VersionDiff>> {
+    let from = Selector::parse("from", &q.from)?;
+    let to = Selector::parse("to", &q.to)?;
+    Ok(Json(
+        state
+            .registry(&caller.project)
+            .diff(&name, &from, &to)
+            .await?,
     ))
 }
 

@@ -29,9 +29,14 @@ from ._errors import (
 )
 from ._models import (
     BatchResult,
+    DiffHunk,
+    DiffLine,
+    DiffSegment,
+    DiffSide,
     Event,
     EventPage,
     LabelMove,
+    MessageDiff,
     Page,
     Prompt,
     PromptVersion,
@@ -41,6 +46,7 @@ from ._models import (
     RunStats,
     StoredProvider,
     Template,
+    VersionDiff,
 )
 from ._async_registry import AsyncRegistry
 from ._convert import UNSET
@@ -59,6 +65,12 @@ __all__ = [
     "RunStats",
     "StoredProvider",
     "LabelMove",
+    "VersionDiff",
+    "DiffSide",
+    "DiffHunk",
+    "DiffLine",
+    "DiffSegment",
+    "MessageDiff",
     "Page",
     "BatchResult",
     "Event",

@@ -292,6 +292,16 @@ def _total(stats: List[Dict[str, Any]]) -> RunStats:
     )
 
 
+def _diff_selector(field: str, value: object) -> str:
+    """A ``diff`` side as the text the native side parses: a version number (``int``)
+    or a label name (``str``); a bad value is refused there, naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(
+            f"{field} must be a version number (int) or a label (str), not {type(value).__name__}"
+        )
+    return str(value)
+
+
 def _run_id(run_id: Union[str, uuid.UUID]) -> str:
     if isinstance(run_id, uuid.UUID):
         return str(run_id)

@@ -454,3 +454,162 @@ class Page(Generic[T]):
             "items": [x.to_dict() if isinstance(x, _Model) else x for x in self.items],
             "next_cursor": self.next_cursor,
         }
+
+
+@dataclass(frozen=True)
+class DiffSegment(_Model):
+    """A run of words (and the spaces between them) of a changed line: ``op`` is
+    ``equal`` (in both lines), ``delete`` (only the old) or ``insert`` (only the new)."""
+
+    op: str
+    text: str
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "DiffSegment":
+        return cls(op=d["op"], text=d["text"])
+
+
+@dataclass(frozen=True)
+class DiffLine(_Model):
+    """One line of a :class:`DiffHunk`. ``op`` is ``equal`` (context), ``delete`` (only
+    in ``from``: ``old_line``, ``text``), ``insert`` (only in ``to``: ``new_line``,
+    ``text``) or ``change`` (a line replaced by another: ``old_text``, ``new_text`` and
+    their word-level ``segments``). Line numbers start at 1."""
+
+    op: str
+    old_line: Optional[int]
+    new_line: Optional[int]
+    text: Optional[str]
+    old_text: Optional[str]
+    new_text: Optional[str]
+    segments: List[DiffSegment]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "DiffLine":
+        return cls(
+            op=d["op"],
+            old_line=d.get("old_line"),
+            new_line=d.get("new_line"),
+            text=d.get("text"),
+            old_text=d.get("old_text"),
+            new_text=d.get("new_text"),
+            segments=[DiffSegment._from(s) for s in d.get("segments") or []],
+        )
+
+
+@dataclass(frozen=True)
+class DiffHunk(_Model):
+    """A changed region of a text with up to 3 unchanged lines of context around it."""
+
+    old_start: int
+    old_lines: int
+    new_start: int
+    new_lines: int
+    lines: List[DiffLine]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "DiffHunk":
+        return cls(
+            old_start=d["old_start"],
+            old_lines=d["old_lines"],
+            new_start=d["new_start"],
+            new_lines=d["new_lines"],
+            lines=[DiffLine._from(x) for x in d["lines"]],
+        )
+
+
+def _message(m: Any) -> Optional[Dict[str, str]]:
+    return None if m is None else {"role": m["role"], "content": m["content"]}
+
+
+@dataclass(frozen=True)
+class MessageDiff(_Model):
+    """One message of a chat diff: ``status`` is ``added``, ``removed``, ``changed``
+    (replaced at the same place; ``role_changed``, and the content's ``hunks``) or
+    ``unchanged``. Indexes start at 0."""
+
+    status: str
+    from_index: Optional[int]
+    to_index: Optional[int]
+    from_message: Optional[Dict[str, str]]
+    to_message: Optional[Dict[str, str]]
+    role_changed: bool
+    hunks: List[DiffHunk]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "MessageDiff":
+        return cls(
+            status=d["status"],
+            from_index=d.get("from_index"),
+            to_index=d.get("to_index"),
+            from_message=_message(d.get("from")),
+            to_message=_message(d.get("to")),
+            role_changed=bool(d.get("role_changed")),
+            hunks=[DiffHunk._from(h) for h in d.get("hunks") or []],
+        )
+
+
+@dataclass(frozen=True)
+class DiffSide(_Model):
+    """One side of a :class:`VersionDiff`: the version and its commit message."""
+
+    version: int
+    kind: str
+    template_format: str
+    commit_message: Optional[str]
+    created_by: Optional[str]
+    created_at: datetime
+    labels: List[str]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "DiffSide":
+        return cls(
+            version=d["version"],
+            kind=d["kind"],
+            template_format=d["template_format"],
+            commit_message=d.get("commit_message"),
+            created_by=d.get("created_by"),
+            created_at=_req_dt(d["created_at"]),
+            labels=list(d.get("labels") or []),
+        )
+
+
+@dataclass(frozen=True)
+class VersionDiff(_Model):
+    """What changed from one version to another (``Registry.diff``).
+
+    ``template_kind`` is ``text`` (``hunks``; also when the kind changed, then the text
+    is diffed against the messages' contents joined by a blank line) or ``chat``
+    (``messages``). ``config_patch`` is an RFC 6902 JSON Patch turning ``from_``'s
+    config into ``to``'s."""
+
+    prompt: str
+    from_: DiffSide
+    to: DiffSide
+    identical: bool
+    kind_changed: bool
+    format_changed: bool
+    template_kind: str
+    hunks: List[DiffHunk]
+    messages: List[MessageDiff]
+    variables_added: List[str]
+    variables_removed: List[str]
+    config_patch: List[Dict[str, Any]]
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "VersionDiff":
+        t = d["template"]
+        return cls(
+            prompt=d["prompt"],
+            from_=DiffSide._from(d["from"]),
+            to=DiffSide._from(d["to"]),
+            identical=bool(d["identical"]),
+            kind_changed=bool(d["kind_changed"]),
+            format_changed=bool(d["format_changed"]),
+            template_kind=t["kind"],
+            hunks=[DiffHunk._from(h) for h in t.get("hunks") or []],
+            messages=[MessageDiff._from(m) for m in t.get("messages") or []],
+            variables_added=list(d["variables"]["added"]),
+            variables_removed=list(d["variables"]["removed"]),
+            config_patch=list(d["config"]),
+        )

@@ -22,6 +22,7 @@ from ._convert import (
     _check_project,
     _check_url,
     _credential,
+    _diff_selector,
     _exec_options,
     _execution,
     _fallback_version,
@@ -52,6 +53,7 @@ from ._models import (
     RunStats,
     StoredProvider,
     Template,
+    VersionDiff,
     _batch_result,
 )
 from ._tools import (
@@ -273,6 +275,24 @@ class Registry:
         points at ``n``, else :class:`PreconditionFailedError`; ``0``, "must be unset",
         never deletes anything)."""
         return LabelMove._from(self._n.delete_label(name, label, actor, expected_version))
+
+    def diff(
+        self,
+        name: str,
+        *,
+        from_: Union[int, str],
+        to: Union[int, str],
+    ) -> VersionDiff:
+        """What changed from one version to another, each a version number (``int``) or
+        a label name (``str``): text line hunks with word-level segments, chat messages
+        added/removed/changed/unchanged, variables added and removed, the template
+        format and kind, a JSON Patch of the config, and both commit messages. The same
+        version twice gives ``identical``. :class:`NotFoundError` names the missing side;
+        a version below 1 or a bad label is a :class:`ValidationError` whose ``field`` is
+        ``from_`` or ``to``."""
+        return VersionDiff._from(
+            self._n.diff(name, _diff_selector("from_", from_), _diff_selector("to", to))
+        )
 
     def label_history(
         self,

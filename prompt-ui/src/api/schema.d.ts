@@ -796,6 +796,30 @@ export interface paths {
         patch: operations["update_prompt"];
         trace?: never;
     };
+    "/api/v1/prompts/{name}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A structured diff of two versions, each given by number or label.
+         * @description Text line hunks with word-level changes, chat messages added/removed/changed/unchanged,
+         *     variables, template format, an RFC 6902 JSON Patch of the config, and both commit
+         *     messages. A text ↔ chat change diffs the text against the messages' contents joined
+         *     by a blank line. 404 names the missing side; 422 names a `from`/`to` that is neither
+         *     a version number nor a label.
+         */
+        get: operations["diff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/prompts/{name}/execute": {
         parameters: {
             query?: never;
@@ -1882,6 +1906,29 @@ export interface components {
          * @enum {string}
          */
         DeliveryStatus: "delivered" | "failed" | "given_up";
+        /** @description One side of a [`VersionDiff`]: which version it is and its commit message. */
+        DiffSide: {
+            /** @description Why the version was made. */
+            commit_message?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            created_at: string;
+            /** @description Who made it. */
+            created_by?: string | null;
+            /** @description Text or chat. */
+            kind: components["schemas"]["TemplateKind"];
+            /** @description Labels pointing at it when it was read (`latest` included), sorted. */
+            labels: string[];
+            /** @description The template language. */
+            template_format: components["schemas"]["TemplateFormat"];
+            /**
+             * Format: int32
+             * @description The version number.
+             */
+            version: number;
+        };
         /** @description The error body of the API: `{"error": {"code", "message", "details"}}`. */
         ErrorBody: {
             /** @description The error. */
@@ -2070,6 +2117,35 @@ export interface components {
             /** @description `ok`. */
             status: string;
         };
+        /**
+         * @description A changed region of a text with up to [`CONTEXT_LINES`] unchanged lines around it.
+         *     Line numbers start at 1; a text is split at `\n`, so a trailing newline is a last,
+         *     empty line.
+         */
+        Hunk: {
+            /** @description The lines, in order. */
+            lines: components["schemas"]["LineDiff"][];
+            /**
+             * Format: int32
+             * @description How many lines of `to` it covers.
+             */
+            new_lines: number;
+            /**
+             * Format: int32
+             * @description The first line of `to` the hunk covers (where it would be, if it covers none).
+             */
+            new_start: number;
+            /**
+             * Format: int32
+             * @description How many lines of `from` it covers.
+             */
+            old_lines: number;
+            /**
+             * Format: int32
+             * @description The first line of `from` the hunk covers (where it would be, if it covers none).
+             */
+            old_start: number;
+        };
         /** @description An invitation to join an organization. */
         Invitation: {
             /**
@@ -2256,6 +2332,65 @@ export interface components {
              */
             tokens: number;
         };
+        /** @description One line of a [`Hunk`], tagged by `op`. */
+        LineDiff: {
+            /**
+             * Format: int32
+             * @description Its number in `to`.
+             */
+            new_line: number;
+            /**
+             * Format: int32
+             * @description Its number in `from`.
+             */
+            old_line: number;
+            /** @enum {string} */
+            op: "equal";
+            /** @description The line. */
+            text: string;
+        } | {
+            /**
+             * Format: int32
+             * @description Its number in `from`.
+             */
+            old_line: number;
+            /** @enum {string} */
+            op: "delete";
+            /** @description The line. */
+            text: string;
+        } | {
+            /**
+             * Format: int32
+             * @description Its number in `to`.
+             */
+            new_line: number;
+            /** @enum {string} */
+            op: "insert";
+            /** @description The line. */
+            text: string;
+        } | {
+            /**
+             * Format: int32
+             * @description Its number in `to`.
+             */
+            new_line: number;
+            /** @description The line in `to`. */
+            new_text: string;
+            /**
+             * Format: int32
+             * @description Its number in `from`.
+             */
+            old_line: number;
+            /** @description The line in `from`. */
+            old_text: string;
+            /** @enum {string} */
+            op: "change";
+            /**
+             * @description Words and spaces: `equal` and `delete` ones spell `old_text`, `equal` and
+             *     `insert` ones `new_text`.
+             */
+            segments: components["schemas"]["Segment"][];
+        };
         /** @description One finding of the static analysis. */
         Lint: {
             /** @description A stable code (see the table in the module docs), e.g. `undeclared_variable`. */
@@ -2343,6 +2478,35 @@ export interface components {
             /** @description New display name. */
             name?: string | null;
         };
+        /** @description One message of a chat diff. */
+        MessageDiff: {
+            from?: components["schemas"]["ChatMessage"] | null;
+            /**
+             * Format: int32
+             * @description Its position in `from`'s messages, from 0 (none when added).
+             */
+            from_index?: number | null;
+            /**
+             * @description The content's line and word diff (`changed` only; empty when only the role
+             *     changed).
+             */
+            hunks: components["schemas"]["Hunk"][];
+            /** @description The role differs (`changed` only). */
+            role_changed: boolean;
+            /** @description What happened to it. */
+            status: components["schemas"]["MessageStatus"];
+            to?: components["schemas"]["ChatMessage"] | null;
+            /**
+             * Format: int32
+             * @description Its position in `to`'s messages, from 0 (none when removed).
+             */
+            to_index?: number | null;
+        };
+        /**
+         * @description What happened to a message.
+         * @enum {string}
+         */
+        MessageStatus: "added" | "removed" | "changed" | "unchanged";
         /**
          * @description A new invitation. Its token goes only to the invited address (or, without SMTP,
          *     into the server's log for an operator): shown to the inviter, it would let anyone
@@ -3318,6 +3482,18 @@ export interface components {
              */
             score: number;
         };
+        /** @description A run of words (and the spaces between them) of a changed line. */
+        Segment: {
+            /** @description In both lines, only the old one, or only the new one. */
+            op: components["schemas"]["SegmentOp"];
+            /** @description The text. */
+            text: string;
+        };
+        /**
+         * @description Where a [`Segment`] is.
+         * @enum {string}
+         */
+        SegmentOp: "equal" | "insert" | "delete";
         /** @description The signed-in user's live sessions, newest first. */
         SessionList: {
             /** @description Sessions. */
@@ -3437,6 +3613,24 @@ export interface components {
         /** @description The template of a version: a text, or chat messages whose contents are templates. */
         Template: string | components["schemas"]["ChatMessage"][];
         /**
+         * @description The template's changes: line hunks of a text (also when the kind changed), or a
+         *     diff per message of two chat templates.
+         */
+        TemplateDiff: {
+            /** @description The changed regions with their context, in order (empty: no change). */
+            hunks: components["schemas"]["Hunk"][];
+            /** @enum {string} */
+            kind: "text";
+        } | {
+            /** @enum {string} */
+            kind: "chat";
+            /**
+             * @description Every message of both versions, in order: those of `to`, with those of
+             *     `from` that were removed where they were.
+             */
+            messages: components["schemas"]["MessageDiff"][];
+        };
+        /**
          * @description Which template failure a [`ErrorCode::ValidationFailed`] error is.
          * @enum {string}
          */
@@ -3533,6 +3727,44 @@ export interface components {
              * @description When it was last changed.
              */
             updated_at: string;
+        };
+        /** @description Variables used by one version and not the other. */
+        VariablesDiff: {
+            /** @description Used by `to`, not by `from` (in `to`'s order of first use). */
+            added: string[];
+            /** @description Used by `from`, not by `to` (in `from`'s order of first use). */
+            removed: string[];
+        };
+        /** @description What changed from one version of a prompt to another. */
+        VersionDiff: {
+            /** @description An RFC 6902 JSON Patch turning `from`'s config into `to`'s (empty: the same). */
+            config: Record<string, unknown>[];
+            /**
+             * @description The template language changed (`mustache` ↔ `jinja`; see the sides'
+             *     `template_format`).
+             */
+            format_changed: boolean;
+            /** @description The version diffed from. */
+            from: components["schemas"]["DiffSide"];
+            /**
+             * @description Nothing differs: template, kind, format and config are the same (the same
+             *     version twice, or a version saved again unchanged).
+             */
+            identical: boolean;
+            /**
+             * @description The template went from text to chat or back (see the sides' `kind`); then
+             *     `template` is a text diff of the text against the messages' contents joined by
+             *     a blank line.
+             */
+            kind_changed: boolean;
+            /** @description The prompt's name. */
+            prompt: string;
+            /** @description The template's changes. */
+            template: components["schemas"]["TemplateDiff"];
+            /** @description The version diffed to. */
+            to: components["schemas"]["DiffSide"];
+            /** @description Variables used by one version and not the other. */
+            variables: components["schemas"]["VariablesDiff"];
         };
         /** @description The project's webhooks. */
         WebhookList: {
@@ -5819,6 +6051,49 @@ export interface operations {
                 };
             };
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    diff: {
+        parameters: {
+            query: {
+                /** @description The version diffed from: a version number (`3`) or a label name (`production`). */
+                from: string;
+                /** @description The version diffed to: a version number or a label name. */
+                to: string;
+            };
+            header?: never;
+            path: {
+                /** @description prompt name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionDiff"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
