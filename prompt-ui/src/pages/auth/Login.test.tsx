@@ -1,5 +1,5 @@
 // The sign-in page offers the social providers the server has, and only those.
-import { render, screen } from '@testing-library/react';
+import { act, render, screen, waitFor } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { createMemoryRouter, RouterProvider } from 'react-router';
 import Login from './Login';
@@ -35,7 +35,9 @@ test('Google and WeChat buttons when configured, returning to where the user was
 test('no social section when none is configured', async () => {
   serve([]);
   expect(await screen.findByRole('button', { name: 'Sign in' })).toBeInTheDocument();
-  await new Promise((r) => setTimeout(r, 50));
+  // Wait for the providers' answer to be read, then check nothing was offered.
+  await waitFor(() => expect(fetch).toHaveBeenCalledTimes(1));
+  await act(() => Promise.resolve());
   expect(screen.queryByText('Or sign in with')).not.toBeInTheDocument();
 });
 
