@@ -1,10 +1,18 @@
 import { useSearchParams } from 'react-router';
-import { TextDiff } from '../../components/DiffView';
-import { ErrorBox, Loading } from '../../components/ui';
-import { canonicalJson, messages, variableChanges } from '../../lib/diff';
-import { isChat, useVersion, useVersions, type Prompt, type PromptVersion } from './data';
+import { useQuery } from '@tanstack/react-query';
+import { api, unwrap } from '../../api/client';
+import type { components } from '../../api/schema';
+import { HunksView, PatchView } from '../../components/DiffView';
+import { Loading, QueryView } from '../../components/ui';
+import { useVersions, type Prompt, type PromptVersion } from './data';
 
-/** Any two versions compared: template (text, or per message), variables, config. */
+type VersionDiff = components['schemas']['VersionDiff'];
+
+/**
+ * Any two versions compared, as the server computes it (`GET …/diff`, the same diff the
+ * API and the Python module give): template (line hunks with word changes, or per chat
+ * message), variables, the config as a JSON Patch, kind and format changes.
+ */
 export default function DiffTab({ prompt }: { prompt: Prompt }) {
   const [params, setParams] = useSearchParams();
   const { versions, isPending } = useVersions(prompt.name);
@@ -12,8 +20,16 @@ export default function DiffTab({ prompt }: { prompt: Prompt }) {
   const to = Number(params.get('to') ?? latest);
   const from = Number(params.get('from') ?? Math.max(1, to - 1));
   const mode = params.get('view') === 'inline' ? 'inline' : 'split';
-  const a = useVersion(prompt.name, from || null);
-  const b = useVersion(prompt.name, to || null);
+  const diff = useQuery({
+    queryKey: ['prompt', prompt.name, 'diff', from, to],
+    enabled: from > 0 && to > 0,
+    queryFn: () =>
+      unwrap(
+        api.GET('/api/v1/prompts/{name}/diff', {
+          params: { path: { name: prompt.name }, query: { from: String(from), to: String(to) } },
+        }),
+      ),
+  });
   const set = (k: string, v: string) => {
     const next = new URLSearchParams(params);
     next.set(k, v);
@@ -36,8 +52,7 @@ export default function DiffTab({ prompt }: { prompt: Prompt }) {
           </label>
         </fieldset>
       </div>
-      <ErrorBox error={a.error ?? b.error} />
-      {a.data && b.data ? <VersionDiff a={a.data} b={b.data} mode={mode} /> : <Loading />}
+      <QueryView query={diff}>{(d) => <VersionDiffView diff={d} mode={mode} />}</QueryView>
     </section>
   );
 }
@@ -57,52 +72,49 @@ function VersionSelect({ label, value, versions, onChange }: { label: string; va
   );
 }
 
-export function VersionDiff({ a, b, mode }: { a: PromptVersion; b: PromptVersion; mode: 'split' | 'inline' }) {
-  const vars = variableChanges(a.variables, b.variables);
+export function VersionDiffView({ diff, mode }: { diff: VersionDiff; mode: 'split' | 'inline' }) {
+  const { from, to } = diff;
   return (
     <div data-testid="version-diff">
       <h2>
-        v{a.version} → v{b.version}
+        v{from.version} → v{to.version}
       </h2>
-      {(a.kind !== b.kind || a.template_format !== b.template_format) && (
+      {diff.identical && <p className="notice">The two versions are the same.</p>}
+      {(diff.kind_changed || diff.format_changed) && (
         <p className="notice warn">
-          Template changed from {a.kind} ({a.template_format}) to {b.kind} ({b.template_format}).
+          Template changed from {from.kind} ({from.template_format}) to {to.kind} ({to.template_format})
+          {diff.kind_changed ? ': the text is compared with the messages’ contents joined.' : '.'}
         </p>
       )}
       <h3>Template</h3>
-      {isChat(a.template) && isChat(b.template) ? (
-        messages(a.template, b.template).map((m, i) => (
-          <div key={i} className="card" data-testid={`message-${m.kind}`}>
+      {diff.template.kind === 'text' ? (
+        <HunksView hunks={diff.template.hunks} mode={mode} label="Template" />
+      ) : (
+        diff.template.messages.map((m, i) => (
+          <div key={i} className="card" data-testid={`message-${m.status}`}>
             <div className="msghead">
-              Message {i + 1}: {m.kind}
-              {m.before && m.after && m.before.role !== m.after.role
-                ? ` (role ${m.before.role} → ${m.after.role})`
-                : ` (${(m.after ?? m.before)?.role})`}
+              Message {i + 1}: {m.status}
+              {m.role_changed && m.from && m.to ? ` (role ${m.from.role} → ${m.to.role})` : ` (${(m.to ?? m.from)?.role})`}
             </div>
-            {m.kind !== 'same' && (
-              <TextDiff a={m.before?.content ?? ''} b={m.after?.content ?? ''} mode={mode} label={`Message ${i + 1}`} />
-            )}
+            {m.status === 'changed' ? (
+              <HunksView hunks={m.hunks} mode={mode} label={`Message ${i + 1}`} />
+            ) : m.status === 'added' || m.status === 'removed' ? (
+              <pre className={m.status === 'added' ? 'add' : 'del'}>{(m.to ?? m.from)?.content}</pre>
+            ) : null}
           </div>
         ))
-      ) : (
-        <TextDiff
-          a={isChat(a.template) ? canonicalJson(a.template) : a.template}
-          b={isChat(b.template) ? canonicalJson(b.template) : b.template}
-          mode={mode}
-          label="Template"
-        />
       )}
       <h3>Variables</h3>
-      {vars.added.length + vars.removed.length === 0 ? (
+      {diff.variables.added.length + diff.variables.removed.length === 0 ? (
         <p className="hint">No change.</p>
       ) : (
         <p>
-          {vars.added.map((v) => (
+          {diff.variables.added.map((v) => (
             <span key={v} className="badge completed">
               + {v}
             </span>
           ))}
-          {vars.removed.map((v) => (
+          {diff.variables.removed.map((v) => (
             <span key={v} className="badge failed">
               − {v}
             </span>
@@ -110,9 +122,14 @@ export function VersionDiff({ a, b, mode }: { a: PromptVersion; b: PromptVersion
         </p>
       )}
       <h3>Config</h3>
-      <TextDiff a={canonicalJson(a.config)} b={canonicalJson(b.config)} mode={mode} label="Config" />
-      <h3>Commit message</h3>
-      <p>{b.commit_message ?? '—'}</p>
+      <PatchView patch={diff.config} />
+      <h3>Commit messages</h3>
+      <dl className="kv">
+        <dt>v{from.version}</dt>
+        <dd>{from.commit_message ?? '—'}</dd>
+        <dt>v{to.version}</dt>
+        <dd>{to.commit_message ?? '—'}</dd>
+      </dl>
     </div>
   );
 }

@@ -6,7 +6,7 @@
 import { useState } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { ErrorBox, Loading } from '../../components/ui';
-import { canonicalJson } from '../../lib/diff';
+import { canonicalJson } from '../../lib/json';
 import { useCreateVersion, useVersions, type Prompt, type PromptVersion } from './data';
 import { parseConfig, Preview, TemplateEditor, useAnalysis, useValues, type Template } from './Draft';
 import { Aids } from './Aids';

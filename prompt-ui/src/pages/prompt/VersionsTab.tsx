@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { ErrorBox, Loading, when } from '../../components/ui';
-import { canonicalJson } from '../../lib/diff';
+import { canonicalJson } from '../../lib/json';
 import { useVersions, type Prompt } from './data';
 import { TemplateView } from './TemplateView';
 

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import { ConfirmButton, ErrorBox, QueryView, when } from '../../components/ui';
-import { canonicalJson } from '../../lib/diff';
+import { canonicalJson } from '../../lib/json';
 import { useCan } from '../../lib/hooks';
 import { parseConfig } from '../prompt/Draft';
 import { Settings } from './SettingsNav';
