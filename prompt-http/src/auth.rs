@@ -208,9 +208,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
+/// The request's one `Authorization` header, if any. Two or more are a 400: which one
+/// the client meant cannot be known, and taking the first would let a header added on
+/// the way (by a proxy, or smuggled) decide who the caller is.
+pub fn authorization(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<&axum::http::HeaderValue>, ApiError> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(ApiError::bad_request(
+            "send one Authorization header, not several",
+        ));
+    }
+    Ok(first)
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(v) = parts.get(header::AUTHORIZATION) else {
+    let Some(v) = authorization(parts)? else {
         return Ok(None);
     };
     let v = v

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -76,9 +76,11 @@ pub async fn require_langfuse_key(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let pair = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    let auth_header = match crate::auth::authorization(req.headers()) {
+        Ok(h) => h,
+        Err(e) => return LangfuseError(e).into_response(),
+    };
+    let pair = auth_header
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
