@@ -166,7 +166,8 @@ async function main() {
       await split.waitFor();
       check((await split.locator('ins').allTextContents()).join('').includes('by urgency'), 'inserted words marked');
       await screen(page, '05-diff');
-      await page.getByLabel('Inline').check();
+      // click, not check(): the radio's state follows the URL, which updates a moment later.
+      await page.getByLabel('Inline').click();
       await page.getByTestId('diff-inline').first().waitFor();
       await page.getByText('+ customer').waitFor();
     });
