@@ -85,5 +85,60 @@ fn resolve(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, render, resolve);
+/// Checking and linting templates built to be slow (issue 20, defect 7): ~700 KB of
+/// 100,000 distinct variables (refused above the limit), 1,000 variables (the limit),
+/// and lone braces / unclosed tags on one line, which made the old scans quadratic.
+fn huge_templates(c: &mut Criterion) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    let Ok(reg) = rt.block_on(async {
+        let (store, runs) = prompt_store::memory();
+        Registry::new(store, runs).await
+    }) else {
+        return;
+    };
+    let cases = [
+        (
+            "100k_variables",
+            (0..100_000)
+                .map(|i| format!("{{{{v{i}}}}} "))
+                .collect::<String>(),
+        ),
+        (
+            "1k_variables",
+            (0..1_000)
+                .map(|i| format!("{{{{v{i}}}}} "))
+                .collect::<String>(),
+        ),
+        (
+            "lone_braces_700kb",
+            format!("Answer. {}}}", "{ ".repeat(350_000)),
+        ),
+        (
+            "unclosed_tags_700kb",
+            format!("Answer. {}", "{{a ".repeat(175_000)),
+        ),
+    ];
+    let mut g = c.benchmark_group("huge_templates");
+    g.sample_size(10);
+    for (name, t) in &cases {
+        let template = prompt_core::Template::Text(t.clone());
+        g.bench_function(format!("check/{name}"), |b| {
+            b.iter(|| black_box(&template).check(TemplateFormat::Mustache))
+        });
+        g.bench_function(format!("analyze/{name}"), |b| {
+            b.iter(|| {
+                rt.block_on(reg.analyze(prompt_core::AnalyzeRequest {
+                    template: Some(black_box(&template).clone()),
+                    critique: Some(false),
+                    ..Default::default()
+                }))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, render, resolve, huge_templates);
 criterion_main!(benches);

@@ -154,7 +154,8 @@ pub fn version_number(v: u32) -> Result<()> {
     Ok(())
 }
 
-/// Check a free-text field against a maximum length in characters.
+/// Check a free-text field: at most `max` characters, and no NUL character (see
+/// [`no_nul`]).
 pub fn max_len(field: &str, value: &str, max: usize) -> Result<()> {
     if value.len() > max && value.chars().count() > max {
         return Err(Error::invalid(
@@ -162,13 +163,50 @@ pub fn max_len(field: &str, value: &str, max: usize) -> Result<()> {
             format!("is longer than {max} characters"),
         ));
     }
-    Ok(())
+    no_nul(field, value)
 }
 
-/// Check that a JSON value is an object (or null, which counts as empty).
+/// Refuse a NUL character (U+0000) in a text. Postgres stores none in a text or JSON
+/// column while SQLite and memory would, so the one validation layer refuses it for
+/// every backend alike rather than letting one of them answer differently.
+pub fn no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        Err(Error::invalid(
+            field,
+            "must not contain NUL characters (U+0000): no database stores one",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuse a NUL character in any string or key of a JSON value (see [`no_nul`]).
+pub fn json_no_nul(field: &str, value: &serde_json::Value) -> Result<()> {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => false,
+        }
+    }
+    if has_nul(value) {
+        Err(Error::invalid(
+            field,
+            "must not contain NUL characters (U+0000) in any string or key: no database \
+             stores one",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Check that a JSON value is an object (or null, which counts as empty) without NUL
+/// characters (see [`json_no_nul`]).
 pub fn json_object(field: &str, value: &serde_json::Value) -> Result<()> {
     if value.is_object() || value.is_null() {
-        Ok(())
+        json_no_nul(field, value)
     } else {
         Err(Error::invalid(field, "must be a JSON object"))
     }

@@ -319,6 +319,21 @@ impl Error {
                 },
             ),
             Error::Template(t) => with(422, ErrorCode::ValidationFailed, template_details(t)),
+            // Refused before any vendor was asked, for what the call named — no provider
+            // or one that is not configured, no model — the caller's mistake: a 422 on
+            // the field to fix, with the provider's details kept.
+            Error::Provider(p) if p.status.is_none() && caller_field(p.kind).is_some() => with(
+                422,
+                ErrorCode::ValidationFailed,
+                ErrorDetails {
+                    field: caller_field(p.kind).map(str::to_owned),
+                    provider: Some(p.provider.clone()),
+                    kind: Some(p.kind),
+                    status: Some(None),
+                    retryable: Some(false),
+                    ..reason(&p.message)
+                },
+            ),
             Error::Provider(p) => Classified {
                 retry_after: p.retry_after,
                 ..with(
@@ -466,6 +481,17 @@ fn reason(message: &str) -> ErrorDetails {
     ErrorDetails {
         reason: Some(message.to_owned()),
         ..ErrorDetails::default()
+    }
+}
+
+/// The field of the call to fix when a provider error of `kind` was raised before any
+/// vendor was asked: `provider` (none named, or not configured), `model` (none named
+/// and no default).
+fn caller_field(kind: ProviderErrorKind) -> Option<&'static str> {
+    match kind {
+        ProviderErrorKind::NotConfigured => Some("provider"),
+        ProviderErrorKind::InvalidRequest => Some("model"),
+        _ => None,
     }
 }
 

@@ -576,3 +576,73 @@ async fn concurrent_first_calls_seed_once() {
     assert_eq!(p.latest_version, Some(1), "seeded exactly once");
     assert_eq!(tool_runs(&reg, "_tools/remix").await.len(), 8);
 }
+
+/// Templates built to make checks slow are answered quickly: more than
+/// `MAX_TEMPLATE_VARIABLES` distinct variables is refused (creating and analyzing
+/// alike), and text of ~700 KB full of unclosed tags and lone braces — inputs that made
+/// the old scans quadratic, a minute for 100,000 variables — is linted in one pass.
+#[tokio::test]
+async fn huge_templates_are_bounded_and_linear() {
+    use prompt_core::MAX_TEMPLATE_VARIABLES;
+    let reg = registry(ToolsConfig::default(), None).await;
+    let many: String = (0..100_000).map(|i| format!("{{{{v{i}}}}} ")).collect();
+    assert!(many.len() > 700_000);
+    let limit = MAX_TEMPLATE_VARIABLES.to_string();
+    for e in [
+        reg.create_version("huge", NewVersion::new(many.as_str()))
+            .await
+            .unwrap_err(),
+        reg.analyze(AnalyzeRequest {
+            template: Some(many.as_str().into()),
+            critique: Some(false),
+            ..AnalyzeRequest::default()
+        })
+        .await
+        .unwrap_err(),
+    ] {
+        match e {
+            Error::InvalidInput { field, message } => {
+                assert_eq!(field, "template");
+                assert!(message.contains(&limit), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        reg.get_prompt("huge").await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // At the limit: accepted, every variable kept in order of first use.
+    let at_limit: String = (0..MAX_TEMPLATE_VARIABLES)
+        .map(|i| format!("{{{{v{i}}}}} {{{{v0}}}} "))
+        .collect();
+    let v = reg
+        .create_version("wide", NewVersion::new(at_limit.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(v.variables.len(), MAX_TEMPLATE_VARIABLES);
+    assert_eq!(v.variables[0], "v0");
+    assert_eq!(
+        v.variables[MAX_TEMPLATE_VARIABLES - 1],
+        format!("v{}", MAX_TEMPLATE_VARIABLES - 1)
+    );
+
+    for text in [
+        format!("Answer. {}}}", "{ ".repeat(350_000)),
+        format!("Answer. {}", "{{a ".repeat(175_000)),
+        format!("Answer. {}}}}}", "{{x y ".repeat(120_000)),
+        format!("Answer. {}", "{{".repeat(350_000)),
+    ] {
+        let a = reg
+            .analyze(AnalyzeRequest {
+                template: Some(text.as_str().into()),
+                critique: Some(false),
+                ..AnalyzeRequest::default()
+            })
+            .await
+            .unwrap();
+        // Each kind of finding is reported a bounded number of times.
+        assert!(a.lints.len() < 20, "{:?}", a.lints);
+    }
+}

@@ -419,7 +419,6 @@ fn row(status: u16, kind: &'static str, code: &'static str) -> OpenAiRow {
 /// The one table from our classification to OpenAI's conventions. Where OpenAI's
 /// status differs from ours, the row says why.
 fn openai_row(c: &Classified) -> OpenAiRow {
-    use ProviderErrorKind as K;
     let d = &c.details;
     match c.code {
         // A core "not found" on the gateway is the model (a prompt named as a model);
@@ -432,6 +431,10 @@ fn openai_row(c: &Classified) -> OpenAiRow {
         ErrorCode::Conflict => row(409, "invalid_request_error", "conflict"),
         ErrorCode::PreconditionFailed => row(412, "invalid_request_error", "precondition_failed"),
         ErrorCode::Gone => row(410, "invalid_request_error", "gone"),
+        // A provider refused before any vendor was asked (our 422 on `provider` or
+        // `model`): in the gateway the caller named both in `model`, as OpenAI's
+        // provider-error rows below say.
+        ErrorCode::ValidationFailed if d.kind.is_some() => provider_row(c),
         // OpenAI answers invalid values with 400, not 422.
         ErrorCode::ValidationFailed => match d.template_error {
             Some(t) => OpenAiRow {
@@ -462,44 +465,50 @@ fn openai_row(c: &Classified) -> OpenAiRow {
         ErrorCode::MethodNotAllowed => row(405, "invalid_request_error", "method_not_allowed"),
         // An upstream failure keeps the upstream's meaning, so OpenAI SDKs retry (or not)
         // as they would against OpenAI itself: a vendor 429 stays 429, not our 502.
-        ErrorCode::ProviderError => match d.kind {
-            Some(K::RateLimited) => row(429, "rate_limit_error", "rate_limit_exceeded"),
-            Some(K::QuotaExhausted) => row(429, "insufficient_quota", "insufficient_quota"),
-            Some(K::Overloaded) => row(503, "server_error", "upstream_overloaded"),
-            // Refused before any vendor answered (no model to ask for): the caller's
-            // `model` is incomplete, not an upstream's refusal.
-            Some(K::InvalidRequest) if d.status == Some(None) => OpenAiRow {
-                param: Some("model".into()),
-                ..row(400, "invalid_request_error", "invalid_value")
-            },
-            Some(K::InvalidRequest) => {
-                row(400, "invalid_request_error", "upstream_invalid_request")
-            }
-            Some(K::ContextLength) => row(400, "invalid_request_error", "context_length_exceeded"),
-            Some(K::ContentFiltered) => row(400, "invalid_request_error", "content_filter"),
-            // Nothing names a provider (a prompt's config without one): the model the
-            // caller named is misconfigured, not missing.
-            Some(K::NotConfigured) if d.provider.as_deref() == Some("") => OpenAiRow {
-                param: Some("model".into()),
-                ..row(400, "invalid_request_error", "invalid_value")
-            },
-            Some(K::NotConfigured) => OpenAiRow {
-                param: Some("model".into()),
-                ..row(404, "invalid_request_error", "model_not_found")
-            },
-            Some(K::Unsupported) => row(400, "invalid_request_error", "unsupported"),
-            Some(K::Timeout) => row(504, "server_error", "upstream_timeout"),
-            // The vendor refused *our* credentials: the server's fault, not the caller's key.
-            Some(K::Auth) => row(502, "server_error", "upstream_auth"),
-            Some(K::Connection | K::Server | K::MalformedResponse) | None => {
-                row(502, "server_error", "upstream_error")
-            }
-        },
+        ErrorCode::ProviderError => provider_row(c),
         ErrorCode::Unavailable => row(503, "server_error", "unavailable"),
         ErrorCode::InsufficientStorage => row(507, "server_error", "insufficient_storage"),
         ErrorCode::MasterKeyNotConfigured => row(503, "server_error", "master_key_not_configured"),
         ErrorCode::Unsupported => row(501, "invalid_request_error", "unsupported"),
         ErrorCode::Internal | ErrorCode::Unknown => row(500, "server_error", "internal"),
+    }
+}
+
+/// OpenAI's row for a provider failure (an upstream's, or one refused before any vendor
+/// was asked), keyed by its kind.
+fn provider_row(c: &Classified) -> OpenAiRow {
+    use ProviderErrorKind as K;
+    let d = &c.details;
+    match d.kind {
+        Some(K::RateLimited) => row(429, "rate_limit_error", "rate_limit_exceeded"),
+        Some(K::QuotaExhausted) => row(429, "insufficient_quota", "insufficient_quota"),
+        Some(K::Overloaded) => row(503, "server_error", "upstream_overloaded"),
+        // Refused before any vendor answered (no model to ask for): the caller's
+        // `model` is incomplete, not an upstream's refusal.
+        Some(K::InvalidRequest) if d.status == Some(None) => OpenAiRow {
+            param: Some("model".into()),
+            ..row(400, "invalid_request_error", "invalid_value")
+        },
+        Some(K::InvalidRequest) => row(400, "invalid_request_error", "upstream_invalid_request"),
+        Some(K::ContextLength) => row(400, "invalid_request_error", "context_length_exceeded"),
+        Some(K::ContentFiltered) => row(400, "invalid_request_error", "content_filter"),
+        // Nothing names a provider (a prompt's config without one): the model the
+        // caller named is misconfigured, not missing.
+        Some(K::NotConfigured) if d.provider.as_deref() == Some("") => OpenAiRow {
+            param: Some("model".into()),
+            ..row(400, "invalid_request_error", "invalid_value")
+        },
+        Some(K::NotConfigured) => OpenAiRow {
+            param: Some("model".into()),
+            ..row(404, "invalid_request_error", "model_not_found")
+        },
+        Some(K::Unsupported) => row(400, "invalid_request_error", "unsupported"),
+        Some(K::Timeout) => row(504, "server_error", "upstream_timeout"),
+        // The vendor refused *our* credentials: the server's fault, not the caller's key.
+        Some(K::Auth) => row(502, "server_error", "upstream_auth"),
+        Some(K::Connection | K::Server | K::MalformedResponse) | None => {
+            row(502, "server_error", "upstream_error")
+        }
     }
 }
 

@@ -976,8 +976,16 @@ async fn execute_with_mock_provider(app: &TestApp) {
             json!({"variables": {"ticket": "x"}, "provider": "nope"}),
         )
         .await;
+    // The caller named a provider that is not configured: their mistake, a 422 on the
+    // field, never a 5xx; the failed run still records the kind.
+    assert_error(&r, 422, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "provider");
+    assert_eq!(r.body["error"]["details"]["provider"], "nope");
+    assert_eq!(r.body["error"]["details"]["kind"], "not_configured");
     assert!(
-        r.status.is_client_error() || r.status.is_server_error(),
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'nope'")),
         "{}",
         r.text
     );

@@ -364,6 +364,17 @@ impl Registry {
         }
         let sel = Selector::from_parts(req.label.clone(), req.version)?;
         let source = self.resolve(name, &sel).await?;
+        if source.template.is_blank() {
+            // Asking a model to improve nothing gets an answer that is no prompt.
+            return Err(Error::invalid(
+                "version",
+                format!(
+                    "version {} of '{}' has an empty template: there is nothing to optimize; \
+                     write a first draft as a new version",
+                    source.version, source.prompt
+                ),
+            ));
+        }
         let expect = answer::Expect {
             kind: Some(source.kind),
             format: source.template_format,

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{MAX_TEMPLATE_BYTES, Role, Template};
+use crate::domain::{MAX_TEMPLATE_BYTES, Role, Template, VariableList};
 use crate::error::{Error, Result};
 use crate::template::{self, TemplateFormat};
 
@@ -106,6 +106,40 @@ fn is_ident(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// The next occurrence of `needle` at or after a position that only moves forward,
+/// remembered between calls: a scan that asks for it after every tag stays linear in
+/// the text instead of searching the same stretch again each time.
+struct NextMatch<'t> {
+    text: &'t str,
+    needle: &'static str,
+    /// The last answer: `Some(None)` once there is no occurrence left.
+    found: Option<Option<usize>>,
+}
+
+impl<'t> NextMatch<'t> {
+    fn new(text: &'t str, needle: &'static str) -> Self {
+        NextMatch {
+            text,
+            needle,
+            found: None,
+        }
+    }
+
+    /// The byte offset of the first occurrence at or after `from` (a char boundary, never
+    /// smaller than in the previous call).
+    fn at_or_after(&mut self, from: usize) -> Option<usize> {
+        match self.found {
+            Some(None) => None,
+            Some(Some(p)) if p >= from => Some(p),
+            _ => {
+                let p = self.text[from..].find(self.needle).map(|o| from + o);
+                self.found = Some(p);
+                p
+            }
+        }
+    }
+}
+
 struct Lints(Vec<Lint>);
 
 impl Lints {
@@ -141,6 +175,8 @@ fn config_wants_json(config: &Value) -> bool {
 /// adjacent variables.
 fn mustache_tags(text: &str, at: &str, lints: &mut Lints) {
     let bytes = text.as_bytes();
+    let mut newlines = NextMatch::new(text, "\n");
+    let mut closes = NextMatch::new(text, "}}");
     let mut pos = 0;
     let mut reported = 0;
     while let Some(off) = text[pos..].find("{{") {
@@ -154,8 +190,12 @@ fn mustache_tags(text: &str, at: &str, lints: &mut Lints) {
             continue;
         }
         let rest = &text[start + 2..];
-        let line_end = rest.find('\n').unwrap_or(rest.len());
-        let Some(close) = rest[..line_end].find("}}") else {
+        let line_end = newlines.at_or_after(start + 2).unwrap_or(text.len());
+        let Some(close) = closes
+            .at_or_after(start + 2)
+            .filter(|&c| c < line_end)
+            .map(|c| c - (start + 2))
+        else {
             if reported < 5 {
                 let snippet: String = text[start..].chars().take(30).collect();
                 lints.push(
@@ -214,12 +254,13 @@ fn mustache_tags(text: &str, at: &str, lints: &mut Lints) {
 /// The first two variable tags with no character between them (`{{a}}{{b}}`).
 fn adjacent_pair(text: &str) -> Option<(String, String)> {
     let bytes = text.as_bytes();
+    let mut closes = NextMatch::new(text, "}}");
     let mut prev: Option<(usize, &str)> = None;
     let mut i = 0;
     while let Some(off) = text[i..].find("{{") {
         let start = i + off;
         let rest = &text[start + 2..];
-        let close = rest.find("}}")?;
+        let close = closes.at_or_after(start + 2)? - (start + 2);
         let name = rest[..close].trim();
         if is_ident(name) && !(start > 0 && bytes[start - 1] == b'\\') {
             if let Some((end, p)) = prev
@@ -247,8 +288,16 @@ fn single_braces(text: &str, at: &str, lints: &mut Lints) {
         if (start > 0 && bytes[start - 1] == b'{') || bytes.get(start + 1) == Some(&b'{') {
             continue;
         }
+        // The name runs to the first byte that cannot be in one; only a `}` there makes
+        // a placeholder (scanning no further keeps this linear in the text).
         let rest = &text[start + 1..];
-        let Some(close) = rest.find('}') else { break };
+        let close = rest
+            .bytes()
+            .position(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
+            .unwrap_or(rest.len());
+        if rest.as_bytes().get(close) != Some(&b'}') {
+            continue;
+        }
         let inner = &rest[..close];
         if is_ident(inner)
             && bytes.get(start + 1 + close + 1) != Some(&b'}')
@@ -329,27 +378,24 @@ pub(crate) fn analyze(
     };
 
     // Variables, in order of first use; syntax errors are findings, not failures.
-    let mut variables: Vec<String> = Vec::new();
+    // Too many variables is refused as creating the version would be, not a finding.
+    let mut variables = VariableList::default();
     for (at, text) in &parts {
         match template::variables(text, format) {
-            Ok(vs) => {
-                for v in vs {
-                    if !variables.contains(&v) {
-                        variables.push(v);
-                    }
-                }
-            }
+            Ok(vs) => variables.extend(vs)?,
             Err(e) => lints.push("syntax_error", Severity::Error, e.to_string(), Some(at)),
         }
     }
     // The variables of message placeholders (after the others).
     if let Template::Chat(m) = template {
-        for m in m.iter().filter(|m| m.role == Role::Placeholder) {
-            if !variables.contains(&m.content) {
-                variables.push(m.content.clone());
-            }
-        }
+        variables.extend(
+            m.iter()
+                .filter(|m| m.role == Role::Placeholder)
+                .map(|m| m.content.clone()),
+        )?;
     }
+    let variables = variables.into_vec();
+    let used: std::collections::HashSet<&str> = variables.iter().map(String::as_str).collect();
 
     // Shape.
     match template {
@@ -489,7 +535,7 @@ pub(crate) fn analyze(
             }
         }
         for d in valid {
-            if !variables.iter().any(|v| v == d) {
+            if !used.contains(d) {
                 lints.push(
                     "unused_variable",
                     Severity::Warning,
@@ -541,16 +587,17 @@ pub(crate) fn analyze(
     }
 
     // Whole-template checks.
+    let empty: template::Variables = variables
+        .iter()
+        .map(|v| (v.clone(), Value::String(String::new())))
+        .collect();
     let literal: String = parts
         .iter()
         .map(|(_, t)| {
-            let mut vars = template::Variables::new();
-            for v in &variables {
-                vars.insert(v.clone(), Value::String(String::new()));
-            }
+            let vars = &empty;
             match format {
                 TemplateFormat::Mustache => {
-                    template::render_mustache(t, &vars).unwrap_or_else(|_| (*t).to_owned())
+                    template::render_mustache(t, vars).unwrap_or_else(|_| (*t).to_owned())
                 }
                 TemplateFormat::Jinja => (*t).to_owned(),
             }

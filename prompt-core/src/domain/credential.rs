@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::validate;
 
 /// Which wire protocol a stored provider speaks.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -177,6 +178,7 @@ impl ProviderCredential {
         if !self.default_params.is_object() {
             return Err(Error::invalid("default_params", "must be a JSON object"));
         }
+        validate::json_no_nul("default_params", &self.default_params)?;
         if self.kind == ProviderKind::OpenaiCompatible && self.base_url.is_none() {
             return Err(Error::invalid(
                 "base_url",

@@ -7,6 +7,39 @@ use serde_json::Value;
 use super::*;
 use crate::error::{Error, Result};
 use crate::template::{self, TemplateFormat, Variables};
+use crate::validate;
+
+/// The variables of a template in order of first use, without duplicates, refused above
+/// [`MAX_TEMPLATE_VARIABLES`]. Adding one is O(1), so collecting a template's variables
+/// stays linear in its size (a `Vec::contains` per variable made a 100,000-variable
+/// template take a minute).
+#[derive(Debug, Default)]
+pub(crate) struct VariableList(indexmap::IndexSet<String>);
+
+impl VariableList {
+    /// Add `names` (those already present are skipped); `InvalidInput` on `template`
+    /// once there are more than [`MAX_TEMPLATE_VARIABLES`].
+    pub(crate) fn extend(&mut self, names: impl IntoIterator<Item = String>) -> Result<()> {
+        for n in names {
+            self.0.insert(n);
+            if self.0.len() > MAX_TEMPLATE_VARIABLES {
+                return Err(Error::invalid(
+                    "template",
+                    format!(
+                        "uses more than {MAX_TEMPLATE_VARIABLES} distinct variables; the \
+                         maximum is {MAX_TEMPLATE_VARIABLES}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The variables, in order of first use.
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        self.0.into_iter().collect()
+    }
+}
 
 /// The role of a chat message.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -173,16 +206,26 @@ impl Template {
         }
     }
 
+    /// Whether there is nothing to send: a blank text, or chat messages all blank (a
+    /// placeholder counts as content). Versions created before empty templates were
+    /// refused may still hold one.
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Template::Text(t) => t.trim().is_empty(),
+            Template::Chat(m) => m
+                .iter()
+                .all(|m| m.role != Role::Placeholder && m.content.trim().is_empty()),
+        }
+    }
+
     /// Validate size and shape; return the variables used, in order of first use.
+    ///
+    /// Refused: a text template that is empty or only whitespace (a model would get no
+    /// prompt, and the authoring aids nothing to work on), a chat template without
+    /// messages, more than [`MAX_TEMPLATE_BYTES`] bytes or more than
+    /// [`MAX_TEMPLATE_VARIABLES`] distinct variables. Linear in the template's size.
     pub fn check(&self, format: TemplateFormat) -> Result<Vec<String>> {
-        let mut vars: Vec<String> = Vec::new();
-        let mut add = |found: Vec<String>| {
-            for v in found {
-                if !vars.contains(&v) {
-                    vars.push(v);
-                }
-            }
-        };
+        let mut vars = VariableList::default();
         let syntax =
             |field: String, e: crate::error::TemplateError| Error::invalid(field, e.to_string());
         match self {
@@ -193,7 +236,16 @@ impl Template {
                         format!("is {} bytes; the maximum is {MAX_TEMPLATE_BYTES}", t.len()),
                     ));
                 }
-                add(template::variables(t, format).map_err(|e| syntax("template".into(), e))?);
+                validate::no_nul("template", t)?;
+                if t.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "template",
+                        "is empty: a model would get no prompt at all",
+                    ));
+                }
+                vars.extend(
+                    template::variables(t, format).map_err(|e| syntax("template".into(), e))?,
+                )?;
             }
             Template::Chat(msgs) => {
                 if msgs.is_empty() {
@@ -212,15 +264,18 @@ impl Template {
                 for (i, m) in msgs.iter().enumerate() {
                     if m.role == Role::Placeholder {
                         validate_placeholder_name(&format!("template[{i}].content"), &m.content)?;
-                        add(vec![m.content.clone()]);
+                        vars.extend([m.content.clone()])?;
                         continue;
                     }
-                    add(template::variables(&m.content, format)
-                        .map_err(|e| syntax(format!("template[{i}].content"), e))?);
+                    validate::no_nul(&format!("template[{i}].content"), &m.content)?;
+                    vars.extend(
+                        template::variables(&m.content, format)
+                            .map_err(|e| syntax(format!("template[{i}].content"), e))?,
+                    )?;
                 }
             }
         }
-        Ok(vars)
+        Ok(vars.into_vec())
     }
 
     /// Render with `vars`. Every missing variable of every message is reported at once.

@@ -48,6 +48,9 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_COMMIT_MESSAGE_LEN: usize = 2_000;
 /// Largest template accepted, in bytes (all messages together).
 pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
+/// Most distinct variables a template may use (all messages together). Far above what
+/// a prompt needs; it bounds the work of checking, linting and rendering one.
+pub const MAX_TEMPLATE_VARIABLES: usize = 1_000;
 
 fn normalize_tags(tags: Vec<String>) -> Result<Vec<String>> {
     if tags.len() > MAX_TAGS {

@@ -144,6 +144,8 @@ pub fn check_preferences(prefs: &Map<String, Value>) -> Result<(), ApiError> {
         if k.is_empty() || k.len() > 64 {
             return Err(ApiError::invalid(field, "keys are 1 to 64 characters"));
         }
+        prompt_core::validate::no_nul("preferences", k)?;
+        prompt_core::validate::json_no_nul(&field, v)?;
         match k.as_str() {
             "theme" => match v.as_str() {
                 Some("light" | "dark" | "system") => {}

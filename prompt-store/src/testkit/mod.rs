@@ -33,6 +33,7 @@ mod prompts;
 mod runs;
 #[cfg(feature = "sqlite")]
 mod small_disk;
+mod values;
 mod webhooks;
 
 pub use backends::*;
@@ -43,6 +44,7 @@ pub use prompts::*;
 pub use runs::*;
 #[cfg(feature = "sqlite")]
 pub use small_disk::*;
+pub use values::*;
 pub use webhooks::*;
 
 /// What a backend can do through the store traits; the suite skips what it cannot,
@@ -251,6 +253,8 @@ macro_rules! behaviour_suite {
             events_in_commit_order_under_concurrency,
             events_prune_gone_and_wakeups,
             events_member_changed,
+            json_edge_values_read_back,
+            nul_characters_refused_alike,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

@@ -305,9 +305,7 @@ impl NewRun {
             ("input", &self.input),
             ("metadata", &self.metadata),
         ] {
-            if has_nul(v) {
-                return Err(Error::invalid(field, "must not contain NUL characters"));
-            }
+            validate::json_no_nul(field, v)?;
         }
         validate::json_object("variables", &self.variables)?;
         validate::json_object("metadata", &self.metadata)?;
@@ -516,9 +514,6 @@ fn check_outcome(
         }
         validate::max_len("error.kind", &e.kind, 100)?;
         validate::max_len("error.message", &e.message, 100_000)?;
-        if e.kind.contains('\0') || e.message.contains('\0') {
-            return Err(Error::invalid("error", "must not contain NUL characters"));
-        }
     }
     if let Some(c) = cost_usd
         && c.is_sign_negative()
@@ -532,9 +527,7 @@ fn check_outcome(
                 format!("is {} bytes; the maximum is {MAX_OUTPUT_BYTES}", o.len()),
             ));
         }
-        if o.contains('\0') {
-            return Err(Error::invalid("output", "must not contain NUL characters"));
-        }
+        validate::no_nul("output", o)?;
     }
     Ok(())
 }
@@ -545,9 +538,7 @@ impl RunUpdate {
     pub fn validate(&self) -> Result<()> {
         check_outcome(self.error.as_ref(), self.cost_usd, self.output.as_deref())?;
         if let Some(input) = &self.input {
-            if has_nul(input) {
-                return Err(Error::invalid("input", "must not contain NUL characters"));
-            }
+            validate::json_no_nul("input", input)?;
             let size = json_size(input);
             if size > MAX_JSON_BYTES {
                 return Err(Error::invalid(
@@ -557,17 +548,6 @@ impl RunUpdate {
             }
         }
         Ok(())
-    }
-}
-
-/// Whether a NUL character is in any string or key of `v` (no database stores one).
-fn has_nul(v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
