@@ -19,18 +19,67 @@ pub struct Opened {
     pub backend: Backend,
 }
 
+/// How the service opens its backend (see [`open_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// How long a label lookup is served from the cache; zero: no cache at all.
+    pub cache_ttl: Duration,
+    /// How long an API key is served from the cache; zero: not cached.
+    pub key_ttl: Duration,
+    /// How long the last answers of resolves and key lookups are kept to answer while
+    /// the database is unavailable (stale-if-error); zero: never.
+    pub stale_if_error: Duration,
+    /// How long an operation waits for a Postgres connection before `Unavailable`
+    /// (`None`: the backend's default, 1 s).
+    pub acquire_timeout: Option<Duration>,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        let cache = CacheConfig::default();
+        BackendSettings {
+            cache_ttl: cache.label_ttl(),
+            key_ttl: Duration::from_millis(cache.key_ttl_ms),
+            stale_if_error: Duration::from_millis(cache.stale_if_error_ms),
+            acquire_timeout: None,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Open the backend of `url` (applying migrations) with a label cache of `cache_ttl`
-/// (none when zero) that also caches API keys for `key_ttl` (not when zero). On
-/// Postgres the cache also listens for invalidations (and revocations) from other
-/// instances.
+/// (none when zero) that also caches API keys for `key_ttl` (not when zero), and the
+/// other settings at their defaults. See [`open_with`].
 pub async fn open(url: &str, cache_ttl: Duration, key_ttl: Duration) -> Result<Opened> {
-    let backend = prompt_store::open_with(url, &OpenOptions::default()).await?;
-    let cache = if cache_ttl.is_zero() {
+    open_with(
+        url,
+        &BackendSettings {
+            cache_ttl,
+            key_ttl,
+            ..BackendSettings::default()
+        },
+    )
+    .await
+}
+
+/// Open the backend of `url` (applying migrations) as `settings` say. On Postgres the
+/// cache also listens for invalidations (and revocations) from other instances.
+pub async fn open_with(url: &str, settings: &BackendSettings) -> Result<Opened> {
+    let options = OpenOptions {
+        acquire_timeout: settings.acquire_timeout,
+        ..OpenOptions::default()
+    };
+    let backend = prompt_store::open_with(url, &options).await?;
+    let cache = if settings.cache_ttl.is_zero() {
         None
     } else {
         let config = CacheConfig {
-            label_ttl_ms: u64::try_from(cache_ttl.as_millis()).unwrap_or(u64::MAX),
-            key_ttl_ms: u64::try_from(key_ttl.as_millis()).unwrap_or(u64::MAX),
+            label_ttl_ms: millis(settings.cache_ttl),
+            key_ttl_ms: millis(settings.key_ttl),
+            stale_if_error_ms: millis(settings.stale_if_error),
             ..CacheConfig::default()
         };
         config.validate()?;

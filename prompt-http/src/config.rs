@@ -69,6 +69,25 @@ pub struct ServeArgs {
         default_value_t = 5_000
     )]
     pub key_cache_ttl_ms: u64,
+    /// Stale-if-error: seconds the last answer of a resolve (and of an API key lookup)
+    /// is kept to answer while the database is unavailable, marked with the response
+    /// header `x-prompt-registry-stale: AGE_SECONDS` (0: never; needs the cache).
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_STALE_IF_ERROR_SECS",
+        default_value_t = 3_600
+    )]
+    pub stale_if_error_secs: u64,
+    /// Milliseconds an operation waits for a Postgres connection (including making
+    /// one) before answering 503. While the database is down, requests fail this fast;
+    /// once the cache's probe has found it down, at once.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub db_acquire_timeout_ms: u64,
     /// Comma-separated labels only admin keys may set or delete.
     #[arg(
         long,

@@ -140,16 +140,22 @@ fn init_logs(format: LogFormat) {
 
 async fn open_cached(
     db: &DatabaseArgs,
-    cache_ttl: Duration,
-    key_ttl: Duration,
+    settings: &prompt_http::backend::BackendSettings,
 ) -> Result<Opened, String> {
-    prompt_http::backend::open(&db.database_url, cache_ttl, key_ttl)
+    prompt_http::backend::open_with(&db.database_url, settings)
         .await
         .map_err(|e| format!("cannot open the database (DATABASE_URL / --database-url): {e}"))
 }
 
 async fn open(db: &DatabaseArgs) -> Result<(Arc<dyn PromptStore>, Arc<dyn RunLog>), String> {
-    let o = open_cached(db, Duration::ZERO, Duration::ZERO).await?;
+    let o = open_cached(
+        db,
+        &prompt_http::backend::BackendSettings {
+            cache_ttl: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok((o.store, o.runs))
 }
 
@@ -216,8 +222,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let opened = open_cached(
                 &args.db,
-                Duration::from_secs(args.cache_ttl_secs),
-                Duration::from_millis(args.key_cache_ttl_ms),
+                &prompt_http::backend::BackendSettings {
+                    cache_ttl: Duration::from_secs(args.cache_ttl_secs),
+                    key_ttl: Duration::from_millis(args.key_cache_ttl_ms),
+                    stale_if_error: Duration::from_secs(args.stale_if_error_secs),
+                    acquire_timeout: Some(Duration::from_millis(args.db_acquire_timeout_ms)),
+                },
             )
             .await?;
             let store = opened.store.clone();

@@ -13,11 +13,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::state::AppState;
+
+/// The header of an answer given from the cache while the database was unavailable
+/// (stale-if-error): the age in seconds of what was served.
+pub const STALE_HEADER: &str = "x-prompt-registry-stale";
 
 /// How long a storage failure keeps `/readyz` at 503 when no write follows it.
 pub const FAILING_HOLD: Duration = Duration::from_secs(30);
@@ -70,9 +74,18 @@ fn failure_kind(status: StatusCode) -> Option<&'static str> {
 /// Middleware: watch the answers to writes (every method but `GET`, `HEAD` and
 /// `OPTIONS`): a 507 marks the storage as failing, a success clears the mark, and
 /// server-side failures are counted by kind.
+///
+/// Also marks an answer given (in part) from a stale cache entry because the database
+/// was unavailable (stale-if-error) with [`STALE_HEADER`]: the age in seconds of the
+/// oldest such entry.
 pub async fn track_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let resp = next.run(req).await;
+    let (mut resp, stale) = prompt_store::cache::watch_stale(next.run(req)).await;
+    if let Some(age) = stale {
+        resp.headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from(age.as_secs()));
+        metrics::counter!("prompt_registry_stale_answers_total").increment(1);
+    }
     if !write {
         return resp;
     }

@@ -97,6 +97,9 @@ pub struct OpenOptions {
     pub run_migrations: bool,
     /// Pool size; `None` keeps the backend's default.
     pub max_connections: Option<u32>,
+    /// How long an operation waits for a Postgres connection (including making one)
+    /// before failing with `Unavailable`; `None` keeps the default (1 s).
+    pub acquire_timeout: Option<std::time::Duration>,
     /// Put a [`CachedStore`] in front of the prompt store (on Postgres it also listens
     /// for invalidations from other instances, on a task of the current Tokio runtime).
     pub cache: Option<CacheConfig>,
@@ -107,6 +110,7 @@ impl Default for OpenOptions {
         OpenOptions {
             run_migrations: true,
             max_connections: None,
+            acquire_timeout: None,
             cache: None,
         }
     }
@@ -278,6 +282,7 @@ pub async fn migrate(url: &str) -> Result<MigrationReport> {
     let options = OpenOptions {
         run_migrations: false,
         max_connections: Some(2),
+        acquire_timeout: None,
         cache: None,
     };
     let backend = match scheme_of(url)? {
@@ -297,6 +302,7 @@ pub async fn revert(url: &str, count: u32) -> Result<RevertReport> {
     let options = OpenOptions {
         run_migrations: false,
         max_connections: Some(2),
+        acquire_timeout: None,
         cache: None,
     };
     let backend = match scheme_of(url)? {
@@ -383,6 +389,9 @@ async fn connect_postgres(url: &str, options: &OpenOptions, check: bool) -> Resu
     config.run_migrations = options.run_migrations;
     if let Some(n) = options.max_connections {
         config.max_connections = n;
+    }
+    if let Some(t) = options.acquire_timeout {
+        config.acquire_timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
     }
     let s = if check {
         PostgresStore::open(config).await?

@@ -23,9 +23,14 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// How long `/readyz` waits for the database's answer.
+pub const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(900);
+
 /// The database answers and takes writes.
 ///
-/// 503 while writes are refused for a full or failing disk, until one succeeds again.
+/// 503 while writes are refused for a full or failing disk, until one succeeds again,
+/// and while the database does not answer (within a second, at once once it is known
+/// to be down).
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -41,13 +46,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         return crate::error::ApiError::Core(prompt_core::Error::unavailable("run writer stopped"))
             .into_response();
     }
-    match state.store.ping().await {
-        Ok(()) => Json(Health { status: "ok" }).into_response(),
-        Err(e) => {
+    // Always an answer within a second: a database that does not answer in time is
+    // not ready (and a ping that fails makes the cache's probe find out whether it is
+    // down, after which this answers at once).
+    let ping = tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(Health { status: "ok" }).into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             crate::error::ApiError::Core(prompt_core::Error::unavailable(e.to_string()))
                 .into_response()
         }
+        Err(_) => crate::error::ApiError::Core(prompt_core::Error::unavailable(format!(
+            "the database did not answer a ping within {} ms",
+            READY_PING_TIMEOUT.as_millis()
+        )))
+        .into_response(),
     }
 }
 

@@ -26,6 +26,11 @@ pub struct CacheConfig {
     /// when another process revokes on SQLite (e.g. `prompt-registry keys revoke` next
     /// to a running server).
     pub key_ttl_ms: u64,
+    /// Stale-if-error: how long the last answer of a `resolve` or of a key lookup is
+    /// kept to answer it while the database is unavailable, in milliseconds (default
+    /// 3 600 000, an hour; 0 turns it off). Such answers are marked (see
+    /// [`super::watch_stale`]). A revocation empties the stale keys at once.
+    pub stale_if_error_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -35,6 +40,7 @@ impl Default for CacheConfig {
             max_versions: 10_000,
             max_labels: 10_000,
             key_ttl_ms: 5_000,
+            stale_if_error_ms: 3_600_000,
         }
     }
 }

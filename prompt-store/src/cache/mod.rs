@@ -22,6 +22,7 @@
 //! otherwise cache it after the invalidation: it carries the old generation.
 
 mod config;
+mod outage;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -33,12 +34,14 @@ use moka::sync::Cache;
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
 };
 use uuid::Uuid;
 
 pub use config::CacheConfig;
+use outage::Outage;
+pub use outage::{OUTAGE_RETRY_AFTER, PROBE_INTERVAL, PROBE_TIMEOUT, watch_stale};
 
 /// How many generation counters prompts are spread over. Two prompts sharing one only
 /// cost each other a cache miss when either is written.
@@ -66,6 +69,14 @@ struct Entry {
     stamp: Stamp,
 }
 
+/// The last answer read from the database for a lookup, kept for
+/// [`CacheConfig::stale_if_error_ms`] to answer it while the database is unavailable.
+#[derive(Clone)]
+struct LastGood<T> {
+    value: T,
+    read_at: std::time::Instant,
+}
+
 #[derive(Clone)]
 struct KeyEntry {
     record: ApiKeyRecord,
@@ -79,6 +90,10 @@ type LabelKey = (Uuid, String, String);
 struct State {
     by_version: Cache<VersionKey, Entry>,
     by_label: Cache<LabelKey, Entry>,
+    /// Every resolve's last answer (by label and by number), for stale-if-error.
+    last_good: Option<Cache<(Uuid, String, Selector), LastGood<Arc<PromptVersion>>>>,
+    /// Every key lookup's last answer, for stale-if-error; emptied by revocations.
+    last_good_keys: Option<Cache<String, LastGood<ApiKeyRecord>>>,
     /// API keys by hash (absent when key caching is off).
     keys: Option<Cache<String, KeyEntry>>,
     /// Bumped by every revocation (here or notified): older key entries are misses.
@@ -119,6 +134,9 @@ impl State {
         if let Some(k) = &self.keys {
             k.invalidate_all();
         }
+        if let Some(k) = &self.last_good_keys {
+            k.invalidate_all();
+        }
     }
 
     fn key_stamp(&self) -> Stamp {
@@ -134,7 +152,25 @@ impl State {
         if let Some(k) = &self.keys {
             k.invalidate_all();
         }
+        // A revoked key must not come back from the stale copies either.
+        if let Some(k) = &self.last_good_keys {
+            k.invalidate_all();
+        }
     }
+}
+
+/// The cache of last answers kept `ttl_ms` for stale-if-error (none when 0).
+fn stale_cache<K, V>(ttl_ms: u64, max: u64) -> Option<Cache<K, V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    (ttl_ms > 0).then(|| {
+        Cache::builder()
+            .max_capacity(max.max(1))
+            .time_to_live(std::time::Duration::from_millis(ttl_ms))
+            .build()
+    })
 }
 
 /// A handle that invalidates a [`CachedStore`] from outside, e.g. from a listener of
@@ -200,6 +236,8 @@ pub struct CachedStore {
     inner: Arc<dyn PromptStore>,
     state: Arc<State>,
     config: CacheConfig,
+    /// Whether the database is down (see [`outage`]).
+    outage: Arc<Outage>,
     /// Whatever feeds invalidations from other processes; dropped with the cache.
     listener: Option<Box<dyn std::any::Any + Send + Sync>>,
     #[cfg(feature = "postgres")]
@@ -239,6 +277,15 @@ impl CachedStore {
             state: Arc::new(State {
                 by_version,
                 by_label,
+                last_good: stale_cache(
+                    config.stale_if_error_ms,
+                    config.max_versions.saturating_add(config.max_labels),
+                ),
+                last_good_keys: if config.key_ttl_ms > 0 {
+                    stale_cache(config.stale_if_error_ms, config.max_labels)
+                } else {
+                    None
+                },
                 keys,
                 key_generation: AtomicU64::new(0),
                 epoch: AtomicU64::new(0),
@@ -250,6 +297,7 @@ impl CachedStore {
                 flushes: AtomicU64::new(0),
             }),
             config,
+            outage: Arc::default(),
             listener: None,
             #[cfg(feature = "postgres")]
             pg_listener: None,
@@ -360,6 +408,24 @@ impl CachedStore {
             .insert((project, v.prompt.clone(), v.version), entry);
     }
 
+    /// Run an operation of the inner store: refused at once while the database is down;
+    /// an `Unavailable` answer makes the layer check whether it is (see [`outage`]).
+    async fn guarded<T>(&self, op: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        if let Some(since) = self.outage.down_since() {
+            return Err(self.outage.refused(since));
+        }
+        let r = op.await;
+        self.outage.observe(&r, &self.inner);
+        r
+    }
+
+    /// Since when the database has not answered, if it does not (found by the probe an
+    /// `Unavailable` error starts). Meanwhile every operation but the stale-served
+    /// `resolve` and key lookups is refused at once with `Unavailable`.
+    pub fn database_down_since(&self) -> Option<std::time::Instant> {
+        self.outage.down_since()
+    }
+
     /// After a write to `name` (successful or not: a failed write may still have
     /// committed, e.g. when the connection broke during the commit).
     fn wrote(&self, project: Uuid, name: &str) {
@@ -374,30 +440,30 @@ impl PromptStore for CachedStore {
     }
 
     async fn create_project(&self, name: &str) -> Result<Project> {
-        self.inner.create_project(name).await
+        self.guarded(self.inner.create_project(name)).await
     }
 
     async fn project_by_name(&self, name: &str) -> Result<Project> {
-        self.inner.project_by_name(name).await
+        self.guarded(self.inner.project_by_name(name)).await
     }
 
     async fn project_by_id(&self, id: Uuid) -> Result<Project> {
-        self.inner.project_by_id(id).await
+        self.guarded(self.inner.project_by_id(id)).await
     }
 
     async fn ensure_project(&self, name: &str) -> Result<Project> {
-        self.inner.ensure_project(name).await
+        self.guarded(self.inner.ensure_project(name)).await
     }
 
     async fn create_prompt(&self, project: Uuid, new: NewPrompt) -> Result<Prompt> {
         let name = new.name.clone();
-        let r = self.inner.create_prompt(project, new).await;
+        let r = self.guarded(self.inner.create_prompt(project, new)).await;
         self.wrote(project, &name);
         r
     }
 
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt> {
-        self.inner.get_prompt(project, name).await
+        self.guarded(self.inner.get_prompt(project, name)).await
     }
 
     async fn list_prompts(
@@ -406,7 +472,8 @@ impl PromptStore for CachedStore {
         filter: &PromptFilter,
         page: &PageRequest,
     ) -> Result<Page<Prompt>> {
-        self.inner.list_prompts(project, filter, page).await
+        self.guarded(self.inner.list_prompts(project, filter, page))
+            .await
     }
 
     async fn update_prompt(
@@ -417,15 +484,14 @@ impl PromptStore for CachedStore {
         if_match: Option<&str>,
     ) -> Result<Prompt> {
         let r = self
-            .inner
-            .update_prompt(project, name, update, if_match)
+            .guarded(self.inner.update_prompt(project, name, update, if_match))
             .await;
         self.wrote(project, name);
         r
     }
 
     async fn archive_prompt(&self, project: Uuid, name: &str) -> Result<()> {
-        let r = self.inner.archive_prompt(project, name).await;
+        let r = self.guarded(self.inner.archive_prompt(project, name)).await;
         self.wrote(project, name);
         r
     }
@@ -436,7 +502,9 @@ impl PromptStore for CachedStore {
         name: &str,
         new: NewVersion,
     ) -> Result<PromptVersion> {
-        let r = self.inner.create_version(project, name, new).await;
+        let r = self
+            .guarded(self.inner.create_version(project, name, new))
+            .await;
         self.wrote(project, name);
         r
     }
@@ -447,7 +515,8 @@ impl PromptStore for CachedStore {
         name: &str,
         page: &PageRequest,
     ) -> Result<Page<PromptVersion>> {
-        self.inner.list_versions(project, name, page).await
+        self.guarded(self.inner.list_versions(project, name, page))
+            .await
     }
 
     async fn resolve(
@@ -464,13 +533,50 @@ impl PromptStore for CachedStore {
             return Ok(PromptVersion::clone(&v));
         }
         self.state.misses.fetch_add(1, Ordering::Relaxed);
-        let v = self.inner.resolve(project, name, selector).await?;
-        self.remember(project, selector, &v, stamp);
-        Ok(v)
+        let last_key = || (project, name.to_owned(), selector.clone());
+        let r = match self.outage.down_since() {
+            Some(since) => Err(self.outage.refused(since)),
+            None => {
+                let r = self.inner.resolve(project, name, selector).await;
+                self.outage.observe(&r, &self.inner);
+                r
+            }
+        };
+        match r {
+            Ok(v) => {
+                self.remember(project, selector, &v, stamp);
+                if let Some(last) = &self.state.last_good {
+                    last.insert(
+                        last_key(),
+                        LastGood {
+                            value: Arc::new(v.clone()),
+                            read_at: std::time::Instant::now(),
+                        },
+                    );
+                }
+                Ok(v)
+            }
+            // Stale-if-error: the database does not answer; the last answer does.
+            Err(e @ Error::Unavailable { .. }) => {
+                match self
+                    .state
+                    .last_good
+                    .as_ref()
+                    .and_then(|l| l.get(&last_key()))
+                {
+                    Some(last) => {
+                        outage::served_stale(last.read_at.elapsed());
+                        Ok(PromptVersion::clone(&last.value))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
-        self.inner.version_by_id(project, id).await
+        self.guarded(self.inner.version_by_id(project, id)).await
     }
 
     async fn set_label(
@@ -483,8 +589,10 @@ impl PromptStore for CachedStore {
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let r = self
-            .inner
-            .set_label(project, name, label, version, expect, actor)
+            .guarded(
+                self.inner
+                    .set_label(project, name, label, version, expect, actor),
+            )
             .await;
         self.wrote(project, name);
         r
@@ -499,8 +607,7 @@ impl PromptStore for CachedStore {
         actor: Option<&str>,
     ) -> Result<LabelMove> {
         let r = self
-            .inner
-            .delete_label(project, name, label, expect, actor)
+            .guarded(self.inner.delete_label(project, name, label, expect, actor))
             .await;
         self.wrote(project, name);
         r
@@ -512,7 +619,16 @@ impl PromptStore for CachedStore {
         ops: Vec<BatchOp>,
     ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
         let names: Vec<String> = ops.iter().map(|op| op.prompt_name().to_owned()).collect();
+        if let Some(since) = self.outage.down_since() {
+            return Err(self.outage.refused(since).into());
+        }
         let r = self.inner.apply_batch(project, ops).await;
+        if let Err(f) = &r
+            && matches!(f.error, Error::Unavailable { .. })
+        {
+            self.outage
+                .observe::<()>(&Err(f.error.clone()), &self.inner);
+        }
         for name in &names {
             self.wrote(project, name);
         }
@@ -526,16 +642,17 @@ impl PromptStore for CachedStore {
         label: &str,
         page: &PageRequest,
     ) -> Result<Page<LabelMove>> {
-        self.inner.label_history(project, name, label, page).await
+        self.guarded(self.inner.label_history(project, name, label, page))
+            .await
     }
 
     async fn create_api_key(&self, record: ApiKeyRecord) -> Result<ApiKeyRecord> {
-        self.inner.create_api_key(record).await
+        self.guarded(self.inner.create_api_key(record)).await
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<ApiKeyRecord> {
         let Some(keys) = &self.state.keys else {
-            return self.inner.api_key_by_hash(hash).await;
+            return self.guarded(self.inner.api_key_by_hash(hash)).await;
         };
         let stamp = self.state.key_stamp();
         if let Some(e) = keys.get(hash)
@@ -543,7 +660,29 @@ impl PromptStore for CachedStore {
         {
             return Ok(e.record);
         }
-        let record = self.inner.api_key_by_hash(hash).await?;
+        let record = match self.guarded(self.inner.api_key_by_hash(hash)).await {
+            Ok(r) => r,
+            Err(e @ Error::Unavailable { .. }) => {
+                let last = self.state.last_good_keys.as_ref().and_then(|l| l.get(hash));
+                return match last {
+                    Some(last) => {
+                        outage::served_stale(last.read_at.elapsed());
+                        Ok(last.value)
+                    }
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(last) = &self.state.last_good_keys {
+            last.insert(
+                hash.to_owned(),
+                LastGood {
+                    value: record.clone(),
+                    read_at: std::time::Instant::now(),
+                },
+            );
+        }
         keys.insert(
             hash.to_owned(),
             KeyEntry {
@@ -555,11 +694,11 @@ impl PromptStore for CachedStore {
     }
 
     async fn list_api_keys(&self, project: Uuid) -> Result<Vec<ApiKeyRecord>> {
-        self.inner.list_api_keys(project).await
+        self.guarded(self.inner.list_api_keys(project)).await
     }
 
     async fn revoke_api_key(&self, project: Uuid, id: Uuid) -> Result<()> {
-        let r = self.inner.revoke_api_key(project, id).await;
+        let r = self.guarded(self.inner.revoke_api_key(project, id)).await;
         // Also after an error: the revocation may have committed.
         self.state.invalidate_keys();
         r
@@ -569,7 +708,8 @@ impl PromptStore for CachedStore {
         &self,
         credential: prompt_core::ProviderCredential,
     ) -> Result<prompt_core::ProviderCredential> {
-        self.inner.put_provider_credential(credential).await
+        self.guarded(self.inner.put_provider_credential(credential))
+            .await
     }
 
     async fn get_provider_credential(
@@ -577,28 +717,33 @@ impl PromptStore for CachedStore {
         project: Uuid,
         name: &str,
     ) -> Result<prompt_core::ProviderCredential> {
-        self.inner.get_provider_credential(project, name).await
+        self.guarded(self.inner.get_provider_credential(project, name))
+            .await
     }
 
     async fn list_provider_credentials(
         &self,
         project: Uuid,
     ) -> Result<Vec<prompt_core::ProviderCredential>> {
-        self.inner.list_provider_credentials(project).await
+        self.guarded(self.inner.list_provider_credentials(project))
+            .await
     }
 
     async fn delete_provider_credential(&self, project: Uuid, name: &str) -> Result<()> {
-        self.inner.delete_provider_credential(project, name).await
+        self.guarded(self.inner.delete_provider_credential(project, name))
+            .await
     }
 
     async fn reseal_provider_credentials(
         &self,
         reseal: &prompt_core::credential::Reseal,
     ) -> Result<u64> {
-        self.inner.reseal_provider_credentials(reseal).await
+        self.guarded(self.inner.reseal_provider_credentials(reseal))
+            .await
     }
 
+    /// Answers at once while the database is known to be down.
     async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
+        self.guarded(self.inner.ping()).await
     }
 }

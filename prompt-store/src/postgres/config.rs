@@ -21,7 +21,8 @@ pub struct PostgresConfig {
     /// Connections kept open when idle (default 0).
     pub min_connections: u32,
     /// How long an operation waits for a connection (including making one) before
-    /// failing with `Unavailable`, in milliseconds (default 5000).
+    /// failing with `Unavailable`, in milliseconds (default 1000: while the database
+    /// is down, every request would otherwise wait this long for its 503).
     pub acquire_timeout_ms: u64,
     /// Apply pending migrations on open (default `true`). When `false`, opening a
     /// database that needs migrations fails with an error telling to run `migrate`.
@@ -51,7 +52,7 @@ impl Default for PostgresConfig {
             url: String::new(),
             max_connections: 10,
             min_connections: 0,
-            acquire_timeout_ms: 5_000,
+            acquire_timeout_ms: 1_000,
             run_migrations: true,
             schema: None,
             notify: true,

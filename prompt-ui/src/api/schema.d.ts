@@ -1355,7 +1355,9 @@ export interface paths {
         };
         /**
          * The database answers and takes writes.
-         * @description 503 while writes are refused for a full or failing disk, until one succeeds again.
+         * @description 503 while writes are refused for a full or failing disk, until one succeeds again,
+         *     and while the database does not answer (within a second, at once once it is known
+         *     to be down).
          */
         get: operations["readyz"];
         put?: never;

@@ -1,0 +1,315 @@
+//! A database outage under a running `prompt-registry serve` (issue 20, defect 4): the
+//! test starts a Postgres cluster of its own (`initdb` / `pg_ctl` on a free port, never
+//! the shared one), stops it while the server runs, and starts it again.
+//!
+//! During the outage `/readyz` answers 503 within a second, writes answer 503 with
+//! `Retry-After` (at once once the cache's probe has found the database down), and
+//! `resolve` keeps answering from what the cache last read, marked with
+//! `x-prompt-registry-stale`. After it, everything works again without a restart.
+//!
+//! Skipped, saying so, where the Postgres server binaries are not installed (unless
+//! `PROMPT_REGISTRY_REQUIRE_POSTGRES_BINARIES` is set, as CI does).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The directory of `initdb`, `pg_ctl` and `postgres`, if installed.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A throwaway Postgres cluster; stopped when dropped.
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A command running as the `postgres` user when we are root (Postgres refuses to
+    /// run as root).
+    fn command(&self, tool: &str) -> Command {
+        command_as_postgres(&self.bin.join(tool))
+    }
+
+    fn init() -> Option<Cluster> {
+        let Some(bin) = postgres_bin_dir() else {
+            assert!(
+                std::env::var_os("PROMPT_REGISTRY_REQUIRE_POSTGRES_BINARIES").is_none(),
+                "PROMPT_REGISTRY_REQUIRE_POSTGRES_BINARIES is set but no initdb/pg_ctl \
+                 was found under /usr/lib/postgresql"
+            );
+            eprintln!(
+                "SKIPPED: no Postgres server binaries (initdb, pg_ctl) under \
+                 /usr/lib/postgresql: the outage test needs a cluster of its own"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        if is_root() {
+            // The cluster belongs to `postgres`, which must be able to reach it.
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown of the cluster's directory");
+        }
+        let c = Cluster {
+            bin,
+            data,
+            port: free_port(),
+            _dir: dir,
+        };
+        let out = c
+            .command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&c.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c.start();
+        Some(c)
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data.display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .args(["-l"])
+            .arg(self.data.join("log"))
+            .args(["-o", &opts, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stop at once, as a crash or a failover would (`-m immediate`).
+    fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-w", "-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn command_as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A running `prompt-registry serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    key: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(database_url: &str, dir: &Path) -> Server {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
+        .arg("serve")
+        .current_dir(dir)
+        .env("DATABASE_URL", database_url)
+        .env("PROMPT_REGISTRY_ADDR", format!("127.0.0.1:{port}"))
+        // A short label TTL, so that the resolve during the outage needs the database
+        // (and so the stale copy); the same for keys.
+        .env("PROMPT_REGISTRY_CACHE_TTL", "1")
+        .env("PROMPT_REGISTRY_KEY_CACHE_TTL_MS", "200")
+        .env("PROMPT_REGISTRY_DB_ACQUIRE_TIMEOUT_MS", "1000")
+        .env_remove("PROMPT_REGISTRY_STALE_IF_ERROR_SECS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut key = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut key)
+        .unwrap();
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("pr_"), "admin key on stdout: {key:?}");
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        key,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+    took: Duration,
+}
+
+async fn call(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(&s.key)
+        .timeout(Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let t = Instant::now();
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json::<Value>().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+        took: t.elapsed(),
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut ready: impl AsyncFnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !ready().await {
+        assert!(t.elapsed() < timeout, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
+    let Some(cluster) = Cluster::init() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&cluster.url(), dir.path());
+    wait_for("the server is ready", Duration::from_secs(30), async || {
+        reqwest::get(format!("{}/readyz", s.base))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let version = json!({"template": "Hello {{name}}", "labels": ["production"]});
+    let r = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version.clone())).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let resolve = "/api/v1/prompts/greet/resolve?label=production";
+    let r = call(&s, reqwest::Method::GET, resolve, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.get("x-prompt-registry-stale").is_none());
+
+    cluster.stop();
+    // The label's cache entry (1 s) and the key's (200 ms) expire: what follows needs
+    // the database.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let ready = call(&s, reqwest::Method::GET, "/readyz", None).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.took < Duration::from_secs(3), "readyz took {:?}", ready.took);
+
+    let r = call(&s, reqwest::Method::GET, resolve, None).await;
+    assert_eq!(r.status, 200, "resolve during the outage: {}", r.body);
+    assert_eq!(r.body["version"], 1);
+    let age: u64 = r.headers["x-prompt-registry-stale"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(age < 60, "age {age}");
+    let stale_resolve = r.took;
+
+    // Writes: 503 with Retry-After, never a wait for the pool.
+    let mut write_times = Vec::new();
+    for _ in 0..5 {
+        let w = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version.clone())).await;
+        assert_eq!(w.status, 503, "{}", w.body);
+        assert_eq!(w.body["error"]["code"], "unavailable");
+        assert!(w.headers.contains_key("retry-after"));
+        write_times.push(w.took);
+    }
+    let ready_again = call(&s, reqwest::Method::GET, "/readyz", None).await;
+    assert_eq!(ready_again.status, 503);
+    for t in &write_times {
+        assert!(*t < Duration::from_secs(3), "a write took {t:?}");
+    }
+
+    cluster.start();
+    let recovered = wait_for("recovery after the database is back", Duration::from_secs(30), async || {
+        call(&s, reqwest::Method::GET, "/readyz", None).await.status == 200
+    })
+    .await;
+    let w = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version)).await;
+    assert_eq!(w.status, 201, "a write after the outage: {}", w.body);
+    let r = call(&s, reqwest::Method::GET, resolve, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["version"], 2, "the label moved with the new version");
+    assert!(r.headers.get("x-prompt-registry-stale").is_none());
+
+    eprintln!(
+        "outage figures: readyz {:?} then {:?}; stale resolve {:?}; writes {:?}; ready again \
+         {:?} after the database was started",
+        ready.took, ready_again.took, stale_resolve, write_times, recovered
+    );
+}
