@@ -1206,6 +1206,13 @@ const ROUTES: &[(&str, &str)] = &[
     // The OpenAI-compatible gateway.
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
+    // The routes of the designs this service replaces.
+    ("post", "/api/v1/analyze"),
+    ("post", "/api/v1/remix"),
+    ("post", "/api/v1/create"),
+    ("post", "/ai/prompts/"),
+    ("get", "/ai/prompts/"),
+    ("get", "/ai/prompts/{id}"),
     // The Langfuse-compatible prompt API.
     ("get", "/api/public/v2/prompts"),
     ("post", "/api/public/v2/prompts"),

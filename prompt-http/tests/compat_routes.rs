@@ -634,6 +634,18 @@ async fn the_openapi_document_lists_the_compat_routes() {
         let op = &doc["paths"][path][method];
         assert_eq!(op["tags"], json!(["compat"]), "{method} {path}: {op}");
     }
+    // Operation ids stay unique (the console's client generator refuses duplicates).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operationId");
     let schemas = &doc["components"]["schemas"];
     for name in [
         "PromptCreate",

@@ -242,7 +242,7 @@ fn check_create(body: &PromptCreate) -> Result<(), ApiError> {
 /// Submit a prompt request: it is recorded `pending` and answered at once (201); a
 /// background worker calls the model. Poll `GET /ai/prompts/{id}`. Also served at
 /// `/ai/prompts`.
-#[utoipa::path(post, path = "/ai/prompts/", tag = "compat", request_body = PromptCreate,
+#[utoipa::path(post, path = "/ai/prompts/", tag = "compat", operation_id = "ai_create_prompt", request_body = PromptCreate,
     responses((status = 201, body = PromptDetail, description = "the pending request"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -300,7 +300,7 @@ pub struct PromptsQuery {
 /// The caller's prompt requests, newest first, as a JSON array (a user's own; an API
 /// key's project's). The header `x-next-cursor` names the next page, if any. Also
 /// served at `/ai/prompts`.
-#[utoipa::path(get, path = "/ai/prompts/", tag = "compat", params(PromptsQuery),
+#[utoipa::path(get, path = "/ai/prompts/", tag = "compat", operation_id = "ai_list_prompts", params(PromptsQuery),
     responses((status = 200, body = Vec<PromptOut>,
         headers(("x-next-cursor" = String, description = "cursor of the next page, when there is one"))),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -336,7 +336,7 @@ pub async fn list_prompts(
 
 /// One prompt request with its response once completed. Another user's or project's
 /// request, or a run that is not a prompt request: 404.
-#[utoipa::path(get, path = "/ai/prompts/{id}", tag = "compat",
+#[utoipa::path(get, path = "/ai/prompts/{id}", tag = "compat", operation_id = "ai_get_prompt",
     params(("id" = Uuid, Path, description = "the request's id")),
     responses((status = 200, body = PromptDetail), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
