@@ -216,8 +216,8 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The routes of the systems this service replaces (tag `compat`): the prompt analysis
 /// service's (which authenticate in their extractor, anonymous callers included when
-/// `--public-tools` is on) and the AI prompt manager's (behind the API's auth, added in
-/// [`app`]). See `routes::compat`.
+/// `--public-tools` is on), the AI prompt manager's and the prompt optimizer backend's
+/// model routes (behind the API's auth, added in [`app`]). See `routes::compat`.
 pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::routes::compat::{ai_prompts, analysis};
     let (analysis_routes, mut doc) = OpenApiRouter::new()
@@ -225,9 +225,13 @@ pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(analysis::remix))
         .routes(routes!(analysis::create))
         .split_for_parts();
+    use crate::routes::compat::optimizer;
     let (ai, ai_doc) = OpenApiRouter::new()
         .routes(routes!(ai_prompts::create_prompt, ai_prompts::list_prompts))
         .routes(routes!(ai_prompts::get_prompt))
+        .routes(routes!(optimizer::list_models))
+        .routes(routes!(optimizer::list_configs))
+        .routes(routes!(optimizer::put_config, optimizer::delete_config))
         .split_for_parts();
     doc.merge(ai_doc);
     // The same handlers without the trailing slash (not in the document twice).

@@ -1213,6 +1213,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/ai/prompts/"),
     ("get", "/ai/prompts/"),
     ("get", "/ai/prompts/{id}"),
+    ("get", "/api/models"),
+    ("get", "/api/models/config"),
+    ("put", "/api/models/config/{model}"),
+    ("delete", "/api/models/config/{model}"),
     // The Langfuse-compatible prompt API.
     ("get", "/api/public/v2/prompts"),
     ("post", "/api/public/v2/prompts"),
@@ -1252,6 +1256,7 @@ async fn openapi_documents_every_route() {
             .replace("{user}", "0190f0e0-0000-7000-8000-000000000000")
             .replace("{project}", "web")
             .replace("{provider}", "google")
+            .replace("{model}", "deepseek")
             .replace("{delivery_id}", "0190f0e0-0000-7000-8000-000000000001")
             .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -23,6 +23,7 @@ use common::{Resp, TestApp, assert_error};
 use prompt_core::{KeyRole, PeopleStore, PromptStore, ProviderSet, RunLog, ToolsConfig};
 use prompt_http::accounts::AccountsConfig;
 use prompt_http::accounts::mail::Mailer;
+use prompt_http::secrets::{Keyring, MasterKey};
 use prompt_http::{
     AccountsSetup, PublicToolsConfig, RouterConfig, StateConfig, app, build_state, start_workers,
 };
@@ -30,6 +31,8 @@ use prompt_providers::{MockProvider, MockServer, OpenAiConfig, OpenAiProvider};
 use serde_json::{Value, json};
 
 const PW: &str = "violet tugboat ferments quietly";
+const KEY_HEX: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const SECRET: &str = "sk-deepseek-SUPERSECRET-4321";
 
 type Parts = (
     Arc<dyn PromptStore>,
@@ -76,6 +79,10 @@ async fn compat_app(parts: Parts, setup: Setup) -> Compat {
             providers,
             tools,
             public_tools: setup.public_tools,
+            master_key: Some(Keyring {
+                current: MasterKey::parse(KEY_HEX).unwrap(),
+                previous: None,
+            }),
             accounts: Some(AccountsSetup {
                 people,
                 mailer: Mailer::smtp(&sink.url, "Registry <registry@example.com>").unwrap(),
@@ -620,6 +627,123 @@ async fn ai_prompts_refuse_bad_requests(parts: Parts) {
     }
 }
 
+// ---- The prompt optimizer backend's models ----
+
+async fn model_configs_are_stored_providers(parts: Parts) {
+    let c = compat_app(
+        parts,
+        Setup {
+            public_tools: None,
+            tools_model: None,
+        },
+    )
+    .await;
+    let app = &c.app;
+    let alice = signed_up(&c, "alice@example.com", None).await;
+    let editor = app.key("default", KeyRole::Editor).await;
+
+    // A user (admin of `default`) configures DeepSeek as that client does.
+    let put = |body: Value| {
+        as_user(
+            &c,
+            Method::PUT,
+            "/api/models/config/deepseek",
+            &alice,
+            Some(body),
+        )
+    };
+    let body = json!({
+        "model_type": "deepseek",
+        "api_key": SECRET,
+        "base_url": c.vendor.openai_base_url(),
+        "parameters": {"model": "deepseek-chat", "temperature": 0.2},
+    });
+    let r = put(body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["id"], "deepseek");
+    assert_eq!(r.body["model_type"], "deepseek");
+    assert!(r.body["user_id"].is_null());
+    assert_eq!(r.body["parameters"]["model"], "deepseek-chat");
+    assert!(r.body.get("api_key").is_none(), "{}", r.text);
+    assert!(!r.text.contains("SUPERSECRET"), "{}", r.text);
+    let again = put(body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    // An OpenAI-compatible server needs its URL: 422 naming it.
+    let r = put(json!({"model_type": "deepseek", "api_key": SECRET})).await;
+    assert_error(&r, 422, "validation_failed");
+    assert!(r.text.contains("base_url"), "{}", r.text);
+    // Writing needs admin.
+    let r = app
+        .put(
+            "/api/models/config/other",
+            &editor,
+            json!({"model_type": "openai", "api_key": SECRET}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+
+    let list = as_user(&c, Method::GET, "/api/models/config", &alice, None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let items = list.body.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", list.text);
+    assert_eq!(items[0]["model_type"], "deepseek");
+    assert!(!list.text.contains("SUPERSECRET"));
+    let models = app.get("/api/models", &editor).await;
+    assert_eq!(models.status, StatusCode::OK, "{}", models.text);
+    let ids: Vec<&str> = models
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids[0], "deepseek/deepseek-chat",
+        "configured first: {ids:?}"
+    );
+    assert!(ids.contains(&"mock/echo"), "{ids:?}");
+
+    // The configuration serves calls: a bare DeepSeek model name reaches it, with its key.
+    let r = as_user(
+        &c,
+        Method::POST,
+        "/ai/prompts/",
+        &alice,
+        Some(json!({"model": "deepseek-chat", "prompt_type": "text", "prompt_text": "hello"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let done = finished(&c, r.body["id"].as_str().unwrap(), &alice).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.text);
+    let sent = c.vendor.requests().pop().unwrap();
+    assert_eq!(sent.body["model"], "deepseek-chat");
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+
+    let r = as_user(
+        &c,
+        Method::DELETE,
+        "/api/models/config/deepseek",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let list = as_user(&c, Method::GET, "/api/models/config", &alice, None).await;
+    assert_eq!(list.body, json!([]));
+    let r = as_user(
+        &c,
+        Method::DELETE,
+        "/api/models/config/deepseek",
+        &alice,
+        None,
+    )
+    .await;
+    assert_error(&r, 404, "not_found");
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_the_compat_routes() {
     let doc: Value = serde_json::from_str(&prompt_http::openapi_json()).unwrap();
@@ -630,6 +754,10 @@ async fn the_openapi_document_lists_the_compat_routes() {
         ("/ai/prompts/", "post"),
         ("/ai/prompts/", "get"),
         ("/ai/prompts/{id}", "get"),
+        ("/api/models", "get"),
+        ("/api/models/config", "get"),
+        ("/api/models/config/{model}", "put"),
+        ("/api/models/config/{model}", "delete"),
     ] {
         let op = &doc["paths"][path][method];
         assert_eq!(op["tags"], json!(["compat"]), "{method} {path}: {op}");
@@ -680,7 +808,7 @@ mod memory {
         Some(super::memory_parts())
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
 }
 
 mod sqlite {
@@ -688,7 +816,7 @@ mod sqlite {
         super::from_backend(prompt_store::testkit::sqlite_backend().await)
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
 }
 
 mod postgres {
@@ -696,5 +824,5 @@ mod postgres {
         super::from_backend(prompt_store::testkit::postgres_backend().await)
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
 }

@@ -9,6 +9,9 @@
 //! - [`ai_prompts`]: the AI prompt manager's `/ai/prompts/`: a prompt request is a run
 //!   of the pass-through prompt [`ai_prompts::AI_PROMPT`], executed by the background
 //!   workers.
+//! - [`optimizer`]: the prompt optimizer backend's `GET /api/models` and
+//!   `/api/models/config[/{model}]`, over the stored provider credentials.
 
 pub mod ai_prompts;
 pub mod analysis;
+pub mod optimizer;
