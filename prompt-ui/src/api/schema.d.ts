@@ -332,6 +332,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The models the project can call: each provider with its default model (the mock's
+         *     `mock/echo` included) and each provider by name, stored configurations first.
+         */
+        get: operations["compat_list_models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's model configurations, keys never shown. */
+        get: operations["compat_list_model_configs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/config/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store (201) or replace (200) the configuration `{model}`; its key is encrypted under
+         *     the master key (503 `master_key_not_configured` without one) and never returned.
+         */
+        put: operations["compat_put_model_config"];
+        post?: never;
+        /** Delete the configuration `{model}` → 204. */
+        delete: operations["compat_delete_model_config"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -2614,6 +2672,45 @@ export interface components {
          * @enum {string}
          */
         MessageStatus: "added" | "removed" | "changed" | "unchanged";
+        /** @description A model configuration (`GET /api/models/config`), without its key. */
+        ModelConfig: {
+            /** @description The last characters of the key, to recognize it (the key is never returned). */
+            api_key_hint: string;
+            /** @description The API base URL, when not the vendor's. */
+            base_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was first stored.
+             */
+            created_at: string;
+            /** @description Its name: the `{model}` of its path. */
+            id: string;
+            /** @description `openai`, `anthropic`, `gemini`, or the name of an OpenAI-compatible server. */
+            model_type: string;
+            /** @description Default generation parameters (`model`: the default model). */
+            parameters: Record<string, unknown>;
+            /**
+             * Format: date-time
+             * @description When it was last replaced.
+             */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description Always `null`: configurations belong to the project.
+             */
+            user_id?: string | null;
+        };
+        /** @description One model the project can call (`GET /api/models`). */
+        ModelInfo: {
+            /** @description Whether the provider is one of the project's stored configurations. */
+            configured: boolean;
+            /** @description What to send as `model` (`provider/model`, or the provider's name alone). */
+            id: string;
+            /** @description The model, when the provider has a default one. */
+            model?: string | null;
+            /** @description The provider. */
+            provider: string;
+        };
         /**
          * @description A new invitation. Its token goes only to the invited address (or, without SMTP,
          *     into the server's log for an operator): shown to the inviter, it would let anyone
@@ -3377,6 +3474,20 @@ export interface components {
              * @description When last replaced.
              */
             updated_at: string;
+        };
+        /** @description Body of `PUT /api/models/config/{model}`. Unknown fields are ignored. */
+        PutModelConfig: {
+            /** @description The vendor API key: stored encrypted, never returned. */
+            api_key: string;
+            /** @description The API base URL (the vendor's by default). */
+            base_url?: string | null;
+            /**
+             * @description `openai`, `anthropic`, `gemini`, or any other name for an OpenAI-compatible
+             *     server (`deepseek`, …; needs `base_url`).
+             */
+            model_type: string;
+            /** @description Default generation parameters (`model`: the default model). */
+            parameters?: Record<string, unknown> | null;
         };
         /** @description Body of `PUT /api/v1/providers/{name}`. */
         PutProviderBody: {
@@ -4719,6 +4830,162 @@ export interface operations {
                 content?: never;
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_list_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfo"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_list_model_configs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_put_model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the configuration's name (a provider name) */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutModelConfig"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_delete_model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the configuration's name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
