@@ -146,7 +146,6 @@ pub async fn list_models(
         .collect();
     let mut models: Vec<ModelInfo> = set
         .names()
-        .into_iter()
         .filter_map(|name| set.get(name).map(|p| (name, p)))
         .map(|(name, p)| {
             let model = if name == prompt_providers::MOCK {
