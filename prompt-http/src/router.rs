@@ -374,6 +374,8 @@ fn cors_layer(state: &AppState) -> tower_http::cors::CorsLayer {
             axum::http::header::ETAG,
             axum::http::header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
+            // The next page of `GET /ai/prompts/` (whose body is a bare array).
+            HeaderName::from_static("x-next-cursor"),
         ])
         .max_age(Duration::from_secs(600))
 }
