@@ -114,6 +114,34 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub event_retention_days: u64,
+    /// Let anonymous callers (no `Authorization` header) use the prompt analysis
+    /// service's routes `POST /api/v1/{analyze,remix,create}` in the project `default`,
+    /// rate-limited per client address (off by default: every call runs the tools
+    /// model, which costs money).
+    #[arg(
+        long = "public-tools",
+        env = "PROMPT_REGISTRY_PUBLIC_TOOLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub public_tools: bool,
+    /// Anonymous tool calls allowed per minute per client address (with
+    /// `--public-tools`; 0 = unlimited).
+    #[arg(
+        long = "public-tools-rate",
+        env = "PROMPT_REGISTRY_PUBLIC_TOOLS_RATE",
+        default_value_t = 10
+    )]
+    pub public_tools_rate: u32,
+    /// Burst of anonymous tool calls allowed per client address above the rate.
+    #[arg(
+        long = "public-tools-burst",
+        env = "PROMPT_REGISTRY_PUBLIC_TOOLS_BURST",
+        default_value_t = 10
+    )]
+    pub public_tools_burst: u32,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,

@@ -43,6 +43,9 @@ pub struct StateConfig {
     pub rate_limit: u32,
     /// Burst per key.
     pub rate_burst: u32,
+    /// Anonymous use of the prompt analysis service's routes (`--public-tools`); `None`:
+    /// they need credentials like every other route.
+    pub public_tools: Option<PublicToolsConfig>,
     /// The run writer.
     pub writer: WriterConfig,
     /// Providers prompts are executed with (`mock` at least).
@@ -69,6 +72,15 @@ pub struct StateConfig {
     pub webhooks: Option<webhooks::WebhooksSetup>,
 }
 
+/// The limits of anonymous tool calls (`--public-tools`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicToolsConfig {
+    /// Calls allowed per minute per client address (0 = unlimited).
+    pub per_minute: u32,
+    /// Calls allowed at once per client address above the rate.
+    pub burst: u32,
+}
+
 /// What the people features are built from.
 #[derive(Debug, Clone)]
 pub struct AccountsSetup {
@@ -85,6 +97,7 @@ impl Default for StateConfig {
         StateConfig {
             rate_limit: 0,
             rate_burst: 0,
+            public_tools: None,
             writer: WriterConfig::default(),
             providers: ProviderSet::new().with(Arc::new(prompt_providers::MockProvider::new())),
             protected_labels: vec!["production".to_owned()],
@@ -140,6 +153,10 @@ pub async fn build_state(
             base,
             writer,
             limiter,
+            public_tools: config.public_tools.map(|c| state::PublicTools {
+                limiter: limit::AddrLimiter::per_minute(c.per_minute, c.burst),
+                project: Arc::default(),
+            }),
             cache: None,
             protected_labels: Arc::new(config.protected_labels.clone()),
             project_providers: project_providers::ProjectProviders::new(
@@ -218,6 +235,7 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limiter = state.limiter.clone();
+    let public_limiter = state.public_tools.as_ref().map(|p| p.limiter.clone());
     let feed = state.feed.clone();
     let hooks = state.webhooks.as_ref().map(|w| w.store().clone());
     let pruner = feed
@@ -247,6 +265,9 @@ pub async fn serve_with(
         loop {
             tick.tick().await;
             limiter.shrink();
+            if let Some(l) = &public_limiter {
+                l.shrink();
+            }
         }
     });
     let router = app(state, config);

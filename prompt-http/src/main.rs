@@ -244,6 +244,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let state_config = StateConfig {
                 rate_limit: args.rate_limit,
                 rate_burst: args.rate_burst,
+                public_tools: args.public_tools.then_some(prompt_http::PublicToolsConfig {
+                    per_minute: args.public_tools_rate,
+                    burst: args.public_tools_burst,
+                }),
                 writer: WriterConfig {
                     queue: args.run_queue,
                     ..WriterConfig::default()

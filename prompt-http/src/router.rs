@@ -166,6 +166,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(gateway_doc);
     let (_, langfuse_doc) = crate::routes::langfuse::api_routes();
     doc.merge(langfuse_doc);
+    let (_, _, compat_doc) = compat_routes();
+    doc.merge(compat_doc);
     doc
 }
 
@@ -212,6 +214,34 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The routes of the systems this service replaces (tag `compat`): the prompt analysis
+/// service's (which authenticate in their extractor, anonymous callers included when
+/// `--public-tools` is on), the AI prompt manager's and the prompt optimizer backend's
+/// model routes (behind the API's auth, added in [`app`]). See `routes::compat`.
+pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    use crate::routes::compat::{ai_prompts, analysis};
+    let (analysis_routes, mut doc) = OpenApiRouter::new()
+        .routes(routes!(analysis::analyze))
+        .routes(routes!(analysis::remix))
+        .routes(routes!(analysis::create))
+        .split_for_parts();
+    use crate::routes::compat::optimizer;
+    let (ai, ai_doc) = OpenApiRouter::new()
+        .routes(routes!(ai_prompts::create_prompt, ai_prompts::list_prompts))
+        .routes(routes!(ai_prompts::get_prompt))
+        .routes(routes!(optimizer::list_models))
+        .routes(routes!(optimizer::list_configs))
+        .routes(routes!(optimizer::put_config, optimizer::delete_config))
+        .split_for_parts();
+    doc.merge(ai_doc);
+    // The same handlers without the trailing slash (not in the document twice).
+    let ai = ai.route(
+        "/ai/prompts",
+        axum::routing::post(ai_prompts::create_prompt).get(ai_prompts::list_prompts),
+    );
+    (analysis_routes, ai, doc)
+}
+
 fn gateway_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
         .routes(routes!(gateway::chat_completions))
@@ -244,12 +274,25 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         state.clone(),
         crate::auth::require_key,
     ));
+    let (analysis, ai_prompts, _) = compat_routes();
+    // Innermost first: the API's auth, then (outer, so it runs before) the default
+    // project of a user token without `X-Project`.
+    let ai_prompts = ai_prompts
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
+        .route_layer(middleware::from_fn(
+            crate::routes::compat::ai_prompts::default_project,
+        ));
     let console = crate::ui::router();
     let inner: Router = Router::new()
         .merge(api)
         .merge(svc)
         .merge(gateway)
         .merge(people)
+        .merge(analysis)
+        .merge(ai_prompts)
         .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         // A GET outside the API namespaces is the console's (its client-side routes
@@ -331,6 +374,8 @@ fn cors_layer(state: &AppState) -> tower_http::cors::CorsLayer {
             axum::http::header::ETAG,
             axum::http::header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
+            // The next page of `GET /ai/prompts/` (whose body is a bare array).
+            HeaderName::from_static("x-next-cursor"),
         ])
         .max_age(Duration::from_secs(600))
 }

@@ -5,8 +5,17 @@ use std::sync::Arc;
 use prompt_core::{Project, PromptStore, Registry, RunLog};
 use prompt_store::CachedStore;
 
-use crate::limit::KeyLimiter;
+use crate::limit::{AddrLimiter, KeyLimiter};
 use crate::writer::RunWriter;
+
+/// Anonymous tool calls: their per-address limiter and the project they run in.
+#[derive(Debug, Clone)]
+pub struct PublicTools {
+    /// Calls per client address.
+    pub limiter: AddrLimiter,
+    /// The project `default`, looked up on the first anonymous call.
+    pub project: Arc<tokio::sync::OnceCell<Project>>,
+}
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -21,6 +30,9 @@ pub struct AppState {
     pub writer: RunWriter,
     /// Per-key rate limiter.
     pub limiter: KeyLimiter,
+    /// Anonymous use of the prompt analysis service's routes (`--public-tools`), when
+    /// the operator turned it on.
+    pub public_tools: Option<PublicTools>,
     /// The resolve cache, when there is one (for its metrics).
     pub cache: Option<Arc<CachedStore>>,
     /// Labels only admins may set or delete (`production` by default).

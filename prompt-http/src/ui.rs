@@ -36,6 +36,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 const API_PREFIXES: &[&str] = &[
     "/api/",
     "/v1/",
+    // The AI prompt manager's compatibility routes (`/ai/prompts/`).
+    "/ai/",
     "/docs",
     "/openapi.json",
     "/healthz",
@@ -45,7 +47,10 @@ const API_PREFIXES: &[&str] = &[
 
 /// Whether the console answers `path` (a `GET`/`HEAD` that no API route matched).
 pub fn is_console_path(path: &str) -> bool {
-    path != "/api" && path != "/v1" && !API_PREFIXES.iter().any(|p| path.starts_with(p))
+    path != "/api"
+        && path != "/v1"
+        && path != "/ai"
+        && !API_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
 /// Whether the console's build is embedded (false only for a build of the binary from a
@@ -140,6 +145,9 @@ mod tests {
         for p in [
             "/api/v1/nope",
             "/api",
+            "/ai",
+            "/ai/prompts/",
+            "/ai/nope",
             "/v1/models/x",
             "/openapi.json",
             "/docs/",
@@ -152,6 +160,7 @@ mod tests {
             "/prompts/a/b",
             "/settings/keys",
             "/apiary",
+            "/aim",
             "/assets/x.js",
         ] {
             assert!(is_console_path(p), "{p}");

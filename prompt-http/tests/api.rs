@@ -1214,6 +1214,17 @@ const ROUTES: &[(&str, &str)] = &[
     // The OpenAI-compatible gateway.
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
+    // The routes of the designs this service replaces.
+    ("post", "/api/v1/analyze"),
+    ("post", "/api/v1/remix"),
+    ("post", "/api/v1/create"),
+    ("post", "/ai/prompts/"),
+    ("get", "/ai/prompts/"),
+    ("get", "/ai/prompts/{id}"),
+    ("get", "/api/models"),
+    ("get", "/api/models/config"),
+    ("put", "/api/models/config/{model}"),
+    ("delete", "/api/models/config/{model}"),
     // The Langfuse-compatible prompt API.
     ("get", "/api/public/v2/prompts"),
     ("post", "/api/public/v2/prompts"),
@@ -1253,6 +1264,7 @@ async fn openapi_documents_every_route() {
             .replace("{user}", "0190f0e0-0000-7000-8000-000000000000")
             .replace("{project}", "web")
             .replace("{provider}", "google")
+            .replace("{model}", "deepseek")
             .replace("{delivery_id}", "0190f0e0-0000-7000-8000-000000000001")
             .replace("{id}", "0190f0e0-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -361,6 +361,52 @@ async fn master_key_rotation_reseals_everything_at_once() {
     assert!(old_ring.open(&c).is_err());
 }
 
+/// A client written for one vendor's SDK sends that vendor's bare model name: it
+/// reaches the vendor's provider, a project's stored one first; a vendor that is not
+/// configured is refused naming it, and a name no vendor uses stays a provider name.
+#[tokio::test]
+async fn a_vendor_model_name_alone_reaches_its_vendor() {
+    let g = gateway(true).await;
+    let app = &g.app;
+    let hi = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let r = chat(app, &app.admin, hi("claude-3-5-haiku-latest")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = g.mock.requests().pop().unwrap();
+    assert_eq!(sent.vendor, "anthropic");
+    assert_eq!(sent.body["model"], "claude-3-5-haiku-latest");
+    let run_id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
+    let run = app.get(&format!("/api/v1/runs/{run_id}"), &app.admin).await;
+    assert_eq!(run.body["provider"], "anthropic", "{}", run.text);
+    assert_eq!(run.body["model"], "claude-3-5-haiku-latest");
+
+    // No `openai` provider here: refused, naming it.
+    let r = chat(app, &app.admin, hi("gpt-4o-mini")).await;
+    assert!(
+        r.status.is_client_error() || r.status.is_server_error(),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("'openai'"), "{}", r.text);
+    // The project stores credentials for `openai`: the same call now reaches them.
+    let put = app
+        .put(
+            "/api/v1/providers/openai",
+            &app.admin,
+            json!({"kind": "openai_compatible", "base_url": g.mock.openai_base_url(), "api_key": "sk-stored"}),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text);
+    let r = chat(app, &app.admin, hi("gpt-4o-mini")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = g.mock.requests().pop().unwrap();
+    assert_eq!(sent.vendor, "openai");
+    assert_eq!(sent.body["model"], "gpt-4o-mini");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-stored"));
+    // Not a vendor's model name: an unknown provider, as before.
+    let r = chat(app, &app.admin, hi("nonesuch")).await;
+    assert!(r.text.contains("'nonesuch'"), "{}", r.text);
+}
+
 #[tokio::test]
 async fn chat_completion_is_openai_shaped_and_logged() {
     let g = gateway(true).await;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod compat;
 pub mod events;
 pub mod execute;
 pub mod gateway;

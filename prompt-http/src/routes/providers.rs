@@ -65,6 +65,24 @@ pub async fn put_provider(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PutProviderBody>,
 ) -> ApiResult<Response> {
+    let (stored, created) = store_provider(&state, &client, &caller, &name, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored)).into_response())
+}
+
+/// Store (or replace) the credential `name` of `caller`'s project and audit it: the
+/// stored provider and whether it is new. Shared with `PUT /api/models/config/{model}`.
+pub(crate) async fn store_provider(
+    state: &AppState,
+    client: &crate::accounts::ClientInfo,
+    caller: &crate::auth::Caller,
+    name: &str,
+    body: PutProviderBody,
+) -> ApiResult<(ProviderView, bool)> {
     if state.project_providers.keyring().is_none() {
         return Err(ApiError::MasterKeyNotConfigured);
     }
@@ -77,17 +95,12 @@ pub async fn put_provider(
     };
     let (stored, created) = state
         .project_providers
-        .put(&state.store, caller.project.id, &name, new)
+        .put(&state.store, caller.project.id, name, new)
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     state
         .audit(
-            &caller,
-            &client,
+            caller,
+            client,
             if created {
                 "provider_credential.created"
             } else {
@@ -96,7 +109,7 @@ pub async fn put_provider(
             serde_json::json!({"provider": name, "kind": kind}),
         )
         .await;
-    Ok((status, Json(ProviderView::from(stored))).into_response())
+    Ok((ProviderView::from(stored), created))
 }
 
 /// The stored providers of the project, keys masked.

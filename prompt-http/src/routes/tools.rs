@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// A tools error as the API answers it: an unavailable tools model is a 503 that says
 /// so (not the generic message of an unavailable database).
-fn tool_error(e: Error) -> ApiError {
+pub(crate) fn tool_error(e: Error) -> ApiError {
     match e {
         // Only the model's failures: a database's stay the generic, detail-free 503.
         Error::Unavailable {

@@ -2,6 +2,52 @@
 // Do not edit: change the server, then run `npm run gen:api -- --refresh`.
 
 export interface paths {
+    "/ai/prompts/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's prompt requests, newest first, as a JSON array (a user's own; an API
+         *     key's project's). The header `x-next-cursor` names the next page, if any. Also
+         *     served at `/ai/prompts`.
+         */
+        get: operations["ai_list_prompts"];
+        put?: never;
+        /**
+         * Submit a prompt request: it is recorded `pending` and answered at once (201); a
+         *     background worker calls the model. Poll `GET /ai/prompts/{id}`. Also served at
+         *     `/ai/prompts`.
+         */
+        post: operations["ai_create_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ai/prompts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One prompt request with its response once completed. Another user's or project's
+         *     request, or a run that is not a prompt request: 404.
+         */
+        get: operations["ai_get_prompt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -286,6 +332,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The models the project can call: each provider with its default model (the mock's
+         *     `mock/echo` included) and each provider by name, stored configurations first.
+         */
+        get: operations["compat_list_models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's model configurations, keys never shown. */
+        get: operations["compat_list_model_configs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/config/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store (201) or replace (200) the configuration `{model}`; its key is encrypted under
+         *     the master key (503 `master_key_not_configured` without one) and never returned.
+         */
+        put: operations["compat_put_model_config"];
+        post?: never;
+        /** Delete the configuration `{model}` → 204. */
+        delete: operations["compat_delete_model_config"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -446,6 +550,27 @@ export interface paths {
         patch: operations["patch_preferences"];
         trace?: never;
     };
+    "/api/v1/analyze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Analyze a template, as `POST /api/v1/tools/analyze` (the prompt analysis service's
+         *     route). Anonymous callers (`--public-tools`) send a `template`; `prompt` needs
+         *     credentials.
+         */
+        post: operations["compat_analyze"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/batch": {
         parameters: {
             query?: never;
@@ -465,6 +590,26 @@ export interface paths {
          *     apply as on the single routes.
          */
         post: operations["apply_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write a template for a goal, as `POST /api/v1/tools/create` (the prompt analysis
+         *     service's route). Anonymous callers cannot `save_as`.
+         */
+        post: operations["compat_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1027,6 +1172,26 @@ export interface paths {
         post?: never;
         /** Delete a stored provider → 204. */
         delete: operations["delete_provider"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remix": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rewrite a template in a style, as `POST /api/v1/tools/remix` (the prompt analysis
+         *     service's route).
+         */
+        post: operations["compat_remix"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2509,6 +2674,45 @@ export interface components {
          * @enum {string}
          */
         MessageStatus: "added" | "removed" | "changed" | "unchanged";
+        /** @description A model configuration (`GET /api/models/config`), without its key. */
+        ModelConfig: {
+            /** @description The last characters of the key, to recognize it (the key is never returned). */
+            api_key_hint: string;
+            /** @description The API base URL, when not the vendor's. */
+            base_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was first stored.
+             */
+            created_at: string;
+            /** @description Its name: the `{model}` of its path. */
+            id: string;
+            /** @description `openai`, `anthropic`, `gemini`, or the name of an OpenAI-compatible server. */
+            model_type: string;
+            /** @description Default generation parameters (`model`: the default model). */
+            parameters: Record<string, unknown>;
+            /**
+             * Format: date-time
+             * @description When it was last replaced.
+             */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description Always `null`: configurations belong to the project.
+             */
+            user_id?: string | null;
+        };
+        /** @description One model the project can call (`GET /api/models`). */
+        ModelInfo: {
+            /** @description Whether the provider is one of the project's stored configurations. */
+            configured: boolean;
+            /** @description What to send as `model` (`provider/model`, or the provider's name alone). */
+            id: string;
+            /** @description The model, when the provider has a default one. */
+            model?: string | null;
+            /** @description The provider. */
+            provider: string;
+        };
         /**
          * @description A new invitation. Its token goes only to the invited address (or, without SMTP,
          *     into the server's log for an operator): shown to the inviter, it would let anyone
@@ -3102,6 +3306,89 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * @description Body of `POST /ai/prompts/` (the design's "PromptCreate"). Unknown fields are
+         *     ignored, as that design's server did.
+         */
+        PromptCreate: {
+            /**
+             * @description The model: `provider/model`, a provider's name, or a vendor's model name
+             *     (`gpt-4o-mini`, `gemini-2.5-flash`, …).
+             */
+            model: string;
+            /** @description The prompt sent to the model, as is. */
+            prompt_text: string;
+            /** @description What kind of prompt (`text`, `code`, …): 1–50 characters, kept with the request. */
+            prompt_type: string;
+        };
+        /** @description A request with its response (the design's "PromptDetail"). */
+        PromptDetail: components["schemas"]["PromptOut"] & {
+            error?: components["schemas"]["PromptError"] | null;
+            response?: components["schemas"]["PromptResponse"] | null;
+        };
+        /** @description Why a request failed. */
+        PromptError: {
+            /** @description A stable kind (`rate_limited`, `timeout`, `auth`, …). */
+            kind: string;
+            /** @description What happened. */
+            message: string;
+        };
+        /** @description A prompt request (the design's "PromptOut"). */
+        PromptOut: {
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The request's id (its run's).
+             */
+            id: string;
+            /** @description The model as requested. */
+            model: string;
+            /** @description The prompt as sent. */
+            prompt_text: string;
+            /** @description The prompt type as requested. */
+            prompt_type: string;
+            /** @description `pending`, `completed` or `failed`. */
+            status: components["schemas"]["PromptStatus"];
+            /**
+             * Format: uuid
+             * @description The signed-in user who made it; `null` when made with an API key.
+             */
+            user_id?: string | null;
+        };
+        /** @description The model's answer to a request. */
+        PromptResponse: {
+            /**
+             * Format: date-time
+             * @description When the answer arrived.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description How long the model call took, in milliseconds.
+             */
+            duration_ms?: number | null;
+            /**
+             * Format: uuid
+             * @description The response's id: its request's (one response per request).
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The request's id.
+             */
+            prompt_id: string;
+            /** @description What the model answered. */
+            response_text: string;
+        };
+        /**
+         * @description A request's status.
+         * @enum {string}
+         */
+        PromptStatus: "pending" | "completed" | "failed";
         /** @description A partial update of a prompt's metadata. Absent fields are left alone. */
         PromptUpdate: {
             /** @description New description; `Some(None)` clears it. */
@@ -3189,6 +3476,20 @@ export interface components {
              * @description When last replaced.
              */
             updated_at: string;
+        };
+        /** @description Body of `PUT /api/models/config/{model}`. Unknown fields are ignored. */
+        PutModelConfig: {
+            /** @description The vendor API key: stored encrypted, never returned. */
+            api_key: string;
+            /** @description The API base URL (the vendor's by default). */
+            base_url?: string | null;
+            /**
+             * @description `openai`, `anthropic`, `gemini`, or any other name for an OpenAI-compatible
+             *     server (`deepseek`, …; needs `base_url`).
+             */
+            model_type: string;
+            /** @description Default generation parameters (`model`: the default model). */
+            parameters?: Record<string, unknown> | null;
         };
         /** @description Body of `PUT /api/v1/providers/{name}`. */
         PutProviderBody: {
@@ -3837,6 +4138,150 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ai_list_prompts: {
+        parameters: {
+            query?: {
+                /** @description The `x-next-cursor` header of the previous page. */
+                cursor?: string;
+                /** @description How many, 1–500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description cursor of the next page, when there is one */
+                    "x-next-cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptOut"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ai_create_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptCreate"];
+            };
+        };
+        responses: {
+            /** @description the pending request */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptDetail"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ai_get_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the request's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptDetail"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -4396,6 +4841,162 @@ export interface operations {
             };
         };
     };
+    compat_list_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfo"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_list_model_configs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_put_model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the configuration's name (a provider name) */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutModelConfig"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelConfig"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_delete_model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the configuration's name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     langfuse_list_prompts: {
         parameters: {
             query?: {
@@ -4916,6 +5517,69 @@ export interface operations {
             };
         };
     };
+    compat_analyze: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnalyzeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Analysis"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     apply_batch: {
         parameters: {
             query?: never;
@@ -4970,6 +5634,93 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Created"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Created"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6750,6 +7501,77 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compat_remix: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemixRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Remix"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,6 +7,9 @@
 //!   stored provider's name before the slash): that provider and model;
 //! - a provider's name alone: its default model (`default_params.model` of a stored
 //!   provider);
+//! - a vendor's bare model name that names no provider (`gpt-4o-mini`,
+//!   `gemini-2.5-flash`, `claude-…`, `deepseek-…`): that vendor's provider
+//!   (`vendor_of_model`), as a client written for the vendor's SDK sends it;
 //! - `prompt:NAME`, `prompt:NAME@label`, `prompt:NAME#version`: the prompt's version
 //!   (label `production` by default) rendered with the body's `prompt_variables`; its
 //!   messages come first (the request's are appended), its config supplies provider,
@@ -104,6 +107,87 @@ async fn provider_named(
         })
 }
 
+/// `provider/model` → `(provider, Some(model))`; a name alone → `(name, None)` (a
+/// provider's name, or a vendor's bare model name); `None` when a side of the slash is
+/// empty.
+pub(crate) fn split_model(model: &str) -> Option<(&str, Option<String>)> {
+    match model.split_once('/') {
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => Some((p, Some(m.to_owned()))),
+        Some(_) => None,
+        None => Some((model, None)),
+    }
+}
+
+/// The provider of a vendor's bare model name, by the prefixes the vendors give their
+/// models (`gpt-4o-mini` → `openai`, `gemini-2.5-flash` → `gemini`, `claude-…` →
+/// `anthropic`, `deepseek-chat` → `deepseek`): what a client written for one vendor's
+/// SDK sends.
+pub(crate) fn vendor_of_model(model: &str) -> Option<&'static str> {
+    const VENDORS: [(&str, &str); 9] = [
+        ("gpt-", "openai"),
+        ("chatgpt-", "openai"),
+        ("o1", "openai"),
+        ("o3", "openai"),
+        ("o4", "openai"),
+        ("text-", "openai"),
+        ("gemini-", "gemini"),
+        ("claude-", "anthropic"),
+        ("deepseek-", "deepseek"),
+    ];
+    VENDORS
+        .iter()
+        .find(|(prefix, _)| model.starts_with(prefix))
+        .map(|(_, vendor)| *vendor)
+}
+
+/// What a `model` string names in `project`, as the gateway reads it: `provider/model`,
+/// a provider's name (its default model) or a vendor's bare model name (that vendor's
+/// provider); the project's stored credentials first, then the environment's. An
+/// unknown provider is `NotConfigured`, listing the configured ones.
+pub(crate) async fn resolve_model(
+    state: &AppState,
+    project: uuid::Uuid,
+    model: &str,
+) -> Result<(ResolvedProvider, String, String), Error> {
+    let (name, model) = split_model(model).ok_or_else(|| {
+        Error::invalid(
+            "model",
+            "expected provider/model, a provider name, or a vendor's model name",
+        )
+    })?;
+    let lookup = |name: &str| {
+        let name = name.to_owned();
+        async move {
+            state
+                .project_providers
+                .get(&state.store, project, &name)
+                .await
+        }
+    };
+    let (provider, name, model) = match lookup(name).await? {
+        Some(p) => (p, name.to_owned(), model),
+        None => match (model.is_none(), vendor_of_model(name)) {
+            (true, Some(vendor)) => match lookup(vendor).await? {
+                Some(p) => (p, vendor.to_owned(), Some(name.to_owned())),
+                None => {
+                    return Err(prompt_core::call::unknown_provider(
+                        vendor,
+                        state.project_providers.base().names(),
+                    ));
+                }
+            },
+            _ => {
+                return Err(prompt_core::call::unknown_provider(
+                    name,
+                    state.project_providers.base().names(),
+                ));
+            }
+        },
+    };
+    let model = prompt_core::call::model_or_default(model, provider.provider.as_ref())?;
+    Ok((provider, name, model))
+}
+
 async fn resolve_target(
     state: &AppState,
     caller: &Caller,
@@ -157,25 +241,21 @@ async fn resolve_target(
             params: plan.params,
         });
     }
-    let (provider_name, model) = match body.model.split_once('/') {
-        Some((p, m)) if !p.is_empty() && !m.is_empty() => (p, Some(m.to_owned())),
-        Some(_) => {
-            return Err(invalid(
-                "model",
-                "expected provider/model, a provider name, or prompt:NAME",
-            ));
-        }
-        None => (body.model.as_str(), None),
-    };
-    progress.provider = Some(provider_name.to_owned());
-    let provider = provider_named(state, caller, provider_name).await?;
-    let model = prompt_core::call::model_or_default(model, provider.provider.as_ref())?;
+    // Named before resolving, so a failed call's run says which provider was asked.
+    progress.provider = split_model(&body.model).map(|(p, _)| p.to_owned());
+    let (provider, provider_name, model) = resolve_model(state, caller.project.id, &body.model)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidInput { message, .. } => invalid("model", message),
+            other => OpenAiError::from(other),
+        })?;
+    progress.provider = Some(provider_name.clone());
     if messages.is_empty() {
         return Err(invalid("messages", "must not be empty"));
     }
     Ok(Target {
         provider,
-        provider_name: provider_name.to_owned(),
+        provider_name,
         model,
         version: None,
         label: None,
