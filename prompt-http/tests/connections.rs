@@ -30,6 +30,15 @@ async fn start(
     router: RouterConfig,
     metrics: Option<TcpListener>,
 ) -> Server {
+    start_tls(limits, router, metrics, None).await
+}
+
+async fn start_tls(
+    limits: ConnectionLimits,
+    router: RouterConfig,
+    metrics: Option<TcpListener>,
+    tls: Option<prompt_http::TlsFiles>,
+) -> Server {
     let (store, runs) = prompt_store::memory();
     let key = bootstrap_admin_key(&store).await.unwrap().unwrap();
     let (state, writer) = build_state(store, runs, &StateConfig::default())
@@ -44,7 +53,7 @@ async fn start(
         writer,
         ServeOptions {
             router,
-            tls: None,
+            tls,
             limits,
             metrics_listener: metrics,
         },
@@ -66,12 +75,9 @@ async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
     match tokio::time::timeout(wait, s.read(&mut buf)).await {
         Ok(Ok(0)) | Ok(Err(_)) => true,
         // A byte the server wrote (a 408 from hyper): read on until EOF.
-        Ok(Ok(_)) => {
-            matches!(
-                tokio::time::timeout(wait, s.read_to_end(&mut Vec::new())).await,
-                Ok(_)
-            )
-        }
+        Ok(Ok(_)) => tokio::time::timeout(wait, s.read_to_end(&mut Vec::new()))
+            .await
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -401,4 +407,57 @@ async fn metrics_can_live_on_their_own_listener() {
     server.done.await.unwrap().unwrap();
     // Both listeners are closed after shutdown.
     assert!(TcpStream::connect(maddr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_that_stall_their_handshake_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let header = Duration::from_millis(500);
+    let server = start_tls(
+        ConnectionLimits {
+            max_connections: 4,
+            header_timeout: header,
+            idle_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+        },
+        RouterConfig::default(),
+        None,
+        Some(prompt_http::TlsFiles { cert, key }),
+    )
+    .await;
+    // Silent, and the start of a ClientHello that never ends.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02]).await.unwrap();
+    let t = Instant::now();
+    assert!(closed_within(&mut silent, header * 3).await);
+    assert!(closed_within(&mut partial, header * 3).await);
+    eprintln!(
+        "measured: stalled TLS handshakes closed after {:?} (header timeout {header:?})",
+        t.elapsed()
+    );
+    // More clients than the cap, one after another: HTTPS keeps working.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/api/v1/prompts", server.addr.port());
+    for _ in 0..8 {
+        let r = client
+            .get(&url)
+            .bearer_auth(&server.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    server.stop.send(()).unwrap();
+    server.done.await.unwrap().unwrap();
 }
