@@ -123,12 +123,49 @@ struct Conn {
     evict: Notify,
 }
 
-/// The open connections, oldest first.
+/// The open connections, oldest first, and how many of them are told to close.
+#[derive(Debug, Default)]
+struct Open {
+    conns: BTreeMap<u64, Arc<Conn>>,
+    evicting: usize,
+}
+
+impl Open {
+    /// Tell `c` to close (once); counted until its task removes it.
+    fn evict(&mut self, c: &Conn, reason: &'static str) {
+        if !c.evicting.swap(true, Ordering::Relaxed) {
+            self.evicting += 1;
+            c.evict.notify_one();
+            metrics::counter!("prompt_registry_connections_closed_total", "reason" => reason)
+                .increment(1);
+        }
+    }
+
+    /// Tell the oldest connection with no request in flight to close; false if none.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let victim = self
+            .conns
+            .values()
+            .find(|c| {
+                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Relaxed)
+            })
+            .cloned();
+        match victim {
+            Some(c) => {
+                self.evict(&c, "evicted");
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The open connections.
 #[derive(Debug)]
 struct Tracker {
     epoch: Instant,
     max: usize,
-    open: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    open: Mutex<Open>,
     next_id: AtomicU64,
 }
 
@@ -137,7 +174,7 @@ impl Tracker {
         Tracker {
             epoch: Instant::now(),
             max: max.max(1),
-            open: Mutex::new(BTreeMap::new()),
+            open: Mutex::new(Open::default()),
             next_id: AtomicU64::new(0),
         }
     }
@@ -153,27 +190,30 @@ impl Tracker {
         let now = self.now_ms();
         let header = millis(limits.header_timeout);
         let idle = millis(limits.idle_timeout);
-        for c in self.lock().values() {
-            if c.evicting.load(Ordering::Relaxed) || c.in_flight.load(Ordering::Acquire) > 0 {
-                continue;
-            }
-            let reason = if !c.seen_request.load(Ordering::Acquire)
-                && now.saturating_sub(c.opened) >= header
-            {
-                "header_timeout"
-            } else if now.saturating_sub(c.last_change.load(Ordering::Acquire)) >= idle {
-                "idle_timeout"
-            } else {
-                continue;
-            };
-            c.evicting.store(true, Ordering::Relaxed);
-            c.evict.notify_one();
-            metrics::counter!("prompt_registry_connections_closed_total", "reason" => reason)
-                .increment(1);
+        let mut open = self.lock();
+        let expired: Vec<(Arc<Conn>, &'static str)> = open
+            .conns
+            .values()
+            .filter_map(|c| {
+                if c.evicting.load(Ordering::Relaxed) || c.in_flight.load(Ordering::Acquire) > 0 {
+                    return None;
+                }
+                if !c.seen_request.load(Ordering::Acquire) && now.saturating_sub(c.opened) >= header
+                {
+                    Some((c.clone(), "header_timeout"))
+                } else if now.saturating_sub(c.last_change.load(Ordering::Acquire)) >= idle {
+                    Some((c.clone(), "idle_timeout"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (c, reason) in expired {
+            open.evict(&c, reason);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Conn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -182,11 +222,8 @@ impl Tracker {
     /// (refuse it) when every open connection has a request in flight.
     fn admit(self: &Arc<Self>) -> Option<Registered> {
         let mut open = self.lock();
-        let live = open
-            .values()
-            .filter(|c| !c.evicting.load(Ordering::Relaxed))
-            .count();
-        if live >= self.max && !Self::evict_oldest_idle(&open) {
+        let live = open.conns.len().saturating_sub(open.evicting);
+        if live >= self.max && !open.evict_oldest_idle() {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -200,29 +237,12 @@ impl Tracker {
             evicting: AtomicBool::new(false),
             evict: Notify::new(),
         });
-        open.insert(id, conn.clone());
+        open.conns.insert(id, conn.clone());
         Some(Registered {
             tracker: self.clone(),
             id,
             conn,
         })
-    }
-
-    /// Tell the oldest connection with no request in flight to close; false if none.
-    fn evict_oldest_idle(open: &BTreeMap<u64, Arc<Conn>>) -> bool {
-        let victim = open.values().find(|c| {
-            c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Relaxed)
-        });
-        match victim {
-            Some(c) => {
-                c.evicting.store(true, Ordering::Relaxed);
-                c.evict.notify_one();
-                metrics::counter!("prompt_registry_connections_closed_total", "reason" => "evicted")
-                    .increment(1);
-                true
-            }
-            None => false,
-        }
     }
 }
 
@@ -235,7 +255,12 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.tracker.lock().remove(&self.id);
+        let mut open = self.tracker.lock();
+        if let Some(c) = open.conns.remove(&self.id)
+            && c.evicting.load(Ordering::Relaxed)
+        {
+            open.evicting = open.evicting.saturating_sub(1);
+        }
     }
 }
 
@@ -366,7 +391,7 @@ pub async fn serve_connections(
                 // before trying again rather than spinning on the same error.
                 let exhausted = is_resource_exhaustion(&e);
                 if exhausted {
-                    Tracker::evict_oldest_idle(&tracker.lock());
+                    tracker.lock().evict_oldest_idle();
                 }
                 tracing::warn!(error = %e, exhausted, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
                 metrics::counter!("prompt_registry_accept_errors_total").increment(1);
