@@ -12,7 +12,7 @@
 //! - **idle timeout**: a connection with no request in flight for this long is closed
 //!   (HTTP/2 included; a streaming response such as SSE is in flight until it ends);
 //! - **max connections**: over the cap, the oldest connection with no request in
-//!   flight is closed to make room; when every connection is busy the new one is
+//!   flight (first among those that never sent a byte) is closed to make room; when every connection is busy the new one is
 //!   closed at once, so requests in flight and later ones keep being served rather
 //!   than waiting behind a full accept queue;
 //! - **fd exhaustion** (`EMFILE`/`ENFILE`): the loop closes the oldest idle connection
@@ -115,6 +115,8 @@ struct Conn {
     in_flight: AtomicUsize,
     /// Whether a request ever started on it.
     seen_request: AtomicBool,
+    /// Whether it ever sent a byte.
+    spoke: AtomicBool,
     /// Milliseconds since `epoch` when a request last started or ended.
     last_change: AtomicU64,
     /// Set once the accept loop chose it to be closed.
@@ -141,14 +143,19 @@ impl Open {
         }
     }
 
-    /// Tell the oldest connection with no request in flight to close; false if none.
+    /// Tell the oldest connection with no request in flight to close, preferring one
+    /// that never sent a byte (an idle flood, not a client whose request is on its
+    /// way); false if every connection has a request in flight.
     fn evict_oldest_idle(&mut self) -> bool {
+        let idle = |c: &&Arc<Conn>| {
+            c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Relaxed)
+        };
         let victim = self
             .conns
             .values()
-            .find(|c| {
-                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Relaxed)
-            })
+            .filter(idle)
+            .find(|c| !c.spoke.load(Ordering::Relaxed))
+            .or_else(|| self.conns.values().find(idle))
             .cloned();
         match victim {
             Some(c) => {
@@ -233,6 +240,7 @@ impl Tracker {
             opened: now,
             in_flight: AtomicUsize::new(0),
             seen_request: AtomicBool::new(false),
+            spoke: AtomicBool::new(false),
             last_change: AtomicU64::new(now),
             evicting: AtomicBool::new(false),
             evict: Notify::new(),
@@ -318,6 +326,58 @@ impl http_body::Body for GuardedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A socket that notes its client's first byte (see [`Open::evict_oldest_idle`]).
+struct Watched<IO> {
+    io: IO,
+    conn: Arc<Conn>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before && !this.conn.spoke.load(Ordering::Relaxed) {
+            this.conn.spoke.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -423,6 +483,10 @@ pub async fn serve_connections(
             limits,
             closing.clone(),
         ));
+        // Let the new connection (and others woken meanwhile) read what its client sent
+        // before the next accept: under a flood of silent sockets, a client whose
+        // request has arrived then counts as speaking and is not the one evicted.
+        tokio::task::yield_now().await;
     }
     // Stop accepting: the listening socket closes, new clients are refused by the OS.
     drop(listener);
@@ -490,7 +554,10 @@ async fn serve_one<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = registered.conn.clone();
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(Watched {
+        io,
+        conn: conn.clone(),
+    });
     let per_request = conn.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let in_flight = InFlight::new(per_request.clone());

@@ -106,13 +106,23 @@ async fn idle_floods_and_slow_headers_do_not_starve_requests() {
 
     // The flood: every socket opened and left silent.
     let addr = server.addr;
-    let flood = tokio::spawn(async move {
-        let mut socks = Vec::with_capacity(idle_count);
-        for _ in 0..idle_count {
-            if let Ok(s) = TcpStream::connect(addr).await {
-                socks.push(s);
+    // From its own thread and runtime, as an attacker's would be: the server's
+    // runtime is not the one opening the sockets.
+    let flood = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let socks = rt.block_on(async move {
+            let mut socks = Vec::with_capacity(idle_count);
+            for _ in 0..idle_count {
+                if let Ok(s) = TcpStream::connect(addr).await {
+                    socks.push(s.into_std().unwrap());
+                }
             }
-        }
+            socks
+        });
+        drop(rt);
         socks
     });
     // Meanwhile authenticated requests keep succeeding.
@@ -164,7 +174,12 @@ async fn idle_floods_and_slow_headers_do_not_starve_requests() {
         served += 1;
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let mut socks = flood.await.unwrap();
+    let mut socks = flood
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| TcpStream::from_std(s).unwrap())
+        .collect::<Vec<_>>();
     assert!(
         socks.len() > limits.max_connections,
         "the flood opened {} sockets",
