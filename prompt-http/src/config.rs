@@ -142,6 +142,34 @@ pub struct ServeArgs {
         default_value_t = 10
     )]
     pub public_tools_burst: u32,
+    /// Most connections open at once (default: the soft fd limit, raised to the hard
+    /// limit at start-up, less 256). Over it the oldest idle connection is closed, or
+    /// the new one when every connection has a request in flight.
+    #[arg(long, env = "PROMPT_REGISTRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a new connection may take to start a request, and an HTTP/1 client to
+    /// send a request's headers (also the TLS handshake, and how long a keep-alive
+    /// HTTP/1 connection waits for its next request).
+    #[arg(long, env = "PROMPT_REGISTRY_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight (a streaming
+    /// response such as SSE is in flight until it ends).
+    #[arg(long, env = "PROMPT_REGISTRY_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Seconds the server waits for the next part of a request body before it answers
+    /// 400 and drops the request.
+    #[arg(long, env = "PROMPT_REGISTRY_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Seconds requests in flight (and background executions) may run on after
+    /// SIGTERM/Ctrl-C before they are cut off; queued run writes are always flushed.
+    #[arg(long, env = "PROMPT_REGISTRY_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Require `Authorization: Bearer TOKEN` on `/metrics` (401 without it).
+    #[arg(long, env = "PROMPT_REGISTRY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` on this address only (plain HTTP), not on --addr.
+    #[arg(long, env = "PROMPT_REGISTRY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,
@@ -419,6 +447,38 @@ impl ServeArgs {
         }
     }
 
+    /// The connection limits and timeouts; the cap defaults to what the (already
+    /// raised) fd limit allows.
+    pub fn connection_limits(&self) -> crate::ConnectionLimits {
+        use std::time::Duration;
+        crate::ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(crate::connections::default_max_connections),
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+        }
+    }
+
+    /// The separate `/metrics` address, if any (it must differ from `addr`).
+    pub fn metrics_addr(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, String> {
+        let Some(m) = &self.metrics_addr else {
+            return Ok(None);
+        };
+        let parsed: SocketAddr = m.parse().map_err(|e| {
+            format!(
+                "invalid PROMPT_REGISTRY_METRICS_ADDR / --metrics-addr '{m}': {e} (expected HOST:PORT, e.g. 127.0.0.1:9090)"
+            )
+        })?;
+        if parsed == addr && addr.port() != 0 {
+            return Err(format!(
+                "invalid PROMPT_REGISTRY_METRICS_ADDR / --metrics-addr '{m}': the same address as --addr; choose another port"
+            ));
+        }
+        Ok(Some(parsed))
+    }
+
     /// Validate; the error names the bad setting.
     pub fn validate(&self) -> Result<SocketAddr, String> {
         let addr: SocketAddr = self.addr.parse().map_err(|e| {
@@ -450,6 +510,43 @@ impl ServeArgs {
             ));
         }
         self.webhooks.config()?;
+        for (name, v) in [
+            (
+                "PROMPT_REGISTRY_HEADER_TIMEOUT / --header-timeout-secs",
+                self.header_timeout_secs,
+            ),
+            (
+                "PROMPT_REGISTRY_IDLE_TIMEOUT / --idle-timeout-secs",
+                self.idle_timeout_secs,
+            ),
+            (
+                "PROMPT_REGISTRY_BODY_TIMEOUT / --body-timeout-secs",
+                self.body_timeout_secs,
+            ),
+            (
+                "PROMPT_REGISTRY_SHUTDOWN_TIMEOUT / --shutdown-timeout-secs",
+                self.shutdown_timeout_secs,
+            ),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(format!("invalid {name} {v}: must be 1 to 86400 seconds"));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(
+                "invalid PROMPT_REGISTRY_MAX_CONNECTIONS / --max-connections: must be at least 1"
+                    .into(),
+            );
+        }
+        if let Some(t) = &self.metrics_token
+            && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(
+                "invalid PROMPT_REGISTRY_METRICS_TOKEN / --metrics-token: must be at least 16 characters with no spaces"
+                    .into(),
+            );
+        }
+        self.metrics_addr(addr)?;
         if self.run_queue == 0 {
             return Err(
                 "invalid PROMPT_REGISTRY_RUN_QUEUE / --run-queue: must be at least 1".into(),

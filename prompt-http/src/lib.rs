@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 pub mod accounts;
 pub mod auth;
 pub mod backend;
+pub mod backup;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -30,7 +32,8 @@ pub mod ui;
 pub mod webhooks;
 pub mod writer;
 
-pub use router::{RouterConfig, app, openapi, openapi_json};
+pub use connections::ConnectionLimits;
+pub use router::{RouterConfig, app, metrics_app, openapi, openapi_json};
 pub use state::AppState;
 
 use crate::limit::KeyLimiter;
@@ -212,6 +215,21 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
+/// How [`serve_with_options`] serves: the router's settings, TLS, connection limits
+/// and timeouts, and where `/metrics` is served.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// The router's settings.
+    pub router: RouterConfig,
+    /// Speak HTTPS with these files.
+    pub tls: Option<TlsFiles>,
+    /// Connection cap, header/idle timeouts, and how long a shutdown waits.
+    pub limits: ConnectionLimits,
+    /// Serve `/metrics` on this listener alone (plain HTTP, same limits) and not on
+    /// the main one; set `router.metrics_route = false` with it.
+    pub metrics_listener: Option<tokio::net::TcpListener>,
+}
+
 /// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests,
 /// drain the run writer, and return.
 pub async fn serve(
@@ -234,6 +252,37 @@ pub async fn serve_with(
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let options = ServeOptions {
+        router: config,
+        tls,
+        ..ServeOptions::default()
+    };
+    serve_with_options(listener, state, writer_task, options, shutdown).await
+}
+
+/// [`serve_with`] with every setting: connection limits and timeouts (see
+/// [`connections`]) and an optional separate `/metrics` listener. When `shutdown`
+/// resolves: stop accepting, close idle connections and end SSE/WebSocket streams,
+/// let requests in flight finish for up to `limits.shutdown_timeout`, then drain the
+/// run writer (every acknowledged run is committed) and return.
+pub async fn serve_with_options(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ServeOptions {
+        router: config,
+        tls,
+        limits,
+        metrics_listener,
+    } = options;
+    // Load the certificate before anything is spawned, so a bad file fails start-up.
+    let acceptor = match tls {
+        None => None,
+        Some(files) => Some(tls_acceptor(&files).await?),
+    };
     let limiter = state.limiter.clone();
     let public_limiter = state.public_tools.as_ref().map(|p| p.limiter.clone());
     let feed = state.feed.clone();
@@ -243,12 +292,16 @@ pub async fn serve_with(
         .map(|feed| tokio::spawn(prune_events(feed, hooks)));
     // Open SSE streams and WebSockets would hold a graceful shutdown up forever: end
     // them (each with a final `cut_off`) as soon as it starts.
-    let shutdown = async move {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
         shutdown.await;
         if let Some(feed) = feed {
             feed.close();
         }
-    };
+        let _ = stop_tx.send(true);
+        // Keep the sender alive: a dropped sender would also wake the receivers.
+        std::future::pending::<()>().await;
+    });
     let rotation = state.accounts.clone().map(|accounts| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(accounts::tokens::KEY_RELOAD_INTERVAL);
@@ -270,42 +323,22 @@ pub async fn serve_with(
             }
         }
     });
+    let metrics_server = metrics_listener.map(|l| {
+        let router = metrics_app(state.clone(), config.metrics_token.clone());
+        tokio::spawn(connections::serve_connections(
+            l,
+            router,
+            None,
+            limits,
+            stop.clone(),
+        ))
+    });
     let router = app(state, config);
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = match tls {
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(files) => {
-            // rustls needs a process-wide crypto provider when more than one is linked.
-            let _ = rustls_provider_install();
-            let rustls =
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await
-                    .map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!(
-                                "cannot load --tls-cert {} / --tls-key {}: {e}",
-                                files.cert.display(),
-                                files.key.display()
-                            ),
-                        )
-                    })?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-    };
+    connections::serve_connections(listener, router, acceptor, limits, stop).await;
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
+    signal.abort();
     shrinker.abort();
     if let Some(p) = pruner {
         p.abort();
@@ -314,11 +347,30 @@ pub async fn serve_with(
         r.abort();
     }
     // Every clone of the state (and so of the writer's sender) is gone once the
-    // router is dropped: the writer drains what is queued and ends.
+    // connections are closed: the writer drains what is queued and ends.
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "run writer task failed");
     }
-    result
+    Ok(())
+}
+
+/// The TLS acceptor of `files` (rustls, ALPN h2 and http/1.1); the error names them.
+async fn tls_acceptor(files: &TlsFiles) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    // rustls needs a process-wide crypto provider when more than one is linked.
+    let _ = rustls_provider_install();
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot load --tls-cert {} / --tls-key {}: {e}",
+                    files.cert.display(),
+                    files.key.display()
+                ),
+            )
+        })?;
+    Ok(tokio_rustls::TlsAcceptor::from(rustls.get_inner()))
 }
 
 /// How often the change log is pruned.

@@ -79,6 +79,10 @@ enum Command {
     /// Print the OpenAPI document (what `/openapi.json` serves) on stdout, without a
     /// database or a server; the console's typed client is generated from it.
     Openapi,
+    /// Write a consistent copy of a SQLite database to --to FILE, safe while a server
+    /// is writing to it (for Postgres use pg_dump). Restore: stop the server, replace
+    /// the database file with the copy (and delete its -wal and -shm files), start it.
+    Backup(prompt_http::backup::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +163,10 @@ async fn open(db: &DatabaseArgs) -> Result<(Arc<dyn PromptStore>, Arc<dyn RunLog
     Ok((o.store, o.runs))
 }
 
+/// When the shutdown signal arrived: requests in flight and background executions
+/// share one shutdown timeout from then.
+static SHUTDOWN_AT: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -178,6 +186,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+    let _ = SHUTDOWN_AT.set(tokio::time::Instant::now());
     tracing::info!("shutdown requested: finishing in-flight requests and queued run writes");
 }
 
@@ -204,6 +213,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => {
             let addr = args.validate()?;
             init_logs(args.log_format);
+            // The default 1,024 descriptors would cap connections far below what the
+            // machine allows: raise the soft limit to the hard one.
+            match prompt_http::connections::raise_fd_limit() {
+                Ok(l) => tracing::info!(
+                    soft_before = l.before,
+                    soft = l.soft,
+                    hard = l.hard,
+                    "open file limit (RLIMIT_NOFILE)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+            }
+            let limits = args.connection_limits();
+            tracing::info!(
+                max_connections = limits.max_connections,
+                header_timeout_s = args.header_timeout_secs,
+                idle_timeout_s = args.idle_timeout_secs,
+                body_timeout_s = args.body_timeout_secs,
+                shutdown_timeout_s = args.shutdown_timeout_secs,
+                "connection limits"
+            );
             // The configuration, not only the built set: stored credentials get the same
             // retry policy as the environment's providers.
             let providers_config =
@@ -303,9 +332,30 @@ async fn run(cli: Cli) -> Result<(), String> {
             eprintln!(
                 "prompt-registry listening on {scheme}://{addr} (docs: {scheme}://{addr}/docs)"
             );
+            let metrics_addr = args.metrics_addr(addr)?;
+            let metrics_listener = match metrics_addr {
+                Some(m) => {
+                    let l = tokio::net::TcpListener::bind(m).await.map_err(|e| {
+                        format!(
+                            "cannot listen on {m} (PROMPT_REGISTRY_METRICS_ADDR / --metrics-addr): {e}"
+                        )
+                    })?;
+                    let bound = l.local_addr().unwrap_or(m);
+                    tracing::info!(addr = %bound, "serving /metrics on its own address");
+                    eprintln!("prompt-registry metrics on http://{bound}/metrics");
+                    Some(l)
+                }
+                None => None,
+            };
             let router_config = RouterConfig {
                 body_limit: args.body_limit,
                 request_timeout: Duration::from_secs(args.request_timeout_secs),
+                body_timeout: Duration::from_secs(args.body_timeout_secs),
+                metrics_route: metrics_listener.is_none(),
+                metrics_token: args
+                    .metrics_token
+                    .as_deref()
+                    .map(prompt_http::router::MetricsToken::new),
             };
             let tls = match (&args.people.tls_cert, &args.people.tls_key) {
                 (Some(cert), Some(key)) => Some(prompt_http::TlsFiles {
@@ -314,19 +364,39 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }),
                 _ => None,
             };
-            let served = prompt_http::serve_with(
+            let served = prompt_http::serve_with_options(
                 listener,
                 state,
                 writer,
-                router_config,
-                tls,
+                prompt_http::ServeOptions {
+                    router: router_config,
+                    tls,
+                    limits,
+                    metrics_listener,
+                },
                 shutdown_signal(),
             )
             .await;
-            workers.shutdown().await;
-            if let Some(w) = hook_worker {
-                w.shutdown().await;
+            // Background executions finish within the shutdown timeout; one still
+            // running then is cut off and left claimed, and a live instance takes it
+            // back once its claim is stale.
+            let finishing = async {
+                workers.shutdown().await;
+                if let Some(w) = hook_worker {
+                    w.shutdown().await;
+                }
+            };
+            let deadline = SHUTDOWN_AT
+                .get()
+                .copied()
+                .unwrap_or_else(tokio::time::Instant::now)
+                + limits.shutdown_timeout;
+            if tokio::time::timeout_at(deadline, finishing).await.is_err() {
+                tracing::warn!(
+                    "shutdown timeout reached: background executions still running were cut off; they are requeued once stale"
+                );
             }
+            tracing::info!("shutdown complete: every acknowledged run write is committed");
             opened.backend.close().await;
             served.map_err(|e| format!("server error: {e}"))
         }
@@ -380,6 +450,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Users { command } => prompt_http::people_cli::users(command).await,
         Command::Orgs { command } => prompt_http::people_cli::orgs(command).await,
         Command::Projects { command } => prompt_http::people_cli::projects(command).await,
+        Command::Backup(args) => {
+            init_logs(LogFormat::Pretty);
+            let report =
+                prompt_http::backup::backup(&args.db.database_url, &args.to, args.force).await?;
+            eprintln!(
+                "wrote {} ({} bytes) in {:.2} s",
+                report.path.display(),
+                report.bytes,
+                report.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", prompt_http::openapi_json());
             Ok(())

@@ -26,12 +26,19 @@ use crate::routes::{
 use crate::state::AppState;
 
 /// Limits applied by the router.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RouterConfig {
     /// Largest request body, in bytes.
     pub body_limit: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Longest the server waits for the next piece of a request body (a client that
+    /// stops sending gets 400 and its request ends).
+    pub body_timeout: Duration,
+    /// Serve `/metrics` on this router (false when it has its own listener).
+    pub metrics_route: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (401 otherwise).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for RouterConfig {
@@ -39,8 +46,79 @@ impl Default for RouterConfig {
         RouterConfig {
             body_limit: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(120),
+            body_timeout: Duration::from_secs(30),
+            metrics_route: true,
+            metrics_token: None,
         }
     }
+}
+
+/// The bearer token `/metrics` requires; its `Debug` hides it.
+#[derive(Clone)]
+pub struct MetricsToken(std::sync::Arc<str>);
+
+impl MetricsToken {
+    /// Wrap a token.
+    pub fn new(token: &str) -> Self {
+        MetricsToken(token.into())
+    }
+
+    /// Whether an `Authorization` header value carries this token (compared in
+    /// constant time, so timing tells nothing about how much of a guess was right).
+    pub fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(presented) = authorization.and_then(|v| v.to_str().ok()).and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        }) else {
+            return false;
+        };
+        presented.trim().as_bytes().ct_eq(self.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(***)")
+    }
+}
+
+/// Refuse a `/metrics` request without the configured token: 401 in the one error
+/// shape, with `WWW-Authenticate: Bearer` (what Prometheus' `authorization` sends).
+async fn require_metrics_token(token: Option<MetricsToken>, req: Request, next: Next) -> Response {
+    match token {
+        Some(t) if !t.accepts(req.headers().get(header::AUTHORIZATION)) => {
+            let mut r = ApiError::Unauthorized(
+                "/metrics needs Authorization: Bearer <the metrics token> (PROMPT_REGISTRY_METRICS_TOKEN)"
+                    .into(),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+        _ => next.run(req).await,
+    }
+}
+
+/// `/metrics` behind its token when one is set.
+fn metrics_router(token: Option<MetricsToken>) -> Router<AppState> {
+    let (metrics, _) = OpenApiRouter::new()
+        .routes(routes!(service::metrics_text))
+        .split_for_parts();
+    metrics.route_layer(middleware::from_fn(move |req: Request, next: Next| {
+        require_metrics_token(token.clone(), req, next)
+    }))
+}
+
+/// Only `/metrics` (with its token when set) and the request log: what a separate
+/// metrics listener (`--metrics-addr`) serves; anything else is 404.
+pub fn metrics_app(state: AppState, token: Option<MetricsToken>) -> Router {
+    crate::metrics::install();
+    metrics_router(token)
+        .fallback(|req: Request| async move { no_route(req.uri().clone()).await })
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
 }
 
 #[derive(OpenApi)]
@@ -257,12 +335,27 @@ fn service_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The service routes the app serves: health and readiness (`/metrics` is added on
+/// its own, behind its token, or served by a separate listener).
+fn health_routes() -> Router<AppState> {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .split_for_parts();
+    router
+}
+
 /// The whole application: every route and middleware, ready to serve or to drive with
 /// `tower::ServiceExt::oneshot` in tests.
 pub fn app(state: AppState, config: RouterConfig) -> Router {
     crate::metrics::install();
     let (api, _) = api_routes();
-    let (svc, _) = service_routes();
+    let svc = health_routes();
+    let svc = if config.metrics_route {
+        svc.merge(metrics_router(config.metrics_token.clone()))
+    } else {
+        svc
+    };
     let (gateway, _) = gateway_routes();
     let (people, _) = people_routes();
     let people = people.route_layer(middleware::from_fn_with_state(
@@ -311,6 +404,9 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
             }
         })
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            config.body_timeout,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

@@ -183,6 +183,27 @@ fn bad_settings_are_named() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DATABASE_URL"), "{err}");
+    // The connection, shutdown and metrics settings: each bad one named.
+    for (env, value) in [
+        ("PROMPT_REGISTRY_HEADER_TIMEOUT", "0"),
+        ("PROMPT_REGISTRY_IDLE_TIMEOUT", "0"),
+        ("PROMPT_REGISTRY_BODY_TIMEOUT", "100000"),
+        ("PROMPT_REGISTRY_SHUTDOWN_TIMEOUT", "0"),
+        ("PROMPT_REGISTRY_MAX_CONNECTIONS", "0"),
+        ("PROMPT_REGISTRY_METRICS_TOKEN", "short"),
+        ("PROMPT_REGISTRY_METRICS_ADDR", "not-an-address"),
+    ] {
+        let out = bin()
+            .args(["serve"])
+            .env("DATABASE_URL", "memory://")
+            .env("PROMPT_REGISTRY_ADDR", "127.0.0.1:0")
+            .env(env, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(env), "{env}: {err}");
+    }
     let out = bin()
         .args(["migrate"])
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")

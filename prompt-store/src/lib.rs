@@ -319,6 +319,50 @@ pub async fn revert(url: &str, count: u32) -> Result<RevertReport> {
     report
 }
 
+/// Write a consistent online copy of the SQLite database at `url` to `target` (a file
+/// that must not exist yet; see [`SqliteStore::backup_into`]): what `prompt-registry
+/// backup` runs while a server keeps writing. The database is neither created nor
+/// migrated. A Postgres URL is refused (`Unsupported`: back it up with `pg_dump`), and
+/// so is `memory://` and an in-memory SQLite database (nothing outlives the process).
+pub async fn backup(url: &str, target: &std::path::Path) -> Result<()> {
+    match scheme_of(url)? {
+        Scheme::Memory => Err(Error::unsupported(
+            "backing up memory:// (it lives only inside its process)",
+        )),
+        Scheme::Postgres => Err(Error::unsupported(
+            "backing up a Postgres database from prompt-registry; use pg_dump \
+             (e.g. `pg_dump --format=custom --file=FILE \"$DATABASE_URL\"`, restored \
+             with pg_restore)",
+        )),
+        Scheme::Sqlite => backup_sqlite(url, target).await,
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn backup_sqlite(url: &str, target: &std::path::Path) -> Result<()> {
+    let mut config = SqliteConfig::new(url);
+    if config.is_memory() {
+        return Err(Error::unsupported(
+            "backing up an in-memory SQLite database (it lives only inside its process)",
+        ));
+    }
+    config.create_if_missing = false;
+    config.run_migrations = false;
+    config.max_connections = 1;
+    let store = SqliteStore::connect(config).await?;
+    let copied = store.backup_into(target).await;
+    store.close().await;
+    copied
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn backup_sqlite(_url: &str, _target: &std::path::Path) -> Result<()> {
+    Err(Error::invalid(
+        "url",
+        "this build has no SQLite backend (feature `sqlite` is off)",
+    ))
+}
+
 enum Scheme {
     Memory,
     Sqlite,

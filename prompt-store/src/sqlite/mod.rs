@@ -210,6 +210,26 @@ impl SqliteStore {
             .map_err(parse_sqlite_error)
     }
 
+    /// Write a consistent copy of the database to `target` (a file that must not exist
+    /// yet) with `VACUUM INTO`, while other connections, of this process or another
+    /// (a running server), keep writing: the copy is the database as of one read
+    /// transaction, compacted, and holds every write committed before it started. Runs
+    /// on a reading connection, so writers are not held up (WAL).
+    pub async fn backup_into(&self, target: &std::path::Path) -> Result<()> {
+        let target = target.to_str().ok_or_else(|| {
+            Error::invalid(
+                "target",
+                format!("'{}' is not a UTF-8 path", target.display()),
+            )
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.reader)
+            .await
+            .map_err(parse_sqlite_error)?;
+        Ok(())
+    }
+
     /// Close the pools, waiting for connections in use.
     pub async fn close(&self) {
         self.reader.close().await;
