@@ -225,7 +225,7 @@ pub trait PromptStore: Send + Sync + Debug {
     ) -> Result<(ProtectedLabel, bool)>;
 
     /// Stop protecting `label` in `project` (seeding first, as
-    /// [`PromptStore::protected_labels`] does), appending `protected_label.removed`.
+    /// [`PromptStore::protected_labels`] does), appending `protected_label.deleted`.
     /// `NotFound` if it is not protected.
     async fn unprotect_label(
         &self,

@@ -63,10 +63,10 @@ pub enum EventType {
     /// the label; `data`: `{}`.
     #[serde(rename = "protected_label.added")]
     ProtectedLabelAdded,
-    /// A label is no longer protected in the project. `label` is the label; `data`:
-    /// `{}`.
-    #[serde(rename = "protected_label.removed")]
-    ProtectedLabelRemoved,
+    /// A label is no longer protected in the project (its protection was deleted).
+    /// `label` is the label; `data`: `{}`.
+    #[serde(rename = "protected_label.deleted")]
+    ProtectedLabelDeleted,
     /// An API key was created. `data`: `{id, name, role, prefix}`.
     #[serde(rename = "api_key.created")]
     ApiKeyCreated,
@@ -98,7 +98,7 @@ impl EventType {
         EventType::LabelRemoved,
         EventType::VersionDeleted,
         EventType::ProtectedLabelAdded,
-        EventType::ProtectedLabelRemoved,
+        EventType::ProtectedLabelDeleted,
         EventType::ApiKeyCreated,
         EventType::ApiKeyRevoked,
         EventType::CredentialPut,
@@ -117,7 +117,7 @@ impl EventType {
             EventType::LabelRemoved => "label.removed",
             EventType::VersionDeleted => "version.deleted",
             EventType::ProtectedLabelAdded => "protected_label.added",
-            EventType::ProtectedLabelRemoved => "protected_label.removed",
+            EventType::ProtectedLabelDeleted => "protected_label.deleted",
             EventType::ApiKeyCreated => "api_key.created",
             EventType::ApiKeyRevoked => "api_key.revoked",
             EventType::CredentialPut => "credential.put",
@@ -327,12 +327,12 @@ impl NewEvent {
             .with_data(serde_json::json!({"id": id}))
     }
 
-    /// `protected_label.added` or `protected_label.removed` for `label`.
+    /// `protected_label.added` (`protected`) or `protected_label.deleted` for `label`.
     pub fn protected_label(label: &str, protected: bool, actor: Option<&str>) -> Self {
         let kind = if protected {
             EventType::ProtectedLabelAdded
         } else {
-            EventType::ProtectedLabelRemoved
+            EventType::ProtectedLabelDeleted
         };
         Self::project(kind, Value::Object(Default::default()))
             .with_label(label)

@@ -244,8 +244,8 @@ pub async fn protected_labels_per_project(b: &TestBackend) {
         seen,
         [
             (EventType::ProtectedLabelAdded, Some("staging")),
-            (EventType::ProtectedLabelRemoved, Some("production")),
-            (EventType::ProtectedLabelRemoved, Some("staging")),
+            (EventType::ProtectedLabelDeleted, Some("production")),
+            (EventType::ProtectedLabelDeleted, Some("staging")),
         ],
         "seeding appends nothing; a no-op protect appends nothing"
     );
