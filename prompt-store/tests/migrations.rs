@@ -202,7 +202,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 4] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 5] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -219,8 +219,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 4] = [
         EVENTS,
         "9d3c595b3d832b5a4251cefa603b08d88a2b6c5b8764346ec3d2a364165e31cd28cae26b1e5960c1ce590bc8bf5c264d",
     ),
+    (
+        LIFECYCLE,
+        "6821a8f54c7f3fa1951172c3d77b658a3b20f03d85ccc4f8a23aeb1acbe0aef37682a6ced133b31e4b4e5642cabfe5b1",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 4] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 5] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -236,6 +240,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 4] = [
     (
         EVENTS,
         "5255df6961f2304d3b33b5ec617a004fe74ab292a86b5868b3298dfb0ff2d3068e963741bbb4047660a00b58a416ceda",
+    ),
+    (
+        LIFECYCLE,
+        "dbdb63ea9df26a845772d33148eee1e1fceb0c2443daf0af4c8064ed5d9f69e1761920915fd7daeddbb47a77b7f7bd10",
     ),
 ];
 
