@@ -28,10 +28,11 @@ pub use credential::{ProviderCredential, ProviderKind};
 pub use diff::VersionDiff;
 pub use domain::{
     ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,
-    Committed, Delivery, DeliveryReport, DeliveryStatus, Event, EventPage, EventType, Invitation,
-    KeyRole, Label, LabelExpect, LabelMove, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_VARIABLES, Member,
-    Membership, NewEvent, NewPrompt, NewUser, NewVersion, OrgRole, Organization, Project, Prompt,
-    PromptUpdate, PromptVersion, Rendered, Role, Selector, Template, TemplateKind, User,
+    Committed, DEFAULT_PROTECTED_LABELS, Delivery, DeliveryReport, DeliveryStatus, Event,
+    EventPage, EventType, Invitation, KeyRole, Label, LabelExpect, LabelMove, MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_VARIABLES, Member, Membership, NewEvent, NewPrompt, NewUser, NewVersion, OrgRole,
+    Organization, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Rendered, Role,
+    Selector, Template, TemplateKind, User,
     UserUpdate, Webhook, WebhookUpdate, check_batch_size, check_if_match, check_parent_version,
     validate_batch,
 };

@@ -187,6 +187,55 @@ impl Registry {
         self.store.list_versions(self.pid(), name, page).await
     }
 
+    /// Delete version `version` of a prompt: a tombstone (see
+    /// [`PromptStore::delete_version`]): it no longer resolves and is hidden from the
+    /// version list, its number is never reused, runs keep referring to it. Labels
+    /// other than `latest` must be moved off it first (`Conflict` naming them). The
+    /// actor is the scoped one ([`crate::domain::actor`]).
+    pub async fn delete_version(&self, name: &str, version: u32) -> Result<()> {
+        let actor = crate::domain::actor::current();
+        self.store
+            .delete_version(self.pid(), name, version, actor.as_deref())
+            .await
+    }
+
+    /// The labels protected in this project, seeded with
+    /// [`DEFAULT_PROTECTED_LABELS`](crate::DEFAULT_PROTECTED_LABELS) when the project
+    /// has none recorded yet (see [`PromptStore::protected_labels`]; a registry over a
+    /// server gets the server's list).
+    pub async fn protected_labels(&self) -> Result<Vec<crate::ProtectedLabel>> {
+        self.store
+            .protected_labels(self.pid(), &default_protected_labels())
+            .await
+    }
+
+    /// Protect `label` in this project; `true` if it was not protected yet. (Whoever
+    /// may call this is the caller's business: the HTTP service lets admins only.)
+    pub async fn protect_label(&self, label: &str) -> Result<(crate::ProtectedLabel, bool)> {
+        let actor = crate::domain::actor::current();
+        self.store
+            .protect_label(
+                self.pid(),
+                label,
+                &default_protected_labels(),
+                actor.as_deref(),
+            )
+            .await
+    }
+
+    /// Stop protecting `label` in this project; `NotFound` if it is not protected.
+    pub async fn unprotect_label(&self, label: &str) -> Result<()> {
+        let actor = crate::domain::actor::current();
+        self.store
+            .unprotect_label(
+                self.pid(),
+                label,
+                &default_protected_labels(),
+                actor.as_deref(),
+            )
+            .await
+    }
+
     /// One version by number.
     pub async fn get_version(&self, name: &str, version: u32) -> Result<PromptVersion> {
         self.resolve(name, &Selector::Version(version)).await
@@ -410,4 +459,12 @@ impl Registry {
     pub fn prompt_not_found(name: &str) -> Error {
         Error::not_found(format!("prompt '{name}'"))
     }
+}
+
+/// [`crate::DEFAULT_PROTECTED_LABELS`] as owned strings.
+fn default_protected_labels() -> Vec<String> {
+    crate::DEFAULT_PROTECTED_LABELS
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::credential::ProviderCredential;
 use crate::domain::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
-    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, Selector,
+    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Selector,
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
@@ -177,6 +177,63 @@ pub trait PromptStore: Send + Sync + Debug {
         project: Uuid,
         ops: Vec<BatchOp>,
     ) -> Result<Vec<BatchOutcome>, BatchFailure>;
+
+    /// Delete version `version` of a live prompt: a **tombstone**. The version no
+    /// longer resolves (by number: `NotFound` saying it was deleted), is hidden from
+    /// [`PromptStore::list_versions`] and [`PromptStore::version_by_id`], and its
+    /// number is never given again (the next version is one past the highest ever
+    /// created). Runs that refer to it are not touched. `latest` moves to the newest
+    /// version still live (none when the last live one is deleted: the prompt then has
+    /// no resolvable version until a new one is created). Checked and written under the
+    /// prompt's lock: `NotFound` if the prompt or the version is missing or already
+    /// deleted; `Conflict` naming the labels (other than `latest`) that still point at
+    /// it — they must be moved or removed first. Appends `version.deleted` (with
+    /// `actor`).
+    async fn delete_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<()>;
+
+    /// The labels protected in `project` (only admins may move them), by label.
+    ///
+    /// A project's list is recorded the first time any protected-label method is
+    /// called for it: until then it is `defaults`, which are then stored (once: callers
+    /// racing on a new project all see the same list) with no event and no author.
+    /// So the server's configured defaults seed every project it serves, new ones and
+    /// ones that existed before protected labels were stored, and an admin's change is
+    /// never overwritten by a default. `NotFound` if the project does not exist.
+    async fn protected_labels(
+        &self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<Vec<ProtectedLabel>>;
+
+    /// Protect `label` in `project` (seeding the list from `defaults` first, as
+    /// [`PromptStore::protected_labels`] does). Idempotent: protecting a protected
+    /// label changes nothing and returns it with `false`; otherwise it is stored with
+    /// `actor`, `protected_label.added` appended, and returned with `true`. `latest`
+    /// cannot be protected (`InvalidInput`).
+    async fn protect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<(ProtectedLabel, bool)>;
+
+    /// Stop protecting `label` in `project` (seeding first, as
+    /// [`PromptStore::protected_labels`] does), appending `protected_label.deleted`.
+    /// `NotFound` if it is not protected.
+    async fn unprotect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<()>;
 
     /// Moves of one label, newest first, keyset-paginated. `NotFound` if the prompt is
     /// missing; an empty page if the label never existed.

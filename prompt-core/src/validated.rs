@@ -26,14 +26,28 @@ use uuid::Uuid;
 use crate::credential::{ProviderCredential, Reseal};
 use crate::domain::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
-    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, Selector,
+    NewVersion, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Selector,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::validate;
+
+/// Check the default protected labels a caller seeds a project with: each a settable
+/// label (`InvalidInput` on `defaults` naming the bad one).
+fn check_defaults(defaults: &[String]) -> Result<()> {
+    for l in defaults {
+        validate::settable_label(l).map_err(|e| {
+            Error::invalid(
+                "defaults",
+                format!("the default protected label '{l}' is not valid: {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
 
 /// A [`PromptStore`] that validates every input before the store behind it sees it.
 #[derive(Debug, Clone)]
@@ -190,6 +204,57 @@ impl PromptStore for ValidatedStore {
         validate::settable_label(label)?;
         self.inner
             .delete_label(project, name, label, expect, actor)
+            .await
+    }
+
+    async fn delete_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<()> {
+        validate::prompt_name(name)?;
+        validate::version_number(version)?;
+        self.inner
+            .delete_version(project, name, version, actor)
+            .await
+    }
+
+    async fn protected_labels(
+        &self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<Vec<ProtectedLabel>> {
+        check_defaults(defaults)?;
+        self.inner.protected_labels(project, defaults).await
+    }
+
+    async fn protect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<(ProtectedLabel, bool)> {
+        validate::settable_label(label)?;
+        check_defaults(defaults)?;
+        self.inner
+            .protect_label(project, label, defaults, actor)
+            .await
+    }
+
+    async fn unprotect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<()> {
+        validate::settable_label(label)?;
+        check_defaults(defaults)?;
+        self.inner
+            .unprotect_label(project, label, defaults, actor)
             .await
     }
 

@@ -21,7 +21,8 @@ use crate::error::{
     ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
 use crate::routes::{
-    batch, events, execute, gateway, keys, prompts, providers, runs, service, tools, webhooks, ws,
+    batch, events, execute, gateway, keys, prompts, protected_labels, providers, runs, service,
+    tools, webhooks, ws,
 };
 use crate::state::AppState;
 
@@ -186,11 +187,17 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             prompts::archive_prompt
         ))
         .routes(routes!(prompts::create_version, prompts::list_versions))
-        .routes(routes!(prompts::get_version))
+        .routes(routes!(prompts::get_version, prompts::delete_version))
         .routes(routes!(prompts::resolve))
         .routes(routes!(prompts::diff))
         .routes(routes!(prompts::set_label, prompts::delete_label))
         .routes(routes!(prompts::label_history))
+        .routes(routes!(protected_labels::list_protected_labels))
+        .routes(routes!(
+            protected_labels::get_protected_label,
+            protected_labels::put_protected_label,
+            protected_labels::delete_protected_label
+        ))
         .routes(routes!(prompts::render))
         .routes(routes!(execute::execute))
         .routes(routes!(runs::stats))

@@ -35,7 +35,9 @@ pub struct AppState {
     pub public_tools: Option<PublicTools>,
     /// The resolve cache, when there is one (for its metrics).
     pub cache: Option<Arc<CachedStore>>,
-    /// Labels only admins may set or delete (`production` by default).
+    /// The protected labels every project starts with (`--protected-labels`,
+    /// `production` by default): each project's own list is in the store, seeded with
+    /// these the first time it is used, and changed through `/api/v1/protected-labels`.
     pub protected_labels: Arc<Vec<String>>,
     /// Each project's providers: its stored credentials over the environment's.
     pub project_providers: crate::project_providers::ProjectProviders,
@@ -53,22 +55,35 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// `Forbidden` unless `caller` may move every label of `labels`.
-    pub fn check_labels<'a>(
+    /// The labels protected in `project` (the store's list, seeded with
+    /// [`AppState::protected_labels`] the first time it is used).
+    pub async fn protected_labels_of(
+        &self,
+        project: &Project,
+    ) -> Result<Vec<String>, crate::error::ApiError> {
+        Ok(self
+            .store
+            .protected_labels(project.id, &self.protected_labels)
+            .await?
+            .into_iter()
+            .map(|p| p.label)
+            .collect())
+    }
+
+    /// `Forbidden` unless `caller` may move every label of `labels` (protected ones
+    /// need an admin); the project's protected labels, for auditing the moves.
+    pub async fn check_labels<'a>(
         &self,
         caller: &crate::auth::Caller,
         labels: impl IntoIterator<Item = &'a String>,
-    ) -> Result<(), crate::error::ApiError> {
-        for l in labels {
-            if self.protected_labels.contains(l) {
-                caller.require(prompt_core::KeyRole::Admin).map_err(|_| {
-                    crate::error::ApiError::Forbidden(format!(
-                        "label '{l}' is protected: only admin keys may move it"
-                    ))
-                })?;
-            }
+    ) -> Result<Vec<String>, crate::error::ApiError> {
+        let mut labels = labels.into_iter().peekable();
+        if labels.peek().is_none() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let protected = self.protected_labels_of(&caller.project).await?;
+        check_protected(caller, &protected, labels)?;
+        Ok(protected)
     }
 
     /// `Forbidden` unless `caller` may write the prompt `name`: the reserved `_tools/`
@@ -149,4 +164,23 @@ impl AppState {
     pub fn registry(&self, project: &Project) -> Registry {
         self.base.for_project(project.clone())
     }
+}
+
+/// `Forbidden` unless `caller` may move every label of `labels`, given the project's
+/// `protected` labels: only admins move protected ones.
+pub fn check_protected<'a>(
+    caller: &crate::auth::Caller,
+    protected: &[String],
+    labels: impl IntoIterator<Item = &'a String>,
+) -> Result<(), crate::error::ApiError> {
+    for l in labels {
+        if protected.contains(l) {
+            caller.require(prompt_core::KeyRole::Admin).map_err(|_| {
+                crate::error::ApiError::Forbidden(format!(
+                    "label '{l}' is protected: only admin keys may move it"
+                ))
+            })?;
+        }
+    }
+    Ok(())
 }

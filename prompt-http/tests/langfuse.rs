@@ -400,7 +400,16 @@ async fn errors_are_in_langfuses_shape() {
     let r = lf(&app, &admin, Method::PUT, path, Some(json!({}))).await;
     assert_langfuse_error(&r, 405, "MethodNotAllowedError");
 
-    // 501: deleting single versions.
+    // 409: deleting a version a label points at.
+    let r = lf(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/api/public/v2/prompts/p/versions/1",
+        Some(json!({"newLabels": ["staging"]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = lf(
         &app,
         &admin,
@@ -409,7 +418,12 @@ async fn errors_are_in_langfuses_shape() {
         None,
     )
     .await;
-    assert_langfuse_error(&r, 501, "NotImplementedError");
+    assert_langfuse_error(&r, 409, "LangfuseConflictError");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("'staging'"),
+        "{}",
+        r.text
+    );
 
     // The rest of the API keeps its own shape.
     let r = app.get("/api/v1/prompts/nope", &app.admin).await;
@@ -582,10 +596,11 @@ async fn chat_placeholders_round_trip_and_render() {
 }
 
 #[tokio::test]
-async fn deleting_single_versions_is_refused_and_deletes_nothing() {
+async fn deleting_versions_as_langfuse_does() {
     let app = TestApp::memory().await;
     let admin = pair(&app, KeyRole::Admin).await;
-    for text in ["one", "two"] {
+    let viewer = pair(&app, KeyRole::Viewer).await;
+    for text in ["one", "two", "three"] {
         let r = lf(
             &app,
             &admin,
@@ -596,40 +611,70 @@ async fn deleting_single_versions_is_refused_and_deletes_nothing() {
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    for q in ["version=1", "label=staging"] {
-        let r = lf(
-            &app,
-            &admin,
-            Method::DELETE,
-            &format!("/api/public/v2/prompts/p?{q}"),
-            None,
-        )
-        .await;
-        assert_langfuse_error(&r, 501, "NotImplementedError");
-        assert!(
-            r.body["message"].as_str().unwrap().contains("immutable"),
-            "{}",
-            r.text
-        );
-    }
+    let delete = |q: &'static str, auth: String| {
+        let app = &app;
+        async move {
+            lf(
+                app,
+                &auth,
+                Method::DELETE,
+                &format!("/api/public/v2/prompts/p?{q}"),
+                None,
+            )
+            .await
+        }
+    };
+    let r = delete("version=1&label=staging", admin.clone()).await;
+    assert_langfuse_error(&r, 400, "InvalidRequestError");
+    let r = delete("version=1", viewer.clone()).await;
+    assert_langfuse_error(&r, 403, "ForbiddenError");
+    // `staging` points at version 3: it must be moved first.
+    let r = delete("label=staging", admin.clone()).await;
+    assert_langfuse_error(&r, 409, "LangfuseConflictError");
+    assert!(r.text.contains("'staging'"), "{}", r.text);
+    // By number: version 1 is gone (404 saying so), the others stay.
+    let r = delete("version=1", admin.clone()).await;
+    assert_eq!(r.status, 204, "{}", r.text);
     let r = lf(
         &app,
         &admin,
-        Method::DELETE,
-        "/api/public/v2/prompts/p?version=1&label=staging",
+        Method::GET,
+        "/api/public/v2/prompts/p?version=1",
         None,
     )
     .await;
-    assert_langfuse_error(&r, 400, "InvalidRequestError");
-    for v in [1, 2] {
-        let r = lf(
-            &app,
-            &admin,
-            Method::GET,
-            &format!("/api/public/v2/prompts/p?version={v}"),
-            None,
-        )
-        .await;
-        assert_eq!(r.status, 200, "version {v} is still there: {}", r.text);
-    }
+    assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
+    assert!(r.text.contains("deleted"), "{}", r.text);
+    let r = delete("version=1", admin.clone()).await;
+    assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
+    // By label: `latest` is the registry's own, so the newest version goes with it
+    // once `staging` has moved off it.
+    let r = lf(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/api/public/v2/prompts/p/versions/2",
+        Some(json!({"newLabels": ["staging"]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = delete("label=latest", admin.clone()).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = lf(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/public/v2/prompts/p?label=latest",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["version"], 2);
+    let r = delete("label=nope", admin.clone()).await;
+    assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
+    // Neither: every version (the prompt is archived).
+    let r = delete("", admin.clone()).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = lf(&app, &admin, Method::GET, "/api/public/v2/prompts/p", None).await;
+    assert_langfuse_error(&r, 404, "LangfuseNotFoundError");
 }

@@ -1,364 +1,447 @@
-//! The `prompt-registry` process under load: SIGTERM mid-ingestion exits 0 with every
-//! acknowledged run committed; `backup` copies a SQLite database consistently while
-//! the server writes to it.
+//! The prompt lifecycle over HTTP: deleting versions (tombstones) and a project's
+//! protected labels (`/api/v1/protected-labels`), on the memory, SQLite and Postgres
+//! backends; their audit entries over a store with people.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "tests: a failed unwrap is a failed test"
 )]
 
-use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use sqlx::ConnectOptions;
-use uuid::Uuid;
+use std::sync::Arc;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
+use axum::http::StatusCode;
+use common::{Options, TestApp, assert_error};
+use prompt_core::{KeyRole, PageRequest, PeopleStore, PromptStore, RunLog};
+use serde_json::{Value, json};
+
+/// Versions 1, 2 and 3 of `name`, version 3 labelled `staging`.
+async fn seed(app: &TestApp, name: &str) {
+    for (t, labels) in [
+        ("one {{ x }}", json!([])),
+        ("two", json!([])),
+        ("three", json!(["staging"])),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/prompts/{name}/versions"),
+                &app.admin,
+                json!({"template": t, "config": {"provider": "mock", "model": "mock/echo"}, "labels": labels}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+fn numbers(r: &common::Resp) -> Vec<u64> {
+    r.body["items"]
+        .as_array()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An admin key made by `keys create` before the server starts.
-fn admin_key(db: &str) -> String {
-    let out = bin()
-        .args(["keys", "create", "--role", "admin", "--database-url", db])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn serve(db: &str, port: u16, log: &Path) -> Child {
-    bin()
-        .args([
-            "serve",
-            "--database-url",
-            db,
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--rate-limit",
-            "0",
-            "--shutdown-timeout-secs",
-            "10",
-            "--workers",
-            "1",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = reqwest::Client::new();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "server did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn sigterm(child: &Child) {
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-/// Clients posting runs until `stop`; the ids of runs answered 2xx go in `acked`.
-struct Load {
-    acked: Arc<Mutex<Vec<Uuid>>>,
-    failed: Arc<Mutex<u64>>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn load(base: &str, key: &str, clients: usize) -> Load {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let failed = Arc::new(Mutex::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = (0..clients)
-        .map(|i| {
-            let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
-            let url = format!("{base}/api/v1/runs");
-            let key = key.to_owned();
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&key)
-                        .json(&serde_json::json!({
-                            "status": "completed",
-                            "provider": "mock",
-                            "model": "echo",
-                            "output": format!("client {i} run {n}"),
-                            "latency_ms": 12,
-                        }))
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status().is_success() => {
-                            let body: serde_json::Value = r.json().await.unwrap();
-                            let id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
-                            acked.lock().unwrap().push(id);
-                        }
-                        _ => {
-                            *failed.lock().unwrap() += 1;
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    Load {
-        acked,
-        failed,
-        stop,
-        tasks,
-    }
-}
-
-impl Load {
-    async fn finish(self) -> (Vec<Uuid>, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        let acked = self.acked.lock().unwrap().clone();
-        let failed = *self.failed.lock().unwrap();
-        (acked, failed)
-    }
-
-    fn acked_so_far(&self) -> Vec<Uuid> {
-        self.acked.lock().unwrap().clone()
-    }
-}
-
-/// The run ids stored in the SQLite file at `path`, and its integrity check.
-async fn stored_runs(path: &Path) -> (HashSet<Uuid>, String) {
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .connect()
-        .await
-        .unwrap();
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id FROM runs")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    let ids = ids
         .iter()
-        .map(|b| Uuid::from_slice(b).unwrap())
-        .collect::<HashSet<_>>();
-    (ids, check)
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_ingestion_exits_zero_with_every_acknowledged_run_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("registry.db");
-    let db = format!("sqlite://{}", file.display());
-    let key = admin_key(&db);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = serve(&db, port, &dir.path().join("serve.log"));
-    wait_healthy(&base).await;
+async fn deleting_versions(app: &TestApp) {
+    seed(app, "d").await;
+    let editor = app.key("default", KeyRole::Editor).await;
+    let viewer = app.key("default", KeyRole::Viewer).await;
+    let stranger = app.key("elsewhere", KeyRole::Admin).await;
+    // A run of version 1, before it is deleted.
+    let run = app
+        .post(
+            "/api/v1/prompts/d/execute",
+            &editor,
+            json!({"version": 1, "variables": {"x": "y"}}),
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    let run_id = run.body["id"].as_str().unwrap().to_owned();
 
-    let load = load(&base, &key, 16);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before_signal = load.acked_so_far().len();
-    let signalled = Instant::now();
-    sigterm(&child);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    // Roles, other projects, bad numbers, labelled versions.
+    assert_error(
+        &app.delete("/api/v1/prompts/d/versions/1", &viewer).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.delete("/api/v1/prompts/d/versions/1", &stranger).await,
+        404,
+        "not_found",
+    );
+    for bad in ["0", "x", "-1"] {
+        let r = app
+            .delete(&format!("/api/v1/prompts/d/versions/{bad}"), &editor)
+            .await;
+        assert_error(&r, 422, "validation_failed");
+    }
+    assert_error(
+        &app.delete("/api/v1/prompts/d/versions/9", &editor).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.delete("/api/v1/prompts/nope/versions/1", &editor).await,
+        404,
+        "not_found",
+    );
+    let r = app.delete("/api/v1/prompts/d/versions/3", &editor).await;
+    assert_error(&r, 409, "conflict");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'staging'"),
+        "{}",
+        r.text
+    );
+
+    // Deleted: nothing resolves it, the list hides it, the run still names it.
+    let r = app.delete("/api/v1/prompts/d/versions/1", &editor).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    for r in [
+        app.get("/api/v1/prompts/d/versions/1", &viewer).await,
+        app.get("/api/v1/prompts/d/resolve?version=1", &viewer)
+            .await,
+        app.post(
+            "/api/v1/prompts/d/render",
+            &viewer,
+            json!({"version": 1, "variables": {"x": "y"}}),
+        )
+        .await,
+        app.post(
+            "/api/v1/prompts/d/execute",
+            &editor,
+            json!({"version": 1, "variables": {"x": "y"}}),
+        )
+        .await,
+        app.delete("/api/v1/prompts/d/versions/1", &editor).await,
+    ] {
+        assert_error(&r, 404, "not_found");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("deleted"),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(
+        numbers(&app.get("/api/v1/prompts/d/versions", &viewer).await),
+        [3, 2]
+    );
+    let r = app.get(&format!("/api/v1/runs/{run_id}"), &viewer).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["version"], 1,
+        "runs keep pointing at a deleted version"
+    );
+    let r = app
+        .put(
+            "/api/v1/prompts/d/labels/production",
+            &app.admin,
+            json!({"version": 1}),
+        )
+        .await;
+    assert_error(&r, 404, "not_found");
+
+    // `latest` is not a label to move first: deleting the newest moves it back.
+    assert_eq!(
+        app.delete("/api/v1/prompts/d/labels/staging", &editor)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete("/api/v1/prompts/d/versions/3", &editor)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let p = app.get("/api/v1/prompts/d", &viewer).await;
+    assert_eq!(p.body["latest_version"], 2, "{}", p.text);
+    assert_eq!(p.body["labels"], json!({"latest": 2}));
+    // Numbers are never reused.
+    let r = app
+        .post(
+            "/api/v1/prompts/d/versions",
+            &editor,
+            json!({"template": "four"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["version"], 4);
+}
+
+fn labels(r: &common::Resp) -> Vec<&str> {
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect()
+}
+
+async fn protected_labels_per_project(app: &TestApp) {
+    seed(app, "pl").await;
+    let editor = app.key("default", KeyRole::Editor).await;
+    let viewer = app.key("default", KeyRole::Viewer).await;
+    let other = app.key("other", KeyRole::Admin).await;
+
+    // The server's default, readable by any role.
+    let r = app.get("/api/v1/protected-labels", &viewer).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(labels(&r), ["production"]);
+    assert_eq!(r.body["next_cursor"], Value::Null);
+    let r = app
+        .get("/api/v1/protected-labels/production", &viewer)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["label"], "production");
+    assert_error(
+        &app.get("/api/v1/protected-labels/staging", &viewer).await,
+        404,
+        "not_found",
+    );
+
+    // Only admins change the list; 201 then 200.
+    assert_error(
+        &app.put("/api/v1/protected-labels/staging", &editor, json!(null))
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.delete("/api/v1/protected-labels/production", &editor)
+            .await,
+        403,
+        "forbidden",
+    );
+    let r = app
+        .put("/api/v1/protected-labels/staging", &app.admin, json!(null))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["label"], "staging");
+    assert!(
+        r.body["created_by"].as_str().unwrap().starts_with("key:"),
+        "{}",
+        r.text
+    );
+    let again = app
+        .put("/api/v1/protected-labels/staging", &app.admin, json!(null))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, r.body);
+    for bad in ["latest", "Bad", "a%20b"] {
+        let r = app
+            .put(
+                &format!("/api/v1/protected-labels/{bad}"),
+                &app.admin,
+                json!(null),
+            )
+            .await;
+        assert_error(&r, 422, "validation_failed");
+    }
+
+    // The new list is what label moves and the caller view follow.
+    let who = app.get("/api/v1/project", &viewer).await;
+    assert_eq!(
+        who.body["protected_labels"],
+        json!(["production", "staging"])
+    );
+    let r = app
+        .put(
+            "/api/v1/prompts/pl/labels/staging",
+            &editor,
+            json!({"version": 1}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    assert!(r.text.contains("protected"), "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/batch",
+            &editor,
+            json!({"ops": [{"op": "delete_label", "name": "pl", "label": "staging"}]}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    assert_eq!(
+        app.delete("/api/v1/protected-labels/production", &app.admin)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &app.delete("/api/v1/protected-labels/production", &app.admin)
+            .await,
+        404,
+        "not_found",
+    );
+    let r = app
+        .put(
+            "/api/v1/prompts/pl/labels/production",
+            &editor,
+            json!({"version": 2}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "an editor moves an unprotected label: {}",
+        r.text
+    );
+    assert_eq!(
+        labels(&app.get("/api/v1/protected-labels", &viewer).await),
+        ["staging"]
+    );
+
+    // Another project keeps its own list.
+    assert_eq!(
+        labels(&app.get("/api/v1/protected-labels", &other).await),
+        ["production"]
+    );
+    assert_error(
+        &app.delete("/api/v1/protected-labels/staging", &other).await,
+        404,
+        "not_found",
+    );
+}
+
+macro_rules! lifecycle_suite {
+    ($factory:path) => {
+        lifecycle_suite!(@t $factory; deleting_versions, protected_labels_per_project);
+    };
+    (@t $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(app) = $factory().await else { return };
+                super::$name(&app).await;
+            }
+        )*
+    };
+}
+
+mod memory {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        Some(TestApp::memory().await)
+    }
+
+    lifecycle_suite!(app);
+}
+
+mod sqlite {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        TestApp::from_backend(prompt_store::testkit::sqlite_backend().await).await
+    }
+
+    lifecycle_suite!(app);
+}
+
+mod postgres {
+    use super::*;
+
+    async fn app() -> Option<TestApp> {
+        TestApp::from_backend(prompt_store::testkit::postgres_backend().await).await
+    }
+
+    lifecycle_suite!(app);
+}
+
+/// Deleting a version and changing the protected labels are in the audit log and the
+/// change log (the feed's events are checked on every backend by the store's
+/// behaviour suite).
+#[tokio::test]
+async fn lifecycle_changes_are_audited() {
+    let s = Arc::new(prompt_store::MemoryStore::new(Default::default()));
+    let (store, runs, people): (Arc<dyn PromptStore>, Arc<dyn RunLog>, Arc<dyn PeopleStore>) =
+        (s.clone(), s.clone(), s.clone());
+    let app = TestApp::with_accounts(
+        store,
+        runs,
+        Options::default(),
+        Some(prompt_http::AccountsSetup {
+            people: people.clone(),
+            mailer: prompt_http::accounts::mail::Mailer::Log,
+            config: Default::default(),
+        }),
+    )
+    .await;
+    seed(&app, "a").await;
+    assert_eq!(
+        app.delete("/api/v1/prompts/a/versions/1", &app.admin)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.put("/api/v1/protected-labels/staging", &app.admin, json!(null))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.delete("/api/v1/protected-labels/staging", &app.admin)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let log = people
+        .list_audit(
+            prompt_core::domain::DEFAULT_ORG_ID,
+            &PageRequest::first(100),
+        )
         .await
         .unwrap();
-    let exit_after = signalled.elapsed();
-    let (acked, failed) = load.finish().await;
-    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
-    assert!(status.success(), "exit status {status:?}; log:\n{log}");
-    assert!(before_signal > 0, "no run was acknowledged before SIGTERM");
-
-    let (stored, check) = stored_runs(&file).await;
-    assert_eq!(check, "ok");
-    let missing = acked.iter().filter(|id| !stored.contains(id)).count();
-    assert_eq!(
-        missing,
-        0,
-        "{missing} of {} acknowledged runs are not in the database",
-        acked.len()
-    );
-    eprintln!(
-        "measured: {} runs acknowledged ({} before SIGTERM, {} failed or refused after it), all {} stored; exit 0 {:?} after SIGTERM",
-        acked.len(),
-        before_signal,
-        failed,
-        stored.len(),
-        exit_after
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_during_ingestion_is_consistent_and_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("registry.db");
-    let db = format!("sqlite://{}", file.display());
-    let key = admin_key(&db);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = serve(&db, port, &dir.path().join("serve.log"));
-    wait_healthy(&base).await;
-
-    let load = load(&base, &key, 8);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Acknowledged before the backup starts: must all be in the copy.
-    let before = load.acked_so_far();
-    let copy = dir.path().join("copy.db");
-    let (db2, copy2) = (db.clone(), copy.clone());
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        bin()
-            .args(["backup", "--database-url", &db2, "--to"])
-            .arg(&copy2)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The server kept serving during the backup.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let during = load.acked_so_far().len();
-    let (acked, _) = load.finish().await;
-    assert!(during > before.len(), "ingestion stalled during the backup");
-
-    let (copied, check) = stored_runs(&copy).await;
-    assert_eq!(check, "ok");
-    let missing = before.iter().filter(|id| !copied.contains(id)).count();
-    assert_eq!(
-        missing,
-        0,
-        "{missing} of {} runs acknowledged before the backup are missing",
-        before.len()
-    );
-    // No temporary file is left next to the copy.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+    let actions: Vec<(&str, &Value)> = log
+        .items
+        .iter()
+        .rev()
+        .map(|e| (e.action.as_str(), &e.data))
         .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    let size = std::fs::metadata(&copy).unwrap().len();
-    eprintln!(
-        "measured: backup of {} runs ({} acknowledged before it, {} in all) took {took:?}, {size} bytes",
-        copied.len(),
-        before.len(),
-        acked.len()
+    assert_eq!(
+        actions,
+        [
+            ("version.deleted", &json!({"prompt": "a", "version": 1})),
+            ("protected_label.added", &json!({"label": "staging"})),
+            ("protected_label.deleted", &json!({"label": "staging"})),
+        ]
     );
+    assert!(log.items.iter().all(|e| e.actor.starts_with("key:")));
 
-    // An existing target is refused without --force, replaced with it.
-    let out = bin()
-        .args(["backup", "--database-url", &db, "--to"])
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("exists") && err.contains("--force"), "{err}");
-    let out = bin()
-        .args(["backup", "--force", "--database-url", &db, "--to"])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    // And in the change log, with the calling key as the actor.
+    let project = app.store.project_by_name("default").await.unwrap().id;
+    let events = prompt_core::EventLog::events(s.as_ref(), project, 0, 1000)
+        .await
+        .unwrap()
+        .events;
+    let seen: Vec<(&str, Option<&str>, Option<u32>)> = events
+        .iter()
+        .filter(|e| {
+            e.kind.as_str().starts_with("protected_label.") || e.kind.as_str() == "version.deleted"
+        })
+        .map(|e| (e.kind.as_str(), e.label.as_deref(), e.version))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("version.deleted", None, Some(1)),
+            ("protected_label.added", Some("staging"), None),
+            ("protected_label.deleted", Some("staging"), None),
+        ]
+    );
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        events
+            .iter()
+            .filter(|e| e.kind.as_str() == "version.deleted")
+            .all(|e| e.actor.as_deref().is_some_and(|a| a.starts_with("key:"))),
+        "{events:?}"
     );
-    let (recopied, check) = stored_runs(&copy).await;
-    assert_eq!(check, "ok");
-    assert!(acked.iter().all(|id| recopied.contains(id)));
-    // The database itself is never a target.
-    let out = bin()
-        .args(["backup", "--force", "--database-url", &db, "--to"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the database itself"));
-
-    sigterm(&child);
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(status.success());
-}
-
-#[test]
-fn backup_refuses_postgres_and_missing_databases() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args([
-            "backup",
-            "--database-url",
-            "postgres://postgres@127.0.0.1:5432/test",
-            "--to",
-        ])
-        .arg(dir.path().join("pg.dump"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pg_dump"), "{err}");
-    assert!(!dir.path().join("pg.dump").exists());
-    // A database file that does not exist is not created by a backup.
-    let missing = dir.path().join("nope.db");
-    let out = bin()
-        .args(["backup", "--database-url"])
-        .arg(format!("sqlite://{}", missing.display()))
-        .arg("--to")
-        .arg(dir.path().join("copy.db"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(!missing.exists());
-    assert!(!dir.path().join("copy.db").exists());
 }

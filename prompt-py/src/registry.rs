@@ -580,6 +580,36 @@ impl NativeRegistry {
         )
     }
 
+    /// Delete (tombstone) a version; `None`.
+    fn delete_version<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        version: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let v = try_arg!(self, py, opt_u32(Some(version), "version")).unwrap_or_default();
+        self.call(py, async move { r.delete_version(&name, v).await })
+    }
+
+    /// The project's protected labels, as dicts.
+    fn protected_labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { r.protected_labels().await })
+    }
+
+    /// Protect a label: the stored protected label, as a dict.
+    fn protect_label<'py>(&self, py: Python<'py>, label: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { Ok(r.protect_label(&label).await?.0) })
+    }
+
+    /// Stop protecting a label; `None`.
+    fn unprotect_label<'py>(&self, py: Python<'py>, label: String) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { r.unprotect_label(&label).await })
+    }
+
     /// `expected_version`: compare-and-set (see [`label_expect`]).
     #[pyo3(signature = (name, label, version, actor = None, expected_version = None))]
     fn set_label<'py>(

@@ -83,6 +83,22 @@ async def test_awaiting_does_not_block_the_event_loop(tmp_path: "pytest.TempPath
 
 
 @pytest.mark.asyncio
+async def test_async_delete_version(backend: Backend, project: str) -> None:
+    reg = await backend.open_async(project)
+    await reg.create_version(NAME, "one")
+    await reg.create_version(NAME, "two", labels=["staging"])
+    with pytest.raises(pr.ConflictError, match="'staging'"):
+        await reg.delete_version(NAME, 2)
+    await reg.delete_version(NAME, 1)
+    with pytest.raises(pr.NotFoundError, match="deleted"):
+        await reg.get_version(NAME, 1)
+    assert [v.version for v in await reg.list_versions(NAME)] == [2]
+    await reg.protect_label("staging")
+    assert [p.label for p in await reg.protected_labels()] == ["production", "staging"]
+    await reg.unprotect_label("staging")
+
+
+@pytest.mark.asyncio
 async def test_async_diff(backend: Backend, project: str) -> None:
     reg = await backend.open_async(project)
     await reg.create_version(NAME, "Classify {{ ticket }}\nBe brief.",

@@ -96,6 +96,40 @@ def test_labels_latest_and_history(reg: pr.Registry) -> None:
         reg.set_label(NAME, "latest", version=1)
 
 
+def test_delete_version_is_a_tombstone(reg: pr.Registry) -> None:
+    for t in ["one", "two", "three"]:
+        reg.create_version(NAME, t)
+    reg.set_label(NAME, "staging", 2)
+    with pytest.raises(pr.ConflictError, match="'staging'"):
+        reg.delete_version(NAME, 2)
+    reg.delete_label(NAME, "staging")
+    assert reg.delete_version(NAME, 2) is None
+    with pytest.raises(pr.NotFoundError, match="deleted"):
+        reg.get(NAME, version=2)
+    with pytest.raises(pr.NotFoundError, match="deleted"):
+        reg.delete_version(NAME, 2)
+    assert [v.version for v in reg.list_versions(NAME)] == [3, 1]
+    reg.delete_version(NAME, 3)  # only `latest` points at it: it moves back
+    assert reg.get(NAME, label="latest").version == 1
+    assert reg.create_version(NAME, "four").version == 4  # numbers are never reused
+    with pytest.raises(pr.ValidationError):
+        reg.delete_version(NAME, 0)
+
+
+def test_protected_labels(reg: pr.Registry) -> None:
+    assert [p.label for p in reg.protected_labels()] == ["production"]
+    p = reg.protect_label("staging")
+    assert isinstance(p, pr.ProtectedLabel) and p.label == "staging"
+    assert p.created_at.tzinfo is not None
+    assert reg.protect_label("staging") == p  # already protected: unchanged
+    reg.unprotect_label("production")
+    assert [p.label for p in reg.protected_labels()] == ["staging"]
+    with pytest.raises(pr.NotFoundError):
+        reg.unprotect_label("production")
+    with pytest.raises(pr.ValidationError):
+        reg.protect_label("latest")
+
+
 def test_resolve_errors(reg: pr.Registry) -> None:
     with pytest.raises(pr.NotFoundError):
         reg.get("missing")

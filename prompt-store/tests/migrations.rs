@@ -27,9 +27,13 @@ const PEOPLE: i64 = 20261206000001;
 /// The events migration (the change log, its per-project heads, webhooks and their
 /// deliveries).
 const EVENTS: i64 = 20261207000001;
-/// The newest migration (events), and every migration in order.
-const LATEST: i64 = EVENTS;
-const ALL: [i64; 4] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS];
+/// The lifecycle migration (deleted versions, per-project protected labels).
+const LIFECYCLE: i64 = 20261208000001;
+/// The newest migration (lifecycle), and every migration in order.
+const LATEST: i64 = LIFECYCLE;
+const ALL: [i64; 5] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS, LIFECYCLE];
+/// The tables the lifecycle migration creates.
+const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
 /// The tables the events migration creates.
 const EVENT_TABLES: [&str; 4] = ["event_heads", "events", "webhooks", "webhook_deliveries"];
 /// A migration no build of this code has.
@@ -198,7 +202,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 4] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 5] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -215,8 +219,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 4] = [
         EVENTS,
         "9d3c595b3d832b5a4251cefa603b08d88a2b6c5b8764346ec3d2a364165e31cd28cae26b1e5960c1ce590bc8bf5c264d",
     ),
+    (
+        LIFECYCLE,
+        "6821a8f54c7f3fa1951172c3d77b658a3b20f03d85ccc4f8a23aeb1acbe0aef37682a6ced133b31e4b4e5642cabfe5b1",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 4] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 5] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -232,6 +240,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 4] = [
     (
         EVENTS,
         "5255df6961f2304d3b33b5ec617a004fe74ab292a86b5868b3298dfb0ff2d3068e963741bbb4047660a00b58a416ceda",
+    ),
+    (
+        LIFECYCLE,
+        "dbdb63ea9df26a845772d33148eee1e1fceb0c2443daf0af4c8064ed5d9f69e1761920915fd7daeddbb47a77b7f7bd10",
     ),
 ];
 
@@ -348,8 +360,10 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     SQLITE.run_to(CREDENTIALS, &pool).await.unwrap();
     let at_credentials = sqlite_schema(&before_url).await;
     SQLITE.run_to(PEOPLE, &pool).await.unwrap();
-    pool.close().await;
     let at_people = sqlite_schema(&before_url).await;
+    SQLITE.run_to(EVENTS, &pool).await.unwrap();
+    pool.close().await;
+    let at_events = sqlite_schema(&before_url).await;
     assert!(at_credentials.iter().any(|l| l.contains("TABLE projects")));
     assert!(at_people.iter().any(|l| l.contains("TABLE organizations")));
     assert_ne!(at_people, at_credentials);
@@ -370,9 +384,23 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
         assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
     }
     assert_ne!(latest, at_people);
+    for table in LIFECYCLE_TABLES {
+        assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
+    }
 
-    // Down one: the schema of the people migration, without the events tables; the
-    // data of its tables is kept.
+    // Down one: the schema of the events migration, without the lifecycle tables and
+    // columns; the data of its tables is kept.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(LIFECYCLE, "lifecycle")]));
+    assert_eq!(report.current, Some(EVENTS));
+    assert_eq!(sqlite_schema(&url).await, at_events);
+    assert_eq!(
+        sqlite_scalar(&url, "SELECT count(*) FROM projects").await,
+        1
+    );
+
+    // Down one more: the schema of the people migration, without the events tables;
+    // the data of its tables is kept.
     let report = prompt_store::revert(&url, 1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
     assert_eq!(report.current, Some(PEOPLE));
@@ -427,10 +455,11 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(sqlite_schema(&url).await, latest);
 
     // All at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 4).await.unwrap();
+    let report = prompt_store::revert(&url, 5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
             (PEOPLE, "people"),
             (CREDENTIALS, "provider credentials"),
@@ -453,25 +482,25 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(5).await);
-    assert!(msg.contains("cannot revert 5 migrations"), "{msg}");
-    assert!(msg.contains("only 4 applied"), "{msg}");
+    let msg = invalid_count(s.revert(6).await);
+    assert!(msg.contains("cannot revert 6 migrations"), "{msg}");
+    assert!(msg.contains("only 5 applied"), "{msg}");
     assert!(
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
-             {EVENTS} (events)"
+             {EVENTS} (events), {LIFECYCLE} (lifecycle)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 4 applied"), "{msg}");
+    assert!(msg.contains("only 5 applied"), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        4
+        5
     );
 
-    s.revert(4).await.unwrap();
+    s.revert(5).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -542,15 +571,19 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 2).await.unwrap();
+    let report = prompt_store::revert(&url, 3).await.unwrap();
     assert_eq!(
         report.reverted,
-        reverted(&[(EVENTS, "events"), (PEOPLE, "people")])
+        reverted(&[
+            (LIFECYCLE, "lifecycle"),
+            (EVENTS, "events"),
+            (PEOPLE, "people")
+        ])
     );
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS]
+        vec![PEOPLE, EVENTS, LIFECYCLE]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -612,6 +645,8 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     let at_credentials = postgres_schema(&pool, initial.name()).await;
     POSTGRES.run_to(PEOPLE, &pool).await.unwrap();
     let at_people = postgres_schema(&pool, initial.name()).await;
+    POSTGRES.run_to(EVENTS, &pool).await.unwrap();
+    let at_events = postgres_schema(&pool, initial.name()).await;
     pool.close().await;
     assert!(
         at_credentials
@@ -637,6 +672,14 @@ async fn postgres_up_down_up_gives_the_same_schema() {
         assert!(postgres_has_table(&latest, table), "{table}: {latest:?}");
     }
     assert_ne!(latest, at_people);
+    for table in LIFECYCLE_TABLES {
+        assert!(postgres_has_table(&latest, table), "{table}: {latest:?}");
+    }
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(LIFECYCLE, "lifecycle")]));
+    assert_eq!(report.current, Some(EVENTS));
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_events);
 
     let report = s.revert(1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
@@ -686,12 +729,13 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(5).await);
-    assert!(msg.contains("only 4 applied"), "{msg}");
-    let report = s.revert(4).await.unwrap();
+    let msg = invalid_count(s.revert(6).await);
+    assert!(msg.contains("only 5 applied"), "{msg}");
+    let report = s.revert(5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
             (PEOPLE, "people"),
             (CREDENTIALS, "provider credentials"),
@@ -721,13 +765,20 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(2).await.unwrap();
+    let report = s.revert(3).await.unwrap();
     assert_eq!(
         report.reverted,
-        reverted(&[(EVENTS, "events"), (PEOPLE, "people")])
+        reverted(&[
+            (LIFECYCLE, "lifecycle"),
+            (EVENTS, "events"),
+            (PEOPLE, "people")
+        ])
     );
     assert_eq!(report.current, Some(CREDENTIALS));
-    assert_eq!(s.migrate().await.unwrap().applied, vec![PEOPLE, EVENTS]);
+    assert_eq!(
+        s.migrate().await.unwrap().applied,
+        vec![PEOPLE, EVENTS, LIFECYCLE]
+    );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
 }
@@ -805,9 +856,13 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The events migration goes first: the people migration is the newest again.
-    let report = prompt_store::revert(&url, 1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    // The lifecycle and events migrations go first: the people migration is the
+    // newest again.
+    let report = prompt_store::revert(&url, 2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LIFECYCLE, "lifecycle"), (EVENTS, "events")])
+    );
     assert_eq!(report.current, Some(PEOPLE));
 
     // Two organizations with a project of the same name: the revert fails, changes
@@ -869,9 +924,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The events migration goes first: the people migration is the newest again.
-    let report = s.revert(1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(EVENTS, "events")]));
+    // The lifecycle and events migrations go first: the people migration is the
+    // newest again.
+    let report = s.revert(2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(LIFECYCLE, "lifecycle"), (EVENTS, "events")])
+    );
     assert_eq!(report.current, Some(PEOPLE));
 
     // Two organizations with a project of the same name: the revert fails, changes

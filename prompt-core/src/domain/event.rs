@@ -54,6 +54,19 @@ pub enum EventType {
     /// A label was removed. `data`: `{from}`.
     #[serde(rename = "label.removed")]
     LabelRemoved,
+    /// A version was deleted (tombstoned: it no longer resolves and is hidden from
+    /// version lists; its number is never reused). `version` is its number; `data`:
+    /// `{id}`.
+    #[serde(rename = "version.deleted")]
+    VersionDeleted,
+    /// A label became protected in the project (moving it needs an admin). `label` is
+    /// the label; `data`: `{}`.
+    #[serde(rename = "protected_label.added")]
+    ProtectedLabelAdded,
+    /// A label is no longer protected in the project (its protection was deleted).
+    /// `label` is the label; `data`: `{}`.
+    #[serde(rename = "protected_label.deleted")]
+    ProtectedLabelDeleted,
     /// An API key was created. `data`: `{id, name, role, prefix}`.
     #[serde(rename = "api_key.created")]
     ApiKeyCreated,
@@ -76,13 +89,16 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 14] = [
         EventType::PromptCreated,
         EventType::PromptUpdated,
         EventType::PromptArchived,
         EventType::VersionCreated,
         EventType::LabelMoved,
         EventType::LabelRemoved,
+        EventType::VersionDeleted,
+        EventType::ProtectedLabelAdded,
+        EventType::ProtectedLabelDeleted,
         EventType::ApiKeyCreated,
         EventType::ApiKeyRevoked,
         EventType::CredentialPut,
@@ -99,6 +115,9 @@ impl EventType {
             EventType::VersionCreated => "version.created",
             EventType::LabelMoved => "label.moved",
             EventType::LabelRemoved => "label.removed",
+            EventType::VersionDeleted => "version.deleted",
+            EventType::ProtectedLabelAdded => "protected_label.added",
+            EventType::ProtectedLabelDeleted => "protected_label.deleted",
             EventType::ApiKeyCreated => "api_key.created",
             EventType::ApiKeyRevoked => "api_key.revoked",
             EventType::CredentialPut => "credential.put",
@@ -134,6 +153,7 @@ impl EventType {
                 | EventType::VersionCreated
                 | EventType::LabelMoved
                 | EventType::LabelRemoved
+                | EventType::VersionDeleted
         )
     }
 }
@@ -296,6 +316,27 @@ impl NewEvent {
                 .with_actor(m.moved_by.as_deref())
                 .with_data(serde_json::json!({"from": m.from_version}))
         }
+    }
+
+    /// `version.deleted` for version `version` (id `id`) of prompt `name`, deleted by
+    /// `actor`.
+    pub fn version_deleted(name: &str, version: u32, id: Uuid, actor: Option<&str>) -> Self {
+        Self::prompt(EventType::VersionDeleted, name)
+            .with_version(version)
+            .with_actor(actor)
+            .with_data(serde_json::json!({"id": id}))
+    }
+
+    /// `protected_label.added` (`protected`) or `protected_label.deleted` for `label`.
+    pub fn protected_label(label: &str, protected: bool, actor: Option<&str>) -> Self {
+        let kind = if protected {
+            EventType::ProtectedLabelAdded
+        } else {
+            EventType::ProtectedLabelDeleted
+        };
+        Self::project(kind, Value::Object(Default::default()))
+            .with_label(label)
+            .with_actor(actor)
     }
 
     /// `api_key.created` for `k` (never its hash).

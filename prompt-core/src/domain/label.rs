@@ -83,3 +83,20 @@ impl LabelExpect {
         })
     }
 }
+
+/// The labels a new project protects until an admin changes them (the server's
+/// `--protected-labels` replaces this list for the projects it serves).
+pub const DEFAULT_PROTECTED_LABELS: &[&str] = &["production"];
+
+/// A label of a project that only admins may move or remove, on every prompt of the
+/// project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedLabel {
+    /// The label.
+    pub label: String,
+    /// Who protected it (`None` for a default seeded when the project was first used).
+    pub created_by: Option<String>,
+    /// When it became protected.
+    pub created_at: DateTime<Utc>,
+}

@@ -280,3 +280,22 @@ impl std::fmt::Display for Selector {
         }
     }
 }
+
+/// The `NotFound` of a version that was deleted (a tombstone): it says so, so that a
+/// caller resolving it by number learns why it is gone. Every backend answers with it.
+pub fn version_deleted(prompt: &str, version: u32) -> Error {
+    Error::not_found(format!(
+        "version {version} of prompt '{prompt}' (it was deleted)"
+    ))
+}
+
+/// The `Conflict` of deleting a version that labels still point at: it names them
+/// (`latest` never counts; the registry moves it). Every backend answers with it.
+pub fn labels_block_deletion(prompt: &str, version: u32, labels: &[&str]) -> Error {
+    let names: Vec<String> = labels.iter().map(|l| format!("'{l}'")).collect();
+    Error::conflict(format!(
+        "version {version} of prompt '{prompt}' is labelled {}: move or remove these labels \
+         before deleting it",
+        names.join(", ")
+    ))
+}

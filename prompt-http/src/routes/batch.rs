@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::auth::{Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::state::AppState;
+use crate::state::{AppState, check_protected};
 
 /// Body of `POST /api/v1/batch`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,7 +41,13 @@ fn batch_error(f: BatchFailure) -> ApiError {
 /// `Forbidden` (naming the operation) unless `caller` may do every operation: the
 /// checks of the single routes — the reserved `_tools/` namespace, protected labels
 /// (moved by `set_label`, `delete_label`, or a new version's `labels`).
-fn check_permissions(state: &AppState, caller: &Caller, ops: &[BatchOp]) -> ApiResult<()> {
+/// Returns the project's protected labels (read once for the whole batch).
+async fn check_permissions(
+    state: &AppState,
+    caller: &Caller,
+    ops: &[BatchOp],
+) -> ApiResult<Vec<String>> {
+    let protected = state.protected_labels_of(&caller.project).await?;
     for (index, op) in ops.iter().enumerate() {
         let in_batch = |e| ApiError::InBatch {
             error: Box::new(e),
@@ -52,19 +58,17 @@ fn check_permissions(state: &AppState, caller: &Caller, ops: &[BatchOp]) -> ApiR
             .map_err(in_batch)?;
         match op {
             BatchOp::SetLabel { label, .. } | BatchOp::DeleteLabel { label, .. } => {
-                state.check_labels(caller, [label]).map_err(in_batch)?;
+                check_protected(caller, &protected, [label]).map_err(in_batch)?;
             }
             BatchOp::CreateVersion { version, .. } => {
-                state
-                    .check_labels(caller, &version.labels)
-                    .map_err(in_batch)?;
+                check_protected(caller, &protected, &version.labels).map_err(in_batch)?;
             }
             BatchOp::CreatePrompt { .. }
             | BatchOp::UpdatePrompt { .. }
             | BatchOp::ArchivePrompt { .. } => {}
         }
     }
-    Ok(())
+    Ok(protected)
 }
 
 /// Apply up to 1000 operations (`create_prompt`, `update_prompt`, `archive_prompt`,
@@ -85,7 +89,7 @@ pub async fn apply_batch(
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResponse>> {
     let mut ops = validate_batch(body.ops).map_err(batch_error)?;
-    check_permissions(&state, &caller, &ops)?;
+    let protected = check_permissions(&state, &caller, &ops).await?;
     let actor = caller.actor();
     for op in &mut ops {
         if let BatchOp::CreateVersion { version, .. } = op {
@@ -100,7 +104,7 @@ pub async fn apply_batch(
     // Moves of protected labels are audited, as on the label routes.
     for r in &results {
         if let BatchOutcome::LabelMove(m) = r
-            && state.protected_labels.contains(&m.label)
+            && protected.contains(&m.label)
         {
             let action = if m.to_version.is_some() {
                 "protected_label.moved"

@@ -211,6 +211,6 @@ pub async fn whoami(
         role: caller.role,
         key,
         user,
-        protected_labels: state.protected_labels.as_ref().clone(),
+        protected_labels: state.protected_labels_of(&caller.project).await?,
     }))
 }

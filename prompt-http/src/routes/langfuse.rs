@@ -15,9 +15,12 @@
 //! "history"}`: stored as a message of role `placeholder` whose content is the name
 //! (see [`prompt_core::Role::Placeholder`]) and returned as they came.
 //!
-//! `DELETE …/{name}` archives the whole prompt; deleting single versions (`?label=`,
-//! `?version=`) answers 501: versions are immutable and numbered gaplessly, and runs
-//! refer to them by number.
+//! `DELETE …/{name}` deletes versions as Langfuse does: with neither `?version=` nor
+//! `?label=` all of them (the prompt is archived, as `DELETE /api/v1/prompts/{name}`
+//! does), with `?version=N` that version, with `?label=L` the version `L` points at —
+//! each a tombstone under our rules (see `DELETE /api/v1/prompts/{name}/versions/{n}`):
+//! a version that labels other than `latest` point at is refused with 409 naming them,
+//! so `?label=` deletes only by `latest` until the label is moved.
 
 use std::collections::BTreeSet;
 
@@ -450,7 +453,7 @@ pub async fn create_prompt(
         .into_iter()
         .filter(|l| l != prompt_core::validate::LATEST_LABEL)
         .collect();
-    state.check_labels(&caller, &labels)?;
+    state.check_labels(&caller, &labels).await?;
     let mut new = NewVersion::new(template).with_labels(labels);
     new.config = body.config.unwrap_or(json!({}));
     new.commit_message = body.commit_message;
@@ -510,7 +513,7 @@ pub async fn update_version(
         .into_iter()
         .filter(|l| l != prompt_core::validate::LATEST_LABEL)
         .collect();
-    state.check_labels(&caller, &labels)?;
+    state.check_labels(&caller, &labels).await?;
     let reg = state.registry(&caller.project);
     let actor = caller.actor();
     for l in &labels {
@@ -528,17 +531,21 @@ pub async fn update_version(
     Ok(Json(langfuse_prompt(&v, &p.tags, p.updated_at)))
 }
 
-/// `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
-/// Deleting single versions (`label`/`version`) answers 501: versions are immutable,
-/// numbered gaplessly, and runs refer to them by number (see the module docs).
+/// `DELETE /api/public/v2/prompts/{name}`: delete versions → 204. With neither
+/// `version` nor `label`, all of them (the prompt is archived); with `version`, that
+/// version; with `label`, the version the label points at. A deleted version is a
+/// tombstone (it no longer resolves; its number is not reused); one that labels other
+/// than `latest` point at is refused with 409 naming them (move them first).
 #[utoipa::path(delete, path = "/api/public/v2/prompts/{name}", tag = "langfuse",
     security(("basic" = [])),
     params(("name" = String, Path, description = "prompt name; encode '/' as %2F"), GetQuery),
-    responses((status = 204, description = "archived"), (status = 401, body = LangfuseErrorBody),
-        (status = 403, body = LangfuseErrorBody), (status = 404, body = LangfuseErrorBody),
-        (status = 501, body = LangfuseErrorBody, description = "`label` or `version` given: single versions cannot be deleted")))]
+    responses((status = 204, description = "deleted"), (status = 400, body = LangfuseErrorBody),
+        (status = 401, body = LangfuseErrorBody), (status = 403, body = LangfuseErrorBody),
+        (status = 404, body = LangfuseErrorBody),
+        (status = 409, body = LangfuseErrorBody, description = "labels other than `latest` point at the version")))]
 pub async fn delete_prompt(
     State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
     caller: Result<Editor, ApiError>,
     Path(name): Path<String>,
     q: Result<ApiQuery<GetQuery>, ApiError>,
@@ -546,19 +553,19 @@ pub async fn delete_prompt(
     let Editor(caller) = caller?;
     let ApiQuery(q) = q?;
     state.check_reserved(&caller, &name)?;
-    if q.label.is_some() && q.version.is_some() {
-        return Err(ApiError::bad_request("give label or version, not both").into());
-    }
-    if q.label.is_some() || q.version.is_some() {
-        return Err(ApiError::Core(Error::unsupported(
-            "deleting single prompt versions (versions are immutable: archive the whole \
-             prompt, or move its labels)",
-        ))
-        .into());
-    }
-    state
-        .registry(&caller.project)
-        .archive_prompt(&name)
+    let reg = state.registry(&caller.project);
+    let version = match (q.version, q.label) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give label or version, not both").into());
+        }
+        (None, None) => {
+            reg.archive_prompt(&name).await?;
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        (Some(v), None) => v,
+        (None, Some(l)) => reg.resolve(&name, &Selector::Label(l)).await?.version,
+    };
+    crate::routes::prompts::delete_version_audited(&state, &client, &caller, &name, version)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod langfuse;
 pub mod orgs;
 pub mod prompts;
+pub mod protected_labels;
 pub mod providers;
 pub mod runs;
 pub mod service;

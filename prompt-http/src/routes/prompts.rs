@@ -268,7 +268,7 @@ pub async fn create_version(
     ApiJson(mut body): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<PromptVersion>)> {
     state.check_reserved(&caller, &name)?;
-    state.check_labels(&caller, &body.labels)?;
+    state.check_labels(&caller, &body.labels).await?;
     body.created_by = Some(caller.actor());
     body.if_match = if_match(&headers)?;
     let v = state
@@ -322,6 +322,52 @@ pub async fn get_version(
             .get_version(&name, n)
             .await?,
     ))
+}
+
+/// Delete a version: a tombstone. It no longer resolves, renders or executes (404
+/// saying it was deleted), is hidden from the version list, and its number is never
+/// reused; runs keep referring to it. Labels other than `latest` must be moved off it
+/// first (409 naming them); `latest` moves to the newest version left (none when the
+/// last one is deleted). Editor, like archiving a whole prompt; audited as
+/// `version.deleted`.
+#[utoipa::path(delete, path = "/api/v1/prompts/{name}/versions/{version}", tag = "versions",
+    params(("name" = String, Path, description = "prompt name"), ("version" = u32, Path, description = "version number")),
+    responses((status = 204, description = "deleted"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_version(
+    State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
+    Editor(caller): Editor,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let n = version_param(&version)?;
+    state.check_reserved(&caller, &name)?;
+    delete_version_audited(&state, &client, &caller, &name, n).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete version `n` of `name` for `caller` and audit it (shared with the Langfuse
+/// route).
+pub(crate) async fn delete_version_audited(
+    state: &AppState,
+    client: &crate::accounts::ClientInfo,
+    caller: &Caller,
+    name: &str,
+    n: u32,
+) -> ApiResult<()> {
+    state
+        .registry(&caller.project)
+        .delete_version(name, n)
+        .await?;
+    state
+        .audit(
+            caller,
+            client,
+            "version.deleted",
+            serde_json::json!({"prompt": name, "version": n}),
+        )
+        .await;
+    Ok(())
 }
 
 /// Resolve by label (default `production`) or version.
@@ -391,7 +437,7 @@ pub async fn set_label(
     ApiJson(body): ApiJson<SetLabelBody>,
 ) -> ApiResult<Json<LabelMove>> {
     state.check_reserved(&caller, &name)?;
-    state.check_labels(&caller, [&label])?;
+    let protected = state.check_labels(&caller, [&label]).await?;
     let m = state
         .registry(&caller.project)
         .set_label(
@@ -402,7 +448,7 @@ pub async fn set_label(
             Some(&caller.actor()),
         )
         .await?;
-    if state.protected_labels.contains(&label) {
+    if protected.contains(&label) {
         state
             .audit(&caller, &client, "protected_label.moved", serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version}))
             .await;
@@ -422,7 +468,7 @@ pub async fn delete_label(
     ApiQuery(q): ApiQuery<DeleteLabelQuery>,
 ) -> ApiResult<StatusCode> {
     state.check_reserved(&caller, &name)?;
-    state.check_labels(&caller, [&label])?;
+    let protected = state.check_labels(&caller, [&label]).await?;
     state
         .registry(&caller.project)
         .delete_label(
@@ -432,7 +478,7 @@ pub async fn delete_label(
             Some(&caller.actor()),
         )
         .await?;
-    if state.protected_labels.contains(&label) {
+    if protected.contains(&label) {
         state
             .audit(
                 &caller,

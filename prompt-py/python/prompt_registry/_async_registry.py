@@ -50,6 +50,7 @@ from ._models import (
     Page,
     Prompt,
     PromptVersion,
+    ProtectedLabel,
     Rendered,
     Run,
     RunError,
@@ -279,6 +280,30 @@ class AsyncRegistry:
         points at ``n``, else :class:`PreconditionFailedError`; ``0``, "must be unset",
         never deletes anything)."""
         return LabelMove._from(await self._n.delete_label(name, label, actor, expected_version))
+
+    async def delete_version(self, name: str, version: int) -> None:
+        """Delete a version: a tombstone. It no longer resolves, renders or executes
+        (:class:`NotFoundError` saying it was deleted), is hidden from
+        :meth:`list_versions`, and its number is never reused; runs keep referring to
+        it. Labels other than ``latest`` must be moved off it first
+        (:class:`ConflictError` naming them); ``latest`` moves to the newest version
+        left (none once every version is deleted)."""
+        await self._n.delete_version(name, version)
+
+    async def protected_labels(self) -> List[ProtectedLabel]:
+        """The labels only admins may move in this project (seeded with
+        ``production`` when first used; a remote registry gets the server's list)."""
+        return [ProtectedLabel._from(d) for d in await self._n.protected_labels()]
+
+    async def protect_label(self, label: str) -> ProtectedLabel:
+        """Protect ``label`` in this project (nothing changes if it already is;
+        ``latest`` is a :class:`ValidationError`). Over a server this needs an admin
+        key."""
+        return ProtectedLabel._from(await self._n.protect_label(label))
+
+    async def unprotect_label(self, label: str) -> None:
+        """Stop protecting ``label`` (:class:`NotFoundError` if it is not protected)."""
+        await self._n.unprotect_label(label)
 
     async def diff(
         self,

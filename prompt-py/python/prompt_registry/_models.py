@@ -274,6 +274,24 @@ class RunStats(_Model):
 
 
 @dataclass(frozen=True)
+class ProtectedLabel(_Model):
+    """A label of the project that only admins may move or remove (``created_by`` is
+    None for a default seeded when the project was first used)."""
+
+    label: str
+    created_by: Optional[str]
+    created_at: datetime
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "ProtectedLabel":
+        return cls(
+            label=d["label"],
+            created_by=d.get("created_by"),
+            created_at=_req_dt(d["created_at"]),
+        )
+
+
+@dataclass(frozen=True)
 class LabelMove(_Model):
     """One audited move of a label (``from_version`` None: new; ``to_version`` None:
     deleted)."""

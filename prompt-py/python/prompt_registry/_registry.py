@@ -47,6 +47,7 @@ from ._models import (
     Page,
     Prompt,
     PromptVersion,
+    ProtectedLabel,
     Rendered,
     Run,
     RunError,
@@ -275,6 +276,30 @@ class Registry:
         points at ``n``, else :class:`PreconditionFailedError`; ``0``, "must be unset",
         never deletes anything)."""
         return LabelMove._from(self._n.delete_label(name, label, actor, expected_version))
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version: a tombstone. It no longer resolves, renders or executes
+        (:class:`NotFoundError` saying it was deleted), is hidden from
+        :meth:`list_versions`, and its number is never reused; runs keep referring to
+        it. Labels other than ``latest`` must be moved off it first
+        (:class:`ConflictError` naming them); ``latest`` moves to the newest version
+        left (none once every version is deleted)."""
+        self._n.delete_version(name, version)
+
+    def protected_labels(self) -> List[ProtectedLabel]:
+        """The labels only admins may move in this project (seeded with
+        ``production`` when first used; a remote registry gets the server's list)."""
+        return [ProtectedLabel._from(d) for d in self._n.protected_labels()]
+
+    def protect_label(self, label: str) -> ProtectedLabel:
+        """Protect ``label`` in this project (nothing changes if it already is;
+        ``latest`` is a :class:`ValidationError`). Over a server this needs an admin
+        key."""
+        return ProtectedLabel._from(self._n.protect_label(label))
+
+    def unprotect_label(self, label: str) -> None:
+        """Stop protecting ``label`` (:class:`NotFoundError` if it is not protected)."""
+        self._n.unprotect_label(label)
 
     def diff(
         self,

@@ -613,6 +613,55 @@ impl PromptStore for CachedStore {
         r
     }
 
+    async fn delete_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<()> {
+        let r = self
+            .inner
+            .delete_version(project, name, version, actor)
+            .await;
+        self.wrote(project, name);
+        r
+    }
+
+    // Protected labels are not cached: the HTTP service reads them only on label
+    // writes, never on the resolve path.
+    async fn protected_labels(
+        &self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<Vec<prompt_core::ProtectedLabel>> {
+        self.inner.protected_labels(project, defaults).await
+    }
+
+    async fn protect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<(prompt_core::ProtectedLabel, bool)> {
+        self.inner
+            .protect_label(project, label, defaults, actor)
+            .await
+    }
+
+    async fn unprotect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<()> {
+        self.inner
+            .unprotect_label(project, label, defaults, actor)
+            .await
+    }
+
     async fn apply_batch(
         &self,
         project: Uuid,

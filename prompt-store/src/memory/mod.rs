@@ -19,8 +19,9 @@ use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewEvent,
     NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate, PromptVersion,
-    ProviderCredential, Result, Run, RunLog, RunQuery, RunStats, RunStatus, RunUpdate, Selector,
-    StatsQuery, check_batch_size, check_if_match, check_parent_version, validate,
+    ProtectedLabel, ProviderCredential, Result, Run, RunLog, RunQuery, RunStats, RunStatus,
+    RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match, check_parent_version,
+    validate,
 };
 use uuid::Uuid;
 
@@ -47,8 +48,10 @@ struct PromptRow {
     revision: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-    /// Versions in order; `versions[i].version == i + 1`.
+    /// Versions in order, deleted ones included; `versions[i].version == i + 1`.
     versions: Vec<Arc<PromptVersion>>,
+    /// Numbers of the deleted versions (tombstones), with when they were deleted.
+    deleted: BTreeMap<u32, DateTime<Utc>>,
     /// label → (version, updated_at); `latest` is not stored, it is computed.
     labels: BTreeMap<String, (u32, DateTime<Utc>)>,
     /// label → moves, oldest first.
@@ -56,14 +59,37 @@ struct PromptRow {
 }
 
 impl PromptRow {
+    /// The newest version that is not deleted (what `latest` points at).
+    fn latest(&self) -> Option<u32> {
+        self.versions
+            .iter()
+            .rev()
+            .map(|v| v.version)
+            .find(|n| !self.deleted.contains_key(n))
+    }
+
+    /// `NotFound` unless version `n` exists and is not deleted.
+    fn check_live(&self, n: u32) -> Result<()> {
+        if n as usize > self.versions.len() {
+            return Err(Error::not_found(format!(
+                "version {n} of prompt '{}'",
+                self.name
+            )));
+        }
+        if self.deleted.contains_key(&n) {
+            return Err(prompt_core::domain::version_deleted(&self.name, n));
+        }
+        Ok(())
+    }
+
     fn label_map(&self) -> BTreeMap<String, u32> {
         let mut m: BTreeMap<String, u32> = self
             .labels
             .iter()
             .map(|(k, (v, _))| (k.clone(), *v))
             .collect();
-        if let Some(latest) = self.versions.last() {
-            m.insert(validate::LATEST_LABEL.to_owned(), latest.version);
+        if let Some(latest) = self.latest() {
+            m.insert(validate::LATEST_LABEL.to_owned(), latest);
         }
         m
     }
@@ -76,15 +102,18 @@ impl PromptRow {
             tags: self.tags.clone(),
             archived: self.archived,
             labels: self.label_map(),
-            latest_version: self.versions.last().map(|v| v.version),
+            latest_version: self.latest(),
             etag: etag_of(self.id, self.revision),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
     }
 
-    /// The version with its current labels filled in.
+    /// The version with its current labels filled in; `None` if missing or deleted.
     fn version_with_labels(&self, n: u32) -> Option<PromptVersion> {
+        if self.deleted.contains_key(&n) {
+            return None;
+        }
         let v = self.versions.get((n as usize).checked_sub(1)?)?;
         let mut out = PromptVersion::clone(v);
         out.labels = self
@@ -93,7 +122,7 @@ impl PromptRow {
             .filter(|(_, (ver, _))| *ver == n)
             .map(|(k, _)| k.clone())
             .collect();
-        if self.versions.len() == n as usize {
+        if self.latest() == Some(n) {
             out.labels.push(validate::LATEST_LABEL.to_owned());
             out.labels.sort();
         }
@@ -158,6 +187,9 @@ struct State {
     credentials: BTreeMap<(Uuid, String), ProviderCredential>,
     /// project → its change log.
     feed: HashMap<Uuid, ProjectLog>,
+    /// project → its protected labels; a project is missing until its list is first
+    /// used (then seeded with the caller's defaults).
+    protected: HashMap<Uuid, BTreeMap<String, ProtectedLabel>>,
 }
 
 impl State {
@@ -184,6 +216,31 @@ impl State {
         self.project_names.insert(key, p.id);
         self.projects.insert(p.id, p.clone());
         Ok(p)
+    }
+
+    /// The protected labels of `project`, seeded with `defaults` on first use.
+    fn protected_mut(
+        &mut self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<&mut BTreeMap<String, ProtectedLabel>> {
+        if !self.projects.contains_key(&project) {
+            return Err(Error::not_found(format!("project {project}")));
+        }
+        Ok(self.protected.entry(project).or_insert_with(|| {
+            let at = now();
+            defaults
+                .iter()
+                .map(|l| {
+                    let p = ProtectedLabel {
+                        label: l.clone(),
+                        created_by: None,
+                        created_at: at,
+                    };
+                    (l.clone(), p)
+                })
+                .collect()
+        }))
     }
 
     fn live_prompt(&self, project: Uuid, name: &str) -> Result<&PromptRow> {
@@ -223,6 +280,7 @@ impl State {
             created_at: at,
             updated_at: at,
             versions: Vec::new(),
+            deleted: BTreeMap::new(),
             labels: BTreeMap::new(),
             history: HashMap::new(),
         };
@@ -311,11 +369,7 @@ impl State {
             Some(&etag_of(row.id, row.revision)),
             new.if_match.as_deref(),
         )?;
-        check_parent_version(
-            name,
-            row.versions.last().map(|v| v.version),
-            new.parent_version,
-        )?;
+        check_parent_version(name, row.latest(), new.parent_version)?;
         let at = now();
         let number = u32::try_from(row.versions.len() + 1)
             .map_err(|_| Error::conflict("too many versions"))?;
@@ -365,11 +419,7 @@ impl State {
         ev: &mut Vec<NewEvent>,
     ) -> Result<LabelMove> {
         let row = self.live_prompt_mut(project, name)?;
-        if version as usize > row.versions.len() {
-            return Err(Error::not_found(format!(
-                "version {version} of prompt '{name}'"
-            )));
-        }
+        row.check_live(version)?;
         expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
         let m = row.move_label(label, Some(version), actor, now());
         ev.push(NewEvent::label_changed(&m));
@@ -395,6 +445,37 @@ impl State {
         let m = row.move_label(label, None, actor, now());
         ev.push(NewEvent::label_changed(&m));
         Ok(m)
+    }
+
+    fn delete_version_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<PromptVersion> {
+        let row = self.live_prompt_mut(project, name)?;
+        row.check_live(version)?;
+        let labels: Vec<&str> = row
+            .labels
+            .iter()
+            .filter(|(_, (v, _))| *v == version)
+            .map(|(l, _)| l.as_str())
+            .collect();
+        if !labels.is_empty() {
+            return Err(prompt_core::domain::labels_block_deletion(
+                name, version, &labels,
+            ));
+        }
+        let out = row
+            .version_with_labels(version)
+            .ok_or_else(|| Error::internal("version vanished"))?;
+        let at = now();
+        row.deleted.insert(version, at);
+        row.touch(at);
+        ev.push(NewEvent::version_deleted(name, version, out.id, actor));
+        Ok(out)
     }
 
     /// One operation of a batch.
@@ -644,8 +725,8 @@ impl PromptStore for MemoryStore {
         let top = before.map_or(row.versions.len() as u32, |b| b.saturating_sub(1));
         let items: Vec<PromptVersion> = (1..=top)
             .rev()
-            .take(limit as usize + 1)
             .filter_map(|n| row.version_with_labels(n))
+            .take(limit as usize + 1)
             .collect();
         Page::from_overfetch(items, limit, |v| v.version)
     }
@@ -659,10 +740,11 @@ impl PromptStore for MemoryStore {
         let s = self.read()?;
         let row = s.live_prompt(project, name)?;
         let n = match selector {
-            Selector::Version(n) => Some(*n),
-            Selector::Label(l) if l == validate::LATEST_LABEL => {
-                row.versions.last().map(|v| v.version)
+            Selector::Version(n) => {
+                row.check_live(*n)?;
+                Some(*n)
             }
+            Selector::Label(l) if l == validate::LATEST_LABEL => row.latest(),
             Selector::Label(l) => row.labels.get(l).map(|(v, _)| *v),
         };
         n.and_then(|n| row.version_with_labels(n))
@@ -714,6 +796,70 @@ impl PromptStore for MemoryStore {
         let mut ev = Vec::new();
         let m = s.delete_label_op(project, name, label, expect, actor, &mut ev)?;
         Ok(self.commit(s, project, ev, m))
+    }
+
+    async fn delete_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<()> {
+        let mut s = self.write()?;
+        let mut ev = Vec::new();
+        s.delete_version_op(project, name, version, actor, &mut ev)?;
+        self.commit(s, project, ev, ());
+        Ok(())
+    }
+
+    async fn protected_labels(
+        &self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<Vec<ProtectedLabel>> {
+        let mut s = self.write()?;
+        Ok(s.protected_mut(project, defaults)?
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    async fn protect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<(ProtectedLabel, bool)> {
+        let mut s = self.write()?;
+        let list = s.protected_mut(project, defaults)?;
+        if let Some(p) = list.get(label) {
+            return Ok((p.clone(), false));
+        }
+        let p = ProtectedLabel {
+            label: label.to_owned(),
+            created_by: actor.map(str::to_owned),
+            created_at: now(),
+        };
+        list.insert(label.to_owned(), p.clone());
+        let ev = vec![NewEvent::protected_label(label, true, actor)];
+        Ok(self.commit(s, project, ev, (p, true)))
+    }
+
+    async fn unprotect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<()> {
+        let mut s = self.write()?;
+        s.protected_mut(project, defaults)?
+            .remove(label)
+            .ok_or_else(|| Error::not_found(format!("protected label '{label}'")))?;
+        let ev = vec![NewEvent::protected_label(label, false, actor)];
+        self.commit(s, project, ev, ());
+        Ok(())
     }
 
     /// All or nothing: the prompts' state is saved first and put back if an

@@ -7,7 +7,7 @@ use prompt_core::RegistryServer;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Page, PageRequest, Project, Prompt, PromptFilter, PromptStore, PromptUpdate,
-    PromptVersion, Result, Selector,
+    PromptVersion, ProtectedLabel, Result, Selector,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -15,6 +15,12 @@ use uuid::Uuid;
 
 use super::client::{RemoteStore, decode, label_path, page_query, prompt_path, rfc3339};
 use super::error::parse_remote_error;
+
+/// `/api/v1/protected-labels/{label}`, the label checked.
+fn protected_label_path(label: &str) -> Result<String> {
+    prompt_core::validate::label(label)?;
+    Ok(format!("/api/v1/protected-labels/{label}"))
+}
 
 /// The index of the failing operation in a batch error body: the server names it in
 /// `error.details.field` (`ops[3]`, `ops[3].name`).
@@ -292,6 +298,61 @@ impl PromptStore for RemoteStore {
         page: &PageRequest,
     ) -> Result<Page<LabelMove>> {
         self.get_json(&label_path(name, label, "/history")?, &page_query(page))
+            .await
+    }
+
+    /// `DELETE /api/v1/prompts/{name}/versions/{version}`.
+    async fn delete_version(
+        &self,
+        _project: Uuid,
+        name: &str,
+        version: u32,
+        _actor: Option<&str>,
+    ) -> Result<()> {
+        let path = prompt_path(name, &format!("/versions/{version}"))?;
+        let r = self.send_empty(Method::DELETE, &path).await;
+        self.invalidate(name);
+        r
+    }
+
+    /// `GET /api/v1/protected-labels`: the server's list (it seeds with its own
+    /// defaults; `defaults` are not sent).
+    async fn protected_labels(
+        &self,
+        _project: Uuid,
+        _defaults: &[String],
+    ) -> Result<Vec<ProtectedLabel>> {
+        let page: Page<ProtectedLabel> = self.get_json("/api/v1/protected-labels", &[]).await?;
+        Ok(page.items)
+    }
+
+    /// `PUT /api/v1/protected-labels/{label}`: 201 when it was not protected, 200
+    /// when it was.
+    async fn protect_label(
+        &self,
+        _project: Uuid,
+        label: &str,
+        _defaults: &[String],
+        _actor: Option<&str>,
+    ) -> Result<(ProtectedLabel, bool)> {
+        let path = protected_label_path(label)?;
+        let a = self.send(Method::PUT, &path, &[], None, None).await?;
+        if a.status.is_success() {
+            Ok((decode(&a.body)?, a.status == reqwest::StatusCode::CREATED))
+        } else {
+            Err(parse_remote_error(a.status, a.retry_after, &a.body).0)
+        }
+    }
+
+    /// `DELETE /api/v1/protected-labels/{label}`.
+    async fn unprotect_label(
+        &self,
+        _project: Uuid,
+        label: &str,
+        _defaults: &[String],
+        _actor: Option<&str>,
+    ) -> Result<()> {
+        self.send_empty(Method::DELETE, &protected_label_path(label)?)
             .await
     }
 

@@ -48,6 +48,7 @@ mod projects;
 mod prompt_ops;
 mod prompt_sql;
 mod prompts;
+mod protected;
 mod runs;
 mod sign_in;
 mod store;

@@ -47,6 +47,12 @@ pub(super) enum Op<D: Dialect> {
         name: String,
         version: Box<PreparedVersion<D>>,
     },
+    /// Delete (tombstone) a version.
+    DeleteVersion {
+        name: String,
+        version: u32,
+        actor: Option<String>,
+    },
     /// Point a label at a version (`Some`) or remove it (`None`).
     MoveLabel {
         name: String,
@@ -140,6 +146,7 @@ impl<D: Dialect> Op<D> {
             Op::UpdatePrompt { name, .. }
             | Op::ArchivePrompt { name }
             | Op::CreateVersion { name, .. }
+            | Op::DeleteVersion { name, .. }
             | Op::MoveLabel { name, .. } => name,
         }
     }
@@ -282,6 +289,14 @@ where
             Op::CreateVersion { name, version } => Ok(BatchOutcome::Version(
                 self.insert_version(tx, project, name, version, ev).await?,
             )),
+            Op::DeleteVersion {
+                name,
+                version,
+                actor,
+            } => Ok(BatchOutcome::Version(
+                self.tombstone(tx, project, name, *version, actor.as_deref(), ev)
+                    .await?,
+            )),
             Op::MoveLabel {
                 name,
                 label,
@@ -292,10 +307,8 @@ where
                 let locked = Self::lock_prompt(tx, project, name)
                     .await?
                     .ok_or_else(|| prompt_not_found(name))?;
-                if let Some(v) = to
-                    && locked.latest.is_none_or(|l| *v > l)
-                {
-                    return Err(Error::not_found(format!("version {v} of prompt '{name}'")).into());
+                if let Some(v) = to {
+                    Self::live_version_id(tx, locked.id, name, *v).await?;
                 }
                 let at = now();
                 let m = Self::move_label(
@@ -364,8 +377,15 @@ where
             }
         };
         check_parent_version(name, locked.latest, new.parent_version)?;
-        let number = locked
-            .latest
+        // Past the highest number ever given, deleted versions included: a deleted
+        // version's number is never reused (runs still refer to it).
+        let highest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS top FROM prompt_versions WHERE prompt_id = $1")
+                .bind(locked.id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("top")?;
+        let number = super::opt_version(highest)?
             .unwrap_or(0)
             .checked_add(1)
             .ok_or_else(|| Error::conflict("too many versions"))?;
@@ -434,5 +454,86 @@ where
         ev.push(NewEvent::version_created(&v));
         ev.extend(moves.iter().map(NewEvent::label_changed));
         Ok(v)
+    }
+
+    /// The id of version `n` of the locked prompt `prompt_id` (named `name`):
+    /// `NotFound` if it does not exist, or saying it was deleted.
+    async fn live_version_id(
+        tx: &mut D::Connection,
+        prompt_id: Uuid,
+        name: &str,
+        n: u32,
+    ) -> Result<Uuid, Failure> {
+        let row = sqlx::query(
+            "SELECT id, deleted_at IS NOT NULL AS deleted FROM prompt_versions \
+             WHERE prompt_id = $1 AND version = $2",
+        )
+        .bind(prompt_id)
+        .bind(i64::from(n))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("version {n} of prompt '{name}'")))?;
+        if row.try_get::<bool, _>("deleted")? {
+            return Err(prompt_core::domain::version_deleted(name, n).into());
+        }
+        Ok(row.try_get("id")?)
+    }
+
+    /// Tombstone version `n` of `name` (see [`prompt_core::PromptStore::delete_version`]);
+    /// the version as it was.
+    async fn tombstone(
+        &self,
+        tx: &mut D::Connection,
+        project: Uuid,
+        name: &str,
+        n: u32,
+        actor: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<PromptVersion, Failure> {
+        let locked = Self::lock_prompt(tx, project, name)
+            .await?
+            .ok_or_else(|| prompt_not_found(name))?;
+        let id = Self::live_version_id(tx, locked.id, name, n).await?;
+        let labels: Vec<String> = sqlx::query(
+            "SELECT label FROM labels WHERE prompt_id = $1 AND version = $2 ORDER BY label",
+        )
+        .bind(locked.id)
+        .bind(i64::from(n))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("label"))
+        .collect::<Result<_, _>>()?;
+        if !labels.is_empty() {
+            let names: Vec<&str> = labels.iter().map(String::as_str).collect();
+            return Err(prompt_core::domain::labels_block_deletion(name, n, &names).into());
+        }
+        let row = sqlx::query(D::prompt_sql().resolve_by_number.as_str())
+            .bind(project)
+            .bind(name)
+            .bind(i64::from(n))
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = Self::version_from_row(&row)?
+            .ok_or_else(|| Error::internal("a locked version vanished"))?;
+        let at = now();
+        sqlx::query("UPDATE prompt_versions SET deleted_at = $1, deleted_by = $2 WHERE id = $3")
+            .bind(D::time(at))
+            .bind(actor.map(str::to_owned))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if locked.latest == Some(n) {
+            sqlx::query(
+                "UPDATE prompts SET latest_version = (SELECT MAX(version) FROM prompt_versions \
+                 WHERE prompt_id = $1 AND deleted_at IS NULL) WHERE id = $1",
+            )
+            .bind(locked.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::touch(tx, locked.id, 1, at).await?;
+        ev.push(NewEvent::version_deleted(name, n, version.id, actor));
+        Ok(version)
     }
 }

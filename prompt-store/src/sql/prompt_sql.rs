@@ -74,10 +74,11 @@ impl PromptSql {
             D::VERSION_LABELS
         );
         // Resolve: the live prompt, LEFT JOINed with the version `target` selects, so
-        // that a missing prompt and a missing version differ in one statement.
+        // that a missing prompt and a missing version differ in one statement; a
+        // deleted version comes back flagged (`vdeleted`), so that its error says so.
         let resolve = |join: &str, target: &str| {
             format!(
-                "SELECT {version_cols} FROM prompts p {join}\
+                "SELECT {version_cols}, v.deleted_at IS NOT NULL AS vdeleted FROM prompts p {join}\
                  LEFT JOIN prompt_versions v ON v.prompt_id = p.id AND v.version = {target} \
                  WHERE p.project_id = $1 AND p.name = $2 AND {live_p}"
             )
@@ -102,7 +103,7 @@ impl PromptSql {
         let versions = D::limited_join(
             "prompt_versions",
             "v",
-            "v.prompt_id = p.id AND v.version < $3",
+            "v.prompt_id = p.id AND v.version < $3 AND v.deleted_at IS NULL",
             "v.version DESC",
             "$4",
         );
@@ -158,7 +159,7 @@ impl PromptSql {
             resolve_by_number: resolve("", "$3"),
             version_by_id: format!(
                 "SELECT {version_cols} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
-                 WHERE v.id = $1 AND p.project_id = $2"
+                 WHERE v.id = $1 AND p.project_id = $2 AND v.deleted_at IS NULL"
             ),
             label_history: history(""),
             label_history_after: history(" AND (m.moved_at, m.id) < ($5, $6)"),

@@ -219,6 +219,11 @@ where
                     .fetch_optional(&self.reader)
                     .await?
                     .ok_or_else(|| prompt_not_found(name))?;
+                if row.try_get::<bool, _>("vdeleted")?
+                    && let Selector::Version(n) = selector
+                {
+                    return Err(prompt_core::domain::version_deleted(name, *n).into());
+                }
                 match Self::version_from_row(&row)? {
                     Some(v) => Ok(v),
                     None => Err(selector.not_found(name).into()),
@@ -269,6 +274,52 @@ where
     ) -> Result<LabelMove> {
         self.move_one(project, name, label, None, expect, actor)
             .await
+    }
+
+    async fn delete_version(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: u32,
+        actor: Option<&str>,
+    ) -> Result<()> {
+        let op = Op::DeleteVersion {
+            name: name.to_owned(),
+            version,
+            actor: actor.map(str::to_owned),
+        };
+        match self.run_one(project, op).await? {
+            BatchOutcome::Version(_) => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn protected_labels(
+        &self,
+        project: Uuid,
+        defaults: &[String],
+    ) -> Result<Vec<prompt_core::ProtectedLabel>> {
+        self.list_protected(project, defaults).await
+    }
+
+    async fn protect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<(prompt_core::ProtectedLabel, bool)> {
+        self.protect(project, label, defaults, actor).await
+    }
+
+    async fn unprotect_label(
+        &self,
+        project: Uuid,
+        label: &str,
+        defaults: &[String],
+        actor: Option<&str>,
+    ) -> Result<()> {
+        self.unprotect(project, label, defaults, actor).await
     }
 
     async fn apply_batch(

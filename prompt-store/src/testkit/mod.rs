@@ -28,6 +28,7 @@ use prompt_core::{EventLog, PeopleStore, PromptStore, Registry, RunLog};
 mod backends;
 mod credentials;
 mod feed;
+mod lifecycle;
 mod people;
 mod prompts;
 mod runs;
@@ -39,6 +40,7 @@ mod webhooks;
 pub use backends::*;
 pub use credentials::*;
 pub use feed::*;
+pub use lifecycle::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
@@ -255,6 +257,11 @@ macro_rules! behaviour_suite {
             events_member_changed,
             json_edge_values_read_back,
             nul_characters_refused_alike,
+            delete_version_tombstones,
+            delete_every_version,
+            delete_version_input_isolation_and_event,
+            protected_labels_per_project,
+            protected_labels_seed_once,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

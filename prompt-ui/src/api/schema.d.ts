@@ -423,9 +423,11 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * `DELETE /api/public/v2/prompts/{name}`: archive the prompt (all versions) → 204.
-         *     Deleting single versions (`label`/`version`) answers 501: versions are immutable,
-         *     numbered gaplessly, and runs refer to them by number (see the module docs).
+         * `DELETE /api/public/v2/prompts/{name}`: delete versions → 204. With neither
+         *     `version` nor `label`, all of them (the prompt is archived); with `version`, that
+         *     version; with `label`, the version the label points at. A deleted version is a
+         *     tombstone (it no longer resolves; its number is not reused); one that labels other
+         *     than `latest` point at is refused with 409 naming them (move them first).
          */
         delete: operations["delete_prompt"];
         options?: never;
@@ -1131,7 +1133,54 @@ export interface paths {
         get: operations["get_version"];
         put?: never;
         post?: never;
+        /**
+         * Delete a version: a tombstone. It no longer resolves, renders or executes (404
+         *     saying it was deleted), is hidden from the version list, and its number is never
+         *     reused; runs keep referring to it. Labels other than `latest` must be moved off it
+         *     first (409 naming them); `latest` moves to the newest version left (none when the
+         *     last one is deleted). Editor, like archiving a whole prompt; audited as
+         *     `version.deleted`.
+         */
+        delete: operations["delete_version"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/protected-labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's protected labels, by label (one page: `next_cursor` is always null). */
+        get: operations["list_protected_labels"];
+        put?: never;
+        post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/protected-labels/{label}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One protected label; 404 if the label is not protected in this project. */
+        get: operations["get_protected_label"];
+        /**
+         * Protect a label (admin): 201 when it was not protected, 200 when it already was
+         *     (nothing changes). `latest` and malformed labels → 422.
+         */
+        put: operations["put_protected_label"];
+        post?: never;
+        /** Stop protecting a label (admin) → 204; 404 if it is not protected. */
+        delete: operations["delete_protected_label"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2228,7 +2277,7 @@ export interface components {
          * @description What kind of change an [`Event`] records. On the wire: `prompt.created`, …
          * @enum {string}
          */
-        EventType: "prompt.created" | "prompt.updated" | "prompt.archived" | "version.created" | "label.moved" | "label.removed" | "api_key.created" | "api_key.revoked" | "credential.put" | "credential.deleted" | "member.changed";
+        EventType: "prompt.created" | "prompt.updated" | "prompt.archived" | "version.created" | "label.moved" | "label.removed" | "version.deleted" | "protected_label.added" | "protected_label.deleted" | "api_key.created" | "api_key.revoked" | "credential.put" | "credential.deleted" | "member.changed";
         /** @description Body of `POST …/execute`. */
         ExecuteBody: {
             /** @description Run in the background: answer 202 with the pending run's id at once. */
@@ -3138,6 +3187,23 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list. */
+        Page_ProtectedLabel: {
+            /** @description The items of this page, in list order. */
+            items: {
+                /**
+                 * Format: date-time
+                 * @description When it became protected.
+                 */
+                created_at: string;
+                /** @description Who protected it (`None` for a default seeded when the project was first used). */
+                created_by?: string | null;
+                /** @description The label. */
+                label: string;
+            }[];
+            /** @description Opaque cursor of the next page; `None` when this is the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
         Page_Run: {
             /** @description The items of this page, in list order. */
             items: {
@@ -3436,6 +3502,21 @@ export interface components {
              * @description 1, 2, 3 … per prompt, gapless.
              */
             version: number;
+        };
+        /**
+         * @description A label of a project that only admins may move or remove, on every prompt of the
+         *     project.
+         */
+        ProtectedLabel: {
+            /**
+             * Format: date-time
+             * @description When it became protected.
+             */
+            created_at: string;
+            /** @description Who protected it (`None` for a default seeded when the project was first used). */
+            created_by?: string | null;
+            /** @description The label. */
+            label: string;
         };
         /**
          * @description The kind of a provider failure. Decides whether a retry may help.
@@ -5165,12 +5246,20 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description archived */
+            /** @description deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LangfuseErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -5196,8 +5285,8 @@ export interface operations {
                     "application/json": components["schemas"]["LangfuseErrorBody"];
                 };
             };
-            /** @description `label` or `version` given: single versions cannot be deleted */
-            501: {
+            /** @description labels other than `latest` point at the version */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7350,6 +7439,217 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description prompt name */
+                name: string;
+                /** @description version number */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_protected_labels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ProtectedLabel"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_protected_label: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description label */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectedLabel"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_protected_label: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description label */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectedLabel"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectedLabel"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_protected_label: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description label */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no longer protected */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
