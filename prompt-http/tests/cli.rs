@@ -241,7 +241,8 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     assert!(ok, "{err}");
     assert!(
         err.contains(
-            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"
+            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
+             20261208000001]"
         ),
         "{err}"
     );
@@ -260,19 +261,19 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("reverted migration 20261207000001 (events)"),
+        err.contains("reverted migration 20261208000001 (lifecycle)"),
         "{err}"
     );
     assert!(
-        err.contains("the database is now at migration 20261206000001"),
+        err.contains("the database is now at migration 20261207000001"),
         "{err}"
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--yes", "--revert", "4"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "5"]);
     assert!(!ok);
     assert!(
-        err.contains("--revert 4: cannot revert 4 migrations: the database has only 3 applied")
+        err.contains("--revert 5: cannot revert 5 migrations: the database has only 4 applied")
             && err.contains("nothing was reverted"),
         "{err}"
     );
@@ -285,7 +286,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--yes", "--revert", "3"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "4"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
@@ -298,7 +299,8 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     assert!(ok, "{err}");
     assert!(
         err.contains(
-            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001]"
+            "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
+             20261208000001]"
         ),
         "{err}"
     );

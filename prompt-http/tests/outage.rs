@@ -253,7 +253,13 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
     })
     .await;
     let version = json!({"template": "Hello {{name}}", "labels": ["production"]});
-    let r = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version.clone())).await;
+    let r = call(
+        &s,
+        reqwest::Method::POST,
+        "/api/v1/prompts/greet/versions",
+        Some(version.clone()),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let resolve = "/api/v1/prompts/greet/resolve?label=production";
     let r = call(&s, reqwest::Method::GET, resolve, None).await;
@@ -267,7 +273,11 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
 
     let ready = call(&s, reqwest::Method::GET, "/readyz", None).await;
     assert_eq!(ready.status, 503, "{}", ready.body);
-    assert!(ready.took < Duration::from_secs(3), "readyz took {:?}", ready.took);
+    assert!(
+        ready.took < Duration::from_secs(3),
+        "readyz took {:?}",
+        ready.took
+    );
 
     let r = call(&s, reqwest::Method::GET, resolve, None).await;
     assert_eq!(r.status, 200, "resolve during the outage: {}", r.body);
@@ -283,7 +293,13 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
     // Writes: 503 with Retry-After, never a wait for the pool.
     let mut write_times = Vec::new();
     for _ in 0..5 {
-        let w = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version.clone())).await;
+        let w = call(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/prompts/greet/versions",
+            Some(version.clone()),
+        )
+        .await;
         assert_eq!(w.status, 503, "{}", w.body);
         assert_eq!(w.body["error"]["code"], "unavailable");
         assert!(w.headers.contains_key("retry-after"));
@@ -296,11 +312,19 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
     }
 
     cluster.start();
-    let recovered = wait_for("recovery after the database is back", Duration::from_secs(30), async || {
-        call(&s, reqwest::Method::GET, "/readyz", None).await.status == 200
-    })
+    let recovered = wait_for(
+        "recovery after the database is back",
+        Duration::from_secs(30),
+        async || call(&s, reqwest::Method::GET, "/readyz", None).await.status == 200,
+    )
     .await;
-    let w = call(&s, reqwest::Method::POST, "/api/v1/prompts/greet/versions", Some(version)).await;
+    let w = call(
+        &s,
+        reqwest::Method::POST,
+        "/api/v1/prompts/greet/versions",
+        Some(version),
+    )
+    .await;
     assert_eq!(w.status, 201, "a write after the outage: {}", w.body);
     let r = call(&s, reqwest::Method::GET, resolve, None).await;
     assert_eq!(r.status, 200);
