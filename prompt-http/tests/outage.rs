@@ -9,6 +9,11 @@
 //!
 //! Skipped, saying so, where the Postgres server binaries are not installed (unless
 //! `PROMPT_REGISTRY_REQUIRE_POSTGRES_BINARIES` is set, as CI does).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

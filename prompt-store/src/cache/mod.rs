@@ -86,12 +86,14 @@ struct KeyEntry {
 
 type VersionKey = (Uuid, String, u32);
 type LabelKey = (Uuid, String, String);
+/// A resolve as it was asked: (project, prompt, selector).
+type ResolveKey = (Uuid, String, Selector);
 
 struct State {
     by_version: Cache<VersionKey, Entry>,
     by_label: Cache<LabelKey, Entry>,
     /// Every resolve's last answer (by label and by number), for stale-if-error.
-    last_good: Option<Cache<(Uuid, String, Selector), LastGood<Arc<PromptVersion>>>>,
+    last_good: Option<Cache<ResolveKey, LastGood<Arc<PromptVersion>>>>,
     /// Every key lookup's last answer, for stale-if-error; emptied by revocations.
     last_good_keys: Option<Cache<String, LastGood<ApiKeyRecord>>>,
     /// API keys by hash (absent when key caching is off).
