@@ -6,6 +6,7 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+#[macro_use]
 mod common;
 
 use axum::body::Body;
@@ -1018,65 +1019,8 @@ async fn execute_with_mock_provider(app: &TestApp) {
     );
 }
 
-macro_rules! api_suite {
-    ($factory:path) => {
-        api_suite!(@t $factory; service_endpoints, protected_labels_need_admin_and_roles_come_before_bodies, request_ids, auth_and_roles, keys_lifecycle,
-            prompt_crud_and_etag, versions_labels_resolve_render, bad_input_gets_clear_errors,
-            project_isolation, runs_log_list_stats, stats_buckets_and_project_wide, runs_batch_partial_failure,
-            pagination_of_prompts_and_runs, execute_with_mock_provider);
-    };
-    (@t $factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(app) = $factory().await else { return };
-                super::$name(&app).await;
-            }
-        )*
-    };
-}
-
-mod memory {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        Some(TestApp::memory().await)
-    }
-
-    api_suite!(app);
-}
-
-mod sqlite {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::sqlite_backend().await).await
-    }
-
-    api_suite!(app);
-}
-
-mod postgres {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::postgres_backend().await).await
-    }
-
-    api_suite!(app);
-}
-
-/// The service as `serve` runs it on Postgres: behind the cache, which also caches API
-/// keys (a revoked key must still stop working at once).
-mod cached_postgres {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::cached_postgres_backend().await).await
-    }
-
-    api_suite!(app);
-}
+backend_suites!([memory, sqlite, postgres, cached_postgres];
+    service_endpoints, protected_labels_need_admin_and_roles_come_before_bodies, request_ids, auth_and_roles, keys_lifecycle, prompt_crud_and_etag, versions_labels_resolve_render, bad_input_gets_clear_errors, project_isolation, runs_log_list_stats, stats_buckets_and_project_wide, runs_batch_partial_failure, pagination_of_prompts_and_runs, execute_with_mock_provider);
 
 #[tokio::test]
 async fn rate_limit_per_key() {

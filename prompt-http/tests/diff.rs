@@ -6,6 +6,7 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+#[macro_use]
 mod common;
 
 use axum::http::StatusCode;
@@ -194,47 +195,5 @@ async fn missing_sides_and_bad_values(app: &TestApp) {
     assert!(r.text.contains("to"), "{}", r.text);
 }
 
-macro_rules! diff_suite {
-    ($factory:path) => {
-        diff_suite!(@t $factory; by_numbers_and_labels, raw_slash_names, missing_sides_and_bad_values);
-    };
-    (@t $factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(app) = $factory().await else { return };
-                super::$name(&app).await;
-            }
-        )*
-    };
-}
-
-mod memory {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        Some(TestApp::memory().await)
-    }
-
-    diff_suite!(app);
-}
-
-mod sqlite {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::sqlite_backend().await).await
-    }
-
-    diff_suite!(app);
-}
-
-mod postgres {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::postgres_backend().await).await
-    }
-
-    diff_suite!(app);
-}
+backend_suites!([memory, sqlite, postgres];
+    by_numbers_and_labels, raw_slash_names, missing_sides_and_bad_values);

@@ -7,6 +7,7 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -310,50 +311,8 @@ async fn protected_labels_per_project(app: &TestApp) {
     );
 }
 
-macro_rules! lifecycle_suite {
-    ($factory:path) => {
-        lifecycle_suite!(@t $factory; deleting_versions, protected_labels_per_project);
-    };
-    (@t $factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(app) = $factory().await else { return };
-                super::$name(&app).await;
-            }
-        )*
-    };
-}
-
-mod memory {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        Some(TestApp::memory().await)
-    }
-
-    lifecycle_suite!(app);
-}
-
-mod sqlite {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::sqlite_backend().await).await
-    }
-
-    lifecycle_suite!(app);
-}
-
-mod postgres {
-    use super::*;
-
-    async fn app() -> Option<TestApp> {
-        TestApp::from_backend(prompt_store::testkit::postgres_backend().await).await
-    }
-
-    lifecycle_suite!(app);
-}
+backend_suites!([memory, sqlite, postgres];
+    deleting_versions, protected_labels_per_project);
 
 /// Deleting a version and changing the protected labels are in the audit log and the
 /// change log (the feed's events are checked on every backend by the store's

@@ -16,6 +16,30 @@ use tower::ServiceExt;
 
 pub mod smtp;
 
+/// One `#[tokio::test]` per listed `async fn NAME(app: &TestApp)` of the calling file, in
+/// a module per listed backend (see [`TestApp::on`]):
+/// `backend_suites!([memory, sqlite, postgres]; test_a, test_b);` makes
+/// `memory::test_a`, `sqlite::test_a`, … The calling file declares `#[macro_use] mod
+/// common;`.
+#[allow(unused_macros, reason = "each test file uses a different subset")]
+macro_rules! backend_suites {
+    ([$backend:ident $(, $rest:ident)* $(,)?]; $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = crate::common::TestApp::on(stringify!($backend)).await else {
+                        return;
+                    };
+                    super::$name(&app).await;
+                }
+            )*
+        }
+        backend_suites!([$($rest),*]; $($name),*);
+    };
+    ([]; $($name:ident),* $(,)?) => {};
+}
+
 /// An app under test.
 pub struct TestApp {
     pub router: Router,
@@ -116,6 +140,20 @@ impl TestApp {
     pub async fn memory() -> Self {
         let (store, runs) = prompt_store::memory();
         Self::new(store, runs, Options::default()).await
+    }
+
+    /// An app on the backend named as [`backend_suites!`] names its modules: `memory`,
+    /// `sqlite`, `postgres` or `cached_postgres` (the service as `serve` runs it on
+    /// Postgres, behind the cache). `None` (a skip) where Postgres is not configured.
+    pub async fn on(backend: &str) -> Option<Self> {
+        use prompt_store::testkit;
+        match backend {
+            "memory" => Some(Self::memory().await),
+            "sqlite" => Self::from_backend(testkit::sqlite_backend().await).await,
+            "postgres" => Self::from_backend(testkit::postgres_backend().await).await,
+            "cached_postgres" => Self::from_backend(testkit::cached_postgres_backend().await).await,
+            other => panic!("no test backend named {other}"),
+        }
     }
 
     /// A key of `role` in `project` (created if missing).
