@@ -57,11 +57,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             crate::error::ApiError::Core(prompt_core::Error::unavailable(e.to_string()))
                 .into_response()
         }
-        Err(_) => crate::error::ApiError::Core(prompt_core::Error::unavailable(format!(
-            "the database did not answer a ping within {} ms",
-            READY_PING_TIMEOUT.as_millis()
-        )))
-        .into_response(),
+        Err(_) => {
+            // The ping gave up, so no error reached the cache: have it find out.
+            if let Some(c) = &state.cache {
+                c.check_database();
+            }
+            crate::error::ApiError::Core(prompt_core::Error::unavailable(format!(
+                "the database did not answer a ping within {} ms",
+                READY_PING_TIMEOUT.as_millis()
+            )))
+            .into_response()
+        }
     }
 }
 

@@ -428,6 +428,12 @@ impl CachedStore {
         self.outage.down_since()
     }
 
+    /// Check whether the database is down (as an `Unavailable` answer does): for a
+    /// caller that gave up waiting on it, e.g. a readiness check that timed out.
+    pub fn check_database(&self) {
+        self.outage.suspect(&self.inner);
+    }
+
     /// After a write to `name` (successful or not: a failed write may still have
     /// committed, e.g. when the connection broke during the commit).
     fn wrote(&self, project: Uuid, name: &str) {
@@ -623,8 +629,7 @@ impl PromptStore for CachedStore {
         actor: Option<&str>,
     ) -> Result<()> {
         let r = self
-            .inner
-            .delete_version(project, name, version, actor)
+            .guarded(self.inner.delete_version(project, name, version, actor))
             .await;
         self.wrote(project, name);
         r
@@ -637,7 +642,8 @@ impl PromptStore for CachedStore {
         project: Uuid,
         defaults: &[String],
     ) -> Result<Vec<prompt_core::ProtectedLabel>> {
-        self.inner.protected_labels(project, defaults).await
+        self.guarded(self.inner.protected_labels(project, defaults))
+            .await
     }
 
     async fn protect_label(
@@ -647,8 +653,7 @@ impl PromptStore for CachedStore {
         defaults: &[String],
         actor: Option<&str>,
     ) -> Result<(prompt_core::ProtectedLabel, bool)> {
-        self.inner
-            .protect_label(project, label, defaults, actor)
+        self.guarded(self.inner.protect_label(project, label, defaults, actor))
             .await
     }
 
@@ -659,8 +664,7 @@ impl PromptStore for CachedStore {
         defaults: &[String],
         actor: Option<&str>,
     ) -> Result<()> {
-        self.inner
-            .unprotect_label(project, label, defaults, actor)
+        self.guarded(self.inner.unprotect_label(project, label, defaults, actor))
             .await
     }
 

@@ -87,7 +87,8 @@ impl Outage {
         }
     }
 
-    fn suspect(self: &Arc<Self>, store: &Arc<dyn PromptStore>) {
+    /// Start the probe of `store` (unless one runs, or there is no Tokio runtime).
+    pub(super) fn suspect(self: &Arc<Self>, store: &Arc<dyn PromptStore>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
