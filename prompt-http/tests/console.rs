@@ -303,3 +303,24 @@ fn path_parameters_are_the_paths_own() {
         }
     }
 }
+
+/// The service routes answer without credentials, and the document says so (a generated
+/// client or a fuzzer must not send an API key to `/healthz`); `/metrics` also declares
+/// the 401 of a server with a metrics token.
+#[test]
+fn service_routes_declare_anonymous_access() {
+    let doc: Value = serde_json::from_str(&prompt_http::openapi_json()).unwrap();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let op = &doc["paths"][path]["get"];
+        let security = op["security"].as_array().unwrap_or_else(|| {
+            panic!("{path} has no operation-level security, so the global API-key one applies")
+        });
+        assert!(
+            security
+                .iter()
+                .any(|s| s.as_object().is_some_and(|o| o.is_empty())),
+            "{path}: {security:?} does not allow anonymous access"
+        );
+    }
+    assert!(doc["paths"]["/metrics"]["get"]["responses"]["401"].is_object());
+}

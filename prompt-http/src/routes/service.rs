@@ -18,7 +18,8 @@ pub struct Health {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "service", security(()),
+    responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -31,7 +32,7 @@ pub const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_mi
 /// 503 while writes are refused for a full or failing disk, until one succeeds again,
 /// and while the database does not answer (within a second, at once once it is known
 /// to be down).
-#[utoipa::path(get, path = "/readyz", tag = "service",
+#[utoipa::path(get, path = "/readyz", tag = "service", security(()),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(ago) = state.storage.failing() {
@@ -72,7 +73,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the text format.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    // Open unless the server sets a metrics token (`--metrics-token`); then that token
+    // as a bearer token, which is not an API key.
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format"),
+        (status = 401, description = "The server requires its metrics token (`--metrics-token`) and it is missing or wrong", body = ErrorBody),
+        (status = 404, description = "`/metrics` is served on its own address (`--metrics-addr`), not here", body = ErrorBody)
+    ))]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Some(c) = &state.cache {
         let stats = c.stats();

@@ -8647,6 +8647,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The server requires its metrics token (`--metrics-token`) and it is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `/metrics` is served on its own address (`--metrics-addr`), not here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     readyz: {
