@@ -125,6 +125,10 @@ struct Conn {
     evict: Notify,
 }
 
+/// How long a new connection that has not sent a byte yet is spared when the cap
+/// needs room (see [`Open::evict_oldest_idle`]), in milliseconds.
+const SILENT_GRACE_MS: u64 = 1_000;
+
 /// The open connections, oldest first, and how many of them are told to close.
 #[derive(Debug, Default)]
 struct Open {
@@ -143,18 +147,29 @@ impl Open {
         }
     }
 
-    /// Tell the oldest connection with no request in flight to close, preferring one
-    /// that never sent a byte (an idle flood, not a client whose request is on its
-    /// way); false if every connection has a request in flight.
-    fn evict_oldest_idle(&mut self) -> bool {
+    /// Tell the oldest connection with no request in flight to close; false if every
+    /// connection has a request in flight. In order of preference:
+    ///
+    /// 1. one that never sent a byte for [`SILENT_GRACE_MS`] or more (an idle flood);
+    /// 2. one that spoke and sits idle between requests (a keep-alive client);
+    /// 3. a younger silent one.
+    ///
+    /// A new connection is thus not taken for a flood's socket in the moments before
+    /// its request is read: under a flood that is still arriving, the newest sockets
+    /// are the flood's, and evicting the oldest silent one alone used to close a
+    /// client whose request had not been read yet.
+    fn evict_oldest_idle(&mut self, now_ms: u64) -> bool {
         let idle = |c: &&Arc<Conn>| {
             c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Relaxed)
         };
+        let silent = |c: &&Arc<Conn>| !c.spoke.load(Ordering::Relaxed);
+        let old = |c: &&Arc<Conn>| now_ms.saturating_sub(c.opened) >= SILENT_GRACE_MS;
         let victim = self
             .conns
             .values()
             .filter(idle)
-            .find(|c| !c.spoke.load(Ordering::Relaxed))
+            .find(|c| silent(c) && old(c))
+            .or_else(|| self.conns.values().filter(idle).find(|c| !silent(c)))
             .or_else(|| self.conns.values().find(idle))
             .cloned();
         match victim {
@@ -230,7 +245,7 @@ impl Tracker {
     fn admit(self: &Arc<Self>) -> Option<Registered> {
         let mut open = self.lock();
         let live = open.conns.len().saturating_sub(open.evicting);
-        if live >= self.max && !open.evict_oldest_idle() {
+        if live >= self.max && !open.evict_oldest_idle(self.now_ms()) {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -451,7 +466,8 @@ pub async fn serve_connections(
                 // before trying again rather than spinning on the same error.
                 let exhausted = is_resource_exhaustion(&e);
                 if exhausted {
-                    tracker.lock().evict_oldest_idle();
+                    let now = tracker.now_ms();
+                    tracker.lock().evict_oldest_idle(now);
                 }
                 tracing::warn!(error = %e, exhausted, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
                 metrics::counter!("prompt_registry_accept_errors_total").increment(1);
@@ -619,6 +635,24 @@ mod tests {
         drop(b);
         // a and c both busy: refused.
         assert!(tracker.admit().is_none());
+    }
+
+    #[test]
+    fn a_young_silent_connection_is_spared_while_older_or_idle_ones_remain() {
+        let tracker = Arc::new(Tracker::new(10));
+        let keep_alive = tracker.admit().expect("room");
+        keep_alive.conn.spoke.store(true, Ordering::Relaxed);
+        let fresh = tracker.admit().expect("room");
+        // Both just opened: the idle keep-alive goes, not the client about to speak.
+        let now = tracker.now_ms();
+        assert!(tracker.lock().evict_oldest_idle(now));
+        assert!(keep_alive.conn.evicting.load(Ordering::Relaxed));
+        assert!(!fresh.conn.evicting.load(Ordering::Relaxed));
+        // A second later the silent one is the flood's kind: oldest silent first.
+        let newer = tracker.admit().expect("room");
+        assert!(tracker.lock().evict_oldest_idle(now + SILENT_GRACE_MS));
+        assert!(fresh.conn.evicting.load(Ordering::Relaxed));
+        assert!(!newer.conn.evicting.load(Ordering::Relaxed));
     }
 
     #[test]
