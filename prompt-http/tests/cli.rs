@@ -8,21 +8,12 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+mod common;
+use common::{bin, free_port};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_healthy(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

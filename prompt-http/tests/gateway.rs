@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
+use common::free_port;
 
 use std::sync::Arc;
 
@@ -860,14 +861,6 @@ async fn errors_use_openai_shape_and_vendor_limits_map_to_429_and_503() {
         !missing_key.headers.contains_key("x-prompt-registry-run-id"),
         "no run without a project"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `prompt-registry serve` on `db_url` with `master_key`, debug logs to `log`;

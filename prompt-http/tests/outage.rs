@@ -15,20 +15,15 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+mod common;
+use common::free_port;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The directory of `initdb`, `pg_ctl` and `postgres`, if installed.
 fn postgres_bin_dir() -> Option<PathBuf> {

@@ -7,6 +7,9 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+mod common;
+use common::{bin, free_port};
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,18 +19,6 @@ use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions;
 use uuid::Uuid;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An admin key made by `keys create` before the server starts.
 fn admin_key(db: &str) -> String {

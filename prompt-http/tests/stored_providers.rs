@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
+use common::free_port;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -282,14 +283,6 @@ async fn stored_providers_retry_under_the_servers_policy() {
         .await;
     assert_eq!(r.status, 502, "{}", r.text);
     assert_eq!(attempts("error-400"), 1);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The binary reads `PROMPT_REGISTRY_RETRY_MAX_ATTEMPTS` once, for the environment's

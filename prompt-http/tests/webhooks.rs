@@ -15,6 +15,7 @@
 )]
 
 mod common;
+use common::free_port;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -969,14 +970,6 @@ async fn manual_redelivery() {
 }
 
 // ----- the real binary -----
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Start `prompt-registry serve` on `db` and wait until it answers; returns the
 /// process and the first line of stdout (the bootstrap admin key, on a new database).

@@ -16,6 +16,20 @@ use tower::ServiceExt;
 
 pub mod smtp;
 
+/// A TCP port free on 127.0.0.1 now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `prompt-registry` binary of this build, as a command to configure and run.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
+}
+
 /// One `#[tokio::test]` per listed `async fn NAME(app: &TestApp)` of the calling file, in
 /// a module per listed backend (see [`TestApp::on`]):
 /// `backend_suites!([memory, sqlite, postgres]; test_a, test_b);` makes
