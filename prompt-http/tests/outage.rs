@@ -267,9 +267,6 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
     assert!(r.headers.get("x-prompt-registry-stale").is_none());
 
     cluster.stop();
-    // The label's cache entry (1 s) and the key's (200 ms) expire: what follows needs
-    // the database.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     let ready = call(&s, reqwest::Method::GET, "/readyz", None).await;
     assert_eq!(ready.status, 503, "{}", ready.body);
@@ -279,16 +276,27 @@ async fn a_database_outage_answers_fast_and_serves_resolves_from_the_cache() {
         ready.took
     );
 
-    let r = call(&s, reqwest::Method::GET, resolve, None).await;
-    assert_eq!(r.status, 200, "resolve during the outage: {}", r.body);
-    assert_eq!(r.body["version"], 1);
-    let age: u64 = r.headers["x-prompt-registry-stale"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(age < 60, "age {age}");
-    let stale_resolve = r.took;
+    // Once the label's cache entry (1 s) and the key's (200 ms) have expired, the
+    // resolve needs the database and is answered from the stale copy; every answer
+    // before that is a 200 too, fresh from the cache.
+    let mut stale_resolve = Duration::ZERO;
+    wait_for(
+        "a stale-if-error resolve",
+        Duration::from_secs(10),
+        async || {
+            let r = call(&s, reqwest::Method::GET, resolve, None).await;
+            assert_eq!(r.status, 200, "resolve during the outage: {}", r.body);
+            assert_eq!(r.body["version"], 1);
+            let Some(age) = r.headers.get("x-prompt-registry-stale") else {
+                return false;
+            };
+            let age: u64 = age.to_str().unwrap().parse().unwrap();
+            assert!(age < 60, "age {age}");
+            stale_resolve = r.took;
+            true
+        },
+    )
+    .await;
 
     // Once the probe has found the database down (readyz then answers at once), writes
     // are refused without waiting for the pool's acquire timeout (1 s here).

@@ -56,6 +56,19 @@ fn serve(db: &str, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
+/// Wait (up to 30 s) until `load` has had more than `n` runs acknowledged.
+async fn wait_acked(load: &Load, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.acked_so_far().len() <= n {
+        assert!(
+            Instant::now() < deadline,
+            "ingestion acknowledged only {} runs in 30 s",
+            load.acked_so_far().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_healthy(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let client = reqwest::Client::new();
@@ -187,7 +200,8 @@ async fn sigterm_under_ingestion_exits_zero_with_every_acknowledged_run_stored()
     wait_healthy(&base).await;
 
     let load = load(&base, &key, 16);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Under way: SIGTERM must land among writes, not before the first.
+    wait_acked(&load, 200).await;
     let before_signal = load.acked_so_far().len();
     let signalled = Instant::now();
     sigterm(&child);
@@ -231,7 +245,7 @@ async fn backup_during_ingestion_is_consistent_and_complete() {
     wait_healthy(&base).await;
 
     let load = load(&base, &key, 8);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_acked(&load, 200).await;
     // Acknowledged before the backup starts: must all be in the copy.
     let before = load.acked_so_far();
     let copy = dir.path().join("copy.db");
@@ -252,8 +266,8 @@ async fn backup_during_ingestion_is_consistent_and_complete() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The server kept serving during the backup.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server kept serving during and after the backup.
+    wait_acked(&load, before.len()).await;
     let during = load.acked_so_far().len();
     let (acked, _) = load.finish().await;
     assert!(during > before.len(), "ingestion stalled during the backup");
