@@ -20,6 +20,10 @@
 //! was read under. An entry of an older generation is a miss. This also closes the
 //! race of a read that fetched the old version just before a write and would
 //! otherwise cache it after the invalidation: it carries the old generation.
+//!
+//! Over 600 lines as one job, the cache: its state and the one `PromptStore`
+//! implementation that consults it (each method either delegates, invalidates or
+//! looks up). What is done while the database is down is its own module, [`outage`].
 
 mod config;
 mod outage;
@@ -394,9 +398,18 @@ impl CachedStore {
         (entry.stamp == stamp).then_some(entry.version)
     }
 
-    fn remember(&self, project: Uuid, selector: &Selector, v: &PromptVersion, stamp: Stamp) {
+    /// Cache `v` as the answer of `selector` (and of its number); returns the shared
+    /// copy, for the stale-if-error one to reuse instead of cloning again.
+    fn remember(
+        &self,
+        project: Uuid,
+        selector: &Selector,
+        v: &PromptVersion,
+        stamp: Stamp,
+    ) -> Arc<PromptVersion> {
+        let shared = Arc::new(v.clone());
         let entry = Entry {
-            version: Arc::new(v.clone()),
+            version: shared.clone(),
             stamp,
         };
         if let Selector::Label(l) = selector {
@@ -408,6 +421,7 @@ impl CachedStore {
         self.state
             .by_version
             .insert((project, v.prompt.clone(), v.version), entry);
+        shared
     }
 
     /// Run an operation of the inner store: refused at once while the database is down;
@@ -552,12 +566,12 @@ impl PromptStore for CachedStore {
         };
         match r {
             Ok(v) => {
-                self.remember(project, selector, &v, stamp);
+                let shared = self.remember(project, selector, &v, stamp);
                 if let Some(last) = &self.state.last_good {
                     last.insert(
                         last_key(),
                         LastGood {
-                            value: Arc::new(v.clone()),
+                            value: shared,
                             read_at: std::time::Instant::now(),
                         },
                     );
