@@ -1,6 +1,9 @@
 //! The prompt tools (analyze, remix, create, optimize) end to end: a real registry over
 //! the memory store, with the in-process `mock/echo` model and with the mock vendor
 //! server (OpenAI wire format) answering good JSON, bad JSON, slowly, or with errors.
+//!
+//! Over 600 lines as one suite: every test uses the same registry and mock-vendor
+//! set-up, and they are the behaviour of one module (`prompt_core::authoring`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The HTTP API driven through the real router, on every backend. One file over 600
-//! lines: one suite of scenarios (`api_suite!`) run per backend, with its route table.
+//! lines: one suite of scenarios (`backend_suites!`) run per backend, with its route table.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -3,6 +3,9 @@
 //! anonymous with `--public-tools`, rate-limited per client address) and the AI prompt
 //! manager (`/ai/prompts/`, executed by a background worker against the mock vendor
 //! server) — on memory, SQLite files and Postgres.
+//!
+//! Over 600 lines as one suite: the three replaced designs share the app set-up, the
+//! mock vendor and the per-backend runner at the end of the file.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,5 +1,8 @@
 //! The Langfuse-compatible prompt API: Basic auth with a key pair, Langfuse's shapes,
 //! the same prompts as `/api/v1`.
+//!
+//! Over 600 lines as one suite: the routes of one compatibility surface (list, get,
+//! create, label updates, deletes) and its error shapes, sharing one set of helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
