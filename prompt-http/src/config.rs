@@ -30,6 +30,17 @@ pub struct DatabaseArgs {
 /// Settings of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings (see docs/configuration.md); flags and environment
+    /// variables override it.
+    #[arg(long, env = "PROMPT_REGISTRY_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// The `[env]` table of the configuration file (environment-only settings).
+    #[arg(skip)]
+    pub file_env: crate::config_file::FileEnv,
+    /// Every setting with its value and source (filled by
+    /// [`crate::config_cli::parse`], for `config check`).
+    #[arg(skip)]
+    pub effective: Vec<crate::config_cli::Effective>,
     #[command(flatten)]
     /// Database.
     pub db: DatabaseArgs,
@@ -360,10 +371,12 @@ pub struct PeopleArgs {
 }
 
 impl PeopleArgs {
-    /// The accounts settings; `addr` is the bound address (for the default public URL).
+    /// The accounts settings; `addr` is the bound address (for the default public
+    /// URL), `lookup` reads the environment-only settings (sign-in providers).
     pub fn accounts_config(
         &self,
         addr: SocketAddr,
+        lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<crate::accounts::AccountsConfig, String> {
         use std::time::Duration;
         let tls = self.tls_cert.is_some();
@@ -412,8 +425,7 @@ impl PeopleArgs {
                 ));
             }
         }
-        let social =
-            crate::accounts::social::SocialProviderConfig::from_env(|k| std::env::var(k).ok())?;
+        let social = crate::accounts::social::SocialProviderConfig::from_env(lookup)?;
         Ok(crate::accounts::AccountsConfig {
             social,
             signup: self.signup,
@@ -554,4 +566,79 @@ impl ServeArgs {
         }
         Ok(addr)
     }
+}
+
+/// Everything `serve` builds from its settings before it opens the database, checked:
+/// what `serve` runs on and what `config check` validates, in one place.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// The separate `/metrics` address, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The provider configuration (its retry policy applies to stored credentials).
+    pub providers_config: prompt_providers::ProvidersConfig,
+    /// The providers.
+    pub providers: prompt_core::ProviderSet,
+    /// The tools model.
+    pub tools: prompt_core::ToolsConfig,
+    /// The master key of stored credentials, if set.
+    pub master_key: Option<crate::secrets::Keyring>,
+    /// Accounts and sign-in.
+    pub accounts: crate::accounts::AccountsConfig,
+    /// Account mail.
+    pub mailer: crate::accounts::mail::Mailer,
+    /// Webhook delivery.
+    pub webhooks: crate::webhooks::WebhookConfig,
+}
+
+impl ServeArgs {
+    /// An environment-only setting: the process environment, then the configuration
+    /// file's `[env]` table.
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        self.file_env.lookup(key)
+    }
+
+    /// Check every setting and build what `serve` needs before the database; the
+    /// error names the bad setting.
+    pub fn prepare(&self) -> Result<Prepared, String> {
+        let addr = self.validate()?;
+        let lookup = |k: &str| self.lookup(k);
+        let providers_config = prompt_providers::ProvidersConfig::from_lookup(lookup)
+            .map_err(|e| format!("invalid provider configuration: {e}"))?;
+        let providers = providers_config
+            .build()
+            .map_err(|e| format!("invalid provider configuration: {e}"))?;
+        let tools = tools_config(&self.tools_model, &providers)?;
+        let master_key = crate::secrets::Keyring::from_lookup(lookup)?;
+        Ok(Prepared {
+            addr,
+            metrics_addr: self.metrics_addr(addr)?,
+            providers_config,
+            tools,
+            providers,
+            master_key,
+            accounts: self.people.accounts_config(addr, &lookup)?,
+            mailer: self.people.mailer()?,
+            webhooks: self.webhooks.config()?,
+        })
+    }
+}
+
+/// The tools model, whose provider must be configured.
+fn tools_config(
+    spec: &str,
+    providers: &prompt_core::ProviderSet,
+) -> Result<prompt_core::ToolsConfig, String> {
+    let tools = prompt_core::ToolsConfig::from_model(spec)
+        .map_err(|e| format!("PROMPT_REGISTRY_TOOLS_MODEL / --tools-model: {e}"))?;
+    if providers.get(&tools.provider).is_none() {
+        return Err(format!(
+            "PROMPT_REGISTRY_TOOLS_MODEL / --tools-model '{spec}' names the provider '{}', which \
+             is not configured (configured: {}); set its credentials or choose another model",
+            tools.provider,
+            providers.names().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(tools)
 }

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod backend;
 pub mod backup;
 pub mod config;
+pub mod config_cli;
+pub mod config_file;
 pub mod connections;
 pub mod error;
 pub mod extract;

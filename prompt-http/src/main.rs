@@ -76,6 +76,12 @@ enum Command {
     /// Re-encrypt every stored provider credential under a new master key, in one
     /// transaction. Then restart the servers with the new key.
     RotateMasterKey(prompt_http::secrets::RotateArgs),
+    /// Check a configuration without starting (`config check`), or print the settings
+    /// table (`config docs`).
+    Config {
+        #[command(subcommand)]
+        command: prompt_http::config_cli::ConfigCommand,
+    },
     /// Print the OpenAPI document (what `/openapi.json` serves) on stdout, without a
     /// database or a server; the console's typed client is generated from it.
     Openapi,
@@ -83,6 +89,18 @@ enum Command {
     /// is writing to it (for Postgres use pg_dump). Restore: stop the server, replace
     /// the database file with the copy (and delete its -wal and -shm files), start it.
     Backup(prompt_http::backup::BackupArgs),
+}
+
+impl prompt_http::config_cli::WithServeArgs for Cli {
+    fn serve_args(&mut self) -> Option<&mut ServeArgs> {
+        match &mut self.command {
+            Command::Serve(args) => Some(args),
+            Command::Config {
+                command: prompt_http::config_cli::ConfigCommand::Check(args),
+            } => Some(args),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,29 +208,14 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests and queued run writes");
 }
 
-/// The tools model, whose provider must be configured.
-fn tools_config(
-    spec: &str,
-    providers: &prompt_core::ProviderSet,
-) -> Result<prompt_core::ToolsConfig, String> {
-    let tools = prompt_core::ToolsConfig::from_model(spec)
-        .map_err(|e| format!("PROMPT_REGISTRY_TOOLS_MODEL / --tools-model: {e}"))?;
-    if providers.get(&tools.provider).is_none() {
-        return Err(format!(
-            "PROMPT_REGISTRY_TOOLS_MODEL / --tools-model '{spec}' names the provider '{}', which \
-             is not configured (configured: {}); set its credentials or choose another model",
-            tools.provider,
-            providers.names().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    Ok(tools)
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let addr = args.validate()?;
             init_logs(args.log_format);
+            if let Some(path) = &args.config {
+                tracing::info!(file = %path.display(), "settings read from the configuration file");
+            }
             // The default 1,024 descriptors would cap connections far below what the
             // machine allows: raise the soft limit to the hard one.
             match prompt_http::connections::raise_fd_limit() {
@@ -235,14 +238,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             // The configuration, not only the built set: stored credentials get the same
             // retry policy as the environment's providers.
-            let providers_config =
-                prompt_providers::ProvidersConfig::from_lookup(|k| std::env::var(k).ok())
-                    .map_err(|e| format!("invalid provider configuration: {e}"))?;
-            let providers = providers_config
-                .build()
-                .map_err(|e| format!("invalid provider configuration: {e}"))?;
-            let tools = tools_config(&args.tools_model, &providers)?;
-            let master_key = prompt_http::secrets::Keyring::from_env()?;
+            let prepared = args.prepare()?;
+            let providers_config = prepared.providers_config;
+            let providers = prepared.providers;
+            let tools = prepared.tools;
+            let master_key = prepared.master_key;
             if master_key.is_none() {
                 tracing::warn!(
                     "no {} set: provider credentials cannot be stored",
@@ -288,8 +288,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 retry: providers_config.retry.clone(),
                 accounts: Some(prompt_http::AccountsSetup {
                     people: opened.backend.people.clone(),
-                    mailer: args.people.mailer()?,
-                    config: args.people.accounts_config(addr)?,
+                    mailer: prepared.mailer,
+                    config: prepared.accounts,
                 }),
                 events: Some(opened.backend.events.clone()),
                 feed: args.feed_config(),
@@ -298,7 +298,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     events: opened.backend.events.clone(),
                     projects: opened.store.clone(),
                     people: Some(opened.backend.people.clone()),
-                    config: args.webhooks.config()?,
+                    config: prepared.webhooks,
                 }),
             };
             if args.people.smtp_url.is_none() {
@@ -332,7 +332,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             eprintln!(
                 "prompt-registry listening on {scheme}://{addr} (docs: {scheme}://{addr}/docs)"
             );
-            let metrics_addr = args.metrics_addr(addr)?;
+            let metrics_addr = prepared.metrics_addr;
             let metrics_listener = match metrics_addr {
                 Some(m) => {
                     let l = tokio::net::TcpListener::bind(m).await.map_err(|e| {
@@ -462,6 +462,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Config { command } => prompt_http::config_cli::run(command).await,
         Command::Openapi => {
             println!("{}", prompt_http::openapi_json());
             Ok(())
@@ -565,7 +566,15 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--config FILE` (of `serve` and `config check`) adds the file's settings below
+    // the command line and the environment.
+    let cli = match prompt_http::config_cli::parse::<Cli>(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -158,6 +158,18 @@ impl Backend {
         }
     }
 
+    /// The migrations this binary would apply, oldest first (none on memory); a
+    /// database migrated by a newer binary is a `Conflict`.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        match &self.concrete {
+            Concrete::Memory => Ok(Vec::new()),
+            #[cfg(feature = "sqlite")]
+            Concrete::Sqlite(s) => s.pending_migrations().await,
+            #[cfg(feature = "postgres")]
+            Concrete::Postgres(s) => s.pending_migrations().await,
+        }
+    }
+
     /// Apply pending migrations (what `prompt-registry migrate` runs). Running it on
     /// an up-to-date database is a no-op; a database migrated by a newer binary is
     /// refused. Memory has nothing to migrate.
@@ -293,6 +305,85 @@ pub async fn migrate(url: &str) -> Result<MigrationReport> {
     let report = backend.migrate().await;
     backend.close().await;
     report
+}
+
+/// What [`check`] found at a database URL, without changing anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseCheck {
+    /// Which kind of backend the URL names.
+    pub kind: Option<BackendKind>,
+    /// Whether the database exists (a SQLite file not created yet: `false`; `serve`
+    /// creates it).
+    pub exists: bool,
+    /// The migrations `serve` (or `migrate`) would apply, oldest first.
+    pub pending: Vec<i64>,
+}
+
+/// Look at the database at `url` without creating, migrating or writing anything: is
+/// it reachable, does it exist, which migrations are pending (what `prompt-registry
+/// config check` reports). A Postgres server that does not answer within
+/// `acquire_timeout` is `Unavailable`; a database migrated by a newer binary is a
+/// `Conflict`.
+pub async fn check(url: &str, acquire_timeout: std::time::Duration) -> Result<DatabaseCheck> {
+    let options = OpenOptions {
+        run_migrations: false,
+        max_connections: Some(1),
+        acquire_timeout: Some(acquire_timeout),
+        cache: None,
+    };
+    match scheme_of(url)? {
+        Scheme::Memory => Ok(DatabaseCheck {
+            kind: Some(BackendKind::Memory),
+            exists: true,
+            pending: Vec::new(),
+        }),
+        Scheme::Sqlite => check_sqlite(url).await,
+        Scheme::Postgres => {
+            let backend = connect_postgres(url, &options, false).await?;
+            let pending = backend.pending_migrations().await;
+            backend.close().await;
+            Ok(DatabaseCheck {
+                kind: Some(BackendKind::Postgres),
+                exists: true,
+                pending: pending?,
+            })
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn check_sqlite(url: &str) -> Result<DatabaseCheck> {
+    let mut config = SqliteConfig::new(url);
+    config.run_migrations = false;
+    config.create_if_missing = false;
+    config.max_connections = 1;
+    if !config.is_memory() && !config.file_exists()? {
+        return Ok(DatabaseCheck {
+            kind: Some(BackendKind::Sqlite),
+            exists: false,
+            pending: sqlite::MIGRATOR
+                .iter()
+                .filter(|m| m.migration_type.is_up_migration())
+                .map(|m| m.version)
+                .collect(),
+        });
+    }
+    let store = SqliteStore::connect(config).await?;
+    let pending = store.pending_migrations().await;
+    store.close().await;
+    Ok(DatabaseCheck {
+        kind: Some(BackendKind::Sqlite),
+        exists: true,
+        pending: pending?,
+    })
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn check_sqlite(_url: &str) -> Result<DatabaseCheck> {
+    Err(Error::invalid(
+        "url",
+        "this build has no SQLite backend (feature `sqlite` is off)",
+    ))
 }
 
 /// Open the database at `url`, revert its newest `count` migrations, close it, and say

@@ -104,6 +104,25 @@ impl SqliteConfig {
         rest.starts_with(":memory:") || rest.contains("mode=memory")
     }
 
+    /// Whether the database file of a file URL exists already; a file whose
+    /// directory does not exist cannot be created (`InvalidInput`).
+    pub(crate) fn file_exists(&self) -> Result<bool> {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)
+            .map_err(|e| Error::invalid("url", format!("is not a SQLite URL: {e}")))?;
+        let path = options.get_filename();
+        if path.exists() {
+            return Ok(true);
+        }
+        match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(Error::invalid(
+                "url",
+                format!("the directory {} does not exist", dir.display()),
+            )),
+            _ => Ok(false),
+        }
+    }
+
     pub(crate) fn busy_timeout(&self) -> Duration {
         Duration::from_millis(self.busy_timeout_ms)
     }

@@ -182,6 +182,11 @@ impl SqliteStore {
         Ok(sql::revert_report(&before, &after, &MIGRATOR))
     }
 
+    /// The migrations this binary would apply, oldest first.
+    pub(crate) async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        sql::check_migrations(&self.applied_migrations().await?, &MIGRATOR)
+    }
+
     /// What the migration table says (empty if there is none yet).
     pub(crate) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
         let exists: Option<i64> = sqlx::query_scalar(
