@@ -181,6 +181,20 @@ pub struct ServeArgs {
     /// Serve `/metrics` on this address only (plain HTTP), not on --addr.
     #[arg(long, env = "PROMPT_REGISTRY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Redis for rate limits shared by every instance:
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]` or `rediss://…` (TLS). Without it each
+    /// instance counts its own; while Redis is unreachable each instance falls back to
+    /// its own, logged and counted on `/metrics`.
+    #[arg(long, env = "PROMPT_REGISTRY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// The start of every Redis key this server writes (instances sharing limits use
+    /// the same prefix).
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_REDIS_PREFIX",
+        default_value = "prompt-registry"
+    )]
+    pub redis_prefix: String,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,
@@ -590,6 +604,8 @@ pub struct Prepared {
     pub mailer: crate::accounts::mail::Mailer,
     /// Webhook delivery.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// Redis for shared rate limits, if configured.
+    pub shared_limits: Option<std::sync::Arc<crate::limit::SharedLimits>>,
 }
 
 impl ServeArgs {
@@ -621,6 +637,12 @@ impl ServeArgs {
             accounts: self.people.accounts_config(addr, &lookup)?,
             mailer: self.people.mailer()?,
             webhooks: self.webhooks.config()?,
+            shared_limits: self
+                .redis_url
+                .as_deref()
+                .map(|url| crate::limit::SharedLimits::new(url, &self.redis_prefix))
+                .transpose()?
+                .map(std::sync::Arc::new),
         })
     }
 }

@@ -75,6 +75,9 @@ pub struct StateConfig {
     /// Webhooks, when the backend has a webhook store and event log (their secrets
     /// are sealed with `master_key`).
     pub webhooks: Option<webhooks::WebhooksSetup>,
+    /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
+    /// instance counts its own.
+    pub shared_limits: Option<Arc<limit::SharedLimits>>,
 }
 
 /// The limits of anonymous tool calls (`--public-tools`).
@@ -109,6 +112,7 @@ impl Default for StateConfig {
             tools: ToolsConfig::default(),
             master_key: None,
             retry: prompt_providers::RetryPolicy::default(),
+            shared_limits: None,
             accounts: None,
             events: None,
             feed: feed::FeedConfig::default(),
@@ -134,7 +138,11 @@ pub async fn build_state(
     // The tools' meta-prompts of the default project (other projects: on first use).
     base.seed_tools().await?;
     let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);
-    let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
+    let shared = |l: KeyLimiter| match &config.shared_limits {
+        Some(redis) => l.shared_through(redis.clone()),
+        None => l,
+    };
+    let limiter = shared(KeyLimiter::new(config.rate_limit, config.rate_burst));
     let accounts = match &config.accounts {
         Some(setup) => Some(
             accounts::Accounts::new(
@@ -159,7 +167,11 @@ pub async fn build_state(
             writer,
             limiter,
             public_tools: config.public_tools.map(|c| state::PublicTools {
-                limiter: limit::AddrLimiter::per_minute(c.per_minute, c.burst),
+                limiter: match &config.shared_limits {
+                    Some(redis) => limit::AddrLimiter::per_minute(c.per_minute, c.burst)
+                        .shared_through(redis.clone()),
+                    None => limit::AddrLimiter::per_minute(c.per_minute, c.burst),
+                },
                 project: Arc::default(),
             }),
             cache: None,

@@ -293,6 +293,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }),
                 events: Some(opened.backend.events.clone()),
                 feed: args.feed_config(),
+                shared_limits: prepared.shared_limits.clone(),
                 webhooks: Some(prompt_http::webhooks::WebhooksSetup {
                     store: opened.backend.webhooks.clone(),
                     events: opened.backend.events.clone(),

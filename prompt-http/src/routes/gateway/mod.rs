@@ -280,7 +280,7 @@ async fn caller_of(
     role: KeyRole,
 ) -> Result<Caller, OpenAiError> {
     let caller = authenticate(state, headers).await?;
-    state.limiter.check(caller.limit_id())?;
+    state.limiter.check(caller.limit_id()).await?;
     tracing::Span::current().record("project", tracing::field::display(caller.project.id));
     caller.require(role)?;
     Ok(caller)
