@@ -126,13 +126,13 @@ pub struct OptimizerPrompt {
 }
 
 /// The name `POST /api/prompts` gives a prompt whose title is not a valid name: the
-/// title lower-cased, each run of other characters than `[a-z0-9_.-]` made one `-`
+/// title lower-cased, each run of other characters than `[a-z0-9_.]` made one `-`
 /// (the `/` too: a title makes no folders), without `-` or `.` at either end, clipped
 /// to 200 characters; `untitled` when nothing is left.
 pub fn name_for_title(title: &str) -> String {
     let mut name = String::new();
     for c in title.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') {
             name.push(c);
         } else if !name.ends_with('-') {
             name.push('-');
