@@ -186,6 +186,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             prompts::update_prompt,
             prompts::archive_prompt
         ))
+        .routes(routes!(prompts::get_prompt_by_id))
         .routes(routes!(prompts::create_version, prompts::list_versions))
         .routes(routes!(prompts::get_version, prompts::delete_version))
         .routes(routes!(prompts::resolve))
@@ -302,7 +303,8 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The routes of the systems this service replaces (tag `compat`): the prompt analysis
 /// service's (which authenticate in their extractor, anonymous callers included when
 /// `--public-tools` is on), the AI prompt manager's and the prompt optimizer backend's
-/// model routes (behind the API's auth, added in [`app`]). See `routes::compat`.
+/// model, prompt and `POST /api/sync/force` routes (behind the API's auth, added in
+/// [`app`]). See `routes::compat`.
 pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::routes::compat::{ai_prompts, analysis};
     let (analysis_routes, mut doc) = OpenApiRouter::new()
@@ -310,13 +312,25 @@ pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(analysis::remix))
         .routes(routes!(analysis::create))
         .split_for_parts();
-    use crate::routes::compat::optimizer;
+    use crate::routes::compat::{optimizer, optimizer_prompts};
     let (ai, ai_doc) = OpenApiRouter::new()
         .routes(routes!(ai_prompts::create_prompt, ai_prompts::list_prompts))
         .routes(routes!(ai_prompts::get_prompt))
         .routes(routes!(optimizer::list_models))
         .routes(routes!(optimizer::list_configs))
         .routes(routes!(optimizer::put_config, optimizer::delete_config))
+        .routes(routes!(
+            optimizer_prompts::list_prompts,
+            optimizer_prompts::create_prompt
+        ))
+        .routes(routes!(
+            optimizer_prompts::get_prompt,
+            optimizer_prompts::update_prompt,
+            optimizer_prompts::delete_prompt
+        ))
+        .routes(routes!(optimizer_prompts::history))
+        .routes(routes!(optimizer_prompts::optimize))
+        .routes(routes!(crate::routes::events::sync_force))
         .split_for_parts();
     doc.merge(ai_doc);
     // The same handlers without the trailing slash (not in the document twice).
