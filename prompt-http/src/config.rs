@@ -170,6 +170,16 @@ pub struct ServeArgs {
     /// Serve `/metrics` on this address only (plain HTTP), not on --addr.
     #[arg(long, env = "PROMPT_REGISTRY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Export traces (a span per HTTP request and per LLM call, GenAI conventions) to
+    /// this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (spans are posted to its
+    /// `/v1/traces`). Without it, the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turn export on; with neither, it is off.
+    #[arg(long, env = "PROMPT_REGISTRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Report internal errors (500s) and panics to this Sentry DSN, with the request id
+    /// and never a body, header or secret.
+    #[arg(long, env = "SENTRY_DSN", hide_env_values = true)]
+    pub sentry_dsn: Option<String>,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,

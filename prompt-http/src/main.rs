@@ -127,19 +127,31 @@ enum KeysCommand {
 }
 
 fn init_logs(format: LogFormat) {
+    init_logs_with(format, None);
+}
+
+/// Logs on stderr (filtered by `RUST_LOG`, default `info`) and, when export is on,
+/// spans to OpenTelemetry (filtered on their own: see `prompt_http::otel`).
+fn init_logs_with(format: LogFormat, telemetry: Option<&prompt_http::otel::Telemetry>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => fmt.with_filter(filter).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(telemetry.map(|t| t.layer()))
+        .try_init();
 }
 
 async fn open_cached(
@@ -212,7 +224,26 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let addr = args.validate()?;
-            init_logs(args.log_format);
+            let otlp = prompt_http::otel::OtlpTarget::resolve(args.otlp_endpoint.as_deref(), |k| {
+                std::env::var(k).ok()
+            })?;
+            let telemetry = otlp
+                .as_ref()
+                .map(prompt_http::otel::Telemetry::start)
+                .transpose()?;
+            init_logs_with(args.log_format, telemetry.as_ref());
+            if let Some(t) = &otlp {
+                tracing::info!(endpoint = ?t.traces_url(), "exporting traces over OTLP/HTTP");
+            }
+            let error_reports = args
+                .sentry_dsn
+                .as_deref()
+                .filter(|d| !d.trim().is_empty())
+                .map(prompt_http::error_reports::init)
+                .transpose()?;
+            if error_reports.is_some() {
+                tracing::info!("reporting internal errors and panics to Sentry");
+            }
             // The default 1,024 descriptors would cap connections far below what the
             // machine allows: raise the soft limit to the hard one.
             match prompt_http::connections::raise_fd_limit() {
@@ -398,6 +429,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             tracing::info!("shutdown complete: every acknowledged run write is committed");
             opened.backend.close().await;
+            if let Some(t) = telemetry {
+                // Within the shutdown timeout, but never less than 2 s to send the last
+                // spans (the requests' own time may have used the timeout up).
+                let within = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_secs(2));
+                t.shutdown(within).await;
+            }
+            // Sends queued reports (up to 2 s).
+            drop(error_reports);
             served.map_err(|e| format!("server error: {e}"))
         }
         Command::Migrate {

@@ -421,6 +421,7 @@ async fn call(
         timeout: None,
     };
     let provider = target.provider.provider.clone();
+    let span = draft.chat_span();
     if stream {
         return stream_chat(
             state.clone(),
@@ -430,12 +431,22 @@ async fn call(
             include_usage,
             started,
             progress,
+            span,
         )
         .await;
     }
     let upstream_started = Instant::now();
-    let outcome = provider.complete(&request).await.map_err(Error::from);
+    let outcome = {
+        use tracing::Instrument;
+        provider
+            .complete(&request)
+            .instrument(span.clone())
+            .await
+            .map_err(Error::from)
+    };
     let upstream = upstream_started.elapsed();
+    prompt_core::call::record_outcome(&span, &outcome);
+    drop(span);
     let run = draft.finish(state, &outcome, upstream)?;
     log_run(state, run).await?;
     // Stored: an error answer from here on names it.

@@ -27,9 +27,11 @@ pub(super) async fn stream_chat(
     include_usage: bool,
     started: Instant,
     progress: &mut Progress,
+    span: tracing::Span,
 ) -> Result<Response, OpenAiError> {
+    use tracing::Instrument;
     let upstream_started = Instant::now();
-    let opened = match provider.stream(&request).await {
+    let opened = match provider.stream(&request).instrument(span.clone()).await {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind == ProviderErrorKind::Unsupported => Ok(None),
         Err(e) => Err(e),
@@ -39,6 +41,7 @@ pub(super) async fn stream_chat(
         Err(e) => {
             // Refused before the first event: an ordinary error response (429 …).
             let e = Error::from(e);
+            prompt_core::call::record_failure(&span, prompt_core::execute::run_error_kind(&e));
             let run = draft.finish(&state, &Err(e.clone()), upstream_started.elapsed())?;
             log_run(&state, run).await?;
             progress.run_id = Some(draft.id);
@@ -115,6 +118,7 @@ pub(super) async fn stream_chat(
             }
         };
         let upstream = upstream_started.elapsed();
+        prompt_core::call::record_outcome(&tracing::Span::current(), &outcome);
         if let Ok(r) = &outcome {
             let _ = tx
                 .send(shape.chunk(json!({}), Some(finish_reason(r.finish_reason.as_deref()))))
@@ -137,7 +141,8 @@ pub(super) async fn stream_chat(
         };
         let _ = tx.send(tail).await;
         record_overhead(started.elapsed().saturating_sub(upstream));
-    });
+    }
+    .instrument(span));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
