@@ -222,7 +222,7 @@ pub fn chat_span(t: &CallTrace<'_>) -> tracing::Span {
         gen_ai.usage.output_tokens = Empty,
         error.type = Empty,
         prompt_registry.prompt.name = t.prompt,
-        prompt_registry.prompt.version = t.version,
+        prompt_registry.prompt.version = t.version.map(i64::from),
         prompt_registry.prompt.label = t.label,
         prompt_registry.run.id = %t.run_id,
     )
@@ -248,8 +248,16 @@ pub fn record_answer(span: &tracing::Span, response: &ChatResponse) {
     if let Some(reason) = &response.finish_reason {
         span.record("gen_ai.response.finish_reasons", reason.as_str());
     }
-    span.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-    span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+    // As i64: `tracing-opentelemetry` records a u64 as a string.
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    span.record(
+        "gen_ai.usage.input_tokens",
+        count(response.usage.input_tokens),
+    );
+    span.record(
+        "gen_ai.usage.output_tokens",
+        count(response.usage.output_tokens),
+    );
 }
 
 /// Onto a [`chat_span`]: the call failed, with this error kind (a run's stable kind,

@@ -224,9 +224,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let addr = args.validate()?;
-            let otlp = prompt_http::otel::OtlpTarget::resolve(args.otlp_endpoint.as_deref(), |k| {
-                std::env::var(k).ok()
-            })?;
+            let otlp =
+                prompt_http::otel::OtlpTarget::resolve(args.otlp_endpoint.as_deref(), |k| {
+                    std::env::var(k).ok()
+                })?;
             let telemetry = otlp
                 .as_ref()
                 .map(prompt_http::otel::Telemetry::start)

@@ -35,8 +35,9 @@ use tracing_subscriber::registry::LookupSpan;
 pub const QUEUE_SPANS: usize = 2048;
 /// Spans per export request at most.
 pub const BATCH_SPANS: usize = 512;
-/// How long spans wait for a batch to fill before it is sent anyway.
-pub const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// How long spans wait for a batch to fill before it is sent anyway (the SDK's
+/// default `OTEL_BSP_SCHEDULE_DELAY`).
+pub const BATCH_DELAY: Duration = Duration::from_secs(5);
 /// How long one export request may take.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -160,6 +161,7 @@ impl Telemetry {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_location(false)
+            .with_target(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::filter_fn(|meta| {

@@ -173,7 +173,10 @@ async fn serve(collector: &str, mock: &MockServer) -> Served {
             "--rate-limit",
             "0",
         ])
-        .env("SENTRY_DSN", format!("http://public@127.0.0.1:{collector_port}/1"))
+        .env(
+            "SENTRY_DSN",
+            format!("http://public@127.0.0.1:{collector_port}/1"),
+        )
         .env("OPENAI_API_KEY", "sk-otlp-test-SUPERSECRET")
         .env("OPENAI_BASE_URL", mock.openai_base_url())
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -265,8 +268,7 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
         let spans = got.spans();
         let server = spans.iter().find(|sp| {
             hex(&sp.trace_id) == TRACE_ID
-                && attr_str(sp, "http.route").as_deref()
-                    == Some("/api/v1/prompts/{name}/execute")
+                && attr_str(sp, "http.route").as_deref() == Some("/api/v1/prompts/{name}/execute")
         })?;
         let chat = spans.iter().find(|sp| {
             sp.parent_span_id == server.span_id
@@ -277,7 +279,10 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
     .await;
     assert_eq!(hex(&server.parent_span_id), PARENT_ID);
     assert_eq!(server.name, "POST /api/v1/prompts/{name}/execute");
-    assert_eq!(attr_str(&server, "http.request.method").as_deref(), Some("POST"));
+    assert_eq!(
+        attr_str(&server, "http.request.method").as_deref(),
+        Some("POST")
+    );
     assert_eq!(attr_int(&server, "http.response.status_code"), Some(200));
     assert_eq!(chat.name, "chat gpt-4o-mini");
     assert_eq!(hex(&chat.trace_id), TRACE_ID);
@@ -291,8 +296,15 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
     ] {
         assert_eq!(attr_str(&chat, k).as_deref(), Some(v), "{k} of {chat:?}");
     }
-    assert_eq!(attr_int(&chat, "prompt_registry.prompt.version"), Some(1));
-    assert!(attr_str(&chat, "gen_ai.response.model").is_some(), "{chat:?}");
+    assert_eq!(
+        attr_int(&chat, "prompt_registry.prompt.version"),
+        Some(1),
+        "{chat:?}"
+    );
+    assert!(
+        attr_str(&chat, "gen_ai.response.model").is_some(),
+        "{chat:?}"
+    );
     assert!(attr_str(&chat, "gen_ai.response.id").is_some(), "{chat:?}");
     assert!(
         matches!(attr(&chat, "gen_ai.response.finish_reasons"), Some(Any::ArrayValue(a)) if !a.values.is_empty()),
@@ -303,14 +315,17 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
 
     // The vendor got the chat span's trace context.
     let sent = mock.requests().pop().unwrap();
-    let traceparent = sent.header("traceparent").expect("a traceparent to the vendor");
+    let traceparent = sent
+        .header("traceparent")
+        .expect("a traceparent to the vendor");
     assert_eq!(
         traceparent,
         format!("00-{TRACE_ID}-{}-01", hex(&chat.span_id)),
         "the outgoing traceparent names the chat span"
     );
 
-    // A gateway call, then SIGTERM at once: shutdown flushes its spans.
+    // Gateway calls, then SIGTERM at once: shutdown flushes their spans (the export
+    // task sends a batch every 5 s).
     let r = post(
         "/v1/chat/completions",
         json!({"model": "openai/gpt-4o-mini",
@@ -325,15 +340,31 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
         .get("x-prompt-registry-run-id")
         .map(|v| v.to_str().unwrap().to_owned());
 
-    // First, an internal error for Sentry: the prompts table is gone, so creating one
+    // A streamed gateway call: its span lives on with the task relaying the stream.
+    let r = post(
+        "/v1/chat/completions",
+        json!({"model": "openai/gpt-4o-mini", "stream": true,
+               "messages": [{"role": "user", "content": "GATEWAYMARKER"}]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let streamed_run = r
+        .headers()
+        .get("x-prompt-registry-run-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+
+    // Then an internal error for Sentry: the prompts table is gone, so creating one
     // fails inside the server (500).
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db.display()))
         .await
         .unwrap();
-    sqlx::query("DROP TABLE prompts")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    for sql in ["PRAGMA foreign_keys = OFF", "DROP TABLE prompts"] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
     drop(conn);
     let r = post(
         "/api/v1/prompts",
@@ -344,6 +375,20 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
     .await
     .unwrap();
     assert_eq!(r.status(), 500, "{}", r.text().await.unwrap());
+
+    // Drops are counted on /metrics (none here).
+    let metrics = http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("prompt_registry_otlp_spans_dropped_total{reason=\"queue_full\"} 0"),
+        "{metrics}"
+    );
 
     sigterm(&s.child);
     let status = until("the server to exit", || s.child.try_wait().unwrap()).await;
@@ -356,16 +401,36 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
             attr_str(sp, "gen_ai.operation.name").as_deref() == Some("chat")
                 && attr_str(sp, "prompt_registry.run.id") == gateway_run
         })
-        .unwrap_or_else(|| panic!("the gateway's chat span was flushed at shutdown ({gateway_run:?})"));
+        .unwrap_or_else(|| {
+            panic!("the gateway's chat span was flushed at shutdown ({gateway_run:?})")
+        });
     assert!(
-        spans.iter().any(|sp| sp.span_id == gateway_chat.parent_span_id
-            && attr_str(sp, "http.route").as_deref() == Some("/v1/chat/completions")),
+        spans
+            .iter()
+            .any(|sp| sp.span_id == gateway_chat.parent_span_id
+                && attr_str(sp, "http.route").as_deref() == Some("/v1/chat/completions")),
         "the gateway's chat span is the child of its request span"
+    );
+
+    let streamed = spans
+        .iter()
+        .find(|sp| attr_str(sp, "prompt_registry.run.id") == streamed_run)
+        .unwrap_or_else(|| panic!("the streamed call's chat span ({streamed_run:?})"));
+    assert_eq!(streamed.name, "chat gpt-4o-mini");
+    assert!(
+        attr_int(streamed, "gen_ai.usage.output_tokens").is_some(),
+        "{streamed:?}"
     );
 
     // Nothing secret in any span, nor in the error report.
     let all = format!("{spans:?}");
-    for marker in ["SUPERSECRET", "PROMPTBODYMARKER", "VARIABLEMARKER", "GATEWAYMARKER", &s.key] {
+    for marker in [
+        "SUPERSECRET",
+        "PROMPTBODYMARKER",
+        "VARIABLEMARKER",
+        "GATEWAYMARKER",
+        &s.key,
+    ] {
         assert!(!all.contains(marker), "{marker} in a span");
     }
     let envelopes = got.envelopes();
@@ -374,7 +439,13 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
         .find(|e| e.contains("req-sentry-500"))
         .unwrap_or_else(|| panic!("a Sentry report with the request id: {envelopes:?}"));
     assert!(report.contains("internal error"), "{report}");
-    for marker in ["SUPERSECRET", "PROMPTBODYMARKER", &s.key, "authorization", "Bearer"] {
+    for marker in [
+        "SUPERSECRET",
+        "PROMPTBODYMARKER",
+        &s.key,
+        "authorization",
+        "Bearer",
+    ] {
         assert!(
             !envelopes.iter().any(|e| e.contains(marker)),
             "{marker} in a Sentry envelope: {report}"

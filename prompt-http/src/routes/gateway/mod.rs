@@ -421,7 +421,6 @@ async fn call(
         timeout: None,
     };
     let provider = target.provider.provider.clone();
-    let span = draft.chat_span();
     if stream {
         return stream_chat(
             state.clone(),
@@ -431,10 +430,10 @@ async fn call(
             include_usage,
             started,
             progress,
-            span,
         )
         .await;
     }
+    let span = draft.chat_span();
     let upstream_started = Instant::now();
     let outcome = {
         use tracing::Instrument;

@@ -27,9 +27,9 @@ pub(super) async fn stream_chat(
     include_usage: bool,
     started: Instant,
     progress: &mut Progress,
-    span: tracing::Span,
 ) -> Result<Response, OpenAiError> {
     use tracing::Instrument;
+    let span = draft.chat_span();
     let upstream_started = Instant::now();
     let opened = match provider.stream(&request).instrument(span.clone()).await {
         Ok(s) => Ok(Some(s)),
@@ -58,7 +58,8 @@ pub(super) async fn stream_chat(
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let head_overhead = started.elapsed().saturating_sub(open_wait);
     let run_id = draft.id;
-    tokio::spawn(async move {
+    // The call's span goes on with the task that reads the stream.
+    let relay = async move {
         let mut client_gone = false;
         // The role chunk opens every OpenAI stream.
         let _ = tx
@@ -141,8 +142,8 @@ pub(super) async fn stream_chat(
         };
         let _ = tx.send(tail).await;
         record_overhead(started.elapsed().saturating_sub(upstream));
-    }
-    .instrument(span));
+    };
+    tokio::spawn(relay.instrument(span));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
