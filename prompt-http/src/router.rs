@@ -395,6 +395,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(ai_prompts)
         .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(test_routes())
         // A GET outside the API namespaces is the console's (its client-side routes
         // answer index.html); anything else unmatched is a 404 in the path's error shape.
         .fallback(move |req: Request| async move {
@@ -435,6 +436,25 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         let inner = inner.clone();
         async move { inner.oneshot(normalize_prompt_path(req)).await }
     }))
+}
+
+/// The name of the variable that turns the test routes on (in builds that have them).
+pub const TEST_ROUTES_ENV: &str = "PROMPT_REGISTRY_TEST_ROUTES";
+
+/// Fault injection for the crate's own process tests: `GET /__test/panic` panics (to
+/// check that a panic answers 500 and is reported). Only in builds with the
+/// `test-routes` feature (the tests' own), and only with `PROMPT_REGISTRY_TEST_ROUTES=1`.
+fn test_routes() -> Router<AppState> {
+    #[cfg(feature = "test-routes")]
+    if std::env::var(TEST_ROUTES_ENV).is_ok_and(|v| v == "1") {
+        return Router::new().route("/__test/panic", axum::routing::get(test_panic));
+    }
+    Router::new()
+}
+
+#[cfg(feature = "test-routes")]
+async fn test_panic() -> Response {
+    panic!("a panic of the test route")
 }
 
 /// CORS: off unless origins are configured (`PROMPT_REGISTRY_CORS_ORIGINS`); then those

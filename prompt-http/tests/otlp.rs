@@ -1,8 +1,12 @@
 //! Observability of the real `prompt-registry serve` process: spans exported over
 //! OTLP/HTTP (GenAI conventions on LLM calls, HTTP conventions on requests, the
 //! incoming `traceparent` as parent, the outgoing one sent to the vendor, flushed at
-//! shutdown) and internal errors reported to Sentry with the request id and without
-//! secrets or prompt bodies. One local receiver, started here, plays both collectors.
+//! shutdown) and internal errors and panics reported to Sentry with the request id and
+//! without secrets or prompt bodies. One local receiver, started here, plays both
+//! collectors. The 500 is a real one (the test drops a table under the server); the
+//! panic comes from `GET /__test/panic`, which exists only in builds with the
+//! `test-routes` feature (this crate's dev-dependency on itself) and only with
+//! `PROMPT_REGISTRY_TEST_ROUTES=1`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -183,6 +187,7 @@ async fn serve(collector: &str, mock: &MockServer) -> Served {
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("PROMPT_REGISTRY_OTLP_ENDPOINT")
         .env("RUST_LOG", "warn")
+        .env(prompt_http::router::TEST_ROUTES_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -357,6 +362,17 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
     let text = r.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
 
+    // A panic answers 500 and is reported once, with the request id.
+    let r = http
+        .get(format!("{}/__test/panic", s.url))
+        .bearer_auth(&s.key)
+        .header("x-request-id", "req-sentry-panic")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.text().await.unwrap().contains("req-sentry-panic"));
+
     // Then an internal error for Sentry: the prompts table is gone, so creating one
     // fails inside the server (500).
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db.display()))
@@ -439,6 +455,16 @@ async fn spans_go_to_the_collector_and_errors_to_sentry() {
         .find(|e| e.contains("req-sentry-500"))
         .unwrap_or_else(|| panic!("a Sentry report with the request id: {envelopes:?}"));
     assert!(report.contains("internal error"), "{report}");
+    let panics: Vec<&String> = envelopes
+        .iter()
+        .filter(|e| e.contains("req-sentry-panic"))
+        .collect();
+    assert_eq!(panics.len(), 1, "one report of the panic: {panics:?}");
+    assert!(
+        panics[0].contains("a panic of the test route"),
+        "{}",
+        panics[0]
+    );
     for marker in [
         "SUPERSECRET",
         "PROMPTBODYMARKER",
