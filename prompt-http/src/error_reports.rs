@@ -73,6 +73,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_dsn_is_refused_naming_the_setting() {
+        let e = init("not a dsn").err().unwrap();
+        assert!(e.contains("SENTRY_DSN"), "{e}");
+        assert!(!enabled());
+    }
+
+    #[test]
     fn scrub_removes_request_user_and_breadcrumbs() {
         let mut e = Event::new();
         e.request = Some(sentry::protocol::Request {

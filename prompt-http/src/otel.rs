@@ -16,6 +16,7 @@
 //! events, so nothing a log line says (a cause, a link) leaves this way, and no span
 //! has a field with a prompt body, variables, a header or a key.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -45,6 +46,13 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DROPPED_METRIC: &str = "prompt_registry_otlp_spans_dropped_total";
 /// The name of the counter of exported spans.
 pub const EXPORTED_METRIC: &str = "prompt_registry_otlp_spans_exported_total";
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (so request handling can skip what only export needs).
+pub fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
 
 /// Where spans go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +152,7 @@ impl Telemetry {
         metrics::counter!(DROPPED_METRIC, "reason" => "queue_full").increment(0);
         metrics::counter!(DROPPED_METRIC, "reason" => "export_failed").increment(0);
         metrics::counter!(EXPORTED_METRIC).increment(0);
+        ON.store(true, Ordering::Relaxed);
         Ok(Telemetry {
             provider,
             queue,

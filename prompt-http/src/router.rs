@@ -643,7 +643,8 @@ async fn observe(mut req: Request, next: Next) -> Response {
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
     );
-    {
+    let traced = crate::otel::enabled();
+    if traced {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         crate::otel::set_parent_from(&span, req.headers());
         span.set_attribute("http.request.method", method_label);
@@ -660,7 +661,7 @@ async fn observe(mut req: Request, next: Next) -> Response {
         }
     };
     let status = resp.status();
-    {
+    if traced {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {

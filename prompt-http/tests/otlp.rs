@@ -148,13 +148,17 @@ struct Served {
     url: String,
     key: String,
     db: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("serve.log"));
+            eprintln!("server log:\n{}", log.unwrap_or_default());
+        }
     }
 }
 
@@ -189,7 +193,8 @@ async fn serve(collector: &str, mock: &MockServer) -> Served {
         .env("RUST_LOG", "warn")
         .env(prompt_http::router::TEST_ROUTES_ENV, "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // The log (with the test route's panic message) is shown if the test fails.
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -221,7 +226,7 @@ async fn serve(collector: &str, mock: &MockServer) -> Served {
         url,
         key,
         db,
-        _dir: dir,
+        dir,
     }
 }
 
