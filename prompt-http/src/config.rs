@@ -195,6 +195,16 @@ pub struct ServeArgs {
         default_value = "prompt-registry"
     )]
     pub redis_prefix: String,
+    /// Export traces (a span per HTTP request and per LLM call, GenAI conventions) to
+    /// this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (spans are posted to its
+    /// `/v1/traces`). Without it, the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turn export on; with neither, it is off.
+    #[arg(long, env = "PROMPT_REGISTRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Report internal errors (500s) and panics to this Sentry DSN, with the request id
+    /// and never a body, header or secret.
+    #[arg(long, env = "SENTRY_DSN", hide_env_values = true)]
+    pub sentry_dsn: Option<String>,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,
@@ -606,6 +616,10 @@ pub struct Prepared {
     pub webhooks: crate::webhooks::WebhookConfig,
     /// Redis for shared rate limits, if configured.
     pub shared_limits: Option<std::sync::Arc<crate::limit::SharedLimits>>,
+    /// Where traces are exported, if anywhere.
+    pub otlp: Option<crate::otel::OtlpTarget>,
+    /// Where internal errors are reported, if anywhere.
+    pub sentry_dsn: Option<sentry::types::Dsn>,
 }
 
 impl ServeArgs {
@@ -643,6 +657,13 @@ impl ServeArgs {
                 .map(|url| crate::limit::SharedLimits::new(url, &self.redis_prefix))
                 .transpose()?
                 .map(std::sync::Arc::new),
+            otlp: crate::otel::OtlpTarget::resolve(self.otlp_endpoint.as_deref(), lookup)?,
+            sentry_dsn: self
+                .sentry_dsn
+                .as_deref()
+                .filter(|d| !d.trim().is_empty())
+                .map(crate::error_reports::parse_dsn)
+                .transpose()?,
         })
     }
 }

@@ -433,9 +433,19 @@ async fn call(
         )
         .await;
     }
+    let span = draft.chat_span();
     let upstream_started = Instant::now();
-    let outcome = provider.complete(&request).await.map_err(Error::from);
+    let outcome = {
+        use tracing::Instrument;
+        provider
+            .complete(&request)
+            .instrument(span.clone())
+            .await
+            .map_err(Error::from)
+    };
     let upstream = upstream_started.elapsed();
+    prompt_core::call::record_outcome(&span, &outcome);
+    drop(span);
     let run = draft.finish(state, &outcome, upstream)?;
     log_run(state, run).await?;
     // Stored: an error answer from here on names it.
