@@ -9,9 +9,9 @@
 )]
 
 mod common;
-use common::{bin, free_port, raw_get, wait_healthy};
+use common::{bin, free_port, raw_get, read_admin_key, wait_healthy};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::Stdio;
 
 fn get(port: u16, path: &str, key: &str) -> String {
@@ -50,12 +50,7 @@ fn serve_takes_the_file_below_the_environment_and_the_flags() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut key = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut key)
-        .unwrap();
-    let key = key.trim().to_owned();
-    assert!(key.starts_with("pr_"), "{key:?}");
+    let key = read_admin_key(&mut child);
     // The environment's address wins over the file's.
     wait_healthy(env_port);
     assert!(db.exists(), "the file's database_url is used");

@@ -12,9 +12,9 @@
 )]
 
 mod common;
-use common::{bin, free_port, raw_get, wait_healthy};
+use common::{bin, free_port, raw_get, read_admin_key, wait_healthy};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Stdio};
 use std::time::Instant;
 
@@ -96,11 +96,7 @@ fn two_instances_share_one_quota_through_redis() {
         "5",
     ];
     let (a, mut first) = serve(&db, &shared);
-    let mut key = String::new();
-    BufReader::new(first.stdout.take().unwrap())
-        .read_line(&mut key)
-        .unwrap();
-    let key = key.trim().to_owned();
+    let key = read_admin_key(&mut first);
     wait_healthy(a);
     let (b, second) = serve(&db, &shared);
     wait_healthy(b);
@@ -157,11 +153,7 @@ fn an_unreachable_redis_falls_back_to_the_instance_s_own_limits() {
             "3",
         ],
     );
-    let mut key = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut key)
-        .unwrap();
-    let key = key.trim().to_owned();
+    let key = read_admin_key(&mut child);
     wait_healthy(port);
     let answers: Vec<u16> = (0..5)
         .map(|_| status(&raw_get(port, "/api/v1/prompts", &key).unwrap()))

@@ -30,6 +30,30 @@ pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
 }
 
+/// The admin key a first `serve` prints as the first line of its stdout (which must
+/// be piped).
+pub fn read_admin_key(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut key = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut key)
+        .unwrap();
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("pr_"), "the admin key on stdout: {key:?}");
+    key
+}
+
+/// Send SIGTERM to `child` (a graceful stop).
+pub fn sigterm(child: &std::process::Child) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// `GET path` with a bearer `key` (none when empty) to a server on 127.0.0.1:`port`,
 /// over a fresh connection: the whole raw answer (status line, headers, body).
 pub fn raw_get(port: u16, path: &str, key: &str) -> std::io::Result<String> {
