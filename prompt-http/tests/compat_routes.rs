@@ -57,6 +57,7 @@ struct Compat {
     vendor: MockServer,
 }
 
+#[derive(Default)]
 struct Setup {
     public_tools: Option<PublicToolsConfig>,
     /// The tools model on the vendor server (`openai/<model>`); `mock/echo` when none.
@@ -204,14 +205,7 @@ async fn finished(c: &Compat, id: &str, key: &str) -> Resp {
 // ---- The prompt analysis service ----
 
 async fn analysis_routes_are_the_tools(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let editor = app.key("default", KeyRole::Editor).await;
     let viewer = app.key("default", KeyRole::Viewer).await;
@@ -407,14 +401,7 @@ async fn a_model_that_is_down_is_a_503() {
 // ---- The AI prompt manager ----
 
 async fn ai_prompts_run_in_the_background(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let key = app.admin.clone();
     let alice = signed_up(&c, "alice@example.com", None).await;
@@ -587,14 +574,7 @@ async fn ai_prompts_run_in_the_background(parts: Parts) {
 }
 
 async fn ai_prompts_refuse_bad_requests(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let key = app.admin.clone();
     let good = json!({"model": "mock/echo", "prompt_type": "text", "prompt_text": "hi"});
@@ -647,14 +627,7 @@ async fn ai_prompts_refuse_bad_requests(parts: Parts) {
 // ---- The prompt optimizer backend's models ----
 
 async fn model_configs_are_stored_providers(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let alice = signed_up(&c, "alice@example.com", None).await;
     let editor = app.key("default", KeyRole::Editor).await;

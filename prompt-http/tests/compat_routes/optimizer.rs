@@ -23,14 +23,7 @@ async fn create(c: &Compat, token: &str, body: Value) -> Resp {
 }
 
 pub async fn optimizer_prompts_round_trip(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let alice = signed_up(&c, "alice@example.com", None).await;
     let me = as_user(&c, Method::GET, "/api/users/me", &alice, None).await;
@@ -255,14 +248,7 @@ pub async fn optimizer_prompts_round_trip(parts: Parts) {
 }
 
 pub async fn sync_force_resynchronises(parts: Parts) {
-    let c = compat_app(
-        parts,
-        Setup {
-            public_tools: None,
-            tools_model: None,
-        },
-    )
-    .await;
+    let c = compat_app(parts, Setup::default()).await;
     let app = &c.app;
     let editor = app.key("default", KeyRole::Editor).await;
     let force = |query: &str| {
