@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod export;
 pub mod page;
 pub mod people;
 pub mod provider;
@@ -37,6 +38,10 @@ pub use domain::{
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};
+pub use export::{
+    ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
+    VersionDocument,
+};
 pub use execute::{
     ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
 };
