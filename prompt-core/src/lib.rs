@@ -38,12 +38,12 @@ pub use domain::{
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};
+pub use execute::{
+    ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
+};
 pub use export::{
     ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
     VersionDocument,
-};
-pub use execute::{
-    ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
 };
 pub use page::{Page, PageRequest};
 pub use people::{OrgWithRole, PeopleStore};

@@ -124,14 +124,17 @@ async fn open(args: &RegistryArgs) -> Result<Registry, (u8, String)> {
             Ok(Registry::from_parts(store.clone(), store, project))
         }
         None => {
-            let opened = crate::backend::open(&args.db.database_url, Duration::ZERO, Duration::ZERO)
-                .await
-                .map_err(|e| {
-                    (
-                        1,
-                        format!("cannot open the database (DATABASE_URL / --database-url): {e}"),
-                    )
-                })?;
+            let opened =
+                crate::backend::open(&args.db.database_url, Duration::ZERO, Duration::ZERO)
+                    .await
+                    .map_err(|e| {
+                        (
+                            1,
+                            format!(
+                                "cannot open the database (DATABASE_URL / --database-url): {e}"
+                            ),
+                        )
+                    })?;
             Registry::with_project(opened.store, opened.runs, &args.project)
                 .await
                 .map_err(|e| (1, format!("--project: {e}")))
@@ -186,10 +189,7 @@ pub async fn import(args: ImportArgs) -> ExitCode {
 
 async fn run_import(args: ImportArgs) -> Result<(), (u8, String)> {
     if !args.dir.is_dir() {
-        return Err((
-            USAGE,
-            format!("{} is not a directory", args.dir.display()),
-        ));
+        return Err((USAGE, format!("{} is not a directory", args.dir.display())));
     }
     let (bundle, file_conflicts) = tree::read_tree(&args.dir)
         .map_err(|e| (1, format!("cannot read {}: {e}", args.dir.display())))?;

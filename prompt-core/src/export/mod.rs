@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::authoring::is_reserved_name;
 use crate::domain::{Prompt, PromptVersion, Template};
 use crate::error::Result;
 use crate::page::{MAX_PAGE_SIZE, PageRequest};
@@ -158,7 +159,8 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 impl Registry {
-    /// Every live prompt of the project as a document, by name (see [`crate::export`]).
+    /// Every live prompt of the project as a document, by name (see [`crate::export`]),
+    /// except the authoring tools' own prompts (`_tools/…`, which every server seeds).
     pub async fn export_prompts(
         &self,
         options: &ExportOptions,
@@ -172,7 +174,9 @@ impl Registry {
         let mut page = PageRequest::first(MAX_PAGE_SIZE);
         loop {
             let p = self.list_prompts(&filter, &page).await?;
-            prompts.extend(p.items);
+            // The authoring tools' prompts are the server's own (seeded and guarded by
+            // it), not the project's content.
+            prompts.extend(p.items.into_iter().filter(|p| !is_reserved_name(&p.name)));
             match p.next_cursor {
                 Some(c) => page.cursor = Some(c),
                 None => break,
@@ -206,7 +210,11 @@ impl Registry {
 }
 
 /// The document of `prompt` with its live `versions` (oldest first).
-pub fn document_of(prompt: &Prompt, versions: &[PromptVersion], heads_only: bool) -> PromptDocument {
+pub fn document_of(
+    prompt: &Prompt,
+    versions: &[PromptVersion],
+    heads_only: bool,
+) -> PromptDocument {
     let labels: BTreeMap<String, u32> = prompt
         .labels
         .iter()

@@ -364,7 +364,15 @@ impl Registry {
             Some(_) => self.all_versions(name).await?,
             None => Vec::new(),
         };
-        plan_ops(doc, &meta, &contents, existing.as_ref(), &versions, options, plan);
+        plan_ops(
+            doc,
+            &meta,
+            &contents,
+            existing.as_ref(),
+            &versions,
+            options,
+            plan,
+        );
         Ok(())
     }
 }
@@ -516,7 +524,10 @@ fn plan_ops(
         if !matched.contains(&v.version) {
             plan.left_alone.push(LeftAlone {
                 prompt: name.to_owned(),
-                item: format!("version {} (no document version has its content)", v.version),
+                item: format!(
+                    "version {} (no document version has its content)",
+                    v.version
+                ),
             });
         }
     }

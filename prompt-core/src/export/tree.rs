@@ -68,7 +68,11 @@ pub fn read_tree(dir: &Path) -> io::Result<(PromptBundle, Vec<ImportConflict>)> 
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
         let expected = expected.join("/");
-        let shown = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(&path)?;
         match from_yaml(&text) {
             Ok(doc) if doc.name == expected => bundle.prompts.push(doc),

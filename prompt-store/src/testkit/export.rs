@@ -26,7 +26,11 @@ async fn seed(r: &Registry) {
     })
     .await
     .unwrap();
-    for t in ["Be kind.\nBe brief.", "draft", "Be kind, {{name}}.\nBe brief."] {
+    for t in [
+        "Be kind.\nBe brief.",
+        "draft",
+        "Be kind, {{name}}.\nBe brief.",
+    ] {
         r.create_version(
             "team/tone",
             NewVersion::new(t).with_commit_message(format!("write {t}")),
@@ -189,7 +193,11 @@ pub async fn import_moves_labels_and_prunes(b: &TestBackend) {
         "{dry:?}"
     );
     assert_eq!(
-        r.get_prompt("team/tone").await.unwrap().labels.get("production"),
+        r.get_prompt("team/tone")
+            .await
+            .unwrap()
+            .labels
+            .get("production"),
         Some(&1)
     );
 
@@ -289,7 +297,11 @@ pub async fn import_conflicts_write_nothing(b: &TestBackend) {
             Err(Error::NotFound { .. })
         ));
         assert_eq!(
-            r.get_prompt("team/tone").await.unwrap().labels.get("production"),
+            r.get_prompt("team/tone")
+                .await
+                .unwrap()
+                .labels
+                .get("production"),
             Some(&1)
         );
     }
