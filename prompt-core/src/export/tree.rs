@@ -15,10 +15,8 @@ pub const EXTENSION: &str = "yaml";
 
 /// The file of prompt `name` under `dir`.
 pub fn path_of(dir: &Path, name: &str) -> PathBuf {
-    let mut path = dir.to_path_buf();
-    path.extend(name.split('/'));
-    path.set_extension(EXTENSION);
-    path
+    // Not `set_extension`: it would replace the `.2` of a name such as `v1.2`.
+    dir.join(format!("{name}.{EXTENSION}"))
 }
 
 /// A document as YAML.
