@@ -44,7 +44,7 @@ pub struct ImportQuery {
 /// `POST /api/v1/import` takes.
 #[utoipa::path(get, path = "/api/v1/export", tag = "prompts", params(ExportQuery),
     responses((status = 200, body = PromptBundle)))]
-pub async fn export(
+pub async fn export_prompts(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ExportQuery>,
@@ -71,7 +71,7 @@ pub async fn export(
     responses((status = 200, body = ImportPlan), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 412, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-pub async fn import(
+pub async fn import_prompts(
     State(state): State<AppState>,
     client: crate::accounts::ClientInfo,
     Editor(caller): Editor,
