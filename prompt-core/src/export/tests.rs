@@ -1,7 +1,5 @@
 //! The document format: YAML as a person reads and edits it.
 
-#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
-
 use std::path::Path;
 
 use serde_json::json;
@@ -26,7 +24,10 @@ fn doc() -> PromptDocument {
             },
             VersionDocument {
                 version: 3,
-                template: Template::Chat(vec![ChatMessage::new(Role::System, "You are {{ who }}.")]),
+                template: Template::Chat(vec![ChatMessage::new(
+                    Role::System,
+                    "You are {{ who }}.",
+                )]),
                 template_format: TemplateFormat::Jinja,
                 config: json!({"model": "gpt-4o-mini", "temperature": 0.25}),
                 commit_message: Some("chat".into()),
@@ -82,5 +83,8 @@ fn a_prompt_name_is_its_path() {
         path_of(Path::new("out"), "team/tone"),
         Path::new("out/team/tone.yaml")
     );
-    assert_eq!(path_of(Path::new("out"), "v1.2"), Path::new("out/v1.2.yaml"));
+    assert_eq!(
+        path_of(Path::new("out"), "v1.2"),
+        Path::new("out/v1.2.yaml")
+    );
 }

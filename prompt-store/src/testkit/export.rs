@@ -232,6 +232,9 @@ pub async fn import_moves_labels_and_prunes(b: &TestBackend) {
     assert_eq!(p.latest_version, Some(4));
 }
 
+/// A change that breaks a bundle.
+type Breaker = Box<dyn Fn(&mut PromptBundle)>;
+
 /// Any conflict refuses the whole import before anything is written: a label at a
 /// version the document does not define, a version number given twice, an invalid
 /// template, a prompt given twice, `latest` declared.
@@ -242,7 +245,7 @@ pub async fn import_conflicts_write_nothing(b: &TestBackend) {
     let mut fresh = good.prompts[2].clone();
     fresh.name = "fresh".into();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut PromptBundle)>)> = vec![
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "does not define",
             Box::new(|b: &mut PromptBundle| {
