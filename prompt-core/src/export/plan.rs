@@ -391,9 +391,14 @@ fn plan_ops(
     match existing {
         None => {
             plan.created_prompts.push(name.to_owned());
-            plan.ops.push(BatchOp::CreatePrompt {
-                prompt: meta.clone(),
-            });
+            // A version creates its prompt: a separate operation only carries metadata
+            // (or makes a prompt without versions), which keeps large trees under the
+            // batch limit.
+            if meta.description.is_some() || !meta.tags.is_empty() || contents.is_empty() {
+                plan.ops.push(BatchOp::CreatePrompt {
+                    prompt: meta.clone(),
+                });
+            }
         }
         Some(p) if p.description != meta.description || p.tags != meta.tags => {
             plan.updated_prompts.push(name.to_owned());
