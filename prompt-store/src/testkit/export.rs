@@ -309,3 +309,58 @@ pub async fn import_conflicts_write_nothing(b: &TestBackend) {
         );
     }
 }
+
+/// The plan's operations carry the state it read as preconditions: a version created or
+/// a label moved between planning and applying makes the whole batch fail, nothing
+/// written.
+pub async fn import_refuses_a_concurrent_change(b: &TestBackend) {
+    let r = reg(b, "race").await;
+    seed(&r).await;
+    let mut bundle = export(&r).await;
+    let tone = bundle
+        .prompts
+        .iter_mut()
+        .find(|p| p.name == "team/tone")
+        .unwrap();
+    let mut v = tone.versions[0].clone();
+    v.version = 10;
+    v.template = Template::Text("Be bold.".into());
+    tone.versions.push(v);
+    tone.labels.insert("production".into(), 3);
+    let plan = r
+        .plan_import(&bundle, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(plan.ops().len(), 2, "{}", plan.render());
+
+    // Meanwhile someone saves a version: the first creation's parent is stale.
+    r.create_version("team/tone", NewVersion::new("meanwhile"))
+        .await
+        .unwrap();
+    let failure = r.apply_batch(plan.ops().to_vec()).await.unwrap_err();
+    assert!(
+        matches!(failure.error, Error::Conflict { .. }),
+        "{failure:?}"
+    );
+    let p = r.get_prompt("team/tone").await.unwrap();
+    assert_eq!(p.latest_version, Some(4));
+    assert_eq!(p.labels.get("production"), Some(&1));
+
+    // Planned again, a moved label is the precondition that fails.
+    let plan = r
+        .plan_import(&bundle, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    r.set_label("team/tone", "production", 4, LabelExpect::Any, None)
+        .await
+        .unwrap();
+    let failure = r.apply_batch(plan.ops().to_vec()).await.unwrap_err();
+    assert!(
+        matches!(failure.error, Error::PreconditionFailed { .. }),
+        "{failure:?}"
+    );
+    assert_eq!(
+        r.get_prompt("team/tone").await.unwrap().latest_version,
+        Some(4)
+    );
+}

@@ -268,6 +268,7 @@ macro_rules! behaviour_suite {
             export_import_round_trip,
             import_moves_labels_and_prunes,
             import_conflicts_write_nothing,
+            import_refuses_a_concurrent_change,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
