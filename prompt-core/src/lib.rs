@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod export;
 pub mod page;
 pub mod people;
 pub mod provider;
@@ -39,6 +40,10 @@ pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, Temp
 pub use events::{EventLog, WebhookStore};
 pub use execute::{
     ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
+};
+pub use export::{
+    ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
+    VersionDocument,
 };
 pub use page::{Page, PageRequest};
 pub use people::{OrgWithRole, PeopleStore};

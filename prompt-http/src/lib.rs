@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod otel;
 pub mod people_cli;
 pub mod project_providers;
+pub mod prompts_cli;
 pub mod router;
 pub mod routes;
 pub mod secrets;

@@ -89,6 +89,13 @@ enum Command {
     /// is writing to it (for Postgres use pg_dump). Restore: stop the server, replace
     /// the database file with the copy (and delete its -wal and -shm files), start it.
     Backup(prompt_http::backup::BackupArgs),
+    /// Write every prompt of a project to DIR as one YAML file per prompt (all live
+    /// versions, or `--heads`), from a database or a server (`--url`).
+    Export(prompt_http::prompts_cli::ExportArgs),
+    /// Apply a directory written by `export` idempotently: print the plan, then create
+    /// only the versions whose content differs and move labels as declared, in one
+    /// transaction. Exit 1 on a conflict (nothing written), 2 on a usage error.
+    Import(prompt_http::prompts_cli::ImportArgs),
 }
 
 impl prompt_http::config_cli::WithServeArgs for Cli {
@@ -502,6 +509,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Config { command } => prompt_http::config_cli::run(command).await,
+        // Answered by `main` with their own exit codes (1 conflict, 2 usage).
+        Command::Export(_) | Command::Import(_) => {
+            Err("export and import are run before the other commands".to_owned())
+        }
         Command::Openapi => {
             println!("{}", prompt_http::openapi_json());
             Ok(())
@@ -613,6 +624,11 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
+    };
+    let cli = match cli.command {
+        Command::Export(args) => return prompt_http::prompts_cli::export(args).await,
+        Command::Import(args) => return prompt_http::prompts_cli::import(args).await,
+        command => Cli { command },
     };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

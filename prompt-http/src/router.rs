@@ -21,8 +21,8 @@ use crate::error::{
     ApiError, ErrorBody, InternalCause, LangfuseError, LangfuseShaped, OpenAiError,
 };
 use crate::routes::{
-    batch, events, execute, gateway, keys, prompts, protected_labels, providers, runs, service,
-    tools, webhooks, ws,
+    batch, events, execute, export, gateway, keys, prompts, protected_labels, providers, runs,
+    service, tools, webhooks, ws,
 };
 use crate::state::AppState;
 
@@ -225,6 +225,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::sync_status))
         .routes(routes!(ws::ws))
         .routes(routes!(batch::apply_batch))
+        .routes(routes!(export::export_prompts))
+        .routes(routes!(export::import_prompts))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))

@@ -1067,6 +1067,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/ws"),
     ("get", "/api/sync/status"),
     ("post", "/api/v1/batch"),
+    ("get", "/api/v1/export"),
+    ("post", "/api/v1/import"),
     ("get", "/api/auth/social"),
     ("get", "/api/auth/social/{provider}/start"),
     ("get", "/api/auth/social/{provider}/callback"),

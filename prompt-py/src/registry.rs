@@ -750,6 +750,50 @@ impl NativeRegistry {
         self.call(py, async move { r.diff(&name, &from, &to).await })
     }
 
+    /// Every live prompt as a document (`{"prompts": [...]}`, see
+    /// `prompt_core::export`): all live versions, or with `heads` only the labelled
+    /// ones and the latest.
+    #[pyo3(signature = (heads = false, prefix = None))]
+    fn export_prompts<'py>(
+        &self,
+        py: Python<'py>,
+        heads: bool,
+        prefix: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let options = prompt_core::ExportOptions {
+            heads_only: heads,
+            name_prefix: prefix,
+        };
+        self.call(py, async move {
+            r.export_prompts(&options, &prompt_core::export::NoProgress)
+                .await
+        })
+    }
+
+    /// Apply documents as `export_prompts` gives them, idempotently, in one
+    /// transaction; the plan (`applied` says whether it was written).
+    #[pyo3(signature = (docs, dry_run = false, prune_labels = false))]
+    fn import_prompts<'py>(
+        &self,
+        py: Python<'py>,
+        docs: &Bound<'py, PyAny>,
+        dry_run: bool,
+        prune_labels: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let bundle: prompt_core::PromptBundle =
+            try_arg!(self, py, parse(to_json(docs, "docs")?, "docs"));
+        let options = prompt_core::ImportOptions {
+            dry_run,
+            prune_labels,
+        };
+        self.call(py, async move {
+            r.import_prompts(&bundle, &options, &prompt_core::export::NoProgress)
+                .await
+        })
+    }
+
     /// Resolve and render: a `str`, or a list of message dicts.
     #[pyo3(signature = (name, variables = None, label = None, version = None))]
     fn render<'py>(

@@ -88,8 +88,21 @@ pub async fn apply_batch(
     Editor(caller): Editor,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResponse>> {
-    let mut ops = validate_batch(body.ops).map_err(batch_error)?;
-    let protected = check_permissions(&state, &caller, &ops).await?;
+    let results = apply_checked(&state, &client, &caller, body.ops).await?;
+    Ok(Json(BatchResponse { results }))
+}
+
+/// Validate `ops`, check that `caller` may do each, apply them in one transaction and
+/// audit the moves of protected labels: `POST /api/v1/batch`, also used by
+/// `POST /api/v1/import`.
+pub(crate) async fn apply_checked(
+    state: &AppState,
+    client: &crate::accounts::ClientInfo,
+    caller: &Caller,
+    ops: Vec<BatchOp>,
+) -> ApiResult<Vec<BatchOutcome>> {
+    let mut ops = validate_batch(ops).map_err(batch_error)?;
+    let protected = check_permissions(state, caller, &ops).await?;
     let actor = caller.actor();
     for op in &mut ops {
         if let BatchOp::CreateVersion { version, .. } = op {
@@ -113,13 +126,13 @@ pub async fn apply_batch(
             };
             state
                 .audit(
-                    &caller,
-                    &client,
+                    caller,
+                    client,
                     action,
                     serde_json::json!({"prompt": m.prompt, "label": m.label, "from": m.from_version, "to": m.to_version}),
                 )
                 .await;
         }
     }
-    Ok(Json(BatchResponse { results }))
+    Ok(results)
 }

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod compat;
 pub mod events;
 pub mod execute;
+pub mod export;
 pub mod gateway;
 pub mod invitations;
 pub mod keys;

@@ -48,6 +48,7 @@ from ._models import (
     StoredProvider,
     Template,
     VersionDiff,
+    ImportPlan,
 )
 from ._async_registry import AsyncRegistry
 from ._convert import UNSET
@@ -68,6 +69,7 @@ __all__ = [
     "LabelMove",
     "ProtectedLabel",
     "VersionDiff",
+    "ImportPlan",
     "DiffSide",
     "DiffHunk",
     "DiffLine",

@@ -635,3 +635,35 @@ class VersionDiff(_Model):
             variables_removed=list(d["variables"]["removed"]),
             config_patch=list(d["config"]),
         )
+
+
+@dataclass(frozen=True)
+class ImportPlan(_Model):
+    """What ``Registry.import_prompts`` does (or did, when ``applied``): prompts
+    created or updated (description, tags), versions created (``prompt``,
+    ``document_version``, ``version`` once created, ``labels``), labels moved or
+    removed (``prompt``, ``label``, ``from``, ``to``, ``document_version``), what is
+    left alone, and the ``conflicts`` (``prompt``, ``message``) that refuse the whole
+    import with nothing written."""
+
+    created_prompts: List[str]
+    updated_prompts: List[str]
+    created_versions: List[Dict[str, Any]]
+    moved_labels: List[Dict[str, Any]]
+    removed_labels: List[Dict[str, Any]]
+    left_alone: List[Dict[str, Any]]
+    conflicts: List[Dict[str, Any]]
+    applied: bool
+
+    @classmethod
+    def _from(cls, d: Mapping[str, Any]) -> "ImportPlan":
+        return cls(
+            created_prompts=list(d["created_prompts"]),
+            updated_prompts=list(d["updated_prompts"]),
+            created_versions=list(d["created_versions"]),
+            moved_labels=list(d["moved_labels"]),
+            removed_labels=list(d["removed_labels"]),
+            left_alone=list(d["left_alone"]),
+            conflicts=list(d["conflicts"]),
+            applied=bool(d["applied"]),
+        )

@@ -43,6 +43,7 @@ from ._errors import PromptRegistryError, UnavailableError
 from ._models import (
     BatchResult,
     EventPage,
+    ImportPlan,
     LabelMove,
     Page,
     Prompt,
@@ -318,6 +319,32 @@ class Registry:
         return VersionDiff._from(
             self._n.diff(name, _diff_selector("from_", from_), _diff_selector("to", to))
         )
+
+    def export_prompts(
+        self, *, heads: bool = False, prefix: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """Every live prompt as a document, ``{"prompts": [{name, description, tags,
+        versions: [{version, template, template_format, config, commit_message}],
+        labels: {label: version}}]}`` (the format of ``prompt-registry export`` and
+        ``GET /api/v1/export``): all live versions, or with ``heads`` only the labelled
+        ones and the latest; ``prefix`` keeps prompts whose name starts with it."""
+        out: Dict[str, Any] = self._n.export_prompts(heads, prefix)
+        return out
+
+    def import_prompts(
+        self,
+        docs: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+        prune_labels: bool = False,
+    ) -> ImportPlan:
+        """Apply documents as :meth:`export_prompts` gives them, idempotently and in one
+        transaction: versions are matched by content (template, format, config) and
+        only the others created, labels moved as declared, description and tags
+        updated; nothing is deleted (labels only with ``prune_labels``). The plan is
+        returned in every case: ``applied`` says whether it was written; with
+        ``conflicts`` nothing was. A malformed document is a :class:`ValidationError`."""
+        return ImportPlan._from(self._n.import_prompts(docs, dry_run, prune_labels))
 
     def label_history(
         self,

@@ -27,6 +27,7 @@ use prompt_core::{EventLog, PeopleStore, PromptStore, Registry, RunLog};
 
 mod backends;
 mod credentials;
+mod export;
 mod feed;
 mod lifecycle;
 mod people;
@@ -39,6 +40,7 @@ mod webhooks;
 
 pub use backends::*;
 pub use credentials::*;
+pub use export::*;
 pub use feed::*;
 pub use lifecycle::*;
 pub use people::*;
@@ -263,6 +265,10 @@ macro_rules! behaviour_suite {
             delete_version_input_isolation_and_event,
             protected_labels_per_project,
             protected_labels_seed_once,
+            export_import_round_trip,
+            import_moves_labels_and_prunes,
+            import_conflicts_write_nothing,
+            import_refuses_a_concurrent_change,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

@@ -778,6 +778,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every live prompt of the key's project as a document (description, tags, versions
+         *     oldest first, labels as label → version number), by name: what
+         *     `POST /api/v1/import` takes.
+         */
+        get: operations["export_prompts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply documents idempotently: versions are matched by content (template, format,
+         *     config) and only the others created, labels are moved as declared, description
+         *     and tags updated; nothing is deleted (labels only with `prune_labels`). Everything
+         *     in one transaction, with the checks of `POST /api/v1/batch` (protected labels need
+         *     an admin key). 200 with the plan (`applied` says whether it was written; a dry run
+         *     also answers its conflicts); 409 naming every conflict, with nothing written.
+         */
+        post: operations["import_prompts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -2497,6 +2542,38 @@ export interface components {
              */
             old_start: number;
         };
+        /** @description Why an import is refused. */
+        ImportConflict: {
+            /** @description What is wrong. */
+            message: string;
+            /** @description The prompt (or file) at fault; `None` for the import as a whole. */
+            prompt?: string | null;
+        };
+        /** @description What an import does (or did, once `applied`), prompt by prompt. */
+        ImportPlan: {
+            /**
+             * @description Whether the plan was applied (`false` for a dry run, a conflict, or nothing to
+             *     do).
+             */
+            applied: boolean;
+            /** @description Why the import is refused (nothing is written when this is not empty). */
+            conflicts: components["schemas"]["ImportConflict"][];
+            /** @description Prompts created. */
+            created_prompts: string[];
+            /** @description Versions created, in order. */
+            created_versions: components["schemas"]["PlannedVersion"][];
+            /**
+             * @description What the import leaves as it is although the database and the documents differ
+             *     (labels and versions the documents do not mention).
+             */
+            left_alone: components["schemas"]["LeftAlone"][];
+            /** @description Labels pointed at another version (or set for the first time). */
+            moved_labels: components["schemas"]["PlannedLabel"][];
+            /** @description Labels removed (only with `prune_labels`). */
+            removed_labels: components["schemas"]["PlannedLabel"][];
+            /** @description Prompts whose description or tags are updated. */
+            updated_prompts: string[];
+        };
         /** @description An invitation to join an organization. */
         Invitation: {
             /**
@@ -2666,6 +2743,13 @@ export interface components {
              * @description The version number.
              */
             version: number;
+        };
+        /** @description Something the import leaves as it is. */
+        LeftAlone: {
+            /** @description What, e.g. `label 'beta' (version 3; not in the document)`. */
+            item: string;
+            /** @description The prompt. */
+            prompt: string;
         };
         /** @description Size of a template and the estimate of its tokens. */
         Length: {
@@ -3522,6 +3606,45 @@ export interface components {
             /** @description The new password. */
             new_password: string;
         };
+        /** @description A label an import moves or removes. */
+        PlannedLabel: {
+            /**
+             * Format: int32
+             * @description The version of the document it points at (`None` when removed).
+             */
+            document_version?: number | null;
+            /**
+             * Format: int32
+             * @description Where it points in the database now (`None`: unset).
+             */
+            from?: number | null;
+            /** @description The label. */
+            label: string;
+            /** @description The prompt. */
+            prompt: string;
+            /**
+             * Format: int32
+             * @description Where it will point (`None`: removed, or a version not created yet).
+             */
+            to?: number | null;
+        };
+        /** @description A version an import creates. */
+        PlannedVersion: {
+            /**
+             * Format: int32
+             * @description Its number in the document.
+             */
+            document_version: number;
+            /** @description Labels moved to it as it is created. */
+            labels: string[];
+            /** @description The prompt. */
+            prompt: string;
+            /**
+             * Format: int32
+             * @description Its number in the database, once created.
+             */
+            version?: number | null;
+        };
         /** @description The tenant boundary: every prompt, run and API key belongs to one project. */
         Project: {
             /**
@@ -3596,6 +3719,14 @@ export interface components {
             updated_at: string;
         };
         /**
+         * @description A set of prompt documents: the body of `GET /api/v1/export` and of
+         *     `POST /api/v1/import`.
+         */
+        PromptBundle: {
+            /** @description The prompts, by name. */
+            prompts: components["schemas"]["PromptDocument"][];
+        };
+        /**
          * @description Body of `POST /ai/prompts/` (the design's "PromptCreate"). Unknown fields are
          *     ignored, as that design's server did.
          */
@@ -3614,6 +3745,27 @@ export interface components {
         PromptDetail: components["schemas"]["PromptOut"] & {
             error?: components["schemas"]["PromptError"] | null;
             response?: components["schemas"]["PromptResponse"] | null;
+        };
+        /**
+         * @description One prompt as a document: what `export` writes to `DIR/<name>.yaml` and `import`
+         *     reads back.
+         */
+        PromptDocument: {
+            /** @description Free text. */
+            description?: string | null;
+            /** @description Label → version number (of `versions`). `latest` is never listed. */
+            labels?: {
+                [key: string]: number;
+            };
+            /** @description The prompt's name (its path in an exported tree, without `.yaml`). */
+            name: string;
+            /** @description Tags. */
+            tags?: string[];
+            /**
+             * @description Versions, oldest first. Their numbers are the exporting database's; an import
+             *     uses them only to resolve `labels`.
+             */
+            versions?: components["schemas"]["VersionDocument"][];
         };
         /** @description Why a request failed. */
         PromptError: {
@@ -4455,6 +4607,22 @@ export interface components {
             to: components["schemas"]["DiffSide"];
             /** @description Variables used by one version and not the other. */
             variables: components["schemas"]["VariablesDiff"];
+        };
+        /** @description One version of a [`PromptDocument`]. */
+        VersionDocument: {
+            /** @description Why the version was made. */
+            commit_message?: string | null;
+            /** @description Any JSON object (model, temperature, …). */
+            config?: unknown;
+            /** @description A text, or `[{role, content}]`. */
+            template: components["schemas"]["Template"];
+            /** @description `mustache` (default) or `jinja`. */
+            template_format?: components["schemas"]["TemplateFormat"];
+            /**
+             * Format: int32
+             * @description The number in the exporting database (what `labels` refer to).
+             */
+            version: number;
         };
         /** @description The project's webhooks. */
         WebhookList: {
@@ -6639,6 +6807,93 @@ export interface operations {
                 };
             };
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_prompts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only the versions a label points at and the latest (default: every live
+                 *     version).
+                 */
+                heads?: boolean;
+                /** @description Only prompts whose name starts with this. */
+                prefix?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptBundle"];
+                };
+            };
+        };
+    };
+    import_prompts: {
+        parameters: {
+            query?: {
+                /** @description Answer the plan and write nothing. */
+                dry_run?: boolean;
+                /** @description Remove labels the project has and the documents do not (`latest` excepted). */
+                prune_labels?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptBundle"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportPlan"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

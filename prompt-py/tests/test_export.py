@@ -1,0 +1,55 @@
+"""Prompts as code from Python: ``export_prompts`` / ``import_prompts`` on every backend
+(the one implementation is the Rust core's ``Registry::export_prompts``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import prompt_registry as pr
+
+from conftest import Backend
+
+
+def test_export_import_round_trip(reg: pr.Registry, backend: Backend) -> None:
+    reg.create_prompt("team/tone", description="How we sound", tags=["style"])
+    reg.create_version("team/tone", "Be kind.\nBe brief.", commit_message="first")
+    reg.create_version("team/tone", "Be kind, {{name}}.", labels=["staging"])
+    reg.create_version(
+        "chat",
+        [{"role": "system", "content": "You are {{who}}."}],
+        config={"model": "gpt-4o-mini", "temperature": 0.5},
+        template_format="jinja",
+    )
+    docs = reg.export_prompts()
+    assert [p["name"] for p in docs["prompts"]] == ["chat", "team/tone"]
+    tone = docs["prompts"][1]
+    assert tone["labels"] == {"staging": 2}
+    assert [v["version"] for v in tone["versions"]] == [1, 2]
+    assert tone["versions"][0]["commit_message"] == "first"
+    heads = reg.export_prompts(heads=True, prefix="team/")
+    assert [p["name"] for p in heads["prompts"]] == ["team/tone"]
+
+    other = backend.open(f"t{uuid.uuid4().hex[:16]}")
+    dry = other.import_prompts(docs, dry_run=True)
+    assert isinstance(dry, pr.ImportPlan)
+    assert not dry.applied and dry.created_prompts == ["chat", "team/tone"]
+    assert other.export_prompts() == {"prompts": []}
+    plan = other.import_prompts(docs)
+    assert plan.applied and plan.conflicts == []
+    assert [v["version"] for v in plan.created_versions] == [1, 1, 2]
+    assert other.export_prompts() == docs
+    again = other.import_prompts(docs)
+    assert not again.applied and again.created_versions == [] and again.moved_labels == []
+
+    # A conflict: refused whole, nothing written.
+    broken = {"prompts": [dict(docs["prompts"][0], name="fresh"), dict(tone, labels={"x": 9})]}
+    refused = other.import_prompts(broken)
+    assert not refused.applied
+    assert refused.conflicts[0]["prompt"] == "team/tone"
+    with pytest.raises(pr.NotFoundError):
+        other.get_prompt("fresh")
+    # A malformed document is a validation error.
+    with pytest.raises(pr.ValidationError):
+        other.import_prompts({"prompts": [{"nam": "x"}]})
