@@ -150,9 +150,9 @@ pub struct Run {
     /// was executed again).
     #[serde(default)]
     pub attempts: u32,
-    /// When the process executing it last renewed its lease (see
-    /// [`RunLog::heartbeat`](crate::RunLog::heartbeat)); `None` until the first
-    /// renewal. A `running` run whose lease expired is re-queued.
+    /// When the process executing it last renewed its lease (`RunLog::heartbeat`);
+    /// `None` until its first claim or renewal. A `running` run whose lease expired
+    /// (its process died) is re-queued.
     #[serde(default)]
     pub heartbeat_at: Option<DateTime<Utc>>,
 }
