@@ -222,7 +222,6 @@ async fn pools_never_run_a_run_twice(b: TestBackend) {
     let config = WorkerPoolConfig {
         workers: 3,
         poll_interval: Duration::from_millis(10),
-        ..Default::default()
     };
     let (pa, pc) = (
         a.start_workers(config.clone()).await.unwrap(),
