@@ -181,3 +181,98 @@ pub fn unrecordable_outcome(
         message,
     }
 }
+
+/// What a call's span names besides the provider's answer: who is asked for what, and
+/// which prompt and run the call belongs to. Never the messages, variables or keys.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTrace<'a> {
+    /// The provider's name (`openai`, `anthropic`, a configured server …).
+    pub provider: &'a str,
+    /// The model asked for.
+    pub model: &'a str,
+    /// The prompt's name, when the call renders a stored prompt.
+    pub prompt: Option<&'a str>,
+    /// Its version.
+    pub version: Option<u32>,
+    /// The label it was resolved through.
+    pub label: Option<&'a str>,
+    /// The run that records the call.
+    pub run_id: uuid::Uuid,
+}
+
+/// The span of one LLM call, named and attributed after the OpenTelemetry GenAI
+/// semantic conventions (`chat MODEL`, kind client, `gen_ai.*`), plus the prompt and
+/// the run (`prompt_registry.*`). Run the call inside it (the provider's HTTP request
+/// then carries its trace context), then [`record_answer`] or [`record_failure`].
+pub fn chat_span(t: &CallTrace<'_>) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        "chat",
+        otel.name = %format!("chat {}", t.model),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.system = t.provider,
+        gen_ai.provider.name = t.provider,
+        gen_ai.request.model = t.model,
+        gen_ai.response.model = Empty,
+        gen_ai.response.id = Empty,
+        gen_ai.response.finish_reasons = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        error.type = Empty,
+        prompt_registry.prompt.name = t.prompt,
+        prompt_registry.prompt.version = t.version.map(i64::from),
+        prompt_registry.prompt.label = t.label,
+        prompt_registry.run.id = %t.run_id,
+    )
+}
+
+/// The vendor's id of an answer (`id` for OpenAI and Anthropic, `responseId` for
+/// Gemini), when its body has one.
+fn response_id(response: &ChatResponse) -> Option<&str> {
+    let body = &response.raw_response;
+    body.get("id")
+        .or_else(|| body.get("responseId"))
+        .and_then(serde_json::Value::as_str)
+}
+
+/// Onto a [`chat_span`]: the answer's model, id, finish reason and token usage (the
+/// finish reason is one string; an exporter that knows the convention's `string[]`
+/// makes it an array).
+pub fn record_answer(span: &tracing::Span, response: &ChatResponse) {
+    span.record("gen_ai.response.model", response.model.as_str());
+    if let Some(id) = response_id(response) {
+        span.record("gen_ai.response.id", id);
+    }
+    if let Some(reason) = &response.finish_reason {
+        span.record("gen_ai.response.finish_reasons", reason.as_str());
+    }
+    // As i64: `tracing-opentelemetry` records a u64 as a string.
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    span.record(
+        "gen_ai.usage.input_tokens",
+        count(response.usage.input_tokens),
+    );
+    span.record(
+        "gen_ai.usage.output_tokens",
+        count(response.usage.output_tokens),
+    );
+}
+
+/// Onto a [`chat_span`]: the call failed, with this error kind (a run's stable kind,
+/// e.g. `rate_limited`), as `error.type` and an error status. Never the message: a
+/// vendor's may quote the request.
+pub fn record_failure(span: &tracing::Span, kind: &str) {
+    span.record("error.type", kind);
+    span.record("otel.status_code", "error");
+}
+
+/// Onto a [`chat_span`]: the outcome of the call, as [`record_answer`] or
+/// [`record_failure`] with the run's error kind.
+pub fn record_outcome(span: &tracing::Span, outcome: &std::result::Result<ChatResponse, Error>) {
+    match outcome {
+        Ok(r) => record_answer(span, r),
+        Err(e) => record_failure(span, crate::execute::run_error_kind(e)),
+    }
+}

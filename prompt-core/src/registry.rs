@@ -150,6 +150,11 @@ impl Registry {
         self.store.get_prompt(self.pid(), name).await
     }
 
+    /// A live prompt by its id with its labels (`NotFound` for another project's).
+    pub async fn prompt_by_id(&self, id: Uuid) -> Result<Prompt> {
+        self.store.prompt_by_id(self.pid(), id).await
+    }
+
     /// List live prompts.
     pub async fn list_prompts(
         &self,

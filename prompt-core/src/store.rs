@@ -86,6 +86,10 @@ pub trait PromptStore: Send + Sync + Debug {
     /// A live (not archived) prompt by name, with its labels, or `NotFound`.
     async fn get_prompt(&self, project: Uuid, name: &str) -> Result<Prompt>;
 
+    /// A live (not archived) prompt of `project` by its id, with its labels, or
+    /// `NotFound` (also for another project's prompt: its id names nothing here).
+    async fn prompt_by_id(&self, project: Uuid, id: Uuid) -> Result<Prompt>;
+
     /// Live prompts matching `filter`, by name ascending, keyset-paginated: a page never
     /// skips or repeats a prompt that existed when the listing began.
     async fn list_prompts(

@@ -101,6 +101,10 @@ impl PromptStore for ValidatedStore {
         self.inner.get_prompt(project, name).await
     }
 
+    async fn prompt_by_id(&self, project: Uuid, id: Uuid) -> Result<Prompt> {
+        self.inner.prompt_by_id(project, id).await
+    }
+
     async fn list_prompts(
         &self,
         project: Uuid,

@@ -251,7 +251,7 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match authenticate(&state, req.headers()).await {
         Ok(caller) => {
-            if let Err(e) = state.limiter.check(caller.limit_id()) {
+            if let Err(e) = state.limiter.check(caller.limit_id()).await {
                 return e.into_response();
             }
             tracing::Span::current().record("project", tracing::field::display(caller.project.id));

@@ -192,6 +192,30 @@ pub struct ServeArgs {
     /// Serve `/metrics` on this address only (plain HTTP), not on --addr.
     #[arg(long, env = "PROMPT_REGISTRY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Redis for rate limits shared by every instance:
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]` or `rediss://…` (TLS). Without it each
+    /// instance counts its own; while Redis is unreachable each instance falls back to
+    /// its own, logged and counted on `/metrics`.
+    #[arg(long, env = "PROMPT_REGISTRY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// The start of every Redis key this server writes (instances sharing limits use
+    /// the same prefix).
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_REDIS_PREFIX",
+        default_value = "prompt-registry"
+    )]
+    pub redis_prefix: String,
+    /// Export traces (a span per HTTP request and per LLM call, GenAI conventions) to
+    /// this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (spans are posted to its
+    /// `/v1/traces`). Without it, the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turn export on; with neither, it is off.
+    #[arg(long, env = "PROMPT_REGISTRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Report internal errors (500s) and panics to this Sentry DSN, with the request id
+    /// and never a body, header or secret.
+    #[arg(long, env = "SENTRY_DSN", hide_env_values = true)]
+    pub sentry_dsn: Option<String>,
     /// People: sign-up, sign-in, mail, CORS and TLS.
     #[command(flatten)]
     pub people: PeopleArgs,
@@ -601,6 +625,12 @@ pub struct Prepared {
     pub mailer: crate::accounts::mail::Mailer,
     /// Webhook delivery.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// Redis for shared rate limits, if configured.
+    pub shared_limits: Option<std::sync::Arc<crate::limit::SharedLimits>>,
+    /// Where traces are exported, if anywhere.
+    pub otlp: Option<crate::otel::OtlpTarget>,
+    /// Where internal errors are reported, if anywhere.
+    pub sentry_dsn: Option<sentry::types::Dsn>,
 }
 
 impl ServeArgs {
@@ -632,6 +662,19 @@ impl ServeArgs {
             accounts: self.people.accounts_config(addr, &lookup)?,
             mailer: self.people.mailer()?,
             webhooks: self.webhooks.config()?,
+            shared_limits: self
+                .redis_url
+                .as_deref()
+                .map(|url| crate::limit::SharedLimits::new(url, &self.redis_prefix))
+                .transpose()?
+                .map(std::sync::Arc::new),
+            otlp: crate::otel::OtlpTarget::resolve(self.otlp_endpoint.as_deref(), lookup)?,
+            sentry_dsn: self
+                .sentry_dsn
+                .as_deref()
+                .filter(|d| !d.trim().is_empty())
+                .map(crate::error_reports::parse_dsn)
+                .transpose()?,
         })
     }
 }

@@ -130,6 +130,16 @@ pub const ENV_SETTINGS: &[EnvSetting] = &[
         "The key before a rotation, still accepted for opening.",
     ),
     env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        false,
+        "Without `--otlp-endpoint`: export traces to this OTLP/HTTP collector (the OpenTelemetry standard variable).",
+    ),
+    env(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        false,
+        "Without `--otlp-endpoint`: the full URL traces are posted to.",
+    ),
+    env(
         "PROMPT_REGISTRY_GOOGLE_CLIENT_ID",
         false,
         "Google sign-in (with `…_CLIENT_SECRET`).",

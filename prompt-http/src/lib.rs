@@ -19,10 +19,12 @@ pub mod config_cli;
 pub mod config_file;
 pub mod connections;
 pub mod error;
+pub mod error_reports;
 pub mod extract;
 pub mod feed;
 pub mod limit;
 pub mod metrics;
+pub mod otel;
 pub mod people_cli;
 pub mod project_providers;
 pub mod router;
@@ -79,6 +81,9 @@ pub struct StateConfig {
     /// it while the run executes; a `running` run not renewed for that long is
     /// re-queued by the workers (see `prompt_core::Registry::with_run_lease`).
     pub run_lease: std::time::Duration,
+    /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
+    /// instance counts its own.
+    pub shared_limits: Option<Arc<limit::SharedLimits>>,
 }
 
 /// The limits of anonymous tool calls (`--public-tools`).
@@ -113,6 +118,7 @@ impl Default for StateConfig {
             tools: ToolsConfig::default(),
             master_key: None,
             retry: prompt_providers::RetryPolicy::default(),
+            shared_limits: None,
             accounts: None,
             events: None,
             feed: feed::FeedConfig::default(),
@@ -140,7 +146,11 @@ pub async fn build_state(
     // The tools' meta-prompts of the default project (other projects: on first use).
     base.seed_tools().await?;
     let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);
-    let limiter = KeyLimiter::new(config.rate_limit, config.rate_burst);
+    let shared = |l: KeyLimiter| match &config.shared_limits {
+        Some(redis) => l.shared_through(redis.clone()),
+        None => l,
+    };
+    let limiter = shared(KeyLimiter::new(config.rate_limit, config.rate_burst));
     let accounts = match &config.accounts {
         Some(setup) => Some(
             accounts::Accounts::new(
@@ -165,7 +175,11 @@ pub async fn build_state(
             writer,
             limiter,
             public_tools: config.public_tools.map(|c| state::PublicTools {
-                limiter: limit::AddrLimiter::per_minute(c.per_minute, c.burst),
+                limiter: match &config.shared_limits {
+                    Some(redis) => limit::AddrLimiter::per_minute(c.per_minute, c.burst)
+                        .shared_through(redis.clone()),
+                    None => limit::AddrLimiter::per_minute(c.per_minute, c.burst),
+                },
                 project: Arc::default(),
             }),
             cache: None,

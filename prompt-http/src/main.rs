@@ -145,19 +145,31 @@ enum KeysCommand {
 }
 
 fn init_logs(format: LogFormat) {
+    init_logs_with(format, None);
+}
+
+/// Logs on stderr (filtered by `RUST_LOG`, default `info`) and, when export is on,
+/// spans to OpenTelemetry (filtered on their own: see `prompt_http::otel`).
+fn init_logs_with(format: LogFormat, telemetry: Option<&prompt_http::otel::Telemetry>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => fmt.with_filter(filter).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(telemetry.map(|t| t.layer()))
+        .try_init();
 }
 
 async fn open_cached(
@@ -211,8 +223,25 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
-            let addr = args.validate()?;
-            init_logs(args.log_format);
+            // Every setting checked (what `config check` runs) before anything starts.
+            let prepared = args.prepare()?;
+            let addr = prepared.addr;
+            let telemetry = prepared
+                .otlp
+                .as_ref()
+                .map(prompt_http::otel::Telemetry::start)
+                .transpose()?;
+            init_logs_with(args.log_format, telemetry.as_ref());
+            if let Some(t) = &prepared.otlp {
+                tracing::info!(endpoint = ?t.traces_url(), "exporting traces over OTLP/HTTP");
+            }
+            let error_reports = prepared
+                .sentry_dsn
+                .clone()
+                .map(prompt_http::error_reports::init);
+            if error_reports.is_some() {
+                tracing::info!("reporting internal errors and panics to Sentry");
+            }
             if let Some(path) = &args.config {
                 tracing::info!(file = %path.display(), "settings read from the configuration file");
             }
@@ -238,7 +267,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             // The configuration, not only the built set: stored credentials get the same
             // retry policy as the environment's providers.
-            let prepared = args.prepare()?;
             let providers_config = prepared.providers_config;
             let providers = prepared.providers;
             let tools = prepared.tools;
@@ -293,6 +321,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }),
                 events: Some(opened.backend.events.clone()),
                 feed: args.feed_config(),
+                shared_limits: prepared.shared_limits.clone(),
                 webhooks: Some(prompt_http::webhooks::WebhooksSetup {
                     store: opened.backend.webhooks.clone(),
                     events: opened.backend.events.clone(),
@@ -399,6 +428,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             tracing::info!("shutdown complete: every acknowledged run write is committed");
             opened.backend.close().await;
+            if let Some(t) = telemetry {
+                // Within the shutdown timeout, but never less than 2 s to send the last
+                // spans (the requests' own time may have used the timeout up).
+                let within = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_secs(2));
+                t.shutdown(within).await;
+            }
+            // Sends queued reports (up to 2 s).
+            drop(error_reports);
             served.map_err(|e| format!("server error: {e}"))
         }
         Command::Migrate {

@@ -62,6 +62,14 @@ fn describe() {
         "prompt_registry_gateway_requests_total",
         "Gateway calls logged as runs, by run status"
     );
+    metrics::describe_counter!(
+        crate::otel::DROPPED_METRIC,
+        "Spans not exported over OTLP, by reason (queue_full, export_failed)"
+    );
+    metrics::describe_counter!(
+        crate::otel::EXPORTED_METRIC,
+        "Spans the OTLP collector accepted"
+    );
 }
 
 /// The current metrics in Prometheus' text format.

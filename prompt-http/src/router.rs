@@ -186,6 +186,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             prompts::update_prompt,
             prompts::archive_prompt
         ))
+        .routes(routes!(prompts::get_prompt_by_id))
         .routes(routes!(prompts::create_version, prompts::list_versions))
         .routes(routes!(prompts::get_version, prompts::delete_version))
         .routes(routes!(prompts::resolve))
@@ -302,7 +303,8 @@ pub fn people_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The routes of the systems this service replaces (tag `compat`): the prompt analysis
 /// service's (which authenticate in their extractor, anonymous callers included when
 /// `--public-tools` is on), the AI prompt manager's and the prompt optimizer backend's
-/// model routes (behind the API's auth, added in [`app`]). See `routes::compat`.
+/// model, prompt and `POST /api/sync/force` routes (behind the API's auth, added in
+/// [`app`]). See `routes::compat`.
 pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::routes::compat::{ai_prompts, analysis};
     let (analysis_routes, mut doc) = OpenApiRouter::new()
@@ -310,13 +312,25 @@ pub fn compat_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(analysis::remix))
         .routes(routes!(analysis::create))
         .split_for_parts();
-    use crate::routes::compat::optimizer;
+    use crate::routes::compat::{optimizer, optimizer_prompts};
     let (ai, ai_doc) = OpenApiRouter::new()
         .routes(routes!(ai_prompts::create_prompt, ai_prompts::list_prompts))
         .routes(routes!(ai_prompts::get_prompt))
         .routes(routes!(optimizer::list_models))
         .routes(routes!(optimizer::list_configs))
         .routes(routes!(optimizer::put_config, optimizer::delete_config))
+        .routes(routes!(
+            optimizer_prompts::list_prompts,
+            optimizer_prompts::create_prompt
+        ))
+        .routes(routes!(
+            optimizer_prompts::get_prompt,
+            optimizer_prompts::update_prompt,
+            optimizer_prompts::delete_prompt
+        ))
+        .routes(routes!(optimizer_prompts::history))
+        .routes(routes!(optimizer_prompts::optimize))
+        .routes(routes!(crate::routes::events::sync_force))
         .split_for_parts();
     doc.merge(ai_doc);
     // The same handlers without the trailing slash (not in the document twice).
@@ -395,6 +409,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(ai_prompts)
         .merge(crate::routes::langfuse::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(test_routes())
         // A GET outside the API namespaces is the console's (its client-side routes
         // answer index.html); anything else unmatched is a 404 in the path's error shape.
         .fallback(move |req: Request| async move {
@@ -435,6 +450,25 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         let inner = inner.clone();
         async move { inner.oneshot(normalize_prompt_path(req)).await }
     }))
+}
+
+/// The name of the variable that turns the test routes on (in builds that have them).
+pub const TEST_ROUTES_ENV: &str = "PROMPT_REGISTRY_TEST_ROUTES";
+
+/// Fault injection for the crate's own process tests: `GET /__test/panic` panics (to
+/// check that a panic answers 500 and is reported). Only in builds with the
+/// `test-routes` feature (the tests' own), and only with `PROMPT_REGISTRY_TEST_ROUTES=1`.
+fn test_routes() -> Router<AppState> {
+    #[cfg(feature = "test-routes")]
+    if std::env::var(TEST_ROUTES_ENV).is_ok_and(|v| v == "1") {
+        return Router::new().route("/__test/panic", axum::routing::get(test_panic));
+    }
+    Router::new()
+}
+
+#[cfg(feature = "test-routes")]
+async fn test_panic() -> Response {
+    panic!("a panic of the test route")
 }
 
 /// CORS: off unless origins are configured (`PROMPT_REGISTRY_CORS_ORIGINS`); then those
@@ -483,13 +517,19 @@ fn cors_layer(state: &AppState) -> tower_http::cors::CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// How the internal cause of a panic's 500 starts.
+pub const PANIC_CAUSE_PREFIX: &str = "panic: ";
+
 fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let detail = err
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
-    ApiError::Core(prompt_core::Error::internal(format!("panic: {detail}"))).into_response()
+    ApiError::Core(prompt_core::Error::internal(format!(
+        "{PANIC_CAUSE_PREFIX}{detail}"
+    )))
+    .into_response()
 }
 
 async fn no_route(uri: Uri) -> Response {
@@ -605,21 +645,52 @@ async fn observe(mut req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // The server span of OpenTelemetry's HTTP conventions too (`otel.*` and the
+    // `http.*` attributes only reach OpenTelemetry; see `crate::otel`).
     let span = tracing::info_span!(
         "request",
         %method,
         path = %path,
         request_id = %request_id,
-        project = tracing::field::Empty
+        project = tracing::field::Empty,
+        otel.name = %format_args!("{method_label} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
     );
+    let traced = crate::otel::enabled();
+    if traced {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        crate::otel::set_parent_from(&span, req.headers());
+        span.set_attribute("http.request.method", method_label);
+        span.set_attribute("http.route", route.clone());
+    }
+    let hub = crate::error_reports::enabled()
+        .then(|| crate::error_reports::request_hub(&request_id, method_label, &route));
     let mut resp = {
         use tracing::Instrument;
-        next.run(req).instrument(span.clone()).await
+        let fut = next.run(req).instrument(span.clone());
+        match &hub {
+            Some(h) => sentry::SentryFutureExt::bind_hub(fut, h.clone()).await,
+            None => fut.await,
+        }
     };
     let status = resp.status();
+    if traced {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+    }
     if status.is_client_error() || status.is_server_error() {
         // The OpenAI- and Langfuse-compatible routes answer in their own error shapes.
-        resp = ensure_error_body(resp, &request_id, &span, ErrorShape::of(&path));
+        resp = ensure_error_body(
+            resp,
+            &request_id,
+            &span,
+            hub.as_deref(),
+            ErrorShape::of(&path),
+        );
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -645,6 +716,7 @@ fn ensure_error_body(
     resp: Response,
     request_id: &str,
     span: &tracing::Span,
+    reports: Option<&sentry::Hub>,
     shape: ErrorShape,
 ) -> Response {
     let status = resp.status();
@@ -652,6 +724,9 @@ fn ensure_error_body(
         span.in_scope(|| {
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::error!(%cause, "internal error");
+                if let Some(hub) = reports {
+                    crate::error_reports::internal_error(hub, cause);
+                }
             } else {
                 tracing::warn!(%cause, "service unavailable");
             }

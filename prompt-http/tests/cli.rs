@@ -9,46 +9,15 @@
 )]
 
 mod common;
-use common::{bin, free_port};
+use common::{bin, free_port, raw_get, wait_healthy};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn wait_healthy(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(url.trim_start_matches("http://")) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not become healthy");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn http(url: &str, method: &str, path: &str, key: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 #[test]
 fn serve_on_default_sqlite_prints_admin_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let start = || {
         bin()
             .arg("serve")
@@ -69,12 +38,12 @@ fn serve_on_default_sqlite_prints_admin_key_once() {
         key.starts_with("pr_"),
         "the first line of stdout is the admin key: {key:?}"
     );
-    wait_healthy(&url);
+    wait_healthy(port);
     assert!(
         dir.path().join("prompt-registry.db").exists(),
         "the default is a SQLite file in the working directory"
     );
-    let resp = http(&url, "GET", "/api/v1/keys", &key);
+    let resp = raw_get(port, "/api/v1/keys", &key).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     // SIGTERM: graceful shutdown, exit code 0.
     let pid = child.id().to_string();
@@ -88,8 +57,8 @@ fn serve_on_default_sqlite_prints_admin_key_once() {
     assert!(child.wait().unwrap().success());
     // Second start on the same database: no new key is printed, the old one still works.
     let child = start();
-    wait_healthy(&url);
-    let resp = http(&url, "GET", "/api/v1/keys", &key);
+    wait_healthy(port);
+    let resp = raw_get(port, "/api/v1/keys", &key).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(
         Command::new("kill")

@@ -2,7 +2,8 @@
 //! calls them: the prompt analysis service (`POST /api/v1/{analyze,remix,create}`,
 //! anonymous with `--public-tools`, rate-limited per client address) and the AI prompt
 //! manager (`/ai/prompts/`, executed by a background worker against the mock vendor
-//! server) — on memory, SQLite files and Postgres.
+//! server) and the prompt optimizer backend (`/api/models…` here; `/api/prompts…` and
+//! `POST /api/sync/force` in [`optimizer`]) — on memory, SQLite files and Postgres.
 //!
 //! Over 600 lines as one suite: the three replaced designs share the app set-up, the
 //! mock vendor and the per-backend runner at the end of the file.
@@ -13,6 +14,8 @@
 )]
 
 mod common;
+#[path = "compat_routes/optimizer.rs"]
+mod optimizer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +26,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use common::smtp::{SmtpSink, token_in};
 use common::{Resp, TestApp, assert_error};
-use prompt_core::{KeyRole, PeopleStore, PromptStore, ProviderSet, RunLog, ToolsConfig};
+use optimizer::{optimizer_prompts_round_trip, sync_force_resynchronises};
+use prompt_core::{EventLog, KeyRole, PeopleStore, PromptStore, ProviderSet, RunLog, ToolsConfig};
 use prompt_http::accounts::AccountsConfig;
 use prompt_http::accounts::mail::Mailer;
 use prompt_http::secrets::{Keyring, MasterKey};
@@ -41,6 +45,7 @@ type Parts = (
     Arc<dyn PromptStore>,
     Arc<dyn RunLog>,
     Arc<dyn PeopleStore>,
+    Arc<dyn EventLog>,
     Option<Box<dyn std::any::Any + Send + Sync>>,
 );
 
@@ -59,7 +64,7 @@ struct Setup {
 }
 
 async fn compat_app(parts: Parts, setup: Setup) -> Compat {
-    let (store, runs, people, guard) = parts;
+    let (store, runs, people, events, guard) = parts;
     let vendor = MockServer::start().await.unwrap();
     let sink = SmtpSink::start().await;
     let mut c = OpenAiConfig::compatible("openai", vendor.openai_base_url());
@@ -82,6 +87,7 @@ async fn compat_app(parts: Parts, setup: Setup) -> Compat {
             providers,
             tools,
             public_tools: setup.public_tools,
+            events: Some(events),
             master_key: Some(Keyring {
                 current: MasterKey::parse(KEY_HEX).unwrap(),
                 previous: None,
@@ -115,8 +121,16 @@ async fn compat_app(parts: Parts, setup: Setup) -> Compat {
 }
 
 fn memory_parts() -> Parts {
-    let (store, runs, people) = prompt_store::memory_with_people();
-    (store, runs, people, None)
+    let s = Arc::new(prompt_store::MemoryStore::new(
+        prompt_store::MemoryConfig::default(),
+    ));
+    (
+        prompt_core::ValidatedStore::wrap(s.clone()),
+        prompt_core::ValidatedRunLog::wrap(s.clone()),
+        s.clone(),
+        s,
+        None,
+    )
 }
 
 /// A request from the client address `from` (as the server's socket sees it).
@@ -761,10 +775,19 @@ async fn the_openapi_document_lists_the_compat_routes() {
         ("/api/models/config", "get"),
         ("/api/models/config/{model}", "put"),
         ("/api/models/config/{model}", "delete"),
+        ("/api/prompts", "get"),
+        ("/api/prompts", "post"),
+        ("/api/prompts/{id}", "get"),
+        ("/api/prompts/{id}", "put"),
+        ("/api/prompts/{id}", "delete"),
+        ("/api/prompts/{id}/history", "get"),
+        ("/api/prompts/{id}/optimize", "post"),
     ] {
         let op = &doc["paths"][path][method];
         assert_eq!(op["tags"], json!(["compat"]), "{method} {path}: {op}");
     }
+    let force = &doc["paths"]["/api/sync/force"]["post"];
+    assert_eq!(force["tags"], json!(["compat", "events"]), "{force}");
     // Operation ids stay unique (the console's client generator refuses duplicates).
     let mut ids: Vec<&str> = doc["paths"]
         .as_object()
@@ -783,6 +806,11 @@ async fn the_openapi_document_lists_the_compat_routes() {
         "PromptOut",
         "PromptDetail",
         "PromptResponse",
+        "OptimizerPrompt",
+        "OptimizerPromptCreate",
+        "OptimizerPromptUpdate",
+        "PromptHistoryEntry",
+        "SyncSnapshot",
     ] {
         assert!(schemas.get(name).is_some(), "schema {name}");
     }
@@ -803,7 +831,14 @@ macro_rules! compat_suite {
 fn from_backend(b: Option<prompt_store::testkit::TestBackend>) -> Option<Parts> {
     let b = b?;
     let people = b.people.clone().expect("the backend offers a people store");
-    Some((b.store.clone(), b.runs.clone(), people, Some(Box::new(b))))
+    let events = b.events.clone().expect("the backend offers an event log");
+    Some((
+        b.store.clone(),
+        b.runs.clone(),
+        people,
+        events,
+        Some(Box::new(b)),
+    ))
 }
 
 mod memory {
@@ -811,7 +846,7 @@ mod memory {
         Some(super::memory_parts())
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers, optimizer_prompts_round_trip, sync_force_resynchronises);
 }
 
 mod sqlite {
@@ -819,7 +854,7 @@ mod sqlite {
         super::from_backend(prompt_store::testkit::sqlite_backend().await)
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers, optimizer_prompts_round_trip, sync_force_resynchronises);
 }
 
 mod postgres {
@@ -827,5 +862,5 @@ mod postgres {
         super::from_backend(prompt_store::testkit::postgres_backend().await)
     }
 
-    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers);
+    compat_suite!(parts: analysis_routes_are_the_tools, ai_prompts_run_in_the_background, ai_prompts_refuse_bad_requests, model_configs_are_stored_providers, optimizer_prompts_round_trip, sync_force_resynchronises);
 }

@@ -9,33 +9,13 @@
 )]
 
 mod common;
-use common::{bin, free_port};
+use common::{bin, free_port, raw_get, read_admin_key, wait_healthy};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 fn get(port: u16, path: &str, key: &str) -> String {
-    try_get(port, path, key).unwrap()
-}
-
-fn try_get(port: u16, path: &str, key: &str) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !try_get(port, "/healthz", "").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
-        assert!(Instant::now() < deadline, "server did not become healthy");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    raw_get(port, path, key).unwrap()
 }
 
 #[test]
@@ -70,12 +50,7 @@ fn serve_takes_the_file_below_the_environment_and_the_flags() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut key = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut key)
-        .unwrap();
-    let key = key.trim().to_owned();
-    assert!(key.starts_with("pr_"), "{key:?}");
+    let key = read_admin_key(&mut child);
     // The environment's address wins over the file's.
     wait_healthy(env_port);
     assert!(db.exists(), "the file's database_url is used");

@@ -17,9 +17,8 @@
 
 mod common;
 use common::cluster::Cluster;
-use common::free_port;
+use common::{free_port, read_admin_key};
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,12 +56,7 @@ fn serve(database_url: &str, dir: &Path) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut key = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut key)
-        .unwrap();
-    let key = key.trim().to_owned();
-    assert!(key.starts_with("pr_"), "admin key on stdout: {key:?}");
+    let key = read_admin_key(&mut child);
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),

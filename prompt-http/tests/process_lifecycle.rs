@@ -8,11 +8,11 @@
 )]
 
 mod common;
-use common::{bin, free_port};
+use common::{bin, free_port, sigterm};
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,16 +81,6 @@ async fn wait_healthy(base: &str) {
         assert!(Instant::now() < deadline, "server did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn sigterm(child: &Child) {
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 /// Clients posting runs until `stop`; the ids of runs answered 2xx go in `acked`.

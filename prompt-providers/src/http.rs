@@ -48,6 +48,27 @@ impl From<&str> for ApiKey {
 
 static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
 
+/// A function that adds headers to every vendor request, given the request's headers.
+/// The server sets one that adds the W3C `traceparent` of the current span, so a
+/// vendor's traces continue ours; this crate knows no tracing backend.
+pub type OutgoingHeaders = fn(&mut HeaderMap);
+
+static OUTGOING: OnceLock<OutgoingHeaders> = OnceLock::new();
+
+/// Set the process-wide [`OutgoingHeaders`] function (once; `false` if one was set
+/// already, which stays).
+pub fn set_outgoing_headers(add: OutgoingHeaders) -> bool {
+    OUTGOING.set(add).is_ok()
+}
+
+/// The headers of a vendor request, with what the [`OutgoingHeaders`] function adds.
+fn with_outgoing(mut headers: HeaderMap) -> HeaderMap {
+    if let Some(add) = OUTGOING.get() {
+        add(&mut headers);
+    }
+    headers
+}
+
 /// The process-wide HTTP client every provider uses (one connection pool), unless a
 /// provider is given its own with `with_client`.
 pub fn shared_client() -> Result<reqwest::Client, ProviderError> {
@@ -170,7 +191,7 @@ pub(crate) async fn post_json(
     let exchange = async {
         let resp = client
             .post(url)
-            .headers(headers)
+            .headers(with_outgoing(headers))
             .body(bytes)
             .send()
             .await
@@ -243,7 +264,11 @@ pub(crate) async fn post_for_stream(
             format!("no answer within {} ms", timeout.as_millis()),
         )
     };
-    let send = client.post(url).headers(headers).body(bytes).send();
+    let send = client
+        .post(url)
+        .headers(with_outgoing(headers))
+        .body(bytes)
+        .send();
     let resp = match tokio::time::timeout(timeout, send).await {
         Ok(r) => r.map_err(|e| transport_error(provider, &e, timeout))?,
         Err(_) => return Err(timed_out()),

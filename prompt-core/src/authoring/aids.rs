@@ -412,7 +412,7 @@ impl Registry {
         let (rw, runs, meta_version) = self.rewritten(Tool::Optimize, answered)?;
         let message = clip(
             &format!(
-                "Optimized from version {} by {} v{} ({}){}: {}",
+                "{OPTIMIZED_PREFIX}{} by {} v{} ({}){}: {}",
                 source.version,
                 Tool::Optimize.prompt_name(),
                 meta_version,

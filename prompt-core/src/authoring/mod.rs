@@ -89,6 +89,22 @@ pub fn is_reserved_name(name: &str) -> bool {
     name.starts_with(TOOLS_NAMESPACE)
 }
 
+/// How the commit message of every version [`Registry::optimize`] makes starts:
+/// `Optimized from version N by _tools/optimize vM (provider/model)[ for: goal]:
+/// rationale`.
+pub const OPTIMIZED_PREFIX: &str = "Optimized from version ";
+
+/// The tools model (`provider/model`) that made a version, read from its commit
+/// message; `None` for a version [`Registry::optimize`] did not make. The one reader
+/// of the message that [`Registry::optimize`] writes (the prompt optimizer backend's
+/// `model_used`).
+pub fn optimized_by(commit_message: &str) -> Option<&str> {
+    let rest = commit_message.strip_prefix(OPTIMIZED_PREFIX)?;
+    let rest = &rest[rest.find(" (")? + 2..];
+    let model = &rest[..rest.find(')')?];
+    (!model.is_empty() && !model.contains(char::is_whitespace)).then_some(model)
+}
+
 /// The default tools model.
 pub const DEFAULT_TOOLS_MODEL: &str = "mock/echo";
 
@@ -367,6 +383,17 @@ mod tests {
     use super::*;
     use crate::domain::{Template, TemplateKind};
     use crate::template::TemplateFormat;
+
+    #[test]
+    fn the_model_of_an_optimized_version_is_read_from_its_commit_message() {
+        let m = "Optimized from version 2 by _tools/optimize v1 (openai/gpt-4o-mini) for: \
+                 brevity (and tone): shorter";
+        assert_eq!(optimized_by(m), Some("openai/gpt-4o-mini"));
+        let m = "Optimized from version 1 by _tools/optimize v3 (mock/echo): Unchanged";
+        assert_eq!(optimized_by(m), Some("mock/echo"));
+        assert_eq!(optimized_by("first draft (by hand)"), None);
+        assert_eq!(optimized_by("Optimized from version 1, by hand"), None);
+    }
 
     #[test]
     fn tools_model_specs() {

@@ -526,11 +526,30 @@ impl Registry {
             params: plan.params,
             timeout: plan.timeout,
         };
+        let span = crate::call::chat_span(&crate::call::CallTrace {
+            provider: provider.name(),
+            model: &model,
+            prompt: run.prompt.as_deref(),
+            version: run.version,
+            label: run.label.as_deref(),
+            run_id: id,
+        });
         let started = Instant::now();
-        let result = self
-            .renewing(lease, call(&provider, &request, plan.stream, on_delta))
-            .await;
+        let result = {
+            use tracing::Instrument;
+            // The lease is renewed outside the span: its writes are not the call's.
+            self.renewing(
+                lease,
+                call(&provider, &request, plan.stream, on_delta).instrument(span.clone()),
+            )
+            .await
+        };
         let latency = started.elapsed();
+        match &result {
+            Ok(response) => crate::call::record_answer(&span, response),
+            Err(e) => crate::call::record_failure(&span, e.kind.as_str()),
+        }
+        drop(span);
         match result {
             Ok(response) => {
                 let figures = AnswerFigures::of(

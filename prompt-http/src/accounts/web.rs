@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for SignedInUser {
             }
             Err(e) => return Err(e.into()),
         }
-        state.limiter.check(claims.sub)?;
+        state.limiter.check(claims.sub).await?;
         Ok(SignedInUser {
             id: claims.sub,
             session: claims.sid,

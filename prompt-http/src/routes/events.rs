@@ -1,6 +1,7 @@
 //! The change log over HTTP: a page of it (`GET /api/v1/events`), a live stream of it
-//! as Server-Sent Events (`GET /api/v1/events/stream`) and the sync status of a client
-//! (`GET /api/sync/status`). The WebSocket transport is in [`super::ws`].
+//! as Server-Sent Events (`GET /api/v1/events/stream`), the sync status of a client
+//! (`GET /api/sync/status`) and a resync (`POST /api/sync/force`). The WebSocket
+//! transport is in [`super::ws`].
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -10,9 +11,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use prompt_core::domain::{EventPage, EventType, event_limit};
+use prompt_core::domain::{EventPage, EventType, MAX_EVENT_PAGE, event_limit};
 use prompt_core::wire::ErrorDetails;
+use prompt_core::{Error, PageRequest, Prompt, PromptFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -285,4 +288,143 @@ pub async fn sync_status(
         lag: cursor.map(|c| head.saturating_sub(c)),
         subscriptions: feed.subscriptions(caller.project.id, caller.limit_id(), head),
     }))
+}
+
+/// One prompt in a resync: enough to tell whether a client's copy is current (compare
+/// `etag`, or `updated_at` and `latest_version`), and where to read the rest
+/// (`GET /api/v1/prompts/{name}`, `GET /api/prompts/{id}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncedPrompt {
+    /// The prompt's id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its etag (changes with every change of the prompt, its versions or labels).
+    pub etag: String,
+    /// Its newest version, if any.
+    pub latest_version: Option<u32>,
+    /// Label → version (`latest` included).
+    pub labels: std::collections::BTreeMap<String, u32>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Prompt> for SyncedPrompt {
+    fn from(p: Prompt) -> Self {
+        SyncedPrompt {
+            id: p.id,
+            name: p.name,
+            etag: p.etag,
+            latest_version: p.latest_version,
+            labels: p.labels,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// Answer of `POST /api/sync/force`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncSnapshot {
+    /// The caller's project (id).
+    pub project: Uuid,
+    /// The log's head when the snapshot was taken: follow the feed from here
+    /// (`after=cursor`, `Last-Event-ID`); everything up to it is in the snapshot.
+    pub cursor: u64,
+    /// `true`: `prompts` is every live prompt of the project (no `cursor` was sent, or
+    /// it was older than the retained log or ahead of the head): drop any prompt not
+    /// in it. `false`: only the prompts changed after the `cursor` sent.
+    pub full: bool,
+    /// The live prompts (all, or the changed ones), by name.
+    pub prompts: Vec<SyncedPrompt>,
+    /// Names changed after the `cursor` sent that name no live prompt any more
+    /// (archived): drop them. Always empty when `full`.
+    pub removed: Vec<String>,
+}
+
+/// Force a resync: the log's head (`cursor`) and the state a client needs to catch up
+/// to it — with `?cursor=` (the last `seq` it applied), the prompts changed since then
+/// and the names removed; without one (or with one older than the retained log), every
+/// live prompt (`full: true`). Then follow the feed from `cursor`. The snapshot is read
+/// after the head, so a change racing with it is in the snapshot, in the feed after
+/// `cursor`, or both (applying it twice is harmless: compare etags).
+#[utoipa::path(post, path = "/api/sync/force", tags = ["compat", "events"], params(SyncStatusQuery),
+    responses((status = 200, body = SyncSnapshot), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn sync_force(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SyncStatusQuery>,
+) -> ApiResult<Json<SyncSnapshot>> {
+    let feed = state.feed()?;
+    let cursor = match &q.cursor {
+        Some(c) => Some(parse_seq("cursor", c, false)?),
+        None => None,
+    };
+    let project = caller.project.id;
+    let head = feed.events().head(project).await?;
+    let reg = state.registry(&caller.project);
+    // The names changed after the cursor, up to the head; `None`: a full resync.
+    let mut changed = None;
+    if let Some(mut after) = cursor.filter(|c| *c <= head) {
+        let mut names = std::collections::BTreeSet::new();
+        loop {
+            if after >= head {
+                changed = Some(names);
+                break;
+            }
+            match feed.events().events(project, after, MAX_EVENT_PAGE).await {
+                Ok(page) => {
+                    let stop = page.events.is_empty();
+                    names.extend(
+                        page.events
+                            .iter()
+                            .take_while(|e| e.seq <= head)
+                            .filter_map(|e| e.prompt.clone()),
+                    );
+                    after = page.next;
+                    if stop {
+                        changed = Some(names);
+                        break;
+                    }
+                }
+                Err(Error::Gone { .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut snapshot = SyncSnapshot {
+        project,
+        cursor: head,
+        full: changed.is_none(),
+        prompts: Vec::new(),
+        removed: Vec::new(),
+    };
+    match changed {
+        Some(names) => {
+            for name in names {
+                match reg.get_prompt(&name).await {
+                    Ok(p) => snapshot.prompts.push(p.into()),
+                    Err(Error::NotFound { .. }) => snapshot.removed.push(name),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        None => {
+            let mut page = PageRequest {
+                limit: Some(500),
+                cursor: None,
+            };
+            loop {
+                let got = reg.list_prompts(&PromptFilter::default(), &page).await?;
+                snapshot
+                    .prompts
+                    .extend(got.items.into_iter().map(SyncedPrompt::from));
+                match got.next_cursor {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(Json(snapshot))
 }

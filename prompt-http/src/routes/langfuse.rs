@@ -109,7 +109,7 @@ pub async fn require_langfuse_key(
         }
         Err(e) => return LangfuseError::from(e).into_response(),
     };
-    if let Err(e) = state.limiter.check(record.id) {
+    if let Err(e) = state.limiter.check(record.id).await {
         return LangfuseError(e).into_response();
     }
     tracing::Span::current().record("project", tracing::field::display(record.project_id));

@@ -216,6 +216,30 @@ pub async fn get_prompt(
     Ok(with_etag(p, StatusCode::OK))
 }
 
+/// A prompt by its id, with its labels, latest version and etag, as
+/// `GET /api/v1/prompts/{name}` answers it (what the remote store's `prompt_by_id`
+/// calls). An archived prompt or another project's id: 404. Not under
+/// `/api/v1/prompts/…`, where `by-id` could be a prompt's name.
+#[utoipa::path(get, path = "/api/v1/prompts-by-id/{id}", tag = "prompts",
+    params(("id" = uuid::Uuid, Path, description = "the prompt's id")),
+    responses((status = 200, body = Prompt), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn get_prompt_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = uuid_param("id", &id, "a prompt id")?;
+    let p = state.registry(&caller.project).prompt_by_id(id).await?;
+    Ok(with_etag(p, StatusCode::OK))
+}
+
+/// A UUID from the path: 422 naming `field` when it is not one.
+pub fn uuid_param(field: &str, value: &str, what: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(value)
+        .map_err(|_| ApiError::invalid(field, format!("'{value}' is not {what} (a UUID)")))
+}
+
 /// Update description and tags; `If-Match` honoured (412 when stale).
 #[utoipa::path(patch, path = "/api/v1/prompts/{name}", tag = "prompts", request_body = PromptUpdate,
     params(("name" = String, Path, description = "prompt name"), ("If-Match" = Option<String>, Header, description = "etag from GET")),

@@ -31,6 +31,59 @@ pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
 }
 
+/// The admin key a first `serve` prints as the first line of its stdout (which must
+/// be piped).
+pub fn read_admin_key(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut key = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut key)
+        .unwrap();
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("pr_"), "the admin key on stdout: {key:?}");
+    key
+}
+
+/// Send SIGTERM to `child` (a graceful stop).
+pub fn sigterm(child: &std::process::Child) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// `GET path` with a bearer `key` (none when empty) to a server on 127.0.0.1:`port`,
+/// over a fresh connection: the whole raw answer (status line, headers, body).
+pub fn raw_get(port: u16, path: &str, key: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let auth = if key.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {key}\r\n")
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Wait (30 s at most) until the server on 127.0.0.1:`port` answers `/healthz` 200.
+pub fn wait_healthy(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !raw_get(port, "/healthz", "").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server on port {port} did not become healthy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// One `#[tokio::test]` per listed `async fn NAME(app: &TestApp)` of the calling file, in
 /// a module per listed backend (see [`TestApp::on`]):
 /// `backend_suites!([memory, sqlite, postgres]; test_a, test_b);` makes

@@ -488,6 +488,10 @@ impl PromptStore for CachedStore {
         self.guarded(self.inner.get_prompt(project, name)).await
     }
 
+    async fn prompt_by_id(&self, project: Uuid, id: Uuid) -> Result<Prompt> {
+        self.guarded(self.inner.prompt_by_id(project, id)).await
+    }
+
     async fn list_prompts(
         &self,
         project: Uuid,

@@ -651,6 +651,15 @@ impl PromptStore for MemoryStore {
         Ok(self.read()?.live_prompt(project, name)?.to_prompt())
     }
 
+    async fn prompt_by_id(&self, project: Uuid, id: Uuid) -> Result<Prompt> {
+        let s = self.read()?;
+        s.prompts
+            .get(&id)
+            .filter(|row| row.project == project && !row.archived)
+            .map(PromptRow::to_prompt)
+            .ok_or_else(|| Error::not_found(format!("prompt {id}")))
+    }
+
     async fn list_prompts(
         &self,
         project: Uuid,

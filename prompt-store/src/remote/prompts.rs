@@ -74,6 +74,11 @@ impl PromptStore for RemoteStore {
         self.get_json(&prompt_path(name, "")?, &[]).await
     }
 
+    async fn prompt_by_id(&self, _project: Uuid, id: Uuid) -> Result<Prompt> {
+        self.get_json(&format!("/api/v1/prompts-by-id/{id}"), &[])
+            .await
+    }
+
     async fn list_prompts(
         &self,
         _project: Uuid,

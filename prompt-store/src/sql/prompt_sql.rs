@@ -37,6 +37,7 @@ impl Locked {
 #[derive(Debug)]
 pub(crate) struct PromptSql {
     pub(super) get_prompt: String,
+    pub(super) prompt_by_id: String,
     pub(super) load_prompt: String,
     pub(super) list_prompts: String,
     pub(super) lock_prompt: String,
@@ -111,6 +112,10 @@ impl PromptSql {
             get_prompt: format!(
                 "SELECT {prompt_cols} FROM prompts p \
                  WHERE p.project_id = $1 AND p.name = $2 AND {live_p}"
+            ),
+            prompt_by_id: format!(
+                "SELECT {prompt_cols} FROM prompts p \
+                 WHERE p.id = $1 AND p.project_id = $2 AND {live_p}"
             ),
             load_prompt: format!("SELECT {prompt_cols} FROM prompts p WHERE p.id = $1"),
             list_prompts: format!(

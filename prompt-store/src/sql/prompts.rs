@@ -84,6 +84,21 @@ where
         )
     }
 
+    async fn prompt_by_id(&self, project: Uuid, id: Uuid) -> Result<Prompt> {
+        finish::<D, _>(
+            async {
+                let row = sqlx::query(D::prompt_sql().prompt_by_id.as_str())
+                    .bind(id)
+                    .bind(project)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("prompt {id}")))?;
+                Self::prompt_from_row(&row)
+            }
+            .await,
+        )
+    }
+
     async fn list_prompts(
         &self,
         project: Uuid,

@@ -214,6 +214,7 @@ macro_rules! behaviour_suite {
             label_delete_and_errors,
             resolve_errors_name_what_is_missing,
             archive_hides_prompt_and_frees_name,
+            prompt_by_id_scoped_and_live,
             update_prompt_with_etag,
             list_prompts_filters,
             list_prompts_pagination_while_inserting,

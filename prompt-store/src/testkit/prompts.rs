@@ -478,6 +478,54 @@ pub async fn archive_hides_prompt_and_frees_name(b: &TestBackend) {
     assert_ne!(nv.prompt_id, v.prompt_id);
 }
 
+/// A prompt by id: the live prompt with its labels, as by name; another project's id,
+/// an unknown id and an archived prompt's id are `NotFound`.
+pub async fn prompt_by_id_scoped_and_live(b: &TestBackend) {
+    let r = reg(b).await;
+    let other = reg(b).await;
+    r.create_version(
+        "by-id/one",
+        NewVersion::new("hello {{ who }}").with_labels(["staging"]),
+    )
+    .await
+    .unwrap();
+    let p = r.get_prompt("by-id/one").await.unwrap();
+    let got = r.prompt_by_id(p.id).await.unwrap();
+    assert_eq!(got, p);
+    assert_eq!(got.labels.get("staging"), Some(&1));
+    assert_eq!(got.latest_version, Some(1));
+    let e = other.prompt_by_id(p.id).await.unwrap_err();
+    assert!(
+        matches!(e, Error::NotFound { .. }),
+        "another project's: {e:?}"
+    );
+    let e = r.prompt_by_id(uuid::Uuid::new_v4()).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "unknown: {e:?}");
+    // A change shows at once (a cache in front keeps no stale copy by id).
+    r.update_prompt(
+        "by-id/one",
+        PromptUpdate {
+            description: Some(Some("now described".into())),
+            tags: None,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let got = r.prompt_by_id(p.id).await.unwrap();
+    assert_eq!(got.description.as_deref(), Some("now described"));
+    r.archive_prompt("by-id/one").await.unwrap();
+    let e = r.prompt_by_id(p.id).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "archived: {e:?}");
+    // The name reused is a new prompt, with a new id.
+    r.create_version("by-id/one", NewVersion::new("again"))
+        .await
+        .unwrap();
+    let again = r.get_prompt("by-id/one").await.unwrap();
+    assert_ne!(again.id, p.id);
+    assert_eq!(r.prompt_by_id(again.id).await.unwrap(), again);
+}
+
 /// Updates honour `If-Match`; the etag changes on every change.
 pub async fn update_prompt_with_etag(b: &TestBackend) {
     let r = reg(b).await;

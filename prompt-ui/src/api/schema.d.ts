@@ -390,6 +390,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's prompts, by name, as a JSON array (the tools' reserved `_tools/`
+         *     prompts left out). The header `x-next-cursor` names the next page, if any.
+         */
+        get: operations["optimizer_list_prompts"];
+        put?: never;
+        /**
+         * Create a prompt with its text as version 1 (in one transaction) → 201. A title
+         *     whose name is taken: 409.
+         */
+        post: operations["optimizer_create_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One prompt. Another project's, an archived one or an unknown id: 404. */
+        get: operations["optimizer_get_prompt"];
+        /**
+         * Change a prompt's title, tags, description and/or text (a new text is a new
+         *     version), in one transaction. `If-Match` with the prompt's etag: 412 when it
+         *     changed meanwhile.
+         */
+        put: operations["optimizer_update_prompt"];
+        post?: never;
+        /**
+         * Archive a prompt → 204 (its versions stay readable for old runs; its name may be
+         *     reused).
+         */
+        delete: operations["optimizer_delete_prompt"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A prompt's versions, newest first: what `optimization_history` holds. */
+        get: operations["optimizer_prompt_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/optimize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Optimize the prompt's `original_text` with the tools model into a new version
+         *     (`optimized_text`, `model_used`; no label moves but `latest`) → 200 with the
+         *     prompt. 503 (with `Retry-After`) when the tools model is down; 422 for a prompt
+         *     without text or a `model` that is not the tools model.
+         */
+        post: operations["optimizer_optimize_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -450,6 +539,30 @@ export interface paths {
         head?: never;
         /** `PATCH /api/public/v2/prompts/{name}/versions/{version}`: move labels to it. */
         patch: operations["update_version"];
+        trace?: never;
+    };
+    "/api/sync/force": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Force a resync: the log's head (`cursor`) and the state a client needs to catch up
+         *     to it — with `?cursor=` (the last `seq` it applied), the prompts changed since then
+         *     and the names removed; without one (or with one older than the retained log), every
+         *     live prompt (`full: true`). Then follow the feed from `cursor`. The snapshot is read
+         *     after the head, so a change racing with it is in the snapshot, in the feed after
+         *     `cursor`, or both (applying it twice is harmless: compare etags).
+         */
+        post: operations["sync_force"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/sync/status": {
@@ -918,6 +1031,28 @@ export interface paths {
         put?: never;
         /** Create a prompt. */
         post: operations["create_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/prompts-by-id/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A prompt by its id, with its labels, latest version and etag, as
+         *     `GET /api/v1/prompts/{name}` answers it (what the remote store's `prompt_by_id`
+         *     calls). An archived prompt or another project's id: 404. Not under
+         *     `/api/v1/prompts/…`, where `by-id` could be a prompt's name.
+         */
+        get: operations["get_prompt_by_id"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2871,6 +3006,19 @@ export interface components {
             /** @description `mustache` (default) or `jinja`. */
             template_format?: components["schemas"]["TemplateFormat"];
         };
+        /**
+         * @description Body of `POST /api/prompts/{id}/optimize` (optional: no body optimizes for
+         *     clarity, specificity and structure). Unknown fields are ignored.
+         */
+        OptimizeBody: {
+            /** @description What to optimize for. */
+            goal?: string | null;
+            /**
+             * @description The model: optimizations run on the server's tools model, so any other model
+             *     answers 422 naming it.
+             */
+            model?: string | null;
+        };
         /** @description The result of [`Registry::optimize`]. */
         Optimized: {
             /** @description The tools model (`provider/model`). */
@@ -2898,6 +3046,81 @@ export interface components {
              * @description The source version's number.
              */
             version?: number | null;
+        };
+        /** @description A prompt as the prompt optimizer backend shows it. */
+        OptimizerPrompt: {
+            /**
+             * Format: date-time
+             * @description When the prompt was made.
+             */
+            created_at: string;
+            /** @description The prompt's description. */
+            description?: string | null;
+            /** @description Its etag (`If-Match` of `PUT`). */
+            etag: string;
+            /**
+             * Format: uuid
+             * @description The prompt's id.
+             */
+            id: string;
+            /** @description The model of `optimized_text`. */
+            model_used?: string | null;
+            /** @description The prompt's name (what `/api/v1/prompts/{name}` takes). */
+            name: string;
+            /** @description The versions, newest first. */
+            optimization_history: components["schemas"]["PromptHistoryEntry"][];
+            optimized_text?: components["schemas"]["Template"] | null;
+            original_text?: components["schemas"]["Template"] | null;
+            /** @description Tags. */
+            tags: string[];
+            /** @description Its title: the name, or the description the name was derived from. */
+            title: string;
+            /**
+             * Format: date-time
+             * @description When it last changed (description, tags or a new version).
+             */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description The signed-in user who made it; `null` when made with an API key.
+             */
+            user_id?: string | null;
+        };
+        /**
+         * @description Body of `POST /api/prompts`. Unknown fields are ignored, as that design's server
+         *     did.
+         */
+        OptimizerPromptCreate: {
+            /**
+             * @description A description (only for a title that is a valid name: any other title is the
+             *     description).
+             */
+            description?: string | null;
+            /** @description The prompt's text (version 1): a string, or `[{role, content}]`. */
+            original_text: components["schemas"]["Template"];
+            /** @description Tags. */
+            tags?: string[];
+            /**
+             * @description The title: the prompt's name when it is a valid one, else kept as its
+             *     description and the name derived from it.
+             */
+            title: string;
+        };
+        /**
+         * @description Body of `PUT /api/prompts/{id}`: each field given is changed, the others kept.
+         *     Unknown fields are ignored.
+         */
+        OptimizerPromptUpdate: {
+            /** @description New description (`null` clears it). */
+            description?: string | null;
+            original_text?: components["schemas"]["Template"] | null;
+            /** @description New tags (replacing the old ones). */
+            tags?: string[] | null;
+            /**
+             * @description The title. Prompts are not renamed: it must be the prompt's name or a title
+             *     that gives that name (then it becomes the description), else 422.
+             */
+            title?: string | null;
         };
         /**
          * @description Oldest or newest first.
@@ -3412,6 +3635,32 @@ export interface components {
             kind: string;
             /** @description What happened. */
             message: string;
+        };
+        /** @description One version of a prompt (`optimization_history`, `GET /api/prompts/{id}/history`). */
+        PromptHistoryEntry: {
+            /**
+             * @description Its commit message (an optimization's names its source version, model and
+             *     rationale).
+             */
+            commit_message?: string | null;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+            /** @description Who made it (`user:EMAIL`, `key:NAME`). */
+            created_by?: string | null;
+            /** @description The model that made it, when `optimize` did. */
+            model_used?: string | null;
+            /** @description Whether `optimize` made it. */
+            optimized: boolean;
+            /** @description Its template. */
+            text: components["schemas"]["Template"];
+            /**
+             * Format: int32
+             * @description The version number (1, 2, 3 …).
+             */
+            version: number;
         };
         /** @description A prompt request (the design's "PromptOut"). */
         PromptOut: {
@@ -4001,6 +4250,63 @@ export interface components {
              * @description When it started.
              */
             since: string;
+        };
+        /**
+         * @description One prompt in a resync: enough to tell whether a client's copy is current (compare
+         *     `etag`, or `updated_at` and `latest_version`), and where to read the rest
+         *     (`GET /api/v1/prompts/{name}`, `GET /api/prompts/{id}`).
+         */
+        SyncedPrompt: {
+            /** @description Its etag (changes with every change of the prompt, its versions or labels). */
+            etag: string;
+            /**
+             * Format: uuid
+             * @description The prompt's id.
+             */
+            id: string;
+            /** @description Label → version (`latest` included). */
+            labels: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int32
+             * @description Its newest version, if any.
+             */
+            latest_version?: number | null;
+            /** @description Its name. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
+        /** @description Answer of `POST /api/sync/force`. */
+        SyncSnapshot: {
+            /**
+             * Format: int64
+             * @description The log's head when the snapshot was taken: follow the feed from here
+             *     (`after=cursor`, `Last-Event-ID`); everything up to it is in the snapshot.
+             */
+            cursor: number;
+            /**
+             * @description `true`: `prompts` is every live prompt of the project (no `cursor` was sent, or
+             *     it was older than the retained log or ahead of the head): drop any prompt not
+             *     in it. `false`: only the prompts changed after the `cursor` sent.
+             */
+            full: boolean;
+            /**
+             * Format: uuid
+             * @description The caller's project (id).
+             */
+            project: string;
+            /** @description The live prompts (all, or the changed ones), by name. */
+            prompts: components["schemas"]["SyncedPrompt"][];
+            /**
+             * @description Names changed after the `cursor` sent that name no live prompt any more
+             *     (archived): drop them. Always empty when `full`.
+             */
+            removed: string[];
         };
         /** @description Answer of `GET /api/sync/status`. */
         SyncStatus: {
@@ -5106,6 +5412,377 @@ export interface operations {
             };
         };
     };
+    optimizer_list_prompts: {
+        parameters: {
+            query?: {
+                /** @description The `x-next-cursor` header of the previous page. */
+                cursor?: string;
+                /** @description How many, 1–500 (default 50). */
+                limit?: number;
+                /** @description Only prompts with this tag. */
+                tag?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description cursor of the next page, when there is one */
+                    "x-next-cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerPrompt"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_create_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OptimizerPromptCreate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerPrompt"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_get_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerPrompt"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_update_prompt: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the prompt's etag */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OptimizerPromptUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerPrompt"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_delete_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_prompt_history: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptHistoryEntry"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    optimizer_optimize_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description optional */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["OptimizeBody"] | null;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerPrompt"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     langfuse_list_prompts: {
         parameters: {
             query?: {
@@ -5380,6 +6057,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LangfuseErrorBody"];
+                };
+            };
+        };
+    };
+    sync_force: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The client's cursor (the last `seq` it applied): the answer says how far
+                 *     behind the head it is.
+                 */
+                cursor?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncSnapshot"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -6810,6 +7536,44 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_prompt_by_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the prompt's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Prompt"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

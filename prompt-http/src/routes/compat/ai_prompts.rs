@@ -364,8 +364,8 @@ pub async fn get_prompt(
     Ok(Json(PromptDetail::of(run)))
 }
 
-/// On the `/ai/` routes and `/api/models…`, a user access token without `X-Project`
-/// works in the project
+/// On the `/ai/` routes, `/api/models…`, `/api/prompts…` and `POST /api/sync/force`, a
+/// user access token without `X-Project` works in the project
 /// `default` of the organization `default` (the old design had no projects); API keys
 /// carry their project.
 pub async fn default_project(mut req: Request, next: Next) -> Response {

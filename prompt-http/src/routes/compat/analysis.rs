@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for ToolsCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if authorization(&parts.headers)?.is_some() {
             let caller = authenticate(state, &parts.headers).await?;
-            state.limiter.check(caller.limit_id())?;
+            state.limiter.check(caller.limit_id()).await?;
             caller.require(KeyRole::Editor)?;
             return Ok(ToolsCaller::Known(caller));
         }
@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for ToolsCaller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        public.limiter.check(address)?;
+        public.limiter.check(address).await?;
         let project = public
             .project
             .get_or_try_init(|| state.store.ensure_project(DEFAULT_PROJECT))

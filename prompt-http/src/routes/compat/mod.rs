@@ -11,7 +11,12 @@
 //!   workers.
 //! - [`optimizer`]: the prompt optimizer backend's `GET /api/models` and
 //!   `/api/models/config[/{model}]`, over the stored provider credentials.
+//! - [`optimizer_prompts`]: the prompt optimizer backend's `/api/prompts[/{id}…]`,
+//!   over our prompts and versions and the optimize authoring aid. (Its
+//!   `GET /api/sync/status` and `POST /api/sync/force` are the change feed's, in
+//!   `routes::events`.)
 
 pub mod ai_prompts;
 pub mod analysis;
 pub mod optimizer;
+pub mod optimizer_prompts;

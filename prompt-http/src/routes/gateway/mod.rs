@@ -280,7 +280,7 @@ async fn caller_of(
     role: KeyRole,
 ) -> Result<Caller, OpenAiError> {
     let caller = authenticate(state, headers).await?;
-    state.limiter.check(caller.limit_id())?;
+    state.limiter.check(caller.limit_id()).await?;
     tracing::Span::current().record("project", tracing::field::display(caller.project.id));
     caller.require(role)?;
     Ok(caller)
@@ -433,9 +433,19 @@ async fn call(
         )
         .await;
     }
+    let span = draft.chat_span();
     let upstream_started = Instant::now();
-    let outcome = provider.complete(&request).await.map_err(Error::from);
+    let outcome = {
+        use tracing::Instrument;
+        provider
+            .complete(&request)
+            .instrument(span.clone())
+            .await
+            .map_err(Error::from)
+    };
     let upstream = upstream_started.elapsed();
+    prompt_core::call::record_outcome(&span, &outcome);
+    drop(span);
     let run = draft.finish(state, &outcome, upstream)?;
     log_run(state, run).await?;
     // Stored: an error answer from here on names it.

@@ -33,6 +33,19 @@ pub(super) struct RunDraft {
 }
 
 impl RunDraft {
+    /// The span of the upstream call this draft records (see
+    /// [`prompt_core::call::chat_span`]).
+    pub(super) fn chat_span(&self) -> tracing::Span {
+        prompt_core::call::chat_span(&prompt_core::call::CallTrace {
+            provider: &self.provider,
+            model: &self.model,
+            prompt: self.prompt.as_ref().map(|(p, _)| p.as_str()),
+            version: self.prompt.as_ref().map(|(_, v)| *v),
+            label: self.label.as_deref(),
+            run_id: self.id,
+        })
+    }
+
     /// The run's request-side fields (model, input, variables, metadata), validated as
     /// the run log will: checked before the upstream is called, so a call that would
     /// be refused for logging is refused before anyone pays for it.

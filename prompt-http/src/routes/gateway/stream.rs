@@ -28,8 +28,10 @@ pub(super) async fn stream_chat(
     started: Instant,
     progress: &mut Progress,
 ) -> Result<Response, OpenAiError> {
+    use tracing::Instrument;
+    let span = draft.chat_span();
     let upstream_started = Instant::now();
-    let opened = match provider.stream(&request).await {
+    let opened = match provider.stream(&request).instrument(span.clone()).await {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind == ProviderErrorKind::Unsupported => Ok(None),
         Err(e) => Err(e),
@@ -39,6 +41,7 @@ pub(super) async fn stream_chat(
         Err(e) => {
             // Refused before the first event: an ordinary error response (429 …).
             let e = Error::from(e);
+            prompt_core::call::record_failure(&span, prompt_core::execute::run_error_kind(&e));
             let run = draft.finish(&state, &Err(e.clone()), upstream_started.elapsed())?;
             log_run(&state, run).await?;
             progress.run_id = Some(draft.id);
@@ -55,7 +58,8 @@ pub(super) async fn stream_chat(
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let head_overhead = started.elapsed().saturating_sub(open_wait);
     let run_id = draft.id;
-    tokio::spawn(async move {
+    // The call's span goes on with the task that reads the stream.
+    let relay = async move {
         let mut client_gone = false;
         // The role chunk opens every OpenAI stream.
         let _ = tx
@@ -115,6 +119,7 @@ pub(super) async fn stream_chat(
             }
         };
         let upstream = upstream_started.elapsed();
+        prompt_core::call::record_outcome(&tracing::Span::current(), &outcome);
         if let Ok(r) = &outcome {
             let _ = tx
                 .send(shape.chunk(json!({}), Some(finish_reason(r.finish_reason.as_deref()))))
@@ -137,7 +142,8 @@ pub(super) async fn stream_chat(
         };
         let _ = tx.send(tail).await;
         record_overhead(started.elapsed().saturating_sub(upstream));
-    });
+    };
+    tokio::spawn(relay.instrument(span));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
