@@ -22,10 +22,9 @@
 
 mod common;
 use common::cluster::Cluster;
-use common::free_port;
+use common::{free_port, read_admin_key};
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,9 +57,15 @@ impl Drop for Server {
 }
 
 /// Start `serve` on `database_url` with the vendor `vendor` (an OpenAI-compatible
-/// provider named `vendor`), 4 workers and a lease of [`LEASE_SECS`]. On a new
-/// database the admin key it prints is returned as well.
-async fn serve(database_url: &str, dir: &Path, vendor: &MockServer) -> (Server, Option<String>) {
+/// provider named `vendor`), 4 workers and a lease of [`LEASE_SECS`], and wait until it
+/// is ready. On a new database (`new_database`) the admin key it prints is returned;
+/// a restarted server prints none.
+async fn serve(
+    database_url: &str,
+    dir: &Path,
+    vendor: &MockServer,
+    new_database: bool,
+) -> (Server, Option<String>) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_prompt-registry"))
         .arg("serve")
@@ -78,32 +83,25 @@ async fn serve(database_url: &str, dir: &Path, vendor: &MockServer) -> (Server, 
         .env("VENDOR_BASE_URL", vendor.openai_base_url())
         .env("VENDOR_API_KEY", "test-key")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
+        .stdout(if new_database {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server { child, base };
-    // The admin key is printed (alone on stdout) on a new database only; the line
-    // ends when the key is printed or when the process exits.
-    let key = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).ok()?;
-        let line = line.trim().to_owned();
-        line.starts_with("pr_").then_some(line)
-    });
+    let key = new_database.then(|| read_admin_key(&mut child));
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     wait_for("the server is ready", Duration::from_secs(60), async || {
         reqwest::get(format!("{}/readyz", server.base))
             .await
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    // A restarted server prints nothing: don't wait for a line that never comes.
-    let key = match tokio::time::timeout(Duration::from_millis(500), key).await {
-        Ok(joined) => joined.unwrap(),
-        Err(_) => None,
-    };
     (server, key)
 }
 
@@ -222,7 +220,7 @@ async fn kill_9_during_execution(database_url: &str, what: &str) {
     const RUNS: usize = 12;
     let vendor = MockServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (server, key) = serve(database_url, dir.path(), &vendor).await;
+    let (server, key) = serve(database_url, dir.path(), &vendor, true).await;
     let key = key.expect("a new database prints its admin key");
     let ids = submit_runs(&server.base, &key, "slow-1500", RUNS).await;
 
@@ -248,7 +246,7 @@ async fn kill_9_during_execution(database_url: &str, what: &str) {
     let calls_at_kill = calls_per_run(&vendor, RUNS);
     assert!(at_kill.iter().any(|s| s == "running"), "{at_kill:?}");
 
-    let (server, _) = serve(database_url, dir.path(), &vendor).await;
+    let (server, _) = serve(database_url, dir.path(), &vendor, false).await;
     let base = server.base.clone();
     let recovered = wait_for(
         "every run finished after the restart",
@@ -320,7 +318,7 @@ async fn a_postgres_restart_during_execution_loses_no_answer_and_repeats_no_call
     };
     let vendor = MockServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (server, key) = serve(&cluster.url(), dir.path(), &vendor).await;
+    let (server, key) = serve(&cluster.url(), dir.path(), &vendor, true).await;
     let key = key.expect("a new database prints its admin key");
     let ids = submit_runs(&server.base, &key, "slow-2000", RUNS).await;
     wait_for(
