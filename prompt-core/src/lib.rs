@@ -39,7 +39,8 @@ pub use domain::{
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};
 pub use execute::{
-    ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool, WorkerPoolConfig,
+    DEFAULT_RUN_LEASE, ExecuteOptions, Execution, ExecutionPlan, ProviderSource, WorkerPool,
+    WorkerPoolConfig,
 };
 pub use export::{
     ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
@@ -53,8 +54,8 @@ pub use provider::{
 };
 pub use registry::Registry;
 pub use run::{
-    Bucket, GroupBy, NewRun, Order, Run, RunError, RunQuery, RunStats, RunStatus, RunUpdate,
-    StatsQuery,
+    Bucket, GroupBy, NewRun, Order, Run, RunError, RunLease, RunQuery, RunStats, RunStatus,
+    RunUpdate, StatsQuery,
 };
 pub use server::RegistryServer;
 pub use store::{PromptFilter, PromptStore, RunLog};

@@ -43,6 +43,8 @@ pub struct Registry {
     /// [`Registry::providers`](crate::Registry::providers) (see
     /// [`Registry::with_provider_source`]).
     pub(crate) provider_source: Option<Arc<dyn ProviderSource>>,
+    /// The run lease and the runs this process holds (see [`Registry::with_run_lease`]).
+    pub(crate) leases: Arc<crate::execute::Leases>,
 }
 
 impl Registry {
@@ -85,6 +87,7 @@ impl Registry {
             providers: Arc::default(),
             jobs: Arc::default(),
             tools: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -99,6 +102,7 @@ impl Registry {
             tools: self.tools.clone(),
             server: self.server.clone(),
             provider_source: self.provider_source.clone(),
+            leases: self.leases.clone(),
         }
     }
 

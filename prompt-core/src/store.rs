@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 
 /// Filters of a prompt listing. Archived prompts are never listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -350,20 +350,36 @@ pub trait RunLog: Send + Sync + Debug {
     /// omitted. Percentiles are [`crate::run::percentile_cont`]'s.
     async fn stats(&self, project: Uuid, query: &StatsQuery) -> Result<Vec<RunStats>>;
 
-    /// Claim up to `limit` pending runs for execution by `worker`, oldest first, so
-    /// that no two workers (in any process) claim the same run; claimed runs become
-    /// `running`. Backends without job support answer `Unsupported`.
+    /// Claim up to `limit` pending runs for execution, oldest first, so that no two
+    /// workers (in any process) claim the same run; claimed runs become `running`,
+    /// their [`Run::attempts`](crate::Run::attempts) goes up by one and their lease
+    /// starts (`heartbeat_at` = now). Backends without job support answer
+    /// `Unsupported`.
     async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
         let _ = limit;
         Err(Error::unsupported("claim_pending"))
     }
 
-    /// Put `running` runs whose `started_at` is older than `started_before` back to
-    /// `pending` (their worker died: a crash or a restart), so they are claimed again.
-    /// Returns how many were re-queued. The cut-off must be older than any live
-    /// execution can take, so runs of live workers in other processes are left alone.
-    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
-        let _ = started_before;
+    /// Renew the leases of runs this process is executing: `heartbeat_at` = now for
+    /// each run still in the leased attempt and not finished. A run re-queued since
+    /// (its lease expired, e.g. during a database outage) but not claimed again is
+    /// taken back (`running` again), so a live executor keeps its run. Returns how
+    /// many leases were renewed; a lease not renewed is lost (the run finished, or
+    /// another attempt claimed it). Backends without job support answer
+    /// `Unsupported`.
+    async fn heartbeat(&self, leases: &[RunLease]) -> Result<u64> {
+        let _ = leases;
+        Err(Error::unsupported("heartbeat"))
+    }
+
+    /// Put `running` runs whose lease expired — last renewed (or, never renewed,
+    /// started) before `lease_expired_before` — back to `pending` (their executor
+    /// died: a crash, a restart, a lost connection), so they are claimed again; their
+    /// attempt count is kept. Returns how many were re-queued. Live executors renew
+    /// their leases ([`RunLog::heartbeat`]) well within the lease, so their runs are
+    /// left alone.
+    async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
+        let _ = lease_expired_before;
         Err(Error::unsupported("requeue_stale"))
     }
 

@@ -30,7 +30,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::run::{Run, RunQuery, RunStats, RunUpdate, StatsQuery};
+use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::validate;
@@ -399,8 +399,12 @@ impl RunLog for ValidatedRunLog {
         self.inner.claim_pending(limit).await
     }
 
-    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
-        self.inner.requeue_stale(started_before).await
+    async fn heartbeat(&self, leases: &[RunLease]) -> Result<u64> {
+        self.inner.heartbeat(leases).await
+    }
+
+    async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
+        self.inner.requeue_stale(lease_expired_before).await
     }
 
     fn is_validated(&self) -> bool {

@@ -576,14 +576,15 @@ async fn pending_runs_survive_a_restart() {
     drop(reg1);
 
     // Process 2 over the same store: stale runs are re-queued, everything completes.
+    // A zero lease: the dead process' run is re-queued at once.
     let reg2 = Registry::new(store, runs)
         .await
         .unwrap()
-        .with_providers(with_mock());
+        .with_providers(with_mock())
+        .with_run_lease(Duration::ZERO);
     let pool2 = reg2
         .start_workers(WorkerPoolConfig {
             workers: 2,
-            stale_after: Duration::ZERO,
             ..Default::default()
         })
         .await

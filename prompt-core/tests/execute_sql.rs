@@ -178,11 +178,11 @@ async fn pending_runs_survive_a_restart(b: TestBackend) {
     drop(reg1);
 
     // Process 2 on the same database.
-    let reg2 = registry(&b, mock()).await;
+    // A zero lease: the dead process' run is re-queued at once.
+    let reg2 = registry(&b, mock()).await.with_run_lease(Duration::ZERO);
     let pool2 = reg2
         .start_workers(WorkerPoolConfig {
             workers: 2,
-            stale_after: Duration::ZERO,
             ..Default::default()
         })
         .await
@@ -222,7 +222,6 @@ async fn pools_never_run_a_run_twice(b: TestBackend) {
     let config = WorkerPoolConfig {
         workers: 3,
         poll_interval: Duration::from_millis(10),
-        ..Default::default()
     };
     let (pa, pc) = (
         a.start_workers(config.clone()).await.unwrap(),

@@ -110,6 +110,17 @@ pub struct ServeArgs {
     /// Background workers executing `async` runs.
     #[arg(long, env = "PROMPT_REGISTRY_WORKERS", default_value_t = 4)]
     pub workers: usize,
+    /// Seconds a run being executed is leased for: its executor renews the lease every
+    /// third of it, and workers re-queue a `running` run whose lease expired (its
+    /// process died) — so it is executed again within about this long. Every instance
+    /// sharing a database must use the same value.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_RUN_LEASE_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub run_lease_secs: u64,
     /// Requests that may wait for the run writer before new ones get 503.
     #[arg(long, env = "PROMPT_REGISTRY_RUN_QUEUE", default_value_t = 4096)]
     pub run_queue: usize,

@@ -78,6 +78,10 @@ pub struct StateConfig {
     /// Webhooks, when the backend has a webhook store and event log (their secrets
     /// are sealed with `master_key`).
     pub webhooks: Option<webhooks::WebhooksSetup>,
+    /// The lease of a run being executed (`--run-lease-secs`): renewed every third of
+    /// it while the run executes; a `running` run not renewed for that long is
+    /// re-queued by the workers (see `prompt_core::Registry::with_run_lease`).
+    pub run_lease: std::time::Duration,
     /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
     /// instance counts its own.
     pub shared_limits: Option<Arc<limit::SharedLimits>>,
@@ -120,6 +124,7 @@ impl Default for StateConfig {
             events: None,
             feed: feed::FeedConfig::default(),
             webhooks: None,
+            run_lease: prompt_core::DEFAULT_RUN_LEASE,
         }
     }
 }
@@ -137,7 +142,8 @@ pub async fn build_state(
     let base = Registry::new(store.clone(), runs.clone())
         .await?
         .with_providers(config.providers.clone())
-        .with_tools(config.tools.clone());
+        .with_tools(config.tools.clone())
+        .with_run_lease(config.run_lease);
     // The tools' meta-prompts of the default project (other projects: on first use).
     base.seed_tools().await?;
     let (writer, writer_task) = RunWriter::start(runs.clone(), config.writer);

@@ -336,6 +336,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     people: Some(opened.backend.people.clone()),
                     config: prepared.webhooks,
                 }),
+                run_lease: std::time::Duration::from_secs(args.run_lease_secs),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(

@@ -185,6 +185,7 @@ def test_execute_with_mock_provider(reg: pr.Registry) -> None:
     assert run.metadata == {"user": "u1"}
     assert run.completed_at is not None and run.completed_at.tzinfo is not None
     assert reg.get_run(run.id) == run
+    assert run.attempts == 0, "executed by its caller, never claimed by a worker"
 
     failed = reg.execute(NAME, variables={"ticket": "x"}, model="mock/error-rate_limited")
     assert failed.status == "failed" and failed.error is not None
@@ -211,7 +212,10 @@ def test_submit_with_workers(reg: pr.Registry) -> None:
             time.sleep(0.05)
     finally:
         reg.stop_workers()
-    assert reg.get_run(run.id).output == "queued"
+    done = reg.get_run(run.id)
+    assert done.output == "queued"
+    # claimed once by a worker, under a lease it renewed or took at the claim
+    assert done.attempts == 1 and run.attempts == 0
 
 
 def test_log_runs_filters_and_pagination(reg: pr.Registry) -> None:

@@ -52,12 +52,15 @@ use crate::domain::{PromptVersion, Selector, now};
 use crate::error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result};
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderSet, collect_stream};
 use crate::registry::Registry;
-use crate::run::{NewRun, Run, RunError, RunStatus, RunUpdate};
+use crate::run::{NewRun, Run, RunError, RunLease, RunStatus, RunUpdate};
 use crate::template::Variables;
 
+mod lease;
 mod plan;
 mod workers;
 
+pub use lease::DEFAULT_RUN_LEASE;
+pub(crate) use lease::Leases;
 pub use plan::ExecutionPlan;
 pub use workers::{ProviderSource, WorkerPool, WorkerPoolConfig};
 
@@ -418,10 +421,7 @@ impl Registry {
             // stale rather than failed for good.
             Err(e) if e.is_retryable() => return Err(e),
             Err(e) => {
-                let run = self
-                    .runs
-                    .update_run(run.project_id, run.id, failed(&e))
-                    .await?;
+                let run = self.finish_run(RunLease::of(&run), failed(&e)).await?;
                 return Ok(Execution {
                     run,
                     error: Some(e),
@@ -455,10 +455,7 @@ impl Registry {
             // re-queued once stale rather than failed for good.
             Err(e) if e.is_retryable() => Err(e),
             Err(e) => {
-                let run = self
-                    .runs
-                    .update_run(run.project_id, run.id, failed(&e))
-                    .await?;
+                let run = self.finish_run(RunLease::of(&run), failed(&e)).await?;
                 Ok(Execution {
                     run,
                     error: Some(e),
@@ -478,10 +475,13 @@ impl Registry {
     ) -> Result<Execution> {
         let project = run.project_id;
         let id = run.id;
+        // Held (and renewed) until the outcome is recorded: see the `lease` module.
+        let lease = RunLease::of(&run);
+        let _held = self.hold_lease(&run);
         let fail = |e: Error, input: Option<Value>| async move {
             let mut update = failed(&e);
             update.input = input;
-            let run = self.runs.update_run(project, id, update).await?;
+            let run = self.finish_run(lease, update).await?;
             Ok::<_, Error>(Execution {
                 run,
                 error: Some(e),
@@ -514,6 +514,7 @@ impl Registry {
                         status: pending.then_some(RunStatus::Running),
                         input: Some(input.clone()),
                         started_at: pending.then(now),
+                        attempt: Some(lease.attempt),
                         ..Default::default()
                     },
                 )
@@ -536,9 +537,12 @@ impl Registry {
         let started = Instant::now();
         let result = {
             use tracing::Instrument;
-            call(&provider, &request, plan.stream, on_delta)
-                .instrument(span.clone())
-                .await
+            // The lease is renewed outside the span: its writes are not the call's.
+            self.renewing(
+                lease,
+                call(&provider, &request, plan.stream, on_delta).instrument(span.clone()),
+            )
+            .await
         };
         let latency = started.elapsed();
         match &result {
@@ -562,7 +566,9 @@ impl Registry {
                     ..Default::default()
                 };
                 figures.apply(&mut update);
-                match self.runs.update_run(project, id, update).await {
+                // From here on the vendor has answered: the outcome is recorded
+                // (retried through an outage), never the call made again.
+                match self.finish_run(lease, update).await {
                     Ok(run) => Ok(Execution { run, error: None }),
                     // The answer cannot be stored as is (too large, NUL characters):
                     // record the call as failed, saying why, rather than leave the run
@@ -572,7 +578,7 @@ impl Registry {
                         fallback.error =
                             Some(crate::call::unrecordable_outcome(&refused, false, false));
                         fallback.latency_ms = Some(figures.latency_ms);
-                        let run = self.runs.update_run(project, id, fallback).await?;
+                        let run = self.finish_run(lease, fallback).await?;
                         Ok(Execution {
                             run,
                             error: Some(refused),
@@ -586,7 +592,7 @@ impl Registry {
                 let mut update = failed(&e);
                 update.input = Some(input);
                 update.latency_ms = Some(millis(latency));
-                let run = self.runs.update_run(project, id, update).await?;
+                let run = self.finish_run(lease, update).await?;
                 Ok(Execution {
                     run,
                     error: Some(e),

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::domain::now;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderSet;
 use crate::registry::Registry;
 
@@ -57,10 +57,6 @@ pub struct WorkerPoolConfig {
     /// How often idle workers look for pending runs submitted elsewhere (other
     /// processes); runs submitted through the same registry wake a worker at once.
     pub poll_interval: Duration,
-    /// A `running` run started longer ago than this belongs to a dead worker and is
-    /// re-queued, when the pool starts and then every `stale_after`. Must exceed the
-    /// longest execution (the retry deadline), or live runs would be executed twice.
-    pub stale_after: Duration,
 }
 
 impl Default for WorkerPoolConfig {
@@ -68,7 +64,6 @@ impl Default for WorkerPoolConfig {
         WorkerPoolConfig {
             workers: 4,
             poll_interval: Duration::from_millis(250),
-            stale_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -77,12 +72,16 @@ impl Default for WorkerPoolConfig {
 ///
 /// Each worker claims one run at a time with
 /// [`RunLog::claim_pending`](crate::RunLog::claim_pending), so several pools (in one
-/// process or many sharing a database) never execute the same run twice. Starting a
-/// pool re-queues stale runs ([`RunLog::requeue_stale`](crate::RunLog::requeue_stale)),
-/// so runs of a process that died are executed by the next one.
+/// process or many sharing a database) never execute the same run twice while their
+/// executors live. A run is held under the registry's lease
+/// ([`Registry::with_run_lease`]) while it executes; the pool re-queues runs whose
+/// lease expired ([`RunLog::requeue_stale`](crate::RunLog::requeue_stale)) when it
+/// starts and then every third of the lease — after renewing the leases of the runs
+/// this process executes, so that those are never re-queued by their own process —
+/// so runs of a process that died are executed again within about one lease.
 ///
 /// Dropping the pool aborts its workers at once (runs under way stay `running` until
-/// they are re-queued as stale); [`WorkerPool::shutdown`] lets them finish.
+/// their lease expires); [`WorkerPool::shutdown`] lets them finish.
 #[derive(Debug)]
 pub struct WorkerPool {
     tasks: Vec<JoinHandle<()>>,
@@ -118,7 +117,7 @@ impl WorkerPool {
                 requeued_at_start: 0,
             });
         }
-        let requeued_at_start = requeue(registry, config.stale_after).await?;
+        let requeued_at_start = requeue(registry).await?;
         if requeued_at_start > 0 {
             tracing::info!(runs = requeued_at_start, "re-queued stale runs");
         }
@@ -135,7 +134,6 @@ impl WorkerPool {
         }
         tasks.push(tokio::spawn(requeue_periodically(
             registry.clone(),
-            config.stale_after,
             stop.subscribe(),
         )));
         Ok(WorkerPool {
@@ -167,32 +165,40 @@ impl Drop for WorkerPool {
     }
 }
 
-async fn requeue(registry: &Registry, stale_after: Duration) -> Result<u64> {
-    let cutoff = chrono::Duration::from_std(stale_after)
+/// Re-queue the runs whose lease expired, but not the runs this process executes: the
+/// cut-off is taken first, then their leases are renewed (past it), then the expired
+/// ones re-queued. So this process keeps its own runs even when their leases lapsed
+/// while the database was unreachable; when renewing fails nothing is re-queued.
+async fn requeue(registry: &Registry) -> Result<u64> {
+    let cutoff = chrono::Duration::from_std(registry.run_lease())
         .ok()
         .and_then(|d| now().checked_sub_signed(d))
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let held = registry.leases.held();
+    if !held.is_empty() {
+        match registry.run_log().heartbeat(&held).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Unsupported => {}
+            Err(e) => return Err(e),
+        }
+    }
     registry.run_log().requeue_stale(cutoff).await
 }
 
-async fn requeue_periodically(
-    registry: Registry,
-    stale_after: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let every = stale_after.max(Duration::from_secs(1));
+async fn requeue_periodically(registry: Registry, mut stop: watch::Receiver<bool>) {
+    let every = registry.leases.renew_every();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        match requeue(&registry, stale_after).await {
+        match requeue(&registry).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(runs = n, "re-queued stale runs");
+                tracing::info!(runs = n, "re-queued runs whose lease expired");
                 registry.jobs.notify_one();
             }
-            Err(e) => tracing::warn!(error = %e, "re-queueing stale runs failed"),
+            Err(e) => tracing::warn!(error = %e, "re-queueing runs whose lease expired failed"),
         }
     }
 }
@@ -213,6 +219,8 @@ async fn work(
             Ok(runs) if !runs.is_empty() => {
                 for run in runs {
                     let id = run.id;
+                    // Held from the claim on, so that this pool never re-queues it.
+                    let _held = registry.hold_lease(&run);
                     let executed = match &source {
                         Some(s) => registry.execute_claimed_with(run, s.as_ref()).await,
                         None => registry.execute_claimed(run).await,

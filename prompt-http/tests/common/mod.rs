@@ -14,6 +14,7 @@ use prompt_http::{RouterConfig, StateConfig, app, auth, build_state};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod cluster;
 pub mod smtp;
 
 /// A TCP port free on 127.0.0.1 now (for a server a test starts).

@@ -206,6 +206,12 @@ class Run(_Model):
     created_at: datetime
     started_at: Optional[datetime]
     completed_at: Optional[datetime]
+    #: How many times a background worker claimed the run (0 for a run executed by
+    #: its caller or logged; 2 or more when it was executed again after its worker
+    #: died or lost its lease).
+    attempts: int = 0
+    #: When the process executing the run last renewed its lease.
+    heartbeat_at: Optional[datetime] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Run":
@@ -233,6 +239,8 @@ class Run(_Model):
             created_at=_req_dt(d["created_at"]),
             started_at=_dt(d.get("started_at")),
             completed_at=_dt(d.get("completed_at")),
+            attempts=d.get("attempts", 0),
+            heartbeat_at=_dt(d.get("heartbeat_at")),
         )
 
 

@@ -19,9 +19,9 @@ use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewEvent,
     NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate, PromptVersion,
-    ProtectedLabel, ProviderCredential, Result, Run, RunLog, RunQuery, RunStats, RunStatus,
-    RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match, check_parent_version,
-    validate,
+    ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog, RunQuery, RunStats,
+    RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match,
+    check_parent_version, validate,
 };
 use uuid::Uuid;
 
@@ -1151,27 +1151,56 @@ impl RunLog for MemoryStore {
     async fn claim_pending(&self, limit: u32) -> Result<Vec<Run>> {
         let mut s = self.runs_write()?;
         let mut claimed = Vec::new();
+        let at = now();
         for run in s.ordered.values_mut() {
             if claimed.len() >= limit as usize {
                 break;
             }
             if run.status == RunStatus::Pending {
                 run.status = RunStatus::Running;
-                run.started_at = Some(now());
+                run.started_at = Some(at);
+                run.heartbeat_at = Some(at);
+                run.attempts = run.attempts.saturating_add(1);
                 claimed.push(run.clone());
             }
         }
         Ok(claimed)
     }
 
-    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
+    async fn heartbeat(&self, leases: &[RunLease]) -> Result<u64> {
+        let mut s = self.runs_write()?;
+        let at = now();
+        let mut n = 0;
+        for lease in leases {
+            let Some(created) = s.by_id.get(&lease.id).copied() else {
+                continue;
+            };
+            if let Some(run) = s.ordered.get_mut(&(lease.project, created, lease.id))
+                && run.attempts == lease.attempt
+                && !run.status.is_terminal()
+            {
+                run.status = RunStatus::Running;
+                run.started_at.get_or_insert(at);
+                run.heartbeat_at = Some(at);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
         let mut s = self.runs_write()?;
         let mut n = 0;
         for run in s.ordered.values_mut() {
-            if run.status == RunStatus::Running && run.started_at.is_none_or(|t| t < started_before)
+            if run.status == RunStatus::Running
+                && run
+                    .heartbeat_at
+                    .or(run.started_at)
+                    .is_none_or(|t| t < lease_expired_before)
             {
                 run.status = RunStatus::Pending;
                 run.started_at = None;
+                run.heartbeat_at = None;
                 n += 1;
             }
         }

@@ -16,7 +16,8 @@ use uuid::Uuid;
 use super::error::{unique_violation, violating_key};
 use super::{PostgresState, listener};
 use crate::sql::{
-    Dialect, Failure, PromptSql, RunSql, opt_i64, push_stats_filter, run_cols, stats_group, to_u64,
+    Dialect, Failure, PromptSql, RunSql, opt_i64, push_stats_filter, run_cols, run_read_cols,
+    stats_group, to_u64,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Postgres>);
@@ -213,9 +214,10 @@ impl Dialect for Postgres {
             "WITH picked AS MATERIALIZED (\
                SELECT id FROM runs WHERE status = 'pending' ORDER BY created_at, id \
                LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             UPDATE runs SET status = 'running', started_at = $2 \
+             UPDATE runs SET status = 'running', started_at = $2, heartbeat_at = $2, \
+             attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM picked) RETURNING ",
-            run_cols!()
+            run_read_cols!()
         ))
         .bind(i64::from(limit))
         .bind(at)

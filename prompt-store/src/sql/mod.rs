@@ -56,7 +56,7 @@ mod webhooks;
 
 pub(crate) use dialect::Dialect;
 pub(crate) use prompt_sql::PromptSql;
-pub(crate) use runs::{RunSql, push_stats_filter, run_cols, stats_group};
+pub(crate) use runs::{RunSql, push_stats_filter, run_cols, run_read_cols, stats_group};
 pub use store::SqlStore;
 // What only SQLite's own run insertion and claim use.
 #[cfg(feature = "sqlite")]

@@ -13,8 +13,8 @@ use prompt_core::domain::now;
 use prompt_core::page::Page;
 use prompt_core::run::{GroupBy, RunPosition};
 use prompt_core::{
-    Error, Order, Result, Run, RunError, RunLog, RunQuery, RunStats, RunStatus, RunUpdate,
-    StatsQuery,
+    Error, Order, Result, Run, RunError, RunLease, RunLog, RunQuery, RunStats, RunStatus,
+    RunUpdate, StatsQuery,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};
 use uuid::Uuid;
@@ -34,10 +34,19 @@ macro_rules! run_cols {
 }
 pub(crate) use run_cols;
 
+/// The columns a run is read from: [`run_cols`] and the lease, which only claiming
+/// and renewing write (an inserted run starts with no attempt and no lease).
+macro_rules! run_read_cols {
+    () => {
+        concat!(run_cols!(), ", attempts, heartbeat_at")
+    };
+}
+pub(crate) use run_read_cols;
+
 /// A run by id and project.
 const SELECT_RUN: &str = concat!(
     "SELECT ",
-    run_cols!(),
+    run_read_cols!(),
     " FROM runs WHERE id = $1 AND project_id = $2"
 );
 
@@ -58,7 +67,7 @@ impl RunSql {
     }
 }
 
-/// A run from a row of [`run_cols`].
+/// A run from a row of [`run_read_cols`].
 pub(crate) fn run_from_row<D>(r: &D::Row) -> Result<Run, Failure>
 where
     D: Dialect,
@@ -113,6 +122,9 @@ where
         created_at: D::from_time(r.try_get("created_at")?)?,
         started_at: opt_time("started_at")?,
         completed_at: opt_time("completed_at")?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?)
+            .map_err(|_| Error::storage("runs.attempts is out of range"))?,
+        heartbeat_at: opt_time("heartbeat_at")?,
     })
 }
 
@@ -281,7 +293,7 @@ where
         let pos: Option<RunPosition> = query.page.position()?;
         let mut q = QueryBuilder::<D>::new(concat!(
             "SELECT ",
-            run_cols!(),
+            run_read_cols!(),
             " FROM runs WHERE project_id = "
         ));
         q.push_bind(project);
@@ -360,16 +372,50 @@ where
         .await
     }
 
-    async fn requeue_stale(&self, started_before: DateTime<Utc>) -> Result<u64> {
+    async fn heartbeat(&self, leases: &[RunLease]) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
         write::<D, _, _, _>(|| async {
+            let at = now();
+            let mut tx = begin_write(&self.writer).await?;
+            let mut n = 0;
+            for lease in leases {
+                // A run re-queued since but not claimed again is taken back.
+                let r = sqlx::query(
+                    "UPDATE runs SET heartbeat_at = $1, status = 'running', \
+                     started_at = COALESCE(started_at, $1) \
+                     WHERE id = $2 AND project_id = $3 AND attempts = $4 \
+                     AND status IN ('pending', 'running')",
+                )
+                .bind(D::time(at))
+                .bind(lease.id)
+                .bind(lease.project)
+                .bind(i64::from(lease.attempt))
+                .execute(&mut *tx)
+                .await?;
+                n += D::rows_affected(&r);
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
+        write::<D, _, _, _>(|| async {
+            // The expression of the partial index `runs_lease`; a running run with
+            // neither time (none is written so) is stale too.
             let r = sqlx::query(
-                "UPDATE runs SET status = 'pending', started_at = NULL \
-                 WHERE status = 'running' AND (started_at IS NULL OR started_at < $1)",
+                "UPDATE runs SET status = 'pending', started_at = NULL, heartbeat_at = NULL \
+                 WHERE status = 'running' AND (COALESCE(heartbeat_at, started_at) < $1 \
+                 OR COALESCE(heartbeat_at, started_at) IS NULL)",
             )
-            .bind(D::time(started_before))
+            .bind(D::time(lease_expired_before))
             .execute(&self.writer)
             .await?;
-            Ok(D::rows_affected(&r))
+            let n = D::rows_affected(&r);
+            Ok(n)
         })
         .await
     }

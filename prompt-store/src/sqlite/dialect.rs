@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::SqliteConfig;
 use crate::sql::{
     Dialect, Failure, Mutable, PromptSql, RunSql, begin_write, is_unique_violation, opt_u64,
-    push_stats_filter, run_cols, stats_group,
+    push_stats_filter, run_cols, run_read_cols, stats_group,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Sqlite>);
@@ -207,10 +207,11 @@ impl Dialect for Sqlite {
         }
         let mut tx = begin_write(writer).await?;
         let rows = sqlx::query(concat!(
-            "UPDATE runs SET status = 'running', started_at = $1 WHERE id IN (\
+            "UPDATE runs SET status = 'running', started_at = $1, heartbeat_at = $1, \
+             attempts = attempts + 1 WHERE id IN (\
              SELECT id FROM runs WHERE status = 'pending' ORDER BY created_at, id LIMIT $2) \
              RETURNING ",
-            run_cols!()
+            run_read_cols!()
         ))
         .bind(Self::time(at))
         .bind(i64::from(limit))

@@ -29,6 +29,7 @@ mod backends;
 mod credentials;
 mod export;
 mod feed;
+mod leases;
 mod lifecycle;
 mod people;
 mod prompts;
@@ -42,6 +43,7 @@ pub use backends::*;
 pub use credentials::*;
 pub use export::*;
 pub use feed::*;
+pub use leases::*;
 pub use lifecycle::*;
 pub use people::*;
 pub use prompts::*;
@@ -63,7 +65,7 @@ pub struct Capabilities {
     /// Sealed provider credentials are written and read through the store.
     pub provider_credentials: bool,
     /// Runs with caller-chosen ids (`insert_runs`), status updates (`update_run`) and
-    /// the workers' queue (`claim_pending`, `requeue_stale`).
+    /// the workers' queue (`claim_pending`, `heartbeat`, `requeue_stale`).
     pub run_internals: bool,
     /// Versions are read by id (`version_by_id`).
     pub version_by_id: bool,
@@ -238,6 +240,8 @@ macro_rules! behaviour_suite {
             stats_bucket_validation,
             stats_buckets_agree_with_totals,
             claim_pending_never_twice,
+            run_leases_attempts_heartbeats_and_fences,
+            run_leases_of_runs_never_claimed,
             runs_filter_by_user,
             people_users_and_first_owner,
             people_last_owner_is_kept,

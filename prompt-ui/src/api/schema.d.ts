@@ -3515,6 +3515,13 @@ export interface components {
             /** @description The items of this page, in list order. */
             items: {
                 /**
+                 * Format: int32
+                 * @description How many times a background worker claimed it (0 for a run executed by its
+                 *     caller or logged; 2 or more when a worker died or lost its lease and the run
+                 *     was executed again).
+                 */
+                attempts?: number;
+                /**
                  * Format: int64
                  * @description Input tokens read from the provider's cache.
                  */
@@ -3537,6 +3544,13 @@ export interface components {
                  */
                 created_at: string;
                 error?: components["schemas"]["RunError"] | null;
+                /**
+                 * Format: date-time
+                 * @description When the process executing it last renewed its lease (`RunLog::heartbeat`);
+                 *     `None` until its first claim or renewal. A `running` run whose lease expired
+                 *     (its process died) is re-queued.
+                 */
+                heartbeat_at?: string | null;
                 /**
                  * Format: uuid
                  * @description Id (UUID v7, so ids sort by creation time).
@@ -4108,6 +4122,13 @@ export interface components {
         /** @description One execution and its outcome. */
         Run: {
             /**
+             * Format: int32
+             * @description How many times a background worker claimed it (0 for a run executed by its
+             *     caller or logged; 2 or more when a worker died or lost its lease and the run
+             *     was executed again).
+             */
+            attempts?: number;
+            /**
              * Format: int64
              * @description Input tokens read from the provider's cache.
              */
@@ -4130,6 +4151,13 @@ export interface components {
              */
             created_at: string;
             error?: components["schemas"]["RunError"] | null;
+            /**
+             * Format: date-time
+             * @description When the process executing it last renewed its lease (`RunLog::heartbeat`);
+             *     `None` until its first claim or renewal. A `running` run whose lease expired
+             *     (its process died) is re-queued.
+             */
+            heartbeat_at?: string | null;
             /**
              * Format: uuid
              * @description Id (UUID v7, so ids sort by creation time).

@@ -145,6 +145,16 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
     pub completed_at: Option<DateTime<Utc>>,
+    /// How many times a background worker claimed it (0 for a run executed by its
+    /// caller or logged; 2 or more when a worker died or lost its lease and the run
+    /// was executed again).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the process executing it last renewed its lease (`RunLog::heartbeat`);
+    /// `None` until its first claim or renewal. A `running` run whose lease expired
+    /// (its process died) is re-queued.
+    #[serde(default)]
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// Largest `output` accepted, in bytes.
@@ -394,6 +404,8 @@ impl NewRun {
             created_at,
             started_at,
             completed_at,
+            attempts: 0,
+            heartbeat_at: None,
         })
     }
 }
@@ -410,6 +422,29 @@ fn object_or_empty(v: Value) -> Value {
         Value::Object(Default::default())
     } else {
         v
+    }
+}
+
+/// An executor's hold on a run: the run and the attempt it executes (see
+/// [`RunLog::heartbeat`](crate::RunLog::heartbeat) and [`RunUpdate::attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunLease {
+    /// The run's project.
+    pub project: Uuid,
+    /// The run.
+    pub id: Uuid,
+    /// The attempt held ([`Run::attempts`] when it was claimed).
+    pub attempt: u32,
+}
+
+impl RunLease {
+    /// The lease of `run` in its current attempt.
+    pub fn of(run: &Run) -> Self {
+        RunLease {
+            project: run.project_id,
+            id: run.id,
+            attempt: run.attempts,
+        }
     }
 }
 
@@ -446,12 +481,26 @@ pub struct RunUpdate {
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Apply only if the run is still in this attempt ([`Run::attempts`]): the fence
+    /// of an executor's writes, so that a worker that lost its lease (the run was
+    /// re-queued and claimed again) cannot overwrite the outcome of the new attempt.
+    /// `Conflict` when it does not match.
+    #[serde(default)]
+    pub attempt: Option<u32>,
 }
 
 impl RunUpdate {
     /// Apply to `run`, checking the status transition. Every backend uses this, so the
     /// rules are the same everywhere.
     pub fn apply(self, run: &mut Run) -> Result<()> {
+        if let Some(attempt) = self.attempt
+            && attempt != run.attempts
+        {
+            return Err(Error::conflict(format!(
+                "run {} is in attempt {}, not {attempt}: this executor lost its lease",
+                run.id, run.attempts
+            )));
+        }
         if let Some(next) = self.status {
             if !run.status.can_become(next) {
                 return Err(Error::conflict(format!(
