@@ -1,6 +1,6 @@
 //! Rate limiting (governor's keyed GCRA limiter): per API key or user on the API, per
 //! client address on the anonymous prompt tools (`--public-tools`). With
-//! `--redis-url` the same quotas are counted once for every instance ([`shared`]).
+//! `--redis-url` the same quotas are counted once for every instance ([`SharedLimits`]).
 
 mod shared;
 

@@ -23,7 +23,7 @@
 //!
 //! Over 600 lines as one job, the cache: its state and the one `PromptStore`
 //! implementation that consults it (each method either delegates, invalidates or
-//! looks up). What is done while the database is down is its own module, [`outage`].
+//! looks up). What is done while the database is down is its own module, `outage` (`cache/outage.rs`).
 
 mod config;
 mod outage;
