@@ -1,4 +1,10 @@
 //! `prompt-registry`: the Prompt Registry server and its admin commands.
+//!
+//! One job: the command line and its dispatch. It is over 600 lines because `serve`
+//! wires every part of the service together (telemetry, limits, state, workers,
+//! listeners, graceful shutdown) in one readable sequence; the commands with logic of
+//! their own live in modules of the library (`config_cli`, `people_cli`,
+//! `prompts_cli`, `backup`, `secrets`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
