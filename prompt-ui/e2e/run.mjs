@@ -3,7 +3,8 @@
 // real `prompt-registry serve` on a fresh SQLite file. The flow of issue 16: sign up →
 // create a prompt → two versions → diff → move `production` → playground run with the
 // mock provider → the run in the runs table and the dashboard → an API key created and
-// revoked → live updates and a refused stale edit → a viewer sees no write controls and
+// revoked → live updates and a refused stale edit → a version deleted (refused while
+// labelled) → production unprotected and protected again → a viewer sees no write controls and
 // the API refuses their writes → sign out. Every screen is screenshotted into e2e/out/
 // and checked with axe-core (no serious or critical violation).
 import { mkdirSync, rmSync } from 'node:fs';
@@ -322,6 +323,49 @@ async function main() {
       const versions = await api(base, '/api/v1/prompts/support%2Ftriage/versions?limit=100', { key: adminKey });
       check(versions.json.items.length === 4, `nothing was saved over version 4 (${versions.json.items.length} versions)`);
       await screen(page, '17-conflict');
+    });
+
+    await step('deleting a version: refused while a label is on it, then a tombstone', async () => {
+      await page.goto(base + '/prompt/support/triage?tab=versions');
+      const timeline = page.getByTestId('timeline');
+      const pick = (n) => timeline.getByRole('button').filter({ has: page.locator('strong', { hasText: new RegExp(`^v${n}$`) }) });
+      await pick(2).click();
+      await page.getByRole('heading', { name: 'Version 2' }).waitFor();
+      await page.getByRole('button', { name: 'Delete version' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByRole('button', { name: 'Delete', exact: true }).click();
+      // 409 naming the label: production must be moved off first.
+      await dialog.getByRole('alert').filter({ hasText: 'production' }).waitFor();
+      await screen(page, '20-delete-refused');
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await pick(4).click();
+      await page.getByRole('heading', { name: 'Version 4' }).waitFor();
+      await page.getByRole('button', { name: 'Delete version' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+      await pick(4).waitFor({ state: 'detached' });
+      await pick(3).waitFor();
+      const gone = await api(base, '/api/v1/prompts/support%2Ftriage/versions/4', { key: adminKey });
+      check(gone.status === 404, `version 4 no longer resolves (${gone.status})`);
+      const list = await api(base, '/api/v1/prompts/support%2Ftriage/versions?limit=100', { key: adminKey });
+      check(list.json.items.map((v) => v.version).join(',') === '3,2,1', `v4 hidden from the list (${list.text})`);
+    });
+
+    await step('protected labels: an admin unprotects production and protects it again', async () => {
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('link', { name: 'Protected labels' }).click();
+      const row = page.getByTestId('protected-production');
+      await row.waitFor();
+      await screen(page, '21-protected-labels');
+      await row.getByRole('button', { name: 'Unprotect' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Unprotect', exact: true }).click();
+      await row.waitFor({ state: 'detached' });
+      const none = await api(base, '/api/v1/protected-labels', { key: adminKey });
+      check(!none.json.items.some((p) => p.label === 'production'), `production unprotected (${none.text})`);
+      await page.getByLabel('Label', { exact: true }).fill('production');
+      await page.getByRole('button', { name: 'Protect', exact: true }).click();
+      await row.waitFor();
+      const again = await api(base, '/api/v1/protected-labels', { key: adminKey });
+      check(again.json.items.some((p) => p.label === 'production' && p.created_by), `production protected again, by its author (${again.text})`);
     });
 
     await step('a viewer sees no write controls, and the API refuses their writes', async () => {

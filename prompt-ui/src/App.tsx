@@ -27,6 +27,7 @@ export const router = createBrowserRouter([
       { path: 'settings/keys', lazy: page(() => import('./pages/settings/Keys')) },
       { path: 'settings/providers', lazy: page(() => import('./pages/settings/Providers')) },
       { path: 'settings/members', lazy: page(() => import('./pages/settings/Members')) },
+      { path: 'settings/protected-labels', lazy: page(() => import('./pages/settings/ProtectedLabels')) },
       { path: 'settings/preferences', lazy: page(() => import('./pages/settings/Preferences')) },
       { path: 'settings/audit', lazy: page(() => import('./pages/settings/Audit')) },
       { path: '*', lazy: page(() => import('./pages/NotFound')) },

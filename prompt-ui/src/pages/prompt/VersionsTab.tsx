@@ -1,14 +1,23 @@
 import { useState } from 'react';
 import { Link } from 'react-router';
-import { ErrorBox, Loading, when } from '../../components/ui';
+import { useQueryClient } from '@tanstack/react-query';
+import { api, unwrap } from '../../api/client';
+import { ConfirmButton, ErrorBox, Loading, when } from '../../components/ui';
+import { useCan } from '../../lib/hooks';
 import { canonicalJson } from '../../lib/json';
 import { useVersions, type Prompt } from './data';
 import { TemplateView } from './TemplateView';
 
-/** The versions timeline (newest first) and the selected version in full. */
+/**
+ * The versions timeline (newest first) and the selected version in full; editors may
+ * delete a version (a tombstone: its number is never reused and runs keep pointing at
+ * it; the server refuses with 409 while a label other than `latest` is on it).
+ */
 export function VersionsTab({ prompt }: { prompt: Prompt }) {
   const { versions, isPending, error, hasNextPage, fetchNextPage } = useVersions(prompt.name);
   const [picked, setPicked] = useState<number | null>(null);
+  const canEdit = useCan('editor');
+  const qc = useQueryClient();
   if (isPending) return <Loading what="Loading versions" />;
   if (error) return <ErrorBox error={error} />;
   if (versions.length === 0) {
@@ -81,8 +90,38 @@ export function VersionsTab({ prompt }: { prompt: Prompt }) {
           <Link className="button" to={`/prompt/${prompt.name}?tab=playground&version=${current.version}`}>
             Open in the playground
           </Link>
+          {canEdit && (
+            <ConfirmButton
+              label="Delete version"
+              title={`Delete version ${current.version} of ${prompt.name}?`}
+              danger
+              confirmLabel="Delete"
+              onConfirm={async () => {
+                await unwrap(
+                  api.DELETE('/api/v1/prompts/{name}/versions/{version}', {
+                    params: { path: { name: prompt.name, version: current.version } },
+                  }),
+                );
+                setPicked(null);
+                await qc.invalidateQueries({ queryKey: ['prompt', prompt.name] });
+                await qc.invalidateQueries({ queryKey: ['prompts'] });
+              }}
+            >
+              <p>
+                It stops resolving at once and disappears from this list; its number is never given again and
+                runs that used it keep pointing at it.
+                {otherLabels(current.labels).length > 0 &&
+                  ` Move ${otherLabels(current.labels).join(', ')} off it first: the server refuses while a label is on it.`}
+              </p>
+            </ConfirmButton>
+          )}
         </p>
       </article>
     </div>
   );
+}
+
+/** The labels that block a deletion (`latest` moves by itself). */
+function otherLabels(labels: string[]): string[] {
+  return labels.filter((l) => l !== 'latest');
 }

@@ -12,6 +12,7 @@ export function Settings({ title, children }: { title: string; children: ReactNo
           <li><NavLink to="/settings/keys">API keys</NavLink></li>
           <li><NavLink to="/settings/providers">Provider credentials</NavLink></li>
           <li><NavLink to="/settings/members">Members and invitations</NavLink></li>
+          <li><NavLink to="/settings/protected-labels">Protected labels</NavLink></li>
           <li><NavLink to="/settings/preferences">Preferences</NavLink></li>
           <li><NavLink to="/settings/audit">Audit log</NavLink></li>
         </ul>

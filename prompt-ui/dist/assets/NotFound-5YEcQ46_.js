@@ -1,1 +1,0 @@
-import{c as e,x as t,z as n}from"./index-Dr46aEXO.js";var r=n();function i(){return e(`Not found`),(0,r.jsxs)(r.Fragment,{children:[(0,r.jsx)(`h1`,{children:`Nothing here`}),(0,r.jsxs)(`p`,{children:[`This page does not exist. `,(0,r.jsx)(t,{to:`/prompts`,children:`Back to the prompts`})]})]})}export{i as default};
