@@ -11,6 +11,7 @@ use prompt_core::{
 use tokio::task::JoinHandle;
 
 pub mod accounts;
+mod api_doc;
 pub mod auth;
 pub mod backend;
 pub mod backup;

@@ -256,7 +256,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(langfuse_doc);
     let (_, _, compat_doc) = compat_routes();
     doc.merge(compat_doc);
-    doc
+    crate::api_doc::complete(doc)
 }
 
 /// The OpenAI-compatible gateway (`/v1/…`): authenticated by the handlers themselves,

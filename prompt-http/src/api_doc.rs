@@ -1,0 +1,226 @@
+//! What the OpenAPI document says about every operation at once, in one place, so that
+//! it describes what the service really answers (issue 20, item 9: the document is
+//! checked by schemathesis, `scripts/test-api-fuzz.sh`).
+//!
+//! The handlers' `#[utoipa::path]` annotations declare what is particular to each
+//! operation. The layers every request goes through can answer on any operation too,
+//! and are declared here rather than copied into ~120 annotations:
+//!
+//! * `400` — a request that cannot be read: a body that is not JSON or not
+//!   `Content-Type: application/json`, a malformed query string, path or header;
+//! * `401` / `403` — the authentication and role checks of every authenticated route;
+//! * `404` — an operation with path parameters names something that does not exist (or
+//!   is in another project);
+//! * `413` — a body over the limit (`--max-body-bytes`), on operations that take one;
+//! * `422` — a well-formed request whose values are refused (which field, why);
+//! * `429` — the per-key rate limit;
+//! * `503` — the database is unreachable, the server is overloaded or the request took
+//!   longer than `--request-timeout-secs`.
+//!
+//! The error body is the operation's own error shape (Langfuse's on `/api/public/…`,
+//! described in words on `/v1/…`, ours elsewhere). Path parameters that are prompt names or labels
+//! get the pattern and length their validation enforces.
+
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
+
+/// Complete `doc` with the statuses every operation can answer and the shared
+/// constraints of path parameters.
+pub(crate) fn complete(mut doc: OpenApi) -> OpenApi {
+    let global = doc.security.clone();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let shared_path_params = item.parameters.as_ref().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path))
+        });
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for op in ops.into_iter().flatten() {
+            complete_operation(path, op, global.as_deref(), shared_path_params);
+        }
+    }
+    doc
+}
+
+/// The pattern of a prompt name (`prompt_core::validate::prompt_name`): segments of
+/// `[A-Za-z0-9_.-]` separated by single `/`, no segment `.` or `..`.
+const PROMPT_NAME_PATTERN: &str = r"^(?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-]|\.\.[A-Za-z0-9_.-])[A-Za-z0-9_.-]*(?:/(?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-]|\.\.[A-Za-z0-9_.-])[A-Za-z0-9_.-]*)*$";
+
+/// The pattern of a label (`prompt_core::validate::label`): `[a-z0-9_.-]`, not `.` or `..`.
+const LABEL_PATTERN: &str = r"^(?:[a-z0-9_-]|\.[a-z0-9_-]|\.\.[a-z0-9_.-])[a-z0-9_.-]*$";
+
+/// Whether a security requirement list lets anonymous callers in (`[]` or a `{}` entry),
+/// and whether it names any scheme.
+fn security_kind(security: Option<&[SecurityRequirement]>) -> (bool, bool) {
+    let Some(reqs) = security else {
+        return (true, false);
+    };
+    let empty = |r: &SecurityRequirement| {
+        serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+    };
+    let anonymous = reqs.is_empty() || reqs.iter().any(empty);
+    let named = reqs.iter().any(|r| !empty(r));
+    (anonymous, named)
+}
+
+fn complete_operation(
+    path: &str,
+    op: &mut Operation,
+    global: Option<&[SecurityRequirement]>,
+    shared_path_params: bool,
+) {
+    let (anonymous, named) = security_kind(op.security.as_deref().or(global));
+    let mut has_path_params = shared_path_params;
+    for p in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(p) = p
+            && p.parameter_in == ParameterIn::Path
+        {
+            has_path_params = true;
+            if let Some(schema) = path_param_schema(path, &p.name) {
+                p.schema = Some(RefOr::T(schema));
+            }
+        }
+    }
+    let has_body = op.request_body.is_some();
+    let error_body = error_schema(path);
+    let responses = &mut op.responses.responses;
+    let mut add = |status: &str, description: &str| {
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            let mut response = ResponseBuilder::new().description(description);
+            if let Some(schema) = &error_body {
+                response = response.content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(schema.clone())).build(),
+                );
+            }
+            RefOr::T(response.build())
+        });
+    };
+    add(
+        "400",
+        "The request cannot be read: malformed JSON, a wrong Content-Type, or a malformed query, path or header",
+    );
+    if named {
+        add("401", "Missing or invalid credentials");
+        add("403", "The caller's role does not allow this");
+    } else if !anonymous {
+        add("401", "Missing or invalid credentials");
+    }
+    if has_path_params {
+        add("404", "Not found (or in another project)");
+    }
+    if has_body {
+        add("413", "The request body is over the server's limit");
+    }
+    add(
+        "422",
+        "A value is refused: the error names the field and says why",
+    );
+    add(
+        "429",
+        "Rate limited: retry after the number of seconds in Retry-After",
+    );
+    add(
+        "503",
+        "The database is unavailable, the server is overloaded or the request timed out; retry after Retry-After",
+    );
+}
+
+/// The constraints validation enforces on a `name` / `label` path parameter of the
+/// prompt routes.
+fn path_param_schema(path: &str, name: &str) -> Option<Schema> {
+    let prompt_route = path.starts_with("/api/v1/prompts/");
+    let (max, pattern) = match name {
+        "name" if prompt_route => (
+            prompt_core::validate::MAX_PROMPT_NAME_LEN,
+            PROMPT_NAME_PATTERN,
+        ),
+        "label" if prompt_route || path.starts_with("/api/v1/protected-labels/") => {
+            (prompt_core::validate::MAX_LABEL_LEN, LABEL_PATTERN)
+        }
+        _ => return None,
+    };
+    Some(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+            .into(),
+    )
+}
+
+/// The error body of the routes under `path` (the gateway's OpenAI-shaped errors have
+/// no schema in the document: OpenAI's SDKs define them).
+fn error_schema(path: &str) -> Option<RefOr<Schema>> {
+    let name = if path.starts_with("/api/public/") {
+        "LangfuseErrorBody"
+    } else if path.starts_with("/v1/") {
+        return None;
+    } else {
+        "ErrorBody"
+    };
+    Some(RefOr::Ref(Ref::from_schema_name(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_declares_the_shared_statuses() {
+        let doc = serde_json::to_value(crate::router::openapi()).unwrap();
+        let ops = &doc["paths"]["/api/v1/runs/{id}"]["get"]["responses"];
+        for status in ["400", "401", "403", "404", "422", "429", "503"] {
+            assert!(ops.get(status).is_some(), "{status} missing: {ops}");
+        }
+    }
+
+    fn matches(pattern: &str, s: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(s)
+    }
+
+    #[test]
+    fn the_patterns_accept_exactly_what_validation_accepts() {
+        for name in [
+            "a",
+            "team/tone",
+            "a.b",
+            ".a",
+            "...",
+            "a/..b",
+            "x-y_z.1/q",
+            "..a",
+            "a/.b/c",
+        ] {
+            assert!(matches(PROMPT_NAME_PATTERN, name), "{name}");
+            assert!(prompt_core::validate::prompt_name(name).is_ok(), "{name}");
+        }
+        for name in [
+            "", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "a b", "é",
+        ] {
+            assert!(!matches(PROMPT_NAME_PATTERN, name), "{name:?}");
+            assert!(
+                prompt_core::validate::prompt_name(name).is_err(),
+                "{name:?}"
+            );
+        }
+        for label in ["production", "v1.2", "a-b_c", ".x", "..."] {
+            assert!(matches(LABEL_PATTERN, label), "{label}");
+            assert!(prompt_core::validate::label(label).is_ok(), "{label}");
+        }
+        for label in ["", ".", "..", "Prod", "a/b", "a b"] {
+            assert!(!matches(LABEL_PATTERN, label), "{label:?}");
+            assert!(prompt_core::validate::label(label).is_err(), "{label:?}");
+        }
+    }
+}
