@@ -2,6 +2,7 @@
 
 pub mod authoring;
 pub mod call;
+pub mod compose;
 pub mod diff;
 pub mod domain;
 pub mod error;
@@ -26,6 +27,7 @@ pub use authoring::{
     RemixRequest, RemixStyle, Tool, ToolsConfig,
 };
 pub use credential::{ProviderCredential, ProviderKind};
+pub use compose::{Composed, Resolution};
 pub use diff::VersionDiff;
 pub use domain::{
     ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,
