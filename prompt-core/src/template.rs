@@ -251,9 +251,9 @@ pub fn may_include(template: &str) -> bool {
     template.contains("{{>")
 }
 
-/// The text a template engine parses: include tags dropped (they are replaced by the
-/// included text before rendering; what remains when variables are listed adds none),
-/// escaped ones made literal for `format` (`\{{>` stays for the mustache scanner,
+/// The text a template engine parses: include tags (replaced by the included text
+/// before rendering; what remains, in a raw template, is text that adds no variable)
+/// and escaped ones made literal for `format` (`\{{>` stays for the mustache scanner,
 /// which drops the backslash; Jinja gets `{{ "{{>" }}`).
 fn without_includes(template: &str, format: TemplateFormat) -> std::borrow::Cow<'_, str> {
     if !may_include(template) {
@@ -266,7 +266,20 @@ fn without_includes(template: &str, format: TemplateFormat) -> std::borrow::Cow<
             TemplateFormat::Mustache => out.push_str("\\{{>"),
             TemplateFormat::Jinja => out.push_str("{{ \"{{>\" }}"),
         },
-        IncludePiece::Include(_) => {}
+        // Left as text (a raw template rendered as it is, `?resolve=false`).
+        IncludePiece::Include(body) => match format {
+            TemplateFormat::Mustache => {
+                out.push_str("{{> ");
+                out.push_str(body);
+                out.push_str(" }}");
+            }
+            TemplateFormat::Jinja => {
+                let tag = format!("{{{{> {body} }}}}");
+                out.push_str("{{ ");
+                out.push_str(&serde_json::to_string(&tag).unwrap_or_default());
+                out.push_str(" }}");
+            }
+        },
     });
     std::borrow::Cow::Owned(out)
 }
