@@ -50,7 +50,8 @@ impl Include {
     /// Parse the inside of a tag (`team/tone@production`, `team/tone#3`, `team/tone`);
     /// `InvalidInput` on `field` when the name, label or number is not valid.
     pub fn parse(field: &str, body: &str) -> Result<Include> {
-        let bad = |why: String| Error::invalid(field, format!("include '{{{{> {body} }}}}': {why}"));
+        let bad =
+            |why: String| Error::invalid(field, format!("include '{{{{> {body} }}}}': {why}"));
         let (name, selector) = match body.find(['@', '#']) {
             None => (body, Selector::default()),
             Some(i) => {
@@ -145,7 +146,9 @@ fn texts(template: &Template) -> Vec<(String, &str)> {
 
 /// Whether any text of `template` may hold an include tag.
 pub fn has_includes(template: &Template) -> bool {
-    texts(template).iter().any(|(_, t)| template::may_include(t))
+    texts(template)
+        .iter()
+        .any(|(_, t)| template::may_include(t))
 }
 
 /// The include tags of `template`, parsed, with the field each is in.
@@ -223,10 +226,7 @@ impl Expander<'_> {
                 if path.len() >= MAX_INCLUDE_DEPTH {
                     return Err(Error::invalid(
                         field,
-                        format!(
-                            "include depth exceeds {MAX_INCLUDE_DEPTH}: {}",
-                            chain(path)
-                        ),
+                        format!("include depth exceeds {MAX_INCLUDE_DEPTH}: {}", chain(path)),
                     ));
                 }
                 let text_sel = include.selector_text();
@@ -329,7 +329,8 @@ impl Expander<'_> {
 /// The variables of an expanded template, in order of first use.
 fn variables_of(template: &Template, format: TemplateFormat) -> Result<Vec<String>> {
     let mut seen = indexmap::IndexSet::new();
-    let syntax = |field: String, e: crate::error::TemplateError| Error::invalid(field, e.to_string());
+    let syntax =
+        |field: String, e: crate::error::TemplateError| Error::invalid(field, e.to_string());
     match template {
         Template::Text(t) => {
             seen.extend(template::variables(t, format).map_err(|e| syntax("template".into(), e))?);

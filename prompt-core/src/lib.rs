@@ -26,8 +26,8 @@ pub use authoring::{
     Analysis, AnalyzeRequest, CreateRequest, Created, Critique, OptimizeRequest, Optimized, Remix,
     RemixRequest, RemixStyle, Tool, ToolsConfig,
 };
-pub use credential::{ProviderCredential, ProviderKind};
 pub use compose::{Composed, Resolution};
+pub use credential::{ProviderCredential, ProviderKind};
 pub use diff::VersionDiff;
 pub use domain::{
     ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,

@@ -81,14 +81,19 @@ impl ValidatedStore {
         project: Uuid,
         ops: &[BatchOp],
     ) -> Result<(), BatchFailure> {
-        let touched: std::collections::HashSet<&str> = ops.iter().map(BatchOp::prompt_name).collect();
+        let touched: std::collections::HashSet<&str> =
+            ops.iter().map(BatchOp::prompt_name).collect();
         for (i, op) in ops.iter().enumerate() {
             let BatchOp::CreateVersion { name, version } = op else {
                 continue;
             };
             let at = |e: Error| BatchFailure::at(i, e.in_field(&format!("ops[{i}].version")));
             let includes = crate::compose::includes_of(&version.template).map_err(at)?;
-            if includes.is_empty() || includes.iter().any(|(_, inc)| touched.contains(inc.name.as_str())) {
+            if includes.is_empty()
+                || includes
+                    .iter()
+                    .any(|(_, inc)| touched.contains(inc.name.as_str()))
+            {
                 continue;
             }
             crate::compose::check_new_version(

@@ -25,8 +25,14 @@ async fn version(app: &TestApp, name: &str, body: Value) -> common::Resp {
 /// `team/tone#1`.
 async fn seed(app: &TestApp) {
     for (name, body) in [
-        ("team/tone", json!({"template": "Be {{ mood }}.", "labels": ["production"]})),
-        ("team/sign", json!({"template": "-- {{> team/tone#1 }}", "labels": ["production"]})),
+        (
+            "team/tone",
+            json!({"template": "Be {{ mood }}.", "labels": ["production"]}),
+        ),
+        (
+            "team/sign",
+            json!({"template": "-- {{> team/tone#1 }}", "labels": ["production"]}),
+        ),
         (
             "mail",
             json!({"template": "Hi {{ name }}. {{> team/tone }} {{> team/sign@production }}",
@@ -78,10 +84,15 @@ async fn render_resolve_and_execute_report_the_resolution() {
 
     let r = app.get("/api/v1/prompts/mail/resolve", k).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.body["template"], "Hi {{ name }}. Be {{ mood }}. -- Be {{ mood }}.");
+    assert_eq!(
+        r.body["template"],
+        "Hi {{ name }}. Be {{ mood }}. -- Be {{ mood }}."
+    );
     assert_eq!(r.body["variables"], json!(["name", "mood"]));
     assert_eq!(r.body["resolution"], want);
-    let r = app.get("/api/v1/prompts/mail/resolve?resolve=false", k).await;
+    let r = app
+        .get("/api/v1/prompts/mail/resolve?resolve=false", k)
+        .await;
     assert_eq!(
         r.body["template"],
         "Hi {{ name }}. {{> team/tone }} {{> team/sign@production }}"
@@ -167,8 +178,10 @@ async fn langfuse_prompt_references_round_trip() {
         &app,
         Method::POST,
         "/api/public/v2/prompts",
-        Some(json!({"name": "top", "type": "chat", "labels": ["production"],
-                    "prompt": [{"role": "system", "content": text}]})),
+        Some(
+            json!({"name": "top", "type": "chat", "labels": ["production"],
+                    "prompt": [{"role": "system", "content": text}]}),
+        ),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -186,7 +199,10 @@ async fn langfuse_prompt_references_round_trip() {
 
     let r = langfuse(&app, Method::GET, "/api/public/v2/prompts/top", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["prompt"][0]["content"], "A Be {{tone}}. B Be {{tone}}.");
+    assert_eq!(
+        r.body["prompt"][0]["content"],
+        "A Be {{tone}}. B Be {{tone}}."
+    );
     let dep = json!({"id": base_id, "name": "base", "version": 1});
     assert_eq!(
         r.body["resolutionGraph"],

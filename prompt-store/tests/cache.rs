@@ -335,9 +335,7 @@ async fn label_move_on_a_dependency_is_seen_by_the_next_render() {
     let (inner, runs) = prompt_store::memory();
     let cache = Arc::new(CachedStore::new(inner, CacheConfig::default()));
     let store: Arc<dyn PromptStore> = cache.clone();
-    let r = prompt_core::Registry::new(store, runs)
-        .await
-        .unwrap();
+    let r = prompt_core::Registry::new(store, runs).await.unwrap();
     r.create_version("tone", NewVersion::new("kind").with_labels(["production"]))
         .await
         .unwrap();
@@ -352,7 +350,12 @@ async fn label_move_on_a_dependency_is_seen_by_the_next_render() {
     .unwrap();
     let render = || async {
         let (c, out) = r
-            .render_composed("mail", &Selector::default(), &Default::default(), Default::default())
+            .render_composed(
+                "mail",
+                &Selector::default(),
+                &Default::default(),
+                Default::default(),
+            )
             .await
             .unwrap();
         (out, c.resolution[0].version)

@@ -270,9 +270,12 @@ pub async fn compose_refused_at_creation(b: &TestBackend) {
 /// pinned then), a logged one, read back by id and in a query.
 pub async fn compose_run_records_resolution(b: &TestBackend) {
     let r = reg(b).await;
-    r.create_version("part", NewVersion::new("P{{ x }}").with_labels(["production"]))
-        .await
-        .unwrap();
+    r.create_version(
+        "part",
+        NewVersion::new("P{{ x }}").with_labels(["production"]),
+    )
+    .await
+    .unwrap();
     r.create_version(
         "whole",
         NewVersion::new("W {{> part }}")
@@ -292,7 +295,10 @@ pub async fn compose_run_records_resolution(b: &TestBackend) {
         .unwrap();
     let want = vec![node("part", "production", 1, vec![])];
     assert_eq!(run.resolution.as_ref(), Some(&want));
-    assert_eq!(r.get_run(run.id).await.unwrap().resolution, Some(want.clone()));
+    assert_eq!(
+        r.get_run(run.id).await.unwrap().resolution,
+        Some(want.clone())
+    );
 
     let mut logged = NewRun::with_status(RunStatus::Completed);
     logged.prompt = Some("whole".into());

@@ -215,8 +215,7 @@ async fn resolve_target(
         let prompt_core::Composed {
             version,
             resolution,
-        } = prompt_core::compose::compose(state.store.as_ref(), caller.project.id, version)
-            .await?;
+        } = prompt_core::compose::compose(state.store.as_ref(), caller.project.id, version).await?;
         progress.prompt = Some((version.prompt.clone(), version.version));
         if let Selector::Label(l) = &selector {
             progress.label = Some(l.clone());
