@@ -482,6 +482,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn include_tags_are_scanned_in_both_formats() {
+        let mut got = Vec::new();
+        scan_includes(
+            r"a {{> x@p }} \{{> y }} {{>z#2}} {{> multi
+line }} {{ v }}",
+            |p| got.push(p),
+        );
+        assert_eq!(
+            got,
+            vec![
+                IncludePiece::Text("a "),
+                IncludePiece::Include("x@p"),
+                IncludePiece::Text(" "),
+                IncludePiece::Escaped,
+                IncludePiece::Text(" y }} "),
+                IncludePiece::Include("z#2"),
+                IncludePiece::Text(" {{> multi\nline }} {{ v }}"),
+            ]
+        );
+        // Raw templates: the tags are text, and add no variable; an escaped tag is a
+        // literal one in both formats.
+        assert_eq!(mustache_variables("{{> x }} {{ a }}"), vec!["a"]);
+        assert_eq!(jinja_variables("{{> x }} {{ a }}").unwrap(), vec!["a"]);
+        let v = vars(json!({"a": "A"}));
+        assert_eq!(
+            render_mustache(r"\{{> x }} {{a}}", &v).unwrap(),
+            "{{> x }} A"
+        );
+        assert_eq!(render_jinja(r"\{{> x }} {{a}}", &v).unwrap(), "{{> x }} A");
+        assert_eq!(render_jinja("{{> x }}", &v).unwrap(), "{{> x }}");
+    }
+
     proptest::proptest! {
         #[test]
         fn templates_without_tags_render_unchanged(s in "[^{\\\\]*") {
@@ -492,6 +525,8 @@ mod tests {
         fn never_panics(s in ".*") {
             let _ = render_mustache(&s, &Variables::new());
             let _ = mustache_variables(&s);
+            scan_includes(&s, |_| {});
+            let _ = without_includes(&s, TemplateFormat::Jinja);
         }
     }
 }
