@@ -15,6 +15,9 @@
 //! "history"}`: stored as a message of role `placeholder` whose content is the name
 //! (see [`prompt_core::Role::Placeholder`]) and returned as they came.
 //!
+//! Over 600 lines as one compatibility surface: Langfuse's auth, shapes and prompt
+//! references (translated both ways here) belong together.
+//!
 //! **Composition**: Langfuse's prompt references, `@@@langfusePrompt:name=NAME|version=N@@@`
 //! and `@@@langfusePrompt:name=NAME|label=L@@@`, are stored as our include tags
 //! (`{{> NAME#N }}`, `{{> NAME@L }}`; see `prompt_core::compose`) and given back as

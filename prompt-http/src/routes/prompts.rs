@@ -1,4 +1,8 @@
 //! Prompts, versions, labels and rendering.
+//!
+//! Over 600 lines as one resource: the routes of prompts, their versions, labels,
+//! resolve and render, with the query and body types the OpenAPI document lists with
+//! them.
 
 use axum::Json;
 use axum::extract::{Path, State};
