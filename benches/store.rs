@@ -367,5 +367,71 @@ fn ingestion(c: &mut Criterion) {
     drop(schema);
 }
 
-criterion_group!(benches, resolve, writes, ingestion);
+/// Composition (issue 18): a cached resolve (and render) of a prompt that includes a
+/// prompt that includes another — two levels, each a cached resolve — against a plain
+/// prompt of the same expanded text, through a registry over the cache on SQLite.
+fn composition(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = rt.block_on(async {
+        SqliteStore::open(SqliteConfig::new(format!(
+            "sqlite://{}",
+            dir.path().join("compose.db").display()
+        )))
+        .await
+        .unwrap()
+    });
+    let cached: Arc<dyn PromptStore> =
+        Arc::new(CachedStore::new(Arc::new(sqlite), CacheConfig::default()));
+    let reg = rt.block_on(async {
+        let reg = prompt_core::Registry::with_project(cached, prompt_store::memory().1, "bench")
+            .await
+            .unwrap();
+        let leaf = "Tone: {{ tone }}; be kind and brief. ";
+        let mid = "Sign as {{ who }}. ";
+        let top = kb_template();
+        for (name, t) in [
+            ("compose/leaf", leaf.to_owned()),
+            ("compose/mid", format!("{{{{> compose/leaf }}}}{mid}")),
+            ("compose/top", format!("{top}{{{{> compose/mid }}}}")),
+            ("compose/plain", format!("{top}{leaf}{mid}")),
+        ] {
+            reg.create_version(name, NewVersion::new(t).with_labels(["production"]))
+                .await
+                .unwrap();
+        }
+        reg
+    });
+    let vars = match serde_json::json!({
+        "persona": "Ada", "company": "Acme", "tone": "warm", "who": "Bob",
+        "tier": "gold", "question": "Where is my parcel?"
+    }) {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let sel = Selector::default();
+    for (label, name) in [("plain", "compose/plain"), ("two_level", "compose/top")] {
+        c.bench_function(&format!("cached_resolve_composed/{label}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(reg.resolve_composed(black_box(name), &sel).await.unwrap())
+            })
+        });
+        c.bench_function(&format!("cached_render_composed/{label}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    reg.render_composed(black_box(name), &sel, &vars, Default::default())
+                        .await
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    c.bench_function("cached_resolve_composed/raw_resolve_reference", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(reg.resolve(black_box("compose/plain"), &sel).await.unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, resolve, writes, ingestion, composition);
 criterion_main!(benches);

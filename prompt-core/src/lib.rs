@@ -2,6 +2,7 @@
 
 pub mod authoring;
 pub mod call;
+pub mod compose;
 pub mod diff;
 pub mod domain;
 pub mod error;
@@ -25,6 +26,7 @@ pub use authoring::{
     Analysis, AnalyzeRequest, CreateRequest, Created, Critique, OptimizeRequest, Optimized, Remix,
     RemixRequest, RemixStyle, Tool, ToolsConfig,
 };
+pub use compose::{Composed, Resolution};
 pub use credential::{ProviderCredential, ProviderKind};
 pub use diff::VersionDiff;
 pub use domain::{

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::authoring::ToolsConfig;
+use crate::compose::Composed;
 use crate::diff::VersionDiff;
 use crate::domain::{
     DEFAULT_PROJECT, LabelExpect, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptUpdate,
@@ -255,6 +256,15 @@ impl Registry {
         self.store.resolve(self.pid(), name, selector).await
     }
 
+    /// Resolve by label or number and expand the version's includes (see
+    /// [`crate::compose`]): the expanded version, its variables those of the whole
+    /// expansion, and which version of each dependency was used. Dependencies are
+    /// resolved through the store, so through its cache.
+    pub async fn resolve_composed(&self, name: &str, selector: &Selector) -> Result<Composed> {
+        let v = self.resolve(name, selector).await?;
+        crate::compose::compose(self.store.as_ref(), self.pid(), v).await
+    }
+
     /// What changed from one version of a prompt to another, each picked by label or
     /// number (see [`crate::diff`]); the same version twice gives an identical diff.
     /// `NotFound` names the side (`from` or `to`) that is missing.
@@ -341,7 +351,8 @@ impl Registry {
             .await
     }
 
-    /// Resolve and render with options (e.g. rejecting extra variables).
+    /// Resolve and render with options (e.g. rejecting extra variables). The version
+    /// returned is the expanded one ([`Registry::resolve_composed`]).
     pub async fn render_with(
         &self,
         name: &str,
@@ -349,9 +360,24 @@ impl Registry {
         variables: &Variables,
         options: RenderOptions,
     ) -> Result<(PromptVersion, Rendered)> {
-        let v = self.resolve(name, selector).await?;
-        let r = v.render_with(variables, options)?;
-        Ok((v, r))
+        let (c, r) = self
+            .render_composed(name, selector, variables, options)
+            .await?;
+        Ok((c.version, r))
+    }
+
+    /// Resolve, expand the includes and render: the expanded version with the
+    /// resolution graph ([`Composed`]), and the rendered template.
+    pub async fn render_composed(
+        &self,
+        name: &str,
+        selector: &Selector,
+        variables: &Variables,
+        options: RenderOptions,
+    ) -> Result<(Composed, Rendered)> {
+        let c = self.resolve_composed(name, selector).await?;
+        let r = c.version.render_with(variables, options)?;
+        Ok((c, r))
     }
 
     async fn check_run_refs(

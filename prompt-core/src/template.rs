@@ -9,6 +9,11 @@
 //!   two opening braces escapes them: `\{{ x }}` renders as `{{ x }}`.
 //! * **`jinja`** (opt-in): full [minijinja] with strict undefined behaviour.
 //!
+//! In both formats `{{> name }}`, `{{> name@label }}` and `{{> name#3 }}` include
+//! another prompt's text (see [`crate::compose`]); the tags are replaced before the
+//! template engine sees the text ([`scan_includes`]). `\{{> name }}` is a literal
+//! `{{> name }}` in both formats.
+//!
 //! Both are strict: every missing variable is reported at once, by name. Values that
 //! are not strings render as their JSON text (`3`, `true`, `{"a":1}`).
 //!
@@ -187,6 +192,98 @@ pub fn render_mustache(template: &str, vars: &Variables) -> Result<String, Templ
     }
 }
 
+/// One piece of a template as [`scan_includes`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludePiece<'a> {
+    /// Text that is not an include tag (variables and all).
+    Text(&'a str),
+    /// An escaped tag `\{{>`: the backslash is dropped, the `{{>` is literal.
+    Escaped,
+    /// An include tag `{{> … }}`: what is between `{{>` and `}}`, trimmed.
+    Include(&'a str),
+}
+
+/// The longest text between `{{>` and `}}` read as an include tag (a prompt name of
+/// 200 characters, a selector and spaces); anything longer is literal text.
+const MAX_INCLUDE_TAG: usize = 300;
+
+/// Walk a template (either format), calling `f` for each piece in order: include tags
+/// (`{{>` … `}}` on one line), escaped include tags (`\{{>`) and the text between.
+pub fn scan_includes<'a>(template: &'a str, mut f: impl FnMut(IncludePiece<'a>)) {
+    let bytes = template.as_bytes();
+    let mut text_start = 0;
+    let mut pos = 0;
+    while let Some(off) = template[pos..].find("{{>") {
+        let at = pos + off;
+        if at > 0 && bytes[at - 1] == b'\\' {
+            if text_start < at - 1 {
+                f(IncludePiece::Text(&template[text_start..at - 1]));
+            }
+            f(IncludePiece::Escaped);
+            text_start = at + 3;
+            pos = at + 3;
+            continue;
+        }
+        let body_start = at + 3;
+        let window = &template[body_start..];
+        let close = window
+            .find("}}")
+            .filter(|c| *c <= MAX_INCLUDE_TAG && !window[..*c].contains('\n'));
+        match close {
+            Some(c) => {
+                if text_start < at {
+                    f(IncludePiece::Text(&template[text_start..at]));
+                }
+                f(IncludePiece::Include(window[..c].trim()));
+                pos = body_start + c + 2;
+                text_start = pos;
+            }
+            None => pos = at + 1,
+        }
+    }
+    if text_start < template.len() {
+        f(IncludePiece::Text(&template[text_start..]));
+    }
+}
+
+/// Whether `template` may hold an include tag (a fast check before [`scan_includes`]).
+pub fn may_include(template: &str) -> bool {
+    template.contains("{{>")
+}
+
+/// The text a template engine parses: include tags (replaced by the included text
+/// before rendering; what remains, in a raw template, is text that adds no variable)
+/// and escaped ones made literal for `format` (`\{{>` stays for the mustache scanner,
+/// which drops the backslash; Jinja gets `{{ "{{>" }}`).
+fn without_includes(template: &str, format: TemplateFormat) -> std::borrow::Cow<'_, str> {
+    if !may_include(template) {
+        return std::borrow::Cow::Borrowed(template);
+    }
+    let mut out = String::with_capacity(template.len());
+    scan_includes(template, |p| match p {
+        IncludePiece::Text(t) => out.push_str(t),
+        IncludePiece::Escaped => match format {
+            TemplateFormat::Mustache => out.push_str("\\{{>"),
+            TemplateFormat::Jinja => out.push_str("{{ \"{{>\" }}"),
+        },
+        // Left as text (a raw template rendered as it is, `?resolve=false`).
+        IncludePiece::Include(body) => match format {
+            TemplateFormat::Mustache => {
+                out.push_str("{{> ");
+                out.push_str(body);
+                out.push_str(" }}");
+            }
+            TemplateFormat::Jinja => {
+                let tag = format!("{{{{> {body} }}}}");
+                out.push_str("{{ ");
+                out.push_str(&serde_json::to_string(&tag).unwrap_or_default());
+                out.push_str(" }}");
+            }
+        },
+    });
+    std::borrow::Cow::Owned(out)
+}
+
 fn jinja_env() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -212,8 +309,9 @@ fn jinja_syntax(e: &minijinja::Error) -> TemplateError {
 /// The top-level variables a Jinja template reads, sorted. Fails on a syntax error.
 pub fn jinja_variables(template: &str) -> Result<Vec<String>, TemplateError> {
     let env = jinja_env();
+    let template = without_includes(template, TemplateFormat::Jinja);
     let t = env
-        .template_from_str(template)
+        .template_from_str(&template)
         .map_err(|e| jinja_syntax(&e))?;
     let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
     v.sort();
@@ -224,8 +322,9 @@ pub fn jinja_variables(template: &str) -> Result<Vec<String>, TemplateError> {
 /// once; other runtime errors (a missing attribute, a bad filter call) as `Render`.
 pub fn render_jinja(template: &str, vars: &Variables) -> Result<String, TemplateError> {
     let env = jinja_env();
+    let template = without_includes(template, TemplateFormat::Jinja);
     let t = env
-        .template_from_str(template)
+        .template_from_str(&template)
         .map_err(|e| jinja_syntax(&e))?;
     let mut missing: Vec<String> = t
         .undeclared_variables(false)
@@ -383,6 +482,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn include_tags_are_scanned_in_both_formats() {
+        let mut got = Vec::new();
+        scan_includes(
+            r"a {{> x@p }} \{{> y }} {{>z#2}} {{> multi
+line }} {{ v }}",
+            |p| got.push(p),
+        );
+        assert_eq!(
+            got,
+            vec![
+                IncludePiece::Text("a "),
+                IncludePiece::Include("x@p"),
+                IncludePiece::Text(" "),
+                IncludePiece::Escaped,
+                IncludePiece::Text(" y }} "),
+                IncludePiece::Include("z#2"),
+                IncludePiece::Text(" {{> multi\nline }} {{ v }}"),
+            ]
+        );
+        // Raw templates: the tags are text, and add no variable; an escaped tag is a
+        // literal one in both formats.
+        assert_eq!(mustache_variables("{{> x }} {{ a }}"), vec!["a"]);
+        assert_eq!(jinja_variables("{{> x }} {{ a }}").unwrap(), vec!["a"]);
+        let v = vars(json!({"a": "A"}));
+        assert_eq!(
+            render_mustache(r"\{{> x }} {{a}}", &v).unwrap(),
+            "{{> x }} A"
+        );
+        assert_eq!(render_jinja(r"\{{> x }} {{a}}", &v).unwrap(), "{{> x }} A");
+        assert_eq!(render_jinja("{{> x }}", &v).unwrap(), "{{> x }}");
+    }
+
     proptest::proptest! {
         #[test]
         fn templates_without_tags_render_unchanged(s in "[^{\\\\]*") {
@@ -393,6 +525,8 @@ mod tests {
         fn never_panics(s in ".*") {
             let _ = render_mustache(&s, &Variables::new());
             let _ = mustache_variables(&s);
+            scan_includes(&s, |_| {});
+            let _ = without_includes(&s, TemplateFormat::Jinja);
         }
     }
 }

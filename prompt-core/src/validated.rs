@@ -71,6 +71,45 @@ impl ValidatedStore {
     }
 }
 
+impl ValidatedStore {
+    /// The includes of a batch's new versions (see [`crate::compose`]): every tag is
+    /// parsed, and those whose targets the batch does not touch are checked as
+    /// `create_version` checks them (a target the batch creates or moves is only
+    /// there once it is applied; it is checked at render time).
+    async fn check_batch_includes(
+        &self,
+        project: Uuid,
+        ops: &[BatchOp],
+    ) -> Result<(), BatchFailure> {
+        let touched: std::collections::HashSet<&str> =
+            ops.iter().map(BatchOp::prompt_name).collect();
+        for (i, op) in ops.iter().enumerate() {
+            let BatchOp::CreateVersion { name, version } = op else {
+                continue;
+            };
+            let at = |e: Error| BatchFailure::at(i, e.in_field(&format!("ops[{i}].version")));
+            let includes = crate::compose::includes_of(&version.template).map_err(at)?;
+            if includes.is_empty()
+                || includes
+                    .iter()
+                    .any(|(_, inc)| touched.contains(inc.name.as_str()))
+            {
+                continue;
+            }
+            crate::compose::check_new_version(
+                self.inner.as_ref(),
+                project,
+                name,
+                &version.template,
+                version.template_format,
+            )
+            .await
+            .map_err(at)?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl PromptStore for ValidatedStore {
     async fn create_project(&self, name: &str) -> Result<Project> {
@@ -141,6 +180,15 @@ impl PromptStore for ValidatedStore {
         new: NewVersion,
     ) -> Result<PromptVersion> {
         validate::prompt_name(name)?;
+        // Includes are checked here, once for every entry point (see `crate::compose`).
+        crate::compose::check_new_version(
+            self.inner.as_ref(),
+            project,
+            name,
+            &new.template,
+            new.template_format,
+        )
+        .await?;
         self.inner.create_version(project, name, new).await
     }
 
@@ -268,6 +316,7 @@ impl PromptStore for ValidatedStore {
         ops: Vec<BatchOp>,
     ) -> Result<Vec<BatchOutcome>, BatchFailure> {
         let ops = crate::domain::validate_batch(ops)?;
+        self.check_batch_includes(project, &ops).await?;
         self.inner.apply_batch(project, ops).await
     }
 

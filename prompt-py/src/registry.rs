@@ -794,7 +794,9 @@ impl NativeRegistry {
         })
     }
 
-    /// Resolve and render: a `str`, or a list of message dicts.
+    /// Resolve, expand the includes and render: `(rendered, resolution)`, the rendered
+    /// template (a `str`, or a list of message dicts) and which version of each
+    /// included prompt was used (a list of dicts).
     #[pyo3(signature = (name, variables = None, label = None, version = None))]
     fn render<'py>(
         &self,
@@ -809,8 +811,20 @@ impl NativeRegistry {
         let vars = variables_of(variables)?;
         self.dispatch(
             py,
-            async move { r.render(&name, &sel, &vars).await },
-            |py, (_, rendered)| rendered_to_py(py, &rendered),
+            async move {
+                r.render_composed(&name, &sel, &vars, Default::default())
+                    .await
+            },
+            |py, (composed, rendered)| {
+                let out = pyo3::types::PyTuple::new(
+                    py,
+                    [
+                        rendered_to_py(py, &rendered)?,
+                        to_py(py, &composed.resolution)?,
+                    ],
+                )?;
+                Ok(out.into_any())
+            },
         )
     }
 

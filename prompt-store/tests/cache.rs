@@ -327,6 +327,54 @@ async fn postgres_label_move_reaches_other_instances() {
     assert!(b.stats().flushes >= 2, "{:?}", b.stats());
 }
 
+/// Composition through the cache: a dependent's render resolves its includes through
+/// the cache (hits once warm), and a label moved on a dependency is seen by the
+/// dependent's next render, with nothing keeping the expanded text.
+#[tokio::test]
+async fn label_move_on_a_dependency_is_seen_by_the_next_render() {
+    let (inner, runs) = prompt_store::memory();
+    let cache = Arc::new(CachedStore::new(inner, CacheConfig::default()));
+    let store: Arc<dyn PromptStore> = cache.clone();
+    let r = prompt_core::Registry::new(store, runs).await.unwrap();
+    r.create_version("tone", NewVersion::new("kind").with_labels(["production"]))
+        .await
+        .unwrap();
+    r.create_version("tone", NewVersion::new("terse"))
+        .await
+        .unwrap();
+    r.create_version(
+        "mail",
+        NewVersion::new("Be {{> tone }}.").with_labels(["production"]),
+    )
+    .await
+    .unwrap();
+    let render = || async {
+        let (c, out) = r
+            .render_composed(
+                "mail",
+                &Selector::default(),
+                &Default::default(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        (out, c.resolution[0].version)
+    };
+    let text = |s: &str| prompt_core::Rendered::Text(s.into());
+    assert_eq!(render().await, (text("Be kind."), 1));
+    let before = cache.stats();
+    assert_eq!(render().await, (text("Be kind."), 1));
+    assert_eq!(
+        cache.stats().hits,
+        before.hits + 2,
+        "the dependent and its dependency come from the cache"
+    );
+    r.set_label("tone", "production", 2, prompt_core::LabelExpect::Any, None)
+        .await
+        .unwrap();
+    assert_eq!(render().await, (text("Be terse."), 2));
+}
+
 fn key_record(project: Uuid) -> prompt_core::ApiKeyRecord {
     prompt_core::ApiKeyRecord {
         id: prompt_core::domain::new_id(),

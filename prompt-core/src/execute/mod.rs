@@ -380,7 +380,12 @@ impl Registry {
     ) -> Result<(PromptVersion, Run)> {
         options.validate()?;
         let metadata = options.run_metadata()?;
-        let version = self.resolve(name, selector).await?;
+        // Includes are expanded now, and the versions used recorded on the run; a
+        // worker executing it later expands those same versions.
+        let crate::compose::Composed {
+            version,
+            resolution,
+        } = self.resolve_composed(name, selector).await?;
         let plan = ExecutionPlan::new(&version.config, options, &self.providers);
         let mut new = NewRun::with_status(status);
         new.prompt = Some(version.prompt.clone());
@@ -394,6 +399,7 @@ impl Registry {
         new.variables = Value::Object(variables.clone());
         new.metadata = metadata;
         new.user.clone_from(&options.user);
+        new.resolution = Some(resolution);
         let run = new.into_run(self.project.id)?;
         self.runs.insert_runs(std::slice::from_ref(&run)).await?;
         Ok((version, run))
@@ -405,11 +411,21 @@ impl Registry {
         let options = ExecuteOptions::from_run(&run);
         let variables = variables_of(&run.variables);
         let version = match (&run.prompt, run.version) {
-            (Some(p), Some(v)) => self
+            (Some(p), Some(v)) => match self
                 .store
                 .resolve(run.project_id, p, &Selector::Version(v))
                 .await
-                .map(Some),
+            {
+                Ok(version) => crate::compose::compose_pinned(
+                    self.store.as_ref(),
+                    run.project_id,
+                    version,
+                    run.resolution.as_deref(),
+                )
+                .await
+                .map(|c| Some(c.version)),
+                Err(e) => Err(e),
+            },
             _ => Err(Error::invalid(
                 "run",
                 "has no prompt version to execute (logged runs cannot be executed)",

@@ -15,6 +15,16 @@
 //! "history"}`: stored as a message of role `placeholder` whose content is the name
 //! (see [`prompt_core::Role::Placeholder`]) and returned as they came.
 //!
+//! Over 600 lines as one compatibility surface: Langfuse's auth, shapes and prompt
+//! references (translated both ways here) belong together.
+//!
+//! **Composition**: Langfuse's prompt references, `@@@langfusePrompt:name=NAME|version=N@@@`
+//! and `@@@langfusePrompt:name=NAME|label=L@@@`, are stored as our include tags
+//! (`{{> NAME#N }}`, `{{> NAME@L }}`; see `prompt_core::compose`) and given back as
+//! Langfuse tags. `GET …/{name}` expands them (unless `?resolve=false`) and answers
+//! Langfuse's `resolutionGraph`: `{root: {id, name, version}, dependencies: {PARENT_ID:
+//! [{id, name, version}, …]}}`, `null` when nothing was included.
+//!
 //! `DELETE …/{name}` deletes versions as Langfuse does: with neither `?version=` nor
 //! `?label=` all of them (the prompt is archived, as `DELETE /api/v1/prompts/{name}`
 //! does), with `?version=N` that version, with `?label=L` the version `L` points at —
@@ -133,16 +143,139 @@ pub async fn require_langfuse_key(
     prompt_core::domain::actor::scope(actor, next.run(req)).await
 }
 
+/// The opening of a Langfuse prompt reference.
+const LANGFUSE_TAG: &str = "@@@langfusePrompt:";
+
+/// Langfuse's prompt references in `text` (of `field`) as our include tags:
+/// `@@@langfusePrompt:name=N|version=3@@@` → `{{> N#3 }}`, `…|label=L@@@` →
+/// `{{> N@L }}`. A malformed reference is a 400 naming the field.
+fn langfuse_tags_to_includes(field: &str, text: &str) -> Result<String, ApiError> {
+    if !text.contains(LANGFUSE_TAG) {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(LANGFUSE_TAG) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + LANGFUSE_TAG.len()..];
+        let bad = || {
+            ApiError::invalid(
+                field,
+                "a prompt reference is @@@langfusePrompt:name=NAME|version=N@@@ or \
+                 @@@langfusePrompt:name=NAME|label=LABEL@@@",
+            )
+        };
+        let end = after.find("@@@").ok_or_else(bad)?;
+        let body = &after[..end];
+        let (name, sel) = body
+            .strip_prefix("name=")
+            .and_then(|b| b.split_once('|'))
+            .ok_or_else(bad)?;
+        let reference = if let Some(v) = sel.strip_prefix("version=") {
+            format!("{name}#{v}")
+        } else if let Some(l) = sel.strip_prefix("label=") {
+            format!("{name}@{l}")
+        } else {
+            return Err(bad());
+        };
+        // Checked as our include tag is (the name, the label or number).
+        prompt_core::compose::Include::parse(field, &reference)?;
+        out.push_str("{{> ");
+        out.push_str(&reference);
+        out.push_str(" }}");
+        rest = &after[end + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Our include tags in `text` as Langfuse's prompt references (the inverse of
+/// [`langfuse_tags_to_includes`]; `{{> N }}` is `label=production`).
+fn includes_to_langfuse_tags(text: &str) -> String {
+    use prompt_core::template::{IncludePiece, scan_includes};
+    if !prompt_core::template::may_include(text) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    scan_includes(text, |p| match p {
+        IncludePiece::Text(t) => out.push_str(t),
+        IncludePiece::Escaped => out.push_str("\\{{>"),
+        IncludePiece::Include(body) => {
+            match prompt_core::compose::Include::parse("template", body) {
+                Ok(i) => {
+                    out.push_str(LANGFUSE_TAG);
+                    out.push_str("name=");
+                    out.push_str(&i.name);
+                    match i.selector {
+                        Selector::Version(n) => out.push_str(&format!("|version={n}")),
+                        Selector::Label(l) => out.push_str(&format!("|label={l}")),
+                    }
+                    out.push_str("@@@");
+                }
+                Err(_) => {
+                    out.push_str("{{> ");
+                    out.push_str(body);
+                    out.push_str(" }}");
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Langfuse's `resolutionGraph` of a version expanded with `resolution`: the root,
+/// and each including version's id with the versions it included; `null` when it
+/// included nothing. Ids are looked up through the (cached) store.
+async fn resolution_graph(
+    reg: &prompt_core::Registry,
+    root: &PromptVersion,
+    resolution: &[prompt_core::Resolution],
+) -> Result<Value, ApiError> {
+    if resolution.is_empty() {
+        return Ok(Value::Null);
+    }
+    let mut dependencies = serde_json::Map::new();
+    let mut todo: Vec<(Uuid, &[prompt_core::Resolution])> = vec![(root.id, resolution)];
+    while let Some((parent, nodes)) = todo.pop() {
+        let mut list = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let v = reg.get_version(&n.name, n.version).await?;
+            list.push(json!({"id": v.id, "name": n.name, "version": n.version}));
+            if !n.includes.is_empty() {
+                todo.push((v.id, &n.includes));
+            }
+        }
+        dependencies.insert(parent.to_string(), Value::Array(list));
+    }
+    Ok(json!({
+        "root": {"id": root.id, "name": root.prompt, "version": root.version},
+        "dependencies": dependencies,
+    }))
+}
+
 fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>) -> Value {
+    langfuse_prompt_with(v, tags, updated_at, Value::Null)
+}
+
+fn langfuse_prompt_with(
+    v: &PromptVersion,
+    tags: &[String],
+    updated_at: DateTime<Utc>,
+    resolution_graph: Value,
+) -> Value {
     let (kind, prompt) = match &v.template {
-        Template::Text(t) => ("text", json!(t)),
+        Template::Text(t) => ("text", json!(includes_to_langfuse_tags(t))),
         Template::Chat(m) => (
             "chat",
             Value::Array(
                 m.iter()
                     .map(|m| match m.role {
                         Role::Placeholder => json!({"type": "placeholder", "name": m.content}),
-                        role => json!({"type": "chatmessage", "role": role.as_str(), "content": m.content}),
+                        role => json!({
+                            "type": "chatmessage",
+                            "role": role.as_str(),
+                            "content": includes_to_langfuse_tags(&m.content),
+                        }),
                     })
                     .collect(),
             ),
@@ -161,7 +294,7 @@ fn langfuse_prompt(v: &PromptVersion, tags: &[String], updated_at: DateTime<Utc>
         "createdAt": v.created_at,
         "updatedAt": updated_at,
         "createdBy": v.created_by,
-        "resolutionGraph": null,
+        "resolutionGraph": resolution_graph,
     })
 }
 
@@ -173,7 +306,8 @@ pub struct GetQuery {
     pub label: Option<String>,
     /// A version number.
     pub version: Option<u32>,
-    /// Accepted and ignored (prompt composition is not supported).
+    /// Expand the prompt references (default `true`); `false` answers the prompt as
+    /// stored, its references as tags, and a `null` `resolutionGraph`.
     pub resolve: Option<bool>,
 }
 
@@ -221,7 +355,9 @@ pub struct LangfusePrompt {
     pub updated_at: DateTime<Utc>,
     /// Who created the version.
     pub created_by: Option<String>,
-    /// Always `null` (prompt composition is not supported).
+    /// Which versions the prompt references resolved to: `{root: {id, name, version},
+    /// dependencies: {PARENT_ID: [{id, name, version}]}}`; `null` when there were none
+    /// or with `?resolve=false`.
     #[schema(value_type = Option<Object>)]
     pub resolution_graph: Option<Value>,
 }
@@ -242,9 +378,17 @@ pub async fn get_prompt(
     let ApiQuery(q) = q?;
     let sel = selector(q.label, q.version)?;
     let reg = state.registry(&caller.project);
-    let v = reg.resolve(&name, &sel).await?;
+    let (v, graph) = if q.resolve == Some(false) {
+        (reg.resolve(&name, &sel).await?, Value::Null)
+    } else {
+        let raw = reg.resolve(&name, &sel).await?;
+        let c = prompt_core::compose::compose(reg.store().as_ref(), reg.project().id, raw.clone())
+            .await?;
+        let graph = resolution_graph(&reg, &raw, &c.resolution).await?;
+        (c.version, graph)
+    };
     let p = reg.get_prompt(&name).await?;
-    Ok(Json(langfuse_prompt(&v, &p.tags, p.updated_at)))
+    Ok(Json(langfuse_prompt_with(&v, &p.tags, p.updated_at, graph)))
 }
 
 /// Filters of `GET /api/public/v2/prompts`.
@@ -414,6 +558,7 @@ fn chat_messages(v: &Value) -> Result<Vec<ChatMessage>, ApiError> {
             let content = m.get("content").and_then(Value::as_str).ok_or_else(|| {
                 ApiError::invalid(format!("prompt[{i}].content"), "must be a string")
             })?;
+            let content = langfuse_tags_to_includes(&format!("prompt[{i}].content"), content)?;
             Ok(ChatMessage::new(role, content))
         })
         .collect()
@@ -435,7 +580,7 @@ pub async fn create_prompt(
     state.check_reserved(&caller, &body.name)?;
     let template = match body.kind.as_deref() {
         None | Some("text") => match &body.prompt {
-            Value::String(s) => Template::Text(s.clone()),
+            Value::String(s) => Template::Text(langfuse_tags_to_includes("prompt", s)?),
             _ => return Err(ApiError::invalid("prompt", "a text prompt is a string").into()),
         },
         Some("chat") => Template::Chat(chat_messages(&body.prompt)?),

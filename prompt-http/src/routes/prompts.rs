@@ -1,4 +1,8 @@
 //! Prompts, versions, labels and rendering.
+//!
+//! Over 600 lines as one resource: the routes of prompts, their versions, labels,
+//! resolve and render, with the query and body types the OpenAPI document lists with
+//! them.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -66,6 +70,42 @@ pub struct SelectorQuery {
     pub label: Option<String>,
     /// A version number.
     pub version: Option<u32>,
+}
+
+/// `?label=` or `?version=` (not both; default label `production`), and `?resolve=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResolveQuery {
+    /// A label (default `production`).
+    pub label: Option<String>,
+    /// A version number.
+    pub version: Option<u32>,
+    /// Expand the includes (`{{> name@label }}`) of the template (default `true`);
+    /// `false` answers the template as stored.
+    pub resolve: Option<bool>,
+}
+
+/// `?resolve=` of `POST …/render`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RenderQuery {
+    /// Expand the includes of the template (default `true`); `false` renders the
+    /// template as stored, its include tags left as text.
+    pub resolve: Option<bool>,
+}
+
+/// A version resolved, its includes expanded unless `?resolve=false`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolvedVersion {
+    /// The version (its template expanded, its variables those of the expansion).
+    #[serde(flatten)]
+    pub version: PromptVersion,
+    /// Which version of each included prompt was used, in order of the tags (absent
+    /// when the template includes none, or with `?resolve=false`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolution: Vec<prompt_core::Resolution>,
 }
 
 /// Select a version by label or number: both given is a 400.
@@ -153,6 +193,10 @@ pub struct RenderResponse {
     /// The rendered messages (chat prompts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<prompt_core::ChatMessage>>,
+    /// Which version of each included prompt was used, in order of the tags (absent
+    /// when the template includes none, or with `?resolve=false`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolution: Vec<prompt_core::Resolution>,
 }
 
 fn with_etag(prompt: Prompt, status: StatusCode) -> Response {
@@ -395,19 +439,29 @@ pub(crate) async fn delete_version_audited(
 }
 
 /// Resolve by label (default `production`) or version.
+/// Includes (`{{> name@label }}`) are expanded unless `?resolve=false`.
 #[utoipa::path(get, path = "/api/v1/prompts/{name}/resolve", tag = "versions",
-    params(("name" = String, Path, description = "prompt name"), SelectorQuery),
-    responses((status = 200, body = PromptVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "prompt name"), ResolveQuery),
+    responses((status = 200, body = ResolvedVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<SelectorQuery>,
-) -> ApiResult<Json<PromptVersion>> {
+    ApiQuery(q): ApiQuery<ResolveQuery>,
+) -> ApiResult<Json<ResolvedVersion>> {
     let sel = selector(q.label, q.version)?;
-    Ok(Json(
-        state.registry(&caller.project).resolve(&name, &sel).await?,
-    ))
+    let registry = state.registry(&caller.project);
+    if q.resolve == Some(false) {
+        return Ok(Json(ResolvedVersion {
+            version: registry.resolve(&name, &sel).await?,
+            resolution: Vec::new(),
+        }));
+    }
+    let c = registry.resolve_composed(&name, &sel).await?;
+    Ok(Json(ResolvedVersion {
+        version: c.version,
+        resolution: c.resolution,
+    }))
 }
 
 /// `?from=&to=` of `GET …/diff`.
@@ -533,28 +587,39 @@ pub async fn label_history(
     ))
 }
 
-/// Render a version with variables; missing variables → 422 naming them.
+/// Render a version with variables; missing variables → 422 naming them. Includes
+/// (`{{> name@label }}`) are expanded, and reported in `resolution`, unless
+/// `?resolve=false`.
 #[utoipa::path(post, path = "/api/v1/prompts/{name}/render", tag = "versions", request_body = RenderBody,
-    params(("name" = String, Path, description = "prompt name")),
+    params(("name" = String, Path, description = "prompt name"), RenderQuery),
     responses((status = 200, body = RenderResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn render(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<RenderQuery>,
     ApiJson(body): ApiJson<RenderBody>,
 ) -> ApiResult<Json<RenderResponse>> {
     let sel = selector(body.label, body.version)?;
-    let (v, r) = state
-        .registry(&caller.project)
-        .render(&name, &sel, &body.variables)
-        .await?;
+    let registry = state.registry(&caller.project);
+    let (version, resolution, r) = if q.resolve == Some(false) {
+        let v = registry.resolve(&name, &sel).await?;
+        let r = v.render(&body.variables)?;
+        (v.version, Vec::new(), r)
+    } else {
+        let (c, r) = registry
+            .render_composed(&name, &sel, &body.variables, Default::default())
+            .await?;
+        (c.version.version, c.resolution, r)
+    };
     let (text, messages) = match r {
         Rendered::Text(t) => (Some(t), None),
         Rendered::Messages(m) => (None, Some(m)),
     };
     Ok(Json(RenderResponse {
-        version: v.version,
+        version,
         text,
         messages,
+        resolution,
     }))
 }

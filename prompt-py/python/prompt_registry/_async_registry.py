@@ -60,6 +60,7 @@ from ._models import (
     Template,
     VersionDiff,
     _batch_result,
+    _rendered,
 )
 from ._tools import (
     Analysis,
@@ -392,9 +393,11 @@ class AsyncRegistry:
         label: Optional[str] = None,
         version: Optional[int] = None,
     ) -> Rendered:
-        """Resolve and render in one call."""
-        result: Rendered = await self._n.render(name, _vars(variables), label, version)
-        return result
+        """Resolve and render in one call. Includes (``{{> name@label }}``) are
+        expanded; the result (a ``str`` or a list of messages) has a ``resolution``
+        attribute saying which version of each included prompt was used."""
+        rendered, resolution = await self._n.render(name, _vars(variables), label, version)
+        return _rendered(rendered, resolution)
 
     # the change log
     async def events(self, *, after: int = 0, limit: Optional[int] = None) -> EventPage:

@@ -34,6 +34,37 @@ from . import _native
 
 #: A rendered template: the text of a text prompt, or the messages of a chat prompt.
 Rendered = Union[str, List[Dict[str, str]]]
+
+
+class RenderedText(str):
+    """The text of a rendered text prompt (a ``str``), with the :attr:`resolution` of
+    its includes."""
+
+    #: Which version of each included prompt (``{{> name@label }}``) was used:
+    #: ``[{"name", "selector", "version", "includes": [...]}]``, empty when none.
+    resolution: List[Dict[str, Any]]
+
+
+class RenderedMessages(List[Dict[str, str]]):
+    """The messages of a rendered chat prompt (a ``list``), with the
+    :attr:`resolution` of its includes."""
+
+    #: Which version of each included prompt was used (see
+    #: :attr:`RenderedText.resolution`).
+    resolution: List[Dict[str, Any]]
+
+
+def _rendered(rendered: Any, resolution: List[Dict[str, Any]]) -> Rendered:
+    """A rendered template with its resolution attached."""
+    out: Union[RenderedText, RenderedMessages]
+    if isinstance(rendered, str):
+        out = RenderedText(rendered)
+    else:
+        out = RenderedMessages(rendered)
+    out.resolution = resolution
+    return out
+
+
 #: A template: a text, or ``[{"role": ..., "content": ...}]``.
 Template = Union[str, List[Dict[str, str]]]
 
@@ -212,6 +243,10 @@ class Run(_Model):
     attempts: int = 0
     #: When the process executing the run last renewed its lease.
     heartbeat_at: Optional[datetime] = None
+    #: Which version of each prompt the template included was used
+    #: (``[{"name", "selector", "version", "includes": [...]}]``); ``None`` when it
+    #: included none.
+    resolution: Optional[List[Dict[str, Any]]] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Run":
@@ -241,6 +276,7 @@ class Run(_Model):
             completed_at=_dt(d.get("completed_at")),
             attempts=d.get("attempts", 0),
             heartbeat_at=_dt(d.get("heartbeat_at")),
+            resolution=d.get("resolution"),
         )
 
 

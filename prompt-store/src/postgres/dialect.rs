@@ -189,6 +189,7 @@ impl Dialect for Postgres {
             .bind(&c.started_at)
             .bind(&c.completed_at)
             .bind(&c.user)
+            .bind(&c.resolution)
             .execute(writer)
             .await;
         match r {
@@ -341,6 +342,7 @@ struct Columns {
     started_at: Vec<Option<DateTime<Utc>>>,
     completed_at: Vec<Option<DateTime<Utc>>>,
     user: Vec<Option<String>>,
+    resolution: Vec<Option<Value>>,
 }
 
 impl Columns {
@@ -380,6 +382,13 @@ impl Columns {
             c.started_at.push(r.started_at);
             c.completed_at.push(r.completed_at);
             c.user.push(r.user.clone());
+            c.resolution.push(
+                r.resolution
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| at(Error::invalid("resolution", e.to_string())))?,
+            );
         }
         Ok(c)
     }
@@ -392,5 +401,5 @@ const INSERT_RUNS: &str = concat!(
      $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], \
      $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], \
-     $25::text[])"
+     $25::text[], $26::jsonb[])"
 );

@@ -323,7 +323,8 @@ impl RemoteStore {
         self.send_json(Method::GET, path, query, None, None).await
     }
 
-    /// `GET …/resolve`, without the cache.
+    /// `GET …/resolve?resolve=false` (the version as stored, its includes not
+    /// expanded: the registry in this process expands them), without the cache.
     pub(super) async fn fetch_version(
         &self,
         name: &str,
@@ -333,7 +334,11 @@ impl RemoteStore {
             Selector::Label(l) => ("label", l.clone()),
             Selector::Version(v) => ("version", v.to_string()),
         };
-        self.get_json(&prompt_path(name, "/resolve")?, &[q]).await
+        self.get_json(
+            &prompt_path(name, "/resolve")?,
+            &[q, ("resolve", "false".to_owned())],
+        )
+        .await
     }
 }
 

@@ -29,7 +29,7 @@ macro_rules! run_cols {
         "id, project_id, prompt, version, label, provider, model, variables, input, output, \
          status, error_kind, error_message, latency_ms, time_to_first_token_ms, input_tokens, \
          output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, metadata, created_at, \
-         started_at, completed_at, run_user"
+         started_at, completed_at, run_user, resolution"
     };
 }
 pub(crate) use run_cols;
@@ -119,6 +119,10 @@ where
             .transpose()?,
         metadata: D::from_json("metadata", r.try_get("metadata")?)?,
         user: r.try_get("run_user")?,
+        resolution: r
+            .try_get::<Option<D::Json>, _>("resolution")?
+            .map(|j| D::from_json("resolution", j))
+            .transpose()?,
         created_at: D::from_time(r.try_get("created_at")?)?,
         started_at: opt_time("started_at")?,
         completed_at: opt_time("completed_at")?,

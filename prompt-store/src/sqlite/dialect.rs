@@ -24,7 +24,7 @@ use crate::sql::{
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Sqlite>);
 static RUN_SQL: LazyLock<RunSql> = LazyLock::new(RunSql::new::<Sqlite>);
 
-/// Rows per multi-row `INSERT` (25 parameters each, far under SQLite's limit of 32766).
+/// Rows per multi-row `INSERT` (26 parameters each, far under SQLite's limit of 32766).
 const INSERT_CHUNK: usize = 32;
 
 impl Dialect for Sqlite {
@@ -276,6 +276,7 @@ struct Encoded<'a> {
     run: &'a Run,
     variables: String,
     metadata: String,
+    resolution: Option<String>,
     m: Mutable<Sqlite>,
 }
 
@@ -285,6 +286,11 @@ impl<'a> Encoded<'a> {
             run,
             variables: Sqlite::json("variables", &run.variables)?,
             metadata: Sqlite::json("metadata", &run.metadata)?,
+            resolution: run
+                .resolution
+                .as_ref()
+                .map(|r| Sqlite::json("resolution", r))
+                .transpose()?,
             m: Mutable::of(run)?,
         })
     }
@@ -319,7 +325,8 @@ fn insert_values<'a>(runs: &'a [Encoded<'a>]) -> QueryBuilder<Sqlite> {
             .push_bind(Sqlite::time(r.created_at))
             .push_bind(m.started_at)
             .push_bind(m.completed_at)
-            .push_bind(r.user.as_deref());
+            .push_bind(r.user.as_deref())
+            .push_bind(e.resolution.as_deref());
     });
     q
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use prompt_core::{EventLog, PeopleStore, PromptStore, Registry, RunLog};
 
 mod backends;
+mod compose;
 mod credentials;
 mod export;
 mod feed;
@@ -40,6 +41,7 @@ mod values;
 mod webhooks;
 
 pub use backends::*;
+pub use compose::*;
 pub use credentials::*;
 pub use export::*;
 pub use feed::*;
@@ -273,6 +275,9 @@ macro_rules! behaviour_suite {
             import_moves_labels_and_prunes,
             import_conflicts_write_nothing,
             import_refuses_a_concurrent_change,
+            compose_includes_text_and_chat,
+            compose_refused_at_creation,
+            compose_run_records_resolution,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

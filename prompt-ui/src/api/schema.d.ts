@@ -1237,7 +1237,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Render a version with variables; missing variables → 422 naming them. */
+        /**
+         * Render a version with variables; missing variables → 422 naming them. Includes
+         *     (`{{> name@label }}`) are expanded, and reported in `resolution`, unless
+         *     `?resolve=false`.
+         */
         post: operations["render"];
         delete?: never;
         options?: never;
@@ -1252,7 +1256,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Resolve by label (default `production`) or version. */
+        /**
+         * Resolve by label (default `production`) or version.
+         *     Includes (`{{> name@label }}`) are expanded unless `?resolve=false`.
+         */
         get: operations["resolve"];
         put?: never;
         post?: never;
@@ -2727,7 +2734,11 @@ export interface components {
              *     `{"type": "placeholder", name}`.
              */
             prompt: Record<string, unknown>;
-            /** @description Always `null` (prompt composition is not supported). */
+            /**
+             * @description Which versions the prompt references resolved to: `{root: {id, name, version},
+             *     dependencies: {PARENT_ID: [{id, name, version}]}}`; `null` when there were none
+             *     or with `?resolve=false`.
+             */
             resolutionGraph?: Record<string, unknown> | null;
             /** @description The prompt's tags. */
             tags: string[];
@@ -3045,6 +3056,11 @@ export interface components {
             prompt?: string | null;
             /** @description The provider. */
             provider?: string | null;
+            /**
+             * @description Which version of each prompt the template included was used (see
+             *     [`crate::compose`]); `None` when it included none, or was not recorded.
+             */
+            resolution?: components["schemas"]["Resolution"][] | null;
             /**
              * Format: date-time
              * @description When the call started (defaults for finished runs: now minus latency).
@@ -3586,6 +3602,11 @@ export interface components {
                 /** @description The provider (`openai`, `mock`, …). */
                 provider?: string | null;
                 /**
+                 * @description Which version of each prompt the template included was used (see
+                 *     [`crate::compose`]); `None` when it included none, or was not recorded.
+                 */
+                resolution?: components["schemas"]["Resolution"][] | null;
+                /**
                  * Format: date-time
                  * @description When the provider call started.
                  */
@@ -4094,6 +4115,11 @@ export interface components {
         RenderResponse: {
             /** @description The rendered messages (chat prompts). */
             messages?: components["schemas"]["ChatMessage"][] | null;
+            /**
+             * @description Which version of each included prompt was used, in order of the tags (absent
+             *     when the template includes none, or with `?resolve=false`).
+             */
+            resolution?: components["schemas"]["Resolution"][];
             /** @description The rendered text (text prompts). */
             text?: string | null;
             /**
@@ -4113,6 +4139,28 @@ export interface components {
             password: string;
             /** @description The token from the email (or from `prompt-registry users create`). */
             token: string;
+        };
+        /** @description Which version of a dependency an expansion used, and what that version included. */
+        Resolution: {
+            /** @description What that version included, in order. */
+            includes?: components["schemas"]["Resolution"][];
+            /** @description The included prompt. */
+            name: string;
+            /** @description How the tag picked it: a label (`production`) or a version (`#3`). */
+            selector: string;
+            /**
+             * Format: int32
+             * @description The version used.
+             */
+            version: number;
+        };
+        /** @description A version resolved, its includes expanded unless `?resolve=false`. */
+        ResolvedVersion: components["schemas"]["PromptVersion"] & {
+            /**
+             * @description Which version of each included prompt was used, in order of the tags (absent
+             *     when the template includes none, or with `?resolve=false`).
+             */
+            resolution?: components["schemas"]["Resolution"][];
         };
         /**
          * @description The role of a chat message.
@@ -4192,6 +4240,11 @@ export interface components {
             prompt?: string | null;
             /** @description The provider (`openai`, `mock`, …). */
             provider?: string | null;
+            /**
+             * @description Which version of each prompt the template included was used (see
+             *     [`crate::compose`]); `None` when it included none, or was not recorded.
+             */
+            resolution?: components["schemas"]["Resolution"][] | null;
             /**
              * Format: date-time
              * @description When the provider call started.
@@ -7249,7 +7302,10 @@ export interface operations {
             query?: {
                 /** @description A label (default `production`). */
                 label?: string;
-                /** @description Accepted and ignored (prompt composition is not supported). */
+                /**
+                 * @description Expand the prompt references (default `true`); `false` answers the prompt as
+                 *     stored, its references as tags, and a `null` `resolutionGraph`.
+                 */
                 resolve?: boolean;
                 /** @description A version number. */
                 version?: number;
@@ -7338,7 +7394,10 @@ export interface operations {
             query?: {
                 /** @description A label (default `production`). */
                 label?: string;
-                /** @description Accepted and ignored (prompt composition is not supported). */
+                /**
+                 * @description Expand the prompt references (default `true`); `false` answers the prompt as
+                 *     stored, its references as tags, and a `null` `resolutionGraph`.
+                 */
                 resolve?: boolean;
                 /** @description A version number. */
                 version?: number;
@@ -11913,7 +11972,13 @@ export interface operations {
     };
     render: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Expand the includes of the template (default `true`); `false` renders the
+                 *     template as stored, its include tags left as text.
+                 */
+                resolve?: boolean;
+            };
             header?: never;
             path: {
                 /** @description prompt name */
@@ -12012,6 +12077,11 @@ export interface operations {
             query?: {
                 /** @description A label (default `production`). */
                 label?: string;
+                /**
+                 * @description Expand the includes (`{{> name@label }}`) of the template (default `true`);
+                 *     `false` answers the template as stored.
+                 */
+                resolve?: boolean;
                 /** @description A version number. */
                 version?: number;
             };
@@ -12029,7 +12099,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PromptVersion"];
+                    "application/json": components["schemas"]["ResolvedVersion"];
                 };
             };
             400: {
@@ -12066,7 +12136,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A value is refused: the error names the field and says why */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -139,6 +139,10 @@ pub struct Run {
     /// OpenAI client sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Which version of each prompt the template included was used (see
+    /// [`crate::compose`]); `None` when it included none, or was not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Vec<crate::compose::Resolution>>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When the provider call started.
@@ -225,6 +229,10 @@ pub struct NewRun {
     /// OpenAI client sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Which version of each prompt the template included was used (see
+    /// [`crate::compose`]); `None` when it included none, or was not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Vec<crate::compose::Resolution>>,
     /// When the call started (defaults for finished runs: now minus latency).
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
@@ -256,6 +264,7 @@ impl NewRun {
             cost_usd: None,
             metadata: Value::Null,
             user: None,
+            resolution: None,
             started_at: None,
             completed_at: None,
         }
@@ -338,6 +347,15 @@ impl NewRun {
                 ));
             }
         }
+        if let Some(r) = &self.resolution {
+            let size = serde_json::to_vec(r).map_or(0, |b| b.len());
+            if size > MAX_JSON_BYTES {
+                return Err(Error::invalid(
+                    "resolution",
+                    format!("is {size} bytes of JSON; the maximum is {MAX_JSON_BYTES}"),
+                ));
+            }
+        }
         for (field, v) in [
             ("latency_ms", self.latency_ms),
             ("time_to_first_token_ms", self.time_to_first_token_ms),
@@ -401,6 +419,7 @@ impl NewRun {
             cost_usd: self.cost_usd,
             metadata: object_or_empty(self.metadata),
             user: self.user,
+            resolution: self.resolution.filter(|r| !r.is_empty()),
             created_at,
             started_at,
             completed_at,

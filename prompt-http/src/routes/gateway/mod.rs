@@ -85,6 +85,8 @@ struct Target {
     provider_name: String,
     model: String,
     version: Option<PromptVersion>,
+    /// Which versions the prompt's includes used (see `prompt_core::compose`).
+    resolution: Option<Vec<prompt_core::Resolution>>,
     label: Option<String>,
     messages: Vec<ChatMessage>,
     params: Map<String, Value>,
@@ -210,6 +212,10 @@ async fn resolve_target(
             .store
             .resolve(caller.project.id, name, &selector)
             .await?;
+        let prompt_core::Composed {
+            version,
+            resolution,
+        } = prompt_core::compose::compose(state.store.as_ref(), caller.project.id, version).await?;
         progress.prompt = Some((version.prompt.clone(), version.version));
         if let Selector::Label(l) = &selector {
             progress.label = Some(l.clone());
@@ -236,6 +242,7 @@ async fn resolve_target(
             provider_name,
             model,
             version: Some(version),
+            resolution: Some(resolution),
             label,
             messages: all,
             params: plan.params,
@@ -258,6 +265,7 @@ async fn resolve_target(
         provider_name,
         model,
         version: None,
+        resolution: None,
         label: None,
         messages,
         params,
@@ -398,6 +406,7 @@ async fn call(
             .as_ref()
             .map(|v| (v.prompt.clone(), v.version)),
         label: target.label.clone(),
+        resolution: target.resolution.clone(),
         provider: target.provider_name.clone(),
         priced_by: target.provider.provider.clone(),
         model: target.model.clone(),

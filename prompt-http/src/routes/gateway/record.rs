@@ -20,6 +20,8 @@ pub(super) struct RunDraft {
     pub(super) project: uuid::Uuid,
     pub(super) prompt: Option<(String, u32)>,
     pub(super) label: Option<String>,
+    /// Which versions the prompt's includes used.
+    pub(super) resolution: Option<Vec<prompt_core::Resolution>>,
     pub(super) provider: String,
     /// Prices the answer (under its pricing name: a stored provider's vendor).
     pub(super) priced_by: Arc<dyn Provider>,
@@ -60,6 +62,7 @@ impl RunDraft {
             new.version = Some(*v);
         }
         new.label.clone_from(&self.label);
+        new.resolution.clone_from(&self.resolution);
         new.provider = Some(self.provider.clone());
         new.model = Some(self.model.clone());
         new.variables = self.variables.clone();
