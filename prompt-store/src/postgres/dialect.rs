@@ -295,6 +295,14 @@ impl Dialect for Postgres {
         out.sort_by(|a, b| (a.bucket, &a.group).cmp(&(b.bucket, &b.group)));
         Ok(out)
     }
+
+    async fn maintain_runs(
+        writer: &Pool<Postgres>,
+        retention: &[prompt_core::Project],
+        now: DateTime<Utc>,
+    ) -> Result<u64, Failure> {
+        super::partitions::maintain(writer, retention, now).await
+    }
 }
 
 async fn notify(
