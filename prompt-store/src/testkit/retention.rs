@@ -135,7 +135,7 @@ pub async fn retention_deletes_exactly_the_old_runs(b: &TestBackend) {
         theirs.iter().map(|r| r.id).collect::<Vec<_>>(),
         "another project's runs are untouched"
     );
-    let stats = b.runs.stats(a, &StatsQuery::default()).await.unwrap();
+    let stats = b.runs.stats(a, &StatsQuery::project()).await.unwrap();
     assert_eq!(stats[0].count, 3, "stats count the runs kept: {stats:?}");
     assert!(matches!(
         b.runs.delete_runs_before(a, cutoff, 0).await,
