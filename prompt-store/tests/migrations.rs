@@ -272,7 +272,7 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 7] = [
     ),
     (
         RETENTION,
-        "0a888aa460e55d8f27310352602804b619ee28424dd7dfcc523ebe757f117e85de21036a73e94e88d5a4139aa25dfe9f",
+        "89a8720417bf43bc611321c55cc7b57fbbf79b313cb9ea1ae7639b9f7e0a8eeb6b43500d110c7cdc66d0bdf99e718c60",
     ),
 ];
 

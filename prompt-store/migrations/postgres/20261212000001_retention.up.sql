@@ -18,7 +18,7 @@
 -- Every other index of runs is carried over as it is (read from the catalog, so that
 -- an index added by any earlier migration comes along); indexes of the partitioned
 -- table are created on each partition, present and future.
-ALTER TABLE projects ADD COLUMN run_retention_days integer
+ALTER TABLE projects ADD COLUMN run_retention_days bigint
     CHECK (run_retention_days BETWEEN 1 AND 36500);
 
 ALTER TABLE runs RENAME TO runs_unpartitioned;

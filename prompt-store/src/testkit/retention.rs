@@ -101,7 +101,7 @@ pub async fn retention_deletes_exactly_the_old_runs(b: &TestBackend) {
     ];
     let statuses = [
         RunStatus::Completed,
-        RunStatus::Failed,
+        RunStatus::Running,
         RunStatus::Pending,
         RunStatus::Completed,
         RunStatus::Running,
