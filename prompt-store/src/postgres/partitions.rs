@@ -33,8 +33,10 @@ pub(crate) const LOCK_TIMEOUT: &str = "500ms";
 /// Create the partitions of the current month and the [`MONTHS_AHEAD`] next ones
 /// that are missing; returns how many were created.
 pub(crate) async fn ensure(pool: &Pool<Postgres>, now: DateTime<Utc>) -> Result<u64, Failure> {
+    // The months meeting [now, now + MONTHS_AHEAD months): the current one and the
+    // next MONTHS_AHEAD, as the migration made them.
     let until = now
-        .checked_add_months(Months::new(MONTHS_AHEAD + 1))
+        .checked_add_months(Months::new(MONTHS_AHEAD))
         .unwrap_or(now);
     let mut tx = pool.begin().await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
