@@ -11,8 +11,9 @@ DB=${DB:-prompt_retention_bench}
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mktemp -d)
 months=($(psql -At "$URL/$DB" -c "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'runs'::regclass AND c.relname <> 'runs_default' ORDER BY 1"))
-drop_month=${months[0]}
-delete_month=${months[1]}
+# The two oldest months, or the ones named (DROP_MONTH, DELETE_MONTH: runs_pYYYYMM).
+drop_month=${DROP_MONTH:-${months[0]}}
+delete_month=${DELETE_MONTH:-${months[1]}}
 # The end of the month deleted in batches: its runs are all before it.
 delete_end=$(psql -At "$URL/$DB" -c "SELECT (to_date(substr('$delete_month', 7), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC'")
 
@@ -35,6 +36,7 @@ writers drop 20 &
 sleep 5
 t0=$(date +%s%N)
 psql -q -v ON_ERROR_STOP=1 "$URL/$DB" <<SQL
+\\timing on
 BEGIN;
 SET LOCAL lock_timeout = '500ms';
 LOCK TABLE runs IN ACCESS EXCLUSIVE MODE;

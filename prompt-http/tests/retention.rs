@@ -181,3 +181,64 @@ async fn retention_task_removes_exactly_the_old_runs(app: &TestApp) {
 
 backend_suites!([memory, sqlite, postgres];
     retention_setting, deleting_runs_before, retention_task_removes_exactly_the_old_runs);
+
+/// Setting the retention and deleting runs are in the audit log.
+#[tokio::test]
+async fn retention_changes_are_audited() {
+    use std::sync::Arc;
+
+    use prompt_core::{PageRequest, PeopleStore, PromptStore, RunLog};
+    let s = Arc::new(prompt_store::MemoryStore::new(Default::default()));
+    let (store, runs, people): (Arc<dyn PromptStore>, Arc<dyn RunLog>, Arc<dyn PeopleStore>) =
+        (s.clone(), s.clone(), s.clone());
+    let app = TestApp::with_accounts(
+        store,
+        runs,
+        common::Options::default(),
+        Some(prompt_http::AccountsSetup {
+            people: people.clone(),
+            mailer: prompt_http::accounts::mail::Mailer::Log,
+            config: Default::default(),
+        }),
+    )
+    .await;
+    for body in [json!({"run_retention_days": 7}), json!({"run_retention_days": null})] {
+        let r = app.put("/api/v1/project", &app.admin, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = app
+        .delete("/api/v1/runs?before=2026-01-01T00:00:00Z", &app.admin)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let log = people
+        .list_audit(
+            prompt_core::domain::DEFAULT_ORG_ID,
+            &PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &Value)> = log
+        .items
+        .iter()
+        .rev()
+        .map(|e| (e.action.as_str(), &e.data))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "project.updated",
+                &json!({"run_retention_days": {"from": null, "to": 7}})
+            ),
+            (
+                "project.updated",
+                &json!({"run_retention_days": {"from": 7, "to": null}})
+            ),
+            (
+                "runs.deleted",
+                &json!({"before": "2026-01-01T00:00:00Z", "deleted": 0})
+            ),
+        ]
+    );
+    assert!(log.items.iter().all(|e| e.actor.starts_with("key:")));
+}
