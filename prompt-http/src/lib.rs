@@ -85,7 +85,8 @@ pub struct StateConfig {
     pub run_lease: std::time::Duration,
     /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
     /// instance counts its own.
-    pub shared_limits: Option<Arc<limit::SharedLimits>>,    /// How often the retention task deletes runs past their project's retention
+    pub shared_limits: Option<Arc<limit::SharedLimits>>,
+    /// How often the retention task deletes runs past their project's retention
     /// (`--retention-interval-secs`); `None`: never (see [`retention`]).
     pub retention_interval: Option<Duration>,
 }

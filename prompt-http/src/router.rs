@@ -203,7 +203,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(execute::execute))
         .routes(routes!(runs::stats))
         .routes(routes!(runs::project_stats))
-        .routes(routes!(runs::create_run, runs::list_runs, runs::delete_runs))
+        .routes(routes!(
+            runs::create_run,
+            runs::list_runs,
+            runs::delete_runs
+        ))
         .routes(routes!(runs::create_runs_batch))
         .routes(routes!(runs::get_run))
         .routes(routes!(keys::create, keys::list))

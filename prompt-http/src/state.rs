@@ -51,7 +51,8 @@ pub struct AppState {
     /// 501).
     pub webhooks: Option<crate::webhooks::Webhooks>,
     /// Whether the database's storage takes writes (for `/readyz`).
-    pub storage: crate::storage::StorageHealth,    /// How often the retention task runs (`None`: it does not; see
+    pub storage: crate::storage::StorageHealth,
+    /// How often the retention task runs (`None`: it does not; see
     /// [`crate::retention`]).
     pub retention_interval: Option<std::time::Duration>,
 }

@@ -51,7 +51,11 @@ async fn retention_setting(app: &TestApp) {
     assert_eq!(r.body["project"]["run_retention_days"], Value::Null);
 
     let body = json!({"run_retention_days": 30});
-    assert_error(&app.put("/api/v1/project", &editor, body.clone()).await, 403, "forbidden");
+    assert_error(
+        &app.put("/api/v1/project", &editor, body.clone()).await,
+        403,
+        "forbidden",
+    );
     let r = app.put("/api/v1/project", &app.admin, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["project"]["run_retention_days"], 30);
@@ -68,9 +72,18 @@ async fn retention_setting(app: &TestApp) {
         json!("30"),
     ] {
         let r = app
-            .put("/api/v1/project", &app.admin, json!({"run_retention_days": bad}))
+            .put(
+                "/api/v1/project",
+                &app.admin,
+                json!({"run_retention_days": bad}),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text
+        );
         assert_eq!(
             r.body["error"]["details"]["field"], "run_retention_days",
             "{bad}: {}",
@@ -85,7 +98,11 @@ async fn retention_setting(app: &TestApp) {
     assert_eq!(r.body["project"]["run_retention_days"], 30, "unchanged");
 
     let r = app
-        .put("/api/v1/project", &app.admin, json!({"run_retention_days": null}))
+        .put(
+            "/api/v1/project",
+            &app.admin,
+            json!({"run_retention_days": null}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["project"]["run_retention_days"], Value::Null);
@@ -112,7 +129,9 @@ async fn deleting_runs_before(app: &TestApp) {
     let path = "/api/v1/runs?before=2026-06-01T00:00:00Z";
     assert_error(&app.delete(path, &editor).await, 403, "forbidden");
     assert_error(&app.delete(path, &viewer).await, 403, "forbidden");
-    let r = app.delete("/api/v1/runs?before=yesterday", &app.admin).await;
+    let r = app
+        .delete("/api/v1/runs?before=yesterday", &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.body["error"]["details"]["field"], "before", "{}", r.text);
     let r = app.delete("/api/v1/runs", &app.admin).await;
@@ -127,7 +146,11 @@ async fn deleting_runs_before(app: &TestApp) {
     let r = app.delete(path, &app.admin).await;
     assert_eq!(r.body, json!({"deleted": 1}), "{}", r.text);
     assert_eq!(run_ids(app, &viewer).await, strs(&mine[2..]));
-    assert_eq!(run_ids(app, &other).await, strs(&theirs), "another project's runs stay");
+    assert_eq!(
+        run_ids(app, &other).await,
+        strs(&theirs),
+        "another project's runs stay"
+    );
     let r = app.delete(path, &app.admin).await;
     assert_eq!(r.body, json!({"deleted": 0}));
 }
@@ -149,7 +172,11 @@ async fn retention_task_removes_exactly_the_old_runs(app: &TestApp) {
     app.runs.insert_runs(&mine).await.unwrap();
     app.runs.insert_runs(&theirs).await.unwrap();
     let r = app
-        .put("/api/v1/project", &app.admin, json!({"run_retention_days": 2}))
+        .put(
+            "/api/v1/project",
+            &app.admin,
+            json!({"run_retention_days": 2}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
@@ -162,7 +189,11 @@ async fn retention_task_removes_exactly_the_old_runs(app: &TestApp) {
     loop {
         let left = run_ids(app, &viewer).await;
         if left.len() <= 2 {
-            assert_eq!(left, strs(&mine[2..]), "exactly the runs older than 2 days went");
+            assert_eq!(
+                left,
+                strs(&mine[2..]),
+                "exactly the runs older than 2 days went"
+            );
             break;
         }
         assert!(
@@ -202,7 +233,10 @@ async fn retention_changes_are_audited() {
         }),
     )
     .await;
-    for body in [json!({"run_retention_days": 7}), json!({"run_retention_days": null})] {
+    for body in [
+        json!({"run_retention_days": 7}),
+        json!({"run_retention_days": null}),
+    ] {
         let r = app.put("/api/v1/project", &app.admin, body).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }

@@ -1088,10 +1088,11 @@ async fn postgres_retention_migration_keeps_runs() {
     }
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
-    let kind: String = sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(kind, "p", "runs is partitioned");
     let mut expected = old_ids.clone();
     expected.sort();
@@ -1124,10 +1125,11 @@ async fn postgres_retention_migration_keeps_runs() {
 
     let report = s.revert(1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(RETENTION, "retention")]));
-    let kind: String = sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(kind, "r", "one table again");
     assert_eq!(pg_run_ids(&pool).await, expected, "every run is kept");
     s.close().await;

@@ -246,10 +246,9 @@ pub async fn put_project(
     ApiJson(body): ApiJson<ProjectSettings>,
 ) -> ApiResult<Json<CallerView>> {
     // Out of u32 (negative, huge) is out of range too: one message for all.
-    let days = match body.run_retention_days {
-        None => None,
-        Some(d) => Some(u32::try_from(d).unwrap_or(0)),
-    };
+    let days = body
+        .run_retention_days
+        .map(|d| u32::try_from(d).unwrap_or(0));
     prompt_core::validate::run_retention_days(days)?;
     let before = state.store.project_by_id(caller.project.id).await?;
     let project = state

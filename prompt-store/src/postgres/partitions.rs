@@ -78,7 +78,12 @@ where
 }
 
 /// Whether every project of `projects` keeps its runs for less than `end` ago.
-fn all_expired(projects: &[Uuid], retention: &[Project], end: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+fn all_expired(
+    projects: &[Uuid],
+    retention: &[Project],
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
     projects.iter().all(|id| {
         retention
             .iter()
@@ -193,8 +198,18 @@ mod tests {
         // A project not in the list (no retention) keeps the month.
         assert!(!all_expired(&[Uuid::now_v7()], &all, end, now));
         // 36 days ago exactly: a 36-day retention may drop it.
-        assert!(all_expired(&[short.id], &[project_with(short.id, 36)], end, now));
-        assert!(!all_expired(&[short.id], &[project_with(short.id, 37)], end, now));
+        assert!(all_expired(
+            &[short.id],
+            &[project_with(short.id, 36)],
+            end,
+            now
+        ));
+        assert!(!all_expired(
+            &[short.id],
+            &[project_with(short.id, 37)],
+            end,
+            now
+        ));
     }
 
     fn project_with(id: Uuid, days: u32) -> Project {

@@ -52,7 +52,11 @@ pub async fn retention_setting_is_validated_and_listed(b: &TestBackend) {
     let set = b.store.set_run_retention(p.id, Some(30)).await.unwrap();
     assert_eq!(set.run_retention_days, Some(30));
     assert_eq!(
-        b.store.project_by_id(p.id).await.unwrap().run_retention_days,
+        b.store
+            .project_by_id(p.id)
+            .await
+            .unwrap()
+            .run_retention_days,
         Some(30)
     );
     let listed = b.store.projects_with_retention().await.unwrap();
@@ -69,7 +73,11 @@ pub async fn retention_setting_is_validated_and_listed(b: &TestBackend) {
         }
     }
     assert_eq!(
-        b.store.set_run_retention(p.id, Some(36_500)).await.unwrap().run_retention_days,
+        b.store
+            .set_run_retention(p.id, Some(36_500))
+            .await
+            .unwrap()
+            .run_retention_days,
         Some(36_500)
     );
     let cleared = b.store.set_run_retention(p.id, None).await.unwrap();
