@@ -304,6 +304,19 @@ pub trait PromptStore: Send + Sync + Debug {
         Err(Error::unsupported("reseal_provider_credentials"))
     }
 
+    /// Set (or, with `None`, clear) how many days `project`'s runs are kept, checked
+    /// with [`crate::validate::run_retention_days`]; returns the project as stored.
+    /// `NotFound` if the project does not exist.
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        let _ = (project, days);
+        Err(Error::unsupported("set_run_retention"))
+    }
+
+    /// Every project with a run retention (for the retention task), by id.
+    async fn projects_with_retention(&self) -> Result<Vec<Project>> {
+        Err(Error::unsupported("projects_with_retention"))
+    }
+
     /// A cheap round trip to the backend (for readiness checks).
     async fn ping(&self) -> Result<()> {
         Ok(())
@@ -381,6 +394,33 @@ pub trait RunLog: Send + Sync + Debug {
     async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
         let _ = lease_expired_before;
         Err(Error::unsupported("requeue_stale"))
+    }
+
+    /// Delete up to `limit` (at least 1) of `project`'s runs created strictly before
+    /// `before` (a run created exactly at `before` is kept), oldest first, whatever
+    /// their status, in one short transaction; returns how many were deleted (fewer
+    /// than `limit`: none is left). Callers loop to delete more, so that no statement
+    /// holds locks for long. Other projects' runs are never touched.
+    async fn delete_runs_before(
+        &self,
+        project: Uuid,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        let _ = (project, before, limit);
+        Err(Error::unsupported("delete_runs_before"))
+    }
+
+    /// Storage upkeep of the run log for retention, given every project's retention
+    /// (see [`PromptStore::projects_with_retention`]) and the time `now`. Postgres
+    /// creates the run log's monthly partitions ahead and drops whole partitions whose
+    /// every run is older than its project's retention (see the Postgres backend's
+    /// documentation); returns how many runs' storage was dropped so (an estimate).
+    /// Backends without partitions do nothing (the default): the retention task's
+    /// batched [`RunLog::delete_runs_before`] does it all.
+    async fn maintain_runs(&self, retention: &[Project], now: DateTime<Utc>) -> Result<u64> {
+        let _ = (retention, now);
+        Ok(0)
     }
 
     /// Whether this run log is the validation layer ([`crate::validated`]). Backends

@@ -146,6 +146,23 @@ pub(crate) fn in_field(e: Error, field: &str) -> Error {
     }
 }
 
+/// Check a project's run retention: `None` (keep forever) or 1 to
+/// [`crate::domain::MAX_RUN_RETENTION_DAYS`] days.
+pub fn run_retention_days(days: Option<u32>) -> Result<()> {
+    match days {
+        Some(d) if !(1..=crate::domain::MAX_RUN_RETENTION_DAYS).contains(&d) => {
+            Err(Error::invalid(
+                "run_retention_days",
+                format!(
+                    "must be between 1 and {} days, or null to keep runs forever",
+                    crate::domain::MAX_RUN_RETENTION_DAYS
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Check a version number: versions start at 1.
 pub fn version_number(v: u32) -> Result<()> {
     if v == 0 {

@@ -382,6 +382,15 @@ impl PromptStore for ValidatedStore {
         self.inner.reseal_provider_credentials(reseal).await
     }
 
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        validate::run_retention_days(days)?;
+        self.inner.set_run_retention(project, days).await
+    }
+
+    async fn projects_with_retention(&self) -> Result<Vec<Project>> {
+        self.inner.projects_with_retention().await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
@@ -454,6 +463,22 @@ impl RunLog for ValidatedRunLog {
 
     async fn requeue_stale(&self, lease_expired_before: DateTime<Utc>) -> Result<u64> {
         self.inner.requeue_stale(lease_expired_before).await
+    }
+
+    async fn delete_runs_before(
+        &self,
+        project: Uuid,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid("limit", "must be at least 1"));
+        }
+        self.inner.delete_runs_before(project, before, limit).await
+    }
+
+    async fn maintain_runs(&self, retention: &[Project], now: DateTime<Utc>) -> Result<u64> {
+        self.inner.maintain_runs(retention, now).await
     }
 
     fn is_validated(&self) -> bool {

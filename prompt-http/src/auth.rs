@@ -334,6 +334,7 @@ pub async fn authenticate(
             org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: String::new(),
             created_at: record.created_at,
+            run_retention_days: None,
         },
         role: record.role,
     })

@@ -29,6 +29,7 @@ pub mod otel;
 pub mod people_cli;
 pub mod project_providers;
 pub mod prompts_cli;
+pub mod retention;
 pub mod router;
 pub mod routes;
 pub mod secrets;
@@ -86,6 +87,9 @@ pub struct StateConfig {
     /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
     /// instance counts its own.
     pub shared_limits: Option<Arc<limit::SharedLimits>>,
+    /// How often the retention task deletes runs past their project's retention
+    /// (`--retention-interval-secs`); `None`: never (see [`retention`]).
+    pub retention_interval: Option<Duration>,
 }
 
 /// The limits of anonymous tool calls (`--public-tools`).
@@ -126,6 +130,7 @@ impl Default for StateConfig {
             feed: feed::FeedConfig::default(),
             webhooks: None,
             run_lease: prompt_core::DEFAULT_RUN_LEASE,
+            retention_interval: None,
         }
     }
 }
@@ -198,6 +203,7 @@ pub async fn build_state(
                 .map(|events| feed::Feed::new(events, config.feed.clone())),
             webhooks,
             storage: storage::StorageHealth::default(),
+            retention_interval: config.retention_interval,
         },
         writer_task,
     ))
@@ -314,6 +320,9 @@ pub async fn serve_with_options(
     let pruner = feed
         .clone()
         .map(|feed| tokio::spawn(prune_events(feed, hooks)));
+    let retention = state
+        .retention_interval
+        .map(|every| retention::spawn(state.store.clone(), state.runs.clone(), every));
     // Open SSE streams and WebSockets would hold a graceful shutdown up forever: end
     // them (each with a final `cut_off`) as soon as it starts.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -366,6 +375,9 @@ pub async fn serve_with_options(
     shrinker.abort();
     if let Some(p) = pruner {
         p.abort();
+    }
+    if let Some(r) = retention {
+        r.abort();
     }
     if let Some(r) = rotation {
         r.abort();

@@ -343,6 +343,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     config: prepared.webhooks,
                 }),
                 run_lease: std::time::Duration::from_secs(args.run_lease_secs),
+                retention_interval: (args.retention_interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(args.retention_interval_secs)),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(

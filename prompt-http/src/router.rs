@@ -203,12 +203,16 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(execute::execute))
         .routes(routes!(runs::stats))
         .routes(routes!(runs::project_stats))
-        .routes(routes!(runs::create_run, runs::list_runs))
+        .routes(routes!(
+            runs::create_run,
+            runs::list_runs,
+            runs::delete_runs
+        ))
         .routes(routes!(runs::create_runs_batch))
         .routes(routes!(runs::get_run))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
-        .routes(routes!(keys::whoami))
+        .routes(routes!(keys::whoami, keys::put_project))
         .routes(routes!(tools::analyze))
         .routes(routes!(tools::render_draft))
         .routes(routes!(tools::remix))

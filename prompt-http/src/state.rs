@@ -52,6 +52,9 @@ pub struct AppState {
     pub webhooks: Option<crate::webhooks::Webhooks>,
     /// Whether the database's storage takes writes (for `/readyz`).
     pub storage: crate::storage::StorageHealth,
+    /// How often the retention task runs (`None`: it does not; see
+    /// [`crate::retention`]).
+    pub retention_interval: Option<std::time::Duration>,
 }
 
 impl AppState {

@@ -188,6 +188,7 @@ async fn open_remote(
             org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: project.unwrap_or_default(),
             created_at: prompt_core::domain::now(),
+            run_retention_days: None,
         },
         Err(e) => return Err(e),
     };

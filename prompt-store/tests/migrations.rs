@@ -33,9 +33,25 @@ const LIFECYCLE: i64 = 20261208000001;
 const RUN_LEASE: i64 = 20261209000001;
 /// The composition migration (the resolution graph of runs).
 const COMPOSE: i64 = 20261210000001;
-/// The newest migration (composition), and every migration in order.
-const LATEST: i64 = COMPOSE;
-const ALL: [i64; 7] = [
+/// The retention migration (projects' run retention; on Postgres, the run log
+/// partitioned by month).
+const RETENTION: i64 = 20261212000001;
+/// The newest migration (retention), and every migration in order.
+const LATEST: i64 = RETENTION;
+/// The migrations after the run lease one, newest first (what a revert to the run lease
+/// schema reverts).
+const AFTER_RUN_LEASE: [(i64, &str); 2] = [(RETENTION, "retention"), (COMPOSE, "compose")];
+
+/// How many migrations there are.
+fn all_count() -> u32 {
+    u32::try_from(ALL.len()).unwrap()
+}
+
+/// How many migrations a revert to the run lease schema reverts.
+fn after_run_lease() -> u32 {
+    u32::try_from(AFTER_RUN_LEASE.len()).unwrap()
+}
+const ALL: [i64; 8] = [
     INITIAL,
     CREDENTIALS,
     PEOPLE,
@@ -43,6 +59,7 @@ const ALL: [i64; 7] = [
     LIFECYCLE,
     RUN_LEASE,
     COMPOSE,
+    RETENTION,
 ];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
@@ -214,7 +231,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 7] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 8] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -243,8 +260,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 7] = [
         COMPOSE,
         "ff3b93ed1bc53554059a6e20f1d4c2a2ad247aeba9b8b78c47b37e50467dcf1d8886fb7706bb3b13ffacaaa9ad9cc172",
     ),
+    (
+        RETENTION,
+        "9364d21832daa7b1bd70ba86a328a412151a234be691b67f43aba5535b552b166d250053ed76944eff4363807ab389de",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 7] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 8] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -272,6 +293,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 7] = [
     (
         COMPOSE,
         "6be30c96b2f0e983a7715c507479ac11829104709523c595e67ff5458f1ef265326936c43348bd3adf5bd41100d34e5b",
+    ),
+    (
+        RETENTION,
+        "89a8720417bf43bc611321c55cc7b57fbbf79b313cb9ea1ae7639b9f7e0a8eeb6b43500d110c7cdc66d0bdf99e718c60",
     ),
 ];
 
@@ -392,8 +417,10 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     SQLITE.run_to(EVENTS, &pool).await.unwrap();
     let at_events = sqlite_schema(&before_url).await;
     SQLITE.run_to(LIFECYCLE, &pool).await.unwrap();
-    pool.close().await;
     let at_lifecycle = sqlite_schema(&before_url).await;
+    SQLITE.run_to(RUN_LEASE, &pool).await.unwrap();
+    pool.close().await;
+    let at_run_lease = sqlite_schema(&before_url).await;
     assert!(at_credentials.iter().any(|l| l.contains("TABLE projects")));
     assert!(at_people.iter().any(|l| l.contains("TABLE organizations")));
     assert_ne!(at_people, at_credentials);
@@ -418,13 +445,14 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
         assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
     }
 
-    // Down one: the schema of the lifecycle migration, without the lease columns of
-    // runs.
-    let report = prompt_store::revert(&url, 2).await.unwrap();
-    assert_eq!(
-        report.reverted,
-        reverted(&[(COMPOSE, "compose"), (RUN_LEASE, "run lease")])
-    );
+    // Down to the run lease schema, then one more: the schema of the lifecycle
+    // migration, without the lease columns of runs.
+    let report = prompt_store::revert(&url, after_run_lease()).await.unwrap();
+    assert_eq!(report.reverted, reverted(&AFTER_RUN_LEASE));
+    assert_eq!(report.current, Some(RUN_LEASE));
+    assert_eq!(sqlite_schema(&url).await, at_run_lease);
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
     assert_eq!(report.current, Some(LIFECYCLE));
     assert_eq!(sqlite_schema(&url).await, at_lifecycle);
 
@@ -495,10 +523,11 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(sqlite_schema(&url).await, latest);
 
     // All at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 7).await.unwrap();
+    let report = prompt_store::revert(&url, all_count()).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -524,25 +553,29 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(8).await);
-    assert!(msg.contains("cannot revert 8 migrations"), "{msg}");
-    assert!(msg.contains("only 7 applied"), "{msg}");
+    let msg = invalid_count(s.revert(all_count() + 1).await);
+    assert!(
+        msg.contains(&format!("cannot revert {} migrations", all_count() + 1)),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
     assert!(
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
-             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), {COMPOSE} (compose)"
+             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
+             {COMPOSE} (compose), {RETENTION} (retention)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 7 applied"), "{msg}");
+    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        7
+        i64::from(all_count())
     );
 
-    s.revert(7).await.unwrap();
+    s.revert(all_count()).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -613,10 +646,11 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 5).await.unwrap();
+    let report = prompt_store::revert(&url, 6).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -627,7 +661,7 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -693,6 +727,8 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     let at_events = postgres_schema(&pool, initial.name()).await;
     POSTGRES.run_to(LIFECYCLE, &pool).await.unwrap();
     let at_lifecycle = postgres_schema(&pool, initial.name()).await;
+    POSTGRES.run_to(RUN_LEASE, &pool).await.unwrap();
+    let at_run_lease = postgres_schema(&pool, initial.name()).await;
     pool.close().await;
     assert!(
         at_credentials
@@ -722,11 +758,13 @@ async fn postgres_up_down_up_gives_the_same_schema() {
         assert!(postgres_has_table(&latest, table), "{table}: {latest:?}");
     }
 
-    let report = s.revert(2).await.unwrap();
-    assert_eq!(
-        report.reverted,
-        reverted(&[(COMPOSE, "compose"), (RUN_LEASE, "run lease")])
-    );
+    let report = s.revert(after_run_lease()).await.unwrap();
+    assert_eq!(report.reverted, reverted(&AFTER_RUN_LEASE));
+    assert_eq!(report.current, Some(RUN_LEASE));
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_run_lease);
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
     assert_eq!(report.current, Some(LIFECYCLE));
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_lifecycle);
 
@@ -783,12 +821,13 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(8).await);
-    assert!(msg.contains("only 7 applied"), "{msg}");
-    let report = s.revert(7).await.unwrap();
+    let msg = invalid_count(s.revert(all_count() + 1).await);
+    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
+    let report = s.revert(all_count()).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -821,10 +860,11 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(5).await.unwrap();
+    let report = s.revert(6).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -835,7 +875,7 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         s.migrate().await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
@@ -914,12 +954,13 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The run lease, lifecycle and events migrations go first: the people migration
-    // is the newest again.
-    let report = prompt_store::revert(&url, 4).await.unwrap();
+    // The retention, compose, run lease, lifecycle and events migrations go first: the people
+    // migration is the newest again.
+    let report = prompt_store::revert(&url, 5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -987,12 +1028,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The run lease, lifecycle and events migrations go first: the people migration
-    // is the newest again.
-    let report = s.revert(4).await.unwrap();
+    // The retention, compose, run lease, lifecycle and events migrations go first: the people
+    // migration is the newest again.
+    let report = s.revert(5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -1036,4 +1078,91 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(n, 1);
     pool.close().await;
     s.close().await;
+}
+
+// -- the retention migration on a database with runs --------------------------------
+
+/// The runs of a schema, by id.
+async fn pg_run_ids(pool: &sqlx::PgPool) -> Vec<uuid::Uuid> {
+    sqlx::query_scalar("SELECT id FROM runs ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// The run log becomes partitioned by month with every run kept (recent ones in their
+/// month's partition, ones older than five years in `runs_default`), readable through
+/// the store; new runs go into their month; the revert makes it one table again with
+/// every run.
+#[tokio::test]
+async fn postgres_retention_migration_keeps_runs() {
+    use prompt_core::RunLog;
+    let Some(url) = postgres_url() else { return };
+    let schema = PgTestSchema::create(&url).await;
+    let pool = sqlx::PgPool::connect(&schema_url(&url, schema.name()))
+        .await
+        .unwrap();
+    POSTGRES.run_to(RUN_LEASE, &pool).await.unwrap();
+    let project = uuid::Uuid::now_v7();
+    let old_ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+    for (id, age) in old_ids.iter().zip(["0 days", "40 days", "3650 days"]) {
+        sqlx::query(
+            "INSERT INTO runs (id, project_id, variables, input, status, metadata, created_at) \
+             VALUES ($1, $2, '{}', '{}', 'completed', '{}', now() - $3::interval)",
+        )
+        .bind(id)
+        .bind(project)
+        .bind(age)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let s = PostgresStore::open(schema.config()).await.unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "p", "runs is partitioned");
+    let mut expected = old_ids.clone();
+    expected.sort();
+    assert_eq!(pg_run_ids(&pool).await, expected);
+    let in_default: i64 = sqlx::query_scalar("SELECT count(*) FROM runs_default")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(in_default, 1, "only the run older than five years");
+    for id in &old_ids {
+        assert_eq!(s.get_run(project, *id).await.unwrap().id, *id);
+    }
+    let mut new = prompt_core::NewRun::with_status(prompt_core::RunStatus::Completed)
+        .into_run(project)
+        .unwrap();
+    new.created_at = prompt_core::domain::now();
+    s.insert_runs(std::slice::from_ref(&new)).await.unwrap();
+    let in_default: i64 = sqlx::query_scalar("SELECT count(*) FROM runs_default")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(in_default, 1, "a new run goes into its month's partition");
+    // The primary key still refuses the same run twice.
+    assert!(matches!(
+        s.insert_runs(std::slice::from_ref(&new)).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    expected.push(new.id);
+    expected.sort();
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(RETENTION, "retention")]));
+    let kind: String =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "r", "one table again");
+    assert_eq!(pg_run_ids(&pool).await, expected, "every run is kept");
+    s.close().await;
+    pool.close().await;
 }

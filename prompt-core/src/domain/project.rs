@@ -30,7 +30,15 @@ pub struct Project {
     pub name: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Days its runs are kept (by `created_at`); `None`: kept forever. Set with
+    /// [`crate::PromptStore::set_run_retention`]; older runs are deleted by the
+    /// server's retention task.
+    #[serde(default)]
+    pub run_retention_days: Option<u32>,
 }
+
+/// The longest run retention that may be set, in days (100 years).
+pub const MAX_RUN_RETENTION_DAYS: u32 = 36_500;
 
 /// A project reference split into its organization's name (`None`: the organization
 /// [`crate::domain::DEFAULT_ORG`]) and the project's name: `NAME` or `ORG/NAME`

@@ -128,6 +128,16 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub run_lease_secs: u64,
+    /// Seconds between two rounds of the run retention task, which deletes the runs of
+    /// each project with a retention (`PUT /api/v1/project {"run_retention_days": N}`)
+    /// that are older than it, in batches (Postgres: dropping whole expired months
+    /// first). 0 turns the task off.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_RETENTION_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub retention_interval_secs: u64,
     /// Requests that may wait for the run writer before new ones get 503.
     #[arg(long, env = "PROMPT_REGISTRY_RUN_QUEUE", default_value_t = 4096)]
     pub run_queue: usize,

@@ -194,6 +194,15 @@ pub async fn whoami(
 ) -> ApiResult<Json<CallerView>> {
     // Key auth does not load the project's name (it is not needed to scope a request).
     let project = state.store.project_by_id(caller.project.id).await?;
+    caller_view(&state, caller, project).await
+}
+
+/// [`CallerView`] of `caller` in `project`.
+async fn caller_view(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    project: prompt_core::Project,
+) -> ApiResult<Json<CallerView>> {
     let (key, user) = match caller.principal {
         Principal::Key { id, name, prefix } => (
             Some(CallerKey {
@@ -213,4 +222,48 @@ pub async fn whoami(
         user,
         protected_labels: state.protected_labels_of(&caller.project).await?,
     }))
+}
+
+/// Body of `PUT /api/v1/project`: the project's settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// Days runs are kept, by their creation time (1–36500); `null` or absent: kept
+    /// forever. Older runs are deleted by the server's retention task.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 36500)]
+    pub run_retention_days: Option<i64>,
+}
+
+/// Change the project's settings (admin): the run retention. Audited
+/// (`project.updated`). Answers as `GET /api/v1/project`.
+#[utoipa::path(put, path = "/api/v1/project", tag = "keys", request_body = ProjectSettings,
+    responses((status = 200, body = CallerView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_project(
+    State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
+    Admin(caller): Admin,
+    ApiJson(body): ApiJson<ProjectSettings>,
+) -> ApiResult<Json<CallerView>> {
+    // Out of u32 (negative, huge) is out of range too: one message for all.
+    let days = body
+        .run_retention_days
+        .map(|d| u32::try_from(d).unwrap_or(0));
+    prompt_core::validate::run_retention_days(days)?;
+    let before = state.store.project_by_id(caller.project.id).await?;
+    let project = state
+        .store
+        .set_run_retention(caller.project.id, days)
+        .await?;
+    state
+        .audit(
+            &caller,
+            &client,
+            "project.updated",
+            serde_json::json!({
+                "run_retention_days": {"from": before.run_retention_days, "to": days}
+            }),
+        )
+        .await;
+    caller_view(&state, caller, project).await
 }

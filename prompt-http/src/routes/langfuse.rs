@@ -134,6 +134,7 @@ pub async fn require_langfuse_key(
             org_id: prompt_core::domain::DEFAULT_ORG_ID,
             name: String::new(),
             created_at: record.created_at,
+            run_retention_days: None,
         },
         role: record.role,
     };

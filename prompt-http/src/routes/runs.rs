@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Editor};
+use crate::auth::{Admin, Caller, Editor};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::extract::{ApiJson, ApiQuery, parse_value};
 use crate::state::AppState;
@@ -218,6 +218,53 @@ pub async fn list_runs(
         },
     };
     Ok(Json(state.registry(&caller.project).runs(&query).await?))
+}
+
+/// Query of `DELETE /api/v1/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRunsQuery {
+    /// Delete the runs created before this instant (RFC 3339); a run created exactly
+    /// then is kept.
+    pub before: DateTime<Utc>,
+    /// Delete at most this many (the oldest first); default: all of them.
+    pub limit: Option<u64>,
+}
+
+/// Answer of `DELETE /api/v1/runs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedRuns {
+    /// How many runs were deleted.
+    pub deleted: u64,
+}
+
+/// Delete the project's runs created before `before` (admin), whatever their status,
+/// in bounded batches (writers are not held up). Audited (`runs.deleted`).
+#[utoipa::path(delete, path = "/api/v1/runs", tag = "runs", params(DeleteRunsQuery),
+    responses((status = 200, body = DeletedRuns), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn delete_runs(
+    State(state): State<AppState>,
+    client: crate::accounts::ClientInfo,
+    Admin(caller): Admin,
+    ApiQuery(q): ApiQuery<DeleteRunsQuery>,
+) -> ApiResult<Json<DeletedRuns>> {
+    if q.limit == Some(0) {
+        return Err(prompt_core::Error::invalid("limit", "must be at least 1").into());
+    }
+    let deleted =
+        crate::retention::delete_before(state.runs.as_ref(), caller.project.id, q.before, q.limit)
+            .await?;
+    state
+        .audit(
+            &caller,
+            &client,
+            "runs.deleted",
+            serde_json::json!({"before": q.before, "deleted": deleted}),
+        )
+        .await;
+    Ok(Json(DeletedRuns { deleted }))
 }
 
 /// One run.

@@ -815,6 +815,15 @@ impl PromptStore for CachedStore {
             .await
     }
 
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        self.guarded(self.inner.set_run_retention(project, days))
+            .await
+    }
+
+    async fn projects_with_retention(&self) -> Result<Vec<Project>> {
+        self.guarded(self.inner.projects_with_retention()).await
+    }
+
     /// Answers at once while the database is known to be down.
     async fn ping(&self) -> Result<()> {
         self.guarded(self.inner.ping()).await

@@ -212,6 +212,7 @@ impl State {
             org_id: org,
             name: name.to_owned(),
             created_at: now(),
+            run_retention_days: None,
         };
         self.project_names.insert(key, p.id);
         self.projects.insert(p.id, p.clone());
@@ -1046,6 +1047,28 @@ impl PromptStore for MemoryStore {
         }
         Ok(sealed.len() as u64)
     }
+
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        let mut s = self.write()?;
+        let p = s
+            .projects
+            .get_mut(&project)
+            .ok_or_else(|| Error::not_found(format!("project {project}")))?;
+        p.run_retention_days = days;
+        Ok(p.clone())
+    }
+
+    async fn projects_with_retention(&self) -> Result<Vec<Project>> {
+        let s = self.read()?;
+        let mut out: Vec<Project> = s
+            .projects
+            .values()
+            .filter(|p| p.run_retention_days.is_some())
+            .cloned()
+            .collect();
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
 }
 
 fn credential_not_found(name: &str) -> Error {
@@ -1205,5 +1228,25 @@ impl RunLog for MemoryStore {
             }
         }
         Ok(n)
+    }
+    async fn delete_runs_before(
+        &self,
+        project: Uuid,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        let mut s = self.runs_write()?;
+        // The keyset order (project, created_at, id) is oldest first within a project.
+        let doomed: Vec<(Uuid, DateTime<Utc>, Uuid)> = s
+            .ordered
+            .range((project, DateTime::<Utc>::MIN_UTC, Uuid::nil())..(project, before, Uuid::nil()))
+            .map(|(k, _)| *k)
+            .take(limit as usize)
+            .collect();
+        for k in &doomed {
+            s.ordered.remove(k);
+            s.by_id.remove(&k.2);
+        }
+        Ok(doomed.len() as u64)
     }
 }

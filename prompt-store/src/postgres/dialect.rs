@@ -161,6 +161,12 @@ impl Dialect for Postgres {
     }
 
     async fn insert_runs(writer: &Pool<Postgres>, runs: &[Run]) -> Result<(), Failure> {
+        // A duplicate inside the batch (the primary key, `(id, created_at)`, misses
+        // one of two different times).
+        let mut seen = std::collections::HashSet::with_capacity(runs.len());
+        if let Some(dup) = runs.iter().find(|r| !seen.insert(r.id)) {
+            return Err(Error::already_exists(format!("run {}", dup.id)).into());
+        }
         let c = Columns::of(runs)?;
         // One statement is one transaction: all rows or none, durable on return.
         let r = sqlx::query(INSERT_RUNS)
@@ -190,10 +196,13 @@ impl Dialect for Postgres {
             .bind(&c.completed_at)
             .bind(&c.user)
             .bind(&c.resolution)
-            .execute(writer)
+            .fetch_one(writer)
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(row) => match row.try_get::<Option<Uuid>, _>("dup")? {
+                None => Ok(()),
+                Some(id) => Err(Error::already_exists(format!("run {id}")).into()),
+            },
             Err(e) if unique_violation(&e).is_some() => {
                 let id = violating_key(&e).unwrap_or_else(|| "id".to_owned());
                 Err(Error::already_exists(format!("run {id}")).into())
@@ -296,6 +305,14 @@ impl Dialect for Postgres {
         out.sort_by(|a, b| (a.bucket, &a.group).cmp(&(b.bucket, &b.group)));
         Ok(out)
     }
+
+    async fn maintain_runs(
+        writer: &Pool<Postgres>,
+        retention: &[prompt_core::Project],
+        now: DateTime<Utc>,
+    ) -> Result<u64, Failure> {
+        super::partitions::maintain(writer, retention, now).await
+    }
 }
 
 async fn notify(
@@ -394,12 +411,20 @@ impl Columns {
     }
 }
 
+/// Insert a batch unless one of its ids is stored already (then nothing is inserted
+/// and `dup` names it). The run log is partitioned by `created_at`, so its primary key
+/// is `(id, created_at)`: the look-up by id (an index probe per partition, in the
+/// same statement) keeps an id unique whatever the time. Two concurrent inserts of
+/// one id at different times could both pass; ids are fresh UUID v7s made by
+/// `NewRun::into_run`, so only a replayed batch repeats one, and replays are caught.
 const INSERT_RUNS: &str = concat!(
-    "INSERT INTO runs (",
+    "WITH dup AS (SELECT id FROM runs WHERE id = ANY($1::uuid[]) LIMIT 1), \
+     ins AS (INSERT INTO runs (",
     run_cols!(),
     ") SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], \
      $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], \
      $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], \
-     $25::text[], $26::jsonb[])"
+     $25::text[], $26::jsonb[]) WHERE NOT EXISTS (SELECT 1 FROM dup) RETURNING 1) \
+     SELECT (SELECT id FROM dup) AS dup"
 );

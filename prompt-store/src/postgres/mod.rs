@@ -24,6 +24,7 @@ mod config;
 mod dialect;
 mod error;
 mod listener;
+mod partitions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -87,6 +88,11 @@ impl PostgresStore {
             if !pending.is_empty() {
                 return Err(sql::needs_migration(&pending));
             }
+        }
+        // The run log's partitions for the coming months (the retention task keeps
+        // them coming); not fatal: runs land in runs_default meanwhile.
+        if let Err(e) = partitions::ensure(store.pool(), prompt_core::domain::now()).await {
+            tracing::warn!(error = ?e, "creating run log partitions failed; will retry");
         }
         Ok(store)
     }

@@ -384,6 +384,28 @@ impl PromptStore for RemoteStore {
             .await
     }
 
+    /// `PUT /api/v1/project` (admin): the key's project only.
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            project: Project,
+        }
+        let caller = self.caller().await?;
+        if caller.project.id != project {
+            return Err(Error::not_found(format!("project {project}")));
+        }
+        let a: Answer = self
+            .send_json(
+                Method::PUT,
+                "/api/v1/project",
+                &[],
+                Some(serde_json::json!({ "run_retention_days": days })),
+                None,
+            )
+            .await?;
+        Ok(a.project)
+    }
+
     async fn ping(&self) -> Result<()> {
         let a = self.send(Method::GET, "/readyz", &[], None, None).await?;
         if a.status.is_success() {

@@ -1,6 +1,7 @@
 //! [`RunLog`] over the HTTP API.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prompt_core::{Error, Page, Result, Run, RunLog, RunQuery, RunStats, RunUpdate, StatsQuery};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -84,5 +85,22 @@ impl RunLog for RemoteStore {
         };
         let a: StatsAnswer = self.get_json(&path, &q).await?;
         Ok(a.groups)
+    }
+    /// `DELETE /api/v1/runs?before=…&limit=…` (admin), in the key's project.
+    async fn delete_runs_before(
+        &self,
+        _project: Uuid,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Deleted {
+            deleted: u64,
+        }
+        let q = [("before", rfc3339(before)), ("limit", limit.to_string())];
+        let a: Deleted = self
+            .send_json(reqwest::Method::DELETE, "/api/v1/runs", &q, None, None)
+            .await?;
+        Ok(a.deleted)
     }
 }

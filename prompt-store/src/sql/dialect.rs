@@ -200,4 +200,15 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
         project: Uuid,
         query: &'a StatsQuery,
     ) -> impl Future<Output = Result<Vec<RunStats>, Failure>> + Send + 'a;
+    /// The run log's storage upkeep for retention (see
+    /// [`prompt_core::RunLog::maintain_runs`]); returns how many runs went with the
+    /// storage it dropped. Nothing by default (SQLite: one table, batched deletes).
+    fn maintain_runs<'a>(
+        writer: &'a Pool<Self>,
+        retention: &'a [prompt_core::Project],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Failure>> + Send + 'a {
+        let _ = (writer, retention, now);
+        async { Ok(0) }
+    }
 }

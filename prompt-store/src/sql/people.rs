@@ -399,7 +399,7 @@ where
         let limit = page.limit()?;
         let after: Option<String> = page.position()?;
         let mut q = QueryBuilder::<D>::new(
-            "SELECT id, org_id, name, created_at FROM projects WHERE org_id = ",
+            "SELECT id, org_id, name, created_at, run_retention_days FROM projects WHERE org_id = ",
         );
         q.push_bind(org);
         if let Some(a) = after {
@@ -424,7 +424,7 @@ where
         write::<D, _, _, _>(|| async {
             let r = sqlx::query(
                 "UPDATE projects SET name = $1 WHERE id = $2 AND org_id = $3 \
-                 RETURNING id, org_id, name, created_at",
+                 RETURNING id, org_id, name, created_at, run_retention_days",
             )
             .bind(name)
             .bind(id)

@@ -37,6 +37,13 @@ where
             org_id: r.try_get("org_id")?,
             name: r.try_get("name")?,
             created_at: D::from_time(r.try_get("created_at")?)?,
+            run_retention_days: r
+                .try_get::<Option<i64>, _>("run_retention_days")?
+                .map(|d| {
+                    u32::try_from(d)
+                        .map_err(|_| Error::storage("projects.run_retention_days is out of range"))
+                })
+                .transpose()?,
         })
     }
 
@@ -86,6 +93,7 @@ where
             org_id: org,
             name: name.to_owned(),
             created_at: now(),
+            run_retention_days: None,
         };
         let r = sqlx::query(
             "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
@@ -125,7 +133,7 @@ where
             async {
                 let (org, name) = self.org_of_ref(reference).await?;
                 let row = sqlx::query(
-                    "SELECT id, org_id, name, created_at FROM projects \
+                    "SELECT id, org_id, name, created_at, run_retention_days FROM projects \
                      WHERE org_id = $1 AND name = $2",
                 )
                 .bind(org)
@@ -143,12 +151,14 @@ where
     pub(super) async fn project_with_id(&self, id: Uuid) -> Result<Project> {
         finish::<D, _>(
             async {
-                let row =
-                    sqlx::query("SELECT id, org_id, name, created_at FROM projects WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.reader)
-                        .await?
-                        .ok_or_else(|| Error::not_found(format!("project {id}")))?;
+                let row = sqlx::query(
+                    "SELECT id, org_id, name, created_at, run_retention_days FROM projects \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("project {id}")))?;
                 Self::project_from_row(&row)
             }
             .await,
@@ -259,5 +269,38 @@ where
             Ok(())
         })
         .await
+    }
+
+    /// Set or clear `project`'s run retention (`NotFound` if it does not exist).
+    pub(super) async fn set_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        write::<D, _, _, _>(|| async {
+            let r = sqlx::query("UPDATE projects SET run_retention_days = $1 WHERE id = $2")
+                .bind(days.map(i64::from))
+                .bind(project)
+                .execute(&self.writer)
+                .await?;
+            if D::rows_affected(&r) == 0 {
+                return Err(Error::not_found(format!("project {project}")).into());
+            }
+            Ok(())
+        })
+        .await?;
+        self.project_with_id(project).await
+    }
+
+    /// The projects with a run retention, by id.
+    pub(super) async fn retained_projects(&self) -> Result<Vec<Project>> {
+        finish::<D, _>(
+            async {
+                let rows = sqlx::query(
+                    "SELECT id, org_id, name, created_at, run_retention_days FROM projects \
+                     WHERE run_retention_days IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(Self::project_from_row).collect()
+            }
+            .await,
+        )
     }
 }

@@ -449,6 +449,14 @@ where
         self.reseal_credentials(reseal).await
     }
 
+    async fn set_run_retention(&self, project: Uuid, days: Option<u32>) -> Result<Project> {
+        self.set_retention(project, days).await
+    }
+
+    async fn projects_with_retention(&self) -> Result<Vec<Project>> {
+        self.retained_projects().await
+    }
+
     async fn ping(&self) -> Result<()> {
         finish::<D, _>(
             async {

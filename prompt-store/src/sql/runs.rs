@@ -423,4 +423,36 @@ where
         })
         .await
     }
+    async fn delete_runs_before(
+        &self,
+        project: Uuid,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        write::<D, _, _, _>(|| async {
+            // One short statement per batch (an autocommit transaction): the oldest
+            // `limit` runs through `runs_by_time`, by their whole key — on Postgres
+            // `(id, created_at)` is the partitioned table's primary key.
+            let r = sqlx::query(
+                "DELETE FROM runs WHERE (id, created_at) IN (\
+                   SELECT id, created_at FROM runs WHERE project_id = $1 AND created_at < $2 \
+                   ORDER BY created_at, id LIMIT $3)",
+            )
+            .bind(project)
+            .bind(D::time(before))
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?;
+            Ok(D::rows_affected(&r))
+        })
+        .await
+    }
+
+    async fn maintain_runs(
+        &self,
+        retention: &[prompt_core::Project],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        finish::<D, _>(D::maintain_runs(&self.writer, retention, now).await)
+    }
 }

@@ -34,6 +34,7 @@ mod leases;
 mod lifecycle;
 mod people;
 mod prompts;
+mod retention;
 mod runs;
 #[cfg(feature = "sqlite")]
 mod small_disk;
@@ -49,6 +50,7 @@ pub use leases::*;
 pub use lifecycle::*;
 pub use people::*;
 pub use prompts::*;
+pub use retention::*;
 pub use runs::*;
 #[cfg(feature = "sqlite")]
 pub use small_disk::*;
@@ -244,6 +246,8 @@ macro_rules! behaviour_suite {
             claim_pending_never_twice,
             run_leases_attempts_heartbeats_and_fences,
             run_leases_of_runs_never_claimed,
+            retention_setting_is_validated_and_listed,
+            retention_deletes_exactly_the_old_runs,
             runs_filter_by_user,
             people_users_and_first_owner,
             people_last_owner_is_kept,

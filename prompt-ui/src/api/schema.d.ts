@@ -1056,7 +1056,11 @@ export interface paths {
         };
         /** The caller's project and identity (any role): what a remote client opens against. */
         get: operations["whoami"];
-        put?: never;
+        /**
+         * Change the project's settings (admin): the run retention. Audited
+         *     (`project.updated`). Answers as `GET /api/v1/project`.
+         */
+        put: operations["put_project"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1445,7 +1449,11 @@ export interface paths {
         put?: never;
         /** Log a run executed elsewhere. */
         post: operations["create_run"];
-        delete?: never;
+        /**
+         * Delete the project's runs created before `before` (admin), whatever their status,
+         *     in bounded batches (writers are not held up). Audited (`runs.deleted`).
+         */
+        delete: operations["delete_runs"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2245,6 +2253,14 @@ export interface components {
             structure?: components["schemas"]["Score"] | null;
             /** @description Concrete changes to make. */
             suggestions?: string[];
+        };
+        /** @description Answer of `DELETE /api/v1/runs`. */
+        DeletedRuns: {
+            /**
+             * Format: int64
+             * @description How many runs were deleted.
+             */
+            deleted: number;
         };
         /** @description Body of `DELETE /api/users/me`. */
         DeleteMe: {
@@ -3417,6 +3433,13 @@ export interface components {
                  *     projects that existed before organizations, and for embedded use).
                  */
                 org_id?: string;
+                /**
+                 * Format: int32
+                 * @description Days its runs are kept (by `created_at`); `None`: kept forever. Set with
+                 *     [`crate::PromptStore::set_run_retention`]; older runs are deleted by the
+                 *     server's retention task.
+                 */
+                run_retention_days?: number | null;
             }[];
             /** @description Opaque cursor of the next page; `None` when this is the last page. */
             next_cursor?: string | null;
@@ -3700,6 +3723,13 @@ export interface components {
              *     projects that existed before organizations, and for embedded use).
              */
             org_id?: string;
+            /**
+             * Format: int32
+             * @description Days its runs are kept (by `created_at`); `None`: kept forever. Set with
+             *     [`crate::PromptStore::set_run_retention`]; older runs are deleted by the
+             *     server's retention task.
+             */
+            run_retention_days?: number | null;
         };
         /** @description Body of `POST /api/v1/orgs/{org}/projects` and its rename. */
         ProjectBody: {
@@ -3715,6 +3745,15 @@ export interface components {
             project_id: string;
             /** @description The role in it. */
             role: components["schemas"]["KeyRole"];
+        };
+        /** @description Body of `PUT /api/v1/project`: the project's settings. */
+        ProjectSettings: {
+            /**
+             * Format: int32
+             * @description Days runs are kept, by their creation time (1–36500); `null` or absent: kept
+             *     forever. Older runs are deleted by the server's retention task.
+             */
+            run_retention_days?: number | null;
         };
         /** @description A prompt: a named, versioned template inside a project. */
         Prompt: {
@@ -10838,6 +10877,53 @@ export interface operations {
             };
         };
     };
+    put_project: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallerView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_prompts: {
         parameters: {
             query?: {
@@ -13578,6 +13664,49 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_runs: {
+        parameters: {
+            query: {
+                /**
+                 * @description Delete the runs created before this instant (RFC 3339); a run created exactly
+                 *     then is kept.
+                 */
+                before: string;
+                /** @description Delete at most this many (the oldest first); default: all of them. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedRuns"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

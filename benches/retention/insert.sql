@@ -1,0 +1,2 @@
+\set p random(0, 19)
+INSERT INTO runs (id, project_id, prompt, version, label, provider, model, variables, input, output, status, latency_ms, metadata, created_at) VALUES (gen_random_uuid(), ('00000000-0000-0000-0000-0000000000' || lpad(:p::text, 2, '0'))::uuid, 'support/triage', 1, 'production', 'openai', 'gpt-4o-mini', '{"customer": "c"}', '{"messages": []}', 'an answer', 'completed', 120, '{}', now());
