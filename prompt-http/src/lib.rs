@@ -22,6 +22,7 @@ pub mod error;
 pub mod error_reports;
 pub mod extract;
 pub mod feed;
+pub mod idempotency;
 pub mod limit;
 pub mod metrics;
 pub mod otel;
@@ -85,6 +86,9 @@ pub struct StateConfig {
     /// Redis counting the rate limits of every instance (`--redis-url`); `None`: each
     /// instance counts its own.
     pub shared_limits: Option<Arc<limit::SharedLimits>>,
+    /// How long an `Idempotency-Key` and its answer are kept
+    /// (`--idempotency-ttl-secs`, 24 h by default; see [`idempotency`]).
+    pub idempotency_ttl: Duration,
 }
 
 /// The limits of anonymous tool calls (`--public-tools`).
@@ -125,6 +129,7 @@ impl Default for StateConfig {
             feed: feed::FeedConfig::default(),
             webhooks: None,
             run_lease: prompt_core::DEFAULT_RUN_LEASE,
+            idempotency_ttl: idempotency::DEFAULT_TTL,
         }
     }
 }
@@ -138,6 +143,14 @@ pub async fn build_state(
 ) -> Result<(AppState, JoinHandle<()>)> {
     // Every handler's store calls go through the one validation layer.
     let store = prompt_core::ValidatedStore::wrap(store);
+    // Idempotency keys on the backend's database; in this process' memory where the
+    // store keeps none (a remote store).
+    let idempotency = idempotency::Idempotency {
+        store: store
+            .idempotency()
+            .unwrap_or_else(|| Arc::new(prompt_store::MemoryIdempotency::default())),
+        ttl: config.idempotency_ttl,
+    };
     let runs = prompt_core::ValidatedRunLog::wrap(runs);
     let base = Registry::new(store.clone(), runs.clone())
         .await?
@@ -197,6 +210,7 @@ pub async fn build_state(
                 .map(|events| feed::Feed::new(events, config.feed.clone())),
             webhooks,
             storage: storage::StorageHealth::default(),
+            idempotency,
         },
         writer_task,
     ))
@@ -346,6 +360,9 @@ pub async fn serve_with_options(
             }
         }
     });
+    let purger = tokio::spawn(idempotency::purge_expired(
+        state.idempotency.store.clone(),
+    ));
     let metrics_server = metrics_listener.map(|l| {
         let router = metrics_app(state.clone(), config.metrics_token.clone());
         tokio::spawn(connections::serve_connections(
@@ -363,6 +380,7 @@ pub async fn serve_with_options(
     }
     signal.abort();
     shrinker.abort();
+    purger.abort();
     if let Some(p) = pruner {
         p.abort();
     }

@@ -343,6 +343,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     config: prepared.webhooks,
                 }),
                 run_lease: std::time::Duration::from_secs(args.run_lease_secs),
+                idempotency_ttl: std::time::Duration::from_secs(args.idempotency_ttl_secs),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(

@@ -52,6 +52,8 @@ pub struct AppState {
     pub webhooks: Option<crate::webhooks::Webhooks>,
     /// Whether the database's storage takes writes (for `/readyz`).
     pub storage: crate::storage::StorageHealth,
+    /// The keys of idempotent writes (`Idempotency-Key`) and how long they are kept.
+    pub idempotency: crate::idempotency::Idempotency,
 }
 
 impl AppState {

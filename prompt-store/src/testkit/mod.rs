@@ -29,6 +29,7 @@ mod backends;
 mod credentials;
 mod export;
 mod feed;
+mod idempotency;
 mod leases;
 mod lifecycle;
 mod people;
@@ -43,6 +44,7 @@ pub use backends::*;
 pub use credentials::*;
 pub use export::*;
 pub use feed::*;
+pub use idempotency::*;
 pub use leases::*;
 pub use lifecycle::*;
 pub use people::*;
@@ -273,6 +275,9 @@ macro_rules! behaviour_suite {
             import_moves_labels_and_prunes,
             import_conflicts_write_nothing,
             import_refuses_a_concurrent_change,
+            idempotency_claims_replays_and_mismatches,
+            idempotency_claims_once_under_concurrency,
+            idempotency_expiry_abandon_and_purge,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
