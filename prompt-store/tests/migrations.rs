@@ -31,9 +31,19 @@ const EVENTS: i64 = 20261207000001;
 const LIFECYCLE: i64 = 20261208000001;
 /// The run lease migration (attempts and heartbeats of runs).
 const RUN_LEASE: i64 = 20261209000001;
-/// The newest migration (run lease), and every migration in order.
-const LATEST: i64 = RUN_LEASE;
-const ALL: [i64; 6] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE];
+/// The idempotency keys migration (the keys of idempotent writes and their answers).
+const IDEMPOTENCY: i64 = 20261213000001;
+/// The newest migration (idempotency keys), and every migration in order.
+const LATEST: i64 = IDEMPOTENCY;
+const ALL: [i64; 7] = [
+    INITIAL,
+    CREDENTIALS,
+    PEOPLE,
+    EVENTS,
+    LIFECYCLE,
+    RUN_LEASE,
+    IDEMPOTENCY,
+];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
 /// The tables the events migration creates.
@@ -204,7 +214,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 6] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 7] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -229,8 +239,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 6] = [
         RUN_LEASE,
         "cf04345a9d689b635214b7d99cf59843bdff57ded53f54bfe48ddd1f76aa677a9fea02b08ae075a1bf2b64c2ce5f7843",
     ),
+    (
+        IDEMPOTENCY,
+        "1cc4758e31cf51a4eaec124caccc38331226a94c8286a734bc28386ad242c868fde1c3bf7777aaa3d711973ba20d485d",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 6] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 7] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -254,6 +268,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 6] = [
     (
         RUN_LEASE,
         "0f98d4a00fd5c44856743b2e75af45dc4969537507689c40c2af72584b8f15e3b956cf13d6afec42c7273379324ff6d9",
+    ),
+    (
+        IDEMPOTENCY,
+        "b0ff77e6d23168729ec698a60c1d8aa92199173e003947a4246cfc43b7bd0aeb9157d5edce10532cf43d71121efcc42e",
     ),
 ];
 
@@ -374,8 +392,10 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     SQLITE.run_to(EVENTS, &pool).await.unwrap();
     let at_events = sqlite_schema(&before_url).await;
     SQLITE.run_to(LIFECYCLE, &pool).await.unwrap();
-    pool.close().await;
     let at_lifecycle = sqlite_schema(&before_url).await;
+    SQLITE.run_to(RUN_LEASE, &pool).await.unwrap();
+    pool.close().await;
+    let at_lease = sqlite_schema(&before_url).await;
     assert!(at_credentials.iter().any(|l| l.contains("TABLE projects")));
     assert!(at_people.iter().any(|l| l.contains("TABLE organizations")));
     assert_ne!(at_people, at_credentials);
@@ -400,8 +420,17 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
         assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
     }
 
-    // Down one: the schema of the lifecycle migration, without the lease columns of
-    // runs.
+    // Down one: the schema of the run lease migration, without the idempotency keys.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(IDEMPOTENCY, "idempotency keys")])
+    );
+    assert_eq!(report.current, Some(RUN_LEASE));
+    assert_eq!(sqlite_schema(&url).await, at_lease);
+
+    // Down one more: the schema of the lifecycle migration, without the lease columns
+    // of runs.
     let report = prompt_store::revert(&url, 1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
     assert_eq!(report.current, Some(LIFECYCLE));
@@ -474,10 +503,11 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(sqlite_schema(&url).await, latest);
 
     // All at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 6).await.unwrap();
+    let report = prompt_store::revert(&url, 7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -502,25 +532,26 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(7).await);
-    assert!(msg.contains("cannot revert 7 migrations"), "{msg}");
-    assert!(msg.contains("only 6 applied"), "{msg}");
+    let msg = invalid_count(s.revert(8).await);
+    assert!(msg.contains("cannot revert 8 migrations"), "{msg}");
+    assert!(msg.contains("only 7 applied"), "{msg}");
     assert!(
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
-             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease)"
+             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
+             {IDEMPOTENCY} (idempotency keys)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 6 applied"), "{msg}");
+    assert!(msg.contains("only 7 applied"), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        6
+        7
     );
 
-    s.revert(6).await.unwrap();
+    s.revert(7).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -591,10 +622,11 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 4).await.unwrap();
+    let report = prompt_store::revert(&url, 5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -604,7 +636,7 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, IDEMPOTENCY]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -670,6 +702,8 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     let at_events = postgres_schema(&pool, initial.name()).await;
     POSTGRES.run_to(LIFECYCLE, &pool).await.unwrap();
     let at_lifecycle = postgres_schema(&pool, initial.name()).await;
+    POSTGRES.run_to(RUN_LEASE, &pool).await.unwrap();
+    let at_lease = postgres_schema(&pool, initial.name()).await;
     pool.close().await;
     assert!(
         at_credentials
@@ -698,6 +732,14 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     for table in LIFECYCLE_TABLES {
         assert!(postgres_has_table(&latest, table), "{table}: {latest:?}");
     }
+
+    let report = s.revert(1).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(IDEMPOTENCY, "idempotency keys")])
+    );
+    assert_eq!(report.current, Some(RUN_LEASE));
+    assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_lease);
 
     let report = s.revert(1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
@@ -757,12 +799,13 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(7).await);
-    assert!(msg.contains("only 6 applied"), "{msg}");
-    let report = s.revert(6).await.unwrap();
+    let msg = invalid_count(s.revert(8).await);
+    assert!(msg.contains("only 7 applied"), "{msg}");
+    let report = s.revert(7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -794,10 +837,11 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(4).await.unwrap();
+    let report = s.revert(5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -807,7 +851,7 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         s.migrate().await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, IDEMPOTENCY]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
@@ -886,12 +930,13 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The run lease, lifecycle and events migrations go first: the people migration
-    // is the newest again.
-    let report = prompt_store::revert(&url, 3).await.unwrap();
+    // The idempotency keys, run lease, lifecycle and events migrations go first: the
+    // people migration is the newest again.
+    let report = prompt_store::revert(&url, 4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events")
@@ -958,12 +1003,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The run lease, lifecycle and events migrations go first: the people migration
-    // is the newest again.
-    let report = s.revert(3).await.unwrap();
+    // The idempotency keys, run lease, lifecycle and events migrations go first: the
+    // people migration is the newest again.
+    let report = s.revert(4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events")
