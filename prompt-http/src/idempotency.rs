@@ -357,6 +357,102 @@ pub async fn purge_expired(store: Arc<dyn IdempotencyStore>) {
     }
 }
 
+/// Declare, on every operation of [`IDEMPOTENT_ROUTES`] in `doc`: the optional
+/// `Idempotency-Key` header, `Idempotent-Replayed` on its successful answers, and its
+/// 409 and 422 answers (added to the operation's own where it has them). Done here,
+/// from the same list the middleware uses, so the document cannot miss a route.
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
+    let key_schema = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(prompt_core::idempotency::MAX_KEY_LEN))
+            .pattern(Some("^[ -~]+$"))
+    };
+    for path in IDEMPOTENT_ROUTES {
+        let Some(op) = doc
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.post.as_mut())
+        else {
+            continue;
+        };
+        let param = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes the request safe to retry: the same key with the same method, path and \
+                 body within 24 h (`--idempotency-ttl-secs`) gets the first answer again \
+                 (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable \
+                 ASCII characters, e.g. a UUID v4 made once per logical request; scoped to \
+                 the caller. 5xx answers are not kept (a retry runs again).",
+            ))
+            .schema(Some(key_schema()))
+            .build();
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(param));
+        let ours = !path.starts_with("/v1/");
+        for (status, text) in [
+            (
+                "409",
+                "`idempotency_key_in_flight`: the first request with this Idempotency-Key is \
+                 still running; retry after `Retry-After` seconds to get its answer",
+            ),
+            (
+                "422",
+                "`idempotency_key_reused`: this Idempotency-Key was used for another request \
+                 (method, path or body); or a malformed Idempotency-Key \
+                 (`validation_failed`, naming the header)",
+            ),
+        ] {
+            match op.responses.responses.get_mut(status) {
+                Some(RefOr::T(r)) => {
+                    r.description = if r.description.is_empty() {
+                        text.to_owned()
+                    } else {
+                        format!("{}; or {text}", r.description)
+                    };
+                }
+                Some(RefOr::Ref(_)) => {}
+                None => {
+                    let mut r = ResponseBuilder::new().description(text);
+                    if ours {
+                        r = r.content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                        );
+                    }
+                    op.responses
+                        .responses
+                        .insert(status.to_owned(), RefOr::T(r.build()));
+                }
+            }
+        }
+        for (status, resp) in &mut op.responses.responses {
+            if let (true, RefOr::T(r)) = (status.starts_with('2'), resp) {
+                r.headers.insert(
+                    "Idempotent-Replayed".to_owned(),
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .description(Some(
+                            "`true` when this is the stored answer of an earlier request \
+                             with the same Idempotency-Key",
+                        ))
+                        .build()
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -256,6 +256,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(langfuse_doc);
     let (_, _, compat_doc) = compat_routes();
     doc.merge(compat_doc);
+    crate::idempotency::document(&mut doc);
     doc
 }
 

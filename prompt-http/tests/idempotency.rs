@@ -578,3 +578,37 @@ async fn remote_retry_after_a_lost_answer_stores_once() {
     drop(remote);
     let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
 }
+
+/// The document declares the header, the replay header and the 409/422 answers on
+/// every operation that takes a key, and not on the others.
+#[test]
+fn the_document_declares_the_header_where_it_is_taken() {
+    let doc: Value = serde_json::from_str(&prompt_http::openapi_json()).unwrap();
+    for path in prompt_http::idempotency::IDEMPOTENT_ROUTES {
+        let op = &doc["paths"][path]["post"];
+        let params = op["parameters"].as_array().unwrap();
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+            "{path}: {params:?}"
+        );
+        for status in ["409", "422"] {
+            assert!(op["responses"][status].is_object(), "{path} lacks {status}");
+        }
+        let ok = op["responses"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(s, _)| s.starts_with('2'))
+            .unwrap()
+            .1;
+        assert!(ok["headers"]["Idempotent-Replayed"].is_object(), "{path}");
+    }
+    let render = &doc["paths"]["/api/v1/prompts/{name}/render"]["post"];
+    assert!(
+        !render["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"))
+    );
+}

@@ -2334,7 +2334,7 @@ export interface components {
          * @description The stable, machine-readable code of an error body.
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "insufficient_storage" | "master_key_not_configured" | "unsupported" | "internal" | "unknown";
+        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "insufficient_storage" | "master_key_not_configured" | "idempotency_key_reused" | "idempotency_key_in_flight" | "unsupported" | "internal" | "unknown";
         /** @description The inside of an [`ErrorBody`]. */
         ErrorDetail: {
             /** @description The stable code. */
@@ -6594,7 +6594,10 @@ export interface operations {
     apply_batch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6606,6 +6609,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6628,6 +6633,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6644,6 +6650,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6879,7 +6886,10 @@ export interface operations {
                 /** @description Remove labels the project has and the documents do not (`latest` excepted). */
                 prune_labels?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6891,6 +6901,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6905,6 +6917,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6921,6 +6934,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7000,7 +7014,10 @@ export interface operations {
     create_key: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7012,6 +7029,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7019,6 +7038,24 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7772,7 +7809,10 @@ export interface operations {
     create_prompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7784,12 +7824,15 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Prompt"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7798,6 +7841,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7995,7 +8039,10 @@ export interface operations {
     execute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description prompt name */
                 name: string;
@@ -8010,6 +8057,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8019,6 +8068,8 @@ export interface operations {
             /** @description the pending run; poll GET /api/v1/runs/{id} */
             202: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8033,6 +8084,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8414,6 +8475,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
                 /** @description the prompt's etag from GET */
                 "If-Match"?: string | null;
             };
@@ -8431,12 +8494,15 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PromptVersion"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8453,6 +8519,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8983,7 +9050,10 @@ export interface operations {
     create_run: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8995,6 +9065,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9009,6 +9081,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9063,7 +9145,10 @@ export interface operations {
                 /** @description `run`: answer each stored item with the whole run, not only its id. */
                 include?: components["schemas"]["BatchInclude"];
             };
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -9075,12 +9160,24 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["BatchResponse"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9744,7 +9841,10 @@ export interface operations {
     chat_completions: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -9757,6 +9857,8 @@ export interface operations {
             /** @description an OpenAI chat completion, or a stream of chunks */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -9774,6 +9876,20 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
