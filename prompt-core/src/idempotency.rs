@@ -136,7 +136,12 @@ mod tests {
         assert!(validate_key("0b6c6f0e-5f7e-4c7e-9d3f-2b9c1f7e8a11").is_ok());
         assert!(validate_key("a b").is_ok());
         assert!(validate_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
-        for bad in [String::new(), "k".repeat(MAX_KEY_LEN + 1), "a\tb".into(), "é".into()] {
+        for bad in [
+            String::new(),
+            "k".repeat(MAX_KEY_LEN + 1),
+            "a\tb".into(),
+            "é".into(),
+        ] {
             let e = validate_key(&bad).unwrap_err();
             assert!(e.to_string().contains("Idempotency-Key"), "{e}");
         }

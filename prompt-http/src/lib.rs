@@ -360,9 +360,7 @@ pub async fn serve_with_options(
             }
         }
     });
-    let purger = tokio::spawn(idempotency::purge_expired(
-        state.idempotency.store.clone(),
-    ));
+    let purger = tokio::spawn(idempotency::purge_expired(state.idempotency.store.clone()));
     let metrics_server = metrics_listener.map(|l| {
         let router = metrics_app(state.clone(), config.metrics_token.clone());
         tokio::spawn(connections::serve_connections(

@@ -399,12 +399,12 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     ));
     let cors = cors_layer(&state);
     // Inside authentication: the guard scopes keys by the caller it found.
-    let api = api
-        .route_layer(idempotent(state.clone()))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::require_key,
-        ));
+    let api =
+        api.route_layer(idempotent(state.clone()))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require_key,
+            ));
     let (analysis, ai_prompts, _) = compat_routes();
     // Innermost first: the API's auth, then (outer, so it runs before) the default
     // project of a user token without `X-Project`.

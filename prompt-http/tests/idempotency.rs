@@ -227,7 +227,14 @@ async fn versions_replayed_and_mismatches_refused(idem: &Idem) {
     let r = post_idem(app, path, &app.admin, "v-1", &other).await;
     assert_error(&r, 422, "idempotency_key_reused");
     assert_eq!(r.body["error"]["details"]["header"], "idempotency-key");
-    let r = post_idem(app, "/api/v1/prompts/other/versions", &app.admin, "v-1", &body).await;
+    let r = post_idem(
+        app,
+        "/api/v1/prompts/other/versions",
+        &app.admin,
+        "v-1",
+        &body,
+    )
+    .await;
     assert_error(&r, 422, "idempotency_key_reused");
     let versions = app.get(path, &app.admin).await;
     assert_eq!(versions.body["items"].as_array().unwrap().len(), 1);
@@ -305,7 +312,10 @@ async fn gateway_calls_the_vendor_once(idem: &Idem) {
     // The gateway records its runs through the run writer: poll for the one run.
     let deadline = Instant::now() + Duration::from_secs(10);
     while run_count(app).await < 1 {
-        assert!(Instant::now() < deadline, "the gateway's run was not recorded");
+        assert!(
+            Instant::now() < deadline,
+            "the gateway's run was not recorded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(vendor_calls(idem), 1);
@@ -347,7 +357,14 @@ async fn concurrent_requests_create_once(idem: &Idem) {
     assert_eq!(vendor_calls(idem), 1);
     assert_eq!(run_count(app).await, 1);
     // Once the first is done, a retry gets its answer.
-    let r = post_idem(app, "/api/v1/prompts/race/execute", &app.admin, "race-1", &body).await;
+    let r = post_idem(
+        app,
+        "/api/v1/prompts/race/execute",
+        &app.admin,
+        "race-1",
+        &body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["id"].as_str(), ids.iter().next().map(String::as_str));
 }
@@ -371,7 +388,11 @@ async fn server_errors_are_not_stored_client_errors_are(idem: &Idem) {
     let b = post_idem(app, path, &app.admin, "boom-1", &body).await;
     assert!(b.status.is_server_error(), "{}", b.text);
     assert!(!replayed(&b), "a 5xx is never replayed");
-    assert_eq!(run_count(app).await, 2, "each attempt ran (and logged its failed run)");
+    assert_eq!(
+        run_count(app).await,
+        2,
+        "each attempt ran (and logged its failed run)"
+    );
 
     let missing = json!({"variables": {}});
     let a = post_idem(app, path, &app.admin, "boom-2", &missing).await;
@@ -391,7 +412,10 @@ async fn keys_are_scoped_by_caller_and_checked(idem: &Idem) {
     let body = json!({"provider": "mock", "model": "m", "output": "x", "status": "completed"});
     let a = post_idem(app, "/api/v1/runs", &app.admin, "shared", &body).await;
     let b = post_idem(app, "/api/v1/runs", &other, "shared", &body).await;
-    assert_eq!((a.status, b.status), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(
+        (a.status, b.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
     assert!(!replayed(&b));
     assert_ne!(a.body["id"], b.body["id"]);
     assert_eq!(run_count(app).await, 2);
@@ -399,7 +423,11 @@ async fn keys_are_scoped_by_caller_and_checked(idem: &Idem) {
     for bad in ["k".repeat(256), "tab\there".to_owned()] {
         let r = post_idem(app, "/api/v1/runs", &app.admin, &bad, &body).await;
         assert_error(&r, 422, "validation_failed");
-        assert_eq!(r.body["error"]["details"]["field"], "Idempotency-Key", "{}", r.text);
+        assert_eq!(
+            r.body["error"]["details"]["field"], "Idempotency-Key",
+            "{}",
+            r.text
+        );
     }
     let req = Request::builder()
         .method(Method::POST)
@@ -430,7 +458,14 @@ async fn keys_are_scoped_by_caller_and_checked(idem: &Idem) {
     .await;
     let render = json!({"variables": {"n": "x"}});
     for _ in 0..2 {
-        let r = post_idem(app, "/api/v1/prompts/r/render", &app.admin, "render", &render).await;
+        let r = post_idem(
+            app,
+            "/api/v1/prompts/r/render",
+            &app.admin,
+            "render",
+            &render,
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(!replayed(&r));
     }
@@ -456,7 +491,10 @@ async fn keys_expire_after_the_ttl() {
                 break;
             }
             assert_eq!(r.body["id"], a.body["id"]);
-            assert!(Instant::now() < deadline, "{backend}: the key never expired");
+            assert!(
+                Instant::now() < deadline,
+                "{backend}: the key never expired"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(run_count(app).await, 2, "{backend}");
@@ -548,9 +586,11 @@ async fn remote_retry_after_a_lost_answer_stores_once() {
         },
     ));
     let (proxy, connections) = lossy_proxy(server_addr).await;
-    let remote =
-        prompt_store::RemoteStore::new(prompt_store::RemoteConfig::new(format!("http://{proxy}"), &admin))
-            .unwrap();
+    let remote = prompt_store::RemoteStore::new(prompt_store::RemoteConfig::new(
+        format!("http://{proxy}"),
+        &admin,
+    ))
+    .unwrap();
     let runs: Vec<prompt_core::NewRun> = (0..3)
         .map(|i| {
             serde_json::from_value(json!({"provider": "mock", "model": "m",
@@ -562,13 +602,10 @@ async fn remote_retry_after_a_lost_answer_stores_once() {
     assert_eq!(out.len(), 3);
     assert!(out.iter().all(Result::is_ok), "{out:?}");
     let project = store.project_by_name("default").await.unwrap();
-    let stored = prompt_core::RunLog::query_runs(
-        m.as_ref(),
-        project.id,
-        &prompt_core::RunQuery::default(),
-    )
-    .await
-    .unwrap();
+    let stored =
+        prompt_core::RunLog::query_runs(m.as_ref(), project.id, &prompt_core::RunQuery::default())
+            .await
+            .unwrap();
     assert_eq!(stored.items.len(), 3, "stored once, not twice");
     assert!(
         connections.load(std::sync::atomic::Ordering::SeqCst) >= 2,

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prompt_core::{
-    ClaimTimes, Error, IdempotencyClaim, IdempotencyStore, IdempotentRequest,
-    IdempotentResponse, Result,
+    ClaimTimes, Error, IdempotencyClaim, IdempotencyStore, IdempotentRequest, IdempotentResponse,
+    Result,
 };
 use uuid::Uuid;
 

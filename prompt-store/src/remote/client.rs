@@ -408,8 +408,9 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 fn retryable_status(a: &Answer) -> bool {
     a.status == StatusCode::SERVICE_UNAVAILABLE
         || (a.status == StatusCode::CONFLICT
-            && serde_json::from_slice::<prompt_core::wire::ErrorBody>(&a.body)
-                .is_ok_and(|b| b.error.code == prompt_core::wire::ErrorCode::IdempotencyKeyInFlight))
+            && serde_json::from_slice::<prompt_core::wire::ErrorBody>(&a.body).is_ok_and(|b| {
+                b.error.code == prompt_core::wire::ErrorCode::IdempotencyKeyInFlight
+            }))
 }
 
 /// `/api/v1/prompts/{name}{rest}`, the name checked and its `/` encoded.

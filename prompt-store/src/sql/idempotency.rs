@@ -6,15 +6,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prompt_core::{
-    ClaimTimes, IdempotencyClaim, IdempotencyStore, IdempotentRequest, IdempotentResponse,
-    Result,
+    ClaimTimes, IdempotencyClaim, IdempotencyStore, IdempotentRequest, IdempotentResponse, Result,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
+use super::SqlStore;
 use super::dialect::Dialect;
 use super::store::{begin_write, write};
-use super::SqlStore;
 
 /// A stored status back as a status code (a row this store wrote holds one).
 fn status_of(n: i64) -> Result<u16> {
