@@ -243,35 +243,40 @@ class _LossyProxy:
         import threading
 
         server = socket.create_connection(self.target)
+        lose = threading.Event()
 
-        def pump(src: socket.socket, dst: socket.socket) -> None:
+        def close_both() -> None:
+            for s in (client, server):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        def upstream() -> None:
             try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
+                while data := client.recv(65536):
+                    if data.startswith(b"POST"):
+                        with self._lock:
+                            self.posts += 1
+                            if not self._dropped:
+                                self._dropped = True
+                                lose.set()
+                    server.sendall(data)
             except OSError:
                 pass
-            finally:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+            close_both()
 
-        first = client.recv(65536)
-        drop = False
-        if first.startswith(b"POST"):
-            with self._lock:
-                self.posts += 1
-                drop, self._dropped = not self._dropped, True
-        server.sendall(first)
-        if drop:
-            threading.Thread(target=pump, args=(client, server), daemon=True).start()
-            server.recv(1)  # the answer has begun: the request was handled
-            client.close()
-            server.close()
-            return
-        threading.Thread(target=pump, args=(client, server), daemon=True).start()
-        pump(server, client)
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            # Requests on one connection are sequential: once the first POST is sent,
+            # the next bytes from the server are its answer, which is lost.
+            while data := server.recv(65536):
+                if lose.is_set():
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        close_both()
 
     def close(self) -> None:
         self.listener.close()
