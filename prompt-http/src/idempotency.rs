@@ -226,6 +226,7 @@ async fn run_claimed(
     use tracing::Instrument;
     let actor = prompt_core::domain::actor::current();
     let span = tracing::Span::current();
+    let (keys, claim) = (store.clone(), request.clone());
     let task = async move {
         let resp = next.run(req).await;
         finish(store.as_ref(), &request, resp).await
@@ -243,13 +244,17 @@ async fn run_claimed(
     ));
     match handle.await {
         Ok(resp) => resp,
-        // The handler panicked: a bug, answered 500 (its key was released by nobody;
-        // it is taken over once abandoned).
-        Err(e) => ApiError::Core(prompt_core::Error::internal(format!(
-            "{}{e}",
-            crate::router::PANIC_CAUSE_PREFIX
-        )))
-        .into_response(),
+        // The handler panicked: a bug, answered 500 like any 5xx, its key released.
+        Err(e) => {
+            if let Err(err) = keys.release_key(&claim).await {
+                tracing::warn!(error = %err, "releasing an idempotency key failed; it is taken over once abandoned");
+            }
+            ApiError::Core(prompt_core::Error::internal(format!(
+                "{}{e}",
+                crate::router::PANIC_CAUSE_PREFIX
+            )))
+            .into_response()
+        }
     }
 }
 
