@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod execute;
 pub mod export;
+pub mod idempotency;
 pub mod page;
 pub mod people;
 pub mod provider;
@@ -47,6 +48,9 @@ pub use execute::{
 pub use export::{
     ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
     VersionDocument,
+};
+pub use idempotency::{
+    ClaimTimes, IdempotencyClaim, IdempotencyStore, IdempotentRequest, IdempotentResponse,
 };
 pub use page::{Page, PageRequest};
 pub use people::{OrgWithRole, PeopleStore};

@@ -335,6 +335,14 @@ pub trait PromptStore: Send + Sync + Debug {
     fn is_validated(&self) -> bool {
         false
     }
+
+    /// The store of idempotency keys on the same database, if the backend has one
+    /// (see [`crate::idempotency`]); wrappers (validation, cache) forward it. `None`
+    /// (the default, and the remote store's: its server keeps the keys): the HTTP
+    /// service keeps them in its own memory.
+    fn idempotency(&self) -> Option<Arc<dyn crate::idempotency::IdempotencyStore>> {
+        None
+    }
 }
 
 /// The run log: append runs, update their status, query and aggregate them.

@@ -399,6 +399,10 @@ impl PromptStore for ValidatedStore {
         self.inner.server()
     }
 
+    fn idempotency(&self) -> Option<Arc<dyn crate::IdempotencyStore>> {
+        self.inner.idempotency()
+    }
+
     fn is_validated(&self) -> bool {
         true
     }

@@ -59,6 +59,12 @@ pub enum ErrorCode {
     InsufficientStorage,
     /// The server has no master key to seal provider credentials (503).
     MasterKeyNotConfigured,
+    /// An `Idempotency-Key` sent again with another request (method, path or body)
+    /// than the one it was first used for (422): use a new key for a new request.
+    IdempotencyKeyReused,
+    /// The first request sent with this `Idempotency-Key` is still running (409, with
+    /// `Retry-After`): retry the same request later to get its answer.
+    IdempotencyKeyInFlight,
     /// The server's backend does not implement the operation (501).
     Unsupported,
     /// A bug; the cause is logged, never answered (500).
@@ -87,6 +93,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::MasterKeyNotConfigured => "master_key_not_configured",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -535,6 +543,12 @@ fn from_code(
             Error::invalid(field("request"), message)
         }
         ErrorCode::PayloadTooLarge => Error::invalid("body", message),
+        ErrorCode::IdempotencyKeyReused => Error::invalid(field("Idempotency-Key"), message),
+        // Retried like an outage: the same request, later, gets the first one's answer.
+        ErrorCode::IdempotencyKeyInFlight => Error::Unavailable {
+            message: format!("the registry server is still running this request: {message}"),
+            retry_after,
+        },
         ErrorCode::Unauthorized => Error::Unauthorized { message },
         ErrorCode::Forbidden => Error::Forbidden { message },
         ErrorCode::NotFound => Error::NotFound { what: message },

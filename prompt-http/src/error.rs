@@ -72,6 +72,12 @@ pub enum ApiError {
         /// The operation's position in the batch (0-based).
         index: usize,
     },
+    /// An `Idempotency-Key` re-used for another request (422 `idempotency_key_reused`,
+    /// naming the header).
+    IdempotencyKeyReused(String),
+    /// The first request of an `Idempotency-Key` is still running (409
+    /// `idempotency_key_in_flight`, with `Retry-After`).
+    IdempotencyKeyInFlight,
     /// An error of an execution whose (failed) run was recorded: `details.run_id`.
     WithRun {
         /// The error.
@@ -184,6 +190,26 @@ impl ApiError {
                     crate::secrets::MASTER_KEY_ENV
                 ),
             ),
+            ApiError::IdempotencyKeyReused(m) => Classified {
+                details: ErrorDetails {
+                    header: Some("idempotency-key".into()),
+                    ..ErrorDetails::default()
+                },
+                ..Classified::new(422, ErrorCode::IdempotencyKeyReused, m.clone())
+            },
+            ApiError::IdempotencyKeyInFlight => Classified {
+                retry_after: Some(Duration::from_secs(1)),
+                details: ErrorDetails {
+                    header: Some("idempotency-key".into()),
+                    ..ErrorDetails::default()
+                },
+                ..Classified::new(
+                    409,
+                    ErrorCode::IdempotencyKeyInFlight,
+                    "a request with this Idempotency-Key is still running; retry it later \
+                     to get its answer",
+                )
+            },
             ApiError::InBatch { error, index } => {
                 let mut c = error.classify();
                 // A 5xx hides its cause; naming the operation is fine, its message is not
@@ -469,6 +495,13 @@ fn openai_row(c: &Classified) -> OpenAiRow {
         ErrorCode::Unavailable => row(503, "server_error", "unavailable"),
         ErrorCode::InsufficientStorage => row(507, "server_error", "insufficient_storage"),
         ErrorCode::MasterKeyNotConfigured => row(503, "server_error", "master_key_not_configured"),
+        ErrorCode::IdempotencyKeyReused => OpenAiRow {
+            param: Some("Idempotency-Key".into()),
+            ..row(422, "invalid_request_error", "idempotency_key_reused")
+        },
+        ErrorCode::IdempotencyKeyInFlight => {
+            row(409, "invalid_request_error", "idempotency_key_in_flight")
+        }
         ErrorCode::Unsupported => row(501, "invalid_request_error", "unsupported"),
         ErrorCode::Internal | ErrorCode::Unknown => row(500, "server_error", "internal"),
     }

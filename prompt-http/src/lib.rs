@@ -23,6 +23,7 @@ pub mod error;
 pub mod error_reports;
 pub mod extract;
 pub mod feed;
+pub mod idempotency;
 pub mod limit;
 pub mod metrics;
 pub mod otel;
@@ -90,6 +91,9 @@ pub struct StateConfig {
     /// How often the retention task deletes runs past their project's retention
     /// (`--retention-interval-secs`); `None`: never (see [`retention`]).
     pub retention_interval: Option<Duration>,
+    /// How long an `Idempotency-Key` and its answer are kept
+    /// (`--idempotency-ttl-secs`, 24 h by default; see [`idempotency`]).
+    pub idempotency_ttl: Duration,
 }
 
 /// The limits of anonymous tool calls (`--public-tools`).
@@ -131,6 +135,7 @@ impl Default for StateConfig {
             webhooks: None,
             run_lease: prompt_core::DEFAULT_RUN_LEASE,
             retention_interval: None,
+            idempotency_ttl: idempotency::DEFAULT_TTL,
         }
     }
 }
@@ -144,6 +149,14 @@ pub async fn build_state(
 ) -> Result<(AppState, JoinHandle<()>)> {
     // Every handler's store calls go through the one validation layer.
     let store = prompt_core::ValidatedStore::wrap(store);
+    // Idempotency keys on the backend's database; in this process' memory where the
+    // store keeps none (a remote store).
+    let idempotency = idempotency::Idempotency {
+        store: store
+            .idempotency()
+            .unwrap_or_else(|| Arc::new(prompt_store::MemoryIdempotency::default())),
+        ttl: config.idempotency_ttl,
+    };
     let runs = prompt_core::ValidatedRunLog::wrap(runs);
     let base = Registry::new(store.clone(), runs.clone())
         .await?
@@ -204,6 +217,7 @@ pub async fn build_state(
             webhooks,
             storage: storage::StorageHealth::default(),
             retention_interval: config.retention_interval,
+            idempotency,
         },
         writer_task,
     ))
@@ -356,6 +370,7 @@ pub async fn serve_with_options(
             }
         }
     });
+    let purger = tokio::spawn(idempotency::purge_expired(state.idempotency.store.clone()));
     let metrics_server = metrics_listener.map(|l| {
         let router = metrics_app(state.clone(), config.metrics_token.clone());
         tokio::spawn(connections::serve_connections(
@@ -373,6 +388,7 @@ pub async fn serve_with_options(
     }
     signal.abort();
     shrinker.abort();
+    purger.abort();
     if let Some(p) = pruner {
         p.abort();
     }

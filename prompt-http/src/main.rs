@@ -345,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 run_lease: std::time::Duration::from_secs(args.run_lease_secs),
                 retention_interval: (args.retention_interval_secs > 0)
                     .then(|| std::time::Duration::from_secs(args.retention_interval_secs)),
+                idempotency_ttl: std::time::Duration::from_secs(args.idempotency_ttl_secs),
             };
             if args.people.smtp_url.is_none() {
                 tracing::info!(

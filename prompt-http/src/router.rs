@@ -260,6 +260,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(langfuse_doc);
     let (_, _, compat_doc) = compat_routes();
     doc.merge(compat_doc);
+    crate::idempotency::document(&mut doc);
     crate::api_doc::complete(doc)
 }
 
@@ -384,16 +385,30 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         svc
     };
     let (gateway, _) = gateway_routes();
+    let guard_limits = crate::idempotency::GuardLimits {
+        body_limit: config.body_limit,
+        abandoned_after: crate::idempotency::abandoned_after(config.request_timeout),
+    };
+    let idempotent = |state: AppState| {
+        middleware::from_fn(move |req: Request, next: Next| {
+            crate::idempotency::guard(state.clone(), guard_limits, req, next)
+        })
+    };
+    // The gateway authenticates in its handler; the guard authenticates by itself there.
+    let gateway = gateway.route_layer(idempotent(state.clone()));
     let (people, _) = people_routes();
     let people = people.route_layer(middleware::from_fn_with_state(
         state.clone(),
         crate::auth::scope_user_actor,
     ));
     let cors = cors_layer(&state);
-    let api = api.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::require_key,
-    ));
+    // Inside authentication: the guard scopes keys by the caller it found.
+    let api =
+        api.route_layer(idempotent(state.clone()))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require_key,
+            ));
     let (analysis, ai_prompts, _) = compat_routes();
     // Innermost first: the API's auth, then (outer, so it runs before) the default
     // project of a user token without `X-Project`.

@@ -55,6 +55,8 @@ pub struct AppState {
     /// How often the retention task runs (`None`: it does not; see
     /// [`crate::retention`]).
     pub retention_interval: Option<std::time::Duration>,
+    /// The keys of idempotent writes (`Idempotency-Key`) and how long they are kept.
+    pub idempotency: crate::idempotency::Idempotency,
 }
 
 impl AppState {

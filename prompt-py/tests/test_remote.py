@@ -206,3 +206,91 @@ def test_a_user_access_token_works_in_remote_mode(remote_server: RemoteServer) -
     with pytest.raises(pr.ValidationError) as e:
         pr.Registry.open(base, token=token, api_key="pr_x", project="x")
     assert e.value.field == "token"
+
+
+class _LossyProxy:
+    """A TCP proxy to a server that loses the answer to the first ``POST`` it forwards
+    (the server handles it, the client's connection is closed unanswered); everything
+    else passes through. ``posts`` counts the ``POST`` requests it saw."""
+
+    def __init__(self, target: str) -> None:
+        import socket
+        import threading
+
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.posts = 0
+        self._dropped = False
+        self._lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: "socket.socket") -> None:  # noqa: F821
+        import socket
+        import threading
+
+        server = socket.create_connection(self.target)
+        lose = threading.Event()
+
+        def close_both() -> None:
+            for s in (client, server):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        def upstream() -> None:
+            try:
+                while data := client.recv(65536):
+                    if data.startswith(b"POST"):
+                        with self._lock:
+                            self.posts += 1
+                            if not self._dropped:
+                                self._dropped = True
+                                lose.set()
+                    server.sendall(data)
+            except OSError:
+                pass
+            close_both()
+
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            # Requests on one connection are sequential: once the first POST is sent,
+            # the next bytes from the server are its answer, which is lost.
+            while data := server.recv(65536):
+                if lose.is_set():
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        close_both()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_retried_ingestion_is_stored_once(remote_server: RemoteServer, project: str) -> None:
+    key = remote_server.key(project)
+    proxy = _LossyProxy(remote_server.url)
+    try:
+        reg = pr.Registry.open(proxy.url, api_key=key)
+        results = reg.log_runs([{"provider": "mock", "model": "m", "output": f"r{i}"} for i in range(3)])
+        assert all(isinstance(r, pr.Run) for r in results), results
+        assert proxy.posts >= 2, "the first answer was lost and the batch sent again"
+    finally:
+        proxy.close()
+    direct = pr.Registry.open(remote_server.url, api_key=key)
+    assert len(list(direct.runs(limit=50))) == 3

@@ -21,7 +21,7 @@ pub mod sqlite;
 pub mod testkit;
 
 pub use cache::{CacheConfig, CacheStats, CachedStore};
-pub use memory::{MemoryConfig, MemoryStore};
+pub use memory::{MemoryConfig, MemoryIdempotency, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresStore, parse_postgres_error};
 #[cfg(feature = "remote")]

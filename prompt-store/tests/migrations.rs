@@ -36,11 +36,17 @@ const COMPOSE: i64 = 20261210000001;
 /// The retention migration (projects' run retention; on Postgres, the run log
 /// partitioned by month).
 const RETENTION: i64 = 20261212000001;
-/// The newest migration (retention), and every migration in order.
-const LATEST: i64 = RETENTION;
+/// The idempotency keys migration (the keys of idempotent writes and their answers).
+const IDEMPOTENCY: i64 = 20261213000001;
+/// The newest migration (idempotency keys), and every migration in order.
+const LATEST: i64 = IDEMPOTENCY;
 /// The migrations after the run lease one, newest first (what a revert to the run lease
 /// schema reverts).
-const AFTER_RUN_LEASE: [(i64, &str); 2] = [(RETENTION, "retention"), (COMPOSE, "compose")];
+const AFTER_RUN_LEASE: [(i64, &str); 3] = [
+    (IDEMPOTENCY, "idempotency keys"),
+    (RETENTION, "retention"),
+    (COMPOSE, "compose"),
+];
 
 /// How many migrations there are.
 fn all_count() -> u32 {
@@ -51,7 +57,7 @@ fn all_count() -> u32 {
 fn after_run_lease() -> u32 {
     u32::try_from(AFTER_RUN_LEASE.len()).unwrap()
 }
-const ALL: [i64; 8] = [
+const ALL: [i64; 9] = [
     INITIAL,
     CREDENTIALS,
     PEOPLE,
@@ -60,6 +66,7 @@ const ALL: [i64; 8] = [
     RUN_LEASE,
     COMPOSE,
     RETENTION,
+    IDEMPOTENCY,
 ];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
@@ -231,7 +238,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 8] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 9] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -264,8 +271,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 8] = [
         RETENTION,
         "9364d21832daa7b1bd70ba86a328a412151a234be691b67f43aba5535b552b166d250053ed76944eff4363807ab389de",
     ),
+    (
+        IDEMPOTENCY,
+        "1cc4758e31cf51a4eaec124caccc38331226a94c8286a734bc28386ad242c868fde1c3bf7777aaa3d711973ba20d485d",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 8] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 9] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -297,6 +308,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 8] = [
     (
         RETENTION,
         "89a8720417bf43bc611321c55cc7b57fbbf79b313cb9ea1ae7639b9f7e0a8eeb6b43500d110c7cdc66d0bdf99e718c60",
+    ),
+    (
+        IDEMPOTENCY,
+        "b0ff77e6d23168729ec698a60c1d8aa92199173e003947a4246cfc43b7bd0aeb9157d5edce10532cf43d71121efcc42e",
     ),
 ];
 
@@ -527,6 +542,7 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -563,7 +579,8 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
              {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
-             {COMPOSE} (compose), {RETENTION} (retention)"
+             {COMPOSE} (compose), {RETENTION} (retention), \
+             {IDEMPOTENCY} (idempotency keys)"
         )),
         "{msg}"
     );
@@ -646,10 +663,11 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 6).await.unwrap();
+    let report = prompt_store::revert(&url, 7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -661,7 +679,7 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION, IDEMPOTENCY]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -827,6 +845,7 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -860,10 +879,11 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(6).await.unwrap();
+    let report = s.revert(7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -875,7 +895,7 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         s.migrate().await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION, IDEMPOTENCY]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
@@ -954,12 +974,13 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The retention, compose, run lease, lifecycle and events migrations go first: the people
+    // The idempotency keys, retention, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = prompt_store::revert(&url, 5).await.unwrap();
+    let report = prompt_store::revert(&url, 6).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -1028,12 +1049,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The retention, compose, run lease, lifecycle and events migrations go first: the people
+    // The idempotency keys, retention, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = s.revert(5).await.unwrap();
+    let report = s.revert(6).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
@@ -1154,8 +1176,12 @@ async fn postgres_retention_migration_keeps_runs() {
     expected.push(new.id);
     expected.sort();
 
-    let report = s.revert(1).await.unwrap();
-    assert_eq!(report.reverted, reverted(&[(RETENTION, "retention")]));
+    // Down past the retention migration (and the newer ones).
+    let report = s.revert(2).await.unwrap();
+    assert_eq!(
+        report.reverted,
+        reverted(&[(IDEMPOTENCY, "idempotency keys"), (RETENTION, "retention")])
+    );
     let kind: String =
         sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")
             .fetch_one(&pool)

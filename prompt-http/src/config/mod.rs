@@ -138,6 +138,16 @@ pub struct ServeArgs {
         default_value_t = 3600
     )]
     pub retention_interval_secs: u64,
+    /// Seconds an `Idempotency-Key` and the answer of its request are kept: a retry of
+    /// the same request within this long gets the first answer and creates nothing.
+    /// Expired keys are purged every 10 minutes.
+    #[arg(
+        long,
+        env = "PROMPT_REGISTRY_IDEMPOTENCY_TTL_SECS",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idempotency_ttl_secs: u64,
     /// Requests that may wait for the run writer before new ones get 503.
     #[arg(long, env = "PROMPT_REGISTRY_RUN_QUEUE", default_value_t = 4096)]
     pub run_queue: usize,

@@ -461,6 +461,11 @@ impl PromptStore for CachedStore {
         self.inner.server()
     }
 
+    /// The inner store's keys: they are never cached (a claim must be atomic).
+    fn idempotency(&self) -> Option<Arc<dyn prompt_core::IdempotencyStore>> {
+        self.inner.idempotency()
+    }
+
     async fn create_project(&self, name: &str) -> Result<Project> {
         self.guarded(self.inner.create_project(name)).await
     }

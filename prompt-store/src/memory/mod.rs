@@ -26,10 +26,12 @@ use prompt_core::{
 use uuid::Uuid;
 
 mod feed;
+mod idempotency;
 mod people;
 mod webhooks;
 
 use feed::{Notifier, ProjectLog};
+pub use idempotency::MemoryIdempotency;
 use people::People;
 
 /// Configuration of the memory backend (it has none yet; kept for the uniform shape of
@@ -548,6 +550,7 @@ pub struct MemoryStore {
     state: Arc<RwLock<State>>,
     runs: Arc<RwLock<RunState>>,
     notifier: Arc<Notifier>,
+    idempotency: Arc<MemoryIdempotency>,
 }
 
 #[derive(Debug, Default)]
@@ -615,6 +618,10 @@ impl PromptStore for MemoryStore {
     /// A local backend: runs execute in the caller's process.
     fn server(&self) -> Option<Arc<dyn prompt_core::RegistryServer>> {
         None
+    }
+
+    fn idempotency(&self) -> Option<Arc<dyn prompt_core::IdempotencyStore>> {
+        Some(self.idempotency.clone())
     }
 
     async fn create_project(&self, name: &str) -> Result<Project> {

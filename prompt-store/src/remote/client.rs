@@ -240,6 +240,12 @@ impl RemoteStore {
             .await
     }
 
+    /// One logical call: a `POST` carries an `Idempotency-Key` (a UUID v4 made once
+    /// here) and is sent again with the same key, up to [`POST_ATTEMPTS`] times in all,
+    /// when its answer was lost (a transport failure) or the server was busy with it or
+    /// briefly unavailable (409 `idempotency_key_in_flight`, 503): the server answers a
+    /// repeat with the first answer and creates nothing twice. Other methods are sent
+    /// once.
     pub(super) async fn raw_send(
         &self,
         method: Method,
@@ -248,6 +254,53 @@ impl RemoteStore {
         body: Option<Value>,
         if_match: Option<&str>,
         timeout: Option<Duration>,
+    ) -> Result<Answer> {
+        if method != Method::POST {
+            return self
+                .send_once(method, path, query, body.as_ref(), if_match, timeout, None)
+                .await;
+        }
+        let key = Uuid::new_v4().to_string();
+        let mut attempt = 1;
+        loop {
+            let r = self
+                .send_once(
+                    method.clone(),
+                    path,
+                    query,
+                    body.as_ref(),
+                    if_match,
+                    timeout,
+                    Some(&key),
+                )
+                .await;
+            let wait = match &r {
+                Err(Error::Unavailable { retry_after, .. }) => retry_after.unwrap_or_default(),
+                Ok(a) if retryable_status(a) => a.retry_after.unwrap_or_default(),
+                _ => return r,
+            };
+            if attempt >= POST_ATTEMPTS {
+                return r;
+            }
+            let backoff = Duration::from_millis(100 * 4u64.pow(attempt - 1));
+            tokio::time::sleep(wait.clamp(backoff, MAX_RETRY_WAIT)).await;
+            attempt += 1;
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one request's parts, passed through from `raw_send`"
+    )]
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_match: Option<&str>,
+        timeout: Option<Duration>,
+        idempotency_key: Option<&str>,
     ) -> Result<Answer> {
         let mut url = format!("{}{path}", self.inner.base);
         if !query.is_empty() {
@@ -269,8 +322,11 @@ impl RemoteStore {
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
+        if let Some(k) = idempotency_key {
+            req = req.header(IDEMPOTENCY_KEY, k);
+        }
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
         let resp = req
             .send()
@@ -340,6 +396,26 @@ impl RemoteStore {
         )
         .await
     }
+}
+
+/// How many times a `POST` is sent in all (see [`RemoteStore::raw_send`]).
+pub const POST_ATTEMPTS: u32 = 3;
+
+/// The longest wait between two attempts of a `POST`, whatever `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// The header that makes a `POST` idempotent on the server.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether an answer to a keyed `POST` is worth sending again: the first request with
+/// the key is still running (409 `idempotency_key_in_flight`), or the server is briefly
+/// unavailable (503; its 5xx answers are never stored, so the retry runs again).
+fn retryable_status(a: &Answer) -> bool {
+    a.status == StatusCode::SERVICE_UNAVAILABLE
+        || (a.status == StatusCode::CONFLICT
+            && serde_json::from_slice::<prompt_core::wire::ErrorBody>(&a.body).is_ok_and(|b| {
+                b.error.code == prompt_core::wire::ErrorCode::IdempotencyKeyInFlight
+            }))
 }
 
 /// `/api/v1/prompts/{name}{rest}`, the name checked and its `/` encoded.

@@ -43,6 +43,7 @@ use crate::{MigrationReport, RevertReport, RevertedMigration};
 mod credentials;
 mod dialect;
 mod feed;
+mod idempotency;
 mod people;
 mod projects;
 mod prompt_ops;

@@ -44,10 +44,16 @@ where
     for<'q> Option<i64>: Encode<'q, D>,
     for<'q> Option<D::Time>: Encode<'q, D>,
     for<'q> Option<D::TextList>: Encode<'q, D>,
+    SqlStore<D, S>: prompt_core::IdempotencyStore + Clone,
 {
     /// A local backend: runs execute in the caller's process.
     fn server(&self) -> Option<std::sync::Arc<dyn prompt_core::RegistryServer>> {
         None
+    }
+
+    /// The keys are on the same database (`idempotency_keys`).
+    fn idempotency(&self) -> Option<std::sync::Arc<dyn prompt_core::IdempotencyStore>> {
+        Some(std::sync::Arc::new(self.clone()))
     }
 
     async fn create_project(&self, name: &str) -> Result<Project> {

@@ -30,6 +30,7 @@ mod compose;
 mod credentials;
 mod export;
 mod feed;
+mod idempotency;
 mod leases;
 mod lifecycle;
 mod people;
@@ -46,6 +47,7 @@ pub use compose::*;
 pub use credentials::*;
 pub use export::*;
 pub use feed::*;
+pub use idempotency::*;
 pub use leases::*;
 pub use lifecycle::*;
 pub use people::*;
@@ -282,6 +284,9 @@ macro_rules! behaviour_suite {
             compose_includes_text_and_chat,
             compose_refused_at_creation,
             compose_run_records_resolution,
+            idempotency_claims_replays_and_mismatches,
+            idempotency_claims_once_under_concurrency,
+            idempotency_expiry_abandon_and_purge,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

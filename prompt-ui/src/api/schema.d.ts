@@ -2357,7 +2357,7 @@ export interface components {
          * @description The stable, machine-readable code of an error body.
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "insufficient_storage" | "master_key_not_configured" | "unsupported" | "internal" | "unknown";
+        ErrorCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "precondition_failed" | "gone" | "payload_too_large" | "validation_failed" | "rate_limited" | "provider_error" | "unavailable" | "insufficient_storage" | "master_key_not_configured" | "idempotency_key_reused" | "idempotency_key_in_flight" | "unsupported" | "internal" | "unknown";
         /** @description The inside of an [`ErrorBody`]. */
         ErrorDetail: {
             /** @description The stable code. */
@@ -8429,7 +8429,10 @@ export interface operations {
     apply_batch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8441,6 +8444,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8481,6 +8486,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8506,6 +8512,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8912,7 +8919,10 @@ export interface operations {
                 /** @description Remove labels the project has and the documents do not (`latest` excepted). */
                 prune_labels?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8924,6 +8934,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8956,6 +8968,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8981,6 +8994,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9177,7 +9191,10 @@ export interface operations {
     create_key: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -9189,6 +9206,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9221,6 +9240,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -9230,7 +9258,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A value is refused: the error names the field and says why */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10898,6 +10926,15 @@ export interface operations {
                     "application/json": components["schemas"]["CallerView"];
                 };
             };
+            /** @description The request cannot be read: malformed JSON, a wrong Content-Type, or a malformed query, path or header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10914,7 +10951,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The request body is over the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited: retry after the number of seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable, the server is overloaded or the request timed out; retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11013,7 +11077,10 @@ export interface operations {
     create_prompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -11025,6 +11092,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11058,6 +11127,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11075,6 +11145,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -11551,7 +11622,10 @@ export interface operations {
     execute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description prompt name */
                 name: string;
@@ -11566,6 +11640,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11575,6 +11651,8 @@ export interface operations {
             /** @description the pending run; poll GET /api/v1/runs/{id} */
             202: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -11616,6 +11694,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -11625,6 +11712,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -12439,6 +12527,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
                 /** @description the prompt's etag from GET */
                 "If-Match"?: string | null;
             };
@@ -12456,6 +12546,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12498,6 +12590,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -12523,6 +12616,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -13584,7 +13678,10 @@ export interface operations {
     create_run: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13596,6 +13693,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13637,6 +13736,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -13646,6 +13754,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -13698,6 +13807,24 @@ export interface operations {
                     "application/json": components["schemas"]["DeletedRuns"];
                 };
             };
+            /** @description The request cannot be read: malformed JSON, a wrong Content-Type, or a malformed query, path or header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13707,6 +13834,24 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited: retry after the number of seconds in Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable, the server is overloaded or the request timed out; retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13806,7 +13951,10 @@ export interface operations {
                 /** @description `run`: answer each stored item with the whole run, not only its id. */
                 include?: components["schemas"]["BatchInclude"];
             };
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13818,6 +13966,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13851,6 +14001,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -13860,6 +14019,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -15306,7 +15466,10 @@ export interface operations {
     chat_completions: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -15319,6 +15482,8 @@ export interface operations {
             /** @description an OpenAI chat completion, or a stream of chunks */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -15348,6 +15513,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -15355,7 +15527,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description A value is refused: the error names the field and says why */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
