@@ -33,7 +33,7 @@ pub use domain::{
     EventPage, EventType, Invitation, KeyRole, Label, LabelExpect, LabelMove, MAX_TEMPLATE_BYTES,
     MAX_TEMPLATE_VARIABLES, Member, Membership, NewEvent, NewPrompt, NewUser, NewVersion, OrgRole,
     Organization, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Rendered, Role,
-    Selector, Template, TemplateKind, User, UserUpdate, Webhook, WebhookUpdate, check_batch_size,
+    LabelSplit, Selector, SplitWeights, Template, TemplateKind, User, UserUpdate, Webhook, WebhookUpdate, check_batch_size,
     check_if_match, check_parent_version, validate_batch,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};

@@ -31,9 +31,11 @@ const EVENTS: i64 = 20261207000001;
 const LIFECYCLE: i64 = 20261208000001;
 /// The run lease migration (attempts and heartbeats of runs).
 const RUN_LEASE: i64 = 20261209000001;
-/// The newest migration (run lease), and every migration in order.
-const LATEST: i64 = RUN_LEASE;
-const ALL: [i64; 6] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE];
+/// The release splits migration (splits on labels, label moves and runs).
+const SPLITS: i64 = 20261211000001;
+/// The newest migration (release splits), and every migration in order.
+const LATEST: i64 = SPLITS;
+const ALL: [i64; 7] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, SPLITS];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
 /// The tables the events migration creates.

@@ -17,7 +17,7 @@ use super::error::{unique_violation, violating_key};
 use super::{PostgresState, listener};
 use crate::sql::{
     Dialect, Failure, PromptSql, RunSql, opt_i64, push_stats_filter, run_cols, run_read_cols,
-    stats_group, to_u64,
+    split_text, stats_group, to_u64,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Postgres>);
@@ -189,6 +189,7 @@ impl Dialect for Postgres {
             .bind(&c.started_at)
             .bind(&c.completed_at)
             .bind(&c.user)
+            .bind(&c.split)
             .execute(writer)
             .await;
         match r {
@@ -341,6 +342,7 @@ struct Columns {
     started_at: Vec<Option<DateTime<Utc>>>,
     completed_at: Vec<Option<DateTime<Utc>>>,
     user: Vec<Option<String>>,
+    split: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -380,6 +382,8 @@ impl Columns {
             c.started_at.push(r.started_at);
             c.completed_at.push(r.completed_at);
             c.user.push(r.user.clone());
+            c.split
+                .push(split_text("split", r.split.as_ref()).map_err(at)?);
         }
         Ok(c)
     }
@@ -392,5 +396,5 @@ const INSERT_RUNS: &str = concat!(
      $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], \
      $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], \
-     $25::text[])"
+     $25::text[], $26::text[])"
 );

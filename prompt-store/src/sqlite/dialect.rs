@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::SqliteConfig;
 use crate::sql::{
     Dialect, Failure, Mutable, PromptSql, RunSql, begin_write, is_unique_violation, opt_u64,
-    push_stats_filter, run_cols, run_read_cols, stats_group,
+    push_stats_filter, run_cols, run_read_cols, split_text, stats_group,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Sqlite>);
@@ -276,6 +276,7 @@ struct Encoded<'a> {
     run: &'a Run,
     variables: String,
     metadata: String,
+    split: Option<String>,
     m: Mutable<Sqlite>,
 }
 
@@ -285,6 +286,7 @@ impl<'a> Encoded<'a> {
             run,
             variables: Sqlite::json("variables", &run.variables)?,
             metadata: Sqlite::json("metadata", &run.metadata)?,
+            split: split_text("split", run.split.as_ref())?,
             m: Mutable::of(run)?,
         })
     }
@@ -319,7 +321,8 @@ fn insert_values<'a>(runs: &'a [Encoded<'a>]) -> QueryBuilder<Sqlite> {
             .push_bind(Sqlite::time(r.created_at))
             .push_bind(m.started_at)
             .push_bind(m.completed_at)
-            .push_bind(r.user.as_deref());
+            .push_bind(r.user.as_deref())
+            .push_bind(e.split.as_deref());
     });
     q
 }
