@@ -270,6 +270,9 @@ impl Registry {
         selector: &Selector,
         split_key: Option<&str>,
     ) -> Result<PromptVersion> {
+        if let Some(k) = split_key {
+            crate::domain::split::check_key(k)?;
+        }
         let mut v = self.store.resolve(self.pid(), name, selector).await?;
         let Some(split) = &v.split else {
             return Ok(v);

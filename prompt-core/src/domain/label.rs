@@ -1,8 +1,5 @@
 //! Labels: movable pointers to versions, and their audited moves.
 
-#[cfg(feature = "openapi")]
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

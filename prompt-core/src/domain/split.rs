@@ -94,6 +94,18 @@ pub fn validate_split(weights: &SplitWeights) -> Result<()> {
     Ok(())
 }
 
+/// Longest split key accepted, in bytes.
+pub const MAX_SPLIT_KEY_LEN: usize = 200;
+
+/// Check a caller's split key: 1 to [`MAX_SPLIT_KEY_LEN`] bytes (`InvalidInput` on
+/// `split_key`).
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::invalid("split_key", "must not be empty"));
+    }
+    validate::max_len("split_key", key, MAX_SPLIT_KEY_LEN)
+}
+
 /// The error of arm `version` of a split that does not resolve (missing or deleted):
 /// `InvalidInput` naming `split.N`; other errors as they are.
 pub fn arm_error(e: Error, version: u32) -> Error {

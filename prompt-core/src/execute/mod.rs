@@ -176,10 +176,8 @@ impl ExecuteOptions {
                 return Err(Error::invalid(field, "must be 1 to 200 characters"));
             }
         }
-        if let Some(k) = &self.split_key
-            && (k.is_empty() || k.len() > 200)
-        {
-            return Err(Error::invalid("split_key", "must be 1 to 200 characters"));
+        if let Some(k) = &self.split_key {
+            crate::domain::split::check_key(k)?;
         }
         if self.timeout_ms == Some(0) {
             return Err(Error::invalid("timeout_ms", "must be positive"));

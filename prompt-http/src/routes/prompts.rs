@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use prompt_core::{
     LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter, PromptUpdate,
-    PromptVersion, Rendered, Selector, Variables, VersionDiff,
+    PromptVersion, Rendered, Selector, SplitWeights, Variables, VersionDiff,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,7 +57,8 @@ impl PageQuery {
     }
 }
 
-/// `?label=` or `?version=` (not both; default label `production`).
+/// `?label=` or `?version=` (not both; default label `production`), and the
+/// `?split_key=` a label's release split is picked by.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -66,6 +67,9 @@ pub struct SelectorQuery {
     pub label: Option<String>,
     /// A version number.
     pub version: Option<u32>,
+    /// The key a label's release split is picked by: the same key gets the same
+    /// version while the split stands (random without one).
+    pub split_key: Option<String>,
 }
 
 /// Select a version by label or number: both given is a 400.
@@ -82,12 +86,17 @@ pub fn selector(label: Option<String>, version: Option<u32>) -> ApiResult<Select
     Ok(Selector::from_parts(label, version)?)
 }
 
-/// Body of `PUT …/labels/{label}`.
+/// Body of `PUT …/labels/{label}`: `version` or `split`, exactly one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLabelBody {
-    /// The version the label should point at.
-    pub version: u32,
+    /// The version the label should point at (this ends a release split).
+    pub version: Option<u32>,
+    /// A release split instead: version → weight (positive integers, any positive
+    /// sum, 2 to 10 versions), e.g. `{"4": 90, "5": 10}`. The label's version becomes
+    /// the heaviest arm (ties: the highest version).
+    #[schema(value_type = Option<BTreeMap<String, u32>>)]
+    pub split: Option<SplitWeights>,
     /// Compare-and-set: the version the label must point at now (`null`: it must not
     /// be set); otherwise 412 naming where it points. Absent: no precondition.
     #[serde(default, deserialize_with = "present")]
@@ -136,6 +145,8 @@ pub struct RenderBody {
     pub label: Option<String>,
     /// A version number.
     pub version: Option<u32>,
+    /// The key a label's release split is picked by (sticky; random without one).
+    pub split_key: Option<String>,
     /// The variables.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -147,6 +158,9 @@ pub struct RenderBody {
 pub struct RenderResponse {
     /// The version rendered.
     pub version: u32,
+    /// The release split the version was picked from, if the label carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<prompt_core::LabelSplit>,
     /// The rendered text (text prompts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -406,7 +420,10 @@ pub async fn resolve(
 ) -> ApiResult<Json<PromptVersion>> {
     let sel = selector(q.label, q.version)?;
     Ok(Json(
-        state.registry(&caller.project).resolve(&name, &sel).await?,
+        state
+            .registry(&caller.project)
+            .resolve_with(&name, &sel, q.split_key.as_deref())
+            .await?,
     ))
 }
 
@@ -462,20 +479,35 @@ pub async fn set_label(
 ) -> ApiResult<Json<LabelMove>> {
     state.check_reserved(&caller, &name)?;
     let protected = state.check_labels(&caller, [&label]).await?;
-    let m = state
-        .registry(&caller.project)
-        .set_label(
-            &name,
-            &label,
-            body.version,
-            prompt_core::LabelExpect::from_wire(body.expected_version),
-            Some(&caller.actor()),
-        )
-        .await?;
+    let expect = prompt_core::LabelExpect::from_wire(body.expected_version);
+    let reg = state.registry(&caller.project);
+    let m = match (body.version, &body.split) {
+        (Some(v), None) => {
+            reg.set_label(&name, &label, v, expect, Some(&caller.actor()))
+                .await?
+        }
+        (None, Some(split)) => {
+            reg.set_label_split(&name, &label, split, expect, Some(&caller.actor()))
+                .await?
+        }
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::BadRequest {
+                message: "give either version or split, exactly one of them".into(),
+                details: Box::new(prompt_core::wire::ErrorDetails {
+                    fields: Some(vec!["version".into(), "split".into()]),
+                    ..Default::default()
+                }),
+            });
+        }
+    };
+    let data = serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version, "split": m.split});
     if protected.contains(&label) {
         state
-            .audit(&caller, &client, "protected_label.moved", serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version}))
+            .audit(&caller, &client, "protected_label.moved", data)
             .await;
+    } else if m.split.is_some() {
+        // Every split is audited (a protected label's move already is).
+        state.audit(&caller, &client, "label.split", data).await;
     }
     Ok(Json(m))
 }
@@ -546,7 +578,13 @@ pub async fn render(
     let sel = selector(body.label, body.version)?;
     let (v, r) = state
         .registry(&caller.project)
-        .render(&name, &sel, &body.variables)
+        .render_split(
+            &name,
+            &sel,
+            body.split_key.as_deref(),
+            &body.variables,
+            prompt_core::template::RenderOptions::default(),
+        )
         .await?;
     let (text, messages) = match r {
         Rendered::Text(t) => (Some(t), None),
@@ -554,6 +592,7 @@ pub async fn render(
     };
     Ok(Json(RenderResponse {
         version: v.version,
+        split: v.split,
         text,
         messages,
     }))

@@ -20,6 +20,8 @@ pub(super) struct RunDraft {
     pub(super) project: uuid::Uuid,
     pub(super) prompt: Option<(String, u32)>,
     pub(super) label: Option<String>,
+    /// The release split of `label` the version was picked from.
+    pub(super) split: Option<prompt_core::LabelSplit>,
     pub(super) provider: String,
     /// Prices the answer (under its pricing name: a stored provider's vendor).
     pub(super) priced_by: Arc<dyn Provider>,
@@ -60,6 +62,7 @@ impl RunDraft {
             new.version = Some(*v);
         }
         new.label.clone_from(&self.label);
+        new.split.clone_from(&self.split);
         new.provider = Some(self.provider.clone());
         new.model = Some(self.model.clone());
         new.variables = self.variables.clone();
