@@ -206,7 +206,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 6] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 7] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -231,8 +231,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 6] = [
         RUN_LEASE,
         "cf04345a9d689b635214b7d99cf59843bdff57ded53f54bfe48ddd1f76aa677a9fea02b08ae075a1bf2b64c2ce5f7843",
     ),
+    (
+        SPLITS,
+        "b97bb77ab1c34c47e5a41d3e1ce008bf53d670a3423fbf1c1c670c181408cb13f4986042396e644404e8a5ea1d1a0467",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 6] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 7] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -256,6 +260,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 6] = [
     (
         RUN_LEASE,
         "0f98d4a00fd5c44856743b2e75af45dc4969537507689c40c2af72584b8f15e3b956cf13d6afec42c7273379324ff6d9",
+    ),
+    (
+        SPLITS,
+        "969390af3432ae1c6bd2a3857dd508fd2590e34eb4a7750f72b6e08005653af36608245632ff2e0edb5a32ab818241c2",
     ),
 ];
 
@@ -402,8 +410,13 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
         assert!(sqlite_has_table(&latest, table), "{table}: {latest:?}");
     }
 
-    // Down one: the schema of the lifecycle migration, without the lease columns of
-    // runs.
+    // Down one: the release splits go.
+    let report = prompt_store::revert(&url, 1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(SPLITS, "release splits")]));
+    assert_eq!(report.current, Some(RUN_LEASE));
+
+    // Down one more: the schema of the lifecycle migration, without the lease columns
+    // of runs.
     let report = prompt_store::revert(&url, 1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
     assert_eq!(report.current, Some(LIFECYCLE));
@@ -476,10 +489,11 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(sqlite_schema(&url).await, latest);
 
     // All at once, newest first, and up again through an open.
-    let report = prompt_store::revert(&url, 6).await.unwrap();
+    let report = prompt_store::revert(&url, 7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -504,25 +518,26 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
 
     let msg = invalid_count(s.revert(0).await);
     assert!(msg.contains("at least 1"), "{msg}");
-    let msg = invalid_count(s.revert(7).await);
-    assert!(msg.contains("cannot revert 7 migrations"), "{msg}");
-    assert!(msg.contains("only 6 applied"), "{msg}");
+    let msg = invalid_count(s.revert(8).await);
+    assert!(msg.contains("cannot revert 8 migrations"), "{msg}");
+    assert!(msg.contains("only 7 applied"), "{msg}");
     assert!(
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
-             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease)"
+             {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
+             {SPLITS} (release splits)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains("only 6 applied"), "{msg}");
+    assert!(msg.contains("only 7 applied"), "{msg}");
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
-        6
+        7
     );
 
-    s.revert(6).await.unwrap();
+    s.revert(7).await.unwrap();
     let msg = invalid_count(s.revert(1).await);
     assert!(msg.contains("none applied"), "{msg}");
     s.close().await;
@@ -593,10 +608,11 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 4).await.unwrap();
+    let report = prompt_store::revert(&url, 5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -606,7 +622,7 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, SPLITS]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -702,6 +718,10 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     }
 
     let report = s.revert(1).await.unwrap();
+    assert_eq!(report.reverted, reverted(&[(SPLITS, "release splits")]));
+    assert_eq!(report.current, Some(RUN_LEASE));
+
+    let report = s.revert(1).await.unwrap();
     assert_eq!(report.reverted, reverted(&[(RUN_LEASE, "run lease")]));
     assert_eq!(report.current, Some(LIFECYCLE));
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, at_lifecycle);
@@ -759,12 +779,13 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(s.migrate().await.unwrap().applied, ALL.to_vec());
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
-    let msg = invalid_count(s.revert(7).await);
-    assert!(msg.contains("only 6 applied"), "{msg}");
-    let report = s.revert(6).await.unwrap();
+    let msg = invalid_count(s.revert(8).await);
+    assert!(msg.contains("only 7 applied"), "{msg}");
+    let report = s.revert(7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -796,10 +817,11 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(4).await.unwrap();
+    let report = s.revert(5).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events"),
@@ -809,7 +831,7 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         s.migrate().await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE]
+        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, SPLITS]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
@@ -890,10 +912,11 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
 
     // The run lease, lifecycle and events migrations go first: the people migration
     // is the newest again.
-    let report = prompt_store::revert(&url, 3).await.unwrap();
+    let report = prompt_store::revert(&url, 4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events")
@@ -962,10 +985,11 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
 
     // The run lease, lifecycle and events migrations go first: the people migration
     // is the newest again.
-    let report = s.revert(3).await.unwrap();
+    let report = s.revert(4).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (SPLITS, "release splits"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
             (EVENTS, "events")

@@ -34,6 +34,7 @@ mod lifecycle;
 mod people;
 mod prompts;
 mod runs;
+mod splits;
 #[cfg(feature = "sqlite")]
 mod small_disk;
 mod values;
@@ -48,6 +49,7 @@ pub use lifecycle::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
+pub use splits::*;
 #[cfg(feature = "sqlite")]
 pub use small_disk::*;
 pub use values::*;
@@ -273,6 +275,8 @@ macro_rules! behaviour_suite {
             import_moves_labels_and_prunes,
             import_conflicts_write_nothing,
             import_refuses_a_concurrent_change,
+            split_set_sticky_and_ended,
+            split_refusals_runs_and_stats,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {
