@@ -530,24 +530,33 @@ impl NativeRegistry {
         })
     }
 
-    #[pyo3(signature = (name, label = None, version = None))]
+    /// `split_key`: the key a label's release split is picked by (sticky; random
+    /// without one).
+    #[pyo3(signature = (name, label = None, version = None, split_key = None))]
     fn resolve<'py>(
         &self,
         py: Python<'py>,
         name: String,
         label: Option<String>,
         version: Option<i64>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
-        self.call(py, async move { r.resolve(&name, &sel).await })
+        self.call(py, async move {
+            r.resolve_with(&name, &sel, split_key.as_deref()).await
+        })
     }
 
     /// Resolve, reusing Python objects: versions are immutable, so the object built by
     /// `factory(dict)` for a version is kept in `cache` under its id and current labels
     /// and returned again while both are the same. Saves converting the version on every
     /// warm `get`.
-    #[pyo3(signature = (name, label, version, cache, factory))]
+    #[pyo3(signature = (name, label, version, cache, factory, split_key = None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python method's parameters, as the wrapper passes them"
+    )]
     fn resolve_cached<'py>(
         &self,
         py: Python<'py>,
@@ -556,6 +565,7 @@ impl NativeRegistry {
         version: Option<i64>,
         cache: Bound<'py, PyDict>,
         factory: Bound<'py, PyAny>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
@@ -563,10 +573,16 @@ impl NativeRegistry {
         let factory = factory.unbind();
         self.dispatch(
             py,
-            async move { r.resolve(&name, &sel).await },
+            async move { r.resolve_with(&name, &sel, split_key.as_deref()).await },
             move |py, v| {
                 let cache = cache.bind(py);
-                let key = format!("{}|{}", v.id, v.labels.join(","));
+                // The split a version was picked from is part of the object.
+                let split = v
+                    .split
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default())
+                    .unwrap_or_default();
+                let key = format!("{}|{}|{split}", v.id, v.labels.join(","));
                 if let Some(hit) = cache.get_item(&key)? {
                     return Ok(hit);
                 }
@@ -626,6 +642,28 @@ impl NativeRegistry {
         let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
             r.set_label(&name, &label, v, expect, actor.as_deref())
+                .await
+        })
+    }
+
+    /// Point `label` at a release split (`split`: `{"4": 90, "5": 10}`, version →
+    /// weight); `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, split, actor = None, expected_version = None))]
+    fn set_label_split<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: String,
+        split: Bound<'py, PyDict>,
+        actor: Option<String>,
+        expected_version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let weights: prompt_core::SplitWeights =
+            try_arg!(self, py, parse(to_json(split.as_any(), "split")?, "split"));
+        let expect = try_arg!(self, py, label_expect(expected_version));
+        self.call(py, async move {
+            r.set_label_split(&name, &label, &weights, expect, actor.as_deref())
                 .await
         })
     }
@@ -795,7 +833,7 @@ impl NativeRegistry {
     }
 
     /// Resolve and render: a `str`, or a list of message dicts.
-    #[pyo3(signature = (name, variables = None, label = None, version = None))]
+    #[pyo3(signature = (name, variables = None, label = None, version = None, split_key = None))]
     fn render<'py>(
         &self,
         py: Python<'py>,
@@ -803,13 +841,23 @@ impl NativeRegistry {
         variables: Option<&Bound<'py, PyDict>>,
         label: Option<String>,
         version: Option<i64>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
         let vars = variables_of(variables)?;
         self.dispatch(
             py,
-            async move { r.render(&name, &sel, &vars).await },
+            async move {
+                r.render_split(
+                    &name,
+                    &sel,
+                    split_key.as_deref(),
+                    &vars,
+                    prompt_core::template::RenderOptions::default(),
+                )
+                .await
+            },
             |py, (_, rendered)| rendered_to_py(py, &rendered),
         )
     }

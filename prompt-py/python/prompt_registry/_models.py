@@ -108,6 +108,26 @@ class Prompt(_Model):
         )
 
 
+def _weights(d: Optional[Mapping[str, Any]]) -> Optional[Dict[int, int]]:
+    return None if d is None else {int(k): int(v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Split(_Model):
+    """A release split: the ``label`` carrying it and its ``weights`` (version →
+    weight). The version a caller gets is picked by its ``split_key`` (sticky) or at
+    random."""
+
+    label: str
+    weights: Dict[int, int]
+
+    @classmethod
+    def _from_opt(cls, d: Optional[Mapping[str, Any]]) -> Optional["Split"]:
+        if d is None:
+            return None
+        return cls(label=d["label"], weights=_weights(d["weights"]) or {})
+
+
 @dataclass(frozen=True)
 class PromptVersion(_Model):
     """An immutable version of a prompt; ``render(**variables)`` fills it in.
@@ -131,6 +151,9 @@ class PromptVersion(_Model):
     #: ``True`` for the ``fallback=`` template of :meth:`Registry.get`, returned when
     #: the registry could not be reached (then ``version == 0`` and ``id == ""``).
     is_fallback: bool = False
+    #: The release split this version was picked from (resolved through a label
+    #: carrying one), else ``None``.
+    split: Optional[Split] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "PromptVersion":
@@ -149,6 +172,7 @@ class PromptVersion(_Model):
             commit_message=d.get("commit_message"),
             created_by=d.get("created_by"),
             created_at=_req_dt(d["created_at"]),
+            split=Split._from_opt(d.get("split")),
         )
 
     def render(self, /, **variables: Any) -> Rendered:
@@ -212,6 +236,8 @@ class Run(_Model):
     attempts: int = 0
     #: When the process executing the run last renewed its lease.
     heartbeat_at: Optional[datetime] = None
+    #: The release split of ``label`` the version was picked from, else ``None``.
+    split: Optional[Split] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Run":
@@ -241,6 +267,7 @@ class Run(_Model):
             completed_at=_dt(d.get("completed_at")),
             attempts=d.get("attempts", 0),
             heartbeat_at=_dt(d.get("heartbeat_at")),
+            split=Split._from_opt(d.get("split")),
         )
 
 
@@ -315,6 +342,9 @@ class LabelMove(_Model):
     to_version: Optional[int]
     moved_by: Optional[str]
     moved_at: datetime
+    #: The release split the label carries after the move (version → weight;
+    #: ``to_version`` is its heaviest arm), ``None`` when it points at one version.
+    split: Optional[Dict[int, int]] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "LabelMove":
@@ -326,6 +356,7 @@ class LabelMove(_Model):
             to_version=d.get("to_version"),
             moved_by=d.get("moved_by"),
             moved_at=_req_dt(d["moved_at"]),
+            split=_weights(d.get("split")),
         )
 
 
