@@ -100,7 +100,10 @@ async fn set_resolve_render_and_end(app: &TestApp) {
     assert_eq!(r.body["label"], "production");
     assert_eq!(r.body["split"]["weights"], json!({"2": 90, "3": 10}));
     let run = app
-        .get(&format!("/api/v1/runs/{}", r.body["id"].as_str().unwrap()), &viewer)
+        .get(
+            &format!("/api/v1/runs/{}", r.body["id"].as_str().unwrap()),
+            &viewer,
+        )
         .await;
     assert_eq!(run.body["split"], r.body["split"]);
 
@@ -140,7 +143,12 @@ async fn invalid_splits_are_refused(app: &TestApp) {
         (json!({"split": {"2": 1, "9": 1}}), "split.9"),
     ] {
         let r = put(body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
         assert_eq!(r.body["error"]["details"]["field"], field, "{}", r.text);
     }
     let r = put(json!({"split": {"2": -1, "3": 1}})).await;
@@ -182,9 +190,7 @@ async fn gateway_and_stats_compare_the_arms(app: &TestApp) {
         let r = app.post("/v1/chat/completions", &app.admin, body).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let run_id = r.headers["x-prompt-registry-run-id"].to_str().unwrap();
-        let run = app
-            .get(&format!("/api/v1/runs/{run_id}"), &app.admin)
-            .await;
+        let run = app.get(&format!("/api/v1/runs/{run_id}"), &app.admin).await;
         let want = split::pick(&weights(), id, "production", Some(&key));
         assert_eq!(run.body["version"], want, "{key}: {}", run.text);
         assert_eq!(run.body["split"]["label"], "production");

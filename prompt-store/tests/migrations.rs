@@ -35,7 +35,15 @@ const RUN_LEASE: i64 = 20261209000001;
 const SPLITS: i64 = 20261211000001;
 /// The newest migration (release splits), and every migration in order.
 const LATEST: i64 = SPLITS;
-const ALL: [i64; 7] = [INITIAL, CREDENTIALS, PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, SPLITS];
+const ALL: [i64; 7] = [
+    INITIAL,
+    CREDENTIALS,
+    PEOPLE,
+    EVENTS,
+    LIFECYCLE,
+    RUN_LEASE,
+    SPLITS,
+];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
 /// The tables the events migration creates.

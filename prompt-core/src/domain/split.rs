@@ -178,10 +178,7 @@ mod tests {
         assert_eq!(field(validate_split(&w(&[(0, 1), (5, 1)]))), "split.0");
         let many: SplitWeights = (1..=11).map(|v| (v, 1)).collect();
         assert_eq!(field(validate_split(&many)), "split");
-        assert_eq!(
-            field(validate_split(&w(&[(1, 999_999), (2, 2)]))),
-            "split"
-        );
+        assert_eq!(field(validate_split(&w(&[(1, 999_999), (2, 2)]))), "split");
         validate_split(&w(&[(4, 90), (5, 10)])).unwrap();
         validate_split(&w(&[(4, 3), (5, 1)])).unwrap();
     }
@@ -224,8 +221,9 @@ mod tests {
         let share = fives as f64 * 100.0 / n as f64;
         assert!((share - 10.0).abs() < 1.5, "{share}% got version 5");
         // Without a key: random, but every arm comes up.
-        let random: std::collections::BTreeSet<u32> =
-            (0..1_000).map(|_| pick(&split, id, "production", None)).collect();
+        let random: std::collections::BTreeSet<u32> = (0..1_000)
+            .map(|_| pick(&split, id, "production", None))
+            .collect();
         assert_eq!(random.into_iter().collect::<Vec<_>>(), vec![4, 5]);
     }
 }

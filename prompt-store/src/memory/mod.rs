@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::domain::{LabelSplit, SplitWeights, actor, split};
 use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
+use prompt_core::domain::{LabelSplit, SplitWeights, actor, split};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::RunPosition;
 use prompt_core::store::PromptFilter;

@@ -185,9 +185,13 @@ pub(crate) fn split_from_text<T: serde::de::DeserializeOwned>(
 }
 
 /// A release split as stored in a `split` column (JSON text); `None` for none.
-pub(crate) fn split_text<T: serde::Serialize>(column: &str, v: Option<&T>) -> Result<Option<String>> {
+pub(crate) fn split_text<T: serde::Serialize>(
+    column: &str,
+    v: Option<&T>,
+) -> Result<Option<String>> {
     v.map(|s| {
-        serde_json::to_string(s).map_err(|e| Error::internal(format!("cannot encode {column}: {e}")))
+        serde_json::to_string(s)
+            .map_err(|e| Error::internal(format!("cannot encode {column}: {e}")))
     })
     .transpose()
 }

@@ -13,9 +13,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::{
-    Failure, SqlStore, is_foreign_key_violation, opt_version, split_text, to_version,
-};
+use super::{Failure, SqlStore, is_foreign_key_violation, opt_version, split_text, to_version};
 
 /// A prompt row locked by a write transaction.
 #[derive(Debug, Clone, Copy)]

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
-    LabelSplit, NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, LabelSplit,
+    NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result,
     Selector, SplitWeights, check_batch_size, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};

@@ -34,9 +34,9 @@ mod lifecycle;
 mod people;
 mod prompts;
 mod runs;
-mod splits;
 #[cfg(feature = "sqlite")]
 mod small_disk;
+mod splits;
 mod values;
 mod webhooks;
 
@@ -49,9 +49,9 @@ pub use lifecycle::*;
 pub use people::*;
 pub use prompts::*;
 pub use runs::*;
-pub use splits::*;
 #[cfg(feature = "sqlite")]
 pub use small_disk::*;
+pub use splits::*;
 pub use values::*;
 pub use webhooks::*;
 

@@ -42,23 +42,25 @@ pub async fn split_set_sticky_and_ended(b: &TestBackend) {
         .set_label_split("ab", "production", &split, LabelExpect::Unset, None)
         .await
         .unwrap();
-    assert_eq!(m.to_version, Some(2), "the heaviest arm is the label's version");
+    assert_eq!(
+        m.to_version,
+        Some(2),
+        "the heaviest arm is the label's version"
+    );
     assert_eq!(m.split.as_ref(), Some(&split));
     let p = r.get_prompt("ab").await.unwrap();
-    assert_eq!(p.labels.get("production"), Some(&2), "readers see the primary arm");
+    assert_eq!(
+        p.labels.get("production"),
+        Some(&2),
+        "readers see the primary arm"
+    );
 
     let prod = Selector::label("production");
-    let first = r
-        .resolve_with("ab", &prod, Some("user-123"))
-        .await
-        .unwrap();
+    let first = r.resolve_with("ab", &prod, Some("user-123")).await.unwrap();
     let s = first.split.clone().expect("the split it came from");
     assert_eq!((s.label.as_str(), &s.weights), ("production", &split));
     for _ in 0..10_000 {
-        let v = r
-            .resolve_with("ab", &prod, Some("user-123"))
-            .await
-            .unwrap();
+        let v = r.resolve_with("ab", &prod, Some("user-123")).await.unwrap();
         assert_eq!(v.version, first.version, "sticky");
     }
     // Proportions through the registry: each key gets exactly the core's pick.
@@ -88,11 +90,11 @@ pub async fn split_set_sticky_and_ended(b: &TestBackend) {
         .set_label("ab", "production", 1, LabelExpect::At(2), None)
         .await
         .unwrap();
-    assert_eq!((m.from_version, m.to_version, m.split), (Some(2), Some(1), None));
-    let v = r
-        .resolve_with("ab", &prod, Some("user-123"))
-        .await
-        .unwrap();
+    assert_eq!(
+        (m.from_version, m.to_version, m.split),
+        (Some(2), Some(1), None)
+    );
+    let v = r.resolve_with("ab", &prod, Some("user-123")).await.unwrap();
     assert_eq!((v.version, v.split), (1, None));
 
     let history = r
@@ -123,8 +125,14 @@ pub async fn split_refusals_runs_and_stats(b: &TestBackend) {
         }
     };
     assert_eq!(invalid_field(set(weights(&[(2, 100)])).await), "split");
-    assert_eq!(invalid_field(set(weights(&[(2, 5), (3, 0)])).await), "split.3");
-    assert_eq!(invalid_field(set(weights(&[(2, 5), (9, 5)])).await), "split.9");
+    assert_eq!(
+        invalid_field(set(weights(&[(2, 5), (3, 0)])).await),
+        "split.3"
+    );
+    assert_eq!(
+        invalid_field(set(weights(&[(2, 5), (9, 5)])).await),
+        "split.9"
+    );
     assert_eq!(
         invalid_field(set(weights(&[(1, 5), (2, 5)])).await),
         "split.1",
@@ -133,11 +141,24 @@ pub async fn split_refusals_runs_and_stats(b: &TestBackend) {
     let many: SplitWeights = (2..=12).map(|v| (v, 1)).collect();
     assert_eq!(invalid_field(set(many).await), "split");
     assert!(matches!(
-        r.set_label_split("cmp", "latest", &weights(&[(2, 1), (3, 1)]), LabelExpect::Any, None)
-            .await,
+        r.set_label_split(
+            "cmp",
+            "latest",
+            &weights(&[(2, 1), (3, 1)]),
+            LabelExpect::Any,
+            None
+        )
+        .await,
         Err(Error::InvalidInput { .. })
     ));
-    assert!(r.get_prompt("cmp").await.unwrap().labels.get("production").is_none());
+    assert!(
+        r.get_prompt("cmp")
+            .await
+            .unwrap()
+            .labels
+            .get("production")
+            .is_none()
+    );
 
     // Any positive sum: 3 to 1.
     let w = weights(&[(2, 3), (3, 1)]);
