@@ -668,6 +668,7 @@ mod tests {
             stream: Some(true),
             timeout_ms: Some(1500),
             user: Some("user:42".into()),
+            split_key: None,
         };
         let mut new = NewRun::with_status(RunStatus::Pending);
         new.provider = opts.provider.clone();
