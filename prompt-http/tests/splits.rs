@@ -43,6 +43,8 @@ async fn seed(app: &TestApp, name: &str) -> uuid::Uuid {
     let p = app
         .get(&format!("/api/v1/prompts/{name}"), &app.admin)
         .await;
+    assert_eq!(p.body["labels"]["production"], 2);
+    assert_eq!(p.body["splits"]["production"], json!({"2": 90, "3": 10}));
     p.body["id"].as_str().unwrap().parse().unwrap()
 }
 

@@ -19,6 +19,7 @@ def test_split_is_sticky_and_ends(reg: pr.Registry) -> None:
     m = reg.set_label_split("ab", "production", {2: 90, 3: 10}, expected_version=0)
     assert m.to_version == 2 and m.split == {2: 90, 3: 10}
     assert reg.get_prompt("ab").labels["production"] == 2
+    assert reg.get_prompt("ab").splits == {"production": {2: 90, 3: 10}}
 
     first = reg.get("ab", split_key="user-123")
     assert first.split == pr.Split(label="production", weights={2: 90, 3: 10})

@@ -91,6 +91,9 @@ class Prompt(_Model):
     etag: str
     created_at: datetime
     updated_at: datetime
+    #: The release splits of the labels carrying one: label → {version: weight} (the
+    #: label's entry in ``labels`` is the heaviest version).
+    splits: Dict[str, Dict[int, int]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Prompt":
@@ -105,6 +108,9 @@ class Prompt(_Model):
             etag=d["etag"],
             created_at=_req_dt(d["created_at"]),
             updated_at=_req_dt(d["updated_at"]),
+            splits={
+                label: _weights(w) or {} for label, w in (d.get("splits") or {}).items()
+            },
         )
 
 

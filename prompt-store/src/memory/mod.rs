@@ -104,6 +104,7 @@ impl PromptRow {
             tags: self.tags.clone(),
             archived: self.archived,
             labels: self.label_map(),
+            splits: self.splits.clone(),
             latest_version: self.latest(),
             etag: etag_of(self.id, self.revision),
             created_at: self.created_at,

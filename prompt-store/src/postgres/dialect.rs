@@ -45,6 +45,9 @@ impl Dialect for Postgres {
     const FALSE: &'static str = "false";
     const LABELS_OBJECT: &'static str = "COALESCE((SELECT jsonb_object_agg(l.label, l.version) \
                                          FROM labels l WHERE l.prompt_id = p.id), '{}'::jsonb)";
+    const SPLITS_OBJECT: &'static str = "COALESCE((SELECT jsonb_object_agg(l.label, l.split::jsonb) \
+                                         FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL), \
+                                         '{}'::jsonb)";
     const VERSION_LABELS: &'static str = "ARRAY(SELECT l.label FROM labels l \
                                           WHERE l.prompt_id = v.prompt_id AND l.version = v.version)";
     const FOR_UPDATE: &'static str = " FOR UPDATE";

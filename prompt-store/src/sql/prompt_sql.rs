@@ -64,8 +64,9 @@ impl PromptSql {
         // A prompt with its labels (a JSON object label → version).
         let prompt_cols = format!(
             "p.id, p.name, p.description, p.tags, p.archived, p.revision, p.latest_version, \
-             p.created_at, p.updated_at, {} AS labels",
-            D::LABELS_OBJECT
+             p.created_at, p.updated_at, {} AS labels, {} AS splits",
+            D::LABELS_OBJECT,
+            D::SPLITS_OBJECT
         );
         // A version joined with its prompt, with the labels pointing at it. `vid` is
         // NULL when a LEFT JOIN found no version.
@@ -224,6 +225,7 @@ where
             tags: D::from_text_list("tags", r.try_get("tags")?)?,
             archived: r.try_get("archived")?,
             labels,
+            splits: D::from_json("splits", r.try_get("splits")?)?,
             latest_version: latest,
             etag: etag_of(id, r.try_get("revision")?),
             created_at: D::from_time(r.try_get("created_at")?)?,

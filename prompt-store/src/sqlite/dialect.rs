@@ -46,6 +46,8 @@ impl Dialect for Sqlite {
     const FALSE: &'static str = "0";
     const LABELS_OBJECT: &'static str =
         "(SELECT json_group_object(l.label, l.version) FROM labels l WHERE l.prompt_id = p.id)";
+    const SPLITS_OBJECT: &'static str = "(SELECT json_group_object(l.label, json(l.split)) \
+                                         FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL)";
     const VERSION_LABELS: &'static str = "(SELECT json_group_array(l.label) FROM labels l \
                                           WHERE l.prompt_id = v.prompt_id AND l.version = v.version)";
     const FOR_UPDATE: &'static str = "";

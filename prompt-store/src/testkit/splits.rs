@@ -54,6 +54,8 @@ pub async fn split_set_sticky_and_ended(b: &TestBackend) {
         Some(&2),
         "readers see the primary arm"
     );
+    assert_eq!(p.splits.get("production"), Some(&split), "and the split beside it");
+    assert_eq!(p.splits.len(), 1);
 
     let prod = Selector::label("production");
     let first = r.resolve_with("ab", &prod, Some("user-123")).await.unwrap();
@@ -96,6 +98,7 @@ pub async fn split_set_sticky_and_ended(b: &TestBackend) {
     );
     let v = r.resolve_with("ab", &prod, Some("user-123")).await.unwrap();
     assert_eq!((v.version, v.split), (1, None));
+    assert!(r.get_prompt("ab").await.unwrap().splits.is_empty());
 
     let history = r
         .label_history("ab", "production", &PageRequest::first(10))
