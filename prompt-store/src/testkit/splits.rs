@@ -155,12 +155,11 @@ pub async fn split_refusals_runs_and_stats(b: &TestBackend) {
         Err(Error::InvalidInput { .. })
     ));
     assert!(
-        r.get_prompt("cmp")
+        !r.get_prompt("cmp")
             .await
             .unwrap()
             .labels
-            .get("production")
-            .is_none()
+            .contains_key("production")
     );
 
     // Any positive sum: 3 to 1.
