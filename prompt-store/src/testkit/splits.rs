@@ -54,7 +54,11 @@ pub async fn split_set_sticky_and_ended(b: &TestBackend) {
         Some(&2),
         "readers see the primary arm"
     );
-    assert_eq!(p.splits.get("production"), Some(&split), "and the split beside it");
+    assert_eq!(
+        p.splits.get("production"),
+        Some(&split),
+        "and the split beside it"
+    );
     assert_eq!(p.splits.len(), 1);
 
     let prod = Selector::label("production");
