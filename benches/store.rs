@@ -1,7 +1,8 @@
 //! Storage benchmarks (issue 3): resolve by label uncached on SQLite and Postgres and
 //! cached; create version, move label and append run on SQLite and Postgres; run
 //! ingestion into Postgres from many concurrent writers, one run per transaction vs.
-//! batches.
+//! batches; and (issue 18) a cached resolve through the registry of a label carrying a
+//! release split vs a plain label.
 //!
 //! `cargo bench -p prompt-registry-benches --bench store -- --measurement-time 3 --warm-up-time 1`
 //!
@@ -138,6 +139,73 @@ fn bench_resolve(
             black_box(
                 store
                     .resolve(project, black_box("support/triage"), &sel)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+}
+
+/// Cached resolve through the registry of a label carrying a release split (90/10,
+/// picked by a key from 1,000 rotating keys) vs a plain label, same cache, same run.
+fn resolve_split(c: &mut Criterion) {
+    let rt = runtime();
+    let memory = Arc::new(prompt_store::MemoryStore::default());
+    let cached: Arc<dyn PromptStore> =
+        Arc::new(CachedStore::new(memory.clone(), CacheConfig::default()));
+    let reg = rt.block_on(async {
+        let reg = prompt_core::Registry::with_project(cached, memory.clone(), "bench")
+            .await
+            .unwrap();
+        seed(reg.store().as_ref()).await;
+        for _ in 0..2 {
+            reg.create_version("support/ab", NewVersion::new(kb_template()))
+                .await
+                .unwrap();
+        }
+        let split = [(1, 90), (2, 10)].into_iter().collect();
+        reg.set_label_split(
+            "support/ab",
+            "production",
+            &split,
+            prompt_core::LabelExpect::Any,
+            None,
+        )
+        .await
+        .unwrap();
+        reg
+    });
+    let sel = Selector::default();
+    let keys: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
+    c.bench_function("resolve_split/cached_plain_label", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                reg.resolve_with(black_box("support/triage"), &sel, None)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    let mut i = 0;
+    c.bench_function("resolve_split/cached_split_label_keyed", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % keys.len();
+            let key = keys[i].as_str();
+            let reg = &reg;
+            let sel = &sel;
+            async move {
+                black_box(
+                    reg.resolve_with(black_box("support/ab"), sel, Some(key))
+                        .await
+                        .unwrap(),
+                )
+            }
+        })
+    });
+    c.bench_function("resolve_split/cached_split_label_random", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                reg.resolve_with(black_box("support/ab"), &sel, None)
                     .await
                     .unwrap(),
             )
@@ -433,5 +501,12 @@ fn composition(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, resolve, writes, ingestion, composition);
+criterion_group!(
+    benches,
+    resolve,
+    resolve_split,
+    writes,
+    ingestion,
+    composition
+);
 criterion_main!(benches);

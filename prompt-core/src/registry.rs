@@ -251,9 +251,72 @@ impl Registry {
         self.resolve(name, &Selector::Version(version)).await
     }
 
-    /// Resolve by label (default `production`) or version number.
+    /// Resolve by label (default `production`) or version number. A label carrying a
+    /// release split answers one of its versions at random (see
+    /// [`Registry::resolve_with`] for a sticky pick).
     pub async fn resolve(&self, name: &str, selector: &Selector) -> Result<PromptVersion> {
-        self.store.resolve(self.pid(), name, selector).await
+        self.resolve_with(name, selector, None).await
+    }
+
+    /// Resolve, picking a version of a label's release split by `split_key`: the same
+    /// key gets the same version while the split stands; without a key the pick is
+    /// uniformly random (see [`crate::domain::split::pick`], the one place a version
+    /// is picked). The answer's [`PromptVersion::split`] says which split it came
+    /// from. The label (with its split) is what the store and its cache resolve; the
+    /// pick happens after, and the picked version is resolved by number (cached
+    /// without expiry).
+    pub async fn resolve_with(
+        &self,
+        name: &str,
+        selector: &Selector,
+        split_key: Option<&str>,
+    ) -> Result<PromptVersion> {
+        if let Some(k) = split_key {
+            crate::domain::split::check_key(k)?;
+        }
+        let mut v = self.store.resolve(self.pid(), name, selector).await?;
+        let Some(split) = &v.split else {
+            return Ok(v);
+        };
+        // Only the label carrying the split picks from it (a version resolved by
+        // number carries none; a copy that did would not be picked from).
+        if !matches!(selector, Selector::Label(l) if *l == split.label) {
+            v.split = None;
+            return Ok(v);
+        }
+        let arm = split.pick(v.prompt_id, split_key);
+        if arm == v.version {
+            return Ok(v);
+        }
+        match self
+            .store
+            .resolve(self.pid(), &v.prompt, &Selector::Version(arm))
+            .await
+        {
+            Ok(mut picked) => {
+                picked.split = v.split;
+                Ok(picked)
+            }
+            // An arm deleted between the two reads: the primary arm answers.
+            Err(Error::NotFound { .. }) => Ok(v),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Point a label at a release split (audited; see
+    /// [`PromptStore::set_label_split`]). Moving it to one version with
+    /// [`Registry::set_label`] ends the split.
+    pub async fn set_label_split(
+        &self,
+        name: &str,
+        label: &str,
+        weights: &crate::SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        self.store
+            .set_label_split(self.pid(), name, label, weights, expect, actor)
+            .await
     }
 
     /// Resolve by label or number and expand the version's includes (see
@@ -261,7 +324,19 @@ impl Registry {
     /// expansion, and which version of each dependency was used. Dependencies are
     /// resolved through the store, so through its cache.
     pub async fn resolve_composed(&self, name: &str, selector: &Selector) -> Result<Composed> {
-        let v = self.resolve(name, selector).await?;
+        self.resolve_composed_with(name, selector, None).await
+    }
+
+    /// [`Registry::resolve_composed`] with a release split's sticky `split_key` (see
+    /// [`Registry::resolve_with`]): the split picks the version, then its includes are
+    /// expanded.
+    pub async fn resolve_composed_with(
+        &self,
+        name: &str,
+        selector: &Selector,
+        split_key: Option<&str>,
+    ) -> Result<Composed> {
+        let v = self.resolve_with(name, selector, split_key).await?;
         crate::compose::compose(self.store.as_ref(), self.pid(), v).await
     }
 
@@ -284,7 +359,13 @@ impl Registry {
         selector: &Selector,
         side: &str,
     ) -> Result<PromptVersion> {
-        self.resolve(name, selector).await.map_err(|e| match e {
+        // The label's own version (a split's primary arm): a diff picks nothing at random.
+        let v = self.store.resolve(self.pid(), name, selector).await;
+        v.map(|mut v| {
+            v.split = None;
+            v
+        })
+        .map_err(|e| match e {
             Error::NotFound { what } => Error::not_found(format!("{what} (the diff's `{side}`)")),
             other => other,
         })
@@ -360,8 +441,22 @@ impl Registry {
         variables: &Variables,
         options: RenderOptions,
     ) -> Result<(PromptVersion, Rendered)> {
+        self.render_split(name, selector, None, variables, options)
+            .await
+    }
+
+    /// Resolve with a release split's sticky `split_key` (see
+    /// [`Registry::resolve_with`]), expand the includes and render with options.
+    pub async fn render_split(
+        &self,
+        name: &str,
+        selector: &Selector,
+        split_key: Option<&str>,
+        variables: &Variables,
+        options: RenderOptions,
+    ) -> Result<(PromptVersion, Rendered)> {
         let (c, r) = self
-            .render_composed(name, selector, variables, options)
+            .render_composed_with(name, selector, split_key, variables, options)
             .await?;
         Ok((c.version, r))
     }
@@ -375,7 +470,22 @@ impl Registry {
         variables: &Variables,
         options: RenderOptions,
     ) -> Result<(Composed, Rendered)> {
-        let c = self.resolve_composed(name, selector).await?;
+        self.render_composed_with(name, selector, None, variables, options)
+            .await
+    }
+
+    /// [`Registry::render_composed`] with a release split's sticky `split_key`.
+    pub async fn render_composed_with(
+        &self,
+        name: &str,
+        selector: &Selector,
+        split_key: Option<&str>,
+        variables: &Variables,
+        options: RenderOptions,
+    ) -> Result<(Composed, Rendered)> {
+        let c = self
+            .resolve_composed_with(name, selector, split_key)
+            .await?;
         let r = c.version.render_with(variables, options)?;
         Ok((c, r))
     }

@@ -17,6 +17,7 @@ use crate::credential::ProviderCredential;
 use crate::domain::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Selector,
+    SplitWeights,
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
@@ -161,6 +162,27 @@ pub trait PromptStore: Send + Sync + Debug {
         expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove>;
+
+    /// Point `label` at a release split atomically, recording the move (with the
+    /// split) like [`PromptStore::set_label`]: the label's version becomes the split's
+    /// primary arm ([`crate::domain::split::primary`]) and resolving it by label
+    /// answers that version with [`PromptVersion::split`] set; moving the label to one
+    /// version later ends the split. `weights` is checked with
+    /// [`crate::domain::split::validate_split`], and every version must exist and not
+    /// be deleted (`InvalidInput` naming `split.N`). `expect` compares with the primary
+    /// arm. Backends without splits answer `Unsupported`.
+    async fn set_label_split(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let _ = (project, name, label, weights, expect, actor);
+        Err(Error::unsupported("set_label_split"))
+    }
 
     /// Remove a label, recording the move. `NotFound` if the label is not set;
     /// `PreconditionFailed` unless it satisfies `expect`.

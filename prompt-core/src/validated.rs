@@ -27,6 +27,7 @@ use crate::credential::{ProviderCredential, Reseal};
 use crate::domain::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Project, Prompt, PromptUpdate, PromptVersion, ProtectedLabel, Selector,
+    SplitWeights,
 };
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
@@ -241,6 +242,23 @@ impl PromptStore for ValidatedStore {
         validate::version_number(version)?;
         self.inner
             .set_label(project, name, label, version, expect, actor)
+            .await
+    }
+
+    async fn set_label_split(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        validate::prompt_name(name)?;
+        validate::settable_label(label)?;
+        crate::domain::split::validate_split(weights)?;
+        self.inner
+            .set_label_split(project, name, label, weights, expect, actor)
             .await
     }
 

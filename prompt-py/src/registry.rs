@@ -531,24 +531,33 @@ impl NativeRegistry {
         })
     }
 
-    #[pyo3(signature = (name, label = None, version = None))]
+    /// `split_key`: the key a label's release split is picked by (sticky; random
+    /// without one).
+    #[pyo3(signature = (name, label = None, version = None, split_key = None))]
     fn resolve<'py>(
         &self,
         py: Python<'py>,
         name: String,
         label: Option<String>,
         version: Option<i64>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
-        self.call(py, async move { r.resolve(&name, &sel).await })
+        self.call(py, async move {
+            r.resolve_with(&name, &sel, split_key.as_deref()).await
+        })
     }
 
     /// Resolve, reusing Python objects: versions are immutable, so the object built by
     /// `factory(dict)` for a version is kept in `cache` under its id and current labels
     /// and returned again while both are the same. Saves converting the version on every
     /// warm `get`.
-    #[pyo3(signature = (name, label, version, cache, factory))]
+    #[pyo3(signature = (name, label, version, cache, factory, split_key = None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python method's parameters, as the wrapper passes them"
+    )]
     fn resolve_cached<'py>(
         &self,
         py: Python<'py>,
@@ -557,6 +566,7 @@ impl NativeRegistry {
         version: Option<i64>,
         cache: Bound<'py, PyDict>,
         factory: Bound<'py, PyAny>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
@@ -564,10 +574,16 @@ impl NativeRegistry {
         let factory = factory.unbind();
         self.dispatch(
             py,
-            async move { r.resolve(&name, &sel).await },
+            async move { r.resolve_with(&name, &sel, split_key.as_deref()).await },
             move |py, v| {
                 let cache = cache.bind(py);
-                let key = format!("{}|{}", v.id, v.labels.join(","));
+                // The split a version was picked from is part of the object.
+                let split = v
+                    .split
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default())
+                    .unwrap_or_default();
+                let key = format!("{}|{}|{split}", v.id, v.labels.join(","));
                 if let Some(hit) = cache.get_item(&key)? {
                     return Ok(hit);
                 }
@@ -627,6 +643,28 @@ impl NativeRegistry {
         let expect = try_arg!(self, py, label_expect(expected_version));
         self.call(py, async move {
             r.set_label(&name, &label, v, expect, actor.as_deref())
+                .await
+        })
+    }
+
+    /// Point `label` at a release split (`split`: `{"4": 90, "5": 10}`, version →
+    /// weight); `expected_version`: compare-and-set (see [`label_expect`]).
+    #[pyo3(signature = (name, label, split, actor = None, expected_version = None))]
+    fn set_label_split<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        label: String,
+        split: Bound<'py, PyDict>,
+        actor: Option<String>,
+        expected_version: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let weights: prompt_core::SplitWeights =
+            try_arg!(self, py, parse(to_json(split.as_any(), "split")?, "split"));
+        let expect = try_arg!(self, py, label_expect(expected_version));
+        self.call(py, async move {
+            r.set_label_split(&name, &label, &weights, expect, actor.as_deref())
                 .await
         })
     }
@@ -797,8 +835,9 @@ impl NativeRegistry {
 
     /// Resolve, expand the includes and render: `(rendered, resolution)`, the rendered
     /// template (a `str`, or a list of message dicts) and which version of each
-    /// included prompt was used (a list of dicts).
-    #[pyo3(signature = (name, variables = None, label = None, version = None))]
+    /// included prompt was used (a list of dicts). A label's release split picks the
+    /// version by `split_key` (sticky), at random without one.
+    #[pyo3(signature = (name, variables = None, label = None, version = None, split_key = None))]
     fn render<'py>(
         &self,
         py: Python<'py>,
@@ -806,6 +845,7 @@ impl NativeRegistry {
         variables: Option<&Bound<'py, PyDict>>,
         label: Option<String>,
         version: Option<i64>,
+        split_key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
@@ -813,7 +853,7 @@ impl NativeRegistry {
         self.dispatch(
             py,
             async move {
-                r.render_composed(&name, &sel, &vars, Default::default())
+                r.render_composed_with(&name, &sel, split_key.as_deref(), &vars, Default::default())
                     .await
             },
             |py, (composed, rendered)| {

@@ -33,6 +33,8 @@ const LIFECYCLE: i64 = 20261208000001;
 const RUN_LEASE: i64 = 20261209000001;
 /// The composition migration (the resolution graph of runs).
 const COMPOSE: i64 = 20261210000001;
+/// The release splits migration (a label's weighted versions; the split of a run).
+const SPLITS: i64 = 20261211000001;
 /// The retention migration (projects' run retention; on Postgres, the run log
 /// partitioned by month).
 const RETENTION: i64 = 20261212000001;
@@ -42,9 +44,10 @@ const IDEMPOTENCY: i64 = 20261213000001;
 const LATEST: i64 = IDEMPOTENCY;
 /// The migrations after the run lease one, newest first (what a revert to the run lease
 /// schema reverts).
-const AFTER_RUN_LEASE: [(i64, &str); 3] = [
+const AFTER_RUN_LEASE: [(i64, &str); 4] = [
     (IDEMPOTENCY, "idempotency keys"),
     (RETENTION, "retention"),
+    (SPLITS, "release splits"),
     (COMPOSE, "compose"),
 ];
 
@@ -57,7 +60,7 @@ fn all_count() -> u32 {
 fn after_run_lease() -> u32 {
     u32::try_from(AFTER_RUN_LEASE.len()).unwrap()
 }
-const ALL: [i64; 9] = [
+const ALL: [i64; 10] = [
     INITIAL,
     CREDENTIALS,
     PEOPLE,
@@ -65,6 +68,7 @@ const ALL: [i64; 9] = [
     LIFECYCLE,
     RUN_LEASE,
     COMPOSE,
+    SPLITS,
     RETENTION,
     IDEMPOTENCY,
 ];
@@ -238,7 +242,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 9] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 10] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -268,6 +272,10 @@ const SQLITE_CHECKSUMS: [(i64, &str); 9] = [
         "ff3b93ed1bc53554059a6e20f1d4c2a2ad247aeba9b8b78c47b37e50467dcf1d8886fb7706bb3b13ffacaaa9ad9cc172",
     ),
     (
+        SPLITS,
+        "b97bb77ab1c34c47e5a41d3e1ce008bf53d670a3423fbf1c1c670c181408cb13f4986042396e644404e8a5ea1d1a0467",
+    ),
+    (
         RETENTION,
         "9364d21832daa7b1bd70ba86a328a412151a234be691b67f43aba5535b552b166d250053ed76944eff4363807ab389de",
     ),
@@ -276,7 +284,7 @@ const SQLITE_CHECKSUMS: [(i64, &str); 9] = [
         "1cc4758e31cf51a4eaec124caccc38331226a94c8286a734bc28386ad242c868fde1c3bf7777aaa3d711973ba20d485d",
     ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 9] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 10] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -304,6 +312,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 9] = [
     (
         COMPOSE,
         "6be30c96b2f0e983a7715c507479ac11829104709523c595e67ff5458f1ef265326936c43348bd3adf5bd41100d34e5b",
+    ),
+    (
+        SPLITS,
+        "969390af3432ae1c6bd2a3857dd508fd2590e34eb4a7750f72b6e08005653af36608245632ff2e0edb5a32ab818241c2",
     ),
     (
         RETENTION,
@@ -544,6 +556,7 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -574,18 +587,24 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
         msg.contains(&format!("cannot revert {} migrations", all_count() + 1)),
         "{msg}"
     );
-    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
+    assert!(
+        msg.contains(&format!("only {} applied", all_count())),
+        "{msg}"
+    );
     assert!(
         msg.contains(&format!(
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
              {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
-             {COMPOSE} (compose), {RETENTION} (retention), \
+             {COMPOSE} (compose), {SPLITS} (release splits), {RETENTION} (retention), \
              {IDEMPOTENCY} (idempotency keys)"
         )),
         "{msg}"
     );
     let msg = invalid_count(prompt_store::revert(&url, u32::MAX).await);
-    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
+    assert!(
+        msg.contains(&format!("only {} applied", all_count())),
+        "{msg}"
+    );
     assert_eq!(sqlite_schema(&url).await, latest, "nothing was reverted");
     assert_eq!(
         sqlite_scalar(&url, "SELECT count(*) FROM _sqlx_migrations").await,
@@ -663,12 +682,13 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 7).await.unwrap();
+    let report = prompt_store::revert(&url, 8).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -679,7 +699,16 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         prompt_store::migrate(&url).await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION, IDEMPOTENCY]
+        vec![
+            PEOPLE,
+            EVENTS,
+            LIFECYCLE,
+            RUN_LEASE,
+            COMPOSE,
+            SPLITS,
+            RETENTION,
+            IDEMPOTENCY
+        ]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
 }
@@ -840,13 +869,17 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
 
     let msg = invalid_count(s.revert(all_count() + 1).await);
-    assert!(msg.contains(&format!("only {} applied", all_count())), "{msg}");
+    assert!(
+        msg.contains(&format!("only {} applied", all_count())),
+        "{msg}"
+    );
     let report = s.revert(all_count()).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -879,12 +912,13 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(7).await.unwrap();
+    let report = s.revert(8).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -895,7 +929,16 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
     assert_eq!(report.current, Some(CREDENTIALS));
     assert_eq!(
         s.migrate().await.unwrap().applied,
-        vec![PEOPLE, EVENTS, LIFECYCLE, RUN_LEASE, COMPOSE, RETENTION, IDEMPOTENCY]
+        vec![
+            PEOPLE,
+            EVENTS,
+            LIFECYCLE,
+            RUN_LEASE,
+            COMPOSE,
+            SPLITS,
+            RETENTION,
+            IDEMPOTENCY
+        ]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
     s.close().await;
@@ -974,14 +1017,15 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The idempotency keys, retention, compose, run lease, lifecycle and events migrations go first: the people
+    // The idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = prompt_store::revert(&url, 6).await.unwrap();
+    let report = prompt_store::revert(&url, 7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),
@@ -1049,14 +1093,15 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The idempotency keys, retention, compose, run lease, lifecycle and events migrations go first: the people
+    // The idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = s.revert(6).await.unwrap();
+    let report = s.revert(7).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
+            (SPLITS, "release splits"),
             (COMPOSE, "compose"),
             (RUN_LEASE, "run lease"),
             (LIFECYCLE, "lifecycle"),

@@ -23,6 +23,7 @@ fn version(n: u32, template: Template, format: TemplateFormat, config: Value) ->
         commit_message: Some(format!("v{n}")),
         created_by: None,
         created_at: Utc::now(),
+        split: None,
     }
 }
 

@@ -34,6 +34,12 @@ pub struct LabelMove {
     pub moved_by: Option<String>,
     /// When.
     pub moved_at: DateTime<Utc>,
+    /// The release split the label carries after this move (version → weight;
+    /// `to_version` is its primary arm); absent when it points at one version, which
+    /// ends a split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, u32>>))]
+    pub split: Option<crate::domain::SplitWeights>,
 }
 
 /// A compare-and-set precondition of a label move: what the label must point at for

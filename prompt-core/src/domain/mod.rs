@@ -15,6 +15,7 @@ mod people;
 mod project;
 mod prompt;
 pub mod run;
+pub mod split;
 mod version;
 pub mod webhook;
 
@@ -26,6 +27,7 @@ pub use message::*;
 pub use people::*;
 pub use project::*;
 pub use prompt::*;
+pub use split::{LabelSplit, SplitWeights};
 pub use version::*;
 pub use webhook::*;
 

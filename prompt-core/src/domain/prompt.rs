@@ -25,6 +25,11 @@ pub struct Prompt {
     pub archived: bool,
     /// Current labels and the version each points at, `latest` included.
     pub labels: BTreeMap<String, u32>,
+    /// The release splits of the labels that carry one: label → (version → weight);
+    /// the label's entry in `labels` is the split's primary arm.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, BTreeMap<String, u32>>))]
+    pub splits: BTreeMap<String, crate::domain::SplitWeights>,
     /// The newest version number, `None` before the first version.
     pub latest_version: Option<u32>,
     /// Changes whenever the prompt, its versions or labels change; for `If-Match`.

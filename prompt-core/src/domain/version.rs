@@ -40,6 +40,10 @@ pub struct PromptVersion {
     pub created_by: Option<String>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// The release split this version was picked from, when it was resolved through a
+    /// label carrying one (see [`crate::domain::split`]); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<LabelSplit>,
 }
 
 impl PromptVersion {

@@ -96,6 +96,10 @@ pub struct ExecuteOptions {
     /// Who the run is made for (recorded as [`Run::user`]).
     #[serde(default)]
     pub user: Option<String>,
+    /// The key a release split is picked by (sticky: the same key gets the same
+    /// version while the split stands); `user` when absent, random when both are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_key: Option<String>,
 }
 
 impl ExecuteOptions {
@@ -141,6 +145,7 @@ impl ExecuteOptions {
                 .and_then(|s| s.get("timeout_ms"))
                 .and_then(Value::as_u64),
             user: run.user.clone(),
+            split_key: None,
         }
     }
 
@@ -170,6 +175,9 @@ impl ExecuteOptions {
             {
                 return Err(Error::invalid(field, "must be 1 to 200 characters"));
             }
+        }
+        if let Some(k) = &self.split_key {
+            crate::domain::split::check_key(k)?;
         }
         if self.timeout_ms == Some(0) {
             return Err(Error::invalid("timeout_ms", "must be positive"));
@@ -380,12 +388,16 @@ impl Registry {
     ) -> Result<(PromptVersion, Run)> {
         options.validate()?;
         let metadata = options.run_metadata()?;
-        // Includes are expanded now, and the versions used recorded on the run; a
-        // worker executing it later expands those same versions.
+        // The release split picks the version (sticky by `split_key`, else the
+        // user); includes are expanded now, and the versions used recorded on the run;
+        // a worker executing it later expands those same versions.
+        let split_key = options.split_key.as_deref().or(options.user.as_deref());
         let crate::compose::Composed {
             version,
             resolution,
-        } = self.resolve_composed(name, selector).await?;
+        } = self
+            .resolve_composed_with(name, selector, split_key)
+            .await?;
         let plan = ExecutionPlan::new(&version.config, options, &self.providers);
         let mut new = NewRun::with_status(status);
         new.prompt = Some(version.prompt.clone());
@@ -394,6 +406,7 @@ impl Registry {
             Selector::Label(l) => Some(l.clone()),
             Selector::Version(_) => None,
         };
+        new.split.clone_from(&version.split);
         new.provider = plan.provider;
         new.model = plan.model;
         new.variables = Value::Object(variables.clone());
@@ -674,6 +687,7 @@ mod tests {
             stream: Some(true),
             timeout_ms: Some(1500),
             user: Some("user:42".into()),
+            split_key: None,
         };
         let mut new = NewRun::with_status(RunStatus::Pending);
         new.provider = opts.provider.clone();

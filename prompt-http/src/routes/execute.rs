@@ -39,6 +39,9 @@ pub struct ExecuteBody {
     pub metadata: Option<Value>,
     /// Timeout of each provider request, ms.
     pub timeout_ms: Option<u64>,
+    /// The key a label's release split is picked by: the same key gets the same
+    /// version while the split stands (random without one).
+    pub split_key: Option<String>,
     /// Run in the background: answer 202 with the pending run's id at once.
     #[serde(default, rename = "async")]
     pub run_async: bool,
@@ -66,6 +69,7 @@ pub async fn execute(
         stream: None,
         timeout_ms: body.timeout_ms,
         user: caller.user_id().map(|id| format!("user:{id}")),
+        split_key: body.split_key,
     };
     let reg = state.executing_registry(&caller.project).await?;
     if body.run_async {

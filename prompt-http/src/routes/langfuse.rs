@@ -709,7 +709,13 @@ pub async fn delete_prompt(
             return Ok(StatusCode::NO_CONTENT);
         }
         (Some(v), None) => v,
-        (None, Some(l)) => reg.resolve(&name, &Selector::Label(l)).await?.version,
+        // The label's own version (a release split's primary arm), not a random pick.
+        (None, Some(l)) => {
+            reg.store()
+                .resolve(reg.project().id, &name, &Selector::Label(l))
+                .await?
+                .version
+        }
     };
     crate::routes::prompts::delete_version_audited(&state, &client, &caller, &name, version)
         .await?;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use prompt_core::{
     LabelMove, NewPrompt, NewVersion, Page, PageRequest, Prompt, PromptFilter, PromptUpdate,
-    PromptVersion, Rendered, Selector, Variables, VersionDiff,
+    PromptVersion, Rendered, Selector, SplitWeights, Variables, VersionDiff,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -61,18 +61,8 @@ impl PageQuery {
     }
 }
 
-/// `?label=` or `?version=` (not both; default label `production`).
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SelectorQuery {
-    /// A label (default `production`).
-    pub label: Option<String>,
-    /// A version number.
-    pub version: Option<u32>,
-}
-
-/// `?label=` or `?version=` (not both; default label `production`), and `?resolve=`.
+/// `?label=` or `?version=` (not both; default label `production`), `?resolve=` and
+/// the `?split_key=` a label's release split is picked by.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -84,6 +74,9 @@ pub struct ResolveQuery {
     /// Expand the includes (`{{> name@label }}`) of the template (default `true`);
     /// `false` answers the template as stored.
     pub resolve: Option<bool>,
+    /// The key a label's release split is picked by: the same key gets the same
+    /// version while the split stands (random without one).
+    pub split_key: Option<String>,
 }
 
 /// `?resolve=` of `POST …/render`.
@@ -122,12 +115,17 @@ pub fn selector(label: Option<String>, version: Option<u32>) -> ApiResult<Select
     Ok(Selector::from_parts(label, version)?)
 }
 
-/// Body of `PUT …/labels/{label}`.
+/// Body of `PUT …/labels/{label}`: `version` or `split`, exactly one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLabelBody {
-    /// The version the label should point at.
-    pub version: u32,
+    /// The version the label should point at (this ends a release split).
+    pub version: Option<u32>,
+    /// A release split instead: version → weight (positive integers, any positive
+    /// sum, 2 to 10 versions), e.g. `{"4": 90, "5": 10}`. The label's version becomes
+    /// the heaviest arm (ties: the highest version).
+    #[schema(value_type = Option<BTreeMap<String, u32>>)]
+    pub split: Option<SplitWeights>,
     /// Compare-and-set: the version the label must point at now (`null`: it must not
     /// be set); otherwise 412 naming where it points. Absent: no precondition.
     #[serde(default, deserialize_with = "present")]
@@ -176,6 +174,8 @@ pub struct RenderBody {
     pub label: Option<String>,
     /// A version number.
     pub version: Option<u32>,
+    /// The key a label's release split is picked by (sticky; random without one).
+    pub split_key: Option<String>,
     /// The variables.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -187,6 +187,9 @@ pub struct RenderBody {
 pub struct RenderResponse {
     /// The version rendered.
     pub version: u32,
+    /// The release split the version was picked from, if the label carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<prompt_core::LabelSplit>,
     /// The rendered text (text prompts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -451,13 +454,16 @@ pub async fn resolve(
 ) -> ApiResult<Json<ResolvedVersion>> {
     let sel = selector(q.label, q.version)?;
     let registry = state.registry(&caller.project);
+    let split_key = q.split_key.as_deref();
     if q.resolve == Some(false) {
         return Ok(Json(ResolvedVersion {
-            version: registry.resolve(&name, &sel).await?,
+            version: registry.resolve_with(&name, &sel, split_key).await?,
             resolution: Vec::new(),
         }));
     }
-    let c = registry.resolve_composed(&name, &sel).await?;
+    let c = registry
+        .resolve_composed_with(&name, &sel, split_key)
+        .await?;
     Ok(Json(ResolvedVersion {
         version: c.version,
         resolution: c.resolution,
@@ -516,20 +522,35 @@ pub async fn set_label(
 ) -> ApiResult<Json<LabelMove>> {
     state.check_reserved(&caller, &name)?;
     let protected = state.check_labels(&caller, [&label]).await?;
-    let m = state
-        .registry(&caller.project)
-        .set_label(
-            &name,
-            &label,
-            body.version,
-            prompt_core::LabelExpect::from_wire(body.expected_version),
-            Some(&caller.actor()),
-        )
-        .await?;
+    let expect = prompt_core::LabelExpect::from_wire(body.expected_version);
+    let reg = state.registry(&caller.project);
+    let m = match (body.version, &body.split) {
+        (Some(v), None) => {
+            reg.set_label(&name, &label, v, expect, Some(&caller.actor()))
+                .await?
+        }
+        (None, Some(split)) => {
+            reg.set_label_split(&name, &label, split, expect, Some(&caller.actor()))
+                .await?
+        }
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::BadRequest {
+                message: "give either version or split, exactly one of them".into(),
+                details: Box::new(prompt_core::wire::ErrorDetails {
+                    fields: Some(vec!["version".into(), "split".into()]),
+                    ..Default::default()
+                }),
+            });
+        }
+    };
+    let data = serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version, "split": m.split});
     if protected.contains(&label) {
         state
-            .audit(&caller, &client, "protected_label.moved", serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version}))
+            .audit(&caller, &client, "protected_label.moved", data)
             .await;
+    } else if m.split.is_some() {
+        // Every split is audited (a protected label's move already is).
+        state.audit(&caller, &client, "label.split", data).await;
     }
     Ok(Json(m))
 }
@@ -602,15 +623,16 @@ pub async fn render(
 ) -> ApiResult<Json<RenderResponse>> {
     let sel = selector(body.label, body.version)?;
     let registry = state.registry(&caller.project);
-    let (version, resolution, r) = if q.resolve == Some(false) {
-        let v = registry.resolve(&name, &sel).await?;
+    let split_key = body.split_key.as_deref();
+    let (version, split, resolution, r) = if q.resolve == Some(false) {
+        let v = registry.resolve_with(&name, &sel, split_key).await?;
         let r = v.render(&body.variables)?;
-        (v.version, Vec::new(), r)
+        (v.version, v.split, Vec::new(), r)
     } else {
         let (c, r) = registry
-            .render_composed(&name, &sel, &body.variables, Default::default())
+            .render_composed_with(&name, &sel, split_key, &body.variables, Default::default())
             .await?;
-        (c.version.version, c.resolution, r)
+        (c.version.version, c.version.split, c.resolution, r)
     };
     let (text, messages) = match r {
         Rendered::Text(t) => (Some(t), None),
@@ -618,6 +640,7 @@ pub async fn render(
     };
     Ok(Json(RenderResponse {
         version,
+        split,
         text,
         messages,
         resolution,

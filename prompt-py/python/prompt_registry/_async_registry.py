@@ -227,8 +227,13 @@ class AsyncRegistry:
         version: Optional[int] = None,
         fallback: Optional[Template] = None,
         fallback_format: str = "mustache",
+        split_key: Optional[str] = None,
     ) -> PromptVersion:
         """Resolve a version: by ``label`` (default ``production``) or ``version``.
+
+        A label carrying a release split gives one of its versions: the same for every
+        call with the same ``split_key`` while the split stands, a random one without
+        a key; ``.split`` on the answer says which split it came from.
 
         ``fallback`` (a template, text or chat) is returned as a version with
         ``is_fallback=True`` (and ``version == 0``) when the registry cannot be reached
@@ -236,7 +241,7 @@ class AsyncRegistry:
         error (a missing prompt, a refused key) is still raised."""
         try:
             v: PromptVersion = await self._n.resolve_cached(
-                name, label, version, self._versions, PromptVersion._from
+                name, label, version, self._versions, PromptVersion._from, split_key
             )
         except UnavailableError:
             if fallback is None:
@@ -266,6 +271,25 @@ class AsyncRegistry:
         ``expected_version``)."""
         return LabelMove._from(
             await self._n.set_label(name, label, version, actor, expected_version)
+        )
+
+    async def set_label_split(
+        self,
+        name: str,
+        label: str,
+        split: Mapping[int, int],
+        *,
+        actor: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> LabelMove:
+        """Point ``label`` at a release split, e.g. ``{4: 90, 5: 10}`` (version →
+        positive integer weight, any sum, 2 to 10 versions; audited). The label's
+        version becomes the heaviest arm; :meth:`set_label` to one version ends the
+        split. ``expected_version`` as in :meth:`set_label`; a bad split is a
+        :class:`ValidationError` naming ``split`` or ``split.N``."""
+        weights = {str(k): v for k, v in split.items()}
+        return LabelMove._from(
+            await self._n.set_label_split(name, label, weights, actor, expected_version)
         )
 
     async def delete_label(
@@ -392,11 +416,15 @@ class AsyncRegistry:
         *,
         label: Optional[str] = None,
         version: Optional[int] = None,
+        split_key: Optional[str] = None,
     ) -> Rendered:
-        """Resolve and render in one call. Includes (``{{> name@label }}``) are
-        expanded; the result (a ``str`` or a list of messages) has a ``resolution``
-        attribute saying which version of each included prompt was used."""
-        rendered, resolution = await self._n.render(name, _vars(variables), label, version)
+        """Resolve and render in one call (``split_key`` as in :meth:`get`). Includes
+        (``{{> name@label }}``) are expanded; the result (a ``str`` or a list of
+        messages) has a ``resolution`` attribute saying which version of each included
+        prompt was used."""
+        rendered, resolution = await self._n.render(
+            name, _vars(variables), label, version, split_key
+        )
         return _rendered(rendered, resolution)
 
     # the change log
@@ -431,12 +459,15 @@ class AsyncRegistry:
         stream: Optional[bool] = None,
         timeout_ms: Optional[int] = None,
         raise_on_error: bool = False,
+        split_key: Optional[str] = None,
     ) -> Run:
         """Resolve, render, call the provider and record the run. A provider failure
-        gives a ``failed`` run (or raises it with ``raise_on_error=True``)."""
+        gives a ``failed`` run (or raises it with ``raise_on_error=True``). A label's
+        release split is picked by ``split_key`` (as in :meth:`get`); the run records
+        the version and the split."""
         opts = _exec_options(
             provider=provider, model=model, params=params, metadata=metadata,
-            stream=stream, timeout_ms=timeout_ms,
+            stream=stream, timeout_ms=timeout_ms, split_key=split_key,
         )
         result = await self._n.execute(name, _vars(variables), label, version, opts)
         return _execution(result, raise_on_error)
@@ -454,13 +485,14 @@ class AsyncRegistry:
         metadata: Optional[Mapping[str, Any]] = None,
         stream: Optional[bool] = None,
         timeout_ms: Optional[int] = None,
+        split_key: Optional[str] = None,
     ) -> Run:
         """Record a ``pending`` run and return at once; workers (see
         :meth:`start_workers`, or a ``prompt-registry`` server on the same database)
         execute it."""
         opts = _exec_options(
             provider=provider, model=model, params=params, metadata=metadata,
-            stream=stream, timeout_ms=timeout_ms,
+            stream=stream, timeout_ms=timeout_ms, split_key=split_key,
         )
         return Run._from(await self._n.submit(name, _vars(variables), label, version, opts))
 

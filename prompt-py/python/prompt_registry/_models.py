@@ -122,6 +122,9 @@ class Prompt(_Model):
     etag: str
     created_at: datetime
     updated_at: datetime
+    #: The release splits of the labels carrying one: label → {version: weight} (the
+    #: label's entry in ``labels`` is the heaviest version).
+    splits: Dict[str, Dict[int, int]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Prompt":
@@ -136,7 +139,30 @@ class Prompt(_Model):
             etag=d["etag"],
             created_at=_req_dt(d["created_at"]),
             updated_at=_req_dt(d["updated_at"]),
+            splits={
+                label: _weights(w) or {} for label, w in (d.get("splits") or {}).items()
+            },
         )
+
+
+def _weights(d: Optional[Mapping[str, Any]]) -> Optional[Dict[int, int]]:
+    return None if d is None else {int(k): int(v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Split(_Model):
+    """A release split: the ``label`` carrying it and its ``weights`` (version →
+    weight). The version a caller gets is picked by its ``split_key`` (sticky) or at
+    random."""
+
+    label: str
+    weights: Dict[int, int]
+
+    @classmethod
+    def _from_opt(cls, d: Optional[Mapping[str, Any]]) -> Optional["Split"]:
+        if d is None:
+            return None
+        return cls(label=d["label"], weights=_weights(d["weights"]) or {})
 
 
 @dataclass(frozen=True)
@@ -162,6 +188,9 @@ class PromptVersion(_Model):
     #: ``True`` for the ``fallback=`` template of :meth:`Registry.get`, returned when
     #: the registry could not be reached (then ``version == 0`` and ``id == ""``).
     is_fallback: bool = False
+    #: The release split this version was picked from (resolved through a label
+    #: carrying one), else ``None``.
+    split: Optional[Split] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "PromptVersion":
@@ -180,6 +209,7 @@ class PromptVersion(_Model):
             commit_message=d.get("commit_message"),
             created_by=d.get("created_by"),
             created_at=_req_dt(d["created_at"]),
+            split=Split._from_opt(d.get("split")),
         )
 
     def render(self, /, **variables: Any) -> Rendered:
@@ -247,6 +277,8 @@ class Run(_Model):
     #: (``[{"name", "selector", "version", "includes": [...]}]``); ``None`` when it
     #: included none.
     resolution: Optional[List[Dict[str, Any]]] = None
+    #: The release split of ``label`` the version was picked from, else ``None``.
+    split: Optional[Split] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "Run":
@@ -277,6 +309,7 @@ class Run(_Model):
             attempts=d.get("attempts", 0),
             heartbeat_at=_dt(d.get("heartbeat_at")),
             resolution=d.get("resolution"),
+            split=Split._from_opt(d.get("split")),
         )
 
 
@@ -351,6 +384,9 @@ class LabelMove(_Model):
     to_version: Optional[int]
     moved_by: Optional[str]
     moved_at: datetime
+    #: The release split the label carries after the move (version → weight;
+    #: ``to_version`` is its heaviest arm), ``None`` when it points at one version.
+    split: Optional[Dict[int, int]] = None
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "LabelMove":
@@ -362,6 +398,7 @@ class LabelMove(_Model):
             to_version=d.get("to_version"),
             moved_by=d.get("moved_by"),
             moved_at=_req_dt(d["moved_at"]),
+            split=_weights(d.get("split")),
         )
 
 

@@ -40,6 +40,7 @@ use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
+    SplitWeights,
 };
 use uuid::Uuid;
 
@@ -417,7 +418,18 @@ impl CachedStore {
                 .by_label
                 .insert((project, v.prompt.clone(), l.clone()), entry.clone());
         }
-        // A version found through a label is also the answer for its number.
+        // A version found through a label is also the answer for its number (without
+        // the label's release split, which a number does not carry).
+        let entry = match &v.split {
+            None => entry,
+            Some(_) => Entry {
+                version: Arc::new(PromptVersion {
+                    split: None,
+                    ..v.clone()
+                }),
+                stamp,
+            },
+        };
         self.state
             .by_version
             .insert((project, v.prompt.clone(), v.version), entry);
@@ -623,6 +635,25 @@ impl PromptStore for CachedStore {
             .guarded(
                 self.inner
                     .set_label(project, name, label, version, expect, actor),
+            )
+            .await;
+        self.wrote(project, name);
+        r
+    }
+
+    async fn set_label_split(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let r = self
+            .guarded(
+                self.inner
+                    .set_label_split(project, name, label, weights, expect, actor),
             )
             .await;
         self.wrote(project, name);

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use prompt_core::domain::actor;
 use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
+use prompt_core::domain::{LabelSplit, SplitWeights, actor, split};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::RunPosition;
 use prompt_core::store::PromptFilter;
@@ -58,6 +58,8 @@ struct PromptRow {
     labels: BTreeMap<String, (u32, DateTime<Utc>)>,
     /// label → moves, oldest first.
     history: HashMap<String, Vec<LabelMove>>,
+    /// label → its release split (the label's version is the primary arm).
+    splits: BTreeMap<String, SplitWeights>,
 }
 
 impl PromptRow {
@@ -104,6 +106,7 @@ impl PromptRow {
             tags: self.tags.clone(),
             archived: self.archived,
             labels: self.label_map(),
+            splits: self.splits.clone(),
             latest_version: self.latest(),
             etag: etag_of(self.id, self.revision),
             created_at: self.created_at,
@@ -137,13 +140,19 @@ impl PromptRow {
         self.updated_at = at;
     }
 
+    /// Move `label` to `to` (`None`: remove it), carrying `split` (`None` ends one).
     fn move_label(
         &mut self,
         label: &str,
         to: Option<u32>,
+        split: Option<SplitWeights>,
         actor: Option<&str>,
         at: DateTime<Utc>,
     ) -> LabelMove {
+        match &split {
+            Some(s) => self.splits.insert(label.to_owned(), s.clone()),
+            None => self.splits.remove(label),
+        };
         let from = match to {
             Some(v) => self
                 .labels
@@ -159,6 +168,7 @@ impl PromptRow {
             to_version: to,
             moved_by: actor.map(str::to_owned),
             moved_at: at,
+            split,
         };
         self.history
             .entry(label.to_owned())
@@ -286,6 +296,7 @@ impl State {
             deleted: BTreeMap::new(),
             labels: BTreeMap::new(),
             history: HashMap::new(),
+            splits: BTreeMap::new(),
         };
         let id = row.id;
         self.live.insert(key, id);
@@ -390,12 +401,13 @@ impl State {
             commit_message: new.commit_message,
             created_by: new.created_by.clone(),
             created_at: at,
+            split: None,
         };
         let (vid, pid) = (version.id, row.id);
         row.versions.push(Arc::new(version));
         let mut moves = Vec::with_capacity(new.labels.len());
         for l in &new.labels {
-            moves.push(row.move_label(l, Some(number), new.created_by.as_deref(), at));
+            moves.push(row.move_label(l, Some(number), None, new.created_by.as_deref(), at));
         }
         row.touch(at);
         let out = row
@@ -424,7 +436,32 @@ impl State {
         let row = self.live_prompt_mut(project, name)?;
         row.check_live(version)?;
         expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
-        let m = row.move_label(label, Some(version), actor, now());
+        let m = row.move_label(label, Some(version), None, actor, now());
+        ev.push(NewEvent::label_changed(&m));
+        Ok(m)
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of PromptStore::set_label_split, plus the events"
+    )]
+    fn set_label_split_op(
+        &mut self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+        ev: &mut Vec<NewEvent>,
+    ) -> Result<LabelMove> {
+        let row = self.live_prompt_mut(project, name)?;
+        for &v in weights.keys() {
+            row.check_live(v).map_err(|e| split::arm_error(e, v))?;
+        }
+        expect.check(name, label, row.labels.get(label).map(|(v, _)| *v))?;
+        let primary = split::primary(weights);
+        let m = row.move_label(label, Some(primary), Some(weights.clone()), actor, now());
         ev.push(NewEvent::label_changed(&m));
         Ok(m)
     }
@@ -445,7 +482,7 @@ impl State {
             )));
         };
         expect.check(name, label, Some(*current))?;
-        let m = row.move_label(label, None, actor, now());
+        let m = row.move_label(label, None, None, actor, now());
         ev.push(NewEvent::label_changed(&m));
         Ok(m)
     }
@@ -463,7 +500,9 @@ impl State {
         let labels: Vec<&str> = row
             .labels
             .iter()
-            .filter(|(_, (v, _))| *v == version)
+            .filter(|(l, (v, _))| {
+                *v == version || row.splits.get(*l).is_some_and(|s| s.contains_key(&version))
+            })
             .map(|(l, _)| l.as_str())
             .collect();
         if !labels.is_empty() {
@@ -764,8 +803,16 @@ impl PromptStore for MemoryStore {
             Selector::Label(l) if l == validate::LATEST_LABEL => row.latest(),
             Selector::Label(l) => row.labels.get(l).map(|(v, _)| *v),
         };
-        n.and_then(|n| row.version_with_labels(n))
-            .ok_or_else(|| selector.not_found(name))
+        let mut v = n
+            .and_then(|n| row.version_with_labels(n))
+            .ok_or_else(|| selector.not_found(name))?;
+        if let Selector::Label(l) = selector {
+            v.split = row.splits.get(l).map(|w| LabelSplit {
+                label: l.clone(),
+                weights: w.clone(),
+            });
+        }
+        Ok(v)
     }
 
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion> {
@@ -798,6 +845,21 @@ impl PromptStore for MemoryStore {
         let mut s = self.write()?;
         let mut ev = Vec::new();
         let m = s.set_label_op(project, name, label, version, expect, actor, &mut ev)?;
+        Ok(self.commit(s, project, ev, m))
+    }
+
+    async fn set_label_split(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let mut s = self.write()?;
+        let mut ev = Vec::new();
+        let m = s.set_label_split_op(project, name, label, weights, expect, actor, &mut ev)?;
         Ok(self.commit(s, project, ev, m))
     }
 

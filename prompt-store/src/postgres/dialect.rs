@@ -17,7 +17,7 @@ use super::error::{unique_violation, violating_key};
 use super::{PostgresState, listener};
 use crate::sql::{
     Dialect, Failure, PromptSql, RunSql, opt_i64, push_stats_filter, run_cols, run_read_cols,
-    stats_group, to_u64,
+    split_text, stats_group, to_u64,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Postgres>);
@@ -45,6 +45,9 @@ impl Dialect for Postgres {
     const FALSE: &'static str = "false";
     const LABELS_OBJECT: &'static str = "COALESCE((SELECT jsonb_object_agg(l.label, l.version) \
                                          FROM labels l WHERE l.prompt_id = p.id), '{}'::jsonb)";
+    const SPLITS_OBJECT: &'static str = "COALESCE((SELECT jsonb_object_agg(l.label, l.split::jsonb) \
+                                         FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL), \
+                                         '{}'::jsonb)";
     const VERSION_LABELS: &'static str = "ARRAY(SELECT l.label FROM labels l \
                                           WHERE l.prompt_id = v.prompt_id AND l.version = v.version)";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
@@ -196,6 +199,7 @@ impl Dialect for Postgres {
             .bind(&c.completed_at)
             .bind(&c.user)
             .bind(&c.resolution)
+            .bind(&c.split)
             .fetch_one(writer)
             .await;
         match r {
@@ -360,6 +364,7 @@ struct Columns {
     completed_at: Vec<Option<DateTime<Utc>>>,
     user: Vec<Option<String>>,
     resolution: Vec<Option<Value>>,
+    split: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -406,6 +411,8 @@ impl Columns {
                     .transpose()
                     .map_err(|e| at(Error::invalid("resolution", e.to_string())))?,
             );
+            c.split
+                .push(split_text("split", r.split.as_ref()).map_err(at)?);
         }
         Ok(c)
     }
@@ -425,6 +432,6 @@ const INSERT_RUNS: &str = concat!(
      $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], \
      $20::numeric[], $21::jsonb[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], \
-     $25::text[], $26::jsonb[]) WHERE NOT EXISTS (SELECT 1 FROM dup) RETURNING 1) \
+     $25::text[], $26::jsonb[], $27::text[]) WHERE NOT EXISTS (SELECT 1 FROM dup) RETURNING 1) \
      SELECT (SELECT id FROM dup) AS dup"
 );

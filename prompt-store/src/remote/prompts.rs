@@ -7,7 +7,7 @@ use prompt_core::RegistryServer;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
     NewVersion, Page, PageRequest, Project, Prompt, PromptFilter, PromptStore, PromptUpdate,
-    PromptVersion, ProtectedLabel, Result, Selector,
+    PromptVersion, ProtectedLabel, Result, Selector, SplitWeights,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -211,6 +211,29 @@ impl PromptStore for RemoteStore {
     ) -> Result<LabelMove> {
         let path = label_path(name, label, "")?;
         let mut body = json!({ "version": version });
+        match expect {
+            LabelExpect::Any => {}
+            LabelExpect::Unset => body["expected_version"] = serde_json::Value::Null,
+            LabelExpect::At(v) => body["expected_version"] = json!(v),
+        }
+        let r = self
+            .send_json(Method::PUT, &path, &[], Some(body), None)
+            .await;
+        self.invalidate(name);
+        r
+    }
+
+    async fn set_label_split(
+        &self,
+        _project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        _actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let path = label_path(name, label, "")?;
+        let mut body = json!({ "split": weights });
         match expect {
             LabelExpect::Any => {}
             LabelExpect::Unset => body["expected_version"] = serde_json::Value::Null,

@@ -194,6 +194,12 @@ fn execute_body(
         ("params", options.params.map(Value::Object)),
         ("metadata", options.metadata),
         ("timeout_ms", options.timeout_ms.map(Value::from)),
+        // The server's `user` is its caller's; the key a split is picked by is the
+        // one this process would pick by (`split_key`, else `user`).
+        (
+            "split_key",
+            options.split_key.or(options.user).map(Value::String),
+        ),
     ] {
         if let Some(v) = v {
             body[k] = v;

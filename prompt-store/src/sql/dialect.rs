@@ -95,6 +95,9 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> + Sized {
 
     /// The labels of prompt `p` as a JSON object label → version (`{}` when none).
     const LABELS_OBJECT: &'static str;
+    /// A prompt's release splits as a [`Self::Json`] object label → split (`{}` for
+    /// none).
+    const SPLITS_OBJECT: &'static str;
     /// The labels pointing at version `v`, as a [`Self::TextList`].
     const VERSION_LABELS: &'static str;
 

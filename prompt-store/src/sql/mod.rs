@@ -172,6 +172,31 @@ pub(crate) fn opt_version(v: Option<i64>) -> Result<Option<u32>> {
     v.map(to_version).transpose()
 }
 
+/// A stored release split (JSON text in a `split` column, on both databases) back;
+/// `None` for NULL. A failure means a corrupt row.
+pub(crate) fn split_from_text<T: serde::de::DeserializeOwned>(
+    column: &str,
+    v: Option<String>,
+) -> Result<Option<T>> {
+    v.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| Error::internal(format!("stored {column} is not a split: {e}")))
+    })
+    .transpose()
+}
+
+/// A release split as stored in a `split` column (JSON text); `None` for none.
+pub(crate) fn split_text<T: serde::Serialize>(
+    column: &str,
+    v: Option<&T>,
+) -> Result<Option<String>> {
+    v.map(|s| {
+        serde_json::to_string(s)
+            .map_err(|e| Error::internal(format!("cannot encode {column}: {e}")))
+    })
+    .transpose()
+}
+
 /// One row of sqlx's migration table.
 #[derive(Debug, Clone)]
 pub(crate) struct AppliedMigration {

@@ -6,10 +6,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use prompt_core::domain::{actor, new_id, now};
+use prompt_core::domain::{actor, new_id, now, split};
 use prompt_core::{
     BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, NewEvent, NewPrompt, NewVersion,
-    PromptUpdate, PromptVersion, Result, check_if_match, check_parent_version, validate,
+    PromptUpdate, PromptVersion, Result, SplitWeights, check_if_match, check_parent_version,
+    validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use super::dialect::Dialect;
 use super::prompt_sql::{project_not_found_on_fk, prompt_not_found};
 use super::store::{begin_write, write};
-use super::{Failure, SqlStore, is_unique_violation};
+use super::{Failure, SqlStore, is_unique_violation, split_from_text};
 
 /// A version to create, prepared: validated, its variables found, its JSON encoded.
 pub(super) struct PreparedVersion<D: Dialect> {
@@ -53,11 +54,13 @@ pub(super) enum Op<D: Dialect> {
         version: u32,
         actor: Option<String>,
     },
-    /// Point a label at a version (`Some`) or remove it (`None`).
+    /// Point a label at a version (`Some`) or remove it (`None`), with a release split
+    /// whose primary arm is `to` (`None` ends one).
     MoveLabel {
         name: String,
         label: String,
         to: Option<u32>,
+        split: Option<SplitWeights>,
         expect: LabelExpect,
         actor: Option<String>,
     },
@@ -126,6 +129,7 @@ impl<D: Dialect> Op<D> {
                 name,
                 label,
                 to: Some(version),
+                split: None,
                 expect,
                 actor: actor::current(),
             }),
@@ -133,6 +137,7 @@ impl<D: Dialect> Op<D> {
                 name,
                 label,
                 to: None,
+                split: None,
                 expect,
                 actor: actor::current(),
             }),
@@ -301,13 +306,23 @@ where
                 name,
                 label,
                 to,
+                split,
                 expect,
                 actor,
             } => {
                 let locked = Self::lock_prompt(tx, project, name)
                     .await?
                     .ok_or_else(|| prompt_not_found(name))?;
-                if let Some(v) = to {
+                if let Some(weights) = split {
+                    for &v in weights.keys() {
+                        Self::live_version_id(tx, locked.id, name, v)
+                            .await
+                            .map_err(|f| match f {
+                                Failure::App(e) => Failure::App(split::arm_error(e, v)),
+                                other => other,
+                            })?;
+                    }
+                } else if let Some(v) = to {
                     Self::live_version_id(tx, locked.id, name, *v).await?;
                 }
                 let at = now();
@@ -317,6 +332,7 @@ where
                     name,
                     label,
                     *to,
+                    split.as_ref(),
                     *expect,
                     actor.as_deref(),
                     at,
@@ -416,6 +432,7 @@ where
                     name,
                     l,
                     Some(number),
+                    None,
                     LabelExpect::Any,
                     new.created_by.as_deref(),
                     at,
@@ -450,6 +467,7 @@ where
             commit_message: new.commit_message.clone(),
             created_by: new.created_by.clone(),
             created_at: at,
+            split: None,
         };
         ev.push(NewEvent::version_created(&v));
         ev.extend(moves.iter().map(NewEvent::label_changed));
@@ -494,16 +512,24 @@ where
             .await?
             .ok_or_else(|| prompt_not_found(name))?;
         let id = Self::live_version_id(tx, locked.id, name, n).await?;
-        let labels: Vec<String> = sqlx::query(
-            "SELECT label FROM labels WHERE prompt_id = $1 AND version = $2 ORDER BY label",
+        // Labels on it, and labels whose release split has it as an arm.
+        let mut labels: Vec<String> = Vec::new();
+        for r in sqlx::query(
+            "SELECT label, version, split FROM labels \
+             WHERE prompt_id = $1 AND (version = $2 OR split IS NOT NULL) ORDER BY label",
         )
         .bind(locked.id)
         .bind(i64::from(n))
         .fetch_all(&mut *tx)
         .await?
-        .iter()
-        .map(|r| r.try_get("label"))
-        .collect::<Result<_, _>>()?;
+        {
+            let on_it = r.try_get::<i64, _>("version")? == i64::from(n);
+            let weights: Option<SplitWeights> =
+                split_from_text("labels.split", r.try_get("split")?)?;
+            if on_it || weights.is_some_and(|w| w.contains_key(&n)) {
+                labels.push(r.try_get("label")?);
+            }
+        }
         if !labels.is_empty() {
             let names: Vec<&str> = labels.iter().map(String::as_str).collect();
             return Err(prompt_core::domain::labels_block_deletion(name, n, &names).into());

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use prompt_core::domain::{etag_of, new_id};
 use prompt_core::{
-    Error, LabelMove, Prompt, PromptVersion, Result, Template, TemplateFormat, validate,
+    Error, LabelMove, Prompt, PromptVersion, Result, SplitWeights, Template, TemplateFormat,
+    validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::{Failure, SqlStore, is_foreign_key_violation, opt_version, to_version};
+use super::{Failure, SqlStore, is_foreign_key_violation, opt_version, split_text, to_version};
 
 /// A prompt row locked by a write transaction.
 #[derive(Debug, Clone, Copy)]
@@ -63,8 +64,9 @@ impl PromptSql {
         // A prompt with its labels (a JSON object label → version).
         let prompt_cols = format!(
             "p.id, p.name, p.description, p.tags, p.archived, p.revision, p.latest_version, \
-             p.created_at, p.updated_at, {} AS labels",
-            D::LABELS_OBJECT
+             p.created_at, p.updated_at, {} AS labels, {} AS splits",
+            D::LABELS_OBJECT,
+            D::SPLITS_OBJECT
         );
         // A version joined with its prompt, with the labels pointing at it. `vid` is
         // NULL when a LEFT JOIN found no version.
@@ -77,9 +79,11 @@ impl PromptSql {
         // Resolve: the live prompt, LEFT JOINed with the version `target` selects, so
         // that a missing prompt and a missing version differ in one statement; a
         // deleted version comes back flagged (`vdeleted`), so that its error says so.
-        let resolve = |join: &str, target: &str| {
+        // `lsplit`: the release split of the label resolved through (NULL otherwise).
+        let resolve = |join: &str, target: &str, split: &str| {
             format!(
-                "SELECT {version_cols}, v.deleted_at IS NOT NULL AS vdeleted FROM prompts p {join}\
+                "SELECT {version_cols}, v.deleted_at IS NOT NULL AS vdeleted, \
+                 {split} AS lsplit FROM prompts p {join}\
                  LEFT JOIN prompt_versions v ON v.prompt_id = p.id AND v.version = {target} \
                  WHERE p.project_id = $1 AND p.name = $2 AND {live_p}"
             )
@@ -95,7 +99,7 @@ impl PromptSql {
                 "$4",
             );
             format!(
-                "SELECT m.id, m.from_version, m.to_version, m.moved_by, m.moved_at \
+                "SELECT m.id, m.from_version, m.to_version, m.moved_by, m.moved_at, m.split \
                  FROM prompts p {moves} \
                  WHERE p.project_id = $1 AND p.name = $2 AND {live_p} \
                  ORDER BY m.moved_at DESC, m.id DESC LIMIT $4"
@@ -159,9 +163,10 @@ impl PromptSql {
             resolve_by_label: resolve(
                 "LEFT JOIN labels l0 ON l0.prompt_id = p.id AND l0.label = $3 ",
                 "l0.version",
+                "l0.split",
             ),
-            resolve_latest: resolve("", "p.latest_version"),
-            resolve_by_number: resolve("", "$3"),
+            resolve_latest: resolve("", "p.latest_version", "CAST(NULL AS TEXT)"),
+            resolve_by_number: resolve("", "$3", "CAST(NULL AS TEXT)"),
             version_by_id: format!(
                 "SELECT {version_cols} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
                  WHERE v.id = $1 AND p.project_id = $2 AND v.deleted_at IS NULL"
@@ -220,6 +225,7 @@ where
             tags: D::from_text_list("tags", r.try_get("tags")?)?,
             archived: r.try_get("archived")?,
             labels,
+            splits: D::from_json("splits", r.try_get("splits")?)?,
             latest_version: latest,
             etag: etag_of(id, r.try_get("revision")?),
             created_at: D::from_time(r.try_get("created_at")?)?,
@@ -253,6 +259,7 @@ where
             commit_message: r.try_get("commit_message")?,
             created_by: r.try_get("created_by")?,
             created_at: D::from_time(r.try_get("vcreated_at")?)?,
+            split: None,
         }))
     }
 
@@ -287,7 +294,8 @@ where
     }
 
     /// Point `label` at `to` (or delete it with `None`; `NotFound` if it does not
-    /// exist) and record the move. The caller holds the prompt's row lock.
+    /// exist), carrying release split `split` (`None` ends one), and record the move.
+    /// The caller holds the prompt's row lock.
     #[expect(
         clippy::too_many_arguments,
         reason = "one step of a transaction script: the connection, the row and the move"
@@ -298,6 +306,7 @@ where
         prompt: &str,
         label: &str,
         to: Option<u32>,
+        split: Option<&SplitWeights>,
         expect: prompt_core::LabelExpect,
         actor: Option<&str>,
         at: DateTime<Utc>,
@@ -313,15 +322,17 @@ where
                 let old: Option<i64> = old.map(|r| r.try_get("version")).transpose()?;
                 expect.check(prompt, label, opt_version(old)?)?;
                 sqlx::query(
-                    "INSERT INTO labels (prompt_id, label, version, updated_at) \
-                     VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO labels (prompt_id, label, version, updated_at, split) \
+                     VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (prompt_id, label) DO UPDATE \
-                     SET version = excluded.version, updated_at = excluded.updated_at",
+                     SET version = excluded.version, updated_at = excluded.updated_at, \
+                     split = excluded.split",
                 )
                 .bind(prompt_id)
                 .bind(label)
                 .bind(i64::from(v))
                 .bind(D::time(at))
+                .bind(split_text("labels.split", split)?)
                 .execute(&mut *conn)
                 .await?;
                 old
@@ -348,10 +359,11 @@ where
             to_version: to,
             moved_by: actor.map(str::to_owned),
             moved_at: at,
+            split: to.and(split.cloned()),
         };
         sqlx::query(
             "INSERT INTO label_moves (id, prompt_id, label, from_version, to_version, moved_by, \
-             moved_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             moved_at, split) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(m.id)
         .bind(prompt_id)
@@ -360,6 +372,7 @@ where
         .bind(m.to_version.map(i64::from))
         .bind(&m.moved_by)
         .bind(D::time(at))
+        .bind(split_text("label_moves.split", m.split.as_ref())?)
         .execute(&mut *conn)
         .await?;
         Ok(m)

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
-    NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
-    check_batch_size, validate,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, LabelSplit,
+    NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result,
+    Selector, SplitWeights, check_batch_size, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use super::dialect::Dialect;
 use super::prompt_ops::Op;
 use super::prompt_sql::prompt_not_found;
 use super::store::finish;
-use super::{SqlStore, opt_version};
+use super::{SqlStore, opt_version, split_from_text};
 
 #[async_trait]
 impl<D, S> PromptStore for SqlStore<D, S>
@@ -246,7 +246,18 @@ where
                     return Err(prompt_core::domain::version_deleted(name, *n).into());
                 }
                 match Self::version_from_row(&row)? {
-                    Some(v) => Ok(v),
+                    Some(mut v) => {
+                        if let Selector::Label(l) = selector
+                            && let Some(weights) =
+                                split_from_text("labels.split", row.try_get("lsplit")?)?
+                        {
+                            v.split = Some(LabelSplit {
+                                label: l.clone(),
+                                weights,
+                            });
+                        }
+                        Ok(v)
+                    }
                     None => Err(selector.not_found(name).into()),
                 }
             }
@@ -281,8 +292,30 @@ where
         expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        self.move_one(project, name, label, Some(version), expect, actor)
+        self.move_one(project, name, label, Some(version), None, expect, actor)
             .await
+    }
+
+    async fn set_label_split(
+        &self,
+        project: Uuid,
+        name: &str,
+        label: &str,
+        weights: &SplitWeights,
+        expect: LabelExpect,
+        actor: Option<&str>,
+    ) -> Result<LabelMove> {
+        let primary = prompt_core::domain::split::primary(weights);
+        self.move_one(
+            project,
+            name,
+            label,
+            Some(primary),
+            Some(weights.clone()),
+            expect,
+            actor,
+        )
+        .await
     }
 
     async fn delete_label(
@@ -293,7 +326,7 @@ where
         expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
-        self.move_one(project, name, label, None, expect, actor)
+        self.move_one(project, name, label, None, None, expect, actor)
             .await
     }
 
@@ -398,6 +431,7 @@ where
                         to_version: opt_version(r.try_get("to_version")?)?,
                         moved_by: r.try_get("moved_by")?,
                         moved_at: D::from_time(r.try_get("moved_at")?)?,
+                        split: split_from_text("label_moves.split", r.try_get("split")?)?,
                     });
                 }
                 Ok(Page::from_overfetch(items, limit, |m| (m.moved_at, m.id))?)
@@ -509,12 +543,17 @@ where
     }
 
     /// Move (`Some`) or remove (`None`) a label in its own transaction.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of a label move: where, to what, on what condition, by whom"
+    )]
     async fn move_one(
         &self,
         project: Uuid,
         name: &str,
         label: &str,
         to: Option<u32>,
+        split: Option<SplitWeights>,
         expect: LabelExpect,
         actor: Option<&str>,
     ) -> Result<LabelMove> {
@@ -522,6 +561,7 @@ where
             name: name.to_owned(),
             label: label.to_owned(),
             to,
+            split,
             expect,
             actor: actor.map(str::to_owned),
         };

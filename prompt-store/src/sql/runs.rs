@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::store::{begin_write, finish, write};
-use super::{Failure, SqlStore, opt_i64, opt_u64, opt_version};
+use super::{Failure, SqlStore, opt_i64, opt_u64, opt_version, split_from_text};
 
 /// The columns of a run, in the order [`Dialect::insert_runs`] binds them.
 macro_rules! run_cols {
@@ -29,7 +29,7 @@ macro_rules! run_cols {
         "id, project_id, prompt, version, label, provider, model, variables, input, output, \
          status, error_kind, error_message, latency_ms, time_to_first_token_ms, input_tokens, \
          output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, metadata, created_at, \
-         started_at, completed_at, run_user, resolution"
+         started_at, completed_at, run_user, resolution, split"
     };
 }
 pub(crate) use run_cols;
@@ -97,6 +97,7 @@ where
         prompt: r.try_get("prompt")?,
         version: opt_version(r.try_get("version")?)?,
         label: r.try_get("label")?,
+        split: split_from_text("runs.split", r.try_get("split")?)?,
         provider: r.try_get("provider")?,
         model: r.try_get("model")?,
         variables: D::from_json("variables", r.try_get("variables")?)?,

@@ -18,13 +18,13 @@ use uuid::Uuid;
 use super::SqliteConfig;
 use crate::sql::{
     Dialect, Failure, Mutable, PromptSql, RunSql, begin_write, is_unique_violation, opt_u64,
-    push_stats_filter, run_cols, run_read_cols, stats_group,
+    push_stats_filter, run_cols, run_read_cols, split_text, stats_group,
 };
 
 static PROMPT_SQL: LazyLock<PromptSql> = LazyLock::new(PromptSql::new::<Sqlite>);
 static RUN_SQL: LazyLock<RunSql> = LazyLock::new(RunSql::new::<Sqlite>);
 
-/// Rows per multi-row `INSERT` (26 parameters each, far under SQLite's limit of 32766).
+/// Rows per multi-row `INSERT` (27 parameters each, far under SQLite's limit of 32766).
 const INSERT_CHUNK: usize = 32;
 
 impl Dialect for Sqlite {
@@ -46,6 +46,8 @@ impl Dialect for Sqlite {
     const FALSE: &'static str = "0";
     const LABELS_OBJECT: &'static str =
         "(SELECT json_group_object(l.label, l.version) FROM labels l WHERE l.prompt_id = p.id)";
+    const SPLITS_OBJECT: &'static str = "(SELECT json_group_object(l.label, json(l.split)) \
+                                         FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL)";
     const VERSION_LABELS: &'static str = "(SELECT json_group_array(l.label) FROM labels l \
                                           WHERE l.prompt_id = v.prompt_id AND l.version = v.version)";
     const FOR_UPDATE: &'static str = "";
@@ -277,6 +279,7 @@ struct Encoded<'a> {
     variables: String,
     metadata: String,
     resolution: Option<String>,
+    split: Option<String>,
     m: Mutable<Sqlite>,
 }
 
@@ -291,6 +294,7 @@ impl<'a> Encoded<'a> {
                 .as_ref()
                 .map(|r| Sqlite::json("resolution", r))
                 .transpose()?,
+            split: split_text("split", run.split.as_ref())?,
             m: Mutable::of(run)?,
         })
     }
@@ -326,7 +330,8 @@ fn insert_values<'a>(runs: &'a [Encoded<'a>]) -> QueryBuilder<Sqlite> {
             .push_bind(m.started_at)
             .push_bind(m.completed_at)
             .push_bind(r.user.as_deref())
-            .push_bind(e.resolution.as_deref());
+            .push_bind(e.resolution.as_deref())
+            .push_bind(e.split.as_deref());
     });
     q
 }

@@ -39,6 +39,7 @@ mod retention;
 mod runs;
 #[cfg(feature = "sqlite")]
 mod small_disk;
+mod splits;
 mod values;
 mod webhooks;
 
@@ -56,6 +57,7 @@ pub use retention::*;
 pub use runs::*;
 #[cfg(feature = "sqlite")]
 pub use small_disk::*;
+pub use splits::*;
 pub use values::*;
 pub use webhooks::*;
 
@@ -287,6 +289,8 @@ macro_rules! behaviour_suite {
             idempotency_claims_replays_and_mismatches,
             idempotency_claims_once_under_concurrency,
             idempotency_expiry_abandon_and_purge,
+            split_set_sticky_and_ended,
+            split_refusals_runs_and_stats,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

@@ -2496,6 +2496,11 @@ export interface components {
             /** @description Provider override (else the version's `config.provider`). */
             provider?: string | null;
             /**
+             * @description The key a label's release split is picked by: the same key gets the same
+             *     version while the split stands (random without one).
+             */
+            split_key?: string | null;
+            /**
              * Format: int64
              * @description Timeout of each provider request, ms.
              */
@@ -2706,10 +2711,30 @@ export interface components {
             /** @description The prompt's name. */
             prompt: string;
             /**
+             * @description The release split the label carries after this move (version → weight;
+             *     `to_version` is its primary arm); absent when it points at one version, which
+             *     ends a split.
+             */
+            split?: {
+                [key: string]: number;
+            } | null;
+            /**
              * Format: int32
              * @description The version it points at now, `None` if it was deleted.
              */
             to_version?: number | null;
+        };
+        /**
+         * @description The split a version was resolved through (on a resolved version and on the run
+         *     that used it).
+         */
+        LabelSplit: {
+            /** @description The label carrying the split. */
+            label: string;
+            /** @description Version → weight. */
+            weights: {
+                [key: string]: number;
+            };
         };
         /** @description Langfuse's error body. */
         LangfuseErrorBody: {
@@ -3077,6 +3102,7 @@ export interface components {
              *     [`crate::compose`]); `None` when it included none, or was not recorded.
              */
             resolution?: components["schemas"]["Resolution"][] | null;
+            split?: components["schemas"]["LabelSplit"] | null;
             /**
              * Format: date-time
              * @description When the call started (defaults for finished runs: now minus latency).
@@ -3403,6 +3429,14 @@ export interface components {
                 /** @description The prompt's name. */
                 prompt: string;
                 /**
+                 * @description The release split the label carries after this move (version → weight;
+                 *     `to_version` is its primary arm); absent when it points at one version, which
+                 *     ends a split.
+                 */
+                split?: {
+                    [key: string]: number;
+                } | null;
+                /**
                  * Format: int32
                  * @description The version it points at now, `None` if it was deleted.
                  */
@@ -3475,6 +3509,15 @@ export interface components {
                 latest_version?: number | null;
                 /** @description Unique (among live prompts) name inside the project; slashes make folders. */
                 name: string;
+                /**
+                 * @description The release splits of the labels that carry one: label → (version → weight);
+                 *     the label's entry in `labels` is the split's primary arm.
+                 */
+                splits?: {
+                    [key: string]: {
+                        [key: string]: number;
+                    };
+                };
                 /** @description Tags, sorted and without duplicates. */
                 tags: string[];
                 /**
@@ -3517,6 +3560,7 @@ export interface components {
                  * @description The prompt's id.
                  */
                 prompt_id: string;
+                split?: components["schemas"]["LabelSplit"] | null;
                 /** @description The template. */
                 template: components["schemas"]["Template"];
                 /** @description The template language. */
@@ -3629,6 +3673,7 @@ export interface components {
                  *     [`crate::compose`]); `None` when it included none, or was not recorded.
                  */
                 resolution?: components["schemas"]["Resolution"][] | null;
+                split?: components["schemas"]["LabelSplit"] | null;
                 /**
                  * Format: date-time
                  * @description When the provider call started.
@@ -3784,6 +3829,15 @@ export interface components {
             latest_version?: number | null;
             /** @description Unique (among live prompts) name inside the project; slashes make folders. */
             name: string;
+            /**
+             * @description The release splits of the labels that carry one: label → (version → weight);
+             *     the label's entry in `labels` is the split's primary arm.
+             */
+            splits?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
             /** @description Tags, sorted and without duplicates. */
             tags: string[];
             /**
@@ -3966,6 +4020,7 @@ export interface components {
              * @description The prompt's id.
              */
             prompt_id: string;
+            split?: components["schemas"]["LabelSplit"] | null;
             /** @description The template. */
             template: components["schemas"]["Template"];
             /** @description The template language. */
@@ -4122,6 +4177,8 @@ export interface components {
         RenderBody: {
             /** @description A label (default `production`). */
             label?: string | null;
+            /** @description The key a label's release split is picked by (sticky; random without one). */
+            split_key?: string | null;
             /** @description The variables. */
             variables?: Record<string, unknown>;
             /**
@@ -4159,6 +4216,7 @@ export interface components {
              *     when the template includes none, or with `?resolve=false`).
              */
             resolution?: components["schemas"]["Resolution"][];
+            split?: components["schemas"]["LabelSplit"] | null;
             /** @description The rendered text (text prompts). */
             text?: string | null;
             /**
@@ -4284,6 +4342,7 @@ export interface components {
              *     [`crate::compose`]); `None` when it included none, or was not recorded.
              */
             resolution?: components["schemas"]["Resolution"][] | null;
+            split?: components["schemas"]["LabelSplit"] | null;
             /**
              * Format: date-time
              * @description When the provider call started.
@@ -4414,7 +4473,7 @@ export interface components {
             /** @description Whether the calling token belongs to it. */
             current: boolean;
         };
-        /** @description Body of `PUT …/labels/{label}`. */
+        /** @description Body of `PUT …/labels/{label}`: `version` or `split`, exactly one. */
         SetLabelBody: {
             /**
              * Format: int32
@@ -4423,10 +4482,18 @@ export interface components {
              */
             expected_version?: number | null;
             /**
-             * Format: int32
-             * @description The version the label should point at.
+             * @description A release split instead: version → weight (positive integers, any positive
+             *     sum, 2 to 10 versions), e.g. `{"4": 90, "5": 10}`. The label's version becomes
+             *     the heaviest arm (ties: the highest version).
              */
-            version: number;
+            split?: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Format: int32
+             * @description The version the label should point at (this ends a release split).
+             */
+            version?: number | null;
         };
         /**
          * @description How serious a [`Lint`] is.
@@ -12256,6 +12323,11 @@ export interface operations {
                  *     `false` answers the template as stored.
                  */
                 resolve?: boolean;
+                /**
+                 * @description The key a label's release split is picked by: the same key gets the same
+                 *     version while the split stands (random without one).
+                 */
+                split_key?: string;
                 /** @description A version number. */
                 version?: number;
             };

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{new_id, now};
+use crate::domain::{LabelSplit, new_id, now};
 use crate::error::{Error, Result};
 use crate::validate;
 
@@ -104,6 +104,10 @@ pub struct Run {
     pub version: Option<u32>,
     /// The label it was resolved through.
     pub label: Option<String>,
+    /// The release split of that label the version was picked from (absent when the
+    /// label pointed at one version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<LabelSplit>,
     /// The provider (`openai`, `mock`, …).
     pub provider: Option<String>,
     /// The model.
@@ -180,6 +184,9 @@ pub struct NewRun {
     /// The label it was resolved through.
     #[serde(default)]
     pub label: Option<String>,
+    /// The release split of `label` the version was picked from; needs `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<LabelSplit>,
     /// The provider.
     #[serde(default)]
     pub provider: Option<String>,
@@ -248,6 +255,7 @@ impl NewRun {
             prompt: None,
             version: None,
             label: None,
+            split: None,
             provider: None,
             model: None,
             variables: Value::Null,
@@ -286,6 +294,24 @@ impl NewRun {
             validate::label(l)?;
             if self.prompt.is_none() {
                 return Err(Error::invalid("label", "needs a prompt"));
+            }
+        }
+        if let Some(s) = &self.split {
+            crate::domain::split::validate_split(&s.weights)?;
+            validate::label(&s.label).map_err(|e| rename(e, "split.label"))?;
+            if self.label.as_deref() != Some(s.label.as_str()) {
+                return Err(Error::invalid(
+                    "split",
+                    "needs `label`, the label carrying the split",
+                ));
+            }
+            if let Some(v) = self.version
+                && !s.weights.contains_key(&v)
+            {
+                return Err(Error::invalid(
+                    "split",
+                    format!("does not contain the run's version {v}"),
+                ));
             }
         }
         for (field, v) in [
@@ -403,6 +429,7 @@ impl NewRun {
             prompt: self.prompt,
             version: self.version,
             label: self.label,
+            split: self.split,
             provider: self.provider,
             model: self.model,
             variables: object_or_empty(self.variables),

@@ -13,7 +13,9 @@
 //! - `prompt:NAME`, `prompt:NAME@label`, `prompt:NAME#version`: the prompt's version
 //!   (label `production` by default) rendered with the body's `prompt_variables`; its
 //!   messages come first (the request's are appended), its config supplies provider,
-//!   model and parameters, and the request's parameters override them.
+//!   model and parameters, and the request's parameters override them. A label
+//!   carrying a release split picks its version by the body's `split_key`, else the
+//!   OpenAI `user` field (sticky), else at random; the run records the split.
 //!
 //! Providers are the project's stored credentials first, then the environment's. The
 //! answer is in OpenAI's format whatever the vendor. Every call is logged as a run
@@ -59,8 +61,9 @@ pub const RUN_ID_HEADER: &str = "x-prompt-registry-run-id";
 
 /// Body fields the gateway reads itself; every other field is a generation parameter
 /// passed to the provider.
-const OWN_FIELDS: [&str; 8] = [
+const OWN_FIELDS: [&str; 9] = [
     "model",
+    "split_key",
     "messages",
     "stream",
     "stream_options",
@@ -208,14 +211,18 @@ async fn resolve_target(
             Error::InvalidInput { message, .. } => invalid("model", message),
             other => OpenAiError::from(other),
         })?;
-        let version = state
-            .store
-            .resolve(caller.project.id, name, &selector)
-            .await?;
+        let split_key = match body.rest.get("split_key") {
+            None | Some(Value::Null) => body.rest.get("user").and_then(Value::as_str),
+            Some(Value::String(k)) => Some(k.as_str()),
+            Some(_) => return Err(invalid("split_key", "must be a string")),
+        };
         let prompt_core::Composed {
             version,
             resolution,
-        } = prompt_core::compose::compose(state.store.as_ref(), caller.project.id, version).await?;
+        } = state
+            .registry(&caller.project)
+            .resolve_composed_with(name, &selector, split_key)
+            .await?;
         progress.prompt = Some((version.prompt.clone(), version.version));
         if let Selector::Label(l) = &selector {
             progress.label = Some(l.clone());
@@ -407,6 +414,7 @@ async fn call(
             .map(|v| (v.prompt.clone(), v.version)),
         label: target.label.clone(),
         resolution: target.resolution.clone(),
+        split: target.version.as_ref().and_then(|v| v.split.clone()),
         provider: target.provider_name.clone(),
         priced_by: target.provider.provider.clone(),
         model: target.model.clone(),

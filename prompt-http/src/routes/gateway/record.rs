@@ -22,6 +22,8 @@ pub(super) struct RunDraft {
     pub(super) label: Option<String>,
     /// Which versions the prompt's includes used.
     pub(super) resolution: Option<Vec<prompt_core::Resolution>>,
+    /// The release split of `label` the version was picked from.
+    pub(super) split: Option<prompt_core::LabelSplit>,
     pub(super) provider: String,
     /// Prices the answer (under its pricing name: a stored provider's vendor).
     pub(super) priced_by: Arc<dyn Provider>,
@@ -63,6 +65,7 @@ impl RunDraft {
         }
         new.label.clone_from(&self.label);
         new.resolution.clone_from(&self.resolution);
+        new.split.clone_from(&self.split);
         new.provider = Some(self.provider.clone());
         new.model = Some(self.model.clone());
         new.variables = self.variables.clone();
