@@ -202,7 +202,8 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     assert!(
         err.contains(
             "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
-             20261208000001, 20261209000001]"
+             20261208000001, 20261209000001, 20261210000001, 20261211000001, \
+             20261212000001, 20261213000001]"
         ),
         "{err}"
     );
@@ -221,19 +222,19 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("reverted migration 20261209000001 (run lease)"),
+        err.contains("reverted migration 20261213000001 (idempotency keys)"),
         "{err}"
     );
     assert!(
-        err.contains("the database is now at migration 20261208000001"),
+        err.contains("the database is now at migration 20261212000001"),
         "{err}"
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--yes", "--revert", "6"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "10"]);
     assert!(!ok);
     assert!(
-        err.contains("--revert 6: cannot revert 6 migrations: the database has only 5 applied")
+        err.contains("--revert 10: cannot revert 10 migrations: the database has only 9 applied")
             && err.contains("nothing was reverted"),
         "{err}"
     );
@@ -246,7 +247,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--yes", "--revert", "5"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "9"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
@@ -260,7 +261,8 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     assert!(
         err.contains(
             "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
-             20261208000001, 20261209000001]"
+             20261208000001, 20261209000001, 20261210000001, 20261211000001, \
+             20261212000001, 20261213000001]"
         ),
         "{err}"
     );
