@@ -1,4 +1,9 @@
 //! The [`Registry`] facade: the one type an embedding program uses.
+//!
+//! One file over 600 lines: it is one job, the facade's methods, each a few lines that
+//! scope a store, run-log or executor call to the registry's project (resolve with a
+//! release split, expand includes, render, log runs); the work they delegate lives in
+//! `compose`, `domain::split`, `execute` and the stores.
 
 use std::collections::HashMap;
 use std::sync::Arc;
