@@ -40,11 +40,14 @@ const SPLITS: i64 = 20261211000001;
 const RETENTION: i64 = 20261212000001;
 /// The idempotency keys migration (the keys of idempotent writes and their answers).
 const IDEMPOTENCY: i64 = 20261213000001;
-/// The newest migration (idempotency keys), and every migration in order.
-const LATEST: i64 = IDEMPOTENCY;
+/// The include index migration (which versions hold include tags).
+const INCLUDES: i64 = 20261214000001;
+/// The newest migration (include index), and every migration in order.
+const LATEST: i64 = INCLUDES;
 /// The migrations after the run lease one, newest first (what a revert to the run lease
 /// schema reverts).
-const AFTER_RUN_LEASE: [(i64, &str); 4] = [
+const AFTER_RUN_LEASE: [(i64, &str); 5] = [
+    (INCLUDES, "include index"),
     (IDEMPOTENCY, "idempotency keys"),
     (RETENTION, "retention"),
     (SPLITS, "release splits"),
@@ -60,7 +63,7 @@ fn all_count() -> u32 {
 fn after_run_lease() -> u32 {
     u32::try_from(AFTER_RUN_LEASE.len()).unwrap()
 }
-const ALL: [i64; 10] = [
+const ALL: [i64; 11] = [
     INITIAL,
     CREDENTIALS,
     PEOPLE,
@@ -71,6 +74,7 @@ const ALL: [i64; 10] = [
     SPLITS,
     RETENTION,
     IDEMPOTENCY,
+    INCLUDES,
 ];
 /// The tables the lifecycle migration creates.
 const LIFECYCLE_TABLES: [&str; 2] = ["protected_labels", "protected_label_seeds"];
@@ -242,7 +246,7 @@ async fn postgres_migrations_twice_are_a_no_op_and_newer_is_refused() {
 /// (the name without `.up.sql`), so those databases stay accepted as long as the up
 /// scripts are byte for byte what those builds ran. The newest is pinned as well: once
 /// a build has run it, its up script is fixed too.
-const SQLITE_CHECKSUMS: [(i64, &str); 10] = [
+const SQLITE_CHECKSUMS: [(i64, &str); 11] = [
     (
         INITIAL,
         "25e1e0fd536b8d5000a607a46eec84083a5b4b1a35fc71d2c8c3007c56ce3e8fe2f10b565609dd1b6944013798bbacd8",
@@ -283,8 +287,12 @@ const SQLITE_CHECKSUMS: [(i64, &str); 10] = [
         IDEMPOTENCY,
         "1cc4758e31cf51a4eaec124caccc38331226a94c8286a734bc28386ad242c868fde1c3bf7777aaa3d711973ba20d485d",
     ),
+    (
+        INCLUDES,
+        "99231ddca384489c5bae9bf2b8c5d21a0a103110a5bd20e9dceeebce40ea27c91211cbb6c4e45feb1c31371d8a8e8a9b",
+    ),
 ];
-const POSTGRES_CHECKSUMS: [(i64, &str); 10] = [
+const POSTGRES_CHECKSUMS: [(i64, &str); 11] = [
     (
         INITIAL,
         "2b892ecf75b47b8f69ad34f1d1006c2a14ad6fae106cea6b69d154ed41338b54d5c343b66779ca20feb65a87b1f485ff",
@@ -324,6 +332,10 @@ const POSTGRES_CHECKSUMS: [(i64, &str); 10] = [
     (
         IDEMPOTENCY,
         "b0ff77e6d23168729ec698a60c1d8aa92199173e003947a4246cfc43b7bd0aeb9157d5edce10532cf43d71121efcc42e",
+    ),
+    (
+        INCLUDES,
+        "ada65255dd8479e764fb89128f452577e511f15ada30dd21ae2b9b44faf19a3dd5ce28537dc34b82c32dfd5c3017dec8",
     ),
 ];
 
@@ -554,6 +566,7 @@ async fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -596,7 +609,7 @@ async fn sqlite_revert_refuses_bad_counts_before_changing_anything() {
             "{INITIAL} (initial), {CREDENTIALS} (provider credentials), {PEOPLE} (people), \
              {EVENTS} (events), {LIFECYCLE} (lifecycle), {RUN_LEASE} (run lease), \
              {COMPOSE} (compose), {SPLITS} (release splits), {RETENTION} (retention), \
-             {IDEMPOTENCY} (idempotency keys)"
+             {IDEMPOTENCY} (idempotency keys), {INCLUDES} (include index)"
         )),
         "{msg}"
     );
@@ -682,10 +695,11 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
     config.run_migrations = false;
     SqliteStore::open(config).await.unwrap().close().await;
 
-    let report = prompt_store::revert(&url, 8).await.unwrap();
+    let report = prompt_store::revert(&url, 9).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -707,7 +721,8 @@ async fn sqlite_database_of_an_earlier_build_is_accepted_and_revertible() {
             COMPOSE,
             SPLITS,
             RETENTION,
-            IDEMPOTENCY
+            IDEMPOTENCY,
+            INCLUDES
         ]
     );
     assert_eq!(sqlite_schema(&url).await, latest);
@@ -877,6 +892,7 @@ async fn postgres_up_down_up_gives_the_same_schema() {
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -912,10 +928,11 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
 
     let s = PostgresStore::open(schema.config()).await.unwrap();
     assert!(s.migrate().await.unwrap().applied.is_empty());
-    let report = s.revert(8).await.unwrap();
+    let report = s.revert(9).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -937,7 +954,8 @@ async fn postgres_database_of_an_earlier_build_is_accepted_and_revertible() {
             COMPOSE,
             SPLITS,
             RETENTION,
-            IDEMPOTENCY
+            IDEMPOTENCY,
+            INCLUDES
         ]
     );
     assert_eq!(postgres_schema(s.pool(), schema.name()).await, latest);
@@ -1017,12 +1035,13 @@ async fn sqlite_people_migration_keeps_data_and_foreign_keys() {
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
     c.close().await.unwrap();
 
-    // The idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
+    // The include index, idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = prompt_store::revert(&url, 7).await.unwrap();
+    let report = prompt_store::revert(&url, 8).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -1093,12 +1112,13 @@ async fn postgres_people_migration_keeps_data_and_foreign_keys() {
     assert_eq!(s.get_prompt(p.id, "greet").await.unwrap().id, ids.1);
     assert_eq!(s.list_api_keys(p.id).await.unwrap().len(), 1);
 
-    // The idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
+    // The include index, idempotency keys, retention, release splits, compose, run lease, lifecycle and events migrations go first: the people
     // migration is the newest again.
-    let report = s.revert(7).await.unwrap();
+    let report = s.revert(8).await.unwrap();
     assert_eq!(
         report.reverted,
         reverted(&[
+            (INCLUDES, "include index"),
             (IDEMPOTENCY, "idempotency keys"),
             (RETENTION, "retention"),
             (SPLITS, "release splits"),
@@ -1222,10 +1242,14 @@ async fn postgres_retention_migration_keeps_runs() {
     expected.sort();
 
     // Down past the retention migration (and the newer ones).
-    let report = s.revert(2).await.unwrap();
+    let report = s.revert(3).await.unwrap();
     assert_eq!(
         report.reverted,
-        reverted(&[(IDEMPOTENCY, "idempotency keys"), (RETENTION, "retention")])
+        reverted(&[
+            (INCLUDES, "include index"),
+            (IDEMPOTENCY, "idempotency keys"),
+            (RETENTION, "retention")
+        ])
     );
     let kind: String =
         sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'runs'::regclass")

@@ -59,6 +59,15 @@ pub enum EventType {
     /// `{id}`.
     #[serde(rename = "version.deleted")]
     VersionDeleted,
+    /// A prompt this one includes, directly or through others, had a label moved or
+    /// removed (or, for `{{> name@latest }}`, a new version): its renders now expand
+    /// differently. `prompt` is the dependent (one event per dependent and change);
+    /// `data`: `{dependency, label, from, to, through, versions}` — the prompt whose
+    /// label changed, that label, where it pointed before and now (null: unset or
+    /// unknown), the prompts in between (empty when the include is direct) and the
+    /// dependent's versions whose text changes.
+    #[serde(rename = "prompt.dependency_changed")]
+    DependencyChanged,
     /// A label became protected in the project (moving it needs an admin). `label` is
     /// the label; `data`: `{}`.
     #[serde(rename = "protected_label.added")]
@@ -89,7 +98,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::PromptCreated,
         EventType::PromptUpdated,
         EventType::PromptArchived,
@@ -97,6 +106,7 @@ impl EventType {
         EventType::LabelMoved,
         EventType::LabelRemoved,
         EventType::VersionDeleted,
+        EventType::DependencyChanged,
         EventType::ProtectedLabelAdded,
         EventType::ProtectedLabelDeleted,
         EventType::ApiKeyCreated,
@@ -116,6 +126,7 @@ impl EventType {
             EventType::LabelMoved => "label.moved",
             EventType::LabelRemoved => "label.removed",
             EventType::VersionDeleted => "version.deleted",
+            EventType::DependencyChanged => "prompt.dependency_changed",
             EventType::ProtectedLabelAdded => "protected_label.added",
             EventType::ProtectedLabelDeleted => "protected_label.deleted",
             EventType::ApiKeyCreated => "api_key.created",

@@ -11,16 +11,17 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use prompt_core::compose;
 use prompt_core::domain::{DEFAULT_ORG_ID, etag_of, new_id, now, split_project_ref};
 use prompt_core::domain::{LabelSplit, SplitWeights, actor, split};
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::run::RunPosition;
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewEvent,
-    NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate, PromptVersion,
-    ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog, RunQuery, RunStats,
-    RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, LabelMove,
+    NewEvent, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate,
+    PromptVersion, ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog, RunQuery,
+    RunStats, RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match,
     check_parent_version, validate,
 };
 use uuid::Uuid;
@@ -254,6 +255,34 @@ impl State {
                 })
                 .collect()
         }))
+    }
+
+    /// The `prompt.dependency_changed` events that `events`, about to be appended to
+    /// `project`'s log, imply (see [`compose::dependency_events`]); nothing is read
+    /// unless a label moved or a version was created.
+    fn dependency_events(&self, project: Uuid, events: &[NewEvent]) -> Vec<NewEvent> {
+        let moves_a_label = events.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventType::LabelMoved | EventType::LabelRemoved | EventType::VersionCreated
+            )
+        });
+        if !moves_a_label {
+            return Vec::new();
+        }
+        let including: Vec<PromptVersion> = self
+            .live
+            .range((project, String::new())..)
+            .take_while(|((p, _), _)| *p == project)
+            .filter_map(|(_, id)| self.prompts.get(id))
+            .flat_map(|row| {
+                row.versions
+                    .iter()
+                    .filter(|v| compose::has_includes(&v.template))
+                    .filter_map(|v| row.version_with_labels(v.version))
+            })
+            .collect();
+        compose::dependency_events(events, &including)
     }
 
     fn live_prompt(&self, project: Uuid, name: &str) -> Result<&PromptRow> {
@@ -627,9 +656,11 @@ impl MemoryStore {
         &self,
         mut s: RwLockWriteGuard<'_, State>,
         project: Uuid,
-        events: Vec<NewEvent>,
+        mut events: Vec<NewEvent>,
         out: T,
     ) -> T {
+        let dependents = s.dependency_events(project, &events);
+        events.extend(dependents);
         let c = s.append(project, events);
         drop(s);
         self.notifier.send(c);

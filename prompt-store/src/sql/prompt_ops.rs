@@ -6,11 +6,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use prompt_core::compose;
 use prompt_core::domain::{actor, new_id, now, split};
 use prompt_core::{
-    BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, NewEvent, NewPrompt, NewVersion,
-    PromptUpdate, PromptVersion, Result, SplitWeights, check_if_match, check_parent_version,
-    validate,
+    BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, NewEvent, NewPrompt,
+    NewVersion, PromptUpdate, PromptVersion, Result, SplitWeights, check_if_match,
+    check_parent_version, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
 use uuid::Uuid;
@@ -206,6 +207,8 @@ where
             for n in names {
                 self.notify(&mut tx, project, n).await?;
             }
+            let dependents = self.dependency_events(&mut tx, project, &ev).await?;
+            ev.extend(dependents);
             let c = self.append_events(&mut tx, project, ev).await?;
             tx.commit().await?;
             self.committed(c);
@@ -345,6 +348,35 @@ where
         }
     }
 
+    /// The `prompt.dependency_changed` events that the write's events `ev` imply (see
+    /// [`compose::dependency_events`]), read in its transaction: nothing is read unless
+    /// a label moved or a version was created.
+    async fn dependency_events(
+        &self,
+        tx: &mut D::Connection,
+        project: Uuid,
+        ev: &[NewEvent],
+    ) -> Result<Vec<NewEvent>, Failure> {
+        let moves_a_label = ev.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventType::LabelMoved | EventType::LabelRemoved | EventType::VersionCreated
+            )
+        });
+        if !moves_a_label {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(D::prompt_sql().including_versions.as_str())
+            .bind(project)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut including = Vec::with_capacity(rows.len());
+        for r in &rows {
+            including.extend(Self::version_from_row(r)?);
+        }
+        Ok(compose::dependency_events(ev, &including))
+    }
+
     /// Create the next version of `name` (and the prompt if it is missing).
     async fn insert_version(
         &self,
@@ -408,8 +440,8 @@ where
         let id = new_id();
         sqlx::query(
             "INSERT INTO prompt_versions (id, prompt_id, version, template, template_format, \
-             variables, config, commit_message, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             variables, config, commit_message, created_by, created_at, has_includes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id)
         .bind(locked.id)
@@ -421,6 +453,7 @@ where
         .bind(&new.commit_message)
         .bind(&new.created_by)
         .bind(D::time(at))
+        .bind(compose::has_includes(&new.template))
         .execute(&mut *tx)
         .await?;
         let mut moves = Vec::with_capacity(new.labels.len());

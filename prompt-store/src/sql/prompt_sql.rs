@@ -51,6 +51,7 @@ pub(crate) struct PromptSql {
     pub(super) resolve_latest: String,
     pub(super) resolve_by_number: String,
     pub(super) version_by_id: String,
+    pub(super) including_versions: String,
     pub(super) label_history: String,
     pub(super) label_history_after: String,
 }
@@ -170,6 +171,12 @@ impl PromptSql {
             version_by_id: format!(
                 "SELECT {version_cols} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
                  WHERE v.id = $1 AND p.project_id = $2 AND v.deleted_at IS NULL"
+            ),
+            // The project's live versions that hold include tags (the partial index
+            // `prompt_versions_including`), for the dependents of a label move.
+            including_versions: format!(
+                "SELECT {version_cols} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+                 WHERE v.has_includes AND v.deleted_at IS NULL AND p.project_id = $1 AND {live_p}"
             ),
             label_history: history(""),
             label_history_after: history(" AND (m.moved_at, m.id) < ($5, $6)"),

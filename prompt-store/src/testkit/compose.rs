@@ -314,3 +314,128 @@ pub async fn compose_run_records_resolution(b: &TestBackend) {
     let got = page.items.iter().find(|x| x.id == logged.id).unwrap();
     assert_eq!(got.resolution, Some(want));
 }
+
+/// Moving or removing a label of an included prompt appends, in the same commit, one
+/// `prompt.dependency_changed` event for each dependent, direct or through another
+/// prompt; a new version does so for those that include `@latest`; a deleted dependent
+/// version and a write that moves no label append none.
+pub async fn compose_label_moves_notify_dependents(b: &TestBackend) {
+    let Some(l) = b.events.clone() else {
+        eprintln!("SKIPPED on this backend: the event log (not read through its store)");
+        return;
+    };
+    let r = reg(b).await;
+    let p = r.project().id;
+    let text = |t: &str, labels: &[&str]| NewVersion::new(t).with_labels(labels.iter().copied());
+    r.create_version("dep/tone", text("Be kind.", &["production"]))
+        .await
+        .unwrap();
+    r.create_version("dep/tone", text("Be brief.", &[]))
+        .await
+        .unwrap();
+    r.create_version("dep/sign", text("{{> dep/tone }} Bye.", &["production"]))
+        .await
+        .unwrap();
+    r.create_version(
+        "dep/mail",
+        text("Hi. {{> dep/sign@production }}", &["production"]),
+    )
+    .await
+    .unwrap();
+    r.create_version("dep/pinned", text("{{> dep/tone#1 }}", &[]))
+        .await
+        .unwrap();
+    r.create_version("dep/news", text("{{> dep/tone@latest }}", &[]))
+        .await
+        .unwrap();
+    r.create_version("dep/old", text("{{> dep/tone }}", &[]))
+        .await
+        .unwrap();
+    r.create_version("dep/old", text("none", &[]))
+        .await
+        .unwrap();
+    r.delete_version("dep/old", 1).await.unwrap();
+
+    let after = |from: u64| {
+        let l = l.clone();
+        async move { l.events(p, from, 100).await.unwrap().events }
+    };
+    let head = l.head(p).await.unwrap();
+    r.set_label(
+        "dep/tone",
+        "production",
+        2,
+        LabelExpect::Any,
+        Some("user:bob"),
+    )
+    .await
+    .unwrap();
+    let got = after(head).await;
+    let kinds: Vec<(&str, Option<&str>)> = got
+        .iter()
+        .map(|e| (e.kind.as_str(), e.prompt.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("label.moved", Some("dep/tone")),
+            ("prompt.dependency_changed", Some("dep/mail")),
+            ("prompt.dependency_changed", Some("dep/sign")),
+        ]
+    );
+    assert!(got.iter().all(|e| e.at == got[0].at), "one commit");
+    assert_eq!(
+        got[1].data,
+        json!({"dependency": "dep/tone", "label": "production", "from": 1, "to": 2,
+               "through": ["dep/sign"], "versions": [1]})
+    );
+    assert_eq!(got[2].data["through"], json!([]));
+    assert_eq!(got[2].actor.as_deref(), Some("user:bob"));
+
+    // A removal of the label a dependent names.
+    r.set_label("dep/tone", "staging", 1, LabelExpect::Any, None)
+        .await
+        .unwrap();
+    r.create_version("dep/stage", text("{{> dep/tone@staging }}", &[]))
+        .await
+        .unwrap();
+    let head = l.head(p).await.unwrap();
+    r.delete_label("dep/tone", "staging", LabelExpect::Any, None)
+        .await
+        .unwrap();
+    let got = after(head).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].prompt.as_deref(), Some("dep/stage"));
+    assert_eq!(
+        (got[1].data["from"].clone(), got[1].data["to"].clone()),
+        (json!(1), json!(null))
+    );
+
+    // A new version moves `latest`; a write that moves no label appends nothing more.
+    let head = l.head(p).await.unwrap();
+    r.create_version("dep/tone", text("Be plain.", &[]))
+        .await
+        .unwrap();
+    let got = after(head).await;
+    let dependents: Vec<&str> = got
+        .iter()
+        .filter(|e| e.kind.as_str() == "prompt.dependency_changed")
+        .filter_map(|e| e.prompt.as_deref())
+        .collect();
+    assert_eq!(dependents, ["dep/news"]);
+    assert_eq!(got.last().unwrap().data["to"], json!(3));
+    let head = l.head(p).await.unwrap();
+    r.store()
+        .update_prompt(
+            p,
+            "dep/tone",
+            prompt_core::PromptUpdate {
+                description: Some(Some("tone".into())),
+                tags: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(after(head).await.len(), 1);
+}

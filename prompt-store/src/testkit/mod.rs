@@ -286,6 +286,7 @@ macro_rules! behaviour_suite {
             compose_includes_text_and_chat,
             compose_refused_at_creation,
             compose_run_records_resolution,
+            compose_label_moves_notify_dependents,
             idempotency_claims_replays_and_mismatches,
             idempotency_claims_once_under_concurrency,
             idempotency_expiry_abandon_and_purge,

@@ -20,7 +20,13 @@
 //! Includes are resolved at render and execute time ([`compose`]) through the store the
 //! registry was given, so through its cache: a label moved on a dependency is seen by
 //! the dependent's next render, and nothing keeps an expanded text. The
-//! [`Resolution`] graph says which version of each dependency was used.
+//! [`Resolution`] graph says which version of each dependency was used. A write that
+//! moves a label of an included prompt also appends a `prompt.dependency_changed`
+//! event for each dependent ([`dependency_events`]).
+
+mod dependents;
+
+pub use dependents::dependency_events;
 
 use std::future::Future;
 use std::pin::Pin;
