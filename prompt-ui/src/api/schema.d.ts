@@ -2480,7 +2480,7 @@ export interface components {
          * @description What kind of change an [`Event`] records. On the wire: `prompt.created`, …
          * @enum {string}
          */
-        EventType: "prompt.created" | "prompt.updated" | "prompt.archived" | "version.created" | "label.moved" | "label.removed" | "version.deleted" | "protected_label.added" | "protected_label.deleted" | "api_key.created" | "api_key.revoked" | "credential.put" | "credential.deleted" | "member.changed";
+        EventType: "prompt.created" | "prompt.updated" | "prompt.archived" | "version.created" | "label.moved" | "label.removed" | "version.deleted" | "prompt.dependency_changed" | "protected_label.added" | "protected_label.deleted" | "api_key.created" | "api_key.revoked" | "credential.put" | "credential.deleted" | "member.changed";
         /** @description Body of `POST …/execute`. */
         ExecuteBody: {
             /** @description Run in the background: answer 202 with the pending run's id at once. */
