@@ -14,6 +14,7 @@ pub mod page;
 pub mod people;
 pub mod provider;
 pub mod registry;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod template;

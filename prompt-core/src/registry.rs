@@ -587,6 +587,34 @@ impl Registry {
         self.runs.query_runs(self.pid(), query).await
     }
 
+    /// Delete the project's runs created strictly before `before`, whatever their
+    /// status (all of them, or at most `limit`, the oldest first), in bounded batches
+    /// (see [`crate::retention`]); returns how many were deleted.
+    pub async fn delete_runs_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: Option<u64>,
+    ) -> Result<u64> {
+        crate::retention::delete_runs_before(self.runs.as_ref(), self.pid(), before, limit).await
+    }
+
+    /// The project's run retention in days, as stored now (`None`: runs are kept
+    /// forever).
+    pub async fn run_retention_days(&self) -> Result<Option<u32>> {
+        Ok(self
+            .store
+            .project_by_id(self.pid())
+            .await?
+            .run_retention_days)
+    }
+
+    /// Set the project's run retention: runs created more than `days` days ago
+    /// (1–36500) are deleted by a server's retention task; `None` keeps them forever.
+    /// Returns the project as stored.
+    pub async fn set_run_retention(&self, days: Option<u32>) -> Result<Project> {
+        self.store.set_run_retention(self.pid(), days).await
+    }
+
     /// Aggregates of a prompt's runs, or of every run of the project when
     /// `query.prompt` is `None` (see [`StatsQuery`] for the rows and their order).
     /// `NotFound` if the prompt does not exist.

@@ -4,8 +4,8 @@
 //! Retention is by `created_at`: a run created more than the retention ago is deleted
 //! whatever its status (a run still pending or running that long is abandoned; its
 //! executor's final write then finds no run and is dropped). Deletion goes in batches
-//! of [`BATCH`] runs, each its own short statement, yielding between them, so that
-//! writers of the run log are never held up behind one long transaction. On Postgres
+//! of [`BATCH`] runs ([`prompt_core::retention::delete_runs_before`], the loop
+//! `DELETE /api/v1/runs` and Python share). On Postgres
 //! the run log is partitioned by month, and a month whose every run is past its
 //! project's retention is dropped whole first (see `RunLog::maintain_runs`). Several
 //! instances may run the task at once: deletes are idempotent.
@@ -16,35 +16,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prompt_core::{PromptStore, Result, RunLog};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
-/// Runs deleted per statement.
-pub const BATCH: u32 = 5_000;
-
-/// Delete `project`'s runs created before `before` (all of them, or at most `max`), in
-/// batches of [`BATCH`]; returns how many were deleted.
-pub async fn delete_before(
-    runs: &dyn RunLog,
-    project: Uuid,
-    before: DateTime<Utc>,
-    max: Option<u64>,
-) -> Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let left = max.map_or(u64::from(BATCH), |m| m.saturating_sub(total));
-        if left == 0 {
-            return Ok(total);
-        }
-        let limit = u32::try_from(left.min(u64::from(BATCH))).unwrap_or(BATCH);
-        let n = runs.delete_runs_before(project, before, limit).await?;
-        total += n;
-        if n < u64::from(limit) {
-            return Ok(total);
-        }
-        // Let writers (and everything else on this runtime) in between batches.
-        tokio::task::yield_now().await;
-    }
-}
+/// Runs deleted per statement (see [`prompt_core::retention`]).
+pub use prompt_core::retention::RUN_DELETE_BATCH as BATCH;
 
 /// One round of the retention task at `now`: partition upkeep (Postgres), then every
 /// project's runs older than its retention. Returns how many runs went.
@@ -58,7 +32,7 @@ pub async fn apply(store: &dyn PromptStore, runs: &dyn RunLog, now: DateTime<Utc
         let Some(before) = now.checked_sub_signed(chrono::Duration::days(i64::from(days))) else {
             continue;
         };
-        let n = delete_before(runs, p.id, before, None).await?;
+        let n = prompt_core::retention::delete_runs_before(runs, p.id, before, None).await?;
         if n > 0 {
             tracing::info!(project = %p.id, deleted = n, %before, "deleted runs past the project's retention");
         }

@@ -31,7 +31,7 @@ use prompt_providers::credentials::{
 use prompt_providers::{ProvidersConfig, RetryPolicy};
 use prompt_store::{CacheConfig, OpenOptions, RemoteConfig, RemoteStore};
 
-use crate::convert::{opt_u32, parse, parse_at, to_json, to_py};
+use crate::convert::{from_json, opt_u32, parse, parse_at, to_json, to_py};
 use crate::error::{batch_failure_to_py, to_py_err};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -550,10 +550,11 @@ impl NativeRegistry {
     }
 
     /// Resolve, reusing Python objects: versions are immutable, so the object built by
-    /// `factory(dict)` for a version is kept in `cache` under its id and current labels
-    /// and returned again while both are the same. Saves converting the version on every
-    /// warm `get`.
-    #[pyo3(signature = (name, label, version, cache, factory, split_key = None))]
+    /// `factory(dict)` for a version is kept in `cache` under its id, current labels,
+    /// split and resolution, and returned again while they are the same. Saves
+    /// converting the version on every warm `get`. With `resolve`, includes are
+    /// expanded (the dict has the expanded template and variables, and `resolution`).
+    #[pyo3(signature = (name, label, version, cache, factory, split_key = None, resolve = true))]
     #[expect(
         clippy::too_many_arguments,
         reason = "the Python method's parameters, as the wrapper passes them"
@@ -567,6 +568,7 @@ impl NativeRegistry {
         cache: Bound<'py, PyDict>,
         factory: Bound<'py, PyAny>,
         split_key: Option<String>,
+        resolve: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.registry.clone();
         let sel = try_arg!(self, py, selector(label, version));
@@ -574,20 +576,41 @@ impl NativeRegistry {
         let factory = factory.unbind();
         self.dispatch(
             py,
-            async move { r.resolve_with(&name, &sel, split_key.as_deref()).await },
-            move |py, v| {
+            async move {
+                if resolve {
+                    let c = r
+                        .resolve_composed_with(&name, &sel, split_key.as_deref())
+                        .await?;
+                    Ok((c.version, c.resolution))
+                } else {
+                    Ok((
+                        r.resolve_with(&name, &sel, split_key.as_deref()).await?,
+                        Vec::new(),
+                    ))
+                }
+            },
+            move |py, (v, resolution)| {
                 let cache = cache.bind(py);
-                // The split a version was picked from is part of the object.
+                // The split a version was picked from, and the versions its includes
+                // expanded, are part of the object.
                 let split = v
                     .split
                     .as_ref()
                     .map(|s| serde_json::to_string(s).unwrap_or_default())
                     .unwrap_or_default();
-                let key = format!("{}|{}|{split}", v.id, v.labels.join(","));
+                let mut key = format!("{}|{}|{split}", v.id, v.labels.join(","));
+                if !resolution.is_empty() {
+                    key.push('|');
+                    key.push_str(&serde_json::to_string(&resolution).unwrap_or_default());
+                }
                 if let Some(hit) = cache.get_item(&key)? {
                     return Ok(hit);
                 }
-                let obj = factory.bind(py).call1((to_py(py, &v)?,))?;
+                let mut value = serde_json::to_value(&v)
+                    .map_err(|e| to_py_err(py, Error::internal(e.to_string())))?;
+                value["resolution"] = serde_json::to_value(&resolution)
+                    .map_err(|e| to_py_err(py, Error::internal(e.to_string())))?;
+                let obj = factory.bind(py).call1((from_json(py, &value)?,))?;
                 if cache.len() >= VERSION_CACHE_SIZE {
                     cache.clear();
                 }
@@ -595,6 +618,54 @@ impl NativeRegistry {
                 Ok(obj)
             },
         )
+    }
+
+    /// Delete the project's runs created before `before` (RFC 3339), at most `limit`
+    /// (the oldest first); how many were deleted.
+    fn delete_runs_before<'py>(
+        &self,
+        py: Python<'py>,
+        before: String,
+        limit: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        let before = try_arg!(
+            self,
+            py,
+            chrono::DateTime::parse_from_rfc3339(&before)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| Error::invalid("before", format!("is not an RFC 3339 time: {e}")))
+        );
+        let limit = try_arg!(
+                self,
+                py,
+                limit
+                    .map(|l| u64::try_from(l)
+                        .map_err(|_| Error::invalid("limit", "must be at least 1")))
+                    .transpose()
+            );
+        self.call(py, async move { r.delete_runs_before(before, limit).await })
+    }
+
+    /// The project's run retention in days, or `None`.
+    fn run_retention_days<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        self.call(py, async move { r.run_retention_days().await })
+    }
+
+    /// Set the project's run retention (days, or `None` to keep runs forever); the
+    /// retention as stored.
+    fn set_run_retention<'py>(
+        &self,
+        py: Python<'py>,
+        days: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.registry.clone();
+        // Out of u32 (negative, huge) is out of range too: the one message for all.
+        let days = days.map(|d| u32::try_from(d).unwrap_or(0));
+        self.call(py, async move {
+            Ok(r.set_run_retention(days).await?.run_retention_days)
+        })
     }
 
     /// Delete (tombstone) a version; `None`.

@@ -351,3 +351,33 @@ def test_sqlite_persists_across_opens(tmp_path: "pytest.TempPathFactory") -> Non
     url = f"sqlite://{tmp_path}/p.db"
     pr.Registry.open(url).create_version(NAME, "kept {{ x }}", labels=["production"])
     assert pr.Registry.open(url).get(NAME).render(x=1) == "kept 1"
+
+
+def test_run_retention_and_deleting_old_runs(reg: pr.Registry) -> None:
+    assert reg.run_retention_days() is None
+    assert reg.set_run_retention(30) == 30
+    assert reg.run_retention_days() == 30
+    for bad in (0, -1, 36501, 2**40):
+        with pytest.raises(pr.ValidationError) as e:
+            reg.set_run_retention(bad)
+        assert e.value.field == "run_retention_days"
+    with pytest.raises(TypeError):
+        reg.set_run_retention("30")  # type: ignore[arg-type]
+    assert reg.set_run_retention(None) is None
+
+    old = [reg.log_run(output=f"old {i}") for i in range(3)]
+    cut = dt.datetime.now(dt.timezone.utc)
+    kept = reg.log_run(output="new")
+    assert reg.delete_runs(before=cut, limit=1) == 1
+    left = {r.id for r in reg.runs(limit=50)}
+    assert old[0].id not in left and {old[1].id, old[2].id, kept.id} <= left
+    assert reg.delete_runs(before=cut) == 2
+    assert {r.id for r in reg.runs(limit=50)} == {kept.id}
+    assert reg.delete_runs(before=cut) == 0
+    with pytest.raises(pr.ValidationError) as e:
+        reg.delete_runs(before=cut, limit=0)
+    assert e.value.field == "limit"
+    with pytest.raises(ValueError):
+        reg.delete_runs(before=dt.datetime(2026, 1, 1))  # naive: refused
+    with pytest.raises(TypeError):
+        reg.delete_runs(before="2026-01-01")  # type: ignore[arg-type]

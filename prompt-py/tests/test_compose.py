@@ -37,3 +37,29 @@ def test_render_and_runs_expose_the_resolution(reg: pr.Registry) -> None:
     with pytest.raises(pr.ValidationError) as e:
         reg.create_version("team/tone", "{{> mail }}")
     assert "include cycle: team/tone -> mail -> team/tone" in str(e.value)
+
+
+def test_get_expands_includes_so_render_works_offline(reg: pr.Registry) -> None:
+    reg.create_version("team/tone", "Be {{ mood }}.", labels=["production"])
+    reg.create_version("mail", "Hi {{ name }}. {{> team/tone }}", labels=["production"])
+    v = reg.get("mail")
+    assert v.template == "Hi {{ name }}. Be {{ mood }}."
+    assert sorted(v.variables) == ["mood", "name"]
+    assert v.resolution == [
+        {"name": "team/tone", "selector": "production", "version": 1, "includes": []}
+    ]
+    assert v.render(name="Ann", mood="kind") == "Hi Ann. Be kind."
+
+    raw = reg.get("mail", resolve=False)
+    assert raw.template == "Hi {{ name }}. {{> team/tone }}"
+    assert raw.resolution == []
+    with pytest.raises(TypeError):
+        reg.get("mail", resolve="no")  # type: ignore[arg-type]
+
+    # A label moved on the dependency is seen by the next get.
+    reg.create_version("team/tone", "Be brief.", labels=["production"])
+    again = reg.get("mail")
+    assert again.render(name="Ann") == "Hi Ann. Be brief."
+    assert again.resolution[0]["version"] == 2
+    # A version without includes has an empty resolution.
+    assert reg.get("team/tone").resolution == []

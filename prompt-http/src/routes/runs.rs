@@ -250,12 +250,13 @@ pub async fn delete_runs(
     Admin(caller): Admin,
     ApiQuery(q): ApiQuery<DeleteRunsQuery>,
 ) -> ApiResult<Json<DeletedRuns>> {
-    if q.limit == Some(0) {
-        return Err(prompt_core::Error::invalid("limit", "must be at least 1").into());
-    }
-    let deleted =
-        crate::retention::delete_before(state.runs.as_ref(), caller.project.id, q.before, q.limit)
-            .await?;
+    let deleted = prompt_core::retention::delete_runs_before(
+        state.runs.as_ref(),
+        caller.project.id,
+        q.before,
+        q.limit,
+    )
+    .await?;
     state
         .audit(
             &caller,

@@ -191,6 +191,11 @@ class PromptVersion(_Model):
     #: The release split this version was picked from (resolved through a label
     #: carrying one), else ``None``.
     split: Optional[Split] = None
+    #: Which version of each included prompt (``{{> name@label }}``) was expanded into
+    #: ``template`` by :meth:`Registry.get`: ``[{"name", "selector", "version",
+    #: "includes": [...]}]``, empty when it includes nothing or was got with
+    #: ``resolve=False``.
+    resolution: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "PromptVersion":
@@ -210,6 +215,7 @@ class PromptVersion(_Model):
             created_by=d.get("created_by"),
             created_at=_req_dt(d["created_at"]),
             split=Split._from_opt(d.get("split")),
+            resolution=list(d.get("resolution") or []),
         )
 
     def render(self, /, **variables: Any) -> Rendered:

@@ -26,6 +26,7 @@ from ._convert import (
     _exec_options,
     _execution,
     _fallback_version,
+    _iso,
     _log_fields,
     _logged,
     _run_fields,
@@ -224,8 +225,14 @@ class Registry:
         fallback: Optional[Template] = None,
         fallback_format: str = "mustache",
         split_key: Optional[str] = None,
+        resolve: bool = True,
     ) -> PromptVersion:
         """Resolve a version: by ``label`` (default ``production``) or ``version``.
+
+        Includes (``{{> name@label }}``) are expanded: ``template`` holds the included
+        texts, ``variables`` those of the whole expansion and ``resolution`` which
+        version of each included prompt was used, so ``.render()`` works offline.
+        ``resolve=False`` gives the template as stored.
 
         A label carrying a release split gives one of its versions: the same for every
         call with the same ``split_key`` while the split stands, a random one without
@@ -236,8 +243,10 @@ class Registry:
         and nothing is cached, instead of raising :class:`UnavailableError`. Any other
         error (a missing prompt, a refused key) is still raised."""
         try:
+            if not isinstance(resolve, bool):
+                raise TypeError(f"resolve must be a bool, not {type(resolve).__name__}")
             v: PromptVersion = self._n.resolve_cached(
-                name, label, version, self._versions, PromptVersion._from, split_key
+                name, label, version, self._versions, PromptVersion._from, split_key, resolve
             )
         except UnavailableError:
             if fallback is None:
@@ -311,6 +320,34 @@ class Registry:
         (:class:`ConflictError` naming them); ``latest`` moves to the newest version
         left (none once every version is deleted)."""
         self._n.delete_version(name, version)
+
+    def run_retention_days(self) -> Optional[int]:
+        """The project's run retention in days (``None``: runs are kept forever)."""
+        days: Optional[int] = self._n.run_retention_days()
+        return days
+
+    def set_run_retention(self, days: Optional[int]) -> Optional[int]:
+        """Keep the project's runs ``days`` days (1 to 36500; ``None``: forever): a
+        server's retention task deletes older ones, by creation time, whatever their
+        status. Returns the retention as stored. Out of range is a
+        :class:`ValidationError` on ``run_retention_days``."""
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
+            raise TypeError(f"days must be an int or None, not {type(days).__name__}")
+        stored: Optional[int] = self._n.set_run_retention(days)
+        return stored
+
+    def delete_runs(self, *, before: datetime, limit: Optional[int] = None) -> int:
+        """Delete the project's runs created before ``before`` (timezone-aware),
+        whatever their status: all of them, or at most ``limit`` (the oldest first).
+        Deleted in bounded batches, so writers are not held up. Returns how many were
+        deleted. A ``limit`` below 1 is a :class:`ValidationError` on ``limit``."""
+        when = _iso("before", before)
+        if when is None:
+            raise TypeError("before must be a datetime, not NoneType")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+        deleted: int = self._n.delete_runs_before(when, limit)
+        return deleted
 
     def protected_labels(self) -> List[ProtectedLabel]:
         """The labels only admins may move in this project (seeded with

@@ -54,14 +54,16 @@ impl PromptStore for RemoteStore {
         }
     }
 
-    /// The key's project if `id` is its id; any other project is `NotFound`.
+    /// The key's project if `id` is its id, with its settings as the server has them
+    /// now (the cached caller keeps only who the key is); any other project is
+    /// `NotFound`.
     async fn project_by_id(&self, id: Uuid) -> Result<Project> {
         let caller = self.caller().await?;
-        if caller.project.id == id {
-            Ok(caller.project.clone())
-        } else {
-            Err(Error::not_found(format!("project {id}")))
+        if caller.project.id != id {
+            return Err(Error::not_found(format!("project {id}")));
         }
+        let now: super::client::RemoteCaller = self.get_json("/api/v1/project", &[]).await?;
+        Ok(now.project)
     }
 
     async fn create_prompt(&self, _project: Uuid, new: NewPrompt) -> Result<Prompt> {
