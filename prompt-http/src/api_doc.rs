@@ -161,7 +161,7 @@ fn path_param_schema(path: &str, name: &str) -> Option<Schema> {
 
 /// The error body of the routes under `path` (the gateway's OpenAI-shaped errors have
 /// no schema in the document: OpenAI's SDKs define them).
-fn error_schema(path: &str) -> Option<RefOr<Schema>> {
+pub(crate) fn error_schema(path: &str) -> Option<RefOr<Schema>> {
     let name = if path.starts_with("/api/public/") {
         "LangfuseErrorBody"
     } else if path.starts_with("/v1/") {

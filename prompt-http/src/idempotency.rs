@@ -10,7 +10,8 @@
 //!   stored: status, `Content-Type`, `Location` and body;
 //! - the same request again (same key, method, path and body) gets the stored answer
 //!   with `Idempotent-Replayed: true`, and creates nothing;
-//! - the same key with another request answers 422 `idempotency_key_reused`;
+//! - the same key with another request answers 422 `idempotency_key_reused` (400 on
+//!   the Langfuse routes, which answer every invalid request 400, as Langfuse does);
 //! - the same request while the first is still running answers 409
 //!   `idempotency_key_in_flight` with `Retry-After`;
 //! - a 5xx answer is not stored: the key is released so a retry runs again. 4xx
@@ -42,7 +43,7 @@ use prompt_core::{
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::{ApiError, LangfuseError, OpenAiError};
 use crate::state::AppState;
 
 /// The request header.
@@ -72,7 +73,18 @@ pub const IDEMPOTENT_ROUTES: &[&str] = &[
     "/api/v1/batch",
     "/api/v1/import",
     "/v1/chat/completions",
+    "/api/public/v2/prompts",
+    "/api/prompts",
+    "/ai/prompts/",
 ];
+
+/// Whether the route the router matched (`MatchedPath`) takes a key: one of
+/// [`IDEMPOTENT_ROUTES`], or one of them served without its trailing slash too.
+fn is_idempotent_route(matched: &str) -> bool {
+    IDEMPOTENT_ROUTES
+        .iter()
+        .any(|r| *r == matched || r.strip_suffix('/') == Some(matched))
+}
 
 /// The keys' store and how long they are kept: part of the [`AppState`].
 #[derive(Debug, Clone)]
@@ -99,10 +111,13 @@ pub struct GuardLimits {
     pub abandoned_after: Duration,
 }
 
-/// An error in the shape of the path (OpenAI's on the gateway).
+/// An error in the shape of the path (OpenAI's on the gateway, Langfuse's on its
+/// routes).
 fn answer(path: &str, e: ApiError) -> Response {
     if path.starts_with("/v1/") {
         OpenAiError(e).into_response()
+    } else if path.starts_with("/api/public/") {
+        LangfuseError(e).into_response()
     } else {
         e.into_response()
     }
@@ -141,7 +156,7 @@ pub async fn guard(state: AppState, limits: GuardLimits, req: Request, next: Nex
         || !req
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|m| IDEMPOTENT_ROUTES.contains(&m.as_str()))
+            .is_some_and(|m| is_idempotent_route(m.as_str()))
     {
         return next.run(req).await;
     }
@@ -370,7 +385,7 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
+    use utoipa::openapi::{Content, RefOr, Required, ResponseBuilder};
     let key_schema = || {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -403,7 +418,13 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
         op.parameters
             .get_or_insert_with(Vec::new)
             .push(RefOr::T(param));
-        let ours = !path.starts_with("/v1/");
+        let body = crate::api_doc::error_schema(path);
+        // Langfuse answers every invalid request 400; its routes keep that shape.
+        let invalid = if path.starts_with("/api/public/") {
+            "400"
+        } else {
+            "422"
+        };
         for (status, text) in [
             (
                 "409",
@@ -411,7 +432,7 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
                  still running; retry after `Retry-After` seconds to get its answer",
             ),
             (
-                "422",
+                invalid,
                 "`idempotency_key_reused`: this Idempotency-Key was used for another request \
                  (method, path or body); or a malformed Idempotency-Key \
                  (`validation_failed`, naming the header)",
@@ -428,11 +449,8 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
                 Some(RefOr::Ref(_)) => {}
                 None => {
                     let mut r = ResponseBuilder::new().description(text);
-                    if ours {
-                        r = r.content(
-                            "application/json",
-                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-                        );
+                    if let Some(schema) = body.clone() {
+                        r = r.content("application/json", Content::new(Some(schema)));
                     }
                     op.responses
                         .responses

@@ -413,6 +413,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     // Innermost first: the API's auth, then (outer, so it runs before) the default
     // project of a user token without `X-Project`.
     let ai_prompts = ai_prompts
+        .route_layer(idempotent(state.clone()))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_key,
@@ -428,7 +429,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .merge(people)
         .merge(analysis)
         .merge(ai_prompts)
-        .merge(crate::routes::langfuse::routes(state.clone()))
+        .merge(crate::routes::langfuse::routes(state.clone(), guard_limits))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .merge(test_routes())
         // A GET outside the API namespaces is the console's (its client-side routes

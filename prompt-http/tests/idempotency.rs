@@ -110,6 +110,7 @@ idem_suites!([memory, sqlite, postgres];
     concurrent_requests_create_once,
     server_errors_are_not_stored_client_errors_are,
     keys_are_scoped_by_caller_and_checked,
+    compat_creates_replayed_and_stored_once,
 );
 
 /// `POST path` with `key` as the bearer and `idem` as the `Idempotency-Key`.
@@ -616,6 +617,84 @@ async fn remote_retry_after_a_lost_answer_stores_once() {
     let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
 }
 
+/// The creating routes of the systems we replace take a key too: Langfuse's
+/// `POST /api/public/v2/prompts` (Basic auth, errors in Langfuse's shape), the
+/// optimizer's `POST /api/prompts` and the AI prompt manager's `POST /ai/prompts/`
+/// (with and without its trailing slash).
+async fn compat_creates_replayed_and_stored_once(idem: &Idem) {
+    use base64::Engine;
+    let app = &idem.app;
+    let p = app.store.ensure_project("default").await.unwrap();
+    let (public, issued) = prompt_http::routes::langfuse::generate_langfuse_key(
+        p.id,
+        "lf",
+        prompt_core::KeyRole::Admin,
+    );
+    app.store.create_api_key(issued.record).await.unwrap();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{public}:{}", issued.key))
+    );
+    let lf = |idem_key: &str, body: &Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/public/v2/prompts")
+            .header("authorization", basic.as_str())
+            .header("idempotency-key", idem_key)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap()
+    };
+    let body = json!({"name": "lf-made", "type": "text", "prompt": "Hi {{name}}",
+                      "labels": ["production"]});
+    let first = send_to(app.router.clone(), lf("lf-1", &body)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = send_to(app.router.clone(), lf("lf-1", &body)).await;
+    assert!(replayed(&again));
+    assert_eq!((again.status, &again.text), (first.status, &first.text));
+    let other = json!({"name": "lf-made", "type": "text", "prompt": "Bye"});
+    let r = send_to(app.router.clone(), lf("lf-1", &other)).await;
+    // 400, as Langfuse answers every invalid request.
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["error"].is_string(),
+        "Langfuse's error shape: {}",
+        r.text
+    );
+    let versions = app
+        .get("/api/v1/prompts/lf-made/versions", &app.admin)
+        .await;
+    assert_eq!(versions.body["items"].as_array().unwrap().len(), 1);
+
+    let opt = json!({"title": "opt-made",
+                     "original_text": [{"role": "user", "content": "Hi {{ name }}"}]});
+    let a = post_idem(app, "/api/prompts", &app.admin, "o-1", &opt).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let b = post_idem(app, "/api/prompts", &app.admin, "o-1", &opt).await;
+    assert!(replayed(&b));
+    assert_eq!(b.body["id"], a.body["id"]);
+    let list = app.get("/api/prompts", &app.admin).await;
+    let made = list.body.as_array().unwrap();
+    assert_eq!(made.iter().filter(|p| p["title"] == "opt-made").count(), 1);
+
+    let ai = json!({"model": "mock/echo", "prompt_type": "text", "prompt_text": "hello"});
+    for path in ["/ai/prompts/", "/ai/prompts"] {
+        let a = post_idem(app, path, &app.admin, path, &ai).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{path}: {}", a.text);
+        let b = post_idem(app, path, &app.admin, path, &ai).await;
+        assert!(replayed(&b), "{path}");
+        assert_eq!(b.body["id"], a.body["id"], "{path}");
+    }
+}
+
 /// The document declares the header, the replay header and the 409/422 answers on
 /// every operation that takes a key, and not on the others.
 #[test]
@@ -630,7 +709,12 @@ fn the_document_declares_the_header_where_it_is_taken() {
                 .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
             "{path}: {params:?}"
         );
-        for status in ["409", "422"] {
+        let invalid = if path.starts_with("/api/public/") {
+            "400"
+        } else {
+            "422"
+        };
+        for status in ["409", invalid] {
             assert!(op["responses"][status].is_object(), "{path} lacks {status}");
         }
         let ok = op["responses"]

@@ -734,11 +734,19 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The Langfuse routes, behind Basic auth.
-pub fn routes(state: AppState) -> axum::Router<AppState> {
+/// The Langfuse routes, behind Basic auth; creating a prompt takes an
+/// `Idempotency-Key` (see [`crate::idempotency`]), checked once the key pair is.
+pub fn routes(state: AppState, limits: crate::idempotency::GuardLimits) -> axum::Router<AppState> {
     let (router, _) = api_routes();
-    router.route_layer(axum::middleware::from_fn_with_state(
-        state,
-        require_langfuse_key,
-    ))
+    let guard_state = state.clone();
+    router
+        .route_layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                crate::idempotency::guard(guard_state.clone(), limits, req, next)
+            },
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            require_langfuse_key,
+        ))
 }

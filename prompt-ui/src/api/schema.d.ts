@@ -4961,7 +4961,10 @@ export interface operations {
     ai_create_prompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4974,6 +4977,8 @@ export interface operations {
             /** @description the pending request */
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5004,6 +5009,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The request body is over the server's limit */
             413: {
                 headers: {
@@ -5013,6 +5027,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6695,7 +6710,10 @@ export interface operations {
     optimizer_create_prompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6707,6 +6725,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6737,6 +6757,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6754,6 +6775,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7323,7 +7345,10 @@ export interface operations {
     langfuse_create_prompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same method, path and body within 24 h (`--idempotency-ttl-secs`) gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. 1 to 255 printable ASCII characters, e.g. a UUID v4 made once per logical request; scoped to the caller. 5xx answers are not kept (a retry runs again). */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7335,12 +7360,15 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["LangfusePrompt"];
                 };
             };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request (method, path or body); or a malformed Idempotency-Key (`validation_failed`, naming the header) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7358,6 +7386,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LangfuseErrorBody"];
+                };
+            };
+            /** @description `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds to get its answer */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
