@@ -81,13 +81,17 @@ fn complete_operation(
     let (anonymous, named) = security_kind(op.security.as_deref().or(global));
     let mut has_path_params = shared_path_params;
     for p in op.parameters.iter_mut().flatten() {
-        if let RefOr::T(p) = p
-            && p.parameter_in == ParameterIn::Path
-        {
+        let RefOr::T(p) = p else { continue };
+        if p.parameter_in == ParameterIn::Path {
             has_path_params = true;
             if let Some(schema) = path_param_schema(path, &p.name) {
                 p.schema = Some(RefOr::T(schema));
             }
+        }
+        if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query)
+            && let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut()
+        {
+            shared_bounds(&p.name, o);
         }
     }
     let has_body = op.request_body.is_some();
@@ -133,6 +137,25 @@ fn complete_operation(
         "503",
         "The database is unavailable, the server is overloaded or the request timed out; retry after Retry-After",
     );
+}
+
+/// The bounds every route's validation puts on parameters of these names: a `limit`
+/// (a page size, a number of runs to delete) and a `version` are at least 1; a
+/// `prompt` filter and the `from` / `to` of a diff are not empty.
+fn shared_bounds(name: &str, o: &mut utoipa::openapi::schema::Object) {
+    let integer = matches!(
+        &o.schema_type,
+        utoipa::openapi::schema::SchemaType::Type(Type::Integer)
+    ) || matches!(&o.schema_type, utoipa::openapi::schema::SchemaType::Array(ts) if ts.contains(&Type::Integer));
+    let string = matches!(
+        &o.schema_type,
+        utoipa::openapi::schema::SchemaType::Type(Type::String)
+    ) || matches!(&o.schema_type, utoipa::openapi::schema::SchemaType::Array(ts) if ts.contains(&Type::String));
+    match name {
+        "limit" | "version" if integer => o.minimum = Some(utoipa::Number::Int(1)),
+        "prompt" | "from" | "to" if string => o.min_length = Some(1),
+        _ => {}
+    }
 }
 
 /// The constraints validation enforces on a `name` / `label` path parameter of the

@@ -62,8 +62,19 @@ async fn retention_setting(app: &TestApp) {
     assert_eq!(r.body["role"], "admin");
     let r = app.get("/api/v1/project", &viewer).await;
     assert_eq!(r.body["project"]["run_retention_days"], 30);
+    // An integral number is an integer however JSON writes it.
+    let r = app
+        .put(
+            "/api/v1/project",
+            &app.admin,
+            json!({"run_retention_days": 31.0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["project"]["run_retention_days"], 31);
 
     for bad in [
+        json!(1.5),
         json!(0),
         json!(-1),
         json!(36_501),
@@ -95,7 +106,7 @@ async fn retention_setting(app: &TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     let r = app.get("/api/v1/project", &viewer).await;
-    assert_eq!(r.body["project"]["run_retention_days"], 30, "unchanged");
+    assert_eq!(r.body["project"]["run_retention_days"], 31, "unchanged");
 
     let r = app
         .put(

@@ -30,11 +30,28 @@ pub enum SessionMode {
     Cookie,
 }
 
+/// The email fields' schema: what `accounts::config::check_email` accepts (3 to 254
+/// characters once trimmed, one `@` with text on both sides, a dot inside the domain,
+/// no space or control character).
+fn email_schema() -> utoipa::openapi::schema::Object {
+    const CH: &str = r"[^\s@\x00-\x1f\x7f-\x9f]";
+    const DOMAIN_END: &str = r"[^\s@.\x00-\x1f\x7f-\x9f]";
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some(format!(
+            r"^\s*{CH}+@{DOMAIN_END}{CH}*\.{CH}*{DOMAIN_END}\s*$"
+        )))
+        .build()
+}
+
 /// Body of `POST /api/auth/register`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    /// Email address.
+    /// Email address (surrounding spaces are ignored).
+    #[schema(schema_with = email_schema)]
     pub email: String,
     /// Password: at least 10 characters, not a common or guessable one.
     pub password: String,
@@ -86,7 +103,8 @@ pub async fn register(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
-    /// Email address.
+    /// Email address (surrounding spaces are ignored).
+    #[schema(schema_with = email_schema)]
     pub email: String,
     /// Password.
     pub password: String,
@@ -238,7 +256,7 @@ fn cleared(state: &AppState) -> ApiResult<Response> {
 /// Sign out one session: the one of the refresh token (body or cookie), or else the one
 /// of the bearer access token. Always 204 (an unknown token is already signed out).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
-    request_body = RefreshBody, responses((status = 204)))]
+    request_body = Option<RefreshBody>, responses((status = 204)))]
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -416,7 +434,8 @@ pub async fn send_verification(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
-    /// The account's email.
+    /// The account's email (surrounding spaces are ignored).
+    #[schema(schema_with = email_schema)]
     pub email: String,
 }
 

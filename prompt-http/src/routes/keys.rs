@@ -231,7 +231,7 @@ pub struct ProjectSettings {
     /// Days runs are kept, by their creation time (1–36500); `null` or absent: kept
     /// forever. Older runs are deleted by the server's retention task.
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 36500)]
-    pub run_retention_days: Option<i64>,
+    pub run_retention_days: Option<serde_json::Number>,
 }
 
 /// Change the project's settings (admin): the run retention. Audited
@@ -245,10 +245,18 @@ pub async fn put_project(
     Admin(caller): Admin,
     ApiJson(body): ApiJson<ProjectSettings>,
 ) -> ApiResult<Json<CallerView>> {
-    // Out of u32 (negative, huge) is out of range too: one message for all.
-    let days = body
-        .run_retention_days
-        .map(|d| u32::try_from(d).unwrap_or(0));
+    // Out of u32 (negative, huge, fractional) is out of range too: one message for all.
+    // An integral JSON number is an integer however it is written (`30` or `30.0`).
+    let days = body.run_retention_days.map(|n| {
+        n.as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                    .map(|f| f as u64)
+            })
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(0)
+    });
     prompt_core::validate::run_retention_days(days)?;
     let before = state.store.project_by_id(caller.project.id).await?;
     let project = state
