@@ -2891,7 +2891,6 @@ export interface components {
         };
         /** @description Body of `POST /api/auth/login`. */
         LoginBody: {
-            /** @description Email address. */
             email: string;
             /** @description Password. */
             password: string;
@@ -4123,7 +4122,6 @@ export interface components {
         };
         /** @description Body of `POST /api/auth/register`. */
         RegisterBody: {
-            /** @description Email address. */
             email: string;
             /**
              * @description An invitation token, to join its organization (required when sign-up is
@@ -4227,7 +4225,6 @@ export interface components {
         };
         /** @description Body of `POST /api/auth/password-reset`. */
         ResetBody: {
-            /** @description The account's email. */
             email: string;
         };
         /** @description Body of `POST /api/auth/password-reset/confirm`. */
@@ -5220,9 +5217,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["RefreshBody"];
+                "application/json": components["schemas"]["RefreshBody"] | null;
             };
         };
         responses: {
