@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::label::{LabelExpect, LabelMove};
 use super::prompt::{NewPrompt, Prompt, PromptUpdate};
+use super::split::{self, SplitWeights};
 use super::version::{NewVersion, PromptVersion};
 use crate::error::Error;
 use crate::validate;
@@ -45,14 +46,21 @@ pub enum BatchOp {
         /// The version.
         version: NewVersion,
     },
-    /// Point a label at a version.
+    /// Point a label at a version, or at a release split: `version` or `split`,
+    /// exactly one (as in the body of `PUT …/labels/{label}`).
     SetLabel {
         /// The prompt's name.
         name: String,
         /// The label.
         label: String,
-        /// The version.
-        version: u32,
+        /// The version (this ends a release split).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        /// A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (see
+        /// [`crate::domain::split`]); the label's version becomes the heaviest arm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, u32>>))]
+        split: Option<SplitWeights>,
         /// Compare-and-set: where the label must point now (`null`: unset).
         #[serde(
             default,
@@ -122,15 +130,20 @@ impl BatchOp {
                 name,
                 label,
                 version,
+                split,
                 expected_version,
             } => {
                 validate::prompt_name(&name)?;
                 validate::settable_label(&label)?;
-                validate::version_number(version)?;
+                match LabelTarget::from_wire(version, split.clone())? {
+                    LabelTarget::Version(v) => validate::version_number(v)?,
+                    LabelTarget::Split(w) => split::validate_split(&w)?,
+                }
                 BatchOp::SetLabel {
                     name,
                     label,
                     version,
+                    split,
                     expected_version,
                 }
             }
@@ -160,6 +173,50 @@ impl BatchOp {
                 expected_version, ..
             } => LabelExpect::from_wire(*expected_version),
             _ => LabelExpect::Any,
+        }
+    }
+}
+
+/// Where a `set_label` operation points its label: one version, or a release split.
+/// Every backend's `apply_batch` reads a [`BatchOp::SetLabel`] through it, so a split
+/// takes the path of [`crate::PromptStore::set_label_split`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelTarget {
+    /// One version (ends a release split).
+    Version(u32),
+    /// A release split: version → weight.
+    Split(SplitWeights),
+}
+
+impl LabelTarget {
+    /// The target of a `set_label`'s `version` and `split`: exactly one must be given
+    /// (`InvalidInput` naming `split` otherwise). Neither is checked further: see
+    /// [`BatchOp::validated`].
+    pub fn from_wire(version: Option<u32>, split: Option<SplitWeights>) -> crate::Result<Self> {
+        match (version, split) {
+            (Some(v), None) => Ok(LabelTarget::Version(v)),
+            (None, Some(w)) => Ok(LabelTarget::Split(w)),
+            (Some(_), Some(_)) | (None, None) => Err(Error::invalid(
+                "split",
+                "give either version or split, exactly one of them",
+            )),
+        }
+    }
+
+    /// The version the label's own `version` points at: the version, or the split's
+    /// primary arm ([`split::primary`]).
+    pub fn version(&self) -> u32 {
+        match self {
+            LabelTarget::Version(v) => *v,
+            LabelTarget::Split(w) => split::primary(w),
+        }
+    }
+
+    /// The split, if the target is one.
+    pub fn into_split(self) -> Option<SplitWeights> {
+        match self {
+            LabelTarget::Version(_) => None,
+            LabelTarget::Split(w) => Some(w),
         }
     }
 }

@@ -5,12 +5,16 @@
 //!
 //! - **Export** writes every prompt with all its live versions (history is what a
 //!   registry keeps; [`ExportOptions::heads_only`] keeps only the versions a label
-//!   points at, `latest` included). Labels are a map label → version number;
-//!   `latest` is left out: the registry maintains it.
+//!   points at, `latest` included, and every arm of a release split). Labels are a
+//!   map label → version number, or label → `{split: {4: 90, 5: 10}}` for a label
+//!   carrying a release split (see [`LabelDocument`]); `latest` is left out: the
+//!   registry maintains it.
 //! - **Import** matches versions by *content* (template, template format and config),
 //!   never by number, since numbers differ across databases: a version of the document
 //!   whose content equals a live version of the prompt maps to it; the others are
-//!   created, in the document's order. Labels are then pointed as declared; labels the
+//!   created, in the document's order. Labels are then pointed as declared (a split
+//!   is left alone when the database has the same one: the same weights on the
+//!   versions its arms map to); labels the
 //!   database has and the document does not are left alone unless
 //!   [`ImportOptions::prune_labels`]. Nothing else is ever deleted. Description and
 //!   tags are updated when they differ.
@@ -35,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::authoring::is_reserved_name;
-use crate::domain::{Prompt, PromptVersion, Template};
+use crate::domain::{Prompt, PromptVersion, SplitWeights, Template};
 use crate::error::Result;
 use crate::page::{MAX_PAGE_SIZE, PageRequest};
 use crate::registry::Registry;
@@ -63,9 +67,108 @@ pub struct PromptDocument {
     /// uses them only to resolve `labels`.
     #[serde(default)]
     pub versions: Vec<VersionDocument>,
-    /// Label → version number (of `versions`). `latest` is never listed.
+    /// Label → a version number (of `versions`), or a release split
+    /// `{split: {4: 90, 5: 10}}` over version numbers of `versions`. `latest` is never
+    /// listed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, u32>,
+    pub labels: BTreeMap<String, LabelDocument>,
+}
+
+/// Where a label of a [`PromptDocument`] points: a version number, or a release split
+/// (`production: 4` or `production: {split: {4: 90, 5: 10}}` in YAML). The numbers
+/// are the document's (`VersionDocument::version`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a version number, or {split: {version: weight, …}} for a release split"
+)]
+pub enum LabelDocument {
+    /// One version.
+    Version(u32),
+    /// A release split: version → weight (see [`crate::domain::split`]).
+    Split {
+        /// Version → weight.
+        #[serde(with = "split_keys")]
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u32>))]
+        split: SplitWeights,
+    },
+}
+
+impl LabelDocument {
+    /// The document versions the label names (one, or the split's arms).
+    pub fn versions(&self) -> Vec<u32> {
+        match self {
+            LabelDocument::Version(n) => vec![*n],
+            LabelDocument::Split { split } => split.keys().copied().collect(),
+        }
+    }
+}
+
+impl From<u32> for LabelDocument {
+    fn from(n: u32) -> Self {
+        LabelDocument::Version(n)
+    }
+}
+
+/// A split's version numbers as map keys in YAML (integers) and JSON (strings) alike.
+/// An untagged enum buffers its input, and serde's buffered map keys keep their
+/// source type, so a plain `u32` key would refuse JSON's `"4"`: the key is read by a
+/// visitor that takes both.
+mod split_keys {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use crate::domain::SplitWeights;
+
+    pub(super) fn serialize<S: Serializer>(w: &SplitWeights, s: S) -> Result<S::Ok, S::Error> {
+        w.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SplitWeights, D::Error> {
+        let keyed: BTreeMap<VersionKey, u32> = BTreeMap::deserialize(d)?;
+        Ok(keyed.into_iter().map(|(k, w)| (k.0, w)).collect())
+    }
+
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct VersionKey(u32);
+
+    impl<'de> Deserialize<'de> for VersionKey {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(KeyVisitor)
+        }
+    }
+
+    struct KeyVisitor;
+
+    impl Visitor<'_> for KeyVisitor {
+        type Value = VersionKey;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a version number")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<VersionKey, E> {
+            u32::try_from(v)
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<VersionKey, E> {
+            u32::try_from(v)
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<VersionKey, E> {
+            v.parse()
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
 }
 
 /// One version of a [`PromptDocument`].
@@ -209,22 +312,31 @@ impl Registry {
     }
 }
 
-/// The document of `prompt` with its live `versions` (oldest first).
+/// The document of `prompt` with its live `versions` (oldest first). A label with a
+/// release split is written as the split (every arm is a head).
 pub fn document_of(
     prompt: &Prompt,
     versions: &[PromptVersion],
     heads_only: bool,
 ) -> PromptDocument {
-    let labels: BTreeMap<String, u32> = prompt
+    let labels: BTreeMap<String, LabelDocument> = prompt
         .labels
         .iter()
         .filter(|(l, _)| l.as_str() != LATEST_LABEL)
-        .map(|(l, v)| (l.clone(), *v))
+        .map(|(l, v)| {
+            let doc = match prompt.splits.get(l) {
+                Some(split) => LabelDocument::Split {
+                    split: split.clone(),
+                },
+                None => LabelDocument::Version(*v),
+            };
+            (l.clone(), doc)
+        })
         .collect();
     let keep = |v: &PromptVersion| {
         !heads_only
             || prompt.latest_version == Some(v.version)
-            || labels.values().any(|n| *n == v.version)
+            || labels.values().any(|l| l.versions().contains(&v.version))
     };
     PromptDocument {
         name: prompt.name.clone(),
