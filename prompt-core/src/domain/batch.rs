@@ -58,7 +58,11 @@ pub enum BatchOp {
         version: Option<u32>,
         /// A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (see
         /// [`crate::domain::split`]); the label's version becomes the heaviest arm.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            with = "split::keys::option",
+            skip_serializing_if = "Option::is_none"
+        )]
         #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, u32>>))]
         split: Option<SplitWeights>,
         /// Compare-and-set: where the label must point now (`null`: unset).
@@ -289,4 +293,64 @@ pub fn check_batch_size(ops: &[BatchOp]) -> Result<(), BatchFailure> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn set_label(extra: serde_json::Value) -> serde_json::Value {
+        let mut op = json!({"op": "set_label", "name": "p", "label": "canary"});
+        op.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        op
+    }
+
+    #[test]
+    fn set_label_takes_a_split_with_the_wire_keys() {
+        let op: BatchOp =
+            serde_json::from_value(set_label(json!({"split": {"4": 90, "5": 10}}))).unwrap();
+        let BatchOp::SetLabel { version, split, .. } = &op else {
+            panic!("{op:?}")
+        };
+        assert_eq!(*version, None);
+        assert_eq!(
+            split.clone(),
+            Some([(4, 90), (5, 10)].into_iter().collect())
+        );
+        assert_eq!(
+            serde_json::to_value(&op).unwrap(),
+            set_label(json!({"split": {"4": 90, "5": 10}}))
+        );
+        let plain: BatchOp = serde_json::from_value(set_label(json!({"version": 3}))).unwrap();
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            set_label(json!({"version": 3}))
+        );
+    }
+
+    #[test]
+    fn set_label_needs_exactly_one_of_version_and_split() {
+        let field = |extra| {
+            let op: BatchOp = serde_json::from_value(set_label(extra)).unwrap();
+            match validate_batch(vec![op]) {
+                Err(BatchFailure {
+                    index: Some(0),
+                    error: Error::InvalidInput { field, .. },
+                }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field(json!({})), "ops[0].split");
+        assert_eq!(
+            field(json!({"version": 1, "split": {"1": 1, "2": 1}})),
+            "ops[0].split"
+        );
+        assert_eq!(field(json!({"split": {"1": 1}})), "ops[0].split");
+        assert_eq!(field(json!({"split": {"1": 1, "2": 0}})), "ops[0].split.2");
+        assert_eq!(field(json!({"version": 0})), "ops[0].version");
+    }
 }

@@ -89,7 +89,7 @@ pub enum LabelDocument {
     /// A release split: version → weight (see [`crate::domain::split`]).
     Split {
         /// Version → weight.
-        #[serde(with = "split_keys")]
+        #[serde(with = "crate::domain::split::keys")]
         #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u32>))]
         split: SplitWeights,
     },
@@ -108,66 +108,6 @@ impl LabelDocument {
 impl From<u32> for LabelDocument {
     fn from(n: u32) -> Self {
         LabelDocument::Version(n)
-    }
-}
-
-/// A split's version numbers as map keys in YAML (integers) and JSON (strings) alike.
-/// An untagged enum buffers its input, and serde's buffered map keys keep their
-/// source type, so a plain `u32` key would refuse JSON's `"4"`: the key is read by a
-/// visitor that takes both.
-mod split_keys {
-    use std::collections::BTreeMap;
-    use std::fmt;
-
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::{Deserialize, Serialize, Serializer};
-
-    use crate::domain::SplitWeights;
-
-    pub(super) fn serialize<S: Serializer>(w: &SplitWeights, s: S) -> Result<S::Ok, S::Error> {
-        w.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SplitWeights, D::Error> {
-        let keyed: BTreeMap<VersionKey, u32> = BTreeMap::deserialize(d)?;
-        Ok(keyed.into_iter().map(|(k, w)| (k.0, w)).collect())
-    }
-
-    #[derive(PartialEq, Eq, PartialOrd, Ord)]
-    struct VersionKey(u32);
-
-    impl<'de> Deserialize<'de> for VersionKey {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(KeyVisitor)
-        }
-    }
-
-    struct KeyVisitor;
-
-    impl Visitor<'_> for KeyVisitor {
-        type Value = VersionKey;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a version number")
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<VersionKey, E> {
-            u32::try_from(v)
-                .map(VersionKey)
-                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<VersionKey, E> {
-            u32::try_from(v)
-                .map(VersionKey)
-                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<VersionKey, E> {
-            v.parse()
-                .map(VersionKey)
-                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
-        }
     }
 }
 
