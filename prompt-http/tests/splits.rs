@@ -262,7 +262,7 @@ async fn batch_sets_a_split(app: &TestApp) {
                 json!({"ops": [create("three"), op]}),
             )
             .await;
-        assert_error(&r, 422, "invalid_input");
+        assert_error(&r, 422, "validation_failed");
         assert_eq!(r.body["error"]["details"]["field"], field, "{}", r.text);
     }
     let p = app.get("/api/v1/prompts/bt", &app.admin).await;
