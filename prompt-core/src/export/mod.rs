@@ -23,9 +23,15 @@
 //!   [`PromptStore::apply_batch`](crate::PromptStore::apply_batch) in **one**
 //!   transaction, with compare-and-set preconditions on what the plan read (the
 //!   prompt's latest version, each label's current version, the prompt's etag), so a
-//!   concurrent change makes the import fail instead of overwriting it. An import that
-//!   needs more than [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS) operations
-//!   is refused as a conflict rather than split over several transactions.
+//!   concurrent change makes the import fail instead of overwriting it. A split
+//!   label is a `set_label` operation after the creations, naming its arms by number:
+//!   the versions the import creates are foreseen to get the numbers after the
+//!   prompt's latest. That is wrong only when versions past the latest were deleted
+//!   (numbers are never reused), and then the batch fails rather than splitting over
+//!   other versions: each creation of such a prompt is checked against the number
+//!   foreseen for the one before, and a lone new arm would name a deleted version.
+//!   An import that needs more than [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS)
+//!   operations is refused as a conflict rather than split over several transactions.
 
 mod plan;
 pub mod tree;
