@@ -56,8 +56,8 @@ pub enum BatchOp {
         /// The version (this ends a release split).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<u32>,
-        /// A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (see
-        /// [`crate::domain::split`]); the label's version becomes the heaviest arm.
+        /// A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (2 to
+        /// 10 versions, positive weights); the label's version becomes the heaviest arm.
         #[serde(
             default,
             with = "split::keys::option",

@@ -80,9 +80,9 @@ pub struct PromptDocument {
     pub labels: BTreeMap<String, LabelDocument>,
 }
 
-/// Where a label of a [`PromptDocument`] points: a version number, or a release split
+/// Where a label of a prompt document points: a version number, or a release split
 /// (`production: 4` or `production: {split: {4: 90, 5: 10}}` in YAML). The numbers
-/// are the document's (`VersionDocument::version`).
+/// are the document's (each version's `version`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -92,7 +92,7 @@ pub struct PromptDocument {
 pub enum LabelDocument {
     /// One version.
     Version(u32),
-    /// A release split: version → weight (see [`crate::domain::split`]).
+    /// A release split: version → weight (2 to 10 versions, positive weights).
     Split {
         /// Version → weight.
         #[serde(with = "crate::domain::split::keys")]
