@@ -2020,8 +2020,8 @@ export interface components {
             /** @enum {string} */
             op: "set_label";
             /**
-             * @description A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (see
-             *     [`crate::domain::split`]); the label's version becomes the heaviest arm.
+             * @description A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (2 to
+             *     10 versions, positive weights); the label's version becomes the heaviest arm.
              */
             split?: {
                 [key: string]: number;
@@ -2696,9 +2696,9 @@ export interface components {
             role: components["schemas"]["KeyRole"];
         };
         /**
-         * @description Where a label of a [`PromptDocument`] points: a version number, or a release split
+         * @description Where a label of a prompt document points: a version number, or a release split
          *     (`production: 4` or `production: {split: {4: 90, 5: 10}}` in YAML). The numbers
-         *     are the document's (`VersionDocument::version`).
+         *     are the document's (each version's `version`).
          */
         LabelDocument: number | {
             /** @description Version → weight. */
