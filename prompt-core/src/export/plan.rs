@@ -1,5 +1,10 @@
 //! The import plan: what a bundle would create, move and leave alone, computed from
 //! the database's state, turned into one batch of operations, applied at once.
+//!
+//! One file, past 600 lines, because the plan is one algorithm: the checks of a
+//! document, the matching of its versions by content, and the operations with their
+//! preconditions (and the numbers foreseen for new versions that a split names) read
+//! the same state and must agree; split over files they would only pass it around.
 
 use std::collections::{BTreeMap, HashSet};
 
