@@ -35,11 +35,11 @@ pub use domain::{
     ApiKeyRecord, AuditEntry, AuthSession, BatchFailure, BatchOp, BatchOutcome, ChatMessage,
     Committed, DEFAULT_PROTECTED_LABELS, Delivery, DeliveryReport, DeliveryStatus, Event,
     EventPage, EventType, Invitation, KeyRole, Label, LabelExpect, LabelMove, LabelSplit,
-    MAX_TEMPLATE_BYTES, MAX_TEMPLATE_VARIABLES, Member, Membership, NewEvent, NewPrompt, NewUser,
-    NewVersion, OrgRole, Organization, Project, Prompt, PromptUpdate, PromptVersion,
-    ProtectedLabel, Rendered, Role, Selector, SplitWeights, Template, TemplateKind, User,
-    UserUpdate, Webhook, WebhookUpdate, check_batch_size, check_if_match, check_parent_version,
-    validate_batch,
+    LabelTarget, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_VARIABLES, Member, Membership, NewEvent,
+    NewPrompt, NewUser, NewVersion, OrgRole, Organization, Project, Prompt, PromptUpdate,
+    PromptVersion, ProtectedLabel, Rendered, Role, Selector, SplitWeights, Template, TemplateKind,
+    User, UserUpdate, Webhook, WebhookUpdate, check_batch_size, check_if_match,
+    check_parent_version, validate_batch,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};
@@ -48,8 +48,8 @@ pub use execute::{
     WorkerPoolConfig,
 };
 pub use export::{
-    ExportOptions, ImportConflict, ImportOptions, ImportPlan, PromptBundle, PromptDocument,
-    VersionDocument,
+    ExportOptions, ImportConflict, ImportOptions, ImportPlan, LabelDocument, PromptBundle,
+    PromptDocument, VersionDocument,
 };
 pub use idempotency::{
     ClaimTimes, IdempotencyClaim, IdempotencyStore, IdempotentRequest, IdempotentResponse,

@@ -155,6 +155,27 @@ impl AppState {
             .await;
     }
 
+    /// Audit a label move of `caller` as the label routes and `POST /api/v1/batch`
+    /// alike do: every move or removal of a `protected` label
+    /// (`protected_label.moved` / `.removed`), and every release split
+    /// (`label.split`), with the move's prompt, label, versions and split.
+    pub async fn audit_label_move(
+        &self,
+        caller: &crate::auth::Caller,
+        client: &crate::accounts::ClientInfo,
+        m: &prompt_core::LabelMove,
+        protected: bool,
+    ) {
+        let action = match (protected, m.to_version, &m.split) {
+            (true, Some(_), _) => "protected_label.moved",
+            (true, None, _) => "protected_label.removed",
+            (false, _, Some(_)) => "label.split",
+            (false, _, None) => return,
+        };
+        let data = serde_json::json!({"prompt": m.prompt, "label": m.label, "from": m.from_version, "to": m.to_version, "split": m.split});
+        self.audit(caller, client, action, data).await;
+    }
+
     /// The change feed, or `Unsupported` (501) when this server has none.
     pub fn feed(&self) -> Result<&crate::feed::Feed, crate::error::ApiError> {
         self.feed.as_ref().ok_or_else(|| {

@@ -163,4 +163,59 @@ async fn export_then_import(app: &TestApp) {
     assert_eq!(r.status.as_u16(), 422, "{}", r.text);
 }
 
-backend_suites!([memory, sqlite, postgres]; export_then_import);
+/// A label carrying a release split is exported as `{"split": {…}}` and imported into
+/// a fresh server (the backend under test) as the same split, its arms created by the
+/// import; importing again changes nothing.
+async fn export_then_import_keeps_a_split(dest: &TestApp) {
+    let source = TestApp::memory().await;
+    seed(&source).await;
+    let r = source
+        .put(
+            "/api/v1/prompts/team/tone/labels/production",
+            &source.admin,
+            json!({"split": {"1": 90, "2": 10}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let bundle = source.get("/api/v1/export", &source.admin).await.body;
+    assert_eq!(
+        bundle["prompts"][1]["labels"],
+        json!({"production": {"split": {"1": 90, "2": 10}}, "staging": 2})
+    );
+
+    let applied = dest
+        .post(&import_path(""), &dest.admin, bundle.clone())
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.text);
+    assert_eq!(applied.body["applied"], true);
+    let moved = applied.body["moved_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == "production")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        moved["split"],
+        json!({"1": 90, "2": 10}),
+        "{}",
+        applied.text
+    );
+    assert_eq!(moved["to"], 1);
+    let p = dest.get("/api/v1/prompts/team/tone", &dest.admin).await;
+    assert_eq!(p.body["splits"]["production"], json!({"1": 90, "2": 10}));
+    assert_eq!(p.body["labels"]["production"], 1);
+    let copy = dest.get("/api/v1/export", &dest.admin).await;
+    assert_eq!(copy.body, bundle);
+
+    let again = dest.post(&import_path(""), &dest.admin, bundle).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["applied"], false);
+    assert_eq!(again.body["moved_labels"], json!([]));
+}
+
+backend_suites!(
+    [memory, sqlite, postgres];
+    export_then_import,
+    export_then_import_keeps_a_split,
+);

@@ -610,6 +610,21 @@ async fn orgs_invitations_and_the_role_matrix(p: &People) {
         )
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    // A release split set by a batch is audited as one set by the label route.
+    let split = p
+        .app
+        .as_user(
+            Method::POST,
+            "/api/v1/batch",
+            &viewer,
+            Some("acme/web"),
+            Some(
+                json!({"ops": [{"op": "set_label", "name": "greet", "label": "beta",
+                                 "split": {"1": 90, "2": 10}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(split.status, StatusCode::OK, "{}", split.text);
     // A member cannot make themselves owner; the last owner cannot be demoted.
     let me_owner = p
         .app
@@ -682,10 +697,22 @@ async fn orgs_invitations_and_the_role_matrix(p: &People) {
         "invitation.created",
         "invitation.accepted",
         "protected_label.moved",
+        "label.split",
         "member.removed",
     ] {
         assert!(actions.contains(&want), "{want} in {actions:?}");
     }
+    let split = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "label.split")
+        .unwrap();
+    assert_eq!(
+        (&split["data"]["label"], &split["data"]["split"]),
+        (&json!("beta"), &json!({"1": 90, "2": 10})),
+        "{split}"
+    );
     assert!(!audit.text.contains(&inv_token));
 
     // An organization with projects cannot be deleted; an empty project can.

@@ -214,9 +214,77 @@ async fn gateway_and_stats_compare_the_arms(app: &TestApp) {
     }
 }
 
+/// `POST /api/v1/batch`: `set_label` with `split` (on versions created by the same
+/// batch) sets the split as `PUT …/labels/{label}` does; a bad one is a 422 naming
+/// `ops[i].split`, nothing of the batch written; an editor may not split a protected
+/// label.
+async fn batch_sets_a_split(app: &TestApp) {
+    let create =
+        |t: &str| json!({"op": "create_version", "name": "bt", "version": {"template": t}});
+    let split = |s: Value| json!({"op": "set_label", "name": "bt", "label": "canary", "split": s});
+    let r = app
+        .post(
+            "/api/v1/batch",
+            &app.admin,
+            json!({"ops": [create("one"), create("two"), split(json!({"1": 90, "2": 10}))]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let m = &r.body["results"][2]["label_move"];
+    assert_eq!(m["to_version"], 1, "{}", r.text);
+    assert_eq!(m["split"], json!({"1": 90, "2": 10}));
+    let p = app.get("/api/v1/prompts/bt", &app.admin).await;
+    assert_eq!(p.body["labels"]["canary"], 1);
+    assert_eq!(p.body["splits"]["canary"], json!({"1": 90, "2": 10}));
+    let h = app
+        .get("/api/v1/prompts/bt/labels/canary/history", &app.admin)
+        .await;
+    assert_eq!(h.body["items"][0]["split"], json!({"1": 90, "2": 10}));
+
+    for (op, field) in [
+        (split(json!({"1": 100})), "ops[1].split"),
+        (split(json!({"1": 1, "2": 0})), "ops[1].split.2"),
+        (split(json!({"1": 1, "9": 1})), "ops[1].split.9"),
+        (
+            json!({"op": "set_label", "name": "bt", "label": "canary", "version": 1,
+                   "split": {"1": 1, "2": 1}}),
+            "ops[1].split",
+        ),
+        (
+            json!({"op": "set_label", "name": "bt", "label": "canary"}),
+            "ops[1].split",
+        ),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/batch",
+                &app.admin,
+                json!({"ops": [create("three"), op]}),
+            )
+            .await;
+        assert_error(&r, 422, "validation_failed");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{}", r.text);
+    }
+    let p = app.get("/api/v1/prompts/bt", &app.admin).await;
+    assert_eq!(p.body["latest_version"], 2, "nothing was written");
+    assert_eq!(p.body["splits"]["canary"], json!({"1": 90, "2": 10}));
+
+    let editor = app.key("default", KeyRole::Editor).await;
+    let r = app
+        .post(
+            "/api/v1/batch",
+            &editor,
+            json!({"ops": [{"op": "set_label", "name": "bt", "label": "production",
+                            "split": {"1": 1, "2": 1}}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
 backend_suites!(
     [memory, sqlite, postgres];
     set_resolve_render_and_end,
     invalid_splits_are_refused,
     gateway_and_stats_compare_the_arms,
+    batch_sets_a_split,
 );

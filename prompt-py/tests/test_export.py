@@ -53,3 +53,26 @@ def test_export_import_round_trip(reg: pr.Registry, backend: Backend) -> None:
     # A malformed document is a validation error.
     with pytest.raises(pr.ValidationError):
         other.import_prompts({"prompts": [{"nam": "x"}]})
+
+
+def test_a_release_split_survives_export_and_import(reg: pr.Registry, backend: Backend) -> None:
+    for t in ["one", "two", "three"]:
+        reg.create_version("ab", t)
+    reg.set_label_split("ab", "canary", {1: 90, 3: 10})
+    docs = reg.export_prompts()
+    (ab,) = docs["prompts"]
+    split = ab["labels"]["canary"]["split"]
+    assert {int(v): w for v, w in split.items()} == {1: 90, 3: 10}
+
+    other = backend.open(f"t{uuid.uuid4().hex[:16]}")
+    plan = other.import_prompts(docs)
+    assert plan.applied and plan.conflicts == []
+    assert other.get_prompt("ab").splits == {"canary": {1: 90, 3: 10}}
+    assert other.export_prompts() == docs
+    again = other.import_prompts(docs)
+    assert not again.applied and again.moved_labels == []
+    # Another split moves the label with it.
+    ab["labels"]["canary"] = {"split": {"2": 50, "3": 50}}
+    moved = other.import_prompts(docs)
+    assert moved.applied and moved.moved_labels[0]["to"] == 3
+    assert other.get_prompt("ab").splits == {"canary": {2: 50, 3: 50}}

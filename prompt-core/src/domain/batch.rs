@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::label::{LabelExpect, LabelMove};
 use super::prompt::{NewPrompt, Prompt, PromptUpdate};
+use super::split::{self, SplitWeights};
 use super::version::{NewVersion, PromptVersion};
 use crate::error::Error;
 use crate::validate;
@@ -45,14 +46,25 @@ pub enum BatchOp {
         /// The version.
         version: NewVersion,
     },
-    /// Point a label at a version.
+    /// Point a label at a version, or at a release split: `version` or `split`,
+    /// exactly one (as in the body of `PUT …/labels/{label}`).
     SetLabel {
         /// The prompt's name.
         name: String,
         /// The label.
         label: String,
-        /// The version.
-        version: u32,
+        /// The version (this ends a release split).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        /// A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (2 to
+        /// 10 versions, positive weights); the label's version becomes the heaviest arm.
+        #[serde(
+            default,
+            with = "split::keys::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, u32>>))]
+        split: Option<SplitWeights>,
         /// Compare-and-set: where the label must point now (`null`: unset).
         #[serde(
             default,
@@ -122,15 +134,20 @@ impl BatchOp {
                 name,
                 label,
                 version,
+                split,
                 expected_version,
             } => {
                 validate::prompt_name(&name)?;
                 validate::settable_label(&label)?;
-                validate::version_number(version)?;
+                match LabelTarget::from_wire(version, split.clone())? {
+                    LabelTarget::Version(v) => validate::version_number(v)?,
+                    LabelTarget::Split(w) => split::validate_split(&w)?,
+                }
                 BatchOp::SetLabel {
                     name,
                     label,
                     version,
+                    split,
                     expected_version,
                 }
             }
@@ -160,6 +177,50 @@ impl BatchOp {
                 expected_version, ..
             } => LabelExpect::from_wire(*expected_version),
             _ => LabelExpect::Any,
+        }
+    }
+}
+
+/// Where a `set_label` operation points its label: one version, or a release split.
+/// Every backend's `apply_batch` reads a [`BatchOp::SetLabel`] through it, so a split
+/// takes the path of [`crate::PromptStore::set_label_split`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelTarget {
+    /// One version (ends a release split).
+    Version(u32),
+    /// A release split: version → weight.
+    Split(SplitWeights),
+}
+
+impl LabelTarget {
+    /// The target of a `set_label`'s `version` and `split`: exactly one must be given
+    /// (`InvalidInput` naming `split` otherwise). Neither is checked further: see
+    /// [`BatchOp::validated`].
+    pub fn from_wire(version: Option<u32>, split: Option<SplitWeights>) -> crate::Result<Self> {
+        match (version, split) {
+            (Some(v), None) => Ok(LabelTarget::Version(v)),
+            (None, Some(w)) => Ok(LabelTarget::Split(w)),
+            (Some(_), Some(_)) | (None, None) => Err(Error::invalid(
+                "split",
+                "give either version or split, exactly one of them",
+            )),
+        }
+    }
+
+    /// The version the label's own `version` points at: the version, or the split's
+    /// primary arm ([`split::primary`]).
+    pub fn version(&self) -> u32 {
+        match self {
+            LabelTarget::Version(v) => *v,
+            LabelTarget::Split(w) => split::primary(w),
+        }
+    }
+
+    /// The split, if the target is one.
+    pub fn into_split(self) -> Option<SplitWeights> {
+        match self {
+            LabelTarget::Version(_) => None,
+            LabelTarget::Split(w) => Some(w),
         }
     }
 }
@@ -232,4 +293,64 @@ pub fn check_batch_size(ops: &[BatchOp]) -> Result<(), BatchFailure> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn set_label(extra: serde_json::Value) -> serde_json::Value {
+        let mut op = json!({"op": "set_label", "name": "p", "label": "canary"});
+        op.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        op
+    }
+
+    #[test]
+    fn set_label_takes_a_split_with_the_wire_keys() {
+        let op: BatchOp =
+            serde_json::from_value(set_label(json!({"split": {"4": 90, "5": 10}}))).unwrap();
+        let BatchOp::SetLabel { version, split, .. } = &op else {
+            panic!("{op:?}")
+        };
+        assert_eq!(*version, None);
+        assert_eq!(
+            split.clone(),
+            Some([(4, 90), (5, 10)].into_iter().collect())
+        );
+        assert_eq!(
+            serde_json::to_value(&op).unwrap(),
+            set_label(json!({"split": {"4": 90, "5": 10}}))
+        );
+        let plain: BatchOp = serde_json::from_value(set_label(json!({"version": 3}))).unwrap();
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            set_label(json!({"version": 3}))
+        );
+    }
+
+    #[test]
+    fn set_label_needs_exactly_one_of_version_and_split() {
+        let field = |extra| {
+            let op: BatchOp = serde_json::from_value(set_label(extra)).unwrap();
+            match validate_batch(vec![op]) {
+                Err(BatchFailure {
+                    index: Some(0),
+                    error: Error::InvalidInput { field, .. },
+                }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field(json!({})), "ops[0].split");
+        assert_eq!(
+            field(json!({"version": 1, "split": {"1": 1, "2": 1}})),
+            "ops[0].split"
+        );
+        assert_eq!(field(json!({"split": {"1": 1}})), "ops[0].split");
+        assert_eq!(field(json!({"split": {"1": 1, "2": 0}})), "ops[0].split.2");
+        assert_eq!(field(json!({"version": 0})), "ops[0].version");
+    }
 }

@@ -159,6 +159,90 @@ pub fn pick(weights: &SplitWeights, prompt_id: Uuid, label: &str, key: Option<&s
     primary(weights)
 }
 
+/// Serde of a [`SplitWeights`] field that serde reads through a buffer (a field of
+/// an untagged or internally tagged enum: `BatchOp`, an export's labels), for
+/// `#[serde(with = "…::split::keys")]`. Buffered map keys keep their source type, so
+/// a plain `u32` key would refuse JSON's `"4"` there: the keys are read by a visitor
+/// that takes a number (YAML) or a numeric string (JSON) alike.
+pub mod keys {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use super::SplitWeights;
+
+    /// Serialize as a map (string keys in JSON, numbers in YAML).
+    pub fn serialize<S: Serializer>(w: &SplitWeights, s: S) -> Result<S::Ok, S::Error> {
+        w.serialize(s)
+    }
+
+    /// Read a map version → weight whose keys are numbers or numeric strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SplitWeights, D::Error> {
+        let keyed: BTreeMap<VersionKey, u32> = BTreeMap::deserialize(d)?;
+        Ok(keyed.into_iter().map(|(k, w)| (k.0, w)).collect())
+    }
+
+    /// The same for an optional field (`#[serde(default, with = "…::keys::option")]`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use super::SplitWeights;
+
+        /// Serialize as [`super::serialize`] does, `None` as null.
+        pub fn serialize<S: Serializer>(w: &Option<SplitWeights>, s: S) -> Result<S::Ok, S::Error> {
+            w.serialize(s)
+        }
+
+        /// Read as [`super::deserialize`] does; null is `None`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<SplitWeights>, D::Error> {
+            #[derive(Deserialize)]
+            struct Lenient(#[serde(with = "super")] SplitWeights);
+            Ok(Option::<Lenient>::deserialize(d)?.map(|l| l.0))
+        }
+    }
+
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct VersionKey(u32);
+
+    impl<'de> Deserialize<'de> for VersionKey {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(KeyVisitor)
+        }
+    }
+
+    struct KeyVisitor;
+
+    impl Visitor<'_> for KeyVisitor {
+        type Value = VersionKey;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a version number")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<VersionKey, E> {
+            u32::try_from(v)
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<VersionKey, E> {
+            u32::try_from(v)
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<VersionKey, E> {
+            v.parse()
+                .map(VersionKey)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

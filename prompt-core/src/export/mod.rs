@@ -5,12 +5,16 @@
 //!
 //! - **Export** writes every prompt with all its live versions (history is what a
 //!   registry keeps; [`ExportOptions::heads_only`] keeps only the versions a label
-//!   points at, `latest` included). Labels are a map label → version number;
-//!   `latest` is left out: the registry maintains it.
+//!   points at, `latest` included, and every arm of a release split). Labels are a
+//!   map label → version number, or label → `{split: {4: 90, 5: 10}}` for a label
+//!   carrying a release split (see [`LabelDocument`]); `latest` is left out: the
+//!   registry maintains it.
 //! - **Import** matches versions by *content* (template, template format and config),
 //!   never by number, since numbers differ across databases: a version of the document
 //!   whose content equals a live version of the prompt maps to it; the others are
-//!   created, in the document's order. Labels are then pointed as declared; labels the
+//!   created, in the document's order. Labels are then pointed as declared (a split
+//!   is left alone when the database has the same one: the same weights on the
+//!   versions its arms map to); labels the
 //!   database has and the document does not are left alone unless
 //!   [`ImportOptions::prune_labels`]. Nothing else is ever deleted. Description and
 //!   tags are updated when they differ.
@@ -19,9 +23,15 @@
 //!   [`PromptStore::apply_batch`](crate::PromptStore::apply_batch) in **one**
 //!   transaction, with compare-and-set preconditions on what the plan read (the
 //!   prompt's latest version, each label's current version, the prompt's etag), so a
-//!   concurrent change makes the import fail instead of overwriting it. An import that
-//!   needs more than [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS) operations
-//!   is refused as a conflict rather than split over several transactions.
+//!   concurrent change makes the import fail instead of overwriting it. A split
+//!   label is a `set_label` operation after the creations, naming its arms by number:
+//!   the versions the import creates are foreseen to get the numbers after the
+//!   prompt's latest. That is wrong only when versions past the latest were deleted
+//!   (numbers are never reused), and then the batch fails rather than splitting over
+//!   other versions: each creation of such a prompt is checked against the number
+//!   foreseen for the one before, and a lone new arm would name a deleted version.
+//!   An import that needs more than [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS)
+//!   operations is refused as a conflict rather than split over several transactions.
 
 mod plan;
 pub mod tree;
@@ -35,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::authoring::is_reserved_name;
-use crate::domain::{Prompt, PromptVersion, Template};
+use crate::domain::{Prompt, PromptVersion, SplitWeights, Template};
 use crate::error::Result;
 use crate::page::{MAX_PAGE_SIZE, PageRequest};
 use crate::registry::Registry;
@@ -63,9 +73,48 @@ pub struct PromptDocument {
     /// uses them only to resolve `labels`.
     #[serde(default)]
     pub versions: Vec<VersionDocument>,
-    /// Label → version number (of `versions`). `latest` is never listed.
+    /// Label → a version number (of `versions`), or a release split
+    /// `{split: {4: 90, 5: 10}}` over version numbers of `versions`. `latest` is never
+    /// listed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, u32>,
+    pub labels: BTreeMap<String, LabelDocument>,
+}
+
+/// Where a label of a prompt document points: a version number, or a release split
+/// (`production: 4` or `production: {split: {4: 90, 5: 10}}` in YAML). The numbers
+/// are the document's (each version's `version`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a version number, or {split: {version: weight, …}} for a release split"
+)]
+pub enum LabelDocument {
+    /// One version.
+    Version(u32),
+    /// A release split: version → weight (2 to 10 versions, positive weights).
+    Split {
+        /// Version → weight.
+        #[serde(with = "crate::domain::split::keys")]
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u32>))]
+        split: SplitWeights,
+    },
+}
+
+impl LabelDocument {
+    /// The document versions the label names (one, or the split's arms).
+    pub fn versions(&self) -> Vec<u32> {
+        match self {
+            LabelDocument::Version(n) => vec![*n],
+            LabelDocument::Split { split } => split.keys().copied().collect(),
+        }
+    }
+}
+
+impl From<u32> for LabelDocument {
+    fn from(n: u32) -> Self {
+        LabelDocument::Version(n)
+    }
 }
 
 /// One version of a [`PromptDocument`].
@@ -209,22 +258,31 @@ impl Registry {
     }
 }
 
-/// The document of `prompt` with its live `versions` (oldest first).
+/// The document of `prompt` with its live `versions` (oldest first). A label with a
+/// release split is written as the split (every arm is a head).
 pub fn document_of(
     prompt: &Prompt,
     versions: &[PromptVersion],
     heads_only: bool,
 ) -> PromptDocument {
-    let labels: BTreeMap<String, u32> = prompt
+    let labels: BTreeMap<String, LabelDocument> = prompt
         .labels
         .iter()
         .filter(|(l, _)| l.as_str() != LATEST_LABEL)
-        .map(|(l, v)| (l.clone(), *v))
+        .map(|(l, v)| {
+            let doc = match prompt.splits.get(l) {
+                Some(split) => LabelDocument::Split {
+                    split: split.clone(),
+                },
+                None => LabelDocument::Version(*v),
+            };
+            (l.clone(), doc)
+        })
         .collect();
     let keep = |v: &PromptVersion| {
         !heads_only
             || prompt.latest_version == Some(v.version)
-            || labels.values().any(|n| *n == v.version)
+            || labels.values().any(|l| l.versions().contains(&v.version))
     };
     PromptDocument {
         name: prompt.name.clone(),

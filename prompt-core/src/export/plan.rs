@@ -1,16 +1,21 @@
 //! The import plan: what a bundle would create, move and leave alone, computed from
 //! the database's state, turned into one batch of operations, applied at once.
+//!
+//! One file, past 600 lines, because the plan is one algorithm: the checks of a
+//! document, the matching of its versions by content, and the operations with their
+//! preconditions (and the numbers foreseen for new versions that a split names) read
+//! the same state and must agree; split over files they would only pass it around.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ImportOptions, Progress, PromptBundle, PromptDocument};
+use super::{ImportOptions, LabelDocument, Progress, PromptBundle, PromptDocument};
 use crate::domain::MAX_BATCH_OPS;
 use crate::domain::{
     BatchFailure, BatchOp, BatchOutcome, NewPrompt, NewVersion, Prompt, PromptUpdate,
-    PromptVersion, Template,
+    PromptVersion, SplitWeights, Template, split,
 };
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -75,8 +80,14 @@ pub struct PlannedLabel {
     pub from: Option<u32>,
     /// Where it will point (`None`: removed, or a version not created yet).
     pub to: Option<u32>,
-    /// The version of the document it points at (`None` when removed).
+    /// The version of the document it points at (`None` when removed); for a split,
+    /// its primary arm.
     pub document_version: Option<u32>,
+    /// The release split it will carry, over the document's version numbers (`None`:
+    /// one version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, u32>>))]
+    pub split: Option<SplitWeights>,
 }
 
 /// Something the import leaves as it is.
@@ -200,12 +211,19 @@ impl ImportPlan {
         }
         let num = |n: Option<u32>| n.map_or_else(|| "new".to_owned(), |n| n.to_string());
         for l in &self.moved_labels {
+            let to = match &l.split {
+                Some(weights) => {
+                    let arms: Vec<String> =
+                        weights.iter().map(|(v, w)| format!("v{v}: {w}")).collect();
+                    format!("split {{{}}}", arms.join(", "))
+                }
+                None => num(l.to),
+            };
             line(format!(
-                "move label     {} {}: {} -> {}",
+                "move label     {} {}: {} -> {to}",
                 l.prompt,
                 l.label,
                 l.from.map_or_else(|| "unset".to_owned(), |n| n.to_string()),
-                num(l.to)
             ));
         }
         for l in &self.removed_labels {
@@ -342,13 +360,38 @@ impl Registry {
                 Err(e) => conflict(e.in_field(&format!("versions[{i}]")).to_string()),
             }
         }
-        for (label, n) in &doc.labels {
+        for (label, target) in &doc.labels {
             if let Err(e) = validate::settable_label(label) {
                 conflict(format!("label '{label}': {e}"));
-            } else if !doc.versions.iter().any(|v| v.version == *n) {
-                conflict(format!(
-                    "label '{label}' points at version {n}, which the document does not define"
-                ));
+                continue;
+            }
+            if let LabelDocument::Split { split } = target
+                && let Err(e) = split::validate_split(split)
+            {
+                conflict(format!("label '{label}': {e}"));
+                continue;
+            }
+            let arms = target.versions();
+            for n in &arms {
+                if !doc.versions.iter().any(|v| v.version == *n) {
+                    conflict(format!(
+                        "label '{label}' points at version {n}, which the document does not define"
+                    ));
+                }
+            }
+            // Versions are matched by content: two arms of the same content would be
+            // one version in the database.
+            let content = |n: &u32| contents.iter().find(|(m, _, _)| m == n).map(|c| &c.1);
+            for (i, a) in arms.iter().enumerate() {
+                if let Some(b) = arms[i + 1..]
+                    .iter()
+                    .find(|b| content(a).is_some() && content(a) == content(b))
+                {
+                    conflict(format!(
+                        "label '{label}' splits between versions {a} and {b}, which have the \
+                         same content (an import makes them one version)"
+                    ));
+                }
             }
         }
         if plan.conflicts.len() > conflicts_before {
@@ -438,44 +481,85 @@ fn plan_ops(
         targets.insert(*n, target);
     }
     let current = |label: &str| existing.and_then(|p| p.labels.get(label).copied());
+    let current_split = |label: &str| existing.and_then(|p| p.splits.get(label));
+    // A split is a label operation after the creations, and names its arms by number:
+    // the versions this import creates get the numbers after the latest the plan read.
+    // That holds unless versions past it were deleted (numbers are never reused), so
+    // a prompt whose split names a created version checks every creation against the
+    // number the plan gave the one before (`chain`): a wrong guess refuses the batch
+    // instead of pointing the split at another version.
+    let latest = existing.and_then(|p| p.latest_version).unwrap_or(0);
+    let number_of = |t: &Target| match t {
+        Target::Existing(v) => *v,
+        Target::Created(i) => latest + 1 + *i as u32,
+    };
+    let mut chain = false;
     // Labels that go to a created version move with its creation.
     let mut labels_of_created: Vec<Vec<String>> = vec![Vec::new(); to_create.len()];
     let mut set_ops = Vec::new();
-    for (label, n) in &doc.labels {
+    for (label, target) in &doc.labels {
         let from = current(label);
-        match targets.get(n) {
-            Some(Target::Existing(v)) if from == Some(*v) => {}
-            Some(Target::Existing(v)) => {
-                plan.moved_labels.push(PlannedLabel {
-                    prompt: name.to_owned(),
-                    label: label.clone(),
-                    from,
-                    to: Some(*v),
-                    document_version: Some(*n),
-                });
-                set_ops.push(BatchOp::SetLabel {
-                    name: name.to_owned(),
-                    label: label.clone(),
-                    version: *v,
-                    expected_version: Some(from),
-                });
+        let moved = |to, document_version, split| PlannedLabel {
+            prompt: name.to_owned(),
+            label: label.clone(),
+            from,
+            to,
+            document_version: Some(document_version),
+            split,
+        };
+        let set = |version, split| BatchOp::SetLabel {
+            name: name.to_owned(),
+            label: label.clone(),
+            version,
+            split,
+            expected_version: Some(from),
+        };
+        match target {
+            LabelDocument::Version(n) => match targets.get(n) {
+                Some(Target::Existing(v)) if from == Some(*v) && current_split(label).is_none() => {
+                }
+                Some(Target::Existing(v)) => {
+                    plan.moved_labels.push(moved(Some(*v), *n, None));
+                    set_ops.push(set(Some(*v), None));
+                }
+                Some(Target::Created(i)) => {
+                    plan.moved_labels.push(moved(None, to_create[*i].0, None));
+                    labels_of_created[*i].push(label.clone());
+                }
+                // Checked by the caller: every label points at a document version.
+                None => {}
+            },
+            LabelDocument::Split { split } => {
+                // Checked by the caller: every arm is a document version, of its own
+                // content.
+                let arms: Vec<(u32, &Target, u32)> = split
+                    .iter()
+                    .filter_map(|(n, w)| targets.get(n).map(|t| (*n, t, *w)))
+                    .collect();
+                let weights: SplitWeights =
+                    arms.iter().map(|(_, t, w)| (number_of(t), *w)).collect();
+                let creates = arms.iter().any(|(_, t, _)| matches!(t, Target::Created(_)));
+                if !creates && current_split(label) == Some(&weights) {
+                    continue;
+                }
+                let primary = split::primary(&weights);
+                let Some((doc_primary, t, _)) =
+                    arms.iter().find(|(_, t, _)| number_of(t) == primary)
+                else {
+                    continue;
+                };
+                let to = matches!(t, Target::Existing(_)).then_some(primary);
+                chain |= creates;
+                plan.moved_labels
+                    .push(moved(to, *doc_primary, Some(split.clone())));
+                set_ops.push(set(None, Some(weights)));
             }
-            Some(Target::Created(i)) => {
-                plan.moved_labels.push(PlannedLabel {
-                    prompt: name.to_owned(),
-                    label: label.clone(),
-                    from,
-                    to: None,
-                    document_version: Some(to_create[*i].0),
-                });
-                labels_of_created[*i].push(label.clone());
-            }
-            // Checked by the caller: every label points at a document version.
-            None => {}
         }
     }
-    let mut parent = Some(existing.and_then(|p| p.latest_version).unwrap_or(0));
-    for ((n, content, message), labels) in to_create.into_iter().zip(labels_of_created) {
+    let mut parent = Some(latest);
+    for (i, ((n, content, message), labels)) in
+        to_create.into_iter().zip(labels_of_created).enumerate()
+    {
         let (template, format, config) = content.clone();
         let mut new = NewVersion::new(template)
             .with_format(format)
@@ -483,8 +567,13 @@ fn plan_ops(
             .with_labels(labels.clone());
         new.commit_message = message;
         // Only the first creation is checked against the latest the plan read: the
-        // next ones follow it in the same transaction.
-        new.parent_version = parent.take();
+        // next ones follow it in the same transaction (unless a split needs their
+        // numbers, see `chain`).
+        new.parent_version = if chain {
+            Some(latest + i as u32)
+        } else {
+            parent.take()
+        };
         plan.created_at_op
             .push((plan.ops.len(), plan.created_versions.len()));
         plan.created_versions.push(PlannedVersion {
@@ -511,6 +600,7 @@ fn plan_ops(
                     from: Some(*v),
                     to: None,
                     document_version: None,
+                    split: None,
                 });
                 plan.ops.push(BatchOp::DeleteLabel {
                     name: name.to_owned(),

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::tree::{from_yaml, path_of, to_yaml};
-use super::{PromptDocument, VersionDocument};
+use super::{LabelDocument, PromptBundle, PromptDocument, VersionDocument};
 use crate::domain::{ChatMessage, Role, Template};
 use crate::template::TemplateFormat;
 
@@ -33,7 +33,7 @@ fn doc() -> PromptDocument {
                 commit_message: Some("chat".into()),
             },
         ],
-        labels: [("production".to_owned(), 3)].into_iter().collect(),
+        labels: [("production".to_owned(), 3.into())].into_iter().collect(),
     }
 }
 
@@ -87,4 +87,53 @@ fn a_prompt_name_is_its_path() {
         path_of(Path::new("out"), "v1.2"),
         Path::new("out/v1.2.yaml")
     );
+}
+
+#[test]
+fn a_split_label_reads_naturally_in_yaml_and_json() {
+    let mut d = doc();
+    d.labels.insert(
+        "canary".into(),
+        LabelDocument::Split {
+            split: [(1, 90), (3, 10)].into_iter().collect(),
+        },
+    );
+    let text = to_yaml(&d).unwrap();
+    assert!(
+        text.ends_with(
+            "labels:\n  canary:\n    split:\n      1: 90\n      3: 10\n  production: 3\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(from_yaml(&text).unwrap(), d);
+    // JSON (the HTTP body) writes the versions as strings, as every split on the wire.
+    let bundle = PromptBundle {
+        prompts: vec![d.clone()],
+    };
+    let wire = serde_json::to_value(&bundle).unwrap();
+    assert_eq!(
+        wire["prompts"][0]["labels"],
+        json!({"canary": {"split": {"1": 90, "3": 10}}, "production": 3})
+    );
+    assert_eq!(
+        serde_json::from_value::<PromptBundle>(wire).unwrap(),
+        bundle
+    );
+    assert_eq!(
+        d.labels["canary"].versions(),
+        [1, 3],
+        "the document versions it names"
+    );
+}
+
+#[test]
+fn a_malformed_label_says_what_is_expected() {
+    for bad in [
+        "name: a\nlabels:\n  production: beta\n",
+        "name: a\nlabels:\n  production:\n    split:\n      x: 1\n",
+        "name: a\nlabels:\n  production:\n    versions: {1: 1}\n",
+    ] {
+        let e = from_yaml(bad).unwrap_err();
+        assert!(e.contains("a version number, or {split:"), "{bad}: {e}");
+    }
 }

@@ -73,7 +73,8 @@ async fn check_permissions(
 
 /// Apply up to 1000 operations (`create_prompt`, `update_prompt`, `archive_prompt`,
 /// `create_version`, `set_label`, `delete_label`, each `{"op": …, …}`) in one
-/// transaction: all or nothing. 200 with one outcome per operation; otherwise the
+/// transaction: all or nothing. `set_label` takes `version` or a release `split`
+/// (`{"4": 90, "5": 10}`), exactly one, as `PUT …/labels/{label}` does. 200 with one outcome per operation; otherwise the
 /// failing operation's status (400/403/404/409/412/422 …) with `details.field`
 /// naming it (`ops[2]`, or the field inside it) and nothing written. Preconditions
 /// (`if_match`, `version.parent_version`, `expected_version`) and protected labels
@@ -114,23 +115,11 @@ pub(crate) async fn apply_checked(
         .apply_batch(ops)
         .await
         .map_err(batch_error)?;
-    // Moves of protected labels are audited, as on the label routes.
+    // Label moves are audited as on the label routes (protected labels, splits).
     for r in &results {
-        if let BatchOutcome::LabelMove(m) = r
-            && protected.contains(&m.label)
-        {
-            let action = if m.to_version.is_some() {
-                "protected_label.moved"
-            } else {
-                "protected_label.removed"
-            };
+        if let BatchOutcome::LabelMove(m) = r {
             state
-                .audit(
-                    caller,
-                    client,
-                    action,
-                    serde_json::json!({"prompt": m.prompt, "label": m.label, "from": m.from_version, "to": m.to_version}),
-                )
+                .audit_label_move(caller, client, m, protected.contains(&m.label))
                 .await;
         }
     }

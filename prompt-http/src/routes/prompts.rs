@@ -543,15 +543,9 @@ pub async fn set_label(
             });
         }
     };
-    let data = serde_json::json!({"prompt": name, "label": label, "from": m.from_version, "to": m.to_version, "split": m.split});
-    if protected.contains(&label) {
-        state
-            .audit(&caller, &client, "protected_label.moved", data)
-            .await;
-    } else if m.split.is_some() {
-        // Every split is audited (a protected label's move already is).
-        state.audit(&caller, &client, "label.split", data).await;
-    }
+    state
+        .audit_label_move(&caller, &client, &m, protected.contains(&label))
+        .await;
     Ok(Json(m))
 }
 
@@ -568,7 +562,7 @@ pub async fn delete_label(
 ) -> ApiResult<StatusCode> {
     state.check_reserved(&caller, &name)?;
     let protected = state.check_labels(&caller, [&label]).await?;
-    state
+    let m = state
         .registry(&caller.project)
         .delete_label(
             &name,
@@ -577,16 +571,9 @@ pub async fn delete_label(
             Some(&caller.actor()),
         )
         .await?;
-    if protected.contains(&label) {
-        state
-            .audit(
-                &caller,
-                &client,
-                "protected_label.removed",
-                serde_json::json!({"prompt": name, "label": label}),
-            )
-            .await;
-    }
+    state
+        .audit_label_move(&caller, &client, &m, protected.contains(&label))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -388,8 +388,10 @@ class Registry:
         """Every live prompt as a document, ``{"prompts": [{name, description, tags,
         versions: [{version, template, template_format, config, commit_message}],
         labels: {label: version}}]}`` (the format of ``prompt-registry export`` and
-        ``GET /api/v1/export``): all live versions, or with ``heads`` only the labelled
-        ones and the latest; ``prefix`` keeps prompts whose name starts with it."""
+        ``GET /api/v1/export``; a label carrying a release split is
+        ``{label: {"split": {version: weight}}}``): all live versions, or with ``heads``
+        only the labelled ones (every arm of a split) and the latest; ``prefix`` keeps
+        prompts whose name starts with it."""
         out: Dict[str, Any] = self._n.export_prompts(heads, prefix)
         return out
 
@@ -427,7 +429,8 @@ class Registry:
         - ``{"op": "update_prompt", "name", "update": {"description"?, "tags"?}, "if_match"?}``
         - ``{"op": "archive_prompt", "name"}``
         - ``{"op": "create_version", "name", "version": {"template", "labels"?, "parent_version"?, ...}}``
-        - ``{"op": "set_label", "name", "label", "version", "expected_version"?}``
+        - ``{"op": "set_label", "name", "label", "version", "expected_version"?}``, or with
+          ``"split": {version: weight}`` instead of ``version`` (a release split)
         - ``{"op": "delete_label", "name", "label", "expected_version"?}``
 
         In a batch, ``"expected_version": None`` means "the label must be unset" (the

@@ -19,10 +19,10 @@ use prompt_core::run::RunPosition;
 use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, LabelMove,
-    NewEvent, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore, PromptUpdate,
-    PromptVersion, ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog, RunQuery,
-    RunStats, RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size, check_if_match,
-    check_parent_version, validate,
+    LabelTarget, NewEvent, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore,
+    PromptUpdate, PromptVersion, ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog,
+    RunQuery, RunStats, RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size,
+    check_if_match, check_parent_version, validate,
 };
 use uuid::Uuid;
 
@@ -583,16 +583,25 @@ impl State {
                 name,
                 label,
                 version,
+                split,
                 ..
-            } => BatchOutcome::LabelMove(self.set_label_op(
-                project,
-                &name,
-                &label,
-                version,
-                expect,
-                actor::current().as_deref(),
-                ev,
-            )?),
+            } => {
+                let actor = actor::current();
+                BatchOutcome::LabelMove(match LabelTarget::from_wire(version, split)? {
+                    LabelTarget::Version(v) => {
+                        self.set_label_op(project, &name, &label, v, expect, actor.as_deref(), ev)?
+                    }
+                    LabelTarget::Split(w) => self.set_label_split_op(
+                        project,
+                        &name,
+                        &label,
+                        &w,
+                        expect,
+                        actor.as_deref(),
+                        ev,
+                    )?,
+                })
+            }
             BatchOp::DeleteLabel { name, label, .. } => {
                 BatchOutcome::LabelMove(self.delete_label_op(
                     project,

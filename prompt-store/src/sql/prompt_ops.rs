@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use prompt_core::compose;
 use prompt_core::domain::{actor, new_id, now, split};
 use prompt_core::{
-    BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, NewEvent, NewPrompt,
-    NewVersion, PromptUpdate, PromptVersion, Result, SplitWeights, check_if_match,
+    BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, LabelTarget, NewEvent,
+    NewPrompt, NewVersion, PromptUpdate, PromptVersion, Result, SplitWeights, check_if_match,
     check_parent_version, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Row, Type};
@@ -125,15 +125,19 @@ impl<D: Dialect> Op<D> {
                 name,
                 label,
                 version,
+                split,
                 ..
-            } => Ok(Op::MoveLabel {
-                name,
-                label,
-                to: Some(version),
-                split: None,
-                expect,
-                actor: actor::current(),
-            }),
+            } => {
+                let target = LabelTarget::from_wire(version, split)?;
+                Ok(Op::MoveLabel {
+                    name,
+                    label,
+                    to: Some(target.version()),
+                    split: target.into_split(),
+                    expect,
+                    actor: actor::current(),
+                })
+            }
             BatchOp::DeleteLabel { name, label, .. } => Ok(Op::MoveLabel {
                 name,
                 label,

@@ -3,8 +3,8 @@
 
 use prompt_core::export::NoProgress;
 use prompt_core::{
-    ChatMessage, Error, ExportOptions, ImportOptions, LabelExpect, NewPrompt, NewVersion,
-    PromptBundle, Registry, Role, Template, TemplateFormat,
+    ChatMessage, Error, ExportOptions, ImportOptions, LabelDocument, LabelExpect, NewPrompt,
+    NewVersion, PromptBundle, Registry, Role, SplitWeights, Template, TemplateFormat,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -68,8 +68,14 @@ fn renumbered(mut bundle: PromptBundle) -> PromptBundle {
         for (i, v) in doc.versions.iter_mut().enumerate() {
             v.version = i as u32 + 1;
         }
-        for n in doc.labels.values_mut() {
-            *n = old.iter().position(|o| o == n).unwrap() as u32 + 1;
+        let renumber = |n: &u32| old.iter().position(|o| o == n).unwrap() as u32 + 1;
+        for l in doc.labels.values_mut() {
+            *l = match l {
+                LabelDocument::Version(n) => LabelDocument::Version(renumber(n)),
+                LabelDocument::Split { split } => LabelDocument::Split {
+                    split: split.iter().map(|(n, w)| (renumber(n), *w)).collect(),
+                },
+            };
         }
     }
     bundle
@@ -95,7 +101,7 @@ pub async fn export_import_round_trip(b: &TestBackend) {
         tone.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
         [1, 3]
     );
-    assert_eq!(tone.labels.get("production"), Some(&1));
+    assert_eq!(tone.labels.get("production"), Some(&1.into()));
     assert!(!tone.labels.contains_key("latest"));
 
     let dest = reg(b, "exp-b").await;
@@ -164,13 +170,13 @@ pub async fn import_moves_labels_and_prunes(b: &TestBackend) {
         .find(|p| p.name == "team/tone")
         .unwrap();
     tone.labels.remove("staging");
-    tone.labels.insert("production".into(), 3);
+    tone.labels.insert("production".into(), 3.into());
     tone.description = None;
     let mut v = tone.versions[0].clone();
     v.version = 10;
     v.template = Template::Text("Be bold.".into());
     tone.versions.push(v);
-    tone.labels.insert("canary".into(), 10);
+    tone.labels.insert("canary".into(), 10.into());
 
     let dry = r
         .import_prompts(
@@ -249,7 +255,7 @@ pub async fn import_conflicts_write_nothing(b: &TestBackend) {
         (
             "does not define",
             Box::new(|b: &mut PromptBundle| {
-                b.prompts[2].labels.insert("production".into(), 99);
+                b.prompts[2].labels.insert("production".into(), 99.into());
             }),
         ),
         (
@@ -275,14 +281,16 @@ pub async fn import_conflicts_write_nothing(b: &TestBackend) {
         (
             "latest",
             Box::new(|b: &mut PromptBundle| {
-                b.prompts[2].labels.insert("latest".into(), 1);
+                b.prompts[2].labels.insert("latest".into(), 1.into());
             }),
         ),
     ];
     for (expected, break_it) in cases {
         let mut bundle = good.clone();
         bundle.prompts.push(fresh.clone());
-        bundle.prompts[2].labels.insert("production".into(), 3);
+        bundle.prompts[2]
+            .labels
+            .insert("production".into(), 3.into());
         break_it(&mut bundle);
         let plan = r
             .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
@@ -326,7 +334,7 @@ pub async fn import_refuses_a_concurrent_change(b: &TestBackend) {
     v.version = 10;
     v.template = Template::Text("Be bold.".into());
     tone.versions.push(v);
-    tone.labels.insert("production".into(), 3);
+    tone.labels.insert("production".into(), 3.into());
     let plan = r
         .plan_import(&bundle, &ImportOptions::default(), &NoProgress)
         .await
@@ -363,4 +371,176 @@ pub async fn import_refuses_a_concurrent_change(b: &TestBackend) {
         r.get_prompt("team/tone").await.unwrap().latest_version,
         Some(4)
     );
+}
+
+/// A label carrying a release split is exported as the split (`heads_only` keeps every
+/// arm) and imported as one: into an empty project, its arms created by the import;
+/// importing again changes nothing; a different split in the document moves the label
+/// with it, and a plain version ends it. When versions past the prompt's latest were
+/// deleted, the numbers a split of new versions would name cannot be foreseen: the
+/// import is refused as a whole instead of pointing the split at other versions.
+pub async fn export_import_keeps_splits(b: &TestBackend) {
+    let a = reg(b, "exp-split-a").await;
+    seed(&a).await;
+    let split: SplitWeights = [(1, 90), (3, 10)].into_iter().collect();
+    a.set_label_split("team/tone", "production", &split, LabelExpect::Any, None)
+        .await
+        .unwrap();
+    for t in ["a", "b", "c"] {
+        a.create_version("arms", NewVersion::new(t)).await.unwrap();
+    }
+    let arms: SplitWeights = [(1, 70), (2, 30)].into_iter().collect();
+    a.set_label_split("arms", "production", &arms, LabelExpect::Any, None)
+        .await
+        .unwrap();
+    let bundle = export(&a).await;
+    let tone = bundle
+        .prompts
+        .iter()
+        .find(|p| p.name == "team/tone")
+        .unwrap();
+    assert_eq!(
+        tone.labels.get("production"),
+        Some(&LabelDocument::Split {
+            split: split.clone()
+        })
+    );
+    assert_eq!(tone.labels.get("staging"), Some(&3.into()));
+    let heads = a
+        .export_prompts(
+            &ExportOptions {
+                heads_only: true,
+                name_prefix: Some("arms".into()),
+            },
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let kept: Vec<u32> = heads.prompts[0]
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(kept, [1, 2, 3], "every arm, and the latest");
+
+    let dest = reg(b, "exp-split-b").await;
+    let plan = dest
+        .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(plan.applied, "{}", plan.render());
+    assert!(
+        plan.render()
+            .contains("team/tone production: unset -> split {v1: 90, v3: 10}"),
+        "{}",
+        plan.render()
+    );
+    let moved = plan
+        .moved_labels
+        .iter()
+        .find(|l| l.prompt == "team/tone" && l.label == "production")
+        .unwrap();
+    assert_eq!((moved.to, moved.split.as_ref()), (Some(1), Some(&split)));
+    let p = dest.get_prompt("team/tone").await.unwrap();
+    let expected: SplitWeights = [(1, 90), (2, 10)].into_iter().collect();
+    assert_eq!(p.splits.get("production"), Some(&expected));
+    assert_eq!(p.labels.get("production"), Some(&1));
+    assert_eq!(
+        dest.get_prompt("arms")
+            .await
+            .unwrap()
+            .splits
+            .get("production"),
+        Some(&arms)
+    );
+    let copy = export(&dest).await;
+    assert_eq!(renumbered(copy.clone()), renumbered(bundle.clone()));
+
+    // Twice: nothing to do.
+    for target in [&dest, &a] {
+        let again = target
+            .import_prompts(&copy, &ImportOptions::default(), &NoProgress)
+            .await
+            .unwrap();
+        assert!(again.is_noop(), "{}", again.render());
+    }
+
+    // Another split moves the label with it; a version ends the split.
+    let mut changed = copy.clone();
+    let even: SplitWeights = [(1, 50), (2, 50)].into_iter().collect();
+    let doc = changed
+        .prompts
+        .iter_mut()
+        .find(|p| p.name == "team/tone")
+        .unwrap();
+    doc.labels.insert(
+        "production".into(),
+        LabelDocument::Split {
+            split: even.clone(),
+        },
+    );
+    let plan = dest
+        .import_prompts(&changed, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(plan.moved_labels.len(), 1, "{}", plan.render());
+    assert_eq!(plan.ops().len(), 1);
+    let p = dest.get_prompt("team/tone").await.unwrap();
+    assert_eq!(p.splits.get("production"), Some(&even));
+    assert_eq!(p.labels.get("production"), Some(&2), "ties to the highest");
+    let doc = changed
+        .prompts
+        .iter_mut()
+        .find(|p| p.name == "team/tone")
+        .unwrap();
+    doc.labels.insert("production".into(), 2.into());
+    let plan = dest
+        .import_prompts(&changed, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(
+        plan.applied && plan.moved_labels.len() == 1,
+        "{}",
+        plan.render()
+    );
+    let p = dest.get_prompt("team/tone").await.unwrap();
+    assert!(p.splits.is_empty());
+    assert_eq!(p.labels.get("production"), Some(&2));
+
+    // A split over new versions of a prompt whose newest versions were deleted.
+    let c = reg(b, "exp-split-c").await;
+    for t in ["one", "two"] {
+        c.create_version("g", NewVersion::new(t)).await.unwrap();
+    }
+    c.delete_version("g", 2).await.unwrap();
+    let doc = |extra: &[&str], split: &[(u32, u32)]| {
+        let mut versions = vec![("one", 1)];
+        versions.extend(extra.iter().zip(2..).map(|(t, n)| (*t, n)));
+        let yaml = format!(
+            "name: g\nversions:\n{}labels:\n  production:\n    split:\n{}",
+            versions
+                .iter()
+                .map(|(t, n)| format!("- version: {n}\n  template: {t}\n"))
+                .collect::<String>(),
+            split
+                .iter()
+                .map(|(v, w)| format!("      {v}: {w}\n"))
+                .collect::<String>()
+        );
+        PromptBundle {
+            prompts: vec![prompt_core::export::tree::from_yaml(&yaml).unwrap()],
+        }
+    };
+    for bundle in [
+        doc(&["new"], &[(1, 50), (2, 50)]),
+        doc(&["new a", "new b"], &[(1, 50), (3, 50)]),
+    ] {
+        let r = c
+            .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
+            .await;
+        assert!(r.is_err(), "{r:?}");
+        let p = c.get_prompt("g").await.unwrap();
+        assert_eq!(p.latest_version, Some(1), "nothing was written");
+        assert!(p.splits.is_empty() && !p.labels.contains_key("production"));
+    }
 }

@@ -233,7 +233,8 @@ pub async fn batch_all_or_nothing(b: &TestBackend) {
         |name: &str, label: &str, version: u32, expected: Option<Option<u32>>| BatchOp::SetLabel {
             name: name.into(),
             label: label.into(),
-            version,
+            version: Some(version),
+            split: None,
             expected_version: expected,
         };
     let bad = vec![

@@ -283,6 +283,7 @@ macro_rules! behaviour_suite {
             import_moves_labels_and_prunes,
             import_conflicts_write_nothing,
             import_refuses_a_concurrent_change,
+            export_import_keeps_splits,
             compose_includes_text_and_chat,
             compose_refused_at_creation,
             compose_run_records_resolution,
@@ -292,6 +293,7 @@ macro_rules! behaviour_suite {
             idempotency_expiry_abandon_and_purge,
             split_set_sticky_and_ended,
             split_refusals_runs_and_stats,
+            split_set_by_batch,
         );
     };
     (@tests $factory:path; $($name:ident),* $(,)?) => {

@@ -5,8 +5,8 @@
 use prompt_core::domain::split;
 use prompt_core::run::GroupBy;
 use prompt_core::{
-    Error, LabelExpect, NewRun, NewVersion, PageRequest, Registry, RunStatus, Selector,
-    SplitWeights, StatsQuery,
+    BatchOp, BatchOutcome, Error, LabelExpect, NewRun, NewVersion, PageRequest, Registry,
+    RunStatus, Selector, SplitWeights, StatsQuery,
 };
 use uuid::Uuid;
 
@@ -223,4 +223,117 @@ pub async fn split_refusals_runs_and_stats(b: &TestBackend) {
         weights: w,
     });
     assert_eq!(invalid_field(r.log_run(n).await), "split");
+}
+
+/// A batch's `set_label` with `split` sets a release split as `set_label_split` does
+/// (on versions created earlier in the same batch too): the move, the prompt and the
+/// label's history carry it, and `expected_version` compares with the label's version
+/// (the primary arm). A bad split refuses the whole batch naming `ops[i].split`,
+/// nothing written; a `set_label` with `version` ends the split.
+pub async fn split_set_by_batch(b: &TestBackend) {
+    let r = reg(b).await;
+    let set = |version: Option<u32>, split: Option<SplitWeights>, expected: Option<u32>| {
+        BatchOp::SetLabel {
+            name: "bt".into(),
+            label: "production".into(),
+            version,
+            split,
+            expected_version: Some(expected),
+        }
+    };
+    let create = |t: &str| BatchOp::CreateVersion {
+        name: "bt".into(),
+        version: NewVersion::new(t),
+    };
+    let split = weights(&[(1, 90), (2, 10)]);
+    let out = r
+        .apply_batch(vec![
+            create("one"),
+            create("two"),
+            set(None, Some(split.clone()), None),
+        ])
+        .await
+        .unwrap();
+    let Some(BatchOutcome::LabelMove(m)) = out.get(2) else {
+        panic!("{out:?}")
+    };
+    assert_eq!((m.to_version, m.split.as_ref()), (Some(1), Some(&split)));
+    let p = r.get_prompt("bt").await.unwrap();
+    assert_eq!(p.labels.get("production"), Some(&1));
+    assert_eq!(p.splits.get("production"), Some(&split));
+    let history = r
+        .label_history("bt", "production", &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].split.as_ref(), Some(&split));
+    let v = r
+        .resolve_with("bt", &Selector::label("production"), Some("user-1"))
+        .await
+        .unwrap();
+    assert_eq!(v.split.map(|s| s.weights), Some(split.clone()));
+    assert_eq!(
+        v.version,
+        split::pick(&split, p.id, "production", Some("user-1"))
+    );
+
+    // Compare-and-set on the label's version, the primary arm.
+    let even = weights(&[(1, 50), (2, 50)]);
+    let stale = r
+        .apply_batch(vec![set(None, Some(even.clone()), Some(2))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale.error, Error::PreconditionFailed { .. }),
+        "{stale:?}"
+    );
+    let out = r
+        .apply_batch(vec![set(None, Some(even.clone()), Some(1))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], BatchOutcome::LabelMove(m) if m.to_version == Some(2) && m.split.as_ref() == Some(&even)),
+        "ties go to the highest version: {out:?}"
+    );
+
+    // Refused, naming the field; the version created before it is not written.
+    let cases = [
+        (set(None, None, Some(2)), "ops[1].split"),
+        (set(Some(1), Some(even.clone()), Some(2)), "ops[1].split"),
+        (
+            set(None, Some(weights(&[(1, 100)])), Some(2)),
+            "ops[1].split",
+        ),
+        (
+            set(None, Some(weights(&[(1, 5), (2, 0)])), Some(2)),
+            "ops[1].split.2",
+        ),
+        (
+            set(None, Some(weights(&[(1, 5), (9, 5)])), Some(2)),
+            "split.9",
+        ),
+    ];
+    for (op, field) in cases {
+        let failure = r.apply_batch(vec![create("three"), op]).await.unwrap_err();
+        assert_eq!(failure.index, Some(1), "{failure:?}");
+        match &failure.error {
+            Error::InvalidInput { field: f, .. } => assert!(f.ends_with(field), "{f} {field}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let p = r.get_prompt("bt").await.unwrap();
+    assert_eq!(p.latest_version, Some(2), "nothing was written");
+    assert_eq!(p.splits.get("production"), Some(&even));
+
+    // One version ends the split.
+    let out = r
+        .apply_batch(vec![set(Some(1), None, Some(2))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], BatchOutcome::LabelMove(m) if m.to_version == Some(1) && m.split.is_none()),
+        "{out:?}"
+    );
+    assert!(r.get_prompt("bt").await.unwrap().splits.is_empty());
 }

@@ -698,7 +698,8 @@ export interface paths {
         /**
          * Apply up to 1000 operations (`create_prompt`, `update_prompt`, `archive_prompt`,
          *     `create_version`, `set_label`, `delete_label`, each `{"op": …, …}`) in one
-         *     transaction: all or nothing. 200 with one outcome per operation; otherwise the
+         *     transaction: all or nothing. `set_label` takes `version` or a release `split`
+         *     (`{"4": 90, "5": 10}`), exactly one, as `PUT …/labels/{label}` does. 200 with one outcome per operation; otherwise the
          *     failing operation's status (400/403/404/409/412/422 …) with `details.field`
          *     naming it (`ops[2]`, or the field inside it) and nothing written. Preconditions
          *     (`if_match`, `version.parent_version`, `expected_version`) and protected labels
@@ -2019,10 +2020,17 @@ export interface components {
             /** @enum {string} */
             op: "set_label";
             /**
-             * Format: int32
-             * @description The version.
+             * @description A release split instead: version → weight, e.g. `{"4": 90, "5": 10}` (2 to
+             *     10 versions, positive weights); the label's version becomes the heaviest arm.
              */
-            version: number;
+            split?: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Format: int32
+             * @description The version (this ends a release split).
+             */
+            version?: number | null;
         } | {
             /**
              * Format: int32
@@ -2686,6 +2694,17 @@ export interface components {
             revoked_at?: string | null;
             /** @description Role. */
             role: components["schemas"]["KeyRole"];
+        };
+        /**
+         * @description Where a label of a prompt document points: a version number, or a release split
+         *     (`production: 4` or `production: {split: {4: 90, 5: 10}}` in YAML). The numbers
+         *     are the document's (each version's `version`).
+         */
+        LabelDocument: number | {
+            /** @description Version → weight. */
+            split: {
+                [key: string]: number;
+            };
         };
         /** @description One audited move of a label (set, moved or deleted). */
         LabelMove: {
@@ -3712,7 +3731,8 @@ export interface components {
         PlannedLabel: {
             /**
              * Format: int32
-             * @description The version of the document it points at (`None` when removed).
+             * @description The version of the document it points at (`None` when removed); for a split,
+             *     its primary arm.
              */
             document_version?: number | null;
             /**
@@ -3724,6 +3744,13 @@ export interface components {
             label: string;
             /** @description The prompt. */
             prompt: string;
+            /**
+             * @description The release split it will carry, over the document's version numbers (`None`:
+             *     one version).
+             */
+            split?: {
+                [key: string]: number;
+            } | null;
             /**
              * Format: int32
              * @description Where it will point (`None`: removed, or a version not created yet).
@@ -3880,9 +3907,13 @@ export interface components {
         PromptDocument: {
             /** @description Free text. */
             description?: string | null;
-            /** @description Label → version number (of `versions`). `latest` is never listed. */
+            /**
+             * @description Label → a version number (of `versions`), or a release split
+             *     `{split: {4: 90, 5: 10}}` over version numbers of `versions`. `latest` is never
+             *     listed.
+             */
             labels?: {
-                [key: string]: number;
+                [key: string]: components["schemas"]["LabelDocument"];
             };
             /** @description The prompt's name (its path in an exported tree, without `.yaml`). */
             name: string;
