@@ -91,7 +91,7 @@ fn complete_operation(
         if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query)
             && let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut()
         {
-            shared_bounds(&p.name, o);
+            shared_bounds(path, &p.name, o);
         }
     }
     let has_body = op.request_body.is_some();
@@ -140,9 +140,10 @@ fn complete_operation(
 }
 
 /// The bounds every route's validation puts on parameters of these names: a `limit`
-/// (a page size, a number of runs to delete) and a `version` are at least 1; a
-/// `prompt` filter and the `from` / `to` of a diff are not empty.
-fn shared_bounds(name: &str, o: &mut utoipa::openapi::schema::Object) {
+/// (a page size, a number of runs to delete) and a `version` are at least 1 (an event
+/// page at most [`MAX_EVENT_PAGE`](prompt_core::domain::MAX_EVENT_PAGE)); a `prompt`
+/// or `label` filter and the `from` / `to` of a diff are not empty.
+fn shared_bounds(path: &str, name: &str, o: &mut utoipa::openapi::schema::Object) {
     let integer = matches!(
         &o.schema_type,
         utoipa::openapi::schema::SchemaType::Type(Type::Integer)
@@ -152,8 +153,15 @@ fn shared_bounds(name: &str, o: &mut utoipa::openapi::schema::Object) {
         utoipa::openapi::schema::SchemaType::Type(Type::String)
     ) || matches!(&o.schema_type, utoipa::openapi::schema::SchemaType::Array(ts) if ts.contains(&Type::String));
     match name {
-        "limit" | "version" if integer => o.minimum = Some(utoipa::Number::Int(1)),
-        "prompt" | "from" | "to" if string => o.min_length = Some(1),
+        "limit" | "version" if integer => {
+            o.minimum = Some(utoipa::Number::Int(1));
+            if name == "limit" && path == "/api/v1/events" {
+                o.maximum = Some(utoipa::Number::UInt(
+                    prompt_core::domain::MAX_EVENT_PAGE as usize,
+                ));
+            }
+        }
+        "prompt" | "label" | "from" | "to" if string => o.min_length = Some(1),
         _ => {}
     }
 }

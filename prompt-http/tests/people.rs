@@ -1189,6 +1189,15 @@ async fn browser_sessions_cors_and_csrf(p: &People) {
             .unwrap()
             .contains("Max-Age=0")
     );
+    // A JSON `null` body is no body (the document says the body is optional).
+    let null_body = Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth/logout")
+        .header("content-type", "application/json")
+        .body(Body::from("null"))
+        .unwrap();
+    let out = p.app.send(null_body).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.text);
 
     // CORS is off by default: no Access-Control headers, even on a preflight.
     let pre = |origin: &str| {

@@ -54,8 +54,14 @@ pub struct RegisterBody {
     #[schema(schema_with = email_schema)]
     pub email: String,
     /// Password: at least 10 characters, not a common or guessable one.
+    #[schema(min_length = 10)]
     pub password: String,
     /// Display name (the email's local part by default).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// An invitation token, to join its organization (required when sign-up is
     /// invite-only).
@@ -107,6 +113,7 @@ pub struct LoginBody {
     #[schema(schema_with = email_schema)]
     pub email: String,
     /// Password.
+    #[schema(min_length = 1, max_length = 256)]
     pub password: String,
     /// Where the refresh token goes (`token`: in the body; `cookie`: only in the
     /// `HttpOnly` cookie).
@@ -222,7 +229,8 @@ fn optional_body(bytes: &[u8]) -> ApiResult<RefreshBody> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         Ok(RefreshBody::default())
     } else {
-        crate::extract::parse_json(bytes)
+        // A JSON `null` is no body too.
+        crate::extract::parse_json::<Option<RefreshBody>>(bytes).map(Option::unwrap_or_default)
     }
 }
 
@@ -461,7 +469,8 @@ pub async fn password_reset(
 pub struct ResetConfirmBody {
     /// The token from the email (or from `prompt-registry users create`).
     pub token: String,
-    /// The new password.
+    /// The new password: at least 10 characters, not a common or guessable one.
+    #[schema(min_length = 10)]
     pub password: String,
 }
 

@@ -26,6 +26,11 @@ pub struct PutProviderBody {
     /// The API base URL (required for `openai_compatible`; the vendor's by default).
     pub base_url: Option<String>,
     /// The vendor API key. Stored encrypted; never shown again (only masked).
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub api_key: String,
     /// Default generation parameters (`model` sets the default model).
     #[schema(value_type = Option<Object>)]

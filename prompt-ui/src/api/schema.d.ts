@@ -4260,7 +4260,7 @@ export interface components {
         };
         /** @description Body of `POST /api/auth/password-reset/confirm`. */
         ResetConfirmBody: {
-            /** @description The new password. */
+            /** @description The new password: at least 10 characters, not a common or guessable one. */
             password: string;
             /** @description The token from the email (or from `prompt-registry users create`). */
             token: string;

@@ -55,6 +55,7 @@ const MAX_PROMPT_TYPE: usize = 50;
 pub struct PromptCreate {
     /// The model: `provider/model`, a provider's name, or a vendor's model name
     /// (`gpt-4o-mini`, `gemini-2.5-flash`, …).
+    #[schema(min_length = 1, max_length = 200)]
     pub model: String,
     /// What kind of prompt (`text`, `code`, …): 1–50 characters, kept with the request.
     pub prompt_type: String,

@@ -96,6 +96,11 @@ pub struct PutModelConfig {
     /// server (`deepseek`, …; needs `base_url`).
     pub model_type: String,
     /// The vendor API key: stored encrypted, never returned.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub api_key: String,
     /// The API base URL (the vendor's by default).
     #[serde(default)]
