@@ -2,7 +2,12 @@
 //! methods of [`prompt_core::PromptStore`] and for `apply_batch` alike: an [`Op`] is a
 //! write prepared before its transaction (validated, its values encoded), and
 //! [`SqlStore::run_ops`] is the one transaction script that applies a list of them,
-//! appends their events and commits, all or nothing.
+//! appends their events (with the dependents' events they imply) and commits, all or
+//! nothing.
+//!
+//! One file, just over 600 lines, on purpose: the transaction script and the one body
+//! of each prompt write share the `Op` type and its preparation; splitting them would
+//! put the script and what it runs in two places.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
