@@ -39,7 +39,7 @@ pub use domain::{
     NewPrompt, NewUser, NewVersion, OrgRole, Organization, Project, Prompt, PromptUpdate,
     PromptVersion, ProtectedLabel, Rendered, Role, Selector, SplitWeights, Template, TemplateKind,
     User, UserUpdate, Webhook, WebhookUpdate, check_batch_size, check_if_match,
-    check_parent_version, validate_batch,
+    check_parent_version, validate_batch, validate_ops,
 };
 pub use error::{Error, ErrorKind, ProviderError, ProviderErrorKind, Result, TemplateError};
 pub use events::{EventLog, WebhookStore};

@@ -404,9 +404,22 @@ impl Registry {
             .await
     }
 
-    /// Apply prompt, version and label operations in one transaction, all or nothing
-    /// (see [`PromptStore::apply_batch`]).
+    /// Apply 1 to [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS) prompt, version and
+    /// label operations in one transaction, all or nothing (see
+    /// [`PromptStore::apply_batch`]).
     pub async fn apply_batch(
+        &self,
+        ops: Vec<crate::BatchOp>,
+    ) -> Result<Vec<crate::BatchOutcome>, crate::BatchFailure> {
+        crate::check_batch_size(&ops)?;
+        self.store.apply_batch(self.pid(), ops).await
+    }
+
+    /// Apply any number of operations in one transaction, all or nothing:
+    /// [`Registry::apply_batch`] without its cap, for imports
+    /// ([`Registry::import_prompts`], `POST /api/v1/import`) and for entry points that
+    /// size their batches themselves (`POST /api/v1/batch`).
+    pub async fn apply_ops(
         &self,
         ops: Vec<crate::BatchOp>,
     ) -> Result<Vec<crate::BatchOutcome>, crate::BatchFailure> {

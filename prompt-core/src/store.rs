@@ -20,6 +20,7 @@ use crate::domain::{
     SplitWeights,
 };
 use crate::error::{Error, Result};
+use crate::export::{ExportOptions, ImportOptions, ImportPlan, PromptBundle};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 
@@ -203,6 +204,36 @@ pub trait PromptStore: Send + Sync + Debug {
         project: Uuid,
         ops: Vec<BatchOp>,
     ) -> Result<Vec<BatchOutcome>, BatchFailure>;
+
+    /// Export where the prompts are kept, when that is not this process: the remote
+    /// store asks the server's `GET /api/v1/export` (one request instead of one per
+    /// prompt). `None`, the default: the [`Registry`](crate::Registry) reads the
+    /// prompts through this store. Layers that wrap a store forward it.
+    async fn export_bundle(
+        &self,
+        project: Uuid,
+        options: &ExportOptions,
+    ) -> Result<Option<PromptBundle>> {
+        let _ = (project, options);
+        Ok(None)
+    }
+
+    /// Plan and apply an import where the prompts are kept, when that is not this
+    /// process: the remote store sends `bundle` to the server's `POST /api/v1/import`
+    /// (one request, planned and applied there in one transaction; a dry run or a
+    /// refused import answers the plan with its conflicts). `None`, the default: the
+    /// [`Registry`](crate::Registry) plans here, reading through this store, and
+    /// applies the plan with [`PromptStore::apply_batch`]. Layers that wrap a store
+    /// forward it.
+    async fn import_bundle(
+        &self,
+        project: Uuid,
+        bundle: &PromptBundle,
+        options: &ImportOptions,
+    ) -> Result<Option<ImportPlan>> {
+        let _ = (project, bundle, options);
+        Ok(None)
+    }
 
     /// Delete version `version` of a live prompt: a **tombstone**. The version no
     /// longer resolves (by number: `NotFound` saying it was deleted), is hidden from

@@ -30,6 +30,7 @@ use crate::domain::{
     SplitWeights,
 };
 use crate::error::{Error, Result};
+use crate::export::{ExportOptions, ImportOptions, ImportPlan, PromptBundle};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
@@ -333,9 +334,26 @@ impl PromptStore for ValidatedStore {
         project: Uuid,
         ops: Vec<BatchOp>,
     ) -> Result<Vec<BatchOutcome>, BatchFailure> {
-        let ops = crate::domain::validate_batch(ops)?;
+        let ops = crate::domain::validate_ops(ops)?;
         self.check_batch_includes(project, &ops).await?;
         self.inner.apply_batch(project, ops).await
+    }
+
+    async fn export_bundle(
+        &self,
+        project: Uuid,
+        options: &ExportOptions,
+    ) -> Result<Option<PromptBundle>> {
+        self.inner.export_bundle(project, options).await
+    }
+
+    async fn import_bundle(
+        &self,
+        project: Uuid,
+        bundle: &PromptBundle,
+        options: &ImportOptions,
+    ) -> Result<Option<ImportPlan>> {
+        self.inner.import_bundle(project, bundle, options).await
     }
 
     async fn label_history(

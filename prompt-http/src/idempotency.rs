@@ -173,15 +173,20 @@ pub async fn guard(state: AppState, limits: GuardLimits, req: Request, next: Nex
             Err(_) => return next.run(req).await,
         },
     };
+    let matched = req.extensions().get::<MatchedPath>();
+    let body_limit = if matched.is_some_and(|m| m.as_str() == "/api/v1/import") {
+        crate::routes::export::IMPORT_BODY_LIMIT
+    } else {
+        limits.body_limit
+    };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, limits.body_limit).await {
+    let bytes = match axum::body::to_bytes(body, body_limit).await {
         Ok(b) => b,
         Err(_) => {
             return answer(
                 &path,
                 ApiError::PayloadTooLarge(format!(
-                    "request body is larger than the server's limit ({} bytes) or was cut off",
-                    limits.body_limit
+                    "request body is larger than the server's limit ({body_limit} bytes) or was cut off"
                 )),
             );
         }

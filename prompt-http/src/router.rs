@@ -230,7 +230,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ws::ws))
         .routes(routes!(batch::apply_batch))
         .routes(routes!(export::export_prompts))
-        .routes(routes!(export::import_prompts))
+        // Prompts as code: a whole project's documents in one body.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(export::import_prompts))
+                .layer(DefaultBodyLimit::max(export::IMPORT_BODY_LIMIT)),
+        )
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))

@@ -216,6 +216,37 @@ fn export_and_import_through_a_server() {
     assert!(tone.contains("production: 1"), "{tone}");
     assert!(tone.contains("model: gpt-4o-mini"), "{tone}");
 
+    // A conflict the server finds: exit 1, the server's plan printed, nothing written.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("stray.yaml"),
+        "name: stray\nversions:\n- version: 1\n  template: Hi\nlabels:\n  production: 9\n",
+    )
+    .unwrap();
+    let (code, plan, err) = remote(&["import", &bad.display().to_string()]);
+    assert_eq!(code, 1, "{plan}{err}");
+    assert!(plan.contains("conflict       stray"), "{plan}");
+    assert!(err.contains("nothing was written"), "{err}");
+
+    // 1,100 prompts (1,100 operations, past a batch's 1,000): one request, one
+    // transaction on the server.
+    let bulk = dir.path().join("bulk");
+    std::fs::create_dir_all(bulk.join("bulk")).unwrap();
+    for i in 0..1100 {
+        std::fs::write(
+            bulk.join(format!("bulk/p{i:04}.yaml")),
+            format!("name: bulk/p{i:04}\nversions:\n- version: 1\n  template: Prompt {i}\n"),
+        )
+        .unwrap();
+    }
+    let (code, plan, err) = remote(&["import", &bulk.display().to_string()]);
+    assert_eq!(code, 0, "{plan}{err}");
+    assert!(plan.contains("applied 1100 operation(s)"), "{plan}");
+    let (code, _, err) = remote(&["export", &out.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exported 1101 prompt(s)"), "{err}");
+
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

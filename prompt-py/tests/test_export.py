@@ -54,6 +54,24 @@ def test_export_import_round_trip(reg: pr.Registry, backend: Backend) -> None:
     with pytest.raises(pr.ValidationError):
         other.import_prompts({"prompts": [{"nam": "x"}]})
 
+    assert plan.operations == 4 and dry.operations == 4 and again.operations == 0
+
+
+def test_an_import_is_not_capped_at_a_batch(reg: pr.Registry, backend: Backend) -> None:
+    # 1,050 operations: one transaction, where ``batch`` refuses more than 1000.
+    docs = {"prompts": [
+        {"name": f"bulk/p{i:04}", "versions": [{"version": 1, "template": f"Prompt {i}"}],
+         "labels": {"production": 1}}
+        for i in range(1050)
+    ]}
+    plan = reg.import_prompts(docs)
+    assert plan.applied and plan.conflicts == [] and plan.operations == 1050
+    assert len(reg.export_prompts(prefix="bulk/")["prompts"]) == 1050
+    assert reg.get("bulk/p1049", label="production").template == "Prompt 1049"
+    assert not reg.import_prompts(docs).applied
+    with pytest.raises(pr.ValidationError):
+        reg.batch([{"op": "archive_prompt", "name": f"bulk/p{i:04}"} for i in range(1001)])
+
 
 def test_a_release_split_survives_export_and_import(reg: pr.Registry, backend: Backend) -> None:
     for t in ["one", "two", "three"]:

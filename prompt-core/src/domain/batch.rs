@@ -1,5 +1,8 @@
-//! Batch operations: up to [`MAX_BATCH_OPS`] prompt, version and label operations
-//! applied in one transaction, all or nothing, their events appended together.
+//! Batch operations: prompt, version and label operations applied in one
+//! transaction, all or nothing, their events appended together. A batch a caller
+//! sends (`POST /api/v1/batch`, `Registry::apply_batch`, Python `batch`) holds up to
+//! [`MAX_BATCH_OPS`]; an import ([`validate_ops`]) is not capped, the stores take any
+//! number.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +13,7 @@ use super::version::{NewVersion, PromptVersion};
 use crate::error::Error;
 use crate::validate;
 
-/// Most operations in one batch.
+/// Most operations in one batch a caller sends (imports are not capped).
 pub const MAX_BATCH_OPS: usize = 1000;
 
 /// One operation of a batch. On the wire: `{"op": "create_version", …}`.
@@ -267,10 +270,16 @@ impl From<Error> for BatchFailure {
     }
 }
 
-/// `ops` checked with [`BatchOp::validated`]; a failure names its index (and its
-/// field as `ops[i].field`).
+/// `ops` sized with [`check_batch_size`] and checked with [`validate_ops`]: a batch
+/// a caller sends.
 pub fn validate_batch(ops: Vec<BatchOp>) -> Result<Vec<BatchOp>, BatchFailure> {
     check_batch_size(&ops)?;
+    validate_ops(ops)
+}
+
+/// `ops`, any number of them, checked with [`BatchOp::validated`]; a failure names
+/// its index (and its field as `ops[i].field`).
+pub fn validate_ops(ops: Vec<BatchOp>) -> Result<Vec<BatchOp>, BatchFailure> {
     ops.into_iter()
         .enumerate()
         .map(|(i, op)| {

@@ -30,8 +30,11 @@
 //!   (numbers are never reused), and then the batch fails rather than splitting over
 //!   other versions: each creation of such a prompt is checked against the number
 //!   foreseen for the one before, and a lone new arm would name a deleted version.
-//!   An import that needs more than [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS)
-//!   operations is refused as a conflict rather than split over several transactions.
+//!   An import is not capped at [`MAX_BATCH_OPS`](crate::domain::MAX_BATCH_OPS) as
+//!   a caller's batch is ([`Registry::apply_ops`]): 10,000 prompts × 5 versions
+//!   are one transaction. Against a server (the remote store) the bundle is sent to
+//!   `POST /api/v1/import` and planned and applied there, in one request; an export
+//!   is one `GET /api/v1/export`.
 
 mod plan;
 pub mod tree;
@@ -215,6 +218,9 @@ impl Registry {
         options: &ExportOptions,
         progress: &dyn Progress,
     ) -> Result<PromptBundle> {
+        if let Some(bundle) = self.store.export_bundle(self.project.id, options).await? {
+            return Ok(bundle);
+        }
         let filter = PromptFilter {
             name_prefix: options.name_prefix.clone(),
             ..Default::default()

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ImportOptions, LabelDocument, Progress, PromptBundle, PromptDocument};
-use crate::domain::MAX_BATCH_OPS;
 use crate::domain::{
     BatchFailure, BatchOp, BatchOutcome, NewPrompt, NewVersion, Prompt, PromptUpdate,
     PromptVersion, SplitWeights, Template, split,
@@ -44,6 +43,9 @@ pub struct ImportPlan {
     /// Whether the plan was applied (`false` for a dry run, a conflict, or nothing to
     /// do).
     pub applied: bool,
+    /// How many operations the transaction holds (or would hold).
+    #[serde(default)]
+    pub operations: usize,
     /// The operations, in order (not serialised).
     #[serde(skip)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
@@ -132,7 +134,7 @@ impl std::fmt::Display for ImportConflict {
 impl ImportPlan {
     /// Whether the import changes nothing.
     pub fn is_noop(&self) -> bool {
-        self.ops.is_empty()
+        self.operations == 0
             && self.created_prompts.is_empty()
             && self.created_versions.is_empty()
             && self.moved_labels.is_empty()
@@ -245,9 +247,12 @@ impl ImportPlan {
         } else if self.is_noop() {
             "nothing to do".to_owned()
         } else if self.applied {
-            format!("applied {} operation(s) in one transaction", self.ops.len())
+            format!(
+                "applied {} operation(s) in one transaction",
+                self.operations
+            )
         } else {
-            format!("would apply {} operation(s)", self.ops.len())
+            format!("would apply {} operation(s)", self.operations)
         };
         line(verdict);
         out
@@ -279,16 +284,7 @@ impl Registry {
             }
             progress.advance();
         }
-        if plan.ops.len() > MAX_BATCH_OPS {
-            plan.conflicts.push(ImportConflict {
-                prompt: None,
-                message: format!(
-                    "the import needs {} operations and one transaction holds at most \
-                     {MAX_BATCH_OPS}: import the prompts in several smaller sets",
-                    plan.ops.len()
-                ),
-            });
-        }
+        plan.operations = plan.ops.len();
         Ok(plan)
     }
 
@@ -301,12 +297,19 @@ impl Registry {
         options: &ImportOptions,
         progress: &dyn Progress,
     ) -> Result<ImportPlan> {
+        if let Some(plan) = self
+            .store
+            .import_bundle(self.project.id, bundle, options)
+            .await?
+        {
+            return Ok(plan);
+        }
         let mut plan = self.plan_import(bundle, options, progress).await?;
         if options.dry_run || !plan.conflicts.is_empty() || plan.ops.is_empty() {
             return Ok(plan);
         }
         let outcomes = self
-            .apply_batch(plan.ops.clone())
+            .apply_ops(plan.ops.clone())
             .await
             .map_err(|f| batch_error(&plan, f))?;
         plan.record(&outcomes);

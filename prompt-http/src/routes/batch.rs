@@ -28,7 +28,7 @@ pub struct BatchResponse {
 }
 
 /// The error of a refused batch: the failing operation's status, naming it.
-fn batch_error(f: BatchFailure) -> ApiError {
+pub(crate) fn batch_error(f: BatchFailure) -> ApiError {
     match f.index {
         Some(index) => ApiError::InBatch {
             error: Box::new(ApiError::Core(f.error)),
@@ -89,20 +89,21 @@ pub async fn apply_batch(
     Editor(caller): Editor,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResponse>> {
-    let results = apply_checked(&state, &client, &caller, body.ops).await?;
+    let ops = validate_batch(body.ops).map_err(batch_error)?;
+    let results = apply_checked(&state, &client, &caller, ops).await?;
     Ok(Json(BatchResponse { results }))
 }
 
-/// Validate `ops`, check that `caller` may do each, apply them in one transaction and
-/// audit the moves of protected labels: `POST /api/v1/batch`, also used by
-/// `POST /api/v1/import`.
+/// Check that `caller` may do each of `ops` (validated and sized by the caller:
+/// [`validate_batch`] for a batch, `validate_ops` for an import, which is not
+/// capped), apply them in one transaction and audit the moves of protected labels:
+/// `POST /api/v1/batch`, also used by `POST /api/v1/import`.
 pub(crate) async fn apply_checked(
     state: &AppState,
     client: &crate::accounts::ClientInfo,
     caller: &Caller,
-    ops: Vec<BatchOp>,
+    mut ops: Vec<BatchOp>,
 ) -> ApiResult<Vec<BatchOutcome>> {
-    let mut ops = validate_batch(ops).map_err(batch_error)?;
     let protected = check_permissions(state, caller, &ops).await?;
     let actor = caller.actor();
     for op in &mut ops {
@@ -112,7 +113,7 @@ pub(crate) async fn apply_checked(
     }
     let results = state
         .registry(&caller.project)
-        .apply_batch(ops)
+        .apply_ops(ops)
         .await
         .map_err(batch_error)?;
     // Label moves are audited as on the label routes (protected labels, splits).

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use prompt_core::export::NoProgress;
+use prompt_core::validate_ops;
 use prompt_core::{ExportOptions, ImportOptions, ImportPlan, PromptBundle};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -25,6 +26,11 @@ pub struct ExportQuery {
     /// Only prompts whose name starts with this.
     pub prefix: Option<String>,
 }
+
+/// Largest body of `POST /api/v1/import` (256 MiB), whatever `--body-limit` says:
+/// an import is a whole project's documents in one request (10,000 prompts × 5
+/// versions are about 20 MB of JSON).
+pub const IMPORT_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// Options of `POST /api/v1/import`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -63,8 +69,9 @@ pub async fn export_prompts(
 /// Apply documents idempotently: versions are matched by content (template, format,
 /// config) and only the others created, labels are moved as declared, description
 /// and tags updated; nothing is deleted (labels only with `prune_labels`). Everything
-/// in one transaction, with the checks of `POST /api/v1/batch` (protected labels need
-/// an admin key). 200 with the plan (`applied` says whether it was written; a dry run
+/// in one transaction, however many operations (not capped at the 1000 of
+/// `POST /api/v1/batch`), with the checks of that route (protected labels need an
+/// admin key). The body may be up to 256 MiB. 200 with the plan (`applied` says whether it was written; a dry run
 /// also answers its conflicts); 409 naming every conflict, with nothing written.
 #[utoipa::path(post, path = "/api/v1/import", tag = "prompts", params(ImportQuery),
     request_body = PromptBundle,
@@ -95,8 +102,8 @@ pub async fn import_prompts(
     if plan.ops().is_empty() {
         return Ok(Json(plan));
     }
-    let outcomes =
-        super::batch::apply_checked(&state, &client, &caller, plan.ops().to_vec()).await?;
+    let ops = validate_ops(plan.ops().to_vec()).map_err(super::batch::batch_error)?;
+    let outcomes = super::batch::apply_checked(&state, &client, &caller, ops).await?;
     plan.record(&outcomes);
     Ok(Json(plan))
 }

@@ -730,8 +730,9 @@ class ImportPlan(_Model):
     created or updated (description, tags), versions created (``prompt``,
     ``document_version``, ``version`` once created, ``labels``), labels moved or
     removed (``prompt``, ``label``, ``from``, ``to``, ``document_version``), what is
-    left alone, and the ``conflicts`` (``prompt``, ``message``) that refuse the whole
-    import with nothing written."""
+    left alone, the ``conflicts`` (``prompt``, ``message``) that refuse the whole
+    import with nothing written, and how many ``operations`` its one transaction
+    holds (an import is not capped at a batch's 1000)."""
 
     created_prompts: List[str]
     updated_prompts: List[str]
@@ -741,6 +742,7 @@ class ImportPlan(_Model):
     left_alone: List[Dict[str, Any]]
     conflicts: List[Dict[str, Any]]
     applied: bool
+    operations: int
 
     @classmethod
     def _from(cls, d: Mapping[str, Any]) -> "ImportPlan":
@@ -753,4 +755,5 @@ class ImportPlan(_Model):
             left_alone=list(d["left_alone"]),
             conflicts=list(d["conflicts"]),
             applied=bool(d["applied"]),
+            operations=int(d.get("operations", 0)),
         )

@@ -38,9 +38,9 @@ use moka::sync::Cache;
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
-    NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result, Selector,
-    SplitWeights,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, ExportOptions, ImportOptions,
+    ImportPlan, LabelExpect, LabelMove, NewPrompt, NewVersion, Project, Prompt, PromptBundle,
+    PromptStore, PromptUpdate, PromptVersion, Result, Selector, SplitWeights,
 };
 use uuid::Uuid;
 
@@ -740,6 +740,32 @@ impl PromptStore for CachedStore {
         }
         for name in &names {
             self.wrote(project, name);
+        }
+        r
+    }
+
+    async fn export_bundle(
+        &self,
+        project: Uuid,
+        options: &ExportOptions,
+    ) -> Result<Option<PromptBundle>> {
+        self.guarded(self.inner.export_bundle(project, options))
+            .await
+    }
+
+    async fn import_bundle(
+        &self,
+        project: Uuid,
+        bundle: &PromptBundle,
+        options: &ImportOptions,
+    ) -> Result<Option<ImportPlan>> {
+        let r = self
+            .guarded(self.inner.import_bundle(project, bundle, options))
+            .await;
+        if !options.dry_run {
+            for doc in &bundle.prompts {
+                self.wrote(project, &doc.name);
+            }
         }
         r
     }

@@ -21,8 +21,8 @@ use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, EventType, LabelExpect, LabelMove,
     LabelTarget, NewEvent, NewPrompt, NewVersion, Order, Project, Prompt, PromptStore,
     PromptUpdate, PromptVersion, ProtectedLabel, ProviderCredential, Result, Run, RunLease, RunLog,
-    RunQuery, RunStats, RunStatus, RunUpdate, Selector, StatsQuery, check_batch_size,
-    check_if_match, check_parent_version, validate,
+    RunQuery, RunStats, RunStatus, RunUpdate, Selector, StatsQuery, check_if_match,
+    check_parent_version, validate,
 };
 use uuid::Uuid;
 
@@ -988,7 +988,6 @@ impl PromptStore for MemoryStore {
         project: Uuid,
         ops: Vec<BatchOp>,
     ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
-        check_batch_size(&ops)?;
         let mut s = self.write()?;
         if !s.projects.contains_key(&project) {
             return Err(Error::not_found(format!("project {project}")).into());

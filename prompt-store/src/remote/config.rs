@@ -21,7 +21,8 @@ pub struct RemoteConfig {
     pub connect_timeout: Duration,
     /// Deadline of a call that waits on an LLM on the server — execute and the prompt
     /// tools (default 10 min: the server's own provider timeouts and retries end first,
-    /// so a slow model is not reported as an unavailable registry).
+    /// so a slow model is not reported as an unavailable registry) — and of an import,
+    /// planned and applied on the server in one request.
     pub execute_timeout: Duration,
     /// The project the key must belong to, checked on the first request that reaches
     /// the server (a mismatch is `InvalidInput` on `project`); `None` takes the key's.

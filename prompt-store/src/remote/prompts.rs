@@ -5,12 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prompt_core::RegistryServer;
 use prompt_core::{
-    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, NewPrompt,
-    NewVersion, Page, PageRequest, Project, Prompt, PromptFilter, PromptStore, PromptUpdate,
-    PromptVersion, ProtectedLabel, Result, Selector, SplitWeights,
+    ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, ExportOptions, ImportOptions,
+    ImportPlan, LabelExpect, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Project, Prompt,
+    PromptBundle, PromptFilter, PromptStore, PromptUpdate, PromptVersion, ProtectedLabel, Result,
+    Selector, SplitWeights,
 };
-use reqwest::Method;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::client::{RemoteStore, decode, label_path, page_query, prompt_path, rfc3339};
@@ -318,6 +319,83 @@ impl PromptStore for RemoteStore {
             self.invalidate(n);
         }
         Ok(decode::<Applied>(&a.body)?.results)
+    }
+
+    /// `GET /api/v1/export`: one request (with the long deadline of
+    /// `execute_timeout`), not one per prompt.
+    async fn export_bundle(
+        &self,
+        _project: Uuid,
+        options: &ExportOptions,
+    ) -> Result<Option<PromptBundle>> {
+        let mut query = vec![("heads", options.heads_only.to_string())];
+        if let Some(prefix) = &options.name_prefix {
+            query.push(("prefix", prefix.clone()));
+        }
+        let a = self
+            .send_with(
+                Method::GET,
+                "/api/v1/export",
+                &query,
+                None,
+                None,
+                Some(self.inner.execute_timeout),
+            )
+            .await?;
+        if !a.status.is_success() {
+            return Err(parse_remote_error(a.status, a.retry_after, &a.body).0);
+        }
+        Ok(Some(decode(&a.body)?))
+    }
+
+    /// `POST /api/v1/import`: the server plans and applies (one request, one
+    /// transaction there, with the long deadline of `execute_timeout`). A refusal for
+    /// conflicts (409) is asked again as a dry run, whose plan lists them.
+    async fn import_bundle(
+        &self,
+        _project: Uuid,
+        bundle: &PromptBundle,
+        options: &ImportOptions,
+    ) -> Result<Option<ImportPlan>> {
+        let body = serde_json::to_value(bundle)
+            .map_err(|e| Error::internal(format!("cannot encode the import: {e}")))?;
+        let query = |dry_run: bool| {
+            [
+                ("dry_run", dry_run.to_string()),
+                ("prune_labels", options.prune_labels.to_string()),
+            ]
+        };
+        let deadline = Some(self.inner.execute_timeout);
+        let post = |dry_run: bool, body: Value| async move {
+            self.send_with(
+                Method::POST,
+                "/api/v1/import",
+                &query(dry_run),
+                Some(body),
+                None,
+                deadline,
+            )
+            .await
+        };
+        let a = post(options.dry_run, body.clone()).await?;
+        if a.status == StatusCode::CONFLICT && !options.dry_run {
+            let dry = post(true, body).await?;
+            if dry.status.is_success() {
+                let plan: ImportPlan = decode(&dry.body)?;
+                if !plan.conflicts.is_empty() {
+                    return Ok(Some(plan));
+                }
+            }
+        }
+        if !a.status.is_success() {
+            return Err(parse_remote_error(a.status, a.retry_after, &a.body).0);
+        }
+        if !options.dry_run {
+            for doc in &bundle.prompts {
+                self.invalidate(&doc.name);
+            }
+        }
+        Ok(Some(decode(&a.body)?))
     }
 
     async fn label_history(

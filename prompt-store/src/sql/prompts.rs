@@ -16,7 +16,7 @@ use prompt_core::store::PromptFilter;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, LabelExpect, LabelMove, LabelSplit,
     NewPrompt, NewVersion, Project, Prompt, PromptStore, PromptUpdate, PromptVersion, Result,
-    Selector, SplitWeights, check_batch_size, validate,
+    Selector, SplitWeights, validate,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, QueryBuilder, Row, Type};
 use uuid::Uuid;
@@ -381,7 +381,6 @@ where
         project: Uuid,
         ops: Vec<BatchOp>,
     ) -> std::result::Result<Vec<BatchOutcome>, BatchFailure> {
-        check_batch_size(&ops)?;
         let ops = ops
             .into_iter()
             .enumerate()

@@ -484,7 +484,7 @@ pub async fn export_import_keeps_splits(b: &TestBackend) {
         .await
         .unwrap();
     assert_eq!(plan.moved_labels.len(), 1, "{}", plan.render());
-    assert_eq!(plan.ops().len(), 1);
+    assert_eq!(plan.operations, 1);
     let p = dest.get_prompt("team/tone").await.unwrap();
     assert_eq!(p.splits.get("production"), Some(&even));
     assert_eq!(p.labels.get("production"), Some(&2), "ties to the highest");
@@ -543,4 +543,71 @@ pub async fn export_import_keeps_splits(b: &TestBackend) {
         assert_eq!(p.latest_version, Some(1), "nothing was written");
         assert!(p.splits.is_empty() && !p.labels.contains_key("production"));
     }
+}
+
+/// An import is one transaction however many operations it needs: 450 prompts × 2
+/// versions and a label are 1,350 operations, past the 1,000 a caller's batch may
+/// hold (which [`Registry::apply_batch`] still refuses). Importing again is a no-op.
+pub async fn import_past_the_batch_cap(b: &TestBackend) {
+    use prompt_core::export::{PromptDocument, VersionDocument};
+    const PROMPTS: usize = 450;
+    let doc = |i: usize| PromptDocument {
+        name: format!("bulk/p{i:04}"),
+        description: None,
+        tags: Vec::new(),
+        versions: (1..=2)
+            .map(|v| VersionDocument {
+                version: v,
+                template: Template::Text(format!("Prompt {i}, version {v}: {{{{x}}}}")),
+                template_format: TemplateFormat::default(),
+                config: json!({}),
+                commit_message: None,
+            })
+            .collect(),
+        labels: [("production".to_owned(), LabelDocument::Version(1))]
+            .into_iter()
+            .collect(),
+    };
+    let bundle = PromptBundle {
+        prompts: (0..PROMPTS).map(doc).collect(),
+    };
+    let r = reg(b, "exp-bulk").await;
+    let plan = r
+        .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    assert!(plan.applied);
+    assert_eq!(plan.created_prompts.len(), PROMPTS);
+    assert_eq!(plan.created_versions.len(), 2 * PROMPTS);
+    let copy = export(&r).await;
+    assert_eq!(renumbered(copy), renumbered(bundle.clone()));
+    let last = r
+        .resolve(
+            &format!("bulk/p{:04}", PROMPTS - 1),
+            &prompt_core::Selector::Label("production".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        last.template,
+        Template::Text(format!("Prompt {}, version 1: {{{{x}}}}", PROMPTS - 1))
+    );
+    let again = r
+        .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(again.is_noop(), "{}", again.render());
+
+    // A caller's batch keeps its cap.
+    let ops: Vec<prompt_core::BatchOp> = (0..=prompt_core::domain::MAX_BATCH_OPS)
+        .map(|i| prompt_core::BatchOp::CreatePrompt {
+            prompt: NewPrompt::named(format!("bulk/extra{i}")),
+        })
+        .collect();
+    let refused = r.apply_batch(ops).await.unwrap_err();
+    assert!(
+        matches!(&refused.error, Error::InvalidInput { field, .. } if field == "ops"),
+        "{refused:?}"
+    );
 }

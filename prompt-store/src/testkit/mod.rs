@@ -284,6 +284,7 @@ macro_rules! behaviour_suite {
             import_conflicts_write_nothing,
             import_refuses_a_concurrent_change,
             export_import_keeps_splits,
+            import_past_the_batch_cap,
             compose_includes_text_and_chat,
             compose_refused_at_creation,
             compose_run_records_resolution,

@@ -813,8 +813,9 @@ export interface paths {
          * Apply documents idempotently: versions are matched by content (template, format,
          *     config) and only the others created, labels are moved as declared, description
          *     and tags updated; nothing is deleted (labels only with `prune_labels`). Everything
-         *     in one transaction, with the checks of `POST /api/v1/batch` (protected labels need
-         *     an admin key). 200 with the plan (`applied` says whether it was written; a dry run
+         *     in one transaction, however many operations (not capped at the 1000 of
+         *     `POST /api/v1/batch`), with the checks of that route (protected labels need an
+         *     admin key). The body may be up to 256 MiB. 200 with the plan (`applied` says whether it was written; a dry run
          *     also answers its conflicts); 409 naming every conflict, with nothing written.
          */
         post: operations["import_prompts"];
@@ -2605,6 +2606,8 @@ export interface components {
             left_alone: components["schemas"]["LeftAlone"][];
             /** @description Labels pointed at another version (or set for the first time). */
             moved_labels: components["schemas"]["PlannedLabel"][];
+            /** @description How many operations the transaction holds (or would hold). */
+            operations?: number;
             /** @description Labels removed (only with `prune_labels`). */
             removed_labels: components["schemas"]["PlannedLabel"][];
             /** @description Prompts whose description or tags are updated. */
