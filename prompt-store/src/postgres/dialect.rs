@@ -424,8 +424,15 @@ impl Columns {
 /// same statement) keeps an id unique whatever the time. Two concurrent inserts of
 /// one id at different times could both pass; ids are fresh UUID v7s made by
 /// `NewRun::into_run`, so only a replayed batch repeats one, and replays are caught.
+///
+/// The look-up is one `runs.id = u.id` probe per id (a lateral join), not
+/// `id = ANY($1)`: on a partition without column statistics (a new month's, until
+/// autovacuum analyses it) the planner takes `= ANY` of 100 ids for half the rows
+/// and scans the whole partition sequentially — 132 ms at 600,000 rows, against
+/// 1.5 ms for the probes (BENCHMARKS.md, "Ingestion on the partitioned table").
 const INSERT_RUNS: &str = concat!(
-    "WITH dup AS (SELECT id FROM runs WHERE id = ANY($1::uuid[]) LIMIT 1), \
+    "WITH dup AS (SELECT r.id FROM UNNEST($1::uuid[]) AS u(id) \
+     CROSS JOIN LATERAL (SELECT id FROM runs WHERE runs.id = u.id LIMIT 1) r LIMIT 1), \
      ins AS (INSERT INTO runs (",
     run_cols!(),
     ") SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], \
