@@ -815,8 +815,9 @@ export interface paths {
          *     and tags updated; nothing is deleted (labels only with `prune_labels`). Everything
          *     in one transaction, however many operations (not capped at the 1000 of
          *     `POST /api/v1/batch`), with the checks of that route (protected labels need an
-         *     admin key). The body may be up to 256 MiB. 200 with the plan (`applied` says whether it was written; a dry run
-         *     also answers its conflicts); 409 naming every conflict, with nothing written.
+         *     admin key). The body may be up to 256 MiB. 200 with the plan (`applied` says
+         *     whether it was written; a dry run also answers its conflicts); 409 naming every
+         *     conflict, with nothing written.
          */
         post: operations["import_prompts"];
         delete?: never;
