@@ -1,5 +1,11 @@
 //! Behaviour tests of prompts as code: export → import round trips, idempotence,
-//! labels, and conflicts that write nothing (see `prompt_core::export`).
+//! labels, splits, imports past a batch's cap, and conflicts that write nothing (see
+//! `prompt_core::export`).
+//!
+//! One file past 600 lines: every test here is run on every backend through the one
+//! `behaviour_suite!` list, shares the seeded project and the `renumbered` comparison,
+//! and tests one feature (the export/import pair); split by test they would repeat
+//! those helpers or pass them around.
 
 use prompt_core::export::NoProgress;
 use prompt_core::{
