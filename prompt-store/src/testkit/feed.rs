@@ -318,8 +318,10 @@ pub async fn batch_all_or_nothing(b: &TestBackend) {
     assert!(matches!(f.error, Error::PreconditionFailed { .. }), "{f:?}");
     assert!(b.store.get_prompt(p, "batch/c").await.is_err());
 
-    // Too many or none: refused as a whole.
-    let f = b.store.apply_batch(p, Vec::new()).await.unwrap_err();
+    // Too many or none: a caller's batch (the registry, as every entry point) is
+    // refused as a whole; the stores take any number (imports are not capped).
+    let r = b.registry(&format!("batch-cap-{}", Uuid::new_v4())).await;
+    let f = r.apply_batch(Vec::new()).await.unwrap_err();
     assert_eq!(f.index, None);
     assert!(matches!(f.error, Error::InvalidInput { .. }));
     let many = (0..1001)
@@ -327,8 +329,9 @@ pub async fn batch_all_or_nothing(b: &TestBackend) {
             prompt: NewPrompt::named(format!("many/{i}")),
         })
         .collect();
-    let f = b.store.apply_batch(p, many).await.unwrap_err();
+    let f = r.apply_batch(many).await.unwrap_err();
     assert_eq!(f.index, None);
+    assert!(r.get_prompt("many/0").await.is_err());
     // Invalid input names the operation.
     let f = b
         .store
