@@ -22,7 +22,7 @@
 //! get the pattern and length their validation enforces.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
@@ -48,7 +48,118 @@ pub(crate) fn complete(mut doc: OpenApi) -> OpenApi {
             complete_operation(path, op, global.as_deref(), shared_path_params);
         }
     }
+    body_bounds(&mut doc);
     doc
+}
+
+/// No control character (`char::is_control`: C0, DEL, C1), what tags and short texts
+/// refuse.
+const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// Not blank (validation trims before it checks for emptiness).
+const NOT_BLANK: &str = r"\S";
+
+/// The constraints of request-body properties that validation enforces and the
+/// derives do not say: tags, texts that must not be blank, version numbers.
+fn body_bounds(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (schema, s) in components.schemas.iter_mut() {
+        match s {
+            RefOr::T(Schema::Object(o)) => {
+                for (property, p) in o.properties.iter_mut() {
+                    if let RefOr::T(p) = p {
+                        bound_property(schema, property, p);
+                    }
+                }
+            }
+            // A text template is not blank and holds no NUL (`Template::validate`).
+            RefOr::T(Schema::OneOf(one_of)) if schema == "Template" => {
+                for item in &mut one_of.items {
+                    if let RefOr::T(Schema::Object(text)) = item
+                        && matches!(&text.schema_type, SchemaType::Type(Type::String))
+                    {
+                        text.pattern = Some(r"^[^\x00]*[^\s\x00][^\x00]*$".to_owned());
+                    }
+                }
+            }
+            // `RemixStyle`: one of the preset names or `{custom: "…"}`.
+            RefOr::T(Schema::OneOf(one_of)) if schema == "RemixStyle" => {
+                for item in &mut one_of.items {
+                    if let RefOr::T(Schema::Object(o)) = item
+                        && let Some(RefOr::T(Schema::Object(custom))) =
+                            o.properties.get_mut("custom")
+                    {
+                        custom.pattern = Some(NOT_BLANK.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// See [`body_bounds`].
+fn bound_property(schema: &str, property: &str, p: &mut Schema) {
+    match (schema, property, p) {
+        (
+            "NewPrompt"
+            | "PromptUpdate"
+            | "CreateBody"
+            | "OptimizerPromptCreate"
+            | "OptimizerPromptUpdate"
+            | "PromptDocument",
+            "tags",
+            Schema::Array(a),
+        ) => {
+            // `normalize_tags`: at most 50, each 1–64 characters, no control character.
+            a.max_items = Some(prompt_core::domain::MAX_TAGS);
+            if let ArrayItems::RefOrSchema(item) = &mut a.items
+                && let RefOr::T(Schema::Object(tag)) = item.as_mut()
+            {
+                tag.min_length = Some(1);
+                tag.max_length = Some(64);
+                tag.pattern = Some(NO_CONTROL.to_owned());
+            }
+        }
+        ("RenderBody" | "OptimizeRequest" | "NewRun", "version", Schema::Object(o))
+        | ("ExecuteBody", "timeout_ms", Schema::Object(o)) => {
+            o.minimum = Some(utoipa::Number::Int(1));
+        }
+        ("RenderBody" | "ExecuteBody", "split_key", Schema::Object(o))
+        | ("ChatCompletionBody", "model", Schema::Object(o)) => o.min_length = Some(1),
+        ("NewPrompt", "name", Schema::Object(o)) => {
+            o.min_length = Some(1);
+            o.max_length = Some(prompt_core::validate::MAX_PROMPT_NAME_LEN);
+            o.pattern = Some(PROMPT_NAME_PATTERN.to_owned());
+        }
+        ("BatchBody", "ops", Schema::Array(a)) => {
+            a.min_items = Some(1);
+            a.max_items = Some(prompt_core::domain::MAX_BATCH_OPS);
+        }
+        ("CreateRequest", "variables", Schema::Array(a)) => {
+            if let ArrayItems::RefOrSchema(item) = &mut a.items
+                && let RefOr::T(Schema::Object(name)) = item.as_mut()
+            {
+                name.pattern = Some(r"^[A-Za-z_][A-Za-z0-9_]*$".to_owned());
+            }
+        }
+        ("CreateRequest", "goal", Schema::Object(o))
+        | ("CreateKeyBody", "name", Schema::Object(o))
+        | ("OptimizerPromptCreate", "title", Schema::Object(o))
+        | ("PromptCreate", "prompt_text", Schema::Object(o)) => {
+            o.pattern = Some(NOT_BLANK.to_owned());
+        }
+        ("PromptCreate", "prompt_type", Schema::Object(o)) => {
+            // Trimmed, 1–50 characters, none a control character.
+            o.max_length = Some(crate::routes::compat::ai_prompts::MAX_PROMPT_TYPE);
+            o.pattern = Some(
+                r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$".to_owned(),
+            );
+        }
+        _ => {}
+    }
 }
 
 /// The pattern of a prompt name (`prompt_core::validate::prompt_name`): segments of
@@ -161,9 +272,34 @@ fn shared_bounds(path: &str, name: &str, o: &mut utoipa::openapi::schema::Object
                 ));
             }
         }
-        "prompt" | "label" | "from" | "to" if string => o.min_length = Some(1),
+        // Filters checked as a prompt name / a label where the server checks them.
+        "prompt" if string && path == "/api/v1/events" => {
+            o.min_length = Some(1);
+            o.max_length = Some(prompt_core::validate::MAX_PROMPT_NAME_LEN);
+            o.pattern = Some(PROMPT_NAME_PATTERN.to_owned());
+        }
+        "label" if string && path == "/api/v1/prompts/{name}/resolve" => {
+            o.min_length = Some(1);
+            o.max_length = Some(prompt_core::validate::MAX_LABEL_LEN);
+            o.pattern = Some(LABEL_PATTERN.to_owned());
+        }
+        "prompt" | "label" | "from" | "to" | "split_key" if string => o.min_length = Some(1),
+        "types" if string && path == "/api/v1/events" => {
+            o.pattern = Some(event_types_pattern());
+        }
         _ => {}
     }
+}
+
+/// The `types` filter of `GET /api/v1/events`: event type names, comma-separated,
+/// blanks around them and empty items allowed (as `EventType::parse` reads it).
+fn event_types_pattern() -> String {
+    let names: Vec<String> = prompt_core::domain::EventType::ALL
+        .iter()
+        .map(|t| t.as_str().replace('.', r"\."))
+        .collect();
+    let one = format!(r"\s*(?:{})?\s*", names.join("|"));
+    format!("^{one}(?:,{one})*$")
 }
 
 /// The constraints validation enforces on a `name` / `label` path parameter of the
@@ -253,5 +389,59 @@ mod tests {
             assert!(!matches(LABEL_PATTERN, label), "{label:?}");
             assert!(prompt_core::validate::label(label).is_err(), "{label:?}");
         }
+    }
+
+    #[test]
+    fn the_event_types_pattern_reads_lists_as_the_server_does() {
+        let pattern = event_types_pattern();
+        for ok in [
+            "",
+            "label.moved",
+            " label.moved , version.created",
+            "label.moved,,",
+        ] {
+            assert!(matches(&pattern, ok), "{ok:?}");
+        }
+        for bad in ["label", "label.moved,nope", "LABEL.MOVED"] {
+            assert!(!matches(&pattern, bad), "{bad:?}");
+            let parsed: Result<Vec<_>, _> = bad
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| prompt_core::domain::EventType::parse("types", t))
+                .collect();
+            assert!(parsed.is_err(), "{bad:?}");
+        }
+    }
+
+    /// Two request bodies named alike replaced one another in the document (the runs
+    /// batch was documented as `{ops}`); each body is its own schema, with its bounds.
+    #[test]
+    fn request_bodies_are_their_own_schemas_with_their_bounds() {
+        let doc = serde_json::to_value(crate::router::openapi()).unwrap();
+        let body = |path: &str| {
+            let r =
+                doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                    ["$ref"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            doc["components"]["schemas"][r.as_str()].clone()
+        };
+        let runs = body("/api/v1/runs/batch");
+        assert!(runs["properties"]["runs"].is_object(), "{runs}");
+        let batch = body("/api/v1/batch");
+        assert_eq!(batch["properties"]["ops"]["minItems"], 1, "{batch}");
+        assert_eq!(batch["properties"]["ops"]["maxItems"], 1000, "{batch}");
+        let new_prompt = &doc["components"]["schemas"]["NewPrompt"]["properties"];
+        assert_eq!(new_prompt["tags"]["maxItems"], 50);
+        assert_eq!(new_prompt["tags"]["items"]["maxLength"], 64);
+        assert_eq!(new_prompt["name"]["pattern"], PROMPT_NAME_PATTERN);
+        let text = &doc["components"]["schemas"]["Template"]["oneOf"][0];
+        let pattern = text["pattern"].as_str().unwrap();
+        assert!(!matches(pattern, " \n\t") && matches(pattern, " Hi {{x}}"));
     }
 }

@@ -481,6 +481,12 @@ async fn events_page_orders_pages_checks_and_answers_gone_after_prune() {
         ("after=abc", 400, "after"),
         ("after=-1", 400, "after"),
         ("types=label.exploded", 422, "types"),
+        // Seqs are BIGINT: one past i64::MAX is not one.
+        ("after=9223372036854775808", 400, "after"),
+        // The prompt filter is a prompt name (an empty or malformed one matched
+        // nothing, silently).
+        ("prompt=", 422, "prompt"),
+        ("prompt=a%20b", 422, "prompt"),
     ] {
         let r = c.get(&format!("/api/v1/events?{q}")).await;
         assert_eq!(r.status, status, "{q}: {:?}", r.body);

@@ -92,8 +92,14 @@ pub fn parse_seq(field: &str, value: &str, header: bool) -> ApiResult<u64> {
     value
         .trim()
         .parse::<u64>()
-        .map_err(|_| ApiError::BadRequest {
-            message: format!("{field} must be an event seq (0, 1, 2 …), got '{value}'"),
+        .ok()
+        // Seqs are stored as BIGINT: the document's `int64`.
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or_else(|| ApiError::BadRequest {
+            message: format!(
+                "{field} must be an event seq (0, 1, 2 … up to {}), got '{value}'",
+                i64::MAX
+            ),
             details: Box::new(if header {
                 ErrorDetails {
                     header: Some(field.to_ascii_lowercase()),
@@ -145,6 +151,14 @@ pub async fn list_events(
         ),
         None => None,
     };
+    if let Some(p) = &q.prompt {
+        prompt_core::validate::prompt_name(p).map_err(|e| match e {
+            prompt_core::Error::InvalidInput { message, .. } => {
+                prompt_core::Error::invalid("prompt", message)
+            }
+            other => other,
+        })?;
+    }
     let mut page = feed
         .events()
         .events(caller.project.id, after, limit)

@@ -45,6 +45,7 @@ pub async fn create_run(
 /// Body of `POST /api/v1/runs/batch`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RunBatchBody)]
 pub struct BatchBody {
     /// Up to 1000 runs; each is validated and stored or refused on its own.
     #[schema(value_type = Vec<NewRun>)]
@@ -87,6 +88,7 @@ pub enum BatchInclude {
 
 /// Answer of `POST /api/v1/runs/batch`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RunBatchResponse)]
 pub struct BatchResponse {
     /// One entry per input run, in order.
     pub results: Vec<BatchItem>,

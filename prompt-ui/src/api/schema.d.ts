@@ -4400,6 +4400,16 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description Body of `POST /api/v1/runs/batch`. */
+        RunBatchBody: {
+            /** @description Up to 1000 runs; each is validated and stored or refused on its own. */
+            runs: components["schemas"]["NewRun"][];
+        };
+        /** @description Answer of `POST /api/v1/runs/batch`. */
+        RunBatchResponse: {
+            /** @description One entry per input run, in order. */
+            results: components["schemas"]["BatchItem"][];
+        };
         /** @description Why a run failed. */
         RunError: {
             /** @description A stable snake_case kind (`rate_limited`, `timeout`, `template`, …). */
@@ -14101,7 +14111,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BatchBody"];
+                "application/json": components["schemas"]["RunBatchBody"];
             };
         };
         responses: {
@@ -14112,7 +14122,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BatchResponse"];
+                    "application/json": components["schemas"]["RunBatchResponse"];
                 };
             };
             /** @description The request cannot be read: malformed JSON, a wrong Content-Type, or a malformed query, path or header */

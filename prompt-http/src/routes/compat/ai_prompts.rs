@@ -47,7 +47,7 @@ pub const AI_PROMPT: &str = "_tools/ai-prompt";
 const META_KEY: &str = "ai_prompt";
 
 /// Longest `prompt_type`.
-const MAX_PROMPT_TYPE: usize = 50;
+pub(crate) const MAX_PROMPT_TYPE: usize = 50;
 
 /// Body of `POST /ai/prompts/` (the design's "PromptCreate"). Unknown fields are
 /// ignored, as that design's server did.
