@@ -348,13 +348,32 @@ where
         finish::<D, _>(
             async {
                 let rows = q.build().fetch_all(&self.reader).await?;
+                // A run that cannot be decoded (a value no backend should have
+                // stored) is left out of the page and logged, never the page's
+                // failure; its position still counts, so paging goes past it. It
+                // stays stored: reading it by id names the fault, deleting it works.
                 let items = rows
                     .iter()
-                    .map(run_from_row::<D>)
+                    .map(|row| {
+                        let id: Uuid = row.try_get("id")?;
+                        let created_at = D::from_time(row.try_get("created_at")?)?;
+                        let run = run_from_row::<D>(row)
+                            .map_err(|e| {
+                                tracing::error!(
+                                    run = %id,
+                                    error = ?e,
+                                    "a stored run cannot be decoded: left out of the listing"
+                                );
+                            })
+                            .ok();
+                        Ok::<_, Failure>((created_at, id, run))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Page::from_overfetch(items, limit, |r| {
-                    (r.created_at, r.id)
-                })?)
+                let page = Page::from_overfetch(items, limit, |(t, id, _)| (*t, *id))?;
+                Ok(Page {
+                    items: page.items.into_iter().filter_map(|(_, _, r)| r).collect(),
+                    next_cursor: page.next_cursor,
+                })
             }
             .await,
         )
