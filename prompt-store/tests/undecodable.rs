@@ -1,7 +1,9 @@
-//! A stored run that cannot be decoded (a value no write should have let through, from
-//! an older version, a manual edit or a bug) never takes down a run listing (issue 20,
-//! item 5): it is left out of the page and logged, paging goes past it, reading it by
-//! id names the fault. On a SQLite file and on Postgres.
+//! A stored row that cannot be decoded (a value no write should have let through, from
+//! an older version, a manual edit or a bug) never takes down a listing (issue 20,
+//! item 5): a run is left out of its page and logged, paging goes past it, reading it
+//! by id names the fault; a provider credential is left out of the providers (which
+//! the gateway and every execution read), and can still be deleted. On a SQLite file
+//! and on Postgres.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +12,9 @@
 )]
 
 use prompt_core::page::PageRequest;
-use prompt_core::{Error, NewRun, PromptStore, RunLog, RunQuery, RunStatus};
+use prompt_core::{
+    Error, NewRun, PromptStore, ProviderCredential, ProviderKind, RunLog, RunQuery, RunStatus,
+};
 use prompt_store::testkit::{PgTestSchema, postgres_url};
 use prompt_store::{PostgresStore, SqliteConfig, SqliteStore};
 use uuid::Uuid;
@@ -64,8 +68,44 @@ async fn check(log: &dyn RunLog, project: Uuid, ids: &[Uuid], bad: Uuid) {
     }
 }
 
+/// Providers `a`, `b`, `c` of `project`.
+async fn three_providers(store: &dyn PromptStore, project: Uuid) {
+    for name in ["a", "b", "c"] {
+        let now = chrono::Utc::now();
+        store
+            .put_provider_credential(ProviderCredential {
+                project_id: project,
+                name: name.into(),
+                kind: ProviderKind::Openai,
+                base_url: None,
+                sealed_api_key: "sealed".into(),
+                key_hint: "…abcd".into(),
+                default_params: serde_json::json!({"temperature": 0.5}),
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// `b` is corrupted: the others are listed; `b` can still be deleted.
+async fn check_providers(store: &dyn PromptStore, project: Uuid) {
+    let names = |list: Vec<ProviderCredential>| -> Vec<String> {
+        list.into_iter().map(|c| c.name).collect()
+    };
+    let listed = store.list_provider_credentials(project).await.unwrap();
+    assert_eq!(names(listed), ["a", "c"]);
+    store
+        .delete_provider_credential(project, "b")
+        .await
+        .unwrap();
+    let listed = store.list_provider_credentials(project).await.unwrap();
+    assert_eq!(names(listed), ["a", "c"]);
+}
+
 #[tokio::test]
-async fn sqlite_listing_survives_an_undecodable_run() {
+async fn sqlite_listings_survive_undecodable_rows() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("runs.db").display());
     let s = SqliteStore::open(SqliteConfig::new(&url)).await.unwrap();
@@ -81,10 +121,17 @@ async fn sqlite_listing_survives_an_undecodable_run() {
         .await
         .unwrap();
     check(&s, project, &ids, bad).await;
+
+    three_providers(&s, project).await;
+    sqlx::query("UPDATE provider_credentials SET default_params = 'not json' WHERE name = 'b'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    check_providers(&s, project).await;
 }
 
 #[tokio::test]
-async fn postgres_listing_survives_an_undecodable_run() {
+async fn postgres_listings_survive_undecodable_rows() {
     let Some(url) = postgres_url() else {
         eprintln!("SKIPPED: PROMPT_REGISTRY_TEST_POSTGRES_URL is not set");
         return;
@@ -103,5 +150,17 @@ async fn postgres_listing_survives_an_undecodable_run() {
     .await
     .unwrap();
     check(&s, project, &ids, bad).await;
+
+    // A number jsonb keeps and f64 cannot hold.
+    three_providers(&s, project).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {}.provider_credentials SET default_params = '{{\"x\": 1e400}}'::jsonb \
+         WHERE name = 'b'",
+        schema.name()
+    )))
+    .execute(s.pool())
+    .await
+    .unwrap();
+    check_providers(&s, project).await;
     s.close().await;
 }

@@ -131,7 +131,25 @@ where
                 .bind(project)
                 .fetch_all(&self.reader)
                 .await?;
-                rows.iter().map(Self::credential_from_row).collect()
+                // A credential that cannot be decoded is left out (and logged), not the
+                // listing's failure: the providers, `/v1/models` and every execution
+                // read this list; that one provider answers "not configured" until it
+                // is put again or deleted (neither needs to decode it).
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| {
+                        Self::credential_from_row(row)
+                            .map_err(|e| {
+                                let name = row.try_get::<String, _>("name").unwrap_or_default();
+                                tracing::error!(
+                                    provider = %name,
+                                    error = ?e,
+                                    "a stored provider credential cannot be decoded: left out"
+                                );
+                            })
+                            .ok()
+                    })
+                    .collect())
             }
             .await,
         )
