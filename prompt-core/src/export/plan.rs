@@ -147,6 +147,29 @@ impl ImportPlan {
         &self.ops
     }
 
+    /// Take the operations out of the plan to apply them (no copy of the templates),
+    /// with the prompt each names, in order, for [`ImportPlan::failure`].
+    pub fn take_ops(&mut self) -> (Vec<BatchOp>, Vec<String>) {
+        let ops = std::mem::take(&mut self.ops);
+        let prompts = ops.iter().map(|o| o.prompt_name().to_owned()).collect();
+        (ops, prompts)
+    }
+
+    /// The error of a failed apply: a conflict names the prompt of the failing
+    /// operation (`prompts` from [`ImportPlan::take_ops`]) and says nothing was
+    /// written.
+    pub fn failure(prompts: &[String], f: BatchFailure) -> Error {
+        match f.index.and_then(|i| prompts.get(i)) {
+            Some(prompt) => match f.error {
+                Error::Conflict { message } => Error::conflict(format!(
+                    "prompt '{prompt}': {message} (nothing was written)"
+                )),
+                other => other,
+            },
+            None => f.error,
+        }
+    }
+
     /// The conflicts as one `Conflict` error (for callers that answer with an error).
     pub fn conflict_error(&self) -> Option<Error> {
         if self.conflicts.is_empty() {
@@ -308,10 +331,11 @@ impl Registry {
         if options.dry_run || !plan.conflicts.is_empty() || plan.ops.is_empty() {
             return Ok(plan);
         }
+        let (ops, prompts) = plan.take_ops();
         let outcomes = self
-            .apply_ops(plan.ops.clone())
+            .apply_ops(ops)
             .await
-            .map_err(|f| batch_error(&plan, f))?;
+            .map_err(|f| ImportPlan::failure(&prompts, f))?;
         plan.record(&outcomes);
         Ok(plan)
     }
@@ -628,19 +652,5 @@ fn plan_ops(
                 ),
             });
         }
-    }
-}
-
-/// A failed batch as an error naming the operation's prompt.
-fn batch_error(plan: &ImportPlan, f: BatchFailure) -> Error {
-    match f.index.and_then(|i| plan.ops.get(i)) {
-        Some(op) => match f.error {
-            Error::Conflict { message } => Error::conflict(format!(
-                "prompt '{}': {message} (nothing was written)",
-                op.prompt_name()
-            )),
-            other => other,
-        },
-        None => f.error,
     }
 }

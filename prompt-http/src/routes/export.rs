@@ -103,7 +103,8 @@ pub async fn import_prompts(
     if plan.ops().is_empty() {
         return Ok(Json(plan));
     }
-    let ops = validate_ops(plan.ops().to_vec()).map_err(super::batch::batch_error)?;
+    let (ops, _) = plan.take_ops();
+    let ops = validate_ops(ops).map_err(super::batch::batch_error)?;
     let outcomes = super::batch::apply_checked(&state, &client, &caller, ops).await?;
     plan.record(&outcomes);
     Ok(Json(plan))
