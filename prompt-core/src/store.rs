@@ -20,7 +20,7 @@ use crate::domain::{
     SplitWeights,
 };
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, ImportOptions, ImportPlan, PromptBundle};
+use crate::export::{ExportOptions, ImportOptions, ImportPlan, Progress, PromptBundle};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 
@@ -213,8 +213,9 @@ pub trait PromptStore: Send + Sync + Debug {
         &self,
         project: Uuid,
         options: &ExportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<PromptBundle>> {
-        let _ = (project, options);
+        let _ = (project, options, progress);
         Ok(None)
     }
 
@@ -230,8 +231,9 @@ pub trait PromptStore: Send + Sync + Debug {
         project: Uuid,
         bundle: &PromptBundle,
         options: &ImportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<ImportPlan>> {
-        let _ = (project, bundle, options);
+        let _ = (project, bundle, options, progress);
         Ok(None)
     }
 

@@ -30,7 +30,7 @@ use crate::domain::{
     SplitWeights,
 };
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, ImportOptions, ImportPlan, PromptBundle};
+use crate::export::{ExportOptions, ImportOptions, ImportPlan, Progress, PromptBundle};
 use crate::page::{Page, PageRequest};
 use crate::run::{Run, RunLease, RunQuery, RunStats, RunUpdate, StatsQuery};
 use crate::server::RegistryServer;
@@ -343,8 +343,9 @@ impl PromptStore for ValidatedStore {
         &self,
         project: Uuid,
         options: &ExportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<PromptBundle>> {
-        self.inner.export_bundle(project, options).await
+        self.inner.export_bundle(project, options, progress).await
     }
 
     async fn import_bundle(
@@ -352,8 +353,11 @@ impl PromptStore for ValidatedStore {
         project: Uuid,
         bundle: &PromptBundle,
         options: &ImportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<ImportPlan>> {
-        self.inner.import_bundle(project, bundle, options).await
+        self.inner
+            .import_bundle(project, bundle, options, progress)
+            .await
     }
 
     async fn label_history(

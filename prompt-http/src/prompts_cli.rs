@@ -104,6 +104,15 @@ impl Progress for Bar {
             b.inc(1);
         }
     }
+    fn waiting(&self, message: &str) {
+        if let Some(b) = &self.0 {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                b.set_style(style);
+            }
+            b.set_message(message.to_owned());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+    }
 }
 
 /// Exit code of a usage error (as clap's).

@@ -194,7 +194,8 @@ pub struct ImportOptions {
 }
 
 /// Progress of a long export or import (a progress bar in the CLI). Called once per
-/// prompt read; the default methods do nothing.
+/// prompt read, or — when a server does the work in one request — [`Progress::waiting`]
+/// once; the default methods do nothing.
 pub trait Progress: Send + Sync {
     /// `total` prompts are to be read.
     fn start(&self, total: usize) {
@@ -202,6 +203,11 @@ pub trait Progress: Send + Sync {
     }
     /// One more prompt was read.
     fn advance(&self) {}
+    /// The work is one request to a server that does it all (`message` says what):
+    /// no per-prompt progress will follow (a spinner in the CLI).
+    fn waiting(&self, message: &str) {
+        let _ = message;
+    }
 }
 
 /// No progress reporting.
@@ -218,7 +224,11 @@ impl Registry {
         options: &ExportOptions,
         progress: &dyn Progress,
     ) -> Result<PromptBundle> {
-        if let Some(bundle) = self.store.export_bundle(self.project.id, options).await? {
+        if let Some(bundle) = self
+            .store
+            .export_bundle(self.project.id, options, progress)
+            .await?
+        {
             return Ok(bundle);
         }
         let filter = PromptFilter {

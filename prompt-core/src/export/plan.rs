@@ -322,7 +322,7 @@ impl Registry {
     ) -> Result<ImportPlan> {
         if let Some(plan) = self
             .store
-            .import_bundle(self.project.id, bundle, options)
+            .import_bundle(self.project.id, bundle, options, progress)
             .await?
         {
             return Ok(plan);

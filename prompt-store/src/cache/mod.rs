@@ -35,6 +35,7 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use moka::sync::Cache;
+use prompt_core::export::Progress;
 use prompt_core::page::{Page, PageRequest};
 use prompt_core::store::PromptFilter;
 use prompt_core::{
@@ -748,8 +749,9 @@ impl PromptStore for CachedStore {
         &self,
         project: Uuid,
         options: &ExportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<PromptBundle>> {
-        self.guarded(self.inner.export_bundle(project, options))
+        self.guarded(self.inner.export_bundle(project, options, progress))
             .await
     }
 
@@ -758,9 +760,10 @@ impl PromptStore for CachedStore {
         project: Uuid,
         bundle: &PromptBundle,
         options: &ImportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<ImportPlan>> {
         let r = self
-            .guarded(self.inner.import_bundle(project, bundle, options))
+            .guarded(self.inner.import_bundle(project, bundle, options, progress))
             .await;
         if !options.dry_run {
             for doc in &bundle.prompts {

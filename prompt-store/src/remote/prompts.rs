@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use prompt_core::RegistryServer;
+use prompt_core::export::Progress;
 use prompt_core::{
     ApiKeyRecord, BatchFailure, BatchOp, BatchOutcome, Error, ExportOptions, ImportOptions,
     ImportPlan, LabelExpect, LabelMove, NewPrompt, NewVersion, Page, PageRequest, Project, Prompt,
@@ -327,7 +328,9 @@ impl PromptStore for RemoteStore {
         &self,
         _project: Uuid,
         options: &ExportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<PromptBundle>> {
+        progress.waiting("the server is exporting");
         let mut query = vec![("heads", options.heads_only.to_string())];
         if let Some(prefix) = &options.name_prefix {
             query.push(("prefix", prefix.clone()));
@@ -356,7 +359,13 @@ impl PromptStore for RemoteStore {
         _project: Uuid,
         bundle: &PromptBundle,
         options: &ImportOptions,
+        progress: &dyn Progress,
     ) -> Result<Option<ImportPlan>> {
+        progress.waiting(if options.dry_run {
+            "the server is planning"
+        } else {
+            "the server is planning and applying"
+        });
         let body = serde_json::to_value(bundle)
             .map_err(|e| Error::internal(format!("cannot encode the import: {e}")))?;
         let query = |dry_run: bool| {

@@ -551,6 +551,42 @@ pub async fn export_import_keeps_splits(b: &TestBackend) {
     }
 }
 
+/// What an import or export reported: per prompt, or that a server does it all.
+#[derive(Default)]
+struct Recorded {
+    started: std::sync::atomic::AtomicUsize,
+    advanced: std::sync::atomic::AtomicUsize,
+    waited: std::sync::atomic::AtomicBool,
+}
+
+impl prompt_core::export::Progress for Recorded {
+    fn start(&self, total: usize) {
+        self.started
+            .store(total, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn advance(&self) {
+        self.advanced
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn waiting(&self, message: &str) {
+        assert!(!message.is_empty());
+        self.waited.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Recorded {
+    /// Progress was reported for `n` prompts, or as one wait on a server.
+    fn assert_reported(&self, n: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (started, advanced) = (self.started.load(SeqCst), self.advanced.load(SeqCst));
+        assert!(
+            self.waited.load(SeqCst) || (started == n && advanced == n),
+            "started {started}, advanced {advanced}, waited {}",
+            self.waited.load(SeqCst)
+        );
+    }
+}
+
 /// An import is one transaction however many operations it needs: 450 prompts × 2
 /// versions and a label are 1,350 operations, past the 1,000 a caller's batch may
 /// hold (which [`Registry::apply_batch`] still refuses). Importing again is a no-op.
@@ -578,15 +614,22 @@ pub async fn import_past_the_batch_cap(b: &TestBackend) {
         prompts: (0..PROMPTS).map(doc).collect(),
     };
     let r = reg(b, "exp-bulk").await;
+    let progress = Recorded::default();
     let plan = r
-        .import_prompts(&bundle, &ImportOptions::default(), &NoProgress)
+        .import_prompts(&bundle, &ImportOptions::default(), &progress)
         .await
         .unwrap();
+    progress.assert_reported(PROMPTS);
     assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
     assert!(plan.applied);
     assert_eq!(plan.created_prompts.len(), PROMPTS);
     assert_eq!(plan.created_versions.len(), 2 * PROMPTS);
-    let copy = export(&r).await;
+    let progress = Recorded::default();
+    let copy = r
+        .export_prompts(&ExportOptions::default(), &progress)
+        .await
+        .unwrap();
+    progress.assert_reported(PROMPTS);
     assert_eq!(renumbered(copy), renumbered(bundle.clone()));
     let last = r
         .resolve(
