@@ -19,7 +19,9 @@
 //!
 //! The error body is the operation's own error shape (Langfuse's on `/api/public/…`,
 //! described in words on `/v1/…`, ours elsewhere). Path parameters that are prompt names or labels
-//! get the pattern and length their validation enforces.
+//! get the pattern and length their validation enforces, and request-body properties
+//! the bounds the derives cannot say (`body_bounds`: tags, names, not-blank texts,
+//! version numbers).
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, SchemaType, Type};

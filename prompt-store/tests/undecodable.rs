@@ -22,14 +22,15 @@ use uuid::Uuid;
 /// Five runs stored through `log`; the ids, oldest first.
 async fn five_runs(log: &dyn RunLog, project: Uuid) -> Vec<Uuid> {
     let mut ids = Vec::new();
+    let start = chrono::Utc::now();
     for i in 0..5u64 {
         let mut r = NewRun::with_status(RunStatus::Completed);
         r.latency_ms = Some(i);
-        let run = r.into_run(project).unwrap();
+        let mut run = r.into_run(project).unwrap();
+        // Distinct creation times, so that the order is the insertion order.
+        run.created_at = start + chrono::Duration::milliseconds(i as i64);
         ids.push(run.id);
         log.insert_runs(std::slice::from_ref(&run)).await.unwrap();
-        // Distinct creation times, so that the order is the insertion order.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     ids
 }
