@@ -144,6 +144,17 @@ fn bench_resolve(
             )
         })
     });
+    // The same, answered as the store's shared copy (what the registry's hot paths use).
+    c.bench_function(&format!("resolve_label_shared/{name}"), |b| {
+        b.to_async(rt).iter(|| async {
+            black_box(
+                store
+                    .resolve_shared(project, black_box("support/triage"), &sel)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
 }
 
 /// Cached resolve through the registry of a label carrying a release split (90/10,
@@ -494,6 +505,15 @@ fn composition(c: &mut Criterion) {
             })
         });
     }
+    c.bench_function("cached_resolve_composed/raw_resolve_shared", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                reg.resolve_shared(black_box("compose/plain"), &sel)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
     c.bench_function("cached_resolve_composed/raw_resolve_reference", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(reg.resolve(black_box("compose/plain"), &sel).await.unwrap())

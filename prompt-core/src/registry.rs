@@ -276,18 +276,47 @@ impl Registry {
         selector: &Selector,
         split_key: Option<&str>,
     ) -> Result<PromptVersion> {
+        self.resolve_shared_with(name, selector, split_key)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Registry::resolve`] without copying the version: a cache hit hands out the
+    /// cache's shared copy (the fastest read; what the HTTP service and the Python
+    /// module use).
+    pub async fn resolve_shared(
+        &self,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<Arc<PromptVersion>> {
+        self.resolve_shared_with(name, selector, None).await
+    }
+
+    /// [`Registry::resolve_with`], shared: the one implementation of a resolve and its
+    /// split pick. Only a version picked from a split is copied (to say which split).
+    pub async fn resolve_shared_with(
+        &self,
+        name: &str,
+        selector: &Selector,
+        split_key: Option<&str>,
+    ) -> Result<Arc<PromptVersion>> {
         if let Some(k) = split_key {
             crate::domain::split::check_key(k)?;
         }
-        let mut v = self.store.resolve(self.pid(), name, selector).await?;
+        let v = self
+            .store
+            .resolve_shared(self.pid(), name, selector)
+            .await?;
         let Some(split) = &v.split else {
             return Ok(v);
         };
         // Only the label carrying the split picks from it (a version resolved by
         // number carries none; a copy that did would not be picked from).
         if !matches!(selector, Selector::Label(l) if *l == split.label) {
-            v.split = None;
-            return Ok(v);
+            return Ok(Arc::new(PromptVersion {
+                split: None,
+                ..PromptVersion::clone(&v)
+            }));
         }
         let arm = split.pick(v.prompt_id, split_key);
         if arm == v.version {
@@ -295,13 +324,13 @@ impl Registry {
         }
         match self
             .store
-            .resolve(self.pid(), &v.prompt, &Selector::Version(arm))
+            .resolve_shared(self.pid(), &v.prompt, &Selector::Version(arm))
             .await
         {
-            Ok(mut picked) => {
-                picked.split = v.split;
-                Ok(picked)
-            }
+            Ok(picked) => Ok(Arc::new(PromptVersion {
+                split: v.split.clone(),
+                ..PromptVersion::clone(&picked)
+            })),
             // An arm deleted between the two reads: the primary arm answers.
             Err(Error::NotFound { .. }) => Ok(v),
             Err(e) => Err(e),
@@ -341,7 +370,7 @@ impl Registry {
         selector: &Selector,
         split_key: Option<&str>,
     ) -> Result<Composed> {
-        let v = self.resolve_with(name, selector, split_key).await?;
+        let v = self.resolve_shared_with(name, selector, split_key).await?;
         crate::compose::compose(self.store.as_ref(), self.pid(), v).await
     }
 
@@ -445,7 +474,7 @@ impl Registry {
         name: &str,
         selector: &Selector,
         variables: &Variables,
-    ) -> Result<(PromptVersion, Rendered)> {
+    ) -> Result<(Arc<PromptVersion>, Rendered)> {
         self.render_with(name, selector, variables, RenderOptions::default())
             .await
     }
@@ -458,7 +487,7 @@ impl Registry {
         selector: &Selector,
         variables: &Variables,
         options: RenderOptions,
-    ) -> Result<(PromptVersion, Rendered)> {
+    ) -> Result<(Arc<PromptVersion>, Rendered)> {
         self.render_split(name, selector, None, variables, options)
             .await
     }
@@ -472,7 +501,7 @@ impl Registry {
         split_key: Option<&str>,
         variables: &Variables,
         options: RenderOptions,
-    ) -> Result<(PromptVersion, Rendered)> {
+    ) -> Result<(Arc<PromptVersion>, Rendered)> {
         let (c, r) = self
             .render_composed_with(name, selector, split_key, variables, options)
             .await?;

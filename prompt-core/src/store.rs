@@ -147,6 +147,18 @@ pub trait PromptStore: Send + Sync + Debug {
         selector: &Selector,
     ) -> Result<PromptVersion>;
 
+    /// [`PromptStore::resolve`], answered as a shared version: a cache hands out its
+    /// copy without cloning it (the hot path of every resolve). The default wraps
+    /// `resolve`'s answer; only stores that keep versions override it.
+    async fn resolve_shared(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<Arc<PromptVersion>> {
+        self.resolve(project, name, selector).await.map(Arc::new)
+    }
+
     /// A version by id, also of an archived prompt. `NotFound` if missing.
     async fn version_by_id(&self, project: Uuid, id: Uuid) -> Result<PromptVersion>;
 

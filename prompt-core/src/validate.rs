@@ -16,6 +16,16 @@ pub const DEFAULT_LABEL: &str = "production";
 /// Check a prompt name: 1–200 characters of `[A-Za-z0-9_.-/]`, no leading,
 /// trailing or double `/`.
 pub fn prompt_name(name: &str) -> Result<()> {
+    // Every resolve checks its name: a valid one is accepted in one pass over its
+    // bytes; only an invalid one goes through the checks below, which say why.
+    if is_plain_name(name) {
+        return Ok(());
+    }
+    explain_name(name)
+}
+
+/// Why `name` is not a prompt name (`Ok` only if [`is_plain_name`] disagrees).
+fn explain_name(name: &str) -> Result<()> {
     let field = "name";
     if name.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -53,8 +63,44 @@ pub fn prompt_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `name` passes every rule of [`prompt_name`], in one pass: ASCII letters,
+/// digits and `_ . - /`, at most [`MAX_PROMPT_NAME_LEN`] long (ASCII: bytes are
+/// characters), slash-separated segments neither empty (no leading, trailing or double
+/// `/`) nor `.` or `..`.
+fn is_plain_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_PROMPT_NAME_LEN {
+        return false;
+    }
+    bytes.split(|&b| b == b'/').all(|seg| {
+        !matches!(seg, b"" | b"." | b"..")
+            && seg
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    })
+}
+
 /// Check a label: 1–36 characters of `[a-z0-9_.-]`.
 pub fn label(label: &str) -> Result<()> {
+    if is_plain_label(label) {
+        return Ok(());
+    }
+    explain_label(label)
+}
+
+/// Whether `label` passes every rule of [`label`], in one pass over its bytes.
+fn is_plain_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_LABEL_LEN
+        && !matches!(bytes, b"." | b"..")
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
+}
+
+/// Why `label` is not a label (`Ok` only if [`is_plain_label`] disagrees).
+fn explain_label(label: &str) -> Result<()> {
     let field = "label";
     if label.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -248,6 +294,32 @@ mod tests {
         assert!(
             matches!(org_name("a/b"), Err(Error::InvalidInput { ref field, .. }) if field == "organization")
         );
+    }
+
+    /// The one-pass checks accept exactly what the explaining checks accept: every
+    /// string of up to 4 characters over an alphabet holding each rule's edge.
+    #[test]
+    fn one_pass_checks_agree_with_the_explaining_ones() {
+        let alphabet = ['a', 'Z', '0', '/', '.', '-', '_', 'é', ' '];
+        let mut strings = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(last.iter().cloned());
+        }
+        for long in [MAX_PROMPT_NAME_LEN, MAX_LABEL_LEN] {
+            for n in [long, long + 1] {
+                strings.push("a".repeat(n));
+                strings.push(format!("{}é", "a".repeat(n - 1)));
+            }
+        }
+        for s in &strings {
+            assert_eq!(is_plain_name(s), explain_name(s).is_ok(), "name {s:?}");
+            assert_eq!(is_plain_label(s), explain_label(s).is_ok(), "label {s:?}");
+        }
     }
 
     #[test]

@@ -37,6 +37,12 @@ use crate::server::RegistryServer;
 use crate::store::{PromptFilter, PromptStore, RunLog};
 use crate::validate;
 
+/// What a resolve is checked for, owned or shared.
+fn check_resolve(name: &str, selector: &Selector) -> Result<()> {
+    validate::prompt_name(name)?;
+    selector.validate()
+}
+
 /// Check the default protected labels a caller seeds a project with: each a settable
 /// label (`InvalidInput` on `defaults` naming the bad one).
 fn check_defaults(defaults: &[String]) -> Result<()> {
@@ -219,8 +225,27 @@ impl PromptStore for ValidatedStore {
         'c: 'f,
         Self: 'f,
     {
-        match validate::prompt_name(name).and_then(|()| selector.validate()) {
+        match check_resolve(name, selector) {
             Ok(()) => self.inner.resolve(project, name, selector),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    // The same, shared: the hot path of `Registry::resolve`.
+    fn resolve_shared<'a, 'b, 'c, 'f>(
+        &'a self,
+        project: Uuid,
+        name: &'b str,
+        selector: &'c Selector,
+    ) -> BoxFuture<'f, Result<Arc<PromptVersion>>>
+    where
+        'a: 'f,
+        'b: 'f,
+        'c: 'f,
+        Self: 'f,
+    {
+        match check_resolve(name, selector) {
+            Ok(()) => self.inner.resolve_shared(project, name, selector),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }

@@ -584,7 +584,8 @@ impl NativeRegistry {
                     Ok((c.version, c.resolution))
                 } else {
                     Ok((
-                        r.resolve_with(&name, &sel, split_key.as_deref()).await?,
+                        r.resolve_shared_with(&name, &sel, split_key.as_deref())
+                            .await?,
                         Vec::new(),
                     ))
                 }

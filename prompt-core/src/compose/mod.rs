@@ -30,6 +30,7 @@ pub use dependents::dependency_events;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -129,8 +130,9 @@ pub struct Resolution {
 /// A version with its includes expanded, and what was included.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Composed {
-    /// The version, its template expanded and its variables those of the expansion.
-    pub version: PromptVersion,
+    /// The version, its template expanded and its variables those of the expansion
+    /// (shared: a version that includes nothing is the store's or cache's copy).
+    pub version: Arc<PromptVersion>,
     /// The include tags of the template in order, each with the version used (empty
     /// when it includes nothing).
     pub resolution: Vec<Resolution>,
@@ -247,7 +249,7 @@ impl Expander<'_> {
                 let tag = format!("include '{{{{> {body} }}}}'");
                 let version = match self
                     .store
-                    .resolve(self.project, &include.name, &selector)
+                    .resolve_shared(self.project, &include.name, &selector)
                     .await
                 {
                     Ok(v) => v,
@@ -365,7 +367,7 @@ fn variables_of(template: &Template, format: TemplateFormat) -> Result<Vec<Strin
 pub async fn compose(
     store: &dyn PromptStore,
     project: Uuid,
-    version: PromptVersion,
+    version: Arc<PromptVersion>,
 ) -> Result<Composed> {
     compose_pinned(store, project, version, None).await
 }
@@ -376,7 +378,7 @@ pub async fn compose(
 pub async fn compose_pinned(
     store: &dyn PromptStore,
     project: Uuid,
-    mut version: PromptVersion,
+    version: Arc<PromptVersion>,
     pins: Option<&[Resolution]>,
 ) -> Result<Composed> {
     if !has_includes(&version.template) {
@@ -393,12 +395,19 @@ pub async fn compose_pinned(
     let (template, resolution) = expander
         .template(&version.prompt, &version.template, pins)
         .await?;
-    if !resolution.is_empty() {
-        version.variables = variables_of(&template, version.template_format)?;
-        version.template = template;
+    if resolution.is_empty() {
+        return Ok(Composed {
+            version,
+            resolution,
+        });
     }
+    let variables = variables_of(&template, version.template_format)?;
     Ok(Composed {
-        version,
+        version: Arc::new(PromptVersion {
+            template,
+            variables,
+            ..PromptVersion::clone(&version)
+        }),
         resolution,
     })
 }

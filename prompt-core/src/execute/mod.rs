@@ -385,7 +385,7 @@ impl Registry {
         variables: &Variables,
         options: &ExecuteOptions,
         status: RunStatus,
-    ) -> Result<(PromptVersion, Run)> {
+    ) -> Result<(Arc<PromptVersion>, Run)> {
         options.validate()?;
         let metadata = options.run_metadata()?;
         // The release split picks the version (sticky by `split_key`, else the
@@ -426,7 +426,7 @@ impl Registry {
         let version = match (&run.prompt, run.version) {
             (Some(p), Some(v)) => match self
                 .store
-                .resolve(run.project_id, p, &Selector::Version(v))
+                .resolve_shared(run.project_id, p, &Selector::Version(v))
                 .await
             {
                 Ok(version) => crate::compose::compose_pinned(
@@ -497,7 +497,7 @@ impl Registry {
     async fn perform(
         &self,
         run: Run,
-        version: Option<PromptVersion>,
+        version: Option<Arc<PromptVersion>>,
         variables: &Variables,
         plan: ExecutionPlan,
         on_delta: &mut (dyn FnMut(&str) + Send),

@@ -380,9 +380,9 @@ pub async fn get_prompt(
     let sel = selector(q.label, q.version)?;
     let reg = state.registry(&caller.project);
     let (v, graph) = if q.resolve == Some(false) {
-        (reg.resolve(&name, &sel).await?, Value::Null)
+        (reg.resolve_shared(&name, &sel).await?, Value::Null)
     } else {
-        let raw = reg.resolve(&name, &sel).await?;
+        let raw = reg.resolve_shared(&name, &sel).await?;
         let c = prompt_core::compose::compose(reg.store().as_ref(), reg.project().id, raw.clone())
             .await?;
         let graph = resolution_graph(&reg, &raw, &c.resolution).await?;

@@ -4,6 +4,8 @@
 //! resolve and render, with the query and body types the OpenAPI document lists with
 //! them.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -94,7 +96,8 @@ pub struct RenderQuery {
 pub struct ResolvedVersion {
     /// The version (its template expanded, its variables those of the expansion).
     #[serde(flatten)]
-    pub version: PromptVersion,
+    #[schema(value_type = PromptVersion)]
+    pub version: Arc<PromptVersion>,
     /// Which version of each included prompt was used, in order of the tags (absent
     /// when the template includes none, or with `?resolve=false`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -457,7 +460,7 @@ pub async fn resolve(
     let split_key = q.split_key.as_deref();
     if q.resolve == Some(false) {
         return Ok(Json(ResolvedVersion {
-            version: registry.resolve_with(&name, &sel, split_key).await?,
+            version: registry.resolve_shared_with(&name, &sel, split_key).await?,
             resolution: Vec::new(),
         }));
     }
@@ -612,14 +615,14 @@ pub async fn render(
     let registry = state.registry(&caller.project);
     let split_key = body.split_key.as_deref();
     let (version, split, resolution, r) = if q.resolve == Some(false) {
-        let v = registry.resolve_with(&name, &sel, split_key).await?;
+        let v = registry.resolve_shared_with(&name, &sel, split_key).await?;
         let r = v.render(&body.variables)?;
-        (v.version, v.split, Vec::new(), r)
+        (v.version, v.split.clone(), Vec::new(), r)
     } else {
         let (c, r) = registry
             .render_composed_with(&name, &sel, split_key, &body.variables, Default::default())
             .await?;
-        (c.version.version, c.version.split, c.resolution, r)
+        (c.version.version, c.version.split.clone(), c.resolution, r)
     };
     let (text, messages) = match r {
         Rendered::Text(t) => (Some(t), None),

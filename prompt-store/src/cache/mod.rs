@@ -26,9 +26,9 @@
 //! looks up). What is done while the database is down is its own module, `outage` (`cache/outage.rs`).
 
 mod config;
+mod key;
 mod outage;
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -46,6 +46,7 @@ use prompt_core::{
 use uuid::Uuid;
 
 pub use config::CacheConfig;
+use key::{KeyParts, OwnedKey, Probe};
 use outage::Outage;
 pub use outage::{OUTAGE_RETRY_AFTER, PROBE_INTERVAL, PROBE_TIMEOUT, watch_stale};
 
@@ -90,14 +91,17 @@ struct KeyEntry {
     stamp: Stamp,
 }
 
-type VersionKey = (Uuid, String, u32);
-type LabelKey = (Uuid, String, String);
+/// The hasher of the version caches and the stripes: randomly seeded, and several
+/// times faster than SipHash on these short keys (a resolve hashes two).
+type Hasher = foldhash::fast::RandomState;
+type VersionKey = OwnedKey<u32>;
+type LabelKey = OwnedKey<String>;
 /// A resolve as it was asked: (project, prompt, selector).
 type ResolveKey = (Uuid, String, Selector);
 
 struct State {
-    by_version: Cache<VersionKey, Entry>,
-    by_label: Cache<LabelKey, Entry>,
+    by_version: Cache<VersionKey, Entry, Hasher>,
+    by_label: Cache<LabelKey, Entry, Hasher>,
     /// Every resolve's last answer (by label and by number), for stale-if-error.
     last_good: Option<Cache<ResolveKey, LastGood<Arc<PromptVersion>>>>,
     /// Every key lookup's last answer, for stale-if-error; emptied by revocations.
@@ -108,7 +112,7 @@ struct State {
     key_generation: AtomicU64,
     epoch: AtomicU64,
     stripes: Box<[AtomicU64]>,
-    hasher: RandomState,
+    hasher: Hasher,
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
@@ -268,11 +272,11 @@ impl CachedStore {
     pub fn new(inner: Arc<dyn PromptStore>, config: CacheConfig) -> Self {
         let by_version = Cache::builder()
             .max_capacity(config.max_versions.max(1))
-            .build();
+            .build_with_hasher(Hasher::default());
         let by_label = Cache::builder()
             .max_capacity(config.max_labels.max(1))
             .time_to_live(config.label_ttl().max(std::time::Duration::from_millis(1)))
-            .build();
+            .build_with_hasher(Hasher::default());
         let keys = (config.key_ttl_ms > 0).then(|| {
             Cache::builder()
                 .max_capacity(config.max_labels.max(1))
@@ -298,7 +302,7 @@ impl CachedStore {
                 key_generation: AtomicU64::new(0),
                 epoch: AtomicU64::new(0),
                 stripes,
-                hasher: RandomState::new(),
+                hasher: Hasher::default(),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
@@ -391,11 +395,22 @@ impl CachedStore {
         stamp: Stamp,
     ) -> Option<Arc<PromptVersion>> {
         let entry = match selector {
-            Selector::Version(n) => self.state.by_version.get(&(project, name.to_owned(), *n)),
-            Selector::Label(l) => self
-                .state
-                .by_label
-                .get(&(project, name.to_owned(), l.clone())),
+            Selector::Version(n) => {
+                let probe: &dyn KeyParts<u32> = &Probe {
+                    project,
+                    name,
+                    part: n,
+                };
+                self.state.by_version.get(probe)
+            }
+            Selector::Label(l) => {
+                let probe: &dyn KeyParts<str> = &Probe {
+                    project,
+                    name,
+                    part: l.as_str(),
+                };
+                self.state.by_label.get(probe)
+            }
         }?;
         (entry.stamp == stamp).then_some(entry.version)
     }
@@ -406,34 +421,36 @@ impl CachedStore {
         &self,
         project: Uuid,
         selector: &Selector,
-        v: &PromptVersion,
+        v: PromptVersion,
         stamp: Stamp,
     ) -> Arc<PromptVersion> {
-        let shared = Arc::new(v.clone());
+        let shared = Arc::new(v);
         let entry = Entry {
             version: shared.clone(),
             stamp,
         };
         if let Selector::Label(l) = selector {
-            self.state
-                .by_label
-                .insert((project, v.prompt.clone(), l.clone()), entry.clone());
+            self.state.by_label.insert(
+                OwnedKey::new(project, &shared.prompt, l.clone()),
+                entry.clone(),
+            );
         }
         // A version found through a label is also the answer for its number (without
         // the label's release split, which a number does not carry).
-        let entry = match &v.split {
+        let entry = match &shared.split {
             None => entry,
             Some(_) => Entry {
                 version: Arc::new(PromptVersion {
                     split: None,
-                    ..v.clone()
+                    ..PromptVersion::clone(&shared)
                 }),
                 stamp,
             },
         };
-        self.state
-            .by_version
-            .insert((project, v.prompt.clone(), v.version), entry);
+        self.state.by_version.insert(
+            OwnedKey::new(project, &shared.prompt, shared.version),
+            entry,
+        );
         shared
     }
 
@@ -569,12 +586,21 @@ impl PromptStore for CachedStore {
         name: &str,
         selector: &Selector,
     ) -> Result<PromptVersion> {
-        // The same input checks as every backend, so a bad name is refused the same
-        // way whether or not something is cached.
+        self.resolve_shared(project, name, selector)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    async fn resolve_shared(
+        &self,
+        project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<Arc<PromptVersion>> {
         let stamp = self.state.stamp(project, name);
         if let Some(v) = self.lookup(project, name, selector, stamp) {
             self.state.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(PromptVersion::clone(&v));
+            return Ok(v);
         }
         self.state.misses.fetch_add(1, Ordering::Relaxed);
         let last_key = || (project, name.to_owned(), selector.clone());
@@ -588,17 +614,17 @@ impl PromptStore for CachedStore {
         };
         match r {
             Ok(v) => {
-                let shared = self.remember(project, selector, &v, stamp);
+                let shared = self.remember(project, selector, v, stamp);
                 if let Some(last) = &self.state.last_good {
                     last.insert(
                         last_key(),
                         LastGood {
-                            value: shared,
+                            value: shared.clone(),
                             read_at: std::time::Instant::now(),
                         },
                     );
                 }
-                Ok(v)
+                Ok(shared)
             }
             // Stale-if-error: the database does not answer; the last answer does.
             Err(e @ Error::Unavailable { .. }) => {
@@ -610,7 +636,7 @@ impl PromptStore for CachedStore {
                 {
                     Some(last) => {
                         outage::served_stale(last.read_at.elapsed());
-                        Ok(PromptVersion::clone(&last.value))
+                        Ok(last.value)
                     }
                     None => Err(e),
                 }

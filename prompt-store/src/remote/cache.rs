@@ -20,7 +20,7 @@ type Key = (String, Selector);
 
 #[derive(Debug)]
 struct Entry {
-    version: PromptVersion,
+    version: Arc<PromptVersion>,
     fetched: Instant,
 }
 
@@ -72,7 +72,7 @@ impl ResolveCache {
         }
     }
 
-    fn store(&self, key: Key, version: PromptVersion, epoch: u64) {
+    fn store(&self, key: Key, version: Arc<PromptVersion>, epoch: u64) {
         let _w = self.writes.lock();
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.entries.insert(
@@ -90,7 +90,7 @@ impl ResolveCache {
         store: &RemoteStore,
         name: &str,
         selector: &Selector,
-    ) -> Result<PromptVersion> {
+    ) -> Result<Arc<PromptVersion>> {
         let key = (name.to_owned(), selector.clone());
         if let Some(hit) = self.entries.get(&key) {
             if hit.fetched.elapsed() >= self.ttl {
@@ -99,7 +99,7 @@ impl ResolveCache {
             return Ok(hit.version.clone());
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let version = store.fetch_version(name, selector).await?;
+        let version = Arc::new(store.fetch_version(name, selector).await?);
         self.store(key, version.clone(), epoch);
         Ok(version)
     }
@@ -123,7 +123,7 @@ impl ResolveCache {
             };
             let epoch = cache.epoch.load(Ordering::Acquire);
             match store.fetch_version(&key.0, &key.1).await {
-                Ok(v) => cache.store(key.clone(), v, epoch),
+                Ok(v) => cache.store(key.clone(), Arc::new(v), epoch),
                 // The label was deleted or the prompt archived: stop serving it.
                 Err(Error::NotFound { .. }) => cache.entries.invalidate(&key),
                 // Server down or refusing: keep serving what we have; the next lookup

@@ -181,12 +181,27 @@ impl PromptStore for RemoteStore {
 
     async fn resolve(
         &self,
-        _project: Uuid,
+        project: Uuid,
         name: &str,
         selector: &Selector,
     ) -> Result<PromptVersion> {
         match &self.inner.cache {
             None => self.fetch_version(name, selector).await,
+            Some(_) => self
+                .resolve_shared(project, name, selector)
+                .await
+                .map(Arc::unwrap_or_clone),
+        }
+    }
+
+    async fn resolve_shared(
+        &self,
+        _project: Uuid,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<Arc<PromptVersion>> {
+        match &self.inner.cache {
+            None => self.fetch_version(name, selector).await.map(Arc::new),
             Some(cache) => {
                 // Cached lookups are kept current by the event stream.
                 if self.inner.follow_events {

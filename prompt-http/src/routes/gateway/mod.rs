@@ -24,6 +24,7 @@
 //! `x-prompt-registry-overhead-ms` says how long the call took apart from waiting on
 //! the upstream; `x-prompt-registry-run-id` names the run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -87,7 +88,7 @@ struct Target {
     provider: ResolvedProvider,
     provider_name: String,
     model: String,
-    version: Option<PromptVersion>,
+    version: Option<Arc<PromptVersion>>,
     /// Which versions the prompt's includes used (see `prompt_core::compose`).
     resolution: Option<Vec<prompt_core::Resolution>>,
     label: Option<String>,
