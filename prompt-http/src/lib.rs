@@ -23,6 +23,7 @@ pub mod error;
 pub mod error_reports;
 pub mod extract;
 pub mod feed;
+pub mod heavy;
 pub mod idempotency;
 pub mod limit;
 pub mod metrics;

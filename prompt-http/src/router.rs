@@ -465,6 +465,8 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        // Outside the timeout (a heavy request still times out, on its own thread).
+        .layer(middleware::from_fn(crate::heavy::off_workers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::storage::track_writes,
