@@ -56,6 +56,8 @@ def main() -> None:
             rows.append((f"prompt_registry get(label=) + render, {kind} (cached)",
                          *bench(lambda: reg.get("bench", label="production").render(**VARS), 20_000)))
             v = reg.get("bench", label="production")
+            rows.append((f"prompt_registry get(label=) only, {kind} (cached)",
+                         *bench(lambda: reg.get("bench", label="production"), 20_000)))
             if kind == "memory":
                 rows.append(("prompt_registry version.render only",
                              *bench(lambda: v.render(**VARS), 50_000)))

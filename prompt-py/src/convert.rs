@@ -17,10 +17,28 @@ const MAX_DEPTH: usize = 128;
 
 /// A Python object as JSON. `path` names the argument in error messages.
 pub fn to_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
-    to_json_at(obj, path, 0)
+    to_json_at(obj, &At::Root(path), 0)
 }
 
-fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Value> {
+/// Where a value is (`variables.user.tags[2]`), written out only when an error names
+/// it: converting a dict of variables builds no path strings.
+enum At<'a> {
+    Root(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root(p) => f.write_str(p),
+            At::Key(parent, k) => write!(f, "{parent}.{k}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn to_json_at(obj: &Bound<'_, PyAny>, path: &At<'_>, depth: usize) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err(format!(
             "{path}: nested deeper than {MAX_DEPTH} levels"
@@ -65,22 +83,22 @@ fn to_json_at(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Valu
                 ))
             })?;
             let key = key.to_cow()?.into_owned();
-            let child = format!("{path}.{key}");
-            map.insert(key, to_json_at(&v, &child, depth + 1)?);
+            let value = to_json_at(&v, &At::Key(path, &key), depth + 1)?;
+            map.insert(key, value);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         let mut out = Vec::with_capacity(l.len());
         for (i, v) in l.iter().enumerate() {
-            out.push(to_json_at(&v, &format!("{path}[{i}]"), depth + 1)?);
+            out.push(to_json_at(&v, &At::Index(path, i), depth + 1)?);
         }
         return Ok(Value::Array(out));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
         let mut out = Vec::with_capacity(t.len());
         for (i, v) in t.iter().enumerate() {
-            out.push(to_json_at(&v, &format!("{path}[{i}]"), depth + 1)?);
+            out.push(to_json_at(&v, &At::Index(path, i), depth + 1)?);
         }
         return Ok(Value::Array(out));
     }

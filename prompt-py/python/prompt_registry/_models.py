@@ -222,7 +222,9 @@ class PromptVersion(_Model):
         """Render with keyword variables: a ``str`` for text prompts, a list of
         ``{"role", "content"}`` dicts for chat prompts. Every missing variable is
         named in one :class:`TemplateError`."""
-        return self.render_with(variables)
+        # ``**variables`` is always a fresh dict: straight to the renderer (the hot path).
+        result: Rendered = _native.render_template(self.template, self.template_format, variables)
+        return result
 
     def render_with(self, variables: Mapping[str, Any]) -> Rendered:
         """:meth:`render` with the variables in a mapping (for names that are not
