@@ -73,7 +73,7 @@ async fn huge_templates_do_not_hold_the_workers() {
         format!("Answer. {}}}}}", "{{x y ".repeat(120_000)),
     ];
 
-    // `/healthz` polled from a thread and runtime of its own (as a load balancer's
+    // `/healthz` probed from a thread and runtime of its own (as a load balancer's
     // probe would be), every 5 ms, until told to stop.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let probe_url = format!("{base}/healthz");
@@ -85,12 +85,15 @@ async fn huge_templates_do_not_hold_the_workers() {
         rt.block_on(async move {
             let client = reqwest::Client::new();
             let mut latencies = Vec::new();
+            // The probe's pace (a probe every 5 ms at most), not a wait for anything.
+            let mut every = tokio::time::interval(Duration::from_millis(5));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while done_rx.try_recv().is_err() {
+                every.tick().await;
                 let t = Instant::now();
                 let r = client.get(&probe_url).send().await.unwrap();
                 assert_eq!(r.status().as_u16(), 200);
                 latencies.push(t.elapsed());
-                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             latencies
         })
@@ -134,22 +137,25 @@ async fn huge_templates_do_not_hold_the_workers() {
     latencies.sort();
     let worst = *latencies.last().unwrap();
     let median = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
     heavy.sort();
     let slowest_heavy = *heavy.last().unwrap();
     eprintln!(
         "heavy requests: {} in {heavy_wall:?}, each {:?}..{slowest_heavy:?}; /healthz \
-         meanwhile: {} probes, median {median:?}, worst {worst:?}",
+         meanwhile: {} probes, median {median:?}, p99 {p99:?}, worst {worst:?}",
         heavy.len(),
         heavy[0],
         latencies.len()
     );
     // Were the workers held, a probe arriving with three heavy requests in flight
-    // would wait for one of them to finish: its worst latency would be about a heavy
-    // request's. Measured against the heavy requests of the same run, not a clock:
-    // the probe must never have waited even half the quickest heavy request.
+    // would wait for one of them to finish: its latency would be a good part of a heavy
+    // request's. Measured against the heavy requests of the same run, not a clock: 99 %
+    // of the probes must have waited less than a quarter of the quickest heavy request
+    // (the old code: p99 165 ms against a quickest of 172 ms; this one: under 35 ms in
+    // every run but one, where a single probe of ~450 took 183 ms — the VM's scheduling).
     assert!(
-        worst < heavy[0] / 2,
-        "/healthz waited {worst:?}; heavy requests took {:?}..{slowest_heavy:?}",
+        p99 < heavy[0] / 4,
+        "/healthz p99 {p99:?} (worst {worst:?}); heavy requests took {:?}..{slowest_heavy:?}",
         heavy[0]
     );
     assert!(latencies.len() >= 3, "{} probes", latencies.len());
