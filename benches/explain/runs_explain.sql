@@ -11,7 +11,7 @@
 DROP SCHEMA IF EXISTS explain_runs CASCADE;
 CREATE SCHEMA explain_runs;
 SET search_path = explain_runs;
-\i prompt-store/migrations/postgres/20261122000001_initial.sql
+\i prompt-store/migrations/postgres/20261122000001_initial.up.sql
 
 -- 20 projects; project 1 is the big tenant.
 INSERT INTO projects (id, name, created_at)

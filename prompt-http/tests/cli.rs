@@ -203,7 +203,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         err.contains(
             "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
              20261208000001, 20261209000001, 20261210000001, 20261211000001, \
-             20261212000001, 20261213000001, 20261214000001]"
+             20261212000001, 20261213000001, 20261214000001, 20261215000001]"
         ),
         "{err}"
     );
@@ -222,19 +222,19 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
     let (ok, err) = migrate(&["--yes", "--revert"]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("reverted migration 20261214000001 (include index)"),
+        err.contains("reverted migration 20261215000001 (runs by user partial)"),
         "{err}"
     );
     assert!(
-        err.contains("the database is now at migration 20261213000001"),
+        err.contains("the database is now at migration 20261214000001"),
         "{err}"
     );
 
     // More than the database has, zero, not a number: refused, nothing reverted.
-    let (ok, err) = migrate(&["--yes", "--revert", "11"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "12"]);
     assert!(!ok);
     assert!(
-        err.contains("--revert 11: cannot revert 11 migrations: the database has only 10 applied")
+        err.contains("--revert 12: cannot revert 12 migrations: the database has only 11 applied")
             && err.contains("nothing was reverted"),
         "{err}"
     );
@@ -247,7 +247,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         assert!(err.contains("--revert"), "{bad}: {err}");
     }
 
-    let (ok, err) = migrate(&["--yes", "--revert", "10"]);
+    let (ok, err) = migrate(&["--yes", "--revert", "11"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("reverted migration 20261122000001 (initial)"),
@@ -262,7 +262,7 @@ fn migrate_revert_says_what_it_reverted_and_refuses_bad_counts() {
         err.contains(
             "applied migrations [20261122000001, 20261122000701, 20261206000001, 20261207000001, \
              20261208000001, 20261209000001, 20261210000001, 20261211000001, \
-             20261212000001, 20261213000001, 20261214000001]"
+             20261212000001, 20261213000001, 20261214000001, 20261215000001]"
         ),
         "{err}"
     );
