@@ -189,7 +189,7 @@ pub async fn build_state(
         .map(|setup| webhooks::Webhooks::new(setup, config.master_key.clone()))
         .transpose()?;
     Ok((
-        AppState {
+        AppState::new(state::AppStateParts {
             store,
             runs,
             base,
@@ -219,7 +219,7 @@ pub async fn build_state(
             storage: storage::StorageHealth::default(),
             retention_interval: config.retention_interval,
             idempotency,
-        },
+        }),
         writer_task,
     ))
 }

@@ -355,7 +355,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (mut state, writer) = build_state(store, runs, &state_config)
                 .await
                 .map_err(|e| e.to_string())?;
-            state.cache = opened.cache.clone();
+            state.set_cache(opened.cache.clone());
             let workers = start_workers(&state, args.workers)
                 .await
                 .map_err(|e| e.to_string())?;
