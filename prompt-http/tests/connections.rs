@@ -11,12 +11,13 @@
 use std::time::{Duration, Instant};
 
 use prompt_http::router::MetricsToken;
-use prompt_http::{
-    ConnectionLimits, RouterConfig, ServeOptions, StateConfig, bootstrap_admin_key, build_state,
-    serve_with_options,
-};
+use prompt_http::{ConnectionLimits, RouterConfig, ServeOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use common::socket::SocketServer;
+
+mod common;
 
 /// The flood test runs alone (write), the others beside each other (read): its
 /// requests must be served within the header timeout on 2 cores, which other tests'
@@ -24,18 +25,11 @@ use tokio::net::{TcpListener, TcpStream};
 static EXCLUSIVE: std::sync::LazyLock<tokio::sync::RwLock<()>> =
     std::sync::LazyLock::new(|| tokio::sync::RwLock::new(()));
 
-struct Server {
-    addr: std::net::SocketAddr,
-    key: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
 async fn start(
     limits: ConnectionLimits,
     router: RouterConfig,
     metrics: Option<TcpListener>,
-) -> Server {
+) -> SocketServer {
     start_tls(limits, router, metrics, None).await
 }
 
@@ -44,35 +38,14 @@ async fn start_tls(
     router: RouterConfig,
     metrics: Option<TcpListener>,
     tls: Option<prompt_http::TlsFiles>,
-) -> Server {
-    let (store, runs) = prompt_store::memory();
-    let key = bootstrap_admin_key(&store).await.unwrap().unwrap();
-    let (state, writer) = build_state(store, runs, &StateConfig::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve_with_options(
-        listener,
-        state,
-        writer,
-        ServeOptions {
-            router,
-            tls,
-            limits,
-            metrics_listener: metrics,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Server {
-        addr,
-        key,
-        stop,
-        done,
-    }
+) -> SocketServer {
+    SocketServer::start(ServeOptions {
+        router,
+        tls,
+        limits,
+        metrics_listener: metrics,
+    })
+    .await
 }
 
 /// Whether the server closed `s`: a read sees EOF or a reset within `wait`.
@@ -249,8 +222,7 @@ async fn idle_floods_and_slow_headers_do_not_starve_requests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]
@@ -277,8 +249,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
         "measured: idle keep-alive connection closed after {:?} (idle timeout 400 ms)",
         t.elapsed()
     );
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]
@@ -363,8 +334,7 @@ async fn a_stalled_request_body_is_refused_after_the_body_timeout() {
     let out = String::from_utf8_lossy(&buf[..n]);
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     assert!(out.contains("could not read the request body"), "{out}");
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]
@@ -417,8 +387,7 @@ async fn metrics_require_the_token_when_one_is_set() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]
@@ -457,8 +426,7 @@ async fn metrics_can_live_on_their_own_listener() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
     // Both listeners are closed after shutdown.
     assert!(TcpStream::connect(maddr).await.is_err());
 }
@@ -513,6 +481,5 @@ async fn tls_connections_that_stall_their_handshake_are_closed() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    server.stop.send(()).unwrap();
-    server.done.await.unwrap().unwrap();
+    server.shut_down().await;
 }

@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use prompt_http::{
-    ServeOptions, StateConfig, bootstrap_admin_key, build_state, serve_with_options,
-};
+use common::socket::SocketServer;
+use prompt_http::ServeOptions;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+mod common;
 
 /// A template of `n` distinct variables (`{{a}} {{b}} … {{aa}} …`), ~790 KB for 100,000.
 fn many_variables(n: usize) -> String {
@@ -45,23 +45,8 @@ async fn timed(req: reqwest::RequestBuilder) -> (u16, Duration, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_templates_do_not_hold_the_workers() {
-    let (store, runs) = prompt_store::memory();
-    let key = bootstrap_admin_key(&store).await.unwrap().unwrap();
-    let (state, writer) = build_state(store, runs, &StateConfig::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with_options(
-        listener,
-        state,
-        writer,
-        ServeOptions::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let server = SocketServer::start(ServeOptions::default()).await;
+    let (addr, key) = (server.addr, server.key.clone());
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
 
@@ -160,6 +145,5 @@ async fn huge_templates_do_not_hold_the_workers() {
     );
     assert!(latencies.len() >= 3, "{} probes", latencies.len());
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.shut_down().await;
 }

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 pub mod cluster;
 pub mod smtp;
+pub mod socket;
 
 /// A TCP port free on 127.0.0.1 now (for a server a test starts).
 pub fn free_port() -> u16 {
